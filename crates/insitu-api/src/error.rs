@@ -1,0 +1,130 @@
+//! Public error codes. Codes are stable: clients match on `code`, never on
+//! `message`. Add codes; never rename or reuse one.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($($variant:ident = ($code:literal, $status:literal, $meaning:literal),)*) => {
+        /// Every error the API returns, as a stable snake_case code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $(#[doc = $meaning] $variant,)*
+            /// A code this client does not know (sent by a newer server).
+            #[serde(other)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every code the server may send, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+
+            /// The HTTP status the server answers with.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                    ErrorCode::Unknown => 500,
+                }
+            }
+
+            /// What the code means, for documentation.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $meaning,)*
+                    ErrorCode::Unknown => "A code this client does not know.",
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson = ("malformed_json", 400, "The request body is not valid JSON."),
+    InvalidRequest = ("invalid_request", 422, "The JSON is valid but a field is missing, unknown or of the wrong type."),
+    InvalidQuery = ("invalid_query", 400, "A query-string parameter is unknown or malformed."),
+    UnsupportedMediaType = ("unsupported_media_type", 415, "The request body must be sent as application/json."),
+    PayloadTooLarge = ("payload_too_large", 413, "The request body is larger than the server accepts."),
+    Unauthenticated = ("unauthenticated", 401, "No valid session cookie or API token was sent, or it has expired."),
+    InvalidCredentials = ("invalid_credentials", 401, "The username or password is wrong."),
+    Forbidden = ("forbidden", 403, "The caller's role does not allow this action."),
+    CsrfFailed = ("csrf_failed", 403, "A cookie-authenticated request that changes state lacked a valid CSRF token."),
+    AccountDisabled = ("account_disabled", 403, "The account has been disabled by an administrator."),
+    NotFound = ("not_found", 404, "No such route."),
+    MethodNotAllowed = ("method_not_allowed", 405, "The route exists but not for this HTTP method."),
+    DatalabNotFound = ("datalab_not_found", 404, "No datalab with this name is in the catalogue."),
+    VolumeNotFound = ("volume_not_found", 404, "No data volume with this name is in the catalogue."),
+    UserNotFound = ("user_not_found", 404, "No user with this username exists."),
+    TokenNotFound = ("token_not_found", 404, "No API token with this id belongs to the caller."),
+    UsernameTaken = ("username_taken", 409, "A user with this username already exists."),
+    InvalidUsername = ("invalid_username", 422, "The username breaks the naming rules (2-32 lowercase letters, digits, '-', '_')."),
+    WeakPassword = ("weak_password", 422, "The new password is too short (at least 10 characters) or equals the username."),
+    LastAdmin = ("last_admin", 409, "The change would leave the platform without an active administrator."),
+    RateLimited = ("rate_limited", 429, "Too many failed login attempts; wait before trying again."),
+    DatabaseUnavailable = ("database_unavailable", 503, "The platform's database cannot be reached."),
+    Internal = ("internal", 500, "An unexpected server error; the log holds the details."),
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    /// Human-readable explanation; may change between versions.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The error-code table as Markdown, for the documentation.
+pub fn error_table_markdown() -> String {
+    let mut s = String::from("| code | HTTP status | meaning |\n|---|---|---|\n");
+    for c in ErrorCode::ALL {
+        s.push_str(&format!("| `{}` | {} | {} |\n", c.as_str(), c.status(), c.meaning()));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_serialize_as_themselves() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate {}", c.as_str());
+            assert!(c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+            let json = serde_json_string(*c);
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert!((400..600).contains(&c.status()));
+        }
+    }
+
+    fn serde_json_string(c: ErrorCode) -> String {
+        serde_json::to_string(&c).unwrap()
+    }
+
+    #[test]
+    fn unknown_codes_from_a_newer_server_still_parse() {
+        let e: ApiError = serde_json::from_str(r#"{"code":"brand_new","message":"m"}"#).unwrap();
+        assert_eq!(e.code, ErrorCode::Unknown);
+    }
+}

@@ -1,0 +1,185 @@
+//! Request and response bodies. Requests refuse unknown fields, so a typo in a
+//! script is an error rather than a silently ignored setting. Times are RFC
+//! 3339 strings in UTC.
+
+use std::collections::BTreeMap;
+
+use insitu_domain::{DatalabKind, Property, Role, VolumeMetadata};
+use serde::{Deserialize, Serialize};
+
+/// A list response. Listings carry their facet counts where they have facets.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LoginResponse {
+    pub user: Me,
+    /// Send back as `X-CSRF-Token` on state-changing requests made with the session cookie.
+    pub csrf_token: String,
+}
+
+/// Exchanges a username and password for a personal API token (used by `insitu login`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLoginRequest {
+    pub username: String,
+    pub password: String,
+    /// A name that tells the tokens apart, e.g. the machine it lives on.
+    pub token_name: String,
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Me {
+    pub username: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the token, to recognise it; the rest is never shown again.
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// The secret is in this response only; the server keeps only its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TokenCreated {
+    pub token: String,
+    pub info: ApiToken,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct User {
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DatalabResources {
+    pub cpu: f64,
+    pub memory_bytes: u64,
+    pub gpu: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DatalabTags {
+    pub domain: Vec<String>,
+    pub mission: Vec<String>,
+    pub properties: Vec<Property>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Datalab {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub version: String,
+    pub kind: DatalabKind,
+    pub license: String,
+    pub resources: DatalabResources,
+    pub tags: DatalabTags,
+}
+
+/// How many catalogue entries carry each value of a facet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DatalabList {
+    pub items: Vec<Datalab>,
+    /// Counts over the whole catalogue, per facet (`kind`, `domain`, `mission`, `property`).
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Volume {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// Where labs and pipeline steps see the volume (read-only).
+    pub mount_path: String,
+    pub zone: String,
+    pub metadata: VolumeMetadata,
+    /// Number of files in the volume when the server started.
+    pub file_count: u64,
+    pub size_bytes: u64,
+    /// Whether the caller has added the volume to their volumes.
+    pub in_my_volumes: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VolumeList {
+    pub items: Vec<Volume>,
+    /// Counts per facet (`domain`, `mission`, `instrument`, `zone`).
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+}
+
+/// A datalab definition file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CatalogueProblem {
+    pub file: String,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub database: String,
+}

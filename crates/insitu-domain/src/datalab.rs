@@ -1,0 +1,460 @@
+//! Datalab definitions: what the catalogue holds about a launchable tool.
+//!
+//! A definition is one TOML file per datalab. Parsing collects every problem
+//! (field and reason) instead of stopping at the first, so an operator can fix
+//! a file in one pass.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+use crate::spdx;
+
+/// Placeholders a launch command or environment value may contain.
+pub const PLACEHOLDERS: [&str; 4] = ["port", "base_url", "workspace", "user"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DatalabKind {
+    /// A tool that serves HTTP itself (JupyterLab, a web IDE).
+    Web,
+    /// An X11 program shown in the browser through VNC.
+    Desktop,
+}
+
+impl DatalabKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatalabKind::Web => "web",
+            DatalabKind::Desktop => "desktop",
+        }
+    }
+}
+
+/// What kind of work a tool is for; a facet of the catalogue.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Property {
+    AnalysisTool,
+    VisualisationTool,
+    QueryTool,
+    DevelopmentTool,
+}
+
+impl Property {
+    pub const ALL: [Property; 4] = [
+        Property::AnalysisTool,
+        Property::VisualisationTool,
+        Property::QueryTool,
+        Property::DevelopmentTool,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Property::AnalysisTool => "analysis_tool",
+            Property::VisualisationTool => "visualisation_tool",
+            Property::QueryTool => "query_tool",
+            Property::DevelopmentTool => "development_tool",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Property::AnalysisTool => "Analysis tool",
+            Property::VisualisationTool => "Visualisation tool",
+            Property::QueryTool => "Query tool",
+            Property::DevelopmentTool => "Development tool",
+        }
+    }
+}
+
+impl fmt::Display for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LaunchSpec {
+    /// Program and arguments; may hold `{port}`, `{base_url}`, `{workspace}`, `{user}`.
+    pub command: Vec<String>,
+    /// Environment set for the tool; values may hold the same placeholders.
+    pub env: BTreeMap<String, String>,
+    /// Path (below the lab's base URL) that answers 200 once the tool is ready.
+    pub readiness_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Resources {
+    /// CPU cores the lab may use.
+    pub cpu: f64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// Number of GPUs the lab needs.
+    pub gpu: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Tags {
+    pub domain: Vec<String>,
+    pub mission: Vec<String>,
+    pub properties: Vec<Property>,
+}
+
+/// A validated datalab definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DatalabSpec {
+    pub name: Name,
+    pub title: String,
+    pub description: String,
+    pub version: String,
+    pub kind: DatalabKind,
+    pub launch: LaunchSpec,
+    pub resources: Resources,
+    /// SPDX licence expression, e.g. `BSD-3-Clause` or `GPL-2.0-or-later`.
+    pub license: String,
+    pub tags: Tags,
+}
+
+/// One problem found in a definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DefinitionError {
+    /// Dotted path of the field, or `file` when the file as a whole is wrong.
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefinition {
+    name: Option<String>,
+    title: String,
+    description: String,
+    version: String,
+    kind: String,
+    license: String,
+    launch: RawLaunch,
+    #[serde(default)]
+    resources: RawResources,
+    #[serde(default)]
+    tags: RawTags,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLaunch {
+    command: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default = "default_readiness")]
+    readiness_path: String,
+}
+
+fn default_readiness() -> String {
+    "/".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResources {
+    #[serde(default = "default_cpu")]
+    cpu: f64,
+    #[serde(default = "default_memory")]
+    memory: String,
+    #[serde(default)]
+    gpu: u32,
+}
+
+impl Default for RawResources {
+    fn default() -> Self {
+        RawResources { cpu: default_cpu(), memory: default_memory(), gpu: 0 }
+    }
+}
+
+fn default_cpu() -> f64 {
+    1.0
+}
+
+fn default_memory() -> String {
+    "2GiB".to_owned()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTags {
+    #[serde(default)]
+    domain: Vec<String>,
+    #[serde(default)]
+    mission: Vec<String>,
+    #[serde(default)]
+    properties: Vec<String>,
+}
+
+impl DatalabSpec {
+    /// Parses a definition file. `stem` is the file name without extension;
+    /// the datalab's name defaults to it and, when given, must equal it.
+    pub fn from_toml(stem: &str, text: &str) -> Result<DatalabSpec, Vec<DefinitionError>> {
+        let raw: RawDefinition = toml::from_str(text).map_err(|e| vec![toml_error(&e)])?;
+        let mut errors = Vec::new();
+        let mut err = |field: &str, reason: String| {
+            errors.push(DefinitionError { field: field.to_owned(), reason })
+        };
+
+        let name_text = raw.name.as_deref().unwrap_or(stem);
+        let name = match name_text.parse::<Name>() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                err("name", format!("{name_text:?} {e}"));
+                None
+            }
+        };
+        if raw.name.as_deref().is_some_and(|n| n != stem) {
+            err("name", format!("must match the file name {stem:?}"));
+        }
+        if raw.title.trim().is_empty() {
+            err("title", "must not be empty".to_owned());
+        }
+        if raw.version.trim().is_empty() {
+            err("version", "must not be empty".to_owned());
+        }
+        let kind = match raw.kind.as_str() {
+            "web" => Some(DatalabKind::Web),
+            "desktop" => Some(DatalabKind::Desktop),
+            other => {
+                err("kind", format!("{other:?} is not one of \"web\", \"desktop\""));
+                None
+            }
+        };
+        if let Err(reason) = spdx::check_expression(&raw.license) {
+            err("license", reason);
+        }
+        if raw.launch.command.is_empty() || raw.launch.command[0].trim().is_empty() {
+            err("launch.command", "must name a program".to_owned());
+        }
+        for (i, arg) in raw.launch.command.iter().enumerate() {
+            if let Err(reason) = check_placeholders(arg) {
+                err(&format!("launch.command[{i}]"), reason);
+            }
+        }
+        for (k, v) in &raw.launch.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                err(&format!("launch.env.{k}"), "is not a valid variable name".to_owned());
+            }
+            if let Err(reason) = check_placeholders(v) {
+                err(&format!("launch.env.{k}"), reason);
+            }
+        }
+        if !raw.launch.readiness_path.starts_with('/') {
+            err("launch.readiness_path", "must start with '/'".to_owned());
+        }
+        if !(raw.resources.cpu.is_finite() && raw.resources.cpu > 0.0 && raw.resources.cpu <= 1024.0)
+        {
+            err("resources.cpu", "must be a number of cores above 0 and at most 1024".to_owned());
+        }
+        let memory = match parse_bytes(&raw.resources.memory) {
+            Ok(b) if b >= 16 * 1024 * 1024 => Some(b),
+            Ok(_) => {
+                err("resources.memory", "must be at least 16MiB".to_owned());
+                None
+            }
+            Err(reason) => {
+                err("resources.memory", reason);
+                None
+            }
+        };
+        let mut properties = Vec::new();
+        for (i, p) in raw.tags.properties.iter().enumerate() {
+            match Property::ALL.into_iter().find(|q| q.as_str() == p) {
+                Some(q) => properties.push(q),
+                None => err(
+                    &format!("tags.properties[{i}]"),
+                    format!(
+                        "{p:?} is not one of {}",
+                        Property::ALL.map(|q| q.as_str()).join(", ")
+                    ),
+                ),
+            }
+        }
+        for (field, values) in [("tags.domain", &raw.tags.domain), ("tags.mission", &raw.tags.mission)] {
+            for (i, v) in values.iter().enumerate() {
+                if v.trim().is_empty() || v.len() > 64 {
+                    err(&format!("{field}[{i}]"), "must be 1 to 64 characters".to_owned());
+                }
+            }
+        }
+
+        match (name, kind, memory) {
+            (Some(name), Some(kind), Some(memory_bytes)) if errors.is_empty() => Ok(DatalabSpec {
+                name,
+                title: raw.title,
+                description: raw.description,
+                version: raw.version,
+                kind,
+                launch: LaunchSpec {
+                    command: raw.launch.command,
+                    env: raw.launch.env,
+                    readiness_path: raw.launch.readiness_path,
+                },
+                resources: Resources { cpu: raw.resources.cpu, memory_bytes, gpu: raw.resources.gpu },
+                license: raw.license,
+                tags: Tags { domain: raw.tags.domain, mission: raw.tags.mission, properties },
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// Every tag of the datalab as `(facet, value)`, for filters and display.
+    pub fn tag_pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.tags
+            .domain
+            .iter()
+            .map(|d| ("domain", d.as_str()))
+            .chain(self.tags.mission.iter().map(|m| ("mission", m.as_str())))
+            .chain(self.tags.properties.iter().map(|p| ("property", p.as_str())))
+    }
+}
+
+fn toml_error(e: &toml::de::Error) -> DefinitionError {
+    let message = e.message().to_owned();
+    // toml reports the offending key in its message; the span gives the place.
+    DefinitionError { field: "file".to_owned(), reason: message }
+}
+
+fn check_placeholders(s: &str) -> Result<(), String> {
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err("has a '{' without a closing '}'".to_owned());
+        };
+        let key = &after[..close];
+        if !PLACEHOLDERS.contains(&key) {
+            return Err(format!(
+                "unknown placeholder {{{key}}}: expected one of {}",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// Parses a size such as `512MiB`, `4GiB`, `2G` or `1048576` into bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as \"512MiB\" or \"4GiB\""))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" => 1000,
+        "KiB" => 1 << 10,
+        "M" | "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "G" | "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        "T" | "TB" => 1_000_000_000_000,
+        "TiB" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?} in {s:?}: use B, KiB, MiB, GiB, TiB")),
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Formats bytes for people: `4 GiB`, `512 MiB`.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if (v - v.round()).abs() < 0.05 {
+        format!("{} {}", v.round(), UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+title = "JupyterLab"
+description = "Notebooks"
+version = "4.2"
+kind = "web"
+license = "BSD-3-Clause"
+[launch]
+command = ["jupyter-lab", "--port={port}", "--ServerApp.base_url={base_url}"]
+readiness_path = "/api/status"
+[resources]
+cpu = 2
+memory = "4GiB"
+[tags]
+domain = ["astronomy"]
+properties = ["analysis_tool"]
+"#;
+
+    #[test]
+    fn parses_a_good_definition() {
+        let d = DatalabSpec::from_toml("jupyterlab", GOOD).unwrap();
+        assert_eq!(d.name.as_str(), "jupyterlab");
+        assert_eq!(d.kind, DatalabKind::Web);
+        assert_eq!(d.resources.memory_bytes, 4 << 30);
+        assert_eq!(d.tags.properties, vec![Property::AnalysisTool]);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_field() {
+        let bad = GOOD
+            .replace("kind = \"web\"", "kind = \"tui\"")
+            .replace("BSD-3-Clause", "Not-A-Licence")
+            .replace("{port}", "{prot}")
+            .replace("4GiB", "lots")
+            .replace("analysis_tool", "magic");
+        let errs = DatalabSpec::from_toml("jupyterlab", &bad).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["kind", "license", "launch.command[1]", "resources.memory", "tags.properties[0]"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_syntax_errors_are_reported() {
+        let errs = DatalabSpec::from_toml("x", &format!("colour = 1\n{GOOD}")).unwrap_err();
+        assert!(errs[0].reason.contains("colour"), "{errs:?}");
+        let errs = DatalabSpec::from_toml("x", "title = ").unwrap_err();
+        assert_eq!(errs[0].field, "file");
+    }
+
+    #[test]
+    fn name_must_match_file() {
+        let errs = DatalabSpec::from_toml("jupyterlab", &format!("name = \"other\"\n{GOOD}")).unwrap_err();
+        assert_eq!(errs[0].field, "name");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2G"), Ok(2_000_000_000));
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("99999999999TiB").is_err());
+        assert_eq!(format_bytes(4 << 30), "4 GiB");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+    }
+}

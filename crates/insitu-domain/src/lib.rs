@@ -1,0 +1,17 @@
+//! The platform's vocabulary as pure types and rules: validated names, roles,
+//! datalab definitions, data volume definitions and SPDX licence checks.
+//!
+//! This crate does no I/O and depends on nothing else of ours: every other
+//! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
+//! once at the edge (`FromStr`, `parse_*`) and trusted afterwards.
+
+pub mod datalab;
+pub mod name;
+pub mod role;
+pub mod spdx;
+pub mod volume;
+
+pub use datalab::{DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags};
+pub use name::{Name, NameError, Username};
+pub use role::Role;
+pub use volume::{VolumeMetadata, VolumeSpec};

@@ -1,0 +1,17 @@
+//! The platform's persistent state. This is the only crate that writes SQL.
+//!
+//! One [`Store`] serves both backends through sqlx's `Any` driver: SQLite (a
+//! file in the data directory, the embedded default) and PostgreSQL (when the
+//! database URL says so). Each backend has its own migration directory, run at
+//! start. The SQL is kept to the common subset of both (`$n` parameters,
+//! `BIGINT` times in Unix seconds, 0/1 for booleans, `ON CONFLICT DO
+//! NOTHING`), and the same test suite runs against both.
+//!
+//! The store knows nothing of HTTP, sessions' cookies or password hashing: it
+//! keeps records and answers queries over them.
+
+mod records;
+mod store;
+
+pub use records::{NewUser, SessionRecord, TokenRecord, UserRecord};
+pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};

@@ -1,0 +1,457 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use insitu_domain::{Role, Username};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+use crate::records::{NewUser, SessionRecord, TokenRecord, UserRecord};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("username {0} is taken")]
+    UsernameTaken(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database holds a value this version cannot read: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the error means the database cannot be reached right now.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        )
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, u.last_login_at";
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` — created if missing — or
+    /// `postgres://…`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let mut u = format!("sqlite:{rest}");
+            if !rest.contains("mode=") {
+                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+            (Backend::Sqlite, u)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let max = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while one writer commits.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users -----------------------------------------------------------
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    pub async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, role, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, 0, $5)",
+        )
+        .bind(&id)
+        .bind(new.username.as_str())
+        .bind(&new.password_hash)
+        .bind(new.role.as_str())
+        .bind(new.now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(UserRecord {
+                id,
+                username: new.username,
+                password_hash: new.password_hash,
+                role: new.role,
+                disabled: false,
+                created_at: new.now,
+                last_login_at: None,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::UsernameTaken(new.username.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user_by_username(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(username.as_str()).fetch_optional(&self.pool).await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Active (not disabled) administrators.
+    pub async fn count_active_admins(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Disables or enables an account. Disabling also ends every session and
+    /// revokes no token (tokens of a disabled user are refused at use, and
+    /// work again if the account is enabled).
+    pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+            .bind(i64::from(disabled))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if disabled {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the password hash and ends every session of the user.
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_login(&self, user_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- sessions --------------------------------------------------------
+
+    pub async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.user_id)
+        .bind(&s.csrf_token)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The session with this hash and its user, whatever their state; the
+    /// caller decides about expiry and disabled accounts.
+    pub async fn session_by_hash(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        let sql = format!(
+            "SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.last_seen_at, \
+             s.expires_at, {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
+        );
+        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id_hash).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let session = SessionRecord {
+            id_hash: row.try_get("id_hash")?,
+            user_id: row.try_get("user_id")?,
+            csrf_token: row.try_get("csrf_token")?,
+            created_at: row.try_get("s_created_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok(Some((session, user_from_row(&row)?)))
+    }
+
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Removes sessions past their absolute expiry or idle longer than `idle_secs`.
+    pub async fn delete_stale_sessions(&self, now: i64, idle_secs: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now)
+            .bind(now - idle_secs)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ---- API tokens ------------------------------------------------------
+
+    pub async fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.id)
+        .bind(&t.user_id)
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(&t.prefix)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+        let sql = format!(
+            "SELECT t.id AS t_id, t.user_id, t.name, t.token_hash, t.prefix, t.created_at AS t_created_at, \
+             t.last_used_at, t.expires_at, t.revoked_at, {USER_COLUMNS} \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+        );
+        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        Ok(Some((token_from_row(&row, "t_id", "t_created_at")?, user_from_row(&row)?)))
+    }
+
+    /// The user's tokens that are not revoked, newest first.
+    pub async fn list_tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, name, token_hash, prefix, created_at, last_used_at, expires_at, revoked_at \
+             FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| token_from_row(r, "id", "created_at")).collect()
+    }
+
+    /// Revokes one of the user's tokens; returns its hash, or `None` when the
+    /// user has no such live token.
+    pub async fn revoke_token(&self, user_id: &str, token_id: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: String = row.try_get("token_hash")?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(hash))
+    }
+
+    pub async fn touch_token(&self, token_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- my volumes ------------------------------------------------------
+
+    pub async fn my_volumes(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT volume_name FROM user_volumes WHERE user_id = $1 ORDER BY volume_name")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("volume_name")?)).collect()
+    }
+
+    /// Adds a volume to the user's volumes; adding it twice is harmless.
+    pub async fn add_my_volume(&self, user_id: &str, volume: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO user_volumes (user_id, volume_name, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, volume_name) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(volume)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a volume from the user's volumes; returns whether it was there.
+    pub async fn remove_my_volume(&self, user_id: &str, volume: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM user_volumes WHERE user_id = $1 AND volume_name = $2")
+            .bind(user_id)
+            .bind(volume)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+/// Creates database `name` on the PostgreSQL server of `admin_url` and
+/// returns the URL of the new database. Used by tests and first-time setup.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(StoreError::Corrupt(format!("refusing database name {name:?}")));
+    }
+    let mut conn = sqlx::postgres::PgConnection::connect(admin_url).await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    conn.close().await?;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |j| j + 2) => &base[..i],
+        _ => base,
+    };
+    Ok(format!("{prefix}/{name}{query}"))
+}
+
+fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
+    let username: String = row.try_get("username")?;
+    let role: String = row.try_get("role")?;
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: Username::from_str(&username)
+            .map_err(|e| StoreError::Corrupt(format!("username {username:?}: {e}")))?,
+        password_hash: row.try_get("password_hash")?,
+        role: Role::from_str(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: row.try_get("created_at")?,
+        last_login_at: row.try_get("last_login_at")?,
+    })
+}
+
+fn token_from_row(row: &AnyRow, id_col: &str, created_col: &str) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: row.try_get(id_col)?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        token_hash: row.try_get("token_hash")?,
+        prefix: row.try_get("prefix")?,
+        created_at: row.try_get(created_col)?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// A database URL with any password replaced, safe to print.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

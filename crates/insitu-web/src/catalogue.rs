@@ -1,0 +1,109 @@
+//! The datalab catalogue: definitions loaded from a directory, one TOML file
+//! per datalab. A file that does not load is reported (file, field, reason)
+//! in the log and to administrators, and the rest of the catalogue still
+//! serves.
+
+use std::path::Path;
+
+use insitu_api::{CatalogueProblem, Datalab, DatalabResources, DatalabTags};
+use insitu_domain::DatalabSpec;
+
+use crate::query::Searchable;
+
+pub const DATALAB_FACETS: [&str; 4] = ["kind", "domain", "mission", "property"];
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    /// Valid definitions, sorted by name.
+    pub datalabs: Vec<DatalabSpec>,
+    pub problems: Vec<CatalogueProblem>,
+}
+
+impl Catalogue {
+    pub fn get(&self, name: &str) -> Option<&DatalabSpec> {
+        self.datalabs.binary_search_by(|d| d.name.as_str().cmp(name)).ok().map(|i| &self.datalabs[i])
+    }
+}
+
+/// Loads every `*.toml` file of `dir`.
+pub fn load_catalogue(dir: &Path) -> Catalogue {
+    let mut cat = Catalogue::default();
+    let mut problem = |file: &Path, field: &str, reason: String| {
+        tracing::warn!(file = %file.display(), field, reason = %reason, "invalid datalab definition");
+        cat.problems.push(CatalogueProblem { file: file.display().to_string(), field: field.to_owned(), reason });
+    };
+    let mut datalabs = Vec::new();
+    match std::fs::read_dir(dir) {
+        Err(e) => problem(dir, "directory", format!("cannot read the catalogue directory: {e}")),
+        Ok(entries) => {
+            let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                    continue;
+                }
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        problem(&path, "file", format!("cannot read: {e}"));
+                        continue;
+                    }
+                };
+                match DatalabSpec::from_toml(&stem, &text) {
+                    Ok(spec) => datalabs.push(spec),
+                    Err(errors) => {
+                        for e in errors {
+                            problem(&path, &e.field, e.reason);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    datalabs.sort_by(|a, b| a.name.cmp(&b.name));
+    cat.datalabs = datalabs;
+    cat
+}
+
+impl Searchable for DatalabSpec {
+    fn text(&self) -> String {
+        let mut s = format!("{} {} {} ", self.name, self.title, self.description);
+        for (_, v) in self.tag_pairs() {
+            s.push_str(v);
+            s.push(' ');
+        }
+        s.to_lowercase()
+    }
+
+    fn facet_values(&self, facet: &str) -> Vec<String> {
+        match facet {
+            "kind" => vec![self.kind.as_str().to_owned()],
+            "domain" => self.tags.domain.clone(),
+            "mission" => self.tags.mission.clone(),
+            "property" => self.tags.properties.iter().map(|p| p.as_str().to_owned()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub fn to_wire(d: &DatalabSpec) -> Datalab {
+    Datalab {
+        name: d.name.to_string(),
+        title: d.title.clone(),
+        description: d.description.clone(),
+        version: d.version.clone(),
+        kind: d.kind,
+        license: d.license.clone(),
+        resources: DatalabResources {
+            cpu: d.resources.cpu,
+            memory_bytes: d.resources.memory_bytes,
+            gpu: d.resources.gpu,
+        },
+        tags: DatalabTags {
+            domain: d.tags.domain.clone(),
+            mission: d.tags.mission.clone(),
+            properties: d.tags.properties.clone(),
+        },
+    }
+}

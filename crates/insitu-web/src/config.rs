@@ -1,0 +1,103 @@
+//! Server configuration. Every field has a default, so the embedded default
+//! needs no file at all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use insitu_domain::volume::VolumeConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the platform listens on.
+    pub listen: SocketAddr,
+    /// The URL users open; used in links and to decide on `Secure` cookies.
+    /// Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where the platform keeps its state (SQLite file, generated data).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`. Defaults to
+    /// `sqlite://<data_dir>/insitu.db`.
+    pub database_url: Option<String>,
+    /// Directory of datalab definitions, one `<name>.toml` per datalab.
+    pub catalogue_dir: PathBuf,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub session: SessionConfig,
+    pub admin: AdminConfig,
+    /// Data volumes offered in the catalogue.
+    pub volumes: Vec<VolumeConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A browser session ends this long after login, whatever happens.
+    pub lifetime_hours: u32,
+    /// A browser session ends after this long without a request.
+    pub idle_minutes: u32,
+    /// Minimum password length for new passwords.
+    pub min_password_length: usize,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Username of the administrator created on first start.
+    pub username: String,
+    /// Their password; when unset a random one is generated and printed once.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("var"),
+            database_url: None,
+            catalogue_dir: PathBuf::from("catalogue/datalabs"),
+            max_body_bytes: 256 * 1024,
+            session: SessionConfig::default(),
+            admin: AdminConfig::default(),
+            volumes: Vec::new(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { lifetime_hours: 12, idle_minutes: 120, min_password_length: 10 }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { username: "admin".to_owned(), password: None }
+    }
+}
+
+impl ServerConfig {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("insitu.db").display()))
+    }
+
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+}

@@ -1,0 +1,93 @@
+//! How failures leave the server: every API error is JSON carrying a stable
+//! code from `insitu_api::ErrorCode`; the JSON body extractor maps every way a
+//! body can be wrong onto one of those codes.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use insitu_api::{ApiError, ErrorCode};
+use insitu_store::StoreError;
+
+/// An API error response.
+#[derive(Debug)]
+pub struct ApiFailure(pub ApiError);
+
+pub type ApiResult<T> = Result<T, ApiFailure>;
+
+impl ApiFailure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiFailure(ApiError::new(code, message))
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.0.code
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, axum::Json(self.0)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"insitu\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiFailure {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::error!(error = %e, "database unavailable");
+            ApiFailure::new(ErrorCode::DatabaseUnavailable, "the database cannot be reached; try again shortly")
+        } else {
+            tracing::error!(error = %e, "store error");
+            ApiFailure::new(ErrorCode::Internal, "internal error; the server log has the details")
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiFailure {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %e, "internal error");
+        ApiFailure::new(ErrorCode::Internal, "internal error; the server log has the details")
+    }
+}
+
+/// A JSON body whose every failure (syntax, unknown field, wrong type, wrong
+/// content type, too large) becomes an `ApiFailure` with its own code.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiFailure {
+    match r {
+        JsonRejection::JsonDataError(e) => ApiFailure::new(ErrorCode::InvalidRequest, e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiFailure::new(ErrorCode::MalformedJson, e.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiFailure::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body with Content-Type: application/json",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiFailure::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        }
+        other => ApiFailure::new(ErrorCode::MalformedJson, other.body_text()),
+    }
+}

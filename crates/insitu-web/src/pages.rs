@@ -1,0 +1,538 @@
+//! Server-rendered pages. Forms post back here with a CSRF field (checked by
+//! the route table's authorization step) and are answered with a redirect
+//! carrying a short notice or error, so reloading never resubmits.
+
+use axum::Extension;
+use axum::extract::{Form, Path, Query, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use insitu_api::{CreateUserRequest, ErrorCode, UpdateUserRequest};
+use insitu_domain::Role;
+use minijinja::{Value, context};
+use serde::{Deserialize, Serialize};
+
+use crate::api;
+use crate::app::AppState;
+use crate::auth::{self, LOGIN_CSRF_COOKIE, Principal, Via};
+use crate::catalogue::{self, DATALAB_FACETS};
+use crate::error::ApiFailure;
+use crate::query::{Filter, search};
+use crate::time_fmt::short;
+use crate::volumes::{self, VOLUME_FACETS};
+
+#[derive(Deserialize, Default)]
+pub struct Banner {
+    #[serde(default)]
+    notice: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn ser<T: Serialize>(v: &T) -> Value {
+    Value::from(minijinja::value::Serde(v))
+}
+
+fn render(s: &AppState, name: &str, ctx: Value) -> Response {
+    match s.templates.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "page rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error: the page could not be rendered").into_response()
+        }
+    }
+}
+
+/// Context every page shares: the caller, their CSRF token, the banner.
+fn base(p: Option<&Principal>, nav: &str, banner: &Banner) -> Value {
+    let user = p.map(|p| context! { username => p.username.as_str(), role => p.role.as_str() });
+    context! {
+        user,
+        csrf => p.map_or("", Principal::csrf),
+        nav,
+        notice => banner.notice.clone(),
+        error => banner.error.clone(),
+        version => env!("CARGO_PKG_VERSION"),
+    }
+}
+
+fn page(s: &AppState, name: &str, p: Option<&Principal>, nav: &str, banner: &Banner, extra: Value) -> Response {
+    render(s, name, context! { ..extra, ..base(p, nav, banner) })
+}
+
+/// An error page for failures outside a handler (unknown route, refused access).
+pub fn error_page(code: ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let env = crate::templates::environment();
+    let body = env.ok().and_then(|env| {
+        env.get_template("error.html").ok()?.render(context! {
+            status => status.as_u16(), code => code.as_str(), message, version => env!("CARGO_PKG_VERSION")
+        }).ok()
+    });
+    (status, Html(body.unwrap_or_else(|| message.to_owned()))).into_response()
+}
+
+/// Only same-site paths are followed after login or a form.
+fn safe_target(next: Option<&str>, fallback: &str) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => fallback.to_owned(),
+    }
+}
+
+fn with_banner(target: &str, kind: &str, text: &str) -> Redirect {
+    let sep = if target.contains('?') { '&' } else { '?' };
+    let text: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    Redirect::to(&format!("{target}{sep}{kind}={text}"))
+}
+
+fn outcome(target: &str, result: Result<String, ApiFailure>) -> Response {
+    match result {
+        Ok(notice) => with_banner(target, "notice", &notice).into_response(),
+        Err(e) => with_banner(target, "error", &e.0.message).into_response(),
+    }
+}
+
+pub async fn home(p: Option<Extension<Principal>>) -> Redirect {
+    Redirect::to(if p.is_some() { "/datalabs" } else { "/login" })
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        crate::templates::STYLESHEET,
+    )
+        .into_response()
+}
+
+pub async fn login_form(
+    State(s): State<AppState>,
+    p: Option<Extension<Principal>>,
+    Query(banner): Query<Banner>,
+) -> Response {
+    if p.is_some() {
+        return Redirect::to(&safe_target(banner.next.as_deref(), "/datalabs")).into_response();
+    }
+    let login_csrf = auth::new_secret();
+    let cookie = auth::set_cookie(LOGIN_CSRF_COOKIE, &login_csrf, 3600, s.secure_cookies);
+    let next = safe_target(banner.next.as_deref(), "/datalabs");
+    let mut resp = page(&s, "login.html", None, "login", &banner, context! { login_csrf, next });
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login_submit(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = safe_target(Some(&f.next), "/datalabs");
+    let back = format!("/login?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+    let cookie_csrf = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if cookie_csrf.is_empty() || !auth::constant_time_eq(cookie_csrf, &f.csrf) {
+        return with_banner(&back, "error", "The login form expired; please try again.").into_response();
+    }
+    let user = match s.auth.check_credentials(&f.username, &f.password).await {
+        Ok(u) => u,
+        Err(e) => return with_banner(&back, "error", &e.0.message).into_response(),
+    };
+    match s.auth.open_session(&user).await {
+        Ok((secret, _csrf)) => {
+            let mut resp = Redirect::to(&next).into_response();
+            for c in [api::session_cookie(&s, &secret), auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, s.secure_cookies)] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Err(e) => with_banner(&back, "error", &e.0.message).into_response(),
+    }
+}
+
+pub async fn logout(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Response {
+    if let Via::Session { id_hash, .. } = &p.via
+        && let Err(e) = s.auth.close_session(id_hash).await
+    {
+        return error_page(e.code(), &e.0.message);
+    }
+    let mut resp = with_banner("/login", "notice", "You are logged out.").into_response();
+    if let Ok(v) = HeaderValue::from_str(&api::clear_session_cookie(&s)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Serialize)]
+struct FacetView {
+    name: &'static str,
+    label: &'static str,
+    values: Vec<FacetValueView>,
+}
+
+#[derive(Serialize)]
+struct FacetValueView {
+    value: String,
+    label: String,
+    count: usize,
+    selected: bool,
+}
+
+fn facet_views(
+    names: &[&'static str],
+    counts: &std::collections::BTreeMap<String, Vec<insitu_api::FacetCount>>,
+    filter: &Filter,
+) -> Vec<FacetView> {
+    names
+        .iter()
+        .map(|name| FacetView {
+            name,
+            label: match *name {
+                "kind" => "Kind",
+                "domain" => "Domain",
+                "mission" => "Mission",
+                "property" => "Properties",
+                "instrument" => "Instrument",
+                "zone" => "Datazone",
+                _ => "Other",
+            },
+            values: counts
+                .get(*name)
+                .map(|vs| {
+                    vs.iter()
+                        .map(|c| FacetValueView {
+                            value: c.value.clone(),
+                            label: c.value.replace('_', " "),
+                            count: c.count,
+                            selected: filter.is_selected(name, &c.value),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+pub async fn datalabs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let banner = Banner::default();
+    let filter = Filter::parse(q.as_deref(), &DATALAB_FACETS, false).unwrap_or_default();
+    let cat = s.catalogue();
+    let (hits, counts) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
+    let items: Vec<_> = hits.into_iter().map(catalogue::to_wire).collect();
+    let facets = facet_views(&DATALAB_FACETS, &counts, &filter);
+    let extra = context! { items => ser(&items), facets => ser(&facets), q => filter.q.clone(), total => cat.datalabs.len() };
+    page(&s, "datalabs.html", Some(&p), "datalabs", &banner, extra)
+}
+
+pub async fn datalab(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> Response {
+    let cat = s.catalogue();
+    match cat.get(&name) {
+        Some(d) => page(&s, "datalab.html", Some(&p), "datalabs", &Banner::default(), context! { d => ser(&catalogue::to_wire(d)) }),
+        None => error_page(ErrorCode::DatalabNotFound, &format!("No datalab {name:?} in the catalogue.")),
+    }
+}
+
+pub async fn volumes(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let banner: Banner = q.as_deref().and_then(|q| serde_urlencoded_banner(q)).unwrap_or_default();
+    let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, false).unwrap_or_default();
+    let mine_names = match s.store.my_volumes(&p.user_id).await {
+        Ok(m) => m,
+        Err(e) => {
+            let f = ApiFailure::from(e);
+            return error_page(f.code(), &f.0.message);
+        }
+    };
+    let (hits, counts) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
+    let items: Vec<_> = hits.into_iter().map(|v| volumes::to_wire(v, mine_names.contains(&v.spec.name.to_string()))).collect();
+    let mine: Vec<_> = mine_names.iter().filter_map(|n| s.volumes.get(n)).map(|v| volumes::to_wire(v, true)).collect();
+    let facets = facet_views(&VOLUME_FACETS, &counts, &filter);
+    page(&s, "volumes.html", Some(&p), "volumes", &banner, context! { items => ser(&items), mine => ser(&mine), facets => ser(&facets), q => filter.q.clone() })
+}
+
+fn serde_urlencoded_banner(q: &str) -> Option<Banner> {
+    let mut b = Banner::default();
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        match k.as_ref() {
+            "notice" => b.notice = Some(v.into_owned()),
+            "error" => b.error = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    Some(b)
+}
+
+#[derive(Serialize)]
+struct FileView {
+    name: String,
+    size: u64,
+    dir: bool,
+}
+
+pub async fn volume(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    Query(banner): Query<Banner>,
+) -> Response {
+    let Some(v) = s.volumes.get(&name) else {
+        return error_page(ErrorCode::VolumeNotFound, &format!("No data volume {name:?} in the catalogue."));
+    };
+    let mine = s.store.my_volumes(&p.user_id).await.unwrap_or_default();
+    let source = v.spec.source.clone();
+    let files = tokio::task::spawn_blocking(move || {
+        let mut files: Vec<FileView> = std::fs::read_dir(&source)
+            .map(|rd| {
+                rd.flatten()
+                    .take(500)
+                    .filter_map(|e| {
+                        let m = e.metadata().ok()?;
+                        Some(FileView { name: e.file_name().to_string_lossy().into_owned(), size: m.len(), dir: m.is_dir() })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        files
+    })
+    .await
+    .unwrap_or_default();
+    let view = volumes::to_wire(v, mine.contains(&name));
+    page(&s, "volume.html", Some(&p), "volumes", &banner, context! { v => ser(&view), files => ser(&files) })
+}
+
+#[derive(Deserialize)]
+pub struct BackForm {
+    #[serde(default)]
+    back: String,
+}
+
+pub async fn volume_add(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    Form(f): Form<BackForm>,
+) -> Response {
+    let target = safe_target(Some(&f.back), "/volumes");
+    let r = api::do_add_my_volume(&s, &p, &name).await.map(|v| format!("{} added to your volumes.", v.title));
+    outcome(&target, r)
+}
+
+pub async fn volume_remove(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    Form(f): Form<BackForm>,
+) -> Response {
+    let target = safe_target(Some(&f.back), "/volumes");
+    let r = api::do_remove_my_volume(&s, &p, &name).await.map(|()| format!("{name} removed from your volumes."));
+    outcome(&target, r)
+}
+
+#[derive(Serialize)]
+struct TokenView {
+    id: String,
+    name: String,
+    prefix: String,
+    created: String,
+    last_used: Option<String>,
+    expires: Option<String>,
+}
+
+async fn account_page(s: &AppState, p: &Principal, banner: &Banner, new_token: Option<(String, String)>) -> Response {
+    let tokens: Vec<TokenView> = match s.store.list_tokens(&p.user_id).await {
+        Ok(ts) => ts
+            .iter()
+            .map(|t| TokenView {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                prefix: t.prefix.clone(),
+                created: short(t.created_at),
+                last_used: t.last_used_at.map(short),
+                expires: t.expires_at.map(short),
+            })
+            .collect(),
+        Err(e) => {
+            let f = ApiFailure::from(e);
+            return error_page(f.code(), &f.0.message);
+        }
+    };
+    let (new_token_name, new_token) = new_token.unzip();
+    let extra = context! {
+        tokens => ser(&tokens), new_token, new_token_name, min_password => s.config.session.min_password_length
+    };
+    let mut resp = page(s, "account.html", Some(p), "account", banner, extra);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub async fn account(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(banner): Query<Banner>) -> Response {
+    account_page(&s, &p, &banner, None).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm: String,
+}
+
+pub async fn account_password(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    if f.new_password != f.confirm {
+        return with_banner("/account", "error", "The two new passwords differ.").into_response();
+    }
+    match api::do_change_password(&s, &p, &f.current_password, &f.new_password).await {
+        Ok(()) => with_banner("/login", "notice", "Password changed. Please log in again.").into_response(),
+        Err(e) => with_banner("/account", "error", &e.0.message).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    name: String,
+    #[serde(default)]
+    expires_in_days: String,
+}
+
+pub async fn account_token_create(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let days = match f.expires_in_days.trim() {
+        "" => None,
+        d => match d.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => return with_banner("/account", "error", "Expiry must be a number of days.").into_response(),
+        },
+    };
+    match s.auth.create_token(&p.user_id, &f.name, days).await {
+        Ok((secret, rec)) => {
+            let banner = Banner { notice: None, error: None, next: None };
+            account_page(&s, &p, &banner, Some((rec.name, secret))).await
+        }
+        Err(e) => with_banner("/account", "error", &e.0.message).into_response(),
+    }
+}
+
+pub async fn account_token_revoke(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    outcome("/account", api::do_revoke_token(&s, &p, &id).await.map(|()| "Token revoked.".to_owned()))
+}
+
+#[derive(Serialize)]
+struct UserView {
+    username: String,
+    role: &'static str,
+    disabled: bool,
+    created: String,
+    last_login: Option<String>,
+}
+
+pub async fn admin_users(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(banner): Query<Banner>) -> Response {
+    let users: Vec<UserView> = match s.store.list_users().await {
+        Ok(us) => us
+            .iter()
+            .map(|u| UserView {
+                username: u.username.to_string(),
+                role: u.role.as_str(),
+                disabled: u.disabled,
+                created: short(u.created_at),
+                last_login: u.last_login_at.map(short),
+            })
+            .collect(),
+        Err(e) => {
+            let f = ApiFailure::from(e);
+            return error_page(f.code(), &f.0.message);
+        }
+    };
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let extra = context! { users => ser(&users), roles, min_password => s.config.session.min_password_length };
+    page(&s, "admin_users.html", Some(&p), "users", &banner, extra)
+}
+
+#[derive(Deserialize)]
+pub struct CreateUserForm {
+    username: String,
+    password: String,
+    role: String,
+}
+
+pub async fn admin_user_create(State(s): State<AppState>, Form(f): Form<CreateUserForm>) -> Response {
+    let role = match f.role.parse::<Role>() {
+        Ok(r) => r,
+        Err(e) => return with_banner("/admin/users", "error", &e.to_string()).into_response(),
+    };
+    let req = CreateUserRequest { username: f.username, password: f.password, role: Some(role) };
+    outcome("/admin/users", api::do_create_user(&s, req).await.map(|u| format!("Account {} created.", u.username)))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateUserForm {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    disabled: Option<String>,
+}
+
+pub async fn admin_user_update(
+    State(s): State<AppState>,
+    Path(username): Path<String>,
+    Form(f): Form<UpdateUserForm>,
+) -> Response {
+    let role = match f.role.as_deref().map(str::parse::<Role>).transpose() {
+        Ok(r) => r,
+        Err(e) => return with_banner("/admin/users", "error", &e.to_string()).into_response(),
+    };
+    let disabled = f.disabled.as_deref().map(|d| d == "true");
+    let r = api::do_update_user(&s, &username, UpdateUserRequest { role, disabled }).await.map(|u| {
+        format!("{}: role {}, {}.", u.username, u.role, if u.disabled { "disabled" } else { "active" })
+    });
+    outcome("/admin/users", r)
+}
+
+pub async fn admin_catalogue(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(banner): Query<Banner>) -> Response {
+    let cat = s.catalogue();
+    let extra = context! {
+        problems => ser(&cat.problems),
+        count => cat.datalabs.len(),
+        dir => s.config.catalogue_dir.display().to_string(),
+    };
+    page(&s, "admin_catalogue.html", Some(&p), "catalogue-health", &banner, extra)
+}
+
+pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
+    let cat = s.reload_catalogue();
+    let msg = format!("Catalogue reloaded: {} datalabs, {} problems.", cat.datalabs.len(), cat.problems.len());
+    with_banner("/admin/catalogue", "notice", &msg).into_response()
+}

@@ -1,0 +1,28 @@
+//! Page templates, compiled into the binary and rendered with minijinja
+//! (auto-escaping HTML).
+
+use minijinja::Environment;
+
+const TEMPLATES: [(&str, &str); 10] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("datalabs.html", include_str!("templates/datalabs.html")),
+    ("datalab.html", include_str!("templates/datalab.html")),
+    ("volumes.html", include_str!("templates/volumes.html")),
+    ("volume.html", include_str!("templates/volume.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("admin_users.html", include_str!("templates/admin_users.html")),
+    ("admin_catalogue.html", include_str!("templates/admin_catalogue.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+pub const STYLESHEET: &str = include_str!("static/insitu.css");
+
+pub fn environment() -> anyhow::Result<Environment<'static>> {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)?;
+    }
+    env.add_filter("bytes", |b: u64| insitu_domain::datalab::format_bytes(b));
+    Ok(env)
+}

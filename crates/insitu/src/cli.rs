@@ -1,0 +1,456 @@
+//! Command-line parsing and the commands themselves.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use insitu_api::{Datalab, DatalabList, List, Me, TokenCreated, Volume, VolumeList};
+use reqwest::Method;
+use serde::Serialize;
+
+use crate::client::{self, Client, ClientError, Credentials, exit};
+
+#[derive(Parser)]
+#[command(name = "insitu", version, about = "Insitu: bring your questions to the data")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform.
+    Serve {
+        /// TOML configuration file (see `insitu config example`).
+        #[arg(long, env = "INSITU_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the platform on its embedded default with demo data volumes.
+    Demo {
+        #[arg(long, env = "INSITU_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Log in to a platform and keep an API token for the other commands.
+    Login {
+        /// The platform's URL, e.g. http://127.0.0.1:8080
+        url: String,
+        #[arg(long, short)]
+        username: Option<String>,
+        /// Read the password from standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Name of the token, to tell it apart in the account page.
+        #[arg(long)]
+        token_name: Option<String>,
+    },
+    /// Revoke the stored token and forget it.
+    Logout,
+    /// Show who the stored token belongs to.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The datalab catalogue.
+    #[command(subcommand)]
+    Datalabs(DatalabsCommand),
+    /// Data volumes and "my volumes".
+    #[command(subcommand)]
+    Volumes(VolumesCommand),
+    /// Configuration help.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the table of API error codes (Markdown).
+    Errors,
+}
+
+#[derive(Subcommand)]
+enum DatalabsCommand {
+    /// Search the catalogue.
+    List {
+        #[command(flatten)]
+        filter: DatalabFilter,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one datalab.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct DatalabFilter {
+    /// Free text; every word must match.
+    #[arg(long, short)]
+    query: Option<String>,
+    /// web or desktop (repeatable).
+    #[arg(long)]
+    kind: Vec<String>,
+    #[arg(long)]
+    domain: Vec<String>,
+    #[arg(long)]
+    mission: Vec<String>,
+    /// analysis_tool, visualisation_tool, query_tool, development_tool.
+    #[arg(long)]
+    property: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum VolumesCommand {
+    /// Search the volume catalogue.
+    List {
+        /// Only my volumes.
+        #[arg(long)]
+        mine: bool,
+        #[arg(long, short)]
+        query: Option<String>,
+        #[arg(long)]
+        domain: Vec<String>,
+        #[arg(long)]
+        mission: Vec<String>,
+        #[arg(long)]
+        instrument: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one volume.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a volume to my volumes.
+    Add { name: String },
+    /// Remove a volume from my volumes.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example configuration.
+    Example,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config } => server_exit(serve(config, false).await),
+            Command::Demo { config } => server_exit(serve(config, true).await),
+            Command::Config(ConfigCommand::Example) => {
+                print!("{}", crate::config::EXAMPLE);
+                ExitCode::SUCCESS
+            }
+            Command::Errors => {
+                print!("{}", insitu_api::error::error_table_markdown());
+                ExitCode::SUCCESS
+            }
+            other => match client_command(other).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            },
+        }
+    })
+}
+
+fn server_exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("INSITU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("INSITU_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
+    init_logging();
+    let mut config = crate::config::load(config_file.as_deref(), std::env::vars())?;
+    if demo {
+        let root = config.data_dir.join("demo-volumes");
+        let volumes = crate::demo::demo_volumes(&root)?;
+        tracing::info!(count = volumes.len(), root = %root.display(), "demo data volumes ready");
+        config.volumes.extend(volumes);
+    }
+    let data_dir = config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let bound = listener.local_addr()?;
+    let url = config.public_url(bound);
+    let admin_name = config.admin.username.clone();
+    let (app, initial_admin) = insitu_web::App::build(config).await?;
+    let password_file = data_dir.join("initial-admin-password");
+    println!();
+    println!("  Insitu is running: open {url}");
+    match &initial_admin {
+        Some(admin) => {
+            println!("  Log in as {} with password {}", admin.username, admin.password);
+            println!("  (shown once; change it on the Account page)");
+            if demo {
+                write_private(&password_file, &admin.password)?;
+            }
+        }
+        None if demo && password_file.exists() => {
+            println!("  Log in as {admin_name}; the first password is in {}", password_file.display());
+            println!("  (unless you changed it on the Account page)");
+        }
+        None => println!("  Log in with your account."),
+    }
+    println!();
+    app.serve(listener, shutdown_signal()).await
+}
+
+fn write_private(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    writeln!(f, "{secret}")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn client_command(cmd: Command) -> Result<(), ClientError> {
+    match cmd {
+        Command::Login { url, username, password_stdin, token_name } => {
+            login(url, username, password_stdin, token_name).await
+        }
+        Command::Logout => logout().await,
+        Command::Whoami { json } => {
+            let c = Client::logged_in()?;
+            let me: Me = c.call(Method::GET, "/api/v1/me", None).await?;
+            if json {
+                print_json(&me)
+            } else {
+                println!("{} ({}) at {}", me.username, me.role, c.base());
+                Ok(())
+            }
+        }
+        Command::Datalabs(DatalabsCommand::List { filter, json }) => {
+            let c = Client::logged_in()?;
+            let mut q = Vec::new();
+            push_query(&mut q, "q", filter.query.iter());
+            push_query(&mut q, "kind", filter.kind.iter());
+            push_query(&mut q, "domain", filter.domain.iter());
+            push_query(&mut q, "mission", filter.mission.iter());
+            push_query(&mut q, "property", filter.property.iter());
+            let list: DatalabList = c.call(Method::GET, &with_query("/api/v1/datalabs", &q), None).await?;
+            if json {
+                return print_json(&list);
+            }
+            let rows = list
+                .items
+                .iter()
+                .map(|d| vec![d.name.clone(), d.kind.as_str().to_owned(), d.version.clone(), d.title.clone()])
+                .collect();
+            print_table(&["NAME", "KIND", "VERSION", "TITLE"], rows);
+            Ok(())
+        }
+        Command::Datalabs(DatalabsCommand::Show { name, json }) => {
+            let c = Client::logged_in()?;
+            let d: Datalab = c.call(Method::GET, &format!("/api/v1/datalabs/{}", seg(&name)), None).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("{} {} ({}) — {}", d.name, d.version, d.kind.as_str(), d.title);
+            println!("licence: {}", d.license);
+            println!("resources: {} CPU, {}, {} GPU", d.resources.cpu, insitu_domain::datalab::format_bytes(d.resources.memory_bytes), d.resources.gpu);
+            println!("{}", d.description);
+            Ok(())
+        }
+        Command::Volumes(VolumesCommand::List { mine, query, domain, mission, instrument, json }) => {
+            let c = Client::logged_in()?;
+            let items = if mine {
+                c.call::<List<Volume>>(Method::GET, "/api/v1/me/volumes", None).await?.items
+            } else {
+                let mut q = Vec::new();
+                push_query(&mut q, "q", query.iter());
+                push_query(&mut q, "domain", domain.iter());
+                push_query(&mut q, "mission", mission.iter());
+                push_query(&mut q, "instrument", instrument.iter());
+                c.call::<VolumeList>(Method::GET, &with_query("/api/v1/volumes", &q), None).await?.items
+            };
+            if json {
+                return print_json(&items);
+            }
+            let rows = items
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        if v.in_my_volumes { "yes" } else { "" }.to_owned(),
+                        v.mount_path.clone(),
+                        v.file_count.to_string(),
+                        insitu_domain::datalab::format_bytes(v.size_bytes),
+                        v.title.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["NAME", "MINE", "MOUNT PATH", "FILES", "SIZE", "TITLE"], rows);
+            Ok(())
+        }
+        Command::Volumes(VolumesCommand::Show { name, json }) => {
+            let c = Client::logged_in()?;
+            let v: Volume = c.call(Method::GET, &format!("/api/v1/volumes/{}", seg(&name)), None).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{} — {}", v.name, v.title);
+            println!("mount path: {} (read-only), zone {}", v.mount_path, v.zone);
+            println!("{} files, {}", v.file_count, insitu_domain::datalab::format_bytes(v.size_bytes));
+            println!("in my volumes: {}", if v.in_my_volumes { "yes" } else { "no" });
+            Ok(())
+        }
+        Command::Volumes(VolumesCommand::Add { name }) => {
+            let c = Client::logged_in()?;
+            let v: Volume = c.call(Method::PUT, &format!("/api/v1/me/volumes/{}", seg(&name)), None).await?;
+            println!("added {} ({}) to your volumes", v.name, v.mount_path);
+            Ok(())
+        }
+        Command::Volumes(VolumesCommand::Remove { name }) => {
+            let c = Client::logged_in()?;
+            c.call_no_body(Method::DELETE, &format!("/api/v1/me/volumes/{}", seg(&name))).await?;
+            println!("removed {name} from your volumes");
+            Ok(())
+        }
+        Command::Serve { .. } | Command::Demo { .. } | Command::Config(_) | Command::Errors => Ok(()),
+    }
+}
+
+async fn login(
+    url: String,
+    username: Option<String>,
+    password_stdin: bool,
+    token_name: Option<String>,
+) -> Result<(), ClientError> {
+    let stdin = std::io::stdin();
+    let username = match username {
+        Some(u) => u,
+        None => {
+            eprint!("Username: ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            stdin.lock().read_line(&mut line).map_err(|e| ClientError::Other(e.to_string()))?;
+            line.trim().to_owned()
+        }
+    };
+    let password = if password_stdin || !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| ClientError::Other(e.to_string()))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        rpassword::prompt_password("Password: ").map_err(|e| ClientError::Other(e.to_string()))?
+    };
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let token_name = token_name.unwrap_or_else(|| format!("insitu-cli@{}", if host.is_empty() { "unknown" } else { &host }));
+    let c = Client::new(&url, None)?;
+    let body = serde_json::json!({"username": username, "password": password, "token_name": token_name});
+    let created: TokenCreated = c.call(Method::POST, "/api/v1/auth/token", Some(&body)).await?;
+    let path = client::save_credentials(&Credentials { url: c.base().to_owned(), token: created.token })?;
+    println!("logged in to {} as {username}; token {} saved in {}", c.base(), created.info.prefix, path.display());
+    Ok(())
+}
+
+async fn logout() -> Result<(), ClientError> {
+    let path = client::credentials_path()?;
+    let creds = client::load_credentials()?;
+    let c = Client::new(&creds.url, Some(creds.token.clone()))?;
+    let tokens: List<insitu_api::ApiToken> = c.call(Method::GET, "/api/v1/me/tokens", None).await?;
+    if let Some(t) = tokens.items.iter().find(|t| creds.token.starts_with(&t.prefix)) {
+        c.call_no_body(Method::DELETE, &format!("/api/v1/me/tokens/{}", seg(&t.id))).await?;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => println!("logged out; removed {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("logged out"),
+        Err(e) => return Err(ClientError::Other(format!("removing {}: {e}", path.display()))),
+    }
+    Ok(())
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn push_query<'a>(q: &mut Vec<(String, String)>, key: &str, values: impl Iterator<Item = &'a String>) {
+    q.extend(values.map(|v| (key.to_owned(), v.clone())));
+}
+
+fn with_query(path: &str, q: &[(String, String)]) -> String {
+    if q.is_empty() {
+        return path.to_owned();
+    }
+    let pairs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", seg(v))).collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<(), ClientError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| ClientError::Other(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

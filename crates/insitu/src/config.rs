@@ -1,0 +1,115 @@
+//! Loading the server configuration: built-in defaults, then a TOML file,
+//! then `INSITU_*` environment variables (`INSITU_LISTEN=0.0.0.0:8080`,
+//! `INSITU_SESSION__IDLE_MINUTES=30`: a double underscore goes one table
+//! deeper). Values are read as TOML where they parse (numbers, booleans,
+//! arrays) and as strings otherwise.
+
+use std::path::Path;
+
+use anyhow::Context;
+use insitu_web::ServerConfig;
+use toml::Value;
+
+/// Top-level keys the environment may set; other `INSITU_*` variables
+/// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
+const SERVER_KEYS: [&str; 9] = [
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "catalogue_dir",
+    "max_body_bytes",
+    "session",
+    "admin",
+    "volumes",
+];
+
+pub const EXAMPLE: &str = include_str!("../../../insitu.example.toml");
+
+pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<ServerConfig> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<toml::Table>(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for (key, raw) in env {
+        let Some(rest) = key.strip_prefix("INSITU_") else { continue };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if !SERVER_KEYS.contains(&path[0].as_str()) {
+            continue;
+        }
+        let value = parse_env_value(&raw);
+        set_path(&mut table, &path, value).with_context(|| format!("environment variable {key}"))?;
+    }
+    let source = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
+    Value::Table(table)
+        .try_into::<ServerConfig>()
+        .map_err(|e| anyhow::anyhow!("invalid configuration in {source}: {e}"))
+}
+
+fn parse_env_value(raw: &str) -> Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: Value) -> anyhow::Result<()> {
+    match path {
+        [] => Ok(()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| Value::Table(toml::Table::new()));
+            match entry {
+                Value::Table(t) => set_path(t, rest, value),
+                _ => anyhow::bail!("{first} is not a table"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_and_nests() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n[session]\nidle_minutes = 5\n").unwrap();
+        let env = [
+            ("INSITU_LISTEN", "127.0.0.1:9999"),
+            ("INSITU_SESSION__LIFETIME_HOURS", "3"),
+            ("INSITU_URL", "http://client-setting"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = load(Some(&f), env.into_iter()).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.session.lifetime_hours, 3);
+        assert_eq!(c.session.idle_minutes, 5);
+    }
+
+    #[test]
+    fn typos_are_errors_not_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = load(Some(&f), std::iter::empty()).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("example.toml");
+        std::fs::write(&f, EXAMPLE).unwrap();
+        let c = load(Some(&f), std::iter::empty()).unwrap();
+        assert_eq!(c.volumes.len(), 1);
+    }
+}

@@ -81,7 +81,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -97,7 +100,12 @@ impl std::error::Error for ApiError {}
 pub fn error_table_markdown() -> String {
     let mut s = String::from("| code | HTTP status | meaning |\n|---|---|---|\n");
     for c in ErrorCode::ALL {
-        s.push_str(&format!("| `{}` | {} | {} |\n", c.as_str(), c.status(), c.meaning()));
+        s.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            c.as_str(),
+            c.status(),
+            c.meaning()
+        ));
     }
     s
 }
@@ -111,7 +119,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in ErrorCode::ALL {
             assert!(seen.insert(c.as_str()), "duplicate {}", c.as_str());
-            assert!(c.as_str().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+            assert!(
+                c.as_str()
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch == '_')
+            );
             let json = serde_json_string(*c);
             assert_eq!(json, format!("\"{}\"", c.as_str()));
             assert!((400..600).contains(&c.status()));
@@ -120,6 +132,15 @@ mod tests {
 
     fn serde_json_string(c: ErrorCode) -> String {
         serde_json::to_string(&c).unwrap()
+    }
+
+    #[test]
+    fn the_documented_table_is_the_real_one() {
+        let doc = include_str!("../../../docs/api-errors.md");
+        assert!(
+            doc.ends_with(&error_table_markdown()),
+            "docs/api-errors.md is stale: regenerate it with `insitu errors`"
+        );
     }
 
     #[test]

@@ -35,7 +35,17 @@ impl DatalabKind {
 
 /// What kind of work a tool is for; a facet of the catalogue.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Property {
@@ -177,7 +187,11 @@ struct RawResources {
 
 impl Default for RawResources {
     fn default() -> Self {
-        RawResources { cpu: default_cpu(), memory: default_memory(), gpu: 0 }
+        RawResources {
+            cpu: default_cpu(),
+            memory: default_memory(),
+            gpu: 0,
+        }
     }
 }
 
@@ -207,7 +221,10 @@ impl DatalabSpec {
         let raw: RawDefinition = toml::from_str(text).map_err(|e| vec![toml_error(&e)])?;
         let mut errors = Vec::new();
         let mut err = |field: &str, reason: String| {
-            errors.push(DefinitionError { field: field.to_owned(), reason })
+            errors.push(DefinitionError {
+                field: field.to_owned(),
+                reason,
+            })
         };
 
         let name_text = raw.name.as_deref().unwrap_or(stem);
@@ -231,7 +248,10 @@ impl DatalabSpec {
             "web" => Some(DatalabKind::Web),
             "desktop" => Some(DatalabKind::Desktop),
             other => {
-                err("kind", format!("{other:?} is not one of \"web\", \"desktop\""));
+                err(
+                    "kind",
+                    format!("{other:?} is not one of \"web\", \"desktop\""),
+                );
                 None
             }
         };
@@ -248,7 +268,10 @@ impl DatalabSpec {
         }
         for (k, v) in &raw.launch.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                err(&format!("launch.env.{k}"), "is not a valid variable name".to_owned());
+                err(
+                    &format!("launch.env.{k}"),
+                    "is not a valid variable name".to_owned(),
+                );
             }
             if let Err(reason) = check_placeholders(v) {
                 err(&format!("launch.env.{k}"), reason);
@@ -257,9 +280,14 @@ impl DatalabSpec {
         if !raw.launch.readiness_path.starts_with('/') {
             err("launch.readiness_path", "must start with '/'".to_owned());
         }
-        if !(raw.resources.cpu.is_finite() && raw.resources.cpu > 0.0 && raw.resources.cpu <= 1024.0)
+        if !(raw.resources.cpu.is_finite()
+            && raw.resources.cpu > 0.0
+            && raw.resources.cpu <= 1024.0)
         {
-            err("resources.cpu", "must be a number of cores above 0 and at most 1024".to_owned());
+            err(
+                "resources.cpu",
+                "must be a number of cores above 0 and at most 1024".to_owned(),
+            );
         }
         let memory = match parse_bytes(&raw.resources.memory) {
             Ok(b) if b >= 16 * 1024 * 1024 => Some(b),
@@ -285,10 +313,16 @@ impl DatalabSpec {
                 ),
             }
         }
-        for (field, values) in [("tags.domain", &raw.tags.domain), ("tags.mission", &raw.tags.mission)] {
+        for (field, values) in [
+            ("tags.domain", &raw.tags.domain),
+            ("tags.mission", &raw.tags.mission),
+        ] {
             for (i, v) in values.iter().enumerate() {
                 if v.trim().is_empty() || v.len() > 64 {
-                    err(&format!("{field}[{i}]"), "must be 1 to 64 characters".to_owned());
+                    err(
+                        &format!("{field}[{i}]"),
+                        "must be 1 to 64 characters".to_owned(),
+                    );
                 }
             }
         }
@@ -305,9 +339,17 @@ impl DatalabSpec {
                     env: raw.launch.env,
                     readiness_path: raw.launch.readiness_path,
                 },
-                resources: Resources { cpu: raw.resources.cpu, memory_bytes, gpu: raw.resources.gpu },
+                resources: Resources {
+                    cpu: raw.resources.cpu,
+                    memory_bytes,
+                    gpu: raw.resources.gpu,
+                },
                 license: raw.license,
-                tags: Tags { domain: raw.tags.domain, mission: raw.tags.mission, properties },
+                tags: Tags {
+                    domain: raw.tags.domain,
+                    mission: raw.tags.mission,
+                    properties,
+                },
             }),
             _ => Err(errors),
         }
@@ -320,14 +362,22 @@ impl DatalabSpec {
             .iter()
             .map(|d| ("domain", d.as_str()))
             .chain(self.tags.mission.iter().map(|m| ("mission", m.as_str())))
-            .chain(self.tags.properties.iter().map(|p| ("property", p.as_str())))
+            .chain(
+                self.tags
+                    .properties
+                    .iter()
+                    .map(|p| ("property", p.as_str())),
+            )
     }
 }
 
 fn toml_error(e: &toml::de::Error) -> DefinitionError {
     let message = e.message().to_owned();
     // toml reports the offending key in its message; the span gives the place.
-    DefinitionError { field: "file".to_owned(), reason: message }
+    DefinitionError {
+        field: "file".to_owned(),
+        reason: message,
+    }
 }
 
 fn check_placeholders(s: &str) -> Result<(), String> {
@@ -367,9 +417,34 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "GiB" => 1 << 30,
         "T" | "TB" => 1_000_000_000_000,
         "TiB" => 1 << 40,
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use B, KiB, MiB, GiB, TiB")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}: use B, KiB, MiB, GiB, TiB"
+            ));
+        }
     };
-    n.checked_mul(factor).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Parses a duration such as `90s`, `30m`, `12h` or `7d` into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as \"30m\" or \"12h\""))?;
+    let factor = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?} in {s:?}: use s, m, h or d")),
+    };
+    n.checked_mul(factor)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?} must be above zero and not absurdly large"))
 }
 
 /// Formats bytes for people: `4 GiB`, `512 MiB`.
@@ -430,7 +505,13 @@ properties = ["analysis_tool"]
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["kind", "license", "launch.command[1]", "resources.memory", "tags.properties[0]"]
+            [
+                "kind",
+                "license",
+                "launch.command[1]",
+                "resources.memory",
+                "tags.properties[0]"
+            ]
         );
     }
 
@@ -444,7 +525,8 @@ properties = ["analysis_tool"]
 
     #[test]
     fn name_must_match_file() {
-        let errs = DatalabSpec::from_toml("jupyterlab", &format!("name = \"other\"\n{GOOD}")).unwrap_err();
+        let errs =
+            DatalabSpec::from_toml("jupyterlab", &format!("name = \"other\"\n{GOOD}")).unwrap_err();
         assert_eq!(errs[0].field, "name");
     }
 
@@ -456,5 +538,10 @@ properties = ["analysis_tool"]
         assert!(parse_bytes("99999999999TiB").is_err());
         assert_eq!(format_bytes(4 << 30), "4 GiB");
         assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("2s"), Ok(2));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
     }
 }

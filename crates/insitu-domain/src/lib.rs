@@ -11,7 +11,9 @@ pub mod role;
 pub mod spdx;
 pub mod volume;
 
-pub use datalab::{DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags};
+pub use datalab::{
+    DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
+};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
 pub use volume::{VolumeMetadata, VolumeSpec};

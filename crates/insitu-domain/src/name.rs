@@ -126,10 +126,15 @@ mod tests {
 
     #[test]
     fn refuses_names_that_could_escape_a_path_or_url() {
-        for bad in ["", "../etc", "a/b", "Upper", "dot.ted", "-lead", "trail-", "9start", "sp ace"] {
+        for bad in [
+            "", "../etc", "a/b", "Upper", "dot.ted", "-lead", "trail-", "9start", "sp ace",
+        ] {
             assert!(bad.parse::<Name>().is_err(), "{bad}");
         }
-        assert_eq!("a".parse::<Username>(), Err(NameError::Length { min: 2, max: 32 }));
+        assert_eq!(
+            "a".parse::<Username>(),
+            Err(NameError::Length { min: 2, max: 32 })
+        );
         assert_eq!("ab/".parse::<Username>(), Err(NameError::Character('/')));
     }
 

@@ -5,26 +5,98 @@
 //! carries; `LicenseRef-…` names a licence the catalogue does not know.
 
 const LICENSES: &[&str] = &[
-    "0BSD", "AFL-3.0", "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-1.1", "Apache-2.0",
-    "Artistic-1.0", "Artistic-2.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-3-Clause",
-    "BSD-3-Clause-LBNL", "BSD-4-Clause", "BSL-1.0", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-SA-3.0",
-    "CC-BY-SA-4.0", "CC-BY-NC-4.0", "CC-BY-NC-SA-4.0", "CC0-1.0", "CDDL-1.0", "CDDL-1.1",
-    "CECILL-2.1", "CECILL-B", "CECILL-C", "EPL-1.0", "EPL-2.0", "EUPL-1.1", "EUPL-1.2",
-    "GFDL-1.3-only", "GFDL-1.3-or-later", "GPL-1.0-or-later", "GPL-2.0-only",
-    "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "HPND", "ISC", "LGPL-2.0-only",
-    "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only",
-    "LGPL-3.0-or-later", "LPPL-1.3c", "MIT", "MIT-0", "MPL-1.1", "MPL-2.0", "MS-PL", "NCSA",
-    "ODbL-1.0", "OFL-1.1", "OpenSSL", "PDDL-1.0", "PostgreSQL", "PSF-2.0", "Python-2.0",
-    "Qhull", "Ruby", "TCL", "Unicode-3.0", "Unicode-DFS-2016", "Unlicense", "UPL-1.0", "Vim",
-    "W3C", "WTFPL", "X11", "Zlib", "ZPL-2.1",
+    "0BSD",
+    "AFL-3.0",
+    "AGPL-3.0-only",
+    "AGPL-3.0-or-later",
+    "Apache-1.1",
+    "Apache-2.0",
+    "Artistic-1.0",
+    "Artistic-2.0",
+    "BSD-1-Clause",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSD-3-Clause-LBNL",
+    "BSD-4-Clause",
+    "BSL-1.0",
+    "CC-BY-3.0",
+    "CC-BY-4.0",
+    "CC-BY-SA-3.0",
+    "CC-BY-SA-4.0",
+    "CC-BY-NC-4.0",
+    "CC-BY-NC-SA-4.0",
+    "CC0-1.0",
+    "CDDL-1.0",
+    "CDDL-1.1",
+    "CECILL-2.1",
+    "CECILL-B",
+    "CECILL-C",
+    "EPL-1.0",
+    "EPL-2.0",
+    "EUPL-1.1",
+    "EUPL-1.2",
+    "GFDL-1.3-only",
+    "GFDL-1.3-or-later",
+    "GPL-1.0-or-later",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "HPND",
+    "ISC",
+    "LGPL-2.0-only",
+    "LGPL-2.0-or-later",
+    "LGPL-2.1-only",
+    "LGPL-2.1-or-later",
+    "LGPL-3.0-only",
+    "LGPL-3.0-or-later",
+    "LPPL-1.3c",
+    "MIT",
+    "MIT-0",
+    "MPL-1.1",
+    "MPL-2.0",
+    "MS-PL",
+    "NCSA",
+    "ODbL-1.0",
+    "OFL-1.1",
+    "OpenSSL",
+    "PDDL-1.0",
+    "PostgreSQL",
+    "PSF-2.0",
+    "Python-2.0",
+    "Qhull",
+    "Ruby",
+    "TCL",
+    "Unicode-3.0",
+    "Unicode-DFS-2016",
+    "Unlicense",
+    "UPL-1.0",
+    "Vim",
+    "W3C",
+    "WTFPL",
+    "X11",
+    "Zlib",
+    "ZPL-2.1",
     // Deprecated ids still seen in the wild.
-    "GPL-2.0", "GPL-2.0+", "GPL-3.0", "GPL-3.0+", "LGPL-2.1", "LGPL-2.1+", "LGPL-3.0",
-    "LGPL-3.0+", "AGPL-3.0",
+    "GPL-2.0",
+    "GPL-2.0+",
+    "GPL-3.0",
+    "GPL-3.0+",
+    "LGPL-2.1",
+    "LGPL-2.1+",
+    "LGPL-3.0",
+    "LGPL-3.0+",
+    "AGPL-3.0",
 ];
 
 const EXCEPTIONS: &[&str] = &[
-    "Classpath-exception-2.0", "GCC-exception-3.1", "LLVM-exception", "Autoconf-exception-3.0",
-    "Bison-exception-2.2", "Font-exception-2.0", "OpenJDK-assembly-exception-1.0",
+    "Classpath-exception-2.0",
+    "GCC-exception-3.1",
+    "LLVM-exception",
+    "Autoconf-exception-3.0",
+    "Bison-exception-2.2",
+    "Font-exception-2.0",
+    "OpenJDK-assembly-exception-1.0",
 ];
 
 #[derive(Debug, PartialEq)]
@@ -74,7 +146,9 @@ fn word(w: &str) -> Token<'_> {
 
 fn known_license(id: &str) -> bool {
     if let Some(r) = id.strip_prefix("LicenseRef-") {
-        return !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        return !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     }
     let base = id.strip_suffix('+').unwrap_or(id);
     LICENSES.contains(&id) || LICENSES.contains(&base)
@@ -89,7 +163,10 @@ pub fn check_expression(expr: &str) -> Result<(), String> {
     let mut pos = 0;
     parse_or(&toks, &mut pos)?;
     if pos != toks.len() {
-        return Err(format!("unexpected {:?} in licence expression {expr:?}", toks[pos]));
+        return Err(format!(
+            "unexpected {:?} in licence expression {expr:?}",
+            toks[pos]
+        ));
     }
     Ok(())
 }
@@ -167,7 +244,15 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["", "MIT OR", "(MIT", "Foo-1.0", "MIT WITH Nothing", "MIT MIT", "AND"] {
+        for bad in [
+            "",
+            "MIT OR",
+            "(MIT",
+            "Foo-1.0",
+            "MIT WITH Nothing",
+            "MIT MIT",
+            "AND",
+        ] {
             assert!(check_expression(bad).is_err(), "{bad}");
         }
     }

@@ -58,7 +58,10 @@ impl VolumeSpec {
     pub fn from_config(c: VolumeConfig) -> Result<VolumeSpec, Vec<DefinitionError>> {
         let mut errors = Vec::new();
         let mut err = |field: &str, reason: String| {
-            errors.push(DefinitionError { field: field.to_owned(), reason })
+            errors.push(DefinitionError {
+                field: field.to_owned(),
+                reason,
+            })
         };
         let name = c
             .name
@@ -120,11 +123,18 @@ pub fn check_mount_path(p: &Path) -> Result<(), String> {
     if !p.is_absolute() {
         return Err(format!("{} must be an absolute path", p.display()));
     }
-    if p.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if p.components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
         return Err(format!("{} must not contain '.' or '..'", p.display()));
     }
-    const RESERVED: [&str; 9] = ["/", "/bin", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/tmp"];
-    if RESERVED.iter().any(|r| p == Path::new(r) || (*r != "/" && p.starts_with(r))) {
+    const RESERVED: [&str; 9] = [
+        "/", "/bin", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/tmp",
+    ];
+    if RESERVED
+        .iter()
+        .any(|r| p == Path::new(r) || (*r != "/" && p.starts_with(r)))
+    {
         return Err(format!("{} would hide a system directory", p.display()));
     }
     Ok(())

@@ -45,7 +45,9 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
         )
     }
 }
@@ -57,7 +59,8 @@ pub struct Store {
     backend: Backend,
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, u.last_login_at";
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, u.last_login_at";
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH` — created if missing — or
@@ -67,7 +70,11 @@ impl Store {
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let mut u = format!("sqlite:{rest}");
             if !rest.contains("mode=") {
-                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                u.push_str(if rest.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
             (Backend::Sqlite, u)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -86,10 +93,18 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed while one writer commits.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -119,7 +134,9 @@ impl Store {
     // ---- users -----------------------------------------------------------
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>("n")?)
     }
 
@@ -153,23 +170,32 @@ impl Store {
         }
     }
 
-    pub async fn user_by_username(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(username.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(username.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username");
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(user_from_row).collect()
     }
 
     /// Active (not disabled) administrators.
     pub async fn count_active_admins(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get::<i64, _>("n")?)
     }
 
@@ -193,7 +219,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if disabled {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -207,7 +236,10 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -249,7 +281,11 @@ impl Store {
             "SELECT s.id_hash, s.user_id, s.csrf_token, s.created_at AS s_created_at, s.last_seen_at, \
              s.expires_at, {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id_hash).fetch_optional(&self.pool).await? else {
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
             return Ok(None);
         };
         let session = SessionRecord {
@@ -273,7 +309,10 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -306,16 +345,26 @@ impl Store {
         Ok(())
     }
 
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
+    pub async fn token_by_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
         let sql = format!(
             "SELECT t.id AS t_id, t.user_id, t.name, t.token_hash, t.prefix, t.created_at AS t_created_at, \
              t.last_used_at, t.expires_at, t.revoked_at, {USER_COLUMNS} \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.pool).await? else {
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
             return Ok(None);
         };
-        Ok(Some((token_from_row(&row, "t_id", "t_created_at")?, user_from_row(&row)?)))
+        Ok(Some((
+            token_from_row(&row, "t_id", "t_created_at")?,
+            user_from_row(&row)?,
+        )))
     }
 
     /// The user's tokens that are not revoked, newest first.
@@ -327,12 +376,19 @@ impl Store {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| token_from_row(r, "id", "created_at")).collect()
+        rows.iter()
+            .map(|r| token_from_row(r, "id", "created_at"))
+            .collect()
     }
 
     /// Revokes one of the user's tokens; returns its hash, or `None` when the
     /// user has no such live token.
-    pub async fn revoke_token(&self, user_id: &str, token_id: &str, now: i64) -> Result<Option<String>, StoreError> {
+    pub async fn revoke_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
         )
@@ -362,15 +418,24 @@ impl Store {
     // ---- my volumes ------------------------------------------------------
 
     pub async fn my_volumes(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT volume_name FROM user_volumes WHERE user_id = $1 ORDER BY volume_name")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get::<String, _>("volume_name")?)).collect()
+        let rows = sqlx::query(
+            "SELECT volume_name FROM user_volumes WHERE user_id = $1 ORDER BY volume_name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("volume_name")?))
+            .collect()
     }
 
     /// Adds a volume to the user's volumes; adding it twice is harmless.
-    pub async fn add_my_volume(&self, user_id: &str, volume: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn add_my_volume(
+        &self,
+        user_id: &str,
+        volume: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO user_volumes (user_id, volume_name, added_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, volume_name) DO NOTHING",
@@ -398,11 +463,18 @@ impl Store {
 /// returns the URL of the new database. Used by tests and first-time setup.
 pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
     use sqlx::Connection;
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        return Err(StoreError::Corrupt(format!("refusing database name {name:?}")));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Corrupt(format!(
+            "refusing database name {name:?}"
+        )));
     }
     let mut conn = sqlx::postgres::PgConnection::connect(admin_url).await?;
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     let (base, query) = match admin_url.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
@@ -430,7 +502,11 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     })
 }
 
-fn token_from_row(row: &AnyRow, id_col: &str, created_col: &str) -> Result<TokenRecord, StoreError> {
+fn token_from_row(
+    row: &AnyRow,
+    id_col: &str,
+    created_col: &str,
+) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
         id: row.try_get(id_col)?,
         user_id: row.try_get("user_id")?,

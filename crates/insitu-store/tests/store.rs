@@ -2,6 +2,8 @@
 //! PostgreSQL when `INSITU_TEST_POSTGRES_URL` names a server (the test command
 //! starts one). With `INSITU_REQUIRE_POSTGRES=1` a missing server fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use insitu_domain::{Role, Username};
 use insitu_store::{NewUser, SessionRecord, Store, StoreError, TokenRecord};
 
@@ -12,7 +14,9 @@ async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
     match std::env::var("INSITU_TEST_POSTGRES_URL") {
         Ok(admin) => {
             let name = format!("insitu_store_{}", uuid_like());
-            let url = insitu_store::create_postgres_database(&admin, &name).await.unwrap();
+            let url = insitu_store::create_postgres_database(&admin, &name)
+                .await
+                .unwrap();
             out.push((Store::connect(&url).await.unwrap(), None));
         }
         Err(_) => assert!(
@@ -25,12 +29,20 @@ async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
 
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{n:x}_{}", std::process::id())
 }
 
 fn user(name: &str, role: Role) -> NewUser {
-    NewUser { username: name.parse::<Username>().unwrap(), password_hash: "$argon2id$x".into(), role, now: 100 }
+    NewUser {
+        username: name.parse::<Username>().unwrap(),
+        password_hash: "$argon2id$x".into(),
+        role,
+        now: 100,
+    }
 }
 
 #[tokio::test]
@@ -40,11 +52,21 @@ async fn users_roles_and_disabling() {
         assert_eq!(store.count_users().await.unwrap(), 0, "{b}");
         let alice = store.create_user(user("alice", Role::Admin)).await.unwrap();
         let bob = store.create_user(user("bob", Role::User)).await.unwrap();
-        assert!(matches!(store.create_user(user("alice", Role::User)).await, Err(StoreError::UsernameTaken(_))), "{b}");
+        assert!(
+            matches!(
+                store.create_user(user("alice", Role::User)).await,
+                Err(StoreError::UsernameTaken(_))
+            ),
+            "{b}"
+        );
         assert_eq!(store.count_active_admins().await.unwrap(), 1, "{b}");
 
         store.set_role(&bob.id, Role::Moderator).await.unwrap();
-        let found = store.user_by_username(&bob.username).await.unwrap().unwrap();
+        let found = store
+            .user_by_username(&bob.username)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found.role, Role::Moderator, "{b}");
 
         let session = SessionRecord {
@@ -60,10 +82,20 @@ async fn users_roles_and_disabling() {
         assert_eq!((s, u.username.as_str()), (session.clone(), "alice"), "{b}");
 
         store.set_disabled(&alice.id, true).await.unwrap();
-        assert!(store.session_by_hash("h1").await.unwrap().is_none(), "disabling ends sessions ({b})");
+        assert!(
+            store.session_by_hash("h1").await.unwrap().is_none(),
+            "disabling ends sessions ({b})"
+        );
         assert_eq!(store.count_active_admins().await.unwrap(), 0, "{b}");
         let users = store.list_users().await.unwrap();
-        assert_eq!(users.iter().map(|u| (u.username.as_str(), u.disabled)).collect::<Vec<_>>(), [("alice", true), ("bob", false)], "{b}");
+        assert_eq!(
+            users
+                .iter()
+                .map(|u| (u.username.as_str(), u.disabled))
+                .collect::<Vec<_>>(),
+            [("alice", true), ("bob", false)],
+            "{b}"
+        );
     }
 }
 
@@ -72,20 +104,63 @@ async fn sessions_expire_and_password_change_ends_them() {
     for (store, _dir) in backends().await {
         let b = store.backend().as_str();
         let u = store.create_user(user("carol", Role::User)).await.unwrap();
-        for (h, last, exp) in [("old", 10, 1000), ("expired", 500, 600), ("fresh", 900, 2000)] {
+        for (h, last, exp) in [
+            ("old", 10, 1000),
+            ("expired", 500, 600),
+            ("fresh", 900, 2000),
+        ] {
             store
-                .create_session(&SessionRecord { id_hash: h.into(), user_id: u.id.clone(), csrf_token: "c".into(), created_at: 0, last_seen_at: last, expires_at: exp })
+                .create_session(&SessionRecord {
+                    id_hash: h.into(),
+                    user_id: u.id.clone(),
+                    csrf_token: "c".into(),
+                    created_at: 0,
+                    last_seen_at: last,
+                    expires_at: exp,
+                })
                 .await
                 .unwrap();
         }
         // now = 950, idle limit 100 s: "old" is idle, "expired" is past expiry.
-        assert_eq!(store.delete_stale_sessions(950, 100).await.unwrap(), 2, "{b}");
-        assert!(store.session_by_hash("fresh").await.unwrap().is_some(), "{b}");
+        assert_eq!(
+            store.delete_stale_sessions(950, 100).await.unwrap(),
+            2,
+            "{b}"
+        );
+        assert!(
+            store.session_by_hash("fresh").await.unwrap().is_some(),
+            "{b}"
+        );
         store.touch_session("fresh", 990).await.unwrap();
-        assert_eq!(store.session_by_hash("fresh").await.unwrap().unwrap().0.last_seen_at, 990, "{b}");
-        store.set_password_hash(&u.id, "$argon2id$new").await.unwrap();
-        assert!(store.session_by_hash("fresh").await.unwrap().is_none(), "{b}");
-        assert_eq!(store.user_by_username(&u.username).await.unwrap().unwrap().password_hash, "$argon2id$new", "{b}");
+        assert_eq!(
+            store
+                .session_by_hash("fresh")
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .last_seen_at,
+            990,
+            "{b}"
+        );
+        store
+            .set_password_hash(&u.id, "$argon2id$new")
+            .await
+            .unwrap();
+        assert!(
+            store.session_by_hash("fresh").await.unwrap().is_none(),
+            "{b}"
+        );
+        assert_eq!(
+            store
+                .user_by_username(&u.username)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "$argon2id$new",
+            "{b}"
+        );
     }
 }
 
@@ -109,12 +184,38 @@ async fn tokens_list_and_revoke_only_own() {
         store.create_token(&t).await.unwrap();
         let (found, owner) = store.token_by_hash("hash1").await.unwrap().unwrap();
         assert_eq!((found, owner.username.as_str()), (t.clone(), "dan"), "{b}");
-        assert_eq!(store.revoke_token(&eve.id, "t1", 7).await.unwrap(), None, "eve cannot revoke dan's token ({b})");
+        assert_eq!(
+            store.revoke_token(&eve.id, "t1", 7).await.unwrap(),
+            None,
+            "eve cannot revoke dan's token ({b})"
+        );
         store.touch_token("t1", 6).await.unwrap();
-        assert_eq!(store.list_tokens(&dan.id).await.unwrap()[0].last_used_at, Some(6), "{b}");
-        assert_eq!(store.revoke_token(&dan.id, "t1", 7).await.unwrap().as_deref(), Some("hash1"), "{b}");
+        assert_eq!(
+            store.list_tokens(&dan.id).await.unwrap()[0].last_used_at,
+            Some(6),
+            "{b}"
+        );
+        assert_eq!(
+            store
+                .revoke_token(&dan.id, "t1", 7)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("hash1"),
+            "{b}"
+        );
         assert!(store.list_tokens(&dan.id).await.unwrap().is_empty(), "{b}");
-        assert_eq!(store.token_by_hash("hash1").await.unwrap().unwrap().0.revoked_at, Some(7), "{b}");
+        assert_eq!(
+            store
+                .token_by_hash("hash1")
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .revoked_at,
+            Some(7),
+            "{b}"
+        );
     }
 }
 
@@ -126,7 +227,11 @@ async fn my_volumes_add_is_idempotent() {
         store.add_my_volume(&u.id, "gaia", 1).await.unwrap();
         store.add_my_volume(&u.id, "gaia", 2).await.unwrap();
         store.add_my_volume(&u.id, "allsky", 3).await.unwrap();
-        assert_eq!(store.my_volumes(&u.id).await.unwrap(), ["allsky", "gaia"], "{b}");
+        assert_eq!(
+            store.my_volumes(&u.id).await.unwrap(),
+            ["allsky", "gaia"],
+            "{b}"
+        );
         assert!(store.remove_my_volume(&u.id, "gaia").await.unwrap(), "{b}");
         assert!(!store.remove_my_volume(&u.id, "gaia").await.unwrap(), "{b}");
         assert_eq!(store.my_volumes(&u.id).await.unwrap(), ["allsky"], "{b}");
@@ -142,7 +247,12 @@ async fn reopening_keeps_data_and_refuses_bad_urls() {
     s.close().await;
     let s = Store::connect(&url).await.unwrap();
     assert_eq!(s.count_users().await.unwrap(), 1);
-    let err = Store::connect("mysql://root:hunter2@db/x").await.unwrap_err();
+    let err = Store::connect("mysql://root:hunter2@db/x")
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl(_)));
-    assert!(!err.to_string().contains("hunter2"), "password leaked: {err}");
+    assert!(
+        !err.to_string().contains("hunter2"),
+        "password leaked: {err}"
+    );
 }

@@ -1,11 +1,11 @@
 //! JSON API handlers. Each trusts the route table's access check (the caller
 //! is in the request extensions) and answers errors with stable codes.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use insitu_api::*;
 use insitu_domain::{Role, Username};
 use insitu_store::{NewUser, StoreError, TokenRecord, UserRecord};
@@ -27,7 +27,12 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
         }
     };
     let body = Health {
-        status: if status == StatusCode::OK { "ok" } else { "degraded" }.to_owned(),
+        status: if status == StatusCode::OK {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         database: format!("{} {database}", s.store.backend().as_str()),
     };
@@ -36,14 +41,24 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
 
 pub async fn metrics() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         crate::metrics_layer::render(),
     )
         .into_response()
 }
 
 pub async fn openapi(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], s.openapi_json.clone()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        s.openapi_json.clone(),
+    )
+        .into_response()
 }
 
 pub async fn fallback(uri: axum::http::Uri) -> Response {
@@ -56,15 +71,25 @@ pub async fn fallback(uri: axum::http::Uri) -> Response {
 
 pub async fn method_not_allowed(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        ApiFailure::new(ErrorCode::MethodNotAllowed, format!("{} does not take this method", uri.path()))
-            .into_response()
+        ApiFailure::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{} does not take this method", uri.path()),
+        )
+        .into_response()
     } else {
-        crate::pages::error_page(ErrorCode::MethodNotAllowed, "This page does not take this method.")
+        crate::pages::error_page(
+            ErrorCode::MethodNotAllowed,
+            "This page does not take this method.",
+        )
     }
 }
 
 pub fn me_of(u: &UserRecord) -> Me {
-    Me { username: u.username.to_string(), role: u.role, created_at: rfc3339(u.created_at) }
+    Me {
+        username: u.username.to_string(),
+        role: u.role,
+        created_at: rfc3339(u.created_at),
+    }
 }
 
 pub fn user_of(u: &UserRecord) -> User {
@@ -89,35 +114,72 @@ pub fn token_of(t: &TokenRecord) -> ApiToken {
 }
 
 pub fn session_cookie(s: &AppState, secret: &str) -> String {
-    auth::set_cookie(SESSION_COOKIE, secret, i64::from(s.config.session.lifetime_hours) * 3600, s.secure_cookies)
+    auth::set_cookie(
+        SESSION_COOKIE,
+        secret,
+        s.config.session.lifetime_secs(),
+        s.secure_cookies,
+    )
 }
 
 pub fn clear_session_cookie(s: &AppState) -> String {
     auth::set_cookie(SESSION_COOKIE, "", 0, s.secure_cookies)
 }
 
-pub async fn login(State(s): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
-    let user = s.auth.check_credentials(&req.username, &req.password).await?;
+pub async fn login(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let user = s
+        .auth
+        .check_credentials(&req.username, &req.password)
+        .await?;
     let (secret, csrf) = s.auth.open_session(&user).await?;
-    let body = LoginResponse { user: me_of(&user), csrf_token: csrf };
-    Ok(([(header::SET_COOKIE, session_cookie(&s, &secret))], Json(body)).into_response())
+    let body = LoginResponse {
+        user: me_of(&user),
+        csrf_token: csrf,
+    };
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&s, &secret))],
+        Json(body),
+    )
+        .into_response())
 }
 
-pub async fn logout(State(s): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<Response> {
+pub async fn logout(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Response> {
     if let Via::Session { id_hash, .. } = &p.via {
         s.auth.close_session(id_hash).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie(&s))]).into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, clear_session_cookie(&s))],
+    )
+        .into_response())
 }
 
 pub async fn token_login(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<TokenLoginRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    let user = s.auth.check_credentials(&req.username, &req.password).await?;
-    let (token, record) = s.auth.create_token(&user.id, &req.token_name, req.expires_in_days).await?;
+    let user = s
+        .auth
+        .check_credentials(&req.username, &req.password)
+        .await?;
+    let (token, record) = s
+        .auth
+        .create_token(&user.id, &req.token_name, req.expires_in_days)
+        .await?;
     s.store.record_login(&user.id, now()).await?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { token, info: token_of(&record) })))
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token,
+            info: token_of(&record),
+        }),
+    ))
 }
 
 async fn current_user(s: &AppState, p: &Principal) -> ApiResult<UserRecord> {
@@ -127,13 +189,24 @@ async fn current_user(s: &AppState, p: &Principal) -> ApiResult<UserRecord> {
         .ok_or_else(|| ApiFailure::new(ErrorCode::Unauthenticated, "the account no longer exists"))
 }
 
-pub async fn me(State(s): State<AppState>, Extension(p): Extension<Principal>) -> ApiResult<Json<Me>> {
+pub async fn me(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Me>> {
     Ok(Json(me_of(&current_user(&s, &p).await?)))
 }
 
 /// Shared by the API and the account page.
-pub async fn do_change_password(s: &AppState, p: &Principal, current: &str, new: &str) -> ApiResult<()> {
-    let user = s.auth.check_credentials(p.username.as_str(), current).await?;
+pub async fn do_change_password(
+    s: &AppState,
+    p: &Principal,
+    current: &str,
+    new: &str,
+) -> ApiResult<()> {
+    let user = s
+        .auth
+        .check_credentials(p.username.as_str(), current)
+        .await?;
     auth::check_new_password(s.auth.session_config(), p.username.as_str(), new)?;
     let hash = auth::hash_password(new).await?;
     s.store.set_password_hash(&user.id, &hash).await?;
@@ -154,7 +227,13 @@ pub async fn list_tokens(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<List<ApiToken>>> {
-    let items = s.store.list_tokens(&p.user_id).await?.iter().map(token_of).collect();
+    let items = s
+        .store
+        .list_tokens(&p.user_id)
+        .await?
+        .iter()
+        .map(token_of)
+        .collect();
     Ok(Json(List { items }))
 }
 
@@ -163,8 +242,17 @@ pub async fn create_token(
     Extension(p): Extension<Principal>,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    let (token, record) = s.auth.create_token(&p.user_id, &req.name, req.expires_in_days).await?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { token, info: token_of(&record) })))
+    let (token, record) = s
+        .auth
+        .create_token(&p.user_id, &req.name, req.expires_in_days)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token,
+            info: token_of(&record),
+        }),
+    ))
 }
 
 pub async fn do_revoke_token(s: &AppState, p: &Principal, id: &str) -> ApiResult<()> {
@@ -173,7 +261,10 @@ pub async fn do_revoke_token(s: &AppState, p: &Principal, id: &str) -> ApiResult
             s.auth.evict_hash(&hash);
             Ok(())
         }
-        None => Err(ApiFailure::new(ErrorCode::TokenNotFound, "you have no live token with this id")),
+        None => Err(ApiFailure::new(
+            ErrorCode::TokenNotFound,
+            "you have no live token with this id",
+        )),
     }
 }
 
@@ -186,18 +277,32 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_datalabs(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<DatalabList>> {
+pub async fn list_datalabs(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<DatalabList>> {
     let filter = Filter::parse(q.as_deref(), &DATALAB_FACETS, true)?;
     let cat = s.catalogue();
     let (hits, facets) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
-    Ok(Json(DatalabList { items: hits.into_iter().map(catalogue::to_wire).collect(), facets }))
+    Ok(Json(DatalabList {
+        items: hits.into_iter().map(catalogue::to_wire).collect(),
+        facets,
+    }))
 }
 
-pub async fn get_datalab(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Datalab>> {
+pub async fn get_datalab(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Datalab>> {
     let cat = s.catalogue();
     cat.get(&name)
         .map(|d| Json(catalogue::to_wire(d)))
-        .ok_or_else(|| ApiFailure::new(ErrorCode::DatalabNotFound, format!("no datalab {name:?} in the catalogue")))
+        .ok_or_else(|| {
+            ApiFailure::new(
+                ErrorCode::DatalabNotFound,
+                format!("no datalab {name:?} in the catalogue"),
+            )
+        })
 }
 
 pub async fn list_volumes(
@@ -208,14 +313,20 @@ pub async fn list_volumes(
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, true)?;
     let mine = s.store.my_volumes(&p.user_id).await?;
     let (hits, facets) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
-    let items = hits.into_iter().map(|v| volumes::to_wire(v, mine.iter().any(|m| m == v.spec.name.as_str()))).collect();
+    let items = hits
+        .into_iter()
+        .map(|v| volumes::to_wire(v, mine.iter().any(|m| m == v.spec.name.as_str())))
+        .collect();
     Ok(Json(VolumeList { items, facets }))
 }
 
 fn volume_or_404<'a>(s: &'a AppState, name: &str) -> ApiResult<&'a volumes::VolumeEntry> {
-    s.volumes
-        .get(name)
-        .ok_or_else(|| ApiFailure::new(ErrorCode::VolumeNotFound, format!("no data volume {name:?} in the catalogue")))
+    s.volumes.get(name).ok_or_else(|| {
+        ApiFailure::new(
+            ErrorCode::VolumeNotFound,
+            format!("no data volume {name:?} in the catalogue"),
+        )
+    })
 }
 
 pub async fn get_volume(
@@ -234,7 +345,11 @@ pub async fn my_volumes(
 ) -> ApiResult<Json<List<Volume>>> {
     let mine = s.store.my_volumes(&p.user_id).await?;
     // A volume removed from the configuration simply drops out of the list.
-    let items = mine.iter().filter_map(|n| s.volumes.get(n)).map(|v| volumes::to_wire(v, true)).collect();
+    let items = mine
+        .iter()
+        .filter_map(|n| s.volumes.get(n))
+        .map(|v| volumes::to_wire(v, true))
+        .collect();
     Ok(Json(List { items }))
 }
 
@@ -268,22 +383,36 @@ pub async fn remove_my_volume(
 }
 
 pub async fn list_users(State(s): State<AppState>) -> ApiResult<Json<List<User>>> {
-    Ok(Json(List { items: s.store.list_users().await?.iter().map(user_of).collect() }))
+    Ok(Json(List {
+        items: s.store.list_users().await?.iter().map(user_of).collect(),
+    }))
 }
 
 pub async fn do_create_user(s: &AppState, req: CreateUserRequest) -> ApiResult<User> {
-    let username: Username = req
-        .username
-        .parse()
-        .map_err(|e| ApiFailure::new(ErrorCode::InvalidUsername, format!("username {:?} {e}", req.username)))?;
+    let username: Username = req.username.parse().map_err(|e| {
+        ApiFailure::new(
+            ErrorCode::InvalidUsername,
+            format!("username {:?} {e}", req.username),
+        )
+    })?;
     auth::check_new_password(s.auth.session_config(), username.as_str(), &req.password)?;
     let password_hash = auth::hash_password(&req.password).await?;
     let role = req.role.unwrap_or(Role::User);
-    match s.store.create_user(NewUser { username, password_hash, role, now: now() }).await {
+    match s
+        .store
+        .create_user(NewUser {
+            username,
+            password_hash,
+            role,
+            now: now(),
+        })
+        .await
+    {
         Ok(u) => Ok(user_of(&u)),
-        Err(StoreError::UsernameTaken(name)) => {
-            Err(ApiFailure::new(ErrorCode::UsernameTaken, format!("the username {name} is taken")))
-        }
+        Err(StoreError::UsernameTaken(name)) => Err(ApiFailure::new(
+            ErrorCode::UsernameTaken,
+            format!("the username {name} is taken"),
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -296,13 +425,29 @@ pub async fn create_user(
 }
 
 /// Applies a role change or (dis)abling; refuses to leave no active admin.
-pub async fn do_update_user(s: &AppState, username: &str, req: UpdateUserRequest) -> ApiResult<User> {
+pub async fn do_update_user(
+    s: &AppState,
+    username: &str,
+    req: UpdateUserRequest,
+) -> ApiResult<User> {
     let not_found = || ApiFailure::new(ErrorCode::UserNotFound, format!("no user {username:?}"));
     let name: Username = username.parse().map_err(|_| not_found())?;
-    let user = s.store.user_by_username(&name).await?.ok_or_else(not_found)?;
-    let stays_admin = req.role.unwrap_or(user.role) == Role::Admin && !req.disabled.unwrap_or(user.disabled);
-    if user.role == Role::Admin && !user.disabled && !stays_admin && s.store.count_active_admins().await? <= 1 {
-        return Err(ApiFailure::new(ErrorCode::LastAdmin, "this is the last active administrator"));
+    let user = s
+        .store
+        .user_by_username(&name)
+        .await?
+        .ok_or_else(not_found)?;
+    let stays_admin =
+        req.role.unwrap_or(user.role) == Role::Admin && !req.disabled.unwrap_or(user.disabled);
+    if user.role == Role::Admin
+        && !user.disabled
+        && !stays_admin
+        && s.store.count_active_admins().await? <= 1
+    {
+        return Err(ApiFailure::new(
+            ErrorCode::LastAdmin,
+            "this is the last active administrator",
+        ));
     }
     if let Some(role) = req.role {
         s.store.set_role(&user.id, role).await?;
@@ -311,7 +456,11 @@ pub async fn do_update_user(s: &AppState, username: &str, req: UpdateUserRequest
         s.store.set_disabled(&user.id, disabled).await?;
     }
     s.auth.evict_user(&user.id);
-    let updated = s.store.user_by_username(&name).await?.ok_or_else(not_found)?;
+    let updated = s
+        .store
+        .user_by_username(&name)
+        .await?
+        .ok_or_else(not_found)?;
     tracing::info!(username = %name, role = %updated.role, disabled = updated.disabled, "account updated");
     Ok(user_of(&updated))
 }
@@ -325,9 +474,13 @@ pub async fn update_user(
 }
 
 pub async fn catalogue_problems(State(s): State<AppState>) -> Json<List<CatalogueProblem>> {
-    Json(List { items: s.catalogue().problems.clone() })
+    Json(List {
+        items: s.catalogue().problems.clone(),
+    })
 }
 
 pub async fn reload_catalogue(State(s): State<AppState>) -> Json<List<CatalogueProblem>> {
-    Json(List { items: s.reload_catalogue().problems.clone() })
+    Json(List {
+        items: s.reload_catalogue().problems.clone(),
+    })
 }

@@ -38,7 +38,10 @@ impl Deref for AppState {
 
 impl Inner {
     pub fn catalogue(&self) -> Arc<Catalogue> {
-        self.catalogue.read().map(|c| Arc::clone(&c)).unwrap_or_default()
+        self.catalogue
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_default()
     }
 
     pub fn reload_catalogue(&self) -> Arc<Catalogue> {
@@ -60,7 +63,9 @@ pub struct InitialAdmin {
 
 impl std::fmt::Debug for InitialAdmin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InitialAdmin").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("InitialAdmin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,6 +79,7 @@ impl App {
     /// creates the first administrator when there is no account yet.
     pub async fn build(config: ServerConfig) -> anyhow::Result<(App, Option<InitialAdmin>)> {
         metrics_layer::install();
+        config.session.validate()?;
         if config.database_url.is_none() {
             std::fs::create_dir_all(&config.data_dir)?;
         }
@@ -88,7 +94,10 @@ impl App {
         );
         let volumes = VolumeCatalogue::from_config(&config.volumes)?;
         let auth = Auth::new(store.clone(), config.session.clone()).await?;
-        let secure_cookies = config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+        let secure_cookies = config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
         let state = AppState(Arc::new(Inner {
             openapi_json: serde_json::to_string_pretty(&openapi::openapi_document())?,
             templates: templates::environment()?,
@@ -119,22 +128,30 @@ impl App {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
             loop {
                 tick.tick().await;
-                let idle = i64::from(session.idle_minutes) * 60;
-                match store.delete_stale_sessions(crate::time_fmt::now(), idle).await {
+                let idle = session.idle_secs();
+                match store
+                    .delete_stale_sessions(crate::time_fmt::now(), idle)
+                    .await
+                {
                     Ok(n) if n > 0 => tracing::info!(removed = n, "stale sessions removed"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not remove stale sessions"),
                 }
             }
         });
-        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         sweeper.abort();
         self.state.store.close().await;
         Ok(result?)
     }
 }
 
-async fn bootstrap_admin(store: &Store, config: &ServerConfig) -> anyhow::Result<Option<InitialAdmin>> {
+async fn bootstrap_admin(
+    store: &Store,
+    config: &ServerConfig,
+) -> anyhow::Result<Option<InitialAdmin>> {
     if store.count_users().await? > 0 {
         return Ok(None);
     }
@@ -145,12 +162,23 @@ async fn bootstrap_admin(store: &Store, config: &ServerConfig) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("admin.username {:?} {e}", config.admin.username))?;
     let (password, generated) = match &config.admin.password {
         Some(p) => (p.clone(), false),
-        None => (auth::new_secret().chars().take(20).collect::<String>(), true),
+        None => (
+            auth::new_secret().chars().take(20).collect::<String>(),
+            true,
+        ),
     };
     let password_hash = auth::hash_password(&password).await?;
     store
-        .create_user(NewUser { username: username.clone(), password_hash, role: Role::Admin, now: crate::time_fmt::now() })
+        .create_user(NewUser {
+            username: username.clone(),
+            password_hash,
+            role: Role::Admin,
+            now: crate::time_fmt::now(),
+        })
         .await?;
     tracing::info!(username = %username, "first administrator created");
-    Ok(generated.then(|| InitialAdmin { username: username.to_string(), password }))
+    Ok(generated.then(|| InitialAdmin {
+        username: username.to_string(),
+        password,
+    }))
 }

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -125,7 +125,11 @@ async fn verify_password(hash: &str, password: &str) -> bool {
     let (hash, password) = (hash.to_owned(), password.to_owned());
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -133,15 +137,25 @@ async fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Checks a new password against the policy; the error names what is wrong.
-pub fn check_new_password(cfg: &SessionConfig, username: &str, password: &str) -> Result<(), ApiFailure> {
+pub fn check_new_password(
+    cfg: &SessionConfig,
+    username: &str,
+    password: &str,
+) -> Result<(), ApiFailure> {
     if password.chars().count() < cfg.min_password_length {
         return Err(ApiFailure::new(
             ErrorCode::WeakPassword,
-            format!("the password must be at least {} characters long", cfg.min_password_length),
+            format!(
+                "the password must be at least {} characters long",
+                cfg.min_password_length
+            ),
         ));
     }
     if password.eq_ignore_ascii_case(username) {
-        return Err(ApiFailure::new(ErrorCode::WeakPassword, "the password must not be the username"));
+        return Err(ApiFailure::new(
+            ErrorCode::WeakPassword,
+            "the password must not be the username",
+        ));
     }
     Ok(())
 }
@@ -164,7 +178,11 @@ impl Auth {
 
     /// Checks a username and password. Unknown users cost the same time as
     /// known ones, and repeated failures for one username are throttled.
-    pub async fn check_credentials(&self, username: &str, password: &str) -> Result<UserRecord, ApiFailure> {
+    pub async fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, ApiFailure> {
         let key = username.to_lowercase();
         let t = now();
         {
@@ -175,7 +193,10 @@ impl Auth {
             {
                 return Err(ApiFailure::new(
                     ErrorCode::RateLimited,
-                    format!("too many failed logins for this account; try again in {} s", LOGIN_WINDOW_SECS - (t - since)),
+                    format!(
+                        "too many failed logins for this account; try again in {} s",
+                        LOGIN_WINDOW_SECS - (t - since)
+                    ),
                 ));
             }
         }
@@ -183,13 +204,21 @@ impl Auth {
             Ok(u) => self.store.user_by_username(&u).await?,
             Err(_) => None,
         };
-        let hash = user.as_ref().map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let hash = user
+            .as_ref()
+            .map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
         let ok = verify_password(hash, password).await;
         match user {
             Some(user) if ok => {
-                self.login_failures.lock().map_err(|_| poisoned())?.remove(&key);
+                self.login_failures
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .remove(&key);
                 if user.disabled {
-                    return Err(ApiFailure::new(ErrorCode::AccountDisabled, "this account has been disabled"));
+                    return Err(ApiFailure::new(
+                        ErrorCode::AccountDisabled,
+                        "this account has been disabled",
+                    ));
                 }
                 Ok(user)
             }
@@ -200,7 +229,10 @@ impl Auth {
                     *entry = (0, t);
                 }
                 entry.0 += 1;
-                Err(ApiFailure::new(ErrorCode::InvalidCredentials, "wrong username or password"))
+                Err(ApiFailure::new(
+                    ErrorCode::InvalidCredentials,
+                    "wrong username or password",
+                ))
             }
         }
     }
@@ -217,7 +249,7 @@ impl Auth {
                 csrf_token: csrf.clone(),
                 created_at: t,
                 last_seen_at: t,
-                expires_at: t + i64::from(self.session.lifetime_hours) * 3600,
+                expires_at: t + self.session.lifetime_secs(),
             })
             .await?;
         self.store.record_login(&user.id, t).await?;
@@ -239,10 +271,16 @@ impl Auth {
     ) -> Result<(String, TokenRecord), ApiFailure> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
-            return Err(ApiFailure::new(ErrorCode::InvalidRequest, "the token name must be 1 to 64 characters"));
+            return Err(ApiFailure::new(
+                ErrorCode::InvalidRequest,
+                "the token name must be 1 to 64 characters",
+            ));
         }
         if expires_in_days.is_some_and(|d| d == 0 || d > 3650) {
-            return Err(ApiFailure::new(ErrorCode::InvalidRequest, "expires_in_days must be between 1 and 3650"));
+            return Err(ApiFailure::new(
+                ErrorCode::InvalidRequest,
+                "expires_in_days must be between 1 and 3650",
+            ));
         }
         let secret = format!("{TOKEN_PREFIX}{}", new_secret());
         let t = now();
@@ -282,11 +320,17 @@ impl Auth {
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
             let value = auth.to_str().unwrap_or("");
             let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
-                return Err(ApiFailure::new(ErrorCode::Unauthenticated, "use 'Authorization: Bearer <token>'"));
+                return Err(ApiFailure::new(
+                    ErrorCode::Unauthenticated,
+                    "use 'Authorization: Bearer <token>'",
+                ));
             };
             return match self.resolve_token(token).await? {
                 Some(p) => Ok(Some(p)),
-                None => Err(ApiFailure::new(ErrorCode::Unauthenticated, "the API token is unknown, revoked or expired")),
+                None => Err(ApiFailure::new(
+                    ErrorCode::Unauthenticated,
+                    "the API token is unknown, revoked or expired",
+                )),
             };
         }
         match cookie(headers, SESSION_COOKIE) {
@@ -297,7 +341,9 @@ impl Auth {
 
     fn cached(&self, hash: &str) -> Option<CacheEntry> {
         let c = self.cache.read().ok()?;
-        c.get(hash).filter(|e| e.cached_at.elapsed() < CACHE_TTL).cloned()
+        c.get(hash)
+            .filter(|e| e.cached_at.elapsed() < CACHE_TTL)
+            .cloned()
     }
 
     fn remember(&self, hash: String, entry: CacheEntry) {
@@ -312,11 +358,13 @@ impl Auth {
     async fn resolve_session(&self, secret: &str) -> Result<Option<Principal>, ApiFailure> {
         let hash = sha256_hex(secret);
         let t = now();
-        let idle = i64::from(self.session.idle_minutes) * 60;
+        let idle = self.session.idle_secs();
         let entry = match self.cached(&hash) {
             Some(e) => e,
             None => {
-                let Some((s, user)) = self.store.session_by_hash(&hash).await? else { return Ok(None) };
+                let Some((s, user)) = self.store.session_by_hash(&hash).await? else {
+                    return Ok(None);
+                };
                 if user.disabled {
                     return Ok(None);
                 }
@@ -325,7 +373,10 @@ impl Auth {
                         user_id: user.id,
                         username: user.username,
                         role: user.role,
-                        via: Via::Session { id_hash: hash.clone(), csrf: s.csrf_token },
+                        via: Via::Session {
+                            id_hash: hash.clone(),
+                            csrf: s.csrf_token,
+                        },
                     },
                     expires_at: Some(s.expires_at),
                     last_seen_at: s.last_seen_at,
@@ -339,7 +390,7 @@ impl Auth {
             self.close_session(&hash).await?;
             return Ok(None);
         }
-        if t - entry.last_seen_at >= TOUCH_EVERY_SECS {
+        if t - entry.last_seen_at >= TOUCH_EVERY_SECS.min(idle / 4) {
             self.store.touch_session(&hash, t).await?;
             let mut updated = entry.clone();
             updated.last_seen_at = t;
@@ -357,12 +408,17 @@ impl Auth {
         let entry = match self.cached(&hash) {
             Some(e) => e,
             None => {
-                let Some((rec, user)) = self.store.token_by_hash(&hash).await? else { return Ok(None) };
+                let Some((rec, user)) = self.store.token_by_hash(&hash).await? else {
+                    return Ok(None);
+                };
                 if rec.revoked_at.is_some() {
                     return Ok(None);
                 }
                 if user.disabled {
-                    return Err(ApiFailure::new(ErrorCode::AccountDisabled, "this account has been disabled"));
+                    return Err(ApiFailure::new(
+                        ErrorCode::AccountDisabled,
+                        "this account has been disabled",
+                    ));
                 }
                 let entry = CacheEntry {
                     principal: Principal {
@@ -449,7 +505,10 @@ pub async fn authorize(
         if !p.role.allows(required) {
             return reject(
                 surface,
-                ApiFailure::new(ErrorCode::Forbidden, format!("this needs the {required} role; you are {}", p.role)),
+                ApiFailure::new(
+                    ErrorCode::Forbidden,
+                    format!("this needs the {required} role; you are {}", p.role),
+                ),
                 &req,
             );
         }
@@ -461,23 +520,28 @@ pub async fn authorize(
         let from_header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         let ok = match from_header {
             Some(h) => constant_time_eq(h, csrf),
-            None if surface == Surface::Page => match form_csrf(req, state.config.max_body_bytes).await {
-                Ok((r, Some(field))) if constant_time_eq(&field, csrf) => {
-                    req = r;
-                    true
+            None if surface == Surface::Page => {
+                match form_csrf(req, state.config.max_body_bytes).await {
+                    Ok((r, Some(field))) if constant_time_eq(&field, csrf) => {
+                        req = r;
+                        true
+                    }
+                    Ok((r, _)) => {
+                        req = r;
+                        false
+                    }
+                    Err(resp) => return resp,
                 }
-                Ok((r, _)) => {
-                    req = r;
-                    false
-                }
-                Err(resp) => return resp,
-            },
+            }
             None => false,
         };
         if !ok {
             return reject(
                 surface,
-                ApiFailure::new(ErrorCode::CsrfFailed, "the CSRF token is missing or wrong; reload the page and try again"),
+                ApiFailure::new(
+                    ErrorCode::CsrfFailed,
+                    "the CSRF token is missing or wrong; reload the page and try again",
+                ),
                 &req,
             );
         }
@@ -502,10 +566,15 @@ async fn form_csrf(req: Request, limit: usize) -> Result<(Request, Option<String
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            return Err(ApiFailure::new(ErrorCode::PayloadTooLarge, "the form is too large").into_response());
+            return Err(
+                ApiFailure::new(ErrorCode::PayloadTooLarge, "the form is too large")
+                    .into_response(),
+            );
         }
     };
-    let field = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+    let field = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
     Ok((Request::from_parts(parts, Body::from(bytes)), field))
 }
 
@@ -530,7 +599,10 @@ mod tests {
         let a = new_secret();
         assert_eq!(a.len(), 64);
         assert_ne!(a, new_secret());
-        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub struct Catalogue {
 
 impl Catalogue {
     pub fn get(&self, name: &str) -> Option<&DatalabSpec> {
-        self.datalabs.binary_search_by(|d| d.name.as_str().cmp(name)).ok().map(|i| &self.datalabs[i])
+        self.datalabs
+            .binary_search_by(|d| d.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.datalabs[i])
     }
 }
 
@@ -30,11 +33,19 @@ pub fn load_catalogue(dir: &Path) -> Catalogue {
     let mut cat = Catalogue::default();
     let mut problem = |file: &Path, field: &str, reason: String| {
         tracing::warn!(file = %file.display(), field, reason = %reason, "invalid datalab definition");
-        cat.problems.push(CatalogueProblem { file: file.display().to_string(), field: field.to_owned(), reason });
+        cat.problems.push(CatalogueProblem {
+            file: file.display().to_string(),
+            field: field.to_owned(),
+            reason,
+        });
     };
     let mut datalabs = Vec::new();
     match std::fs::read_dir(dir) {
-        Err(e) => problem(dir, "directory", format!("cannot read the catalogue directory: {e}")),
+        Err(e) => problem(
+            dir,
+            "directory",
+            format!("cannot read the catalogue directory: {e}"),
+        ),
         Ok(entries) => {
             let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
             paths.sort();
@@ -42,7 +53,11 @@ pub fn load_catalogue(dir: &Path) -> Catalogue {
                 if path.extension().and_then(|e| e.to_str()) != Some("toml") {
                     continue;
                 }
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 let text = match std::fs::read_to_string(&path) {
                     Ok(t) => t,
                     Err(e) => {
@@ -81,7 +96,12 @@ impl Searchable for DatalabSpec {
             "kind" => vec![self.kind.as_str().to_owned()],
             "domain" => self.tags.domain.clone(),
             "mission" => self.tags.mission.clone(),
-            "property" => self.tags.properties.iter().map(|p| p.as_str().to_owned()).collect(),
+            "property" => self
+                .tags
+                .properties
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
             _ => Vec::new(),
         }
     }

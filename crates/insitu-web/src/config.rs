@@ -33,10 +33,11 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
-    /// A browser session ends this long after login, whatever happens.
-    pub lifetime_hours: u32,
+    /// A browser session ends this long after login, whatever happens
+    /// (`90s`, `30m`, `12h`, `7d`).
+    pub lifetime: String,
     /// A browser session ends after this long without a request.
-    pub idle_minutes: u32,
+    pub idle_timeout: String,
     /// Minimum password length for new passwords.
     pub min_password_length: usize,
 }
@@ -77,13 +78,49 @@ impl Default for ServerConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { lifetime_hours: 12, idle_minutes: 120, min_password_length: 10 }
+        SessionConfig {
+            lifetime: "12h".to_owned(),
+            idle_timeout: "2h".to_owned(),
+            min_password_length: 10,
+        }
     }
+}
+
+impl SessionConfig {
+    /// The lifetime in seconds; the configuration is checked at start.
+    pub fn lifetime_secs(&self) -> i64 {
+        secs(&self.lifetime, 12 * 3600)
+    }
+
+    pub fn idle_secs(&self) -> i64 {
+        secs(&self.idle_timeout, 2 * 3600)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        insitu_domain::datalab::parse_duration(&self.lifetime)
+            .map_err(|e| anyhow::anyhow!("session.lifetime: {e}"))?;
+        insitu_domain::datalab::parse_duration(&self.idle_timeout)
+            .map_err(|e| anyhow::anyhow!("session.idle_timeout: {e}"))?;
+        if self.min_password_length < 8 {
+            anyhow::bail!("session.min_password_length must be at least 8");
+        }
+        Ok(())
+    }
+}
+
+fn secs(s: &str, default: i64) -> i64 {
+    insitu_domain::datalab::parse_duration(s)
+        .ok()
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(default)
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { username: "admin".to_owned(), password: None }
+        AdminConfig {
+            username: "admin".to_owned(),
+            password: None,
+        }
     }
 }
 

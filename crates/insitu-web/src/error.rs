@@ -27,7 +27,8 @@ impl ApiFailure {
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(self.0)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
@@ -43,10 +44,16 @@ impl From<StoreError> for ApiFailure {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {
             tracing::error!(error = %e, "database unavailable");
-            ApiFailure::new(ErrorCode::DatabaseUnavailable, "the database cannot be reached; try again shortly")
+            ApiFailure::new(
+                ErrorCode::DatabaseUnavailable,
+                "the database cannot be reached; try again shortly",
+            )
         } else {
             tracing::error!(error = %e, "store error");
-            ApiFailure::new(ErrorCode::Internal, "internal error; the server log has the details")
+            ApiFailure::new(
+                ErrorCode::Internal,
+                "internal error; the server log has the details",
+            )
         }
     }
 }
@@ -54,7 +61,10 @@ impl From<StoreError> for ApiFailure {
 impl From<anyhow::Error> for ApiFailure {
     fn from(e: anyhow::Error) -> Self {
         tracing::error!(error = %e, "internal error");
-        ApiFailure::new(ErrorCode::Internal, "internal error; the server log has the details")
+        ApiFailure::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
     }
 }
 
@@ -79,8 +89,12 @@ where
 
 fn json_rejection(r: JsonRejection) -> ApiFailure {
     match r {
-        JsonRejection::JsonDataError(e) => ApiFailure::new(ErrorCode::InvalidRequest, e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => ApiFailure::new(ErrorCode::MalformedJson, e.body_text()),
+        JsonRejection::JsonDataError(e) => {
+            ApiFailure::new(ErrorCode::InvalidRequest, e.body_text())
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiFailure::new(ErrorCode::MalformedJson, e.body_text())
+        }
         JsonRejection::MissingJsonContentType(_) => ApiFailure::new(
             ErrorCode::UnsupportedMediaType,
             "send the body with Content-Type: application/json",

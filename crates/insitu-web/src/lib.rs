@@ -25,4 +25,4 @@ pub use app::{App, InitialAdmin};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{AdminConfig, ServerConfig, SessionConfig};
 pub use openapi::openapi_document;
-pub use routes::{Access, RouteInfo, route_table};
+pub use routes::{Access, RouteInfo, Surface, route_table};

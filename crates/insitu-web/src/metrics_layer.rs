@@ -17,7 +17,9 @@ pub fn install() {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("http_request_duration_seconds".to_owned()),
-                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
             )
             .ok()?
             .build_recorder();
@@ -28,7 +30,11 @@ pub fn install() {
 }
 
 pub fn render() -> String {
-    HANDLE.get().and_then(|h| h.as_ref()).map(PrometheusHandle::render).unwrap_or_default()
+    HANDLE
+        .get()
+        .and_then(|h| h.as_ref())
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }
 
 pub async fn track(req: Request, next: Next) -> Response {
@@ -42,6 +48,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
     resp
 }

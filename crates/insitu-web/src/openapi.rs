@@ -13,11 +13,17 @@ pub fn openapi_document() -> Value {
         .into_generator();
     let error_schema = generator.subschema_for::<ApiError>().to_value();
     let mut paths: Map<String, Value> = Map::new();
-    for route in route_table().into_iter().filter(|r| r.surface == Surface::Api) {
+    for route in route_table()
+        .into_iter()
+        .filter(|r| r.surface == Surface::Api)
+    {
         let mut op = Map::new();
         op.insert("summary".into(), json!(route.summary));
         op.insert("tags".into(), json!([route.tag]));
-        op.insert("operationId".into(), json!(operation_id(route.method, route.path)));
+        op.insert(
+            "operationId".into(),
+            json!(operation_id(route.method, route.path)),
+        );
         let mut params: Vec<Value> = path_params(route.path)
             .into_iter()
             .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
@@ -54,13 +60,22 @@ pub fn openapi_document() -> Value {
             None => json!({"description": "Success, no body"}),
         };
         responses.insert(status.to_string(), ok);
-        for code in error_codes(route.method, route.access, route.request.is_some(), !route.query.is_empty()) {
+        for code in error_codes(
+            route.method,
+            route.access,
+            route.request.is_some(),
+            !route.query.is_empty(),
+        ) {
             let entry = responses
                 .entry(code.status().to_string())
                 .or_insert_with(|| json!({"description": "", "content": {"application/json": {"schema": error_schema.clone()}}}));
             if let Some(d) = entry.get_mut("description") {
                 let text = d.as_str().unwrap_or_default();
-                let joined = if text.is_empty() { format!("`{}`", code.as_str()) } else { format!("{text}, `{}`", code.as_str()) };
+                let joined = if text.is_empty() {
+                    format!("`{}`", code.as_str())
+                } else {
+                    format!("{text}, `{}`", code.as_str())
+                };
                 *d = Value::String(joined);
             }
         }
@@ -73,7 +88,9 @@ pub fn openapi_document() -> Value {
                 op.insert("x-insitu-role".into(), json!(role.as_str()));
             }
         }
-        let item = paths.entry(route.path.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        let item = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = item {
             m.insert(route.method.to_lowercase(), Value::Object(op));
         }
@@ -112,13 +129,18 @@ fn operation_id(method: &str, path: &str) -> String {
         .trim_start_matches("/api/v1")
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_matches(|c| c == '{' || c == '}').replace(['.', '-'], "_"))
+        .map(|s| {
+            s.trim_matches(|c| c == '{' || c == '}')
+                .replace(['.', '-'], "_")
+        })
         .collect();
     format!("{}_{}", method.to_lowercase(), words.join("_"))
 }
 
 fn path_params(path: &str) -> Vec<&str> {
-    path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect()
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
 }
 
 /// The error codes a route can answer with, from what it is.

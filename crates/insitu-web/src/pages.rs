@@ -39,7 +39,11 @@ fn render(s: &AppState, name: &str, ctx: Value) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(template = name, error = %e, "page rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error: the page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the page could not be rendered",
+            )
+                .into_response()
         }
     }
 }
@@ -57,7 +61,14 @@ fn base(p: Option<&Principal>, nav: &str, banner: &Banner) -> Value {
     }
 }
 
-fn page(s: &AppState, name: &str, p: Option<&Principal>, nav: &str, banner: &Banner, extra: Value) -> Response {
+fn page(
+    s: &AppState,
+    name: &str,
+    p: Option<&Principal>,
+    nav: &str,
+    banner: &Banner,
+    extra: Value,
+) -> Response {
     render(s, name, context! { ..extra, ..base(p, nav, banner) })
 }
 
@@ -101,8 +112,14 @@ pub async fn home(p: Option<Extension<Principal>>) -> Redirect {
 pub async fn stylesheet() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         crate::templates::STYLESHEET,
     )
@@ -120,7 +137,14 @@ pub async fn login_form(
     let login_csrf = auth::new_secret();
     let cookie = auth::set_cookie(LOGIN_CSRF_COOKIE, &login_csrf, 3600, s.secure_cookies);
     let next = safe_target(banner.next.as_deref(), "/datalabs");
-    let mut resp = page(&s, "login.html", None, "login", &banner, context! { login_csrf, next });
+    let mut resp = page(
+        &s,
+        "login.html",
+        None,
+        "login",
+        &banner,
+        context! { login_csrf, next },
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -143,10 +167,14 @@ pub async fn login_submit(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let next = safe_target(Some(&f.next), "/datalabs");
-    let back = format!("/login?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+    let back = format!(
+        "/login?next={}",
+        form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+    );
     let cookie_csrf = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if cookie_csrf.is_empty() || !auth::constant_time_eq(cookie_csrf, &f.csrf) {
-        return with_banner(&back, "error", "The login form expired; please try again.").into_response();
+        return with_banner(&back, "error", "The login form expired; please try again.")
+            .into_response();
     }
     let user = match s.auth.check_credentials(&f.username, &f.password).await {
         Ok(u) => u,
@@ -155,7 +183,10 @@ pub async fn login_submit(
     match s.auth.open_session(&user).await {
         Ok((secret, _csrf)) => {
             let mut resp = Redirect::to(&next).into_response();
-            for c in [api::session_cookie(&s, &secret), auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, s.secure_cookies)] {
+            for c in [
+                api::session_cookie(&s, &secret),
+                auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, s.secure_cookies),
+            ] {
                 if let Ok(v) = HeaderValue::from_str(&c) {
                     resp.headers_mut().append(header::SET_COOKIE, v);
                 }
@@ -244,11 +275,25 @@ pub async fn datalabs(
     page(&s, "datalabs.html", Some(&p), "datalabs", &banner, extra)
 }
 
-pub async fn datalab(State(s): State<AppState>, Extension(p): Extension<Principal>, Path(name): Path<String>) -> Response {
+pub async fn datalab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Response {
     let cat = s.catalogue();
     match cat.get(&name) {
-        Some(d) => page(&s, "datalab.html", Some(&p), "datalabs", &Banner::default(), context! { d => ser(&catalogue::to_wire(d)) }),
-        None => error_page(ErrorCode::DatalabNotFound, &format!("No datalab {name:?} in the catalogue.")),
+        Some(d) => page(
+            &s,
+            "datalab.html",
+            Some(&p),
+            "datalabs",
+            &Banner::default(),
+            context! { d => ser(&catalogue::to_wire(d)) },
+        ),
+        None => error_page(
+            ErrorCode::DatalabNotFound,
+            &format!("No datalab {name:?} in the catalogue."),
+        ),
     }
 }
 
@@ -257,7 +302,10 @@ pub async fn volumes(
     Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let banner: Banner = q.as_deref().and_then(|q| serde_urlencoded_banner(q)).unwrap_or_default();
+    let banner: Banner = q
+        .as_deref()
+        .map(banner_from_query)
+        .unwrap_or_default();
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, false).unwrap_or_default();
     let mine_names = match s.store.my_volumes(&p.user_id).await {
         Ok(m) => m,
@@ -267,13 +315,27 @@ pub async fn volumes(
         }
     };
     let (hits, counts) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
-    let items: Vec<_> = hits.into_iter().map(|v| volumes::to_wire(v, mine_names.contains(&v.spec.name.to_string()))).collect();
-    let mine: Vec<_> = mine_names.iter().filter_map(|n| s.volumes.get(n)).map(|v| volumes::to_wire(v, true)).collect();
+    let items: Vec<_> = hits
+        .into_iter()
+        .map(|v| volumes::to_wire(v, mine_names.contains(&v.spec.name.to_string())))
+        .collect();
+    let mine: Vec<_> = mine_names
+        .iter()
+        .filter_map(|n| s.volumes.get(n))
+        .map(|v| volumes::to_wire(v, true))
+        .collect();
     let facets = facet_views(&VOLUME_FACETS, &counts, &filter);
-    page(&s, "volumes.html", Some(&p), "volumes", &banner, context! { items => ser(&items), mine => ser(&mine), facets => ser(&facets), q => filter.q.clone() })
+    page(
+        &s,
+        "volumes.html",
+        Some(&p),
+        "volumes",
+        &banner,
+        context! { items => ser(&items), mine => ser(&mine), facets => ser(&facets), q => filter.q.clone() },
+    )
 }
 
-fn serde_urlencoded_banner(q: &str) -> Option<Banner> {
+fn banner_from_query(q: &str) -> Banner {
     let mut b = Banner::default();
     for (k, v) in form_urlencoded::parse(q.as_bytes()) {
         match k.as_ref() {
@@ -282,7 +344,7 @@ fn serde_urlencoded_banner(q: &str) -> Option<Banner> {
             _ => {}
         }
     }
-    Some(b)
+    b
 }
 
 #[derive(Serialize)]
@@ -299,7 +361,10 @@ pub async fn volume(
     Query(banner): Query<Banner>,
 ) -> Response {
     let Some(v) = s.volumes.get(&name) else {
-        return error_page(ErrorCode::VolumeNotFound, &format!("No data volume {name:?} in the catalogue."));
+        return error_page(
+            ErrorCode::VolumeNotFound,
+            &format!("No data volume {name:?} in the catalogue."),
+        );
     };
     let mine = s.store.my_volumes(&p.user_id).await.unwrap_or_default();
     let source = v.spec.source.clone();
@@ -310,7 +375,11 @@ pub async fn volume(
                     .take(500)
                     .filter_map(|e| {
                         let m = e.metadata().ok()?;
-                        Some(FileView { name: e.file_name().to_string_lossy().into_owned(), size: m.len(), dir: m.is_dir() })
+                        Some(FileView {
+                            name: e.file_name().to_string_lossy().into_owned(),
+                            size: m.len(),
+                            dir: m.is_dir(),
+                        })
                     })
                     .collect()
             })
@@ -321,7 +390,14 @@ pub async fn volume(
     .await
     .unwrap_or_default();
     let view = volumes::to_wire(v, mine.contains(&name));
-    page(&s, "volume.html", Some(&p), "volumes", &banner, context! { v => ser(&view), files => ser(&files) })
+    page(
+        &s,
+        "volume.html",
+        Some(&p),
+        "volumes",
+        &banner,
+        context! { v => ser(&view), files => ser(&files) },
+    )
 }
 
 #[derive(Deserialize)]
@@ -337,7 +413,9 @@ pub async fn volume_add(
     Form(f): Form<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
-    let r = api::do_add_my_volume(&s, &p, &name).await.map(|v| format!("{} added to your volumes.", v.title));
+    let r = api::do_add_my_volume(&s, &p, &name)
+        .await
+        .map(|v| format!("{} added to your volumes.", v.title));
     outcome(&target, r)
 }
 
@@ -348,7 +426,9 @@ pub async fn volume_remove(
     Form(f): Form<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
-    let r = api::do_remove_my_volume(&s, &p, &name).await.map(|()| format!("{name} removed from your volumes."));
+    let r = api::do_remove_my_volume(&s, &p, &name)
+        .await
+        .map(|()| format!("{name} removed from your volumes."));
     outcome(&target, r)
 }
 
@@ -362,7 +442,12 @@ struct TokenView {
     expires: Option<String>,
 }
 
-async fn account_page(s: &AppState, p: &Principal, banner: &Banner, new_token: Option<(String, String)>) -> Response {
+async fn account_page(
+    s: &AppState,
+    p: &Principal,
+    banner: &Banner,
+    new_token: Option<(String, String)>,
+) -> Response {
     let tokens: Vec<TokenView> = match s.store.list_tokens(&p.user_id).await {
         Ok(ts) => ts
             .iter()
@@ -385,11 +470,16 @@ async fn account_page(s: &AppState, p: &Principal, banner: &Banner, new_token: O
         tokens => ser(&tokens), new_token, new_token_name, min_password => s.config.session.min_password_length
     };
     let mut resp = page(s, "account.html", Some(p), "account", banner, extra);
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
-pub async fn account(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(banner): Query<Banner>) -> Response {
+pub async fn account(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(banner): Query<Banner>,
+) -> Response {
     account_page(&s, &p, &banner, None).await
 }
 
@@ -409,7 +499,8 @@ pub async fn account_password(
         return with_banner("/account", "error", "The two new passwords differ.").into_response();
     }
     match api::do_change_password(&s, &p, &f.current_password, &f.new_password).await {
-        Ok(()) => with_banner("/login", "notice", "Password changed. Please log in again.").into_response(),
+        Ok(()) => with_banner("/login", "notice", "Password changed. Please log in again.")
+            .into_response(),
         Err(e) => with_banner("/account", "error", &e.0.message).into_response(),
     }
 }
@@ -430,12 +521,19 @@ pub async fn account_token_create(
         "" => None,
         d => match d.parse::<u32>() {
             Ok(n) => Some(n),
-            Err(_) => return with_banner("/account", "error", "Expiry must be a number of days.").into_response(),
+            Err(_) => {
+                return with_banner("/account", "error", "Expiry must be a number of days.")
+                    .into_response();
+            }
         },
     };
     match s.auth.create_token(&p.user_id, &f.name, days).await {
         Ok((secret, rec)) => {
-            let banner = Banner { notice: None, error: None, next: None };
+            let banner = Banner {
+                notice: None,
+                error: None,
+                next: None,
+            };
             account_page(&s, &p, &banner, Some((rec.name, secret))).await
         }
         Err(e) => with_banner("/account", "error", &e.0.message).into_response(),
@@ -447,7 +545,12 @@ pub async fn account_token_revoke(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    outcome("/account", api::do_revoke_token(&s, &p, &id).await.map(|()| "Token revoked.".to_owned()))
+    outcome(
+        "/account",
+        api::do_revoke_token(&s, &p, &id)
+            .await
+            .map(|()| "Token revoked.".to_owned()),
+    )
 }
 
 #[derive(Serialize)]
@@ -459,7 +562,11 @@ struct UserView {
     last_login: Option<String>,
 }
 
-pub async fn admin_users(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(banner): Query<Banner>) -> Response {
+pub async fn admin_users(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(banner): Query<Banner>,
+) -> Response {
     let users: Vec<UserView> = match s.store.list_users().await {
         Ok(us) => us
             .iter()
@@ -488,13 +595,25 @@ pub struct CreateUserForm {
     role: String,
 }
 
-pub async fn admin_user_create(State(s): State<AppState>, Form(f): Form<CreateUserForm>) -> Response {
+pub async fn admin_user_create(
+    State(s): State<AppState>,
+    Form(f): Form<CreateUserForm>,
+) -> Response {
     let role = match f.role.parse::<Role>() {
         Ok(r) => r,
         Err(e) => return with_banner("/admin/users", "error", &e.to_string()).into_response(),
     };
-    let req = CreateUserRequest { username: f.username, password: f.password, role: Some(role) };
-    outcome("/admin/users", api::do_create_user(&s, req).await.map(|u| format!("Account {} created.", u.username)))
+    let req = CreateUserRequest {
+        username: f.username,
+        password: f.password,
+        role: Some(role),
+    };
+    outcome(
+        "/admin/users",
+        api::do_create_user(&s, req)
+            .await
+            .map(|u| format!("Account {} created.", u.username)),
+    )
 }
 
 #[derive(Deserialize)]
@@ -515,24 +634,46 @@ pub async fn admin_user_update(
         Err(e) => return with_banner("/admin/users", "error", &e.to_string()).into_response(),
     };
     let disabled = f.disabled.as_deref().map(|d| d == "true");
-    let r = api::do_update_user(&s, &username, UpdateUserRequest { role, disabled }).await.map(|u| {
-        format!("{}: role {}, {}.", u.username, u.role, if u.disabled { "disabled" } else { "active" })
-    });
+    let r = api::do_update_user(&s, &username, UpdateUserRequest { role, disabled })
+        .await
+        .map(|u| {
+            format!(
+                "{}: role {}, {}.",
+                u.username,
+                u.role,
+                if u.disabled { "disabled" } else { "active" }
+            )
+        });
     outcome("/admin/users", r)
 }
 
-pub async fn admin_catalogue(State(s): State<AppState>, Extension(p): Extension<Principal>, Query(banner): Query<Banner>) -> Response {
+pub async fn admin_catalogue(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(banner): Query<Banner>,
+) -> Response {
     let cat = s.catalogue();
     let extra = context! {
         problems => ser(&cat.problems),
         count => cat.datalabs.len(),
         dir => s.config.catalogue_dir.display().to_string(),
     };
-    page(&s, "admin_catalogue.html", Some(&p), "catalogue-health", &banner, extra)
+    page(
+        &s,
+        "admin_catalogue.html",
+        Some(&p),
+        "catalogue-health",
+        &banner,
+        extra,
+    )
 }
 
 pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
     let cat = s.reload_catalogue();
-    let msg = format!("Catalogue reloaded: {} datalabs, {} problems.", cat.datalabs.len(), cat.problems.len());
+    let msg = format!(
+        "Catalogue reloaded: {} datalabs, {} problems.",
+        cat.datalabs.len(),
+        cat.problems.len()
+    );
     with_banner("/admin/catalogue", "notice", &msg).into_response()
 }

@@ -36,12 +36,18 @@ impl Filter {
                 f.words = v.split_whitespace().map(str::to_lowercase).collect();
             } else if facets.contains(&k.as_ref()) {
                 if !v.is_empty() {
-                    f.facets.entry(k.into_owned()).or_default().push(v.into_owned());
+                    f.facets
+                        .entry(k.into_owned())
+                        .or_default()
+                        .push(v.into_owned());
                 }
             } else if strict {
                 return Err(ApiFailure::new(
                     ErrorCode::InvalidQuery,
-                    format!("unknown query parameter {k:?}: expected q or one of {}", facets.join(", ")),
+                    format!(
+                        "unknown query parameter {k:?}: expected q or one of {}",
+                        facets.join(", ")
+                    ),
                 ));
             }
         }
@@ -49,7 +55,9 @@ impl Filter {
     }
 
     pub fn is_selected(&self, facet: &str, value: &str) -> bool {
-        self.facets.get(facet).is_some_and(|vs| vs.iter().any(|v| v.eq_ignore_ascii_case(value)))
+        self.facets
+            .get(facet)
+            .is_some_and(|vs| vs.iter().any(|v| v.eq_ignore_ascii_case(value)))
     }
 
     fn matches_text<T: Searchable>(&self, item: &T) -> bool {
@@ -61,10 +69,15 @@ impl Filter {
     }
 
     fn matches_facets<T: Searchable>(&self, item: &T, except: Option<&str>) -> bool {
-        self.facets.iter().filter(|(k, _)| Some(k.as_str()) != except).all(|(facet, wanted)| {
-            let have = item.facet_values(facet);
-            wanted.iter().any(|w| have.iter().any(|h| h.eq_ignore_ascii_case(w)))
-        })
+        self.facets
+            .iter()
+            .filter(|(k, _)| Some(k.as_str()) != except)
+            .all(|(facet, wanted)| {
+                let have = item.facet_values(facet);
+                wanted
+                    .iter()
+                    .any(|w| have.iter().any(|h| h.eq_ignore_ascii_case(w)))
+            })
     }
 }
 
@@ -75,11 +88,18 @@ pub fn search<'a, T: Searchable>(
     facets: &[&str],
 ) -> (Vec<&'a T>, BTreeMap<String, Vec<FacetCount>>) {
     let text_matches: Vec<&T> = items.iter().filter(|i| filter.matches_text(*i)).collect();
-    let hits = text_matches.iter().copied().filter(|i| filter.matches_facets(*i, None)).collect();
+    let hits = text_matches
+        .iter()
+        .copied()
+        .filter(|i| filter.matches_facets(*i, None))
+        .collect();
     let mut counts = BTreeMap::new();
     for facet in facets {
         let mut tally: BTreeMap<String, usize> = BTreeMap::new();
-        for item in text_matches.iter().filter(|i| filter.matches_facets(**i, Some(facet))) {
+        for item in text_matches
+            .iter()
+            .filter(|i| filter.matches_facets(**i, Some(facet)))
+        {
             let mut values = item.facet_values(facet);
             values.sort();
             values.dedup();
@@ -87,7 +107,10 @@ pub fn search<'a, T: Searchable>(
                 *tally.entry(v).or_default() += 1;
             }
         }
-        let mut list: Vec<FacetCount> = tally.into_iter().map(|(value, count)| FacetCount { value, count }).collect();
+        let mut list: Vec<FacetCount> = tally
+            .into_iter()
+            .map(|(value, count)| FacetCount { value, count })
+            .collect();
         list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
         counts.insert((*facet).to_owned(), list);
     }
@@ -110,11 +133,21 @@ mod tests {
 
     #[test]
     fn text_words_all_match_and_facets_are_disjunctive() {
-        let items = [Item("Jupyter Lab", &["astro"]), Item("Jupyter Helio", &["helio"]), Item("DS9", &["astro"])];
+        let items = [
+            Item("Jupyter Lab", &["astro"]),
+            Item("Jupyter Helio", &["helio"]),
+            Item("DS9", &["astro"]),
+        ];
         let f = Filter::parse(Some("q=jupyter&domain=astro"), &["domain"], true).unwrap();
         let (hits, counts) = search(&items, &f, &["domain"]);
-        assert_eq!(hits.iter().map(|i| i.0).collect::<Vec<_>>(), ["Jupyter Lab"]);
-        let c: Vec<(String, usize)> = counts["domain"].iter().map(|c| (c.value.clone(), c.count)).collect();
+        assert_eq!(
+            hits.iter().map(|i| i.0).collect::<Vec<_>>(),
+            ["Jupyter Lab"]
+        );
+        let c: Vec<(String, usize)> = counts["domain"]
+            .iter()
+            .map(|c| (c.value.clone(), c.count))
+            .collect();
         assert_eq!(c, [("astro".to_owned(), 1), ("helio".to_owned(), 1)]);
     }
 

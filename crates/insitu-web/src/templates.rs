@@ -11,8 +11,14 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("volumes.html", include_str!("templates/volumes.html")),
     ("volume.html", include_str!("templates/volume.html")),
     ("account.html", include_str!("templates/account.html")),
-    ("admin_users.html", include_str!("templates/admin_users.html")),
-    ("admin_catalogue.html", include_str!("templates/admin_catalogue.html")),
+    (
+        "admin_users.html",
+        include_str!("templates/admin_users.html"),
+    ),
+    (
+        "admin_catalogue.html",
+        include_str!("templates/admin_catalogue.html"),
+    ),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -24,5 +30,33 @@ pub fn environment() -> anyhow::Result<Environment<'static>> {
         env.add_template(name, source)?;
     }
     env.add_filter("bytes", |b: u64| insitu_domain::datalab::format_bytes(b));
+    env.add_filter("truncate", truncate);
     Ok(env)
+}
+
+/// Shortens text to at most `n` characters at a word boundary, adding "…".
+fn truncate(s: String, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s;
+    }
+    let cut: String = s.chars().take(n).collect();
+    let at = cut.rfind(' ').filter(|i| *i > n / 2).unwrap_or(cut.len());
+    format!("{}…", cut[..at].trim_end_matches([',', '.', ';', ':']))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncates_at_words() {
+        assert_eq!(super::truncate("short".into(), 10), "short");
+        assert_eq!(
+            super::truncate("an interactive sky atlas".into(), 18),
+            "an interactive sky…"
+        );
+    }
+
+    #[test]
+    fn every_template_compiles() {
+        assert!(super::environment().is_ok());
+    }
 }

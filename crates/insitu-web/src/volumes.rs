@@ -32,23 +32,37 @@ impl VolumeCatalogue {
         for c in configs {
             let spec = VolumeSpec::from_config(c.clone()).map_err(|errs| {
                 let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!("data volume {:?} in the configuration: {}", c.name, list.join("; "))
+                anyhow::anyhow!(
+                    "data volume {:?} in the configuration: {}",
+                    c.name,
+                    list.join("; ")
+                )
             })?;
-            if volumes.iter().any(|v: &VolumeEntry| v.spec.name == spec.name) {
+            if volumes
+                .iter()
+                .any(|v: &VolumeEntry| v.spec.name == spec.name)
+            {
                 anyhow::bail!("data volume {:?} is defined twice", c.name);
             }
             let (file_count, size_bytes) = count_files(&spec.source);
             if !spec.source.is_dir() {
                 tracing::warn!(volume = %spec.name, source = %spec.source.display(), "data volume source is not a directory");
             }
-            volumes.push(VolumeEntry { spec, file_count, size_bytes });
+            volumes.push(VolumeEntry {
+                spec,
+                file_count,
+                size_bytes,
+            });
         }
         volumes.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         Ok(VolumeCatalogue { volumes })
     }
 
     pub fn get(&self, name: &str) -> Option<&VolumeEntry> {
-        self.volumes.binary_search_by(|v| v.spec.name.as_str().cmp(name)).ok().map(|i| &self.volumes[i])
+        self.volumes
+            .binary_search_by(|v| v.spec.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.volumes[i])
     }
 }
 
@@ -57,7 +71,9 @@ fn count_files(dir: &Path) -> (u64, u64) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {

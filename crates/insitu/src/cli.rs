@@ -12,7 +12,11 @@ use serde::Serialize;
 use crate::client::{self, Client, ClientError, Credentials, exit};
 
 #[derive(Parser)]
-#[command(name = "insitu", version, about = "Insitu: bring your questions to the data")]
+#[command(
+    name = "insitu",
+    version,
+    about = "Insitu: bring your questions to the data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -139,10 +143,17 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -185,7 +196,9 @@ fn server_exit(r: anyhow::Result<()>) -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("INSITU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if std::env::var("INSITU_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {
@@ -213,14 +226,20 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
     println!("  Insitu is running: open {url}");
     match &initial_admin {
         Some(admin) => {
-            println!("  Log in as {} with password {}", admin.username, admin.password);
+            println!(
+                "  Log in as {} with password {}",
+                admin.username, admin.password
+            );
             println!("  (shown once; change it on the Account page)");
             if demo {
                 write_private(&password_file, &admin.password)?;
             }
         }
         None if demo && password_file.exists() => {
-            println!("  Log in as {admin_name}; the first password is in {}", password_file.display());
+            println!(
+                "  Log in as {admin_name}; the first password is in {}",
+                password_file.display()
+            );
             println!("  (unless you changed it on the Account page)");
         }
         None => println!("  Log in with your account."),
@@ -231,7 +250,12 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
 
 fn write_private(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     writeln!(f, "{secret}")?;
     Ok(())
 }
@@ -255,9 +279,12 @@ async fn shutdown_signal() {
 
 async fn client_command(cmd: Command) -> Result<(), ClientError> {
     match cmd {
-        Command::Login { url, username, password_stdin, token_name } => {
-            login(url, username, password_stdin, token_name).await
-        }
+        Command::Login {
+            url,
+            username,
+            password_stdin,
+            token_name,
+        } => login(url, username, password_stdin, token_name).await,
         Command::Logout => logout().await,
         Command::Whoami { json } => {
             let c = Client::logged_in()?;
@@ -277,41 +304,78 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             push_query(&mut q, "domain", filter.domain.iter());
             push_query(&mut q, "mission", filter.mission.iter());
             push_query(&mut q, "property", filter.property.iter());
-            let list: DatalabList = c.call(Method::GET, &with_query("/api/v1/datalabs", &q), None).await?;
+            let list: DatalabList = c
+                .call(Method::GET, &with_query("/api/v1/datalabs", &q), None)
+                .await?;
             if json {
                 return print_json(&list);
             }
             let rows = list
                 .items
                 .iter()
-                .map(|d| vec![d.name.clone(), d.kind.as_str().to_owned(), d.version.clone(), d.title.clone()])
+                .map(|d| {
+                    vec![
+                        d.name.clone(),
+                        d.kind.as_str().to_owned(),
+                        d.version.clone(),
+                        d.title.clone(),
+                    ]
+                })
                 .collect();
             print_table(&["NAME", "KIND", "VERSION", "TITLE"], rows);
             Ok(())
         }
         Command::Datalabs(DatalabsCommand::Show { name, json }) => {
             let c = Client::logged_in()?;
-            let d: Datalab = c.call(Method::GET, &format!("/api/v1/datalabs/{}", seg(&name)), None).await?;
+            let d: Datalab = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/datalabs/{}", seg(&name)),
+                    None,
+                )
+                .await?;
             if json {
                 return print_json(&d);
             }
-            println!("{} {} ({}) — {}", d.name, d.version, d.kind.as_str(), d.title);
+            println!(
+                "{} {} ({}) — {}",
+                d.name,
+                d.version,
+                d.kind.as_str(),
+                d.title
+            );
             println!("licence: {}", d.license);
-            println!("resources: {} CPU, {}, {} GPU", d.resources.cpu, insitu_domain::datalab::format_bytes(d.resources.memory_bytes), d.resources.gpu);
+            println!(
+                "resources: {} CPU, {}, {} GPU",
+                d.resources.cpu,
+                insitu_domain::datalab::format_bytes(d.resources.memory_bytes),
+                d.resources.gpu
+            );
             println!("{}", d.description);
             Ok(())
         }
-        Command::Volumes(VolumesCommand::List { mine, query, domain, mission, instrument, json }) => {
+        Command::Volumes(VolumesCommand::List {
+            mine,
+            query,
+            domain,
+            mission,
+            instrument,
+            json,
+        }) => {
             let c = Client::logged_in()?;
             let items = if mine {
-                c.call::<List<Volume>>(Method::GET, "/api/v1/me/volumes", None).await?.items
+                c.call::<List<Volume>>(Method::GET, "/api/v1/me/volumes", None)
+                    .await?
+                    .items
             } else {
                 let mut q = Vec::new();
                 push_query(&mut q, "q", query.iter());
                 push_query(&mut q, "domain", domain.iter());
                 push_query(&mut q, "mission", mission.iter());
                 push_query(&mut q, "instrument", instrument.iter());
-                c.call::<VolumeList>(Method::GET, &with_query("/api/v1/volumes", &q), None).await?.items
+                c.call::<VolumeList>(Method::GET, &with_query("/api/v1/volumes", &q), None)
+                    .await?
+                    .items
             };
             if json {
                 return print_json(&items);
@@ -329,34 +393,62 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
                     ]
                 })
                 .collect();
-            print_table(&["NAME", "MINE", "MOUNT PATH", "FILES", "SIZE", "TITLE"], rows);
+            print_table(
+                &["NAME", "MINE", "MOUNT PATH", "FILES", "SIZE", "TITLE"],
+                rows,
+            );
             Ok(())
         }
         Command::Volumes(VolumesCommand::Show { name, json }) => {
             let c = Client::logged_in()?;
-            let v: Volume = c.call(Method::GET, &format!("/api/v1/volumes/{}", seg(&name)), None).await?;
+            let v: Volume = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/volumes/{}", seg(&name)),
+                    None,
+                )
+                .await?;
             if json {
                 return print_json(&v);
             }
             println!("{} — {}", v.name, v.title);
             println!("mount path: {} (read-only), zone {}", v.mount_path, v.zone);
-            println!("{} files, {}", v.file_count, insitu_domain::datalab::format_bytes(v.size_bytes));
-            println!("in my volumes: {}", if v.in_my_volumes { "yes" } else { "no" });
+            println!(
+                "{} files, {}",
+                v.file_count,
+                insitu_domain::datalab::format_bytes(v.size_bytes)
+            );
+            println!(
+                "in my volumes: {}",
+                if v.in_my_volumes { "yes" } else { "no" }
+            );
             Ok(())
         }
         Command::Volumes(VolumesCommand::Add { name }) => {
             let c = Client::logged_in()?;
-            let v: Volume = c.call(Method::PUT, &format!("/api/v1/me/volumes/{}", seg(&name)), None).await?;
+            let v: Volume = c
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/me/volumes/{}", seg(&name)),
+                    None,
+                )
+                .await?;
             println!("added {} ({}) to your volumes", v.name, v.mount_path);
             Ok(())
         }
         Command::Volumes(VolumesCommand::Remove { name }) => {
             let c = Client::logged_in()?;
-            c.call_no_body(Method::DELETE, &format!("/api/v1/me/volumes/{}", seg(&name))).await?;
+            c.call_no_body(
+                Method::DELETE,
+                &format!("/api/v1/me/volumes/{}", seg(&name)),
+            )
+            .await?;
             println!("removed {name} from your volumes");
             Ok(())
         }
-        Command::Serve { .. } | Command::Demo { .. } | Command::Config(_) | Command::Errors => Ok(()),
+        Command::Serve { .. } | Command::Demo { .. } | Command::Config(_) | Command::Errors => {
+            Ok(())
+        }
     }
 }
 
@@ -373,24 +465,48 @@ async fn login(
             eprint!("Username: ");
             let _ = std::io::stderr().flush();
             let mut line = String::new();
-            stdin.lock().read_line(&mut line).map_err(|e| ClientError::Other(e.to_string()))?;
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| ClientError::Other(e.to_string()))?;
             line.trim().to_owned()
         }
     };
     let password = if password_stdin || !stdin.is_terminal() {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).map_err(|e| ClientError::Other(e.to_string()))?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| ClientError::Other(e.to_string()))?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     } else {
         rpassword::prompt_password("Password: ").map_err(|e| ClientError::Other(e.to_string()))?
     };
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    let token_name = token_name.unwrap_or_else(|| format!("insitu-cli@{}", if host.is_empty() { "unknown" } else { &host }));
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let token_name = token_name.unwrap_or_else(|| {
+        format!(
+            "insitu-cli@{}",
+            if host.is_empty() { "unknown" } else { &host }
+        )
+    });
     let c = Client::new(&url, None)?;
-    let body = serde_json::json!({"username": username, "password": password, "token_name": token_name});
-    let created: TokenCreated = c.call(Method::POST, "/api/v1/auth/token", Some(&body)).await?;
-    let path = client::save_credentials(&Credentials { url: c.base().to_owned(), token: created.token })?;
-    println!("logged in to {} as {username}; token {} saved in {}", c.base(), created.info.prefix, path.display());
+    let body =
+        serde_json::json!({"username": username, "password": password, "token_name": token_name});
+    let created: TokenCreated = c
+        .call(Method::POST, "/api/v1/auth/token", Some(&body))
+        .await?;
+    let path = client::save_credentials(&Credentials {
+        url: c.base().to_owned(),
+        token: created.token,
+    })?;
+    println!(
+        "logged in to {} as {username}; token {} saved in {}",
+        c.base(),
+        created.info.prefix,
+        path.display()
+    );
     Ok(())
 }
 
@@ -399,13 +515,23 @@ async fn logout() -> Result<(), ClientError> {
     let creds = client::load_credentials()?;
     let c = Client::new(&creds.url, Some(creds.token.clone()))?;
     let tokens: List<insitu_api::ApiToken> = c.call(Method::GET, "/api/v1/me/tokens", None).await?;
-    if let Some(t) = tokens.items.iter().find(|t| creds.token.starts_with(&t.prefix)) {
-        c.call_no_body(Method::DELETE, &format!("/api/v1/me/tokens/{}", seg(&t.id))).await?;
+    if let Some(t) = tokens
+        .items
+        .iter()
+        .find(|t| creds.token.starts_with(&t.prefix))
+    {
+        c.call_no_body(Method::DELETE, &format!("/api/v1/me/tokens/{}", seg(&t.id)))
+            .await?;
     }
     match std::fs::remove_file(&path) {
         Ok(()) => println!("logged out; removed {}", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("logged out"),
-        Err(e) => return Err(ClientError::Other(format!("removing {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(ClientError::Other(format!(
+                "removing {}: {e}",
+                path.display()
+            )));
+        }
     }
     Ok(())
 }
@@ -414,13 +540,19 @@ async fn logout() -> Result<(), ClientError> {
 fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-fn push_query<'a>(q: &mut Vec<(String, String)>, key: &str, values: impl Iterator<Item = &'a String>) {
+fn push_query<'a>(
+    q: &mut Vec<(String, String)>,
+    key: &str,
+    values: impl Iterator<Item = &'a String>,
+) {
     q.extend(values.map(|v| (key.to_owned(), v.clone())));
 }
 
@@ -446,7 +578,11 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.to_vec());

@@ -37,7 +37,10 @@ pub enum ClientError {
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClientError::NotLoggedIn => write!(f, "not logged in: run `insitu login <url>` or set INSITU_URL and INSITU_TOKEN"),
+            ClientError::NotLoggedIn => write!(
+                f,
+                "not logged in: run `insitu login <url>` or set INSITU_URL and INSITU_TOKEN"
+            ),
             ClientError::Api(e) => write!(f, "{} ({})", e.message, e.code.as_str()),
             ClientError::Unreachable(m) => write!(f, "cannot reach the platform: {m}"),
             ClientError::Other(m) => f.write_str(m),
@@ -54,9 +57,9 @@ impl ClientError {
             ClientError::Unreachable(_) => exit::UNREACHABLE,
             ClientError::Other(_) => exit::FAILURE,
             ClientError::Api(e) => match e.code {
-                ErrorCode::Unauthenticated | ErrorCode::InvalidCredentials | ErrorCode::AccountDisabled => {
-                    exit::UNAUTHENTICATED
-                }
+                ErrorCode::Unauthenticated
+                | ErrorCode::InvalidCredentials
+                | ErrorCode::AccountDisabled => exit::UNAUTHENTICATED,
                 ErrorCode::Forbidden | ErrorCode::CsrfFailed => exit::FORBIDDEN,
                 c if c.status() == 404 => exit::NOT_FOUND,
                 _ => exit::FAILURE,
@@ -74,7 +77,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("url", &self.url).field("token", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 
@@ -87,7 +93,11 @@ pub fn config_dir() -> Result<PathBuf, ClientError> {
     }
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".config").join("insitu"))
-        .ok_or_else(|| ClientError::Other("cannot find a configuration directory: set HOME or XDG_CONFIG_HOME".into()))
+        .ok_or_else(|| {
+            ClientError::Other(
+                "cannot find a configuration directory: set HOME or XDG_CONFIG_HOME".into(),
+            )
+        })
 }
 
 pub fn credentials_path() -> Result<PathBuf, ClientError> {
@@ -106,7 +116,13 @@ pub fn save_credentials(c: &Credentials) -> Result<PathBuf, ClientError> {
     }
     let text = toml::to_string(c).map_err(|e| ClientError::Other(e.to_string()))?;
     let tmp = path.with_extension("toml.tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
@@ -120,9 +136,13 @@ pub fn load_credentials() -> Result<Credentials, ClientError> {
     }
     let path = credentials_path()?;
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| ClientError::Other(format!("{}: {e}", path.display()))),
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| ClientError::Other(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ClientError::NotLoggedIn),
-        Err(e) => Err(ClientError::Other(format!("reading {}: {e}", path.display()))),
+        Err(e) => Err(ClientError::Other(format!(
+            "reading {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -141,7 +161,11 @@ impl Client {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(|e| ClientError::Other(format!("HTTP client: {e}")))?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_owned(), token })
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
     }
 
     pub fn logged_in() -> Result<Client, ClientError> {
@@ -153,7 +177,12 @@ impl Client {
         &self.base
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<reqwest::Response, ClientError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, ClientError> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -161,7 +190,10 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable(format!("{}: {e}", self.base)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{}: {e}", self.base)))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -173,7 +205,10 @@ impl Client {
                 "{} does not look like an Insitu platform (HTTP 404 on {path})",
                 self.base
             ))),
-            Err(_) => Err(ClientError::Other(format!("HTTP {status} from {}{path}", self.base))),
+            Err(_) => Err(ClientError::Other(format!(
+                "HTTP {status} from {}{path}",
+                self.base
+            ))),
         }
     }
 
@@ -184,7 +219,9 @@ impl Client {
         body: Option<&serde_json::Value>,
     ) -> Result<T, ClientError> {
         let resp = self.send(method, path, body).await?;
-        resp.json::<T>().await.map_err(|e| ClientError::Other(format!("unexpected answer from {path}: {e}")))
+        resp.json::<T>()
+            .await
+            .map_err(|e| ClientError::Other(format!("unexpected answer from {path}: {e}")))
     }
 
     pub async fn call_no_body(&self, method: Method, path: &str) -> Result<(), ClientError> {

@@ -1,6 +1,6 @@
 //! Loading the server configuration: built-in defaults, then a TOML file,
 //! then `INSITU_*` environment variables (`INSITU_LISTEN=0.0.0.0:8080`,
-//! `INSITU_SESSION__IDLE_MINUTES=30`: a double underscore goes one table
+//! `INSITU_SESSION__IDLE_TIMEOUT=30m`: a double underscore goes one table
 //! deeper). Values are read as TOML where they parse (numbers, booleans,
 //! arrays) and as strings otherwise.
 
@@ -26,22 +26,30 @@ const SERVER_KEYS: [&str; 9] = [
 
 pub const EXAMPLE: &str = include_str!("../../../insitu.example.toml");
 
-pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<ServerConfig> {
+pub fn load(
+    file: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<ServerConfig> {
     let mut table = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<toml::Table>(&text).with_context(|| format!("parsing {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<toml::Table>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
         }
         None => toml::Table::new(),
     };
     for (key, raw) in env {
-        let Some(rest) = key.strip_prefix("INSITU_") else { continue };
+        let Some(rest) = key.strip_prefix("INSITU_") else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
         if !SERVER_KEYS.contains(&path[0].as_str()) {
             continue;
         }
         let value = parse_env_value(&raw);
-        set_path(&mut table, &path, value).with_context(|| format!("environment variable {key}"))?;
+        set_path(&mut table, &path, value)
+            .with_context(|| format!("environment variable {key}"))?;
     }
     let source = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
     Value::Table(table)
@@ -64,7 +72,9 @@ fn set_path(table: &mut toml::Table, path: &[String], value: Value) -> anyhow::R
             Ok(())
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| Value::Table(toml::Table::new()));
             match entry {
                 Value::Table(t) => set_path(t, rest, value),
                 _ => anyhow::bail!("{first} is not a table"),
@@ -81,18 +91,22 @@ mod tests {
     fn environment_overrides_file_and_nests() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n[session]\nidle_minutes = 5\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1\"\n[session]\nidle_timeout = \"5m\"\n",
+        )
+        .unwrap();
         let env = [
             ("INSITU_LISTEN", "127.0.0.1:9999"),
-            ("INSITU_SESSION__LIFETIME_HOURS", "3"),
+            ("INSITU_SESSION__LIFETIME", "3h"),
             ("INSITU_URL", "http://client-setting"),
             ("HOME", "/root"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let c = load(Some(&f), env.into_iter()).unwrap();
         assert_eq!(c.listen.port(), 9999);
-        assert_eq!(c.session.lifetime_hours, 3);
-        assert_eq!(c.session.idle_minutes, 5);
+        assert_eq!(c.session.lifetime_secs(), 3 * 3600);
+        assert_eq!(c.session.idle_secs(), 300);
     }
 
     #[test]

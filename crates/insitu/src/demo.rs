@@ -14,7 +14,13 @@ pub fn demo_volumes(root: &Path) -> anyhow::Result<Vec<VolumeConfig>> {
     Ok(generated
         .into_iter()
         .map(|v| {
-            let get = |k: &str| v.metadata.get(k).cloned().into_iter().collect::<Vec<String>>();
+            let get = |k: &str| {
+                v.metadata
+                    .get(k)
+                    .cloned()
+                    .into_iter()
+                    .collect::<Vec<String>>()
+            };
             VolumeConfig {
                 name: v.name.clone(),
                 title: v.title,
@@ -33,5 +39,9 @@ pub fn demo_volumes(root: &Path) -> anyhow::Result<Vec<VolumeConfig>> {
 }
 
 fn absolute(root: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
 }

@@ -1,0 +1,285 @@
+//! A real headless Chromium, driven over WebDriver (chromedriver), logs in,
+//! filters the catalogue, adds a volume to "my volumes" and keeps
+//! screenshots under `target/screenshots/`.
+//!
+//! Runs where Chromium and chromedriver are installed (the test command
+//! installs them and sets `INSITU_REQUIRE_BROWSER=1`, which turns their
+//! absence into a failure).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    process: Child,
+    http: reqwest::Client,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        let (driver, chromium) = (
+            Path::new("/usr/bin/chromedriver"),
+            Path::new("/usr/bin/chromium"),
+        );
+        if !driver.exists() || !chromium.exists() {
+            assert!(
+                std::env::var("INSITU_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "INSITU_REQUIRE_BROWSER=1 but chromium or chromedriver is missing"
+            );
+            eprintln!("skipping the browser test: chromium and chromedriver are not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap().keep();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1400,1000", format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .to_owned();
+        Some(Driver {
+            process,
+            http,
+            session: format!("{base}/session/{session}"),
+        })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.session));
+        if method != reqwest::Method::GET {
+            req = req.json(&body);
+        }
+        let r: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(r["value"].get("error").is_none(), "WebDriver {path}: {r}");
+        r["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        for _ in 0..50 {
+            let r: Value = self
+                .http
+                .post(format!("{}/element", self.session))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(id) = r["value"][ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element {css}");
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/clear"),
+            json!({}),
+        )
+        .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": js, "args": []}),
+        )
+        .await
+    }
+
+    async fn wait_for(&self, js_condition: &str) {
+        for _ in 0..50 {
+            if self.script(&format!("return !!({js_condition});")).await == Value::Bool(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {js_condition}");
+    }
+
+    async fn card_names(&self) -> Vec<String> {
+        let v = self
+            .script("return [...document.querySelectorAll('.card')].map(c => c.dataset.name);")
+            .await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let b64 = self
+            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let png = decode_base64(b64.as_str().unwrap());
+        assert_eq!(&png[1..4], b"PNG");
+        let dir = repo_root().join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("bad base64"),
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|c| u32::from(value(*c))).collect();
+        let n = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scientist_logs_in_filters_the_catalogue_and_adds_a_volume() {
+    let Some(d) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.user_with_role("lena", "user").await;
+
+    d.go(&app.u("/datalabs")).await;
+    d.wait_for("location.pathname === '/login'").await;
+    d.type_into("#username", "lena").await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-submit").await;
+    d.wait_for("location.pathname === '/datalabs'").await;
+    assert_eq!(
+        d.card_names().await,
+        ["aladin", "ds9", "fv", "jupyterlab", "qfitsview", "topcat"]
+    );
+
+    // A tag: ticking a facet submits the filter.
+    d.click("input[name=property][value=query_tool]").await;
+    d.wait_for("location.search.includes('property=query_tool')")
+        .await;
+    assert_eq!(d.card_names().await, ["aladin", "topcat"]);
+    // Free text on top of it.
+    d.type_into("#search", "sky atlas").await;
+    d.click("#apply-filter").await;
+    d.wait_for("location.search.includes('q=sky')").await;
+    assert_eq!(d.card_names().await, ["aladin"]);
+    d.go(&app.u("/datalabs?q=fits")).await;
+    assert_eq!(d.card_names().await, ["ds9", "fv", "qfitsview"]);
+    let shot = d.screenshot("catalogue.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    d.go(&app.u("/volumes")).await;
+    let mine = d
+        .script("return document.querySelector('#my-volumes').innerText;")
+        .await;
+    assert!(mine.as_str().unwrap().contains("not added any volume"));
+    d.click("#add-allsky-survey-btn").await;
+    d.wait_for("document.querySelector('#my-volumes a[href=\"/volumes/allsky-survey\"]')")
+        .await;
+    let notice = d
+        .script("return document.querySelector('.notice').innerText;")
+        .await;
+    assert!(
+        notice.as_str().unwrap().contains("added to your volumes"),
+        "{notice}"
+    );
+    d.screenshot("my-volumes.png").await;
+
+    // The server agrees.
+    let token = app.token("lena", PASSWORD).await;
+    let (_, mine) = get_json(&plain(), &app.u("/api/v1/me/volumes"), &token).await;
+    assert_eq!(mine["items"][0]["name"], "allsky-survey");
+}

@@ -1,0 +1,156 @@
+//! The CLI as a script uses it: the real `insitu` binary against a real
+//! server, JSON output, exit codes and the credentials file.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+struct Cli {
+    config_dir: tempfile::TempDir,
+}
+
+fn run(dir: &std::path::Path, args: &[String], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insitu"))
+        .args(args)
+        .env("INSITU_CONFIG_DIR", dir)
+        .env_remove("INSITU_URL")
+        .env_remove("INSITU_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            config_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs the binary off the async threads, so the in-process server answers.
+    async fn run_async(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        let dir = self.config_dir.path().to_owned();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let stdin = stdin.map(str::to_owned);
+        tokio::task::spawn_blocking(move || run(&dir, &args, stdin.as_deref()))
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn login_whoami_listings_and_exit_codes() {
+    let app = spawn_app().await;
+    app.user_with_role("jane", "developer").await;
+    let cli = Cli::new();
+
+    let (code, _, err) = cli.run_async(&["whoami"], None).await;
+    assert_eq!(code, 3, "not logged in: {err}");
+
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "jane", "--password-stdin"],
+            Some("wrong\n"),
+        )
+        .await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("invalid_credentials"), "{err}");
+
+    let (code, out, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "jane", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("logged in"), "{out}");
+    let creds = cli.config_dir.path().join("credentials.toml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&creds).unwrap().contains("insitu_"));
+
+    let (code, out, _) = cli.run_async(&["whoami", "--json"], None).await;
+    assert_eq!(code, 0);
+    let me: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("jane"), Some("developer"))
+    );
+
+    let (code, out, _) = cli
+        .run_async(&["datalabs", "list", "--json", "--kind", "desktop"], None)
+        .await;
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 5);
+    let (code, out, _) = cli.run_async(&["datalabs", "list"], None).await;
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    assert!(out.contains("jupyterlab") && out.contains("web"));
+
+    let (code, out, _) = cli
+        .run_async(&["volumes", "add", "allsky-survey"], None)
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = cli
+        .run_async(&["volumes", "list", "--mine", "--json"], None)
+        .await;
+    assert_eq!(code, 0);
+    let mine: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(mine[0]["name"], "allsky-survey");
+    let (code, _, _) = cli
+        .run_async(&["volumes", "remove", "allsky-survey"], None)
+        .await;
+    assert_eq!(code, 0);
+    let (code, _, err) = cli
+        .run_async(&["volumes", "add", "no-such-volume"], None)
+        .await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("volume_not_found"));
+
+    let (code, _, _) = cli.run_async(&["volumes", "frobnicate"], None).await;
+    assert_eq!(code, 2, "usage errors");
+
+    let (code, out, _) = cli.run_async(&["logout"], None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!creds.exists());
+    let (code, _, _) = cli.run_async(&["whoami"], None).await;
+    assert_eq!(code, 3);
+
+    let (code, _, _) = cli
+        .run_async(
+            &[
+                "login",
+                "http://127.0.0.1:9",
+                "--username",
+                "x",
+                "--password-stdin",
+            ],
+            Some("y\n"),
+        )
+        .await;
+    assert_eq!(code, 6, "unreachable server");
+}

@@ -1,0 +1,242 @@
+//! `spawn_app`: a real server with its own data directory, database,
+//! catalogue (the shipped one plus deliberately broken definitions) and demo
+//! volumes.
+
+use std::path::{Path, PathBuf};
+
+use insitu_web::{App, ServerConfig};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const PASSWORD: &str = "a-long-enough-password";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run covers: SQLite always; PostgreSQL when the test
+/// command started one (and required when it says so).
+pub fn backends() -> Vec<Db> {
+    let mut v = vec![Db::Sqlite];
+    if std::env::var("INSITU_TEST_POSTGRES_URL").is_ok() {
+        v.push(Db::Postgres);
+    } else {
+        assert!(
+            std::env::var("INSITU_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "INSITU_REQUIRE_POSTGRES=1 but INSITU_TEST_POSTGRES_URL is not set"
+        );
+    }
+    v
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{t:x}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Options {
+    pub db: Db,
+    pub idle_timeout: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            db: Db::Sqlite,
+            idle_timeout: "2h",
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_on(db: Db) -> TestApp {
+    spawn_with(Options {
+        db,
+        ..Options::default()
+    })
+    .await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = dir.path().join("catalogue");
+    std::fs::create_dir_all(&catalogue).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("catalogue/datalabs")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, catalogue.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        catalogue.join("broken-kind.toml"),
+        "title = \"Broken\"\ndescription = \"\"\nversion = \"1\"\nkind = \"hologram\"\nlicense = \"MIT\"\n[launch]\ncommand = [\"x\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        catalogue.join("bad-syntax.toml"),
+        "title = \"unterminated\n",
+    )
+    .unwrap();
+    let volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
+    let database_url = match opts.db {
+        Db::Sqlite => None,
+        Db::Postgres => {
+            let admin = std::env::var("INSITU_TEST_POSTGRES_URL").unwrap();
+            Some(
+                insitu_store::create_postgres_database(&admin, &format!("insitu_it_{}", unique()))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        database_url,
+        catalogue_dir: catalogue,
+        volumes,
+        ..ServerConfig::default()
+    };
+    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    config.session.idle_timeout = opts.idle_timeout.to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (app, initial) = App::build(config).await.unwrap();
+    assert!(
+        initial.is_none(),
+        "a configured admin password is not printed"
+    );
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        url,
+        dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A client without cookies, for token and anonymous calls.
+pub fn plain() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser-like client that keeps cookies and does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A logged-in cookie session and its CSRF token.
+pub struct Session {
+    pub client: reqwest::Client,
+    pub csrf: String,
+}
+
+impl TestApp {
+    pub fn u(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Session {
+        let client = browser();
+        let r = client
+            .post(self.u("/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login as {username}");
+        let body: Value = r.json().await.unwrap();
+        Session {
+            client,
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A personal API token for the user.
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let r = plain()
+            .post(self.u("/api/v1/auth/token"))
+            .json(&json!({"username": username, "password": password, "token_name": "tests"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user with the role and returns an API token of theirs.
+    pub async fn user_with_role(&self, username: &str, role: &str) -> String {
+        let admin = self.admin_token().await;
+        let r = plain()
+            .post(self.u("/api/v1/admin/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": username, "password": PASSWORD, "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        self.token(username, PASSWORD).await
+    }
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}

@@ -1,0 +1,15 @@
+//! Integration tests: the real server on a port-0 listener with a fresh
+//! database per test (SQLite, and PostgreSQL where the test command started
+//! one), driven over HTTP, through the CLI binary and in a real browser.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod accounts;
+mod browser;
+mod catalogue;
+mod cli;
+mod errors;
+mod openapi;
+mod roles;
+mod volumes;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the platform and its tests use, when missing.
+# Usage: scripts/deps.sh run|test
+set -euo pipefail
+want=(build-essential pkg-config ca-certificates curl)
+case "${1:-run}" in
+  run) ;;
+  test) want+=(postgresql chromium chromium-driver wrk python3 python3-venv) ;;
+  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "error: cargo is not installed; this machine kind ships the Rust toolchain (rustup)" >&2
+  exit 1
+fi

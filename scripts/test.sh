@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need and runs all of them:
+# formatting, lints, unit and integration tests (SQLite and a real
+# PostgreSQL, real headless Chromium), and an independent check of the demo
+# FITS files with astropy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scripts/deps.sh test
+
+# A throw-away PostgreSQL for the store and server tests.
+pgdir=$(mktemp -d /tmp/insitu-test-pg.XXXXXX)
+pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() { scripts/postgres.sh stop "$pgdir/data"; rm -rf "$pgdir"; }
+trap cleanup EXIT
+chmod 755 "$pgdir"
+export INSITU_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir/data" "$pgport")
+export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1
+echo "PostgreSQL for tests: $INSITU_TEST_POSTGRES_URL"
+
+echo "== format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+echo "== demo FITS files checked by astropy"
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q --disable-pip-version-check astropy
+demo=$(mktemp -d /tmp/insitu-demo-fits.XXXXXX)
+cargo run -q --locked -p insitu-fits --example generate_demo -- "$demo" >/dev/null
+.venv/bin/python crates/insitu-fits/tests/astropy_check.py "$demo"
+rm -rf "$demo"
+echo "all tests passed"

@@ -302,10 +302,7 @@ pub async fn volumes(
     Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let banner: Banner = q
-        .as_deref()
-        .map(banner_from_query)
-        .unwrap_or_default();
+    let banner: Banner = q.as_deref().map(banner_from_query).unwrap_or_default();
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, false).unwrap_or_default();
     let mine_names = match s.store.my_volumes(&p.user_id).await {
         Ok(m) => m,

@@ -40,7 +40,12 @@ fn truncate(s: String, n: usize) -> String {
         return s;
     }
     let cut: String = s.chars().take(n).collect();
-    let at = cut.rfind(' ').filter(|i| *i > n / 2).unwrap_or(cut.len());
+    let ends_word = s.chars().nth(n).is_some_and(char::is_whitespace);
+    let at = if ends_word {
+        cut.len()
+    } else {
+        cut.rfind(' ').filter(|i| *i > n / 2).unwrap_or(cut.len())
+    };
     format!("{}…", cut[..at].trim_end_matches([',', '.', ';', ':']))
 }
 

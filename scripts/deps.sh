@@ -2,10 +2,10 @@
 # Installs the Debian packages the platform and its tests use, when missing.
 # Usage: scripts/deps.sh run|test
 set -euo pipefail
-want=(build-essential pkg-config ca-certificates curl)
+want=(build-essential pkg-config ca-certificates curl bubblewrap)
 case "${1:-run}" in
   run) ;;
-  test) want+=(postgresql chromium chromium-driver wrk python3 python3-venv) ;;
+  test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()

@@ -15,7 +15,7 @@ cleanup() { scripts/postgres.sh stop "$pgdir/data"; rm -rf "$pgdir"; }
 trap cleanup EXIT
 chmod 755 "$pgdir"
 export INSITU_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir/data" "$pgport")
-export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1
+export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1 INSITU_REQUIRE_SANDBOX=1
 echo "PostgreSQL for tests: $INSITU_TEST_POSTGRES_URL"
 
 echo "== format and lints"

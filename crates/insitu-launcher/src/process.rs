@@ -1,0 +1,218 @@
+//! Starting, finding again and stopping sandboxes.
+//!
+//! A sandbox is a `bwrap` process started in its own process group with its
+//! output appended to a log file, so it outlives a restart of the platform.
+//! With `--unshare-pid`, bwrap's child is the init of the sandbox's pid
+//! namespace: when it dies the kernel ends every process inside, so stopping
+//! that one process stops the whole tree.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::sandbox::{SandboxSpec, bwrap_args};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("bubblewrap ({0}) is not installed")]
+    NoBwrap(String),
+    #[error("cannot open the log file {path}: {source}")]
+    Log {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the sandbox: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// How a sandbox ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    Running,
+    /// Ended; the code when known (not known for an adopted process).
+    Exited(Option<i32>),
+}
+
+/// A started (or re-adopted) sandbox.
+#[derive(Debug)]
+pub struct SandboxProcess {
+    /// The outer bwrap process.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot, to tell it from a later
+    /// process that reuses the pid.
+    pub start_ticks: u64,
+    pub log_path: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl SandboxProcess {
+    /// Starts `spec` under bubblewrap; output goes to `log_path`.
+    pub fn start(
+        bwrap: &Path,
+        spec: &SandboxSpec,
+        log_path: &Path,
+    ) -> Result<SandboxProcess, LaunchError> {
+        if !bwrap.exists() {
+            return Err(LaunchError::NoBwrap(bwrap.display().to_string()));
+        }
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| LaunchError::Log {
+                path: log_path.display().to_string(),
+                source,
+            })?;
+        }
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_path)
+                .map_err(|source| LaunchError::Log {
+                    path: log_path.display().to_string(),
+                    source,
+                })
+        };
+        let (out, err) = (open()?, open()?);
+        let child = std::process::Command::new(bwrap)
+            .args(bwrap_args(spec))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(LaunchError::Spawn)?;
+        let pid = child.id();
+        let start_ticks = start_ticks(pid).unwrap_or(0);
+        Ok(SandboxProcess {
+            pid,
+            start_ticks,
+            log_path: log_path.to_owned(),
+            child: Some(child),
+        })
+    }
+
+    /// Finds a sandbox again after a platform restart; `None` when that
+    /// process is gone (or the pid now belongs to another process).
+    pub fn adopt(pid: u32, start: u64, log_path: &Path) -> Option<SandboxProcess> {
+        (start_ticks(pid)? == start && comm(pid).as_deref() == Some("bwrap")).then(|| {
+            SandboxProcess {
+                pid,
+                start_ticks: start,
+                log_path: log_path.to_owned(),
+                child: None,
+            }
+        })
+    }
+
+    /// Whether the sandbox still runs; reaps it when it is our child.
+    pub fn status(&mut self) -> ExitStatus {
+        if let Some(child) = &mut self.child {
+            return match child.try_wait() {
+                Ok(None) => ExitStatus::Running,
+                Ok(Some(s)) => ExitStatus::Exited(s.code()),
+                Err(_) => ExitStatus::Exited(None),
+            };
+        }
+        if start_ticks(self.pid) == Some(self.start_ticks) && !is_zombie(self.pid) {
+            ExitStatus::Running
+        } else {
+            ExitStatus::Exited(None)
+        }
+    }
+
+    /// Stops the whole process tree: SIGTERM to the sandbox's init, SIGKILL
+    /// after `grace`.
+    pub async fn stop(&mut self, grace: Duration) {
+        let inits = children(self.pid);
+        for p in &inits {
+            signal(*p, Signal::TERM);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if self.status() != ExitStatus::Running {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for p in children(self.pid) {
+            signal(p, Signal::KILL);
+        }
+        signal(self.pid, Signal::KILL);
+        for _ in 0..100 {
+            if self.status() != ExitStatus::Running {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> Vec<String> {
+        log_tail(&self.log_path, n)
+    }
+}
+
+/// The last `n` lines of a log file (reading at most its last 256 KiB).
+pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(256 * 1024)));
+    let lines: Vec<String> = std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+fn signal(pid: u32, sig: Signal) {
+    if let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(p, sig);
+    }
+}
+
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces.
+    let close = stat.rfind(')')?;
+    Some(
+        stat[close + 2..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn start_ticks(pid: u32) -> Option<u64> {
+    // Field 22 of /proc/PID/stat; index 19 after the name.
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|s| s == "Z" || s == "X")
+}
+
+fn comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Direct children of a process.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| stat_fields(*p).and_then(|f| f.get(1)?.parse::<u32>().ok()) == Some(pid))
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! The bubblewrap command line for a sandbox.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Where the user's workspace appears inside every sandbox.
+pub const HOME_PATH: &str = "/home/user";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeMount {
+    /// Directory on the host.
+    pub source: PathBuf,
+    /// Where the sandbox sees it, read-only.
+    pub target: PathBuf,
+}
+
+/// Everything a sandbox needs; paths are host paths unless named otherwise.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SandboxSpec {
+    /// Program and arguments, placeholders already filled in.
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The user's workspace, bound read-write at [`HOME_PATH`].
+    pub workspace: PathBuf,
+    /// Data volumes, bound read-only.
+    pub volumes: Vec<VolumeMount>,
+    /// Host paths the sandbox must not see (the platform's data directory,
+    /// its configuration): each is covered by an empty directory or file.
+    pub hidden: Vec<PathBuf>,
+    /// Device nodes to bind (GPUs).
+    pub devices: Vec<PathBuf>,
+    /// Whether the sandbox shares the host's network (web labs listen on a
+    /// loopback port the proxy reaches).
+    pub share_network: bool,
+}
+
+/// Top-level host directories never bound into a sandbox.
+const SKIP_TOP: [&str; 8] = [
+    "proc",
+    "dev",
+    "sys",
+    "tmp",
+    "run",
+    "home",
+    "root",
+    "lost+found",
+];
+
+fn host_root_entries() -> Vec<std::fs::DirEntry> {
+    let mut v: Vec<_> = std::fs::read_dir("/")
+        .map(|rd| rd.flatten().collect())
+        .unwrap_or_default();
+    v.sort_by_key(std::fs::DirEntry::file_name);
+    v
+}
+
+/// The arguments after `bwrap`.
+pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
+        for p in parts {
+            a.push(p.as_ref().to_owned());
+        }
+    };
+    // The root is a tmpfs holding read-only binds of the host's top-level
+    // directories, so mount points for volumes can be made anywhere.
+    push(&[&"--tmpfs", &"/"]);
+    let mount_tops: Vec<PathBuf> = spec
+        .volumes
+        .iter()
+        .map(|v| v.target.as_path())
+        .chain(std::iter::once(Path::new(HOME_PATH)))
+        .filter_map(|t| t.components().nth(1).map(|c| Path::new("/").join(c)))
+        .collect();
+    for entry in host_root_entries() {
+        let name = entry.file_name();
+        let path = Path::new("/").join(&name);
+        if SKIP_TOP.iter().any(|s| OsString::from(s) == name) {
+            continue;
+        }
+        if let Ok(target) = std::fs::read_link(&path) {
+            push(&[&"--symlink", &target, &path]);
+        } else if mount_tops.contains(&path) {
+            // Volumes are mounted below it: an empty directory instead of the host's.
+            push(&[&"--dir", &path]);
+        } else if path.is_dir() {
+            push(&[&"--ro-bind", &path, &path]);
+        }
+    }
+    push(&[&"--ro-bind-try", &"/sys", &"/sys"]);
+    push(&[&"--dev", &"/dev"]);
+    push(&[&"--proc", &"/proc"]);
+    push(&[&"--tmpfs", &"/tmp"]);
+    push(&[&"--dir", &"/var/tmp"]);
+    push(&[&"--tmpfs", &"/run"]);
+    // Other users' homes and root's home stay out of sight.
+    push(&[&"--dir", &"/home"]);
+    push(&[&"--dir", &"/root"]);
+    for h in &spec.hidden {
+        if h.is_dir() {
+            push(&[&"--tmpfs", h]);
+        } else if h.exists() {
+            push(&[&"--ro-bind", &"/dev/null", h]);
+        }
+    }
+    push(&[&"--bind", &spec.workspace, &HOME_PATH]);
+    for v in &spec.volumes {
+        push(&[&"--ro-bind", &v.source, &v.target]);
+    }
+    for d in &spec.devices {
+        push(&[&"--dev-bind", d, d]);
+    }
+    push(&[
+        &"--unshare-pid",
+        &"--unshare-ipc",
+        &"--unshare-uts",
+        &"--unshare-cgroup-try",
+    ]);
+    if !spec.share_network {
+        push(&[&"--unshare-net"]);
+    }
+    push(&[&"--hostname", &"insitu-lab"]);
+    push(&[&"--die-with-parent", &"--new-session"]);
+    push(&[&"--clearenv"]);
+    let path = "/usr/local/bin:/usr/bin:/bin";
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), path.into()),
+        ("HOME".into(), HOME_PATH.into()),
+        ("USER".into(), "user".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TMPDIR".into(), "/tmp".into()),
+    ];
+    for (k, v) in &spec.env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    for (k, v) in &env {
+        push(&[&"--setenv", k, v]);
+    }
+    push(&[&"--chdir", &HOME_PATH]);
+    push(&[&"--"]);
+    for c in &spec.command {
+        push(&[c]);
+    }
+    a
+}
+
+/// Fills `{port}`, `{base_url}`, `{workspace}` and `{user}` in a template.
+pub fn fill(template: &str, port: u16, base_url: &str, user: &str) -> String {
+    template
+        .replace("{port}", &port.to_string())
+        .replace("{base_url}", base_url)
+        .replace("{workspace}", HOME_PATH)
+        .replace("{user}", user)
+}
+
+/// Whether `p` is inside `root` once both are made absolute and normal.
+pub fn is_within(root: &Path, p: &Path) -> bool {
+    match (root.canonicalize(), p.canonicalize()) {
+        (Ok(r), Ok(q)) => q.starts_with(r),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_are_read_only_and_workspace_writable() {
+        let spec = SandboxSpec {
+            command: vec!["tool".into(), "--port=1".into()],
+            workspace: "/srv/ws/alice".into(),
+            volumes: vec![VolumeMount {
+                source: "/srv/archive/gaia".into(),
+                target: "/media/data/gaia".into(),
+            }],
+            ..SandboxSpec::default()
+        };
+        let args: Vec<String> = bwrap_args(&spec)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = args.join(" ");
+        assert!(joined.contains("--tmpfs / "));
+        assert!(joined.contains("--ro-bind /usr /usr"));
+        assert!(joined.contains("--bind /srv/ws/alice /home/user"));
+        assert!(joined.contains("--ro-bind /srv/archive/gaia /media/data/gaia"));
+        assert!(joined.contains("--unshare-net"));
+        assert!(joined.ends_with("-- tool --port=1"));
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        assert_eq!(
+            fill(
+                "--port={port} --base={base_url} {workspace}",
+                8888,
+                "/labs/x/",
+                "ann"
+            ),
+            "--port=8888 --base=/labs/x/ /home/user"
+        );
+    }
+}

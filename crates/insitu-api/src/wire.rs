@@ -183,3 +183,42 @@ pub struct Health {
     pub version: String,
     pub database: String,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchRequest {
+    pub datalab: String,
+    /// Data volumes to mount read-only (names from the volume catalogue).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+}
+
+/// One step of a launch and when it was reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LaunchStep {
+    pub step: String,
+    /// Milliseconds since the launch was queued.
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Lab {
+    pub id: String,
+    pub datalab: String,
+    pub volumes: Vec<String>,
+    /// pending, starting, running, stopping, stopped or failed.
+    pub state: String,
+    /// Why the lab failed or stopped.
+    pub reason: Option<String>,
+    /// Launch steps reached so far (queued, sandbox_prepared, process_started,
+    /// waiting_for_readiness, ready); kept while the server runs.
+    pub progress: Vec<LaunchStep>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub stopped_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabLogs {
+    pub lines: Vec<String>,
+}

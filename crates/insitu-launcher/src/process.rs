@@ -127,9 +127,12 @@ impl SandboxProcess {
     /// Stops the whole process tree: SIGTERM to the sandbox's init, SIGKILL
     /// after `grace`.
     pub async fn stop(&mut self, grace: Duration) {
-        let inits = children(self.pid);
-        for p in &inits {
-            signal(*p, Signal::TERM);
+        // The sandbox's init ignores SIGTERM (it is pid 1 of its namespace),
+        // so the tools below it get the polite request.
+        for init in children(self.pid) {
+            for tool in children(init) {
+                signal(tool, Signal::TERM);
+            }
         }
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {

@@ -75,7 +75,7 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     for entry in host_root_entries() {
         let name = entry.file_name();
         let path = Path::new("/").join(&name);
-        if SKIP_TOP.iter().any(|s| OsString::from(s) == name) {
+        if SKIP_TOP.iter().any(|s| name == *s) {
             continue;
         }
         if let Ok(target) = std::fs::read_link(&path) {

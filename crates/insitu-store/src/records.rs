@@ -46,3 +46,22 @@ pub struct TokenRecord {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
+
+/// One launch of a datalab. `state` is the lab state machine's name
+/// (pending, starting, running, stopping, stopped, failed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabRecord {
+    pub id: String,
+    pub user_id: String,
+    pub datalab: String,
+    /// Names of the data volumes mounted, comma-separated in the table.
+    pub volumes: Vec<String>,
+    pub state: String,
+    pub reason: Option<String>,
+    pub port: Option<i64>,
+    pub pid: Option<i64>,
+    pub pid_start: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+}

@@ -6,7 +6,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::records::{NewUser, SessionRecord, TokenRecord, UserRecord};
+use crate::records::{LabRecord, NewUser, SessionRecord, TokenRecord, UserRecord};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -457,6 +457,107 @@ impl Store {
             .await?;
         Ok(r.rows_affected() > 0)
     }
+}
+
+const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
+
+impl Store {
+    pub async fn create_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO labs (id, user_id, datalab, volumes, state, reason, port, pid, pid_start, created_at, \
+             started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&l.id)
+        .bind(&l.user_id)
+        .bind(&l.datalab)
+        .bind(l.volumes.join(","))
+        .bind(&l.state)
+        .bind(&l.reason)
+        .bind(l.port)
+        .bind(l.pid)
+        .bind(l.pid_start)
+        .bind(l.created_at)
+        .bind(l.started_at)
+        .bind(l.stopped_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes a lab's changing fields (state, reason, process, times).
+    pub async fn update_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
+             stopped_at = $7 WHERE id = $8",
+        )
+        .bind(&l.state)
+        .bind(&l.reason)
+        .bind(l.port)
+        .bind(l.pid)
+        .bind(l.pid_start)
+        .bind(l.started_at)
+        .bind(l.stopped_at)
+        .bind(&l.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn lab(&self, id: &str) -> Result<Option<LabRecord>, StoreError> {
+        let sql = format!("SELECT {LAB_COLUMNS} FROM labs WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| lab_from_row(&r)).transpose()
+    }
+
+    /// A user's labs, newest first.
+    pub async fn labs_of_user(&self, user_id: &str) -> Result<Vec<LabRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {LAB_COLUMNS} FROM labs WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(lab_from_row).collect()
+    }
+
+    /// Labs in any of the given states (to re-adopt or cull them).
+    pub async fn labs_in_states(&self, states: &[&str]) -> Result<Vec<LabRecord>, StoreError> {
+        let sql = format!("SELECT {LAB_COLUMNS} FROM labs ORDER BY created_at");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let labs: Vec<LabRecord> = rows.iter().map(lab_from_row).collect::<Result<_, _>>()?;
+        Ok(labs
+            .into_iter()
+            .filter(|l| states.contains(&l.state.as_str()))
+            .collect())
+    }
+}
+
+fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
+    let volumes: String = row.try_get("volumes")?;
+    Ok(LabRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        datalab: row.try_get("datalab")?,
+        volumes: volumes
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        state: row.try_get("state")?,
+        reason: row.try_get("reason")?,
+        port: row.try_get("port")?,
+        pid: row.try_get("pid")?,
+        pid_start: row.try_get("pid_start")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        stopped_at: row.try_get("stopped_at")?,
+    })
 }
 
 /// Creates database `name` on the PostgreSQL server of `admin_url` and

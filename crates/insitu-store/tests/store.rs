@@ -256,3 +256,53 @@ async fn reopening_keeps_data_and_refuses_bad_urls() {
         "password leaked: {err}"
     );
 }
+
+#[tokio::test]
+async fn labs_are_recorded_and_updated() {
+    use insitu_store::LabRecord;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let u = store.create_user(user("kim", Role::User)).await.unwrap();
+        let mut lab = LabRecord {
+            id: "lab-1".into(),
+            user_id: u.id.clone(),
+            datalab: "jupyterlab".into(),
+            volumes: vec!["allsky-survey".into(), "deep-fields".into()],
+            state: "pending".into(),
+            reason: None,
+            port: None,
+            pid: None,
+            pid_start: None,
+            created_at: 10,
+            started_at: None,
+            stopped_at: None,
+        };
+        store.create_lab(&lab).await.unwrap();
+        lab.state = "running".into();
+        lab.port = Some(40123);
+        lab.pid = Some(99);
+        lab.pid_start = Some(12345678901);
+        lab.started_at = Some(11);
+        store.update_lab(&lab).await.unwrap();
+        assert_eq!(store.lab("lab-1").await.unwrap().unwrap(), lab, "{b}");
+        assert_eq!(
+            store.labs_of_user(&u.id).await.unwrap(),
+            vec![lab.clone()],
+            "{b}"
+        );
+        assert_eq!(
+            store
+                .labs_in_states(&["running", "starting"])
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{b}"
+        );
+        assert!(
+            store.labs_in_states(&["stopped"]).await.unwrap().is_empty(),
+            "{b}"
+        );
+        assert!(store.lab("nope").await.unwrap().is_none(), "{b}");
+    }
+}

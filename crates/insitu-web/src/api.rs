@@ -311,7 +311,7 @@ pub async fn list_volumes(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<VolumeList>> {
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, true)?;
-    let mine = s.store.my_volumes(&p.user_id).await?;
+    let mine = s.my_volumes(&p.user_id).await?;
     let (hits, facets) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
     let items = hits
         .into_iter()
@@ -335,7 +335,7 @@ pub async fn get_volume(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Volume>> {
     let v = volume_or_404(&s, &name)?;
-    let mine = s.store.my_volumes(&p.user_id).await?;
+    let mine = s.my_volumes(&p.user_id).await?;
     Ok(Json(volumes::to_wire(v, mine.contains(&name))))
 }
 
@@ -343,7 +343,7 @@ pub async fn my_volumes(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<List<Volume>>> {
-    let mine = s.store.my_volumes(&p.user_id).await?;
+    let mine = s.my_volumes(&p.user_id).await?;
     // A volume removed from the configuration simply drops out of the list.
     let items = mine
         .iter()
@@ -355,7 +355,7 @@ pub async fn my_volumes(
 
 pub async fn do_add_my_volume(s: &AppState, p: &Principal, name: &str) -> ApiResult<Volume> {
     let v = volume_or_404(s, name)?;
-    s.store.add_my_volume(&p.user_id, name, now()).await?;
+    s.add_my_volume(&p.user_id, name).await?;
     Ok(volumes::to_wire(v, true))
 }
 
@@ -369,7 +369,7 @@ pub async fn add_my_volume(
 
 pub async fn do_remove_my_volume(s: &AppState, p: &Principal, name: &str) -> ApiResult<()> {
     volume_or_404(s, name)?;
-    s.store.remove_my_volume(&p.user_id, name).await?;
+    s.remove_my_volume(&p.user_id, name).await?;
     Ok(())
 }
 
@@ -483,4 +483,116 @@ pub async fn reload_catalogue(State(s): State<AppState>) -> Json<List<CatalogueP
     Json(List {
         items: s.reload_catalogue().problems.clone(),
     })
+}
+
+pub fn lab_of(s: &AppState, l: &insitu_store::LabRecord) -> Lab {
+    Lab {
+        id: l.id.clone(),
+        datalab: l.datalab.clone(),
+        volumes: l.volumes.clone(),
+        state: l.state.clone(),
+        reason: l.reason.clone(),
+        progress: s
+            .labs
+            .progress(&l.id)
+            .into_iter()
+            .map(|st| LaunchStep {
+                step: st.step.to_owned(),
+                at_ms: u64::try_from(st.at_ms).unwrap_or(u64::MAX),
+            })
+            .collect(),
+        created_at: rfc3339(l.created_at),
+        started_at: l.started_at.map(rfc3339),
+        stopped_at: l.stopped_at.map(rfc3339),
+    }
+}
+
+/// Validates and launches; shared by the API and the datalab page.
+pub async fn do_launch(
+    s: &AppState,
+    p: &Principal,
+    req: LaunchRequest,
+) -> ApiResult<insitu_store::LabRecord> {
+    let cat = s.catalogue();
+    let spec = cat.get(&req.datalab).ok_or_else(|| {
+        ApiFailure::new(
+            ErrorCode::DatalabNotFound,
+            format!("no datalab {:?} in the catalogue", req.datalab),
+        )
+    })?;
+    let mut volumes = Vec::new();
+    for name in &req.volumes {
+        if volumes
+            .iter()
+            .any(|v: &insitu_domain::VolumeSpec| v.name.as_str() == name)
+        {
+            continue;
+        }
+        volumes.push(volume_or_404(s, name)?.spec.clone());
+    }
+    s.labs
+        .launch(&p.user_id, p.username.as_str(), spec, volumes)
+        .await
+}
+
+pub async fn launch_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiJson(req): ApiJson<LaunchRequest>,
+) -> ApiResult<(StatusCode, Json<Lab>)> {
+    let lab = do_launch(&s, &p, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab))))
+}
+
+pub async fn list_labs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<List<Lab>>> {
+    let labs = s.store.labs_of_user(&p.user_id).await?;
+    Ok(Json(List {
+        items: labs.iter().map(|l| lab_of(&s, l)).collect(),
+    }))
+}
+
+/// The caller's own lab; another user's lab is not found, not forbidden,
+/// so lab ids cannot be probed.
+pub async fn own_lab(s: &AppState, p: &Principal, id: &str) -> ApiResult<insitu_store::LabRecord> {
+    match s.store.lab(id).await? {
+        Some(l) if l.user_id == p.user_id => Ok(l),
+        _ => Err(ApiFailure::new(
+            ErrorCode::LabNotFound,
+            format!("you have no lab {id:?}"),
+        )),
+    }
+}
+
+pub async fn get_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Lab>> {
+    Ok(Json(lab_of(&s, &own_lab(&s, &p, &id).await?)))
+}
+
+pub async fn stop_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Lab>> {
+    let lab = own_lab(&s, &p, &id).await?;
+    let stopped = s.labs.stop(lab).await?;
+    Ok(Json(lab_of(&s, &stopped)))
+}
+
+pub async fn lab_logs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<LabLogs>> {
+    let lab = own_lab(&s, &p, &id).await?;
+    let path = s.labs.log_path(&lab.id);
+    let lines = tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, 200))
+        .await
+        .unwrap_or_default();
+    Ok(Json(LabLogs { lines }))
 }

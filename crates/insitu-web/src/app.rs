@@ -1,5 +1,6 @@
 //! Building and running the server.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::auth::{self, Auth};
 use crate::catalogue::{Catalogue, load_catalogue};
 use crate::config::ServerConfig;
+use crate::labs::{LabConfigView, Labs};
 use crate::volumes::VolumeCatalogue;
 use crate::{metrics_layer, openapi, routes, templates};
 
@@ -27,6 +29,10 @@ pub struct Inner {
     pub templates: minijinja::Environment<'static>,
     pub openapi_json: String,
     pub secure_cookies: bool,
+    pub labs: Arc<Labs>,
+    /// Each user's volume names, read through on first use and replaced on
+    /// every change made through this server.
+    my_volumes: RwLock<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl Deref for AppState {
@@ -42,6 +48,54 @@ impl Inner {
             .read()
             .map(|c| Arc::clone(&c))
             .unwrap_or_default()
+    }
+
+    /// The names of a user's volumes.
+    pub async fn my_volumes(
+        &self,
+        user_id: &str,
+    ) -> Result<Arc<Vec<String>>, insitu_store::StoreError> {
+        if let Some(v) = self
+            .my_volumes
+            .read()
+            .ok()
+            .and_then(|m| m.get(user_id).cloned())
+        {
+            return Ok(v);
+        }
+        let fresh = Arc::new(self.store.my_volumes(user_id).await?);
+        if let Ok(mut m) = self.my_volumes.write() {
+            m.insert(user_id.to_owned(), Arc::clone(&fresh));
+        }
+        Ok(fresh)
+    }
+
+    pub async fn add_my_volume(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> Result<(), insitu_store::StoreError> {
+        self.store
+            .add_my_volume(user_id, name, crate::time_fmt::now())
+            .await?;
+        self.forget_my_volumes(user_id);
+        Ok(())
+    }
+
+    pub async fn remove_my_volume(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> Result<(), insitu_store::StoreError> {
+        self.store.remove_my_volume(user_id, name).await?;
+        self.forget_my_volumes(user_id);
+        Ok(())
+    }
+
+    fn forget_my_volumes(&self, user_id: &str) {
+        if let Ok(mut m) = self.my_volumes.write() {
+            m.remove(user_id);
+        }
     }
 
     pub fn reload_catalogue(&self) -> Arc<Catalogue> {
@@ -80,6 +134,8 @@ impl App {
     pub async fn build(config: ServerConfig) -> anyhow::Result<(App, Option<InitialAdmin>)> {
         metrics_layer::install();
         config.session.validate()?;
+        insitu_domain::datalab::parse_duration(&config.labs.start_timeout)
+            .map_err(|e| anyhow::anyhow!("labs.start_timeout: {e}"))?;
         if config.database_url.is_none() {
             std::fs::create_dir_all(&config.data_dir)?;
         }
@@ -94,6 +150,19 @@ impl App {
         );
         let volumes = VolumeCatalogue::from_config(&config.volumes)?;
         let auth = Auth::new(store.clone(), config.session.clone()).await?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let data_dir = std::fs::canonicalize(&config.data_dir)?;
+        let labs = Labs::new(
+            store.clone(),
+            LabConfigView {
+                bwrap: config.labs.bwrap.clone(),
+                hidden: vec![data_dir.clone()],
+                data_dir,
+                max_labs_per_user: config.labs.max_per_user,
+                start_timeout: std::time::Duration::from_secs(config.labs.start_timeout_secs()),
+            },
+        );
+        labs.adopt_all().await?;
         let secure_cookies = config
             .public_url
             .as_deref()
@@ -107,6 +176,8 @@ impl App {
             catalogue: RwLock::new(Arc::new(catalogue)),
             volumes,
             secure_cookies,
+            labs,
+            my_volumes: RwLock::new(HashMap::new()),
         }));
         Ok((App { state }, initial_admin))
     }
@@ -139,10 +210,21 @@ impl App {
                 }
             }
         });
+        let labs = Arc::clone(&self.state.labs);
+        let monitor = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = labs.check_running().await {
+                    tracing::warn!(error = %e, "could not check running labs");
+                }
+            }
+        });
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        monitor.abort();
         self.state.store.close().await;
         Ok(result?)
     }

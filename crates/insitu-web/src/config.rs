@@ -26,6 +26,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub session: SessionConfig,
     pub admin: AdminConfig,
+    pub labs: LabsConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
 }
@@ -40,6 +41,34 @@ pub struct SessionConfig {
     pub idle_timeout: String,
     /// Minimum password length for new passwords.
     pub min_password_length: usize,
+}
+
+/// The local sandbox datazone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabsConfig {
+    /// Labs a user may have at once (pending, starting or running).
+    pub max_per_user: usize,
+    /// How long a tool may take to answer on its readiness path.
+    pub start_timeout: String,
+    /// The bubblewrap program.
+    pub bwrap: PathBuf,
+}
+
+impl Default for LabsConfig {
+    fn default() -> Self {
+        LabsConfig {
+            max_per_user: 2,
+            start_timeout: "60s".to_owned(),
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+        }
+    }
+}
+
+impl LabsConfig {
+    pub fn start_timeout_secs(&self) -> u64 {
+        insitu_domain::datalab::parse_duration(&self.start_timeout).unwrap_or(60)
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -71,6 +100,7 @@ impl Default for ServerConfig {
             max_body_bytes: 256 * 1024,
             session: SessionConfig::default(),
             admin: AdminConfig::default(),
+            labs: LabsConfig::default(),
             volumes: Vec::new(),
         }
     }

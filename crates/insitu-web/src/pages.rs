@@ -279,16 +279,23 @@ pub async fn datalab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
+    Query(banner): Query<Banner>,
 ) -> Response {
     let cat = s.catalogue();
+    let mine = s.my_volumes(&p.user_id).await.unwrap_or_default();
+    let my_volumes: Vec<_> = mine
+        .iter()
+        .filter_map(|n| s.volumes.get(n))
+        .map(|v| volumes::to_wire(v, true))
+        .collect();
     match cat.get(&name) {
         Some(d) => page(
             &s,
             "datalab.html",
             Some(&p),
             "datalabs",
-            &Banner::default(),
-            context! { d => ser(&catalogue::to_wire(d)) },
+            &banner,
+            context! { d => ser(&catalogue::to_wire(d)), my_volumes => ser(&my_volumes) },
         ),
         None => error_page(
             ErrorCode::DatalabNotFound,
@@ -304,7 +311,7 @@ pub async fn volumes(
 ) -> Response {
     let banner: Banner = q.as_deref().map(banner_from_query).unwrap_or_default();
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, false).unwrap_or_default();
-    let mine_names = match s.store.my_volumes(&p.user_id).await {
+    let mine_names = match s.my_volumes(&p.user_id).await {
         Ok(m) => m,
         Err(e) => {
             let f = ApiFailure::from(e);
@@ -363,7 +370,7 @@ pub async fn volume(
             &format!("No data volume {name:?} in the catalogue."),
         );
     };
-    let mine = s.store.my_volumes(&p.user_id).await.unwrap_or_default();
+    let mine = s.my_volumes(&p.user_id).await.unwrap_or_default();
     let source = v.spec.source.clone();
     let files = tokio::task::spawn_blocking(move || {
         let mut files: Vec<FileView> = std::fs::read_dir(&source)
@@ -673,4 +680,104 @@ pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
         cat.problems.len()
     );
     with_banner("/admin/catalogue", "notice", &msg).into_response()
+}
+
+pub async fn launch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let volumes: Vec<String> = form_urlencoded::parse(&body)
+        .filter(|(k, _)| k == "volume")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let req = insitu_api::LaunchRequest {
+        datalab: name.clone(),
+        volumes,
+    };
+    match api::do_launch(&s, &p, req).await {
+        Ok(lab) => Redirect::to(&format!("/my-labs/{}", lab.id)).into_response(),
+        Err(e) => with_banner(&format!("/datalabs/{name}"), "error", &e.0.message).into_response(),
+    }
+}
+
+pub async fn my_labs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(banner): Query<Banner>,
+) -> Response {
+    let labs = match s.store.labs_of_user(&p.user_id).await {
+        Ok(l) => l,
+        Err(e) => {
+            let f = ApiFailure::from(e);
+            return error_page(f.code(), &f.0.message);
+        }
+    };
+    let items: Vec<_> = labs.iter().map(|l| api::lab_of(&s, l)).collect();
+    let busy = items
+        .iter()
+        .any(|l| ["pending", "starting", "stopping"].contains(&l.state.as_str()));
+    page(
+        &s,
+        "labs.html",
+        Some(&p),
+        "labs",
+        &banner,
+        context! { labs => ser(&items), busy },
+    )
+}
+
+pub async fn my_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(banner): Query<Banner>,
+) -> Response {
+    let lab = match api::own_lab(&s, &p, &id).await {
+        Ok(l) => l,
+        Err(e) => return error_page(e.code(), &e.0.message),
+    };
+    let view = api::lab_of(&s, &lab);
+    let path = s.labs.log_path(&lab.id);
+    let logs = tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, 60))
+        .await
+        .unwrap_or_default();
+    let busy = ["pending", "starting", "stopping"].contains(&view.state.as_str());
+    let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
+    let steps: Vec<_> = crate::labs::STEPS
+        .iter()
+        .map(|st| {
+            let at = view
+                .progress
+                .iter()
+                .find(|p| p.step == *st)
+                .map(|p| p.at_ms);
+            context! { name => st.replace('_', " "), done => reached.contains(st), at }
+        })
+        .collect();
+    page(
+        &s,
+        "lab.html",
+        Some(&p),
+        "labs",
+        &banner,
+        context! { lab => ser(&view), logs, busy, steps },
+    )
+}
+
+pub async fn my_lab_stop(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let r = match api::own_lab(&s, &p, &id).await {
+        Ok(lab) => s
+            .labs
+            .stop(lab)
+            .await
+            .map(|_| "Lab stopped; your workspace is kept.".to_owned()),
+        Err(e) => Err(e),
+    };
+    outcome(&format!("/my-labs/{id}"), r)
 }

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -20,6 +20,8 @@ const TEMPLATES: [(&str, &str); 10] = [
         include_str!("templates/admin_catalogue.html"),
     ),
     ("error.html", include_str!("templates/error.html")),
+    ("labs.html", include_str!("templates/labs.html")),
+    ("lab.html", include_str!("templates/lab.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 9] = [
+const SERVER_KEYS: [&str; 10] = [
     "listen",
     "public_url",
     "data_dir",
@@ -21,6 +21,7 @@ const SERVER_KEYS: [&str; 9] = [
     "max_body_bytes",
     "session",
     "admin",
+    "labs",
     "volumes",
 ];
 

@@ -243,7 +243,16 @@ async fn a_scientist_logs_in_filters_the_catalogue_and_adds_a_volume() {
     d.wait_for("location.pathname === '/datalabs'").await;
     assert_eq!(
         d.card_names().await,
-        ["aladin", "ds9", "fv", "jupyterlab", "qfitsview", "topcat"]
+        [
+            "aladin",
+            "crashes",
+            "ds9",
+            "fv",
+            "jupyterlab",
+            "qfitsview",
+            "testapp",
+            "topcat"
+        ]
     );
 
     // A tag: ticking a facet submits the filter.

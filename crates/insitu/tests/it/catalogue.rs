@@ -25,7 +25,16 @@ async fn lists_and_filters_the_catalogue() {
     assert_eq!(status, 200);
     assert_eq!(
         names(&all),
-        ["aladin", "ds9", "fv", "jupyterlab", "qfitsview", "topcat"],
+        [
+            "aladin",
+            "crashes",
+            "ds9",
+            "fv",
+            "jupyterlab",
+            "qfitsview",
+            "testapp",
+            "topcat"
+        ],
         "broken definitions are left out"
     );
 
@@ -53,7 +62,7 @@ async fn lists_and_filters_the_catalogue() {
     let kinds = &desktop["facets"]["kind"];
     assert_eq!(
         kinds,
-        &serde_json::json!([{"value": "desktop", "count": 5}, {"value": "web", "count": 1}])
+        &serde_json::json!([{"value": "desktop", "count": 5}, {"value": "web", "count": 3}])
     );
 
     let (status, one) = get_json(&c, &app.u("/api/v1/datalabs/ds9"), &t).await;

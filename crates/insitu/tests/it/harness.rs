@@ -35,6 +35,7 @@ pub fn backends() -> Vec<Db> {
 pub struct TestApp {
     pub url: String,
     pub dir: tempfile::TempDir,
+    config: ServerConfig,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -105,6 +106,17 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         "title = \"unterminated\n",
     )
     .unwrap();
+    let webapp = repo_root().join("crates/insitu/tests/it/fixtures/webapp.py");
+    let testapp = format!(
+        "title = \"Test web app\"\ndescription = \"Answers every request\"\nversion = \"1\"\nkind = \"web\"\n\
+         license = \"MIT\"\n[launch]\ncommand = [\"python3\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\nreadiness_path = \"/\"\n",
+        webapp.display()
+    );
+    std::fs::write(catalogue.join("testapp.toml"), testapp).unwrap();
+    let crashes = "title = \"Crashes\"\ndescription = \"Exits at once\"\nversion = \"1\"\nkind = \"web\"\n\
+        license = \"MIT\"\n[launch]\n\
+        command = [\"sh\", \"-c\", \"echo starting up; echo 'fatal: no licence server' >&2; exit 3\"]\n";
+    std::fs::write(catalogue.join("crashes.toml"), crashes).unwrap();
     let volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
     let database_url = match opts.db {
         Db::Sqlite => None,
@@ -127,6 +139,24 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     config.admin.password = Some(ADMIN_PASSWORD.to_owned());
     config.session.idle_timeout = opts.idle_timeout.to_owned();
+    config.labs.start_timeout = "20s".to_owned();
+    let (url, shutdown, task) = start(config.clone()).await;
+    TestApp {
+        url,
+        dir,
+        config,
+        shutdown: Some(shutdown),
+        task: Some(task),
+    }
+}
+
+type Running = (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+async fn start(config: ServerConfig) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (app, initial) = App::build(config).await.unwrap();
@@ -138,12 +168,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let task = tokio::spawn(app.serve(listener, async move {
         let _ = rx.await;
     }));
-    TestApp {
-        url,
-        dir,
-        shutdown: Some(tx),
-        task: Some(task),
-    }
+    (url, tx, task)
 }
 
 impl Drop for TestApp {
@@ -181,6 +206,21 @@ pub struct Session {
 }
 
 impl TestApp {
+    /// Stops the server (labs keep running) and starts a new one on the same
+    /// data directory and database, at a new address.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let (url, shutdown, task) = start(self.config.clone()).await;
+        self.url = url;
+        self.shutdown = Some(shutdown);
+        self.task = Some(task);
+    }
+
     pub fn u(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

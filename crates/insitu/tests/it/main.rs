@@ -10,6 +10,7 @@ mod browser;
 mod catalogue;
 mod cli;
 mod errors;
+mod labs;
 mod openapi;
 mod roles;
 mod volumes;

@@ -1,0 +1,249 @@
+//! Launching labs for real: a small web tool in a bubblewrap sandbox, its
+//! progress, logs, failure reporting, quota, privacy and a platform restart.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn sandbox_available() -> bool {
+    if std::path::Path::new("/usr/bin/bwrap").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("INSITU_REQUIRE_SANDBOX").as_deref() != Ok("1"),
+        "bubblewrap is required but missing"
+    );
+    eprintln!("skipping: bubblewrap is not installed");
+    false
+}
+
+async fn launch(app: &TestApp, token: &str, datalab: &str, volumes: &[&str]) -> (u16, Value) {
+    let r = plain()
+        .post(app.u("/api/v1/labs"))
+        .bearer_auth(token)
+        .json(&json!({"datalab": datalab, "volumes": volumes}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// Polls the lab until it leaves the launch states.
+async fn settle(app: &TestApp, token: &str, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), token).await;
+        assert_eq!(status, 200, "{lab}");
+        if !["pending", "starting"].contains(&lab["state"].as_str().unwrap()) {
+            return lab;
+        }
+        assert!(start.elapsed() < Duration::from_secs(25), "lab still {lab}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The test tool's processes for one lab (its base URL holds the lab id).
+fn tool_pids(lab_id: &str) -> Vec<u32> {
+    let needle = format!("/labs/{lab_id}/");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with("python3\0") && c.contains(&needle))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_web_tool_launches_reports_progress_and_stops() {
+    if !sandbox_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let t = app.user_with_role("mona", "user").await;
+    let (status, lab) = launch(&app, &t, "testapp", &["deep-fields"]).await;
+    assert_eq!(status, 202, "{lab}");
+    let id = lab["id"].as_str().unwrap().to_owned();
+    assert_eq!(lab["state"], "pending");
+    let lab = settle(&app, &t, &id).await;
+    assert_eq!(lab["state"], "running", "{lab}");
+    let steps: Vec<&str> = lab["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "queued",
+            "sandbox_prepared",
+            "process_started",
+            "waiting_for_readiness",
+            "ready"
+        ]
+    );
+    assert_eq!(lab["volumes"], json!(["deep-fields"]));
+
+    let (_, logs) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}/logs")), &t).await;
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("webapp listening")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("GET /labs/{id}/"))),
+        "readiness probe on the base URL: {lines:?}"
+    );
+    assert_eq!(tool_pids(&id).len(), 1);
+
+    let (_, listed) = get_json(&plain(), &app.u("/api/v1/labs"), &t).await;
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+
+    let r = plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stopped: Value = r.json().await.unwrap();
+    assert_eq!(stopped["state"], "stopped");
+    assert!(tool_pids(&id).is_empty(), "no process outlives the stop");
+    assert!(
+        app.dir.path().join("data/workspaces/mona").is_dir(),
+        "the workspace stays"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_that_exits_at_once_is_reported_with_its_output_within_seconds() {
+    if !sandbox_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let t = app.user_with_role("nils", "user").await;
+    let started = Instant::now();
+    let (_, lab) = launch(&app, &t, "crashes", &[]).await;
+    let lab = settle(&app, &t, lab["id"].as_str().unwrap()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "reported after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(lab["state"], "failed");
+    let reason = lab["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exit code 3") && reason.contains("fatal: no licence server"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn quota_privacy_and_refusals() {
+    if !sandbox_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let t = app.user_with_role("olga", "user").await;
+    let other = app.user_with_role("pete", "user").await;
+    let (_, a) = launch(&app, &t, "testapp", &[]).await;
+    let (_, _b) = launch(&app, &t, "testapp", &[]).await;
+    let (status, third) = launch(&app, &t, "testapp", &[]).await;
+    assert_eq!(
+        (status, third["code"].as_str()),
+        (409, Some("lab_quota_exceeded")),
+        "{third}"
+    );
+
+    let id = a["id"].as_str().unwrap();
+    let (status, body) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), &other).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("lab_not_found")),
+        "another user's lab is invisible"
+    );
+    let r = plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, theirs) = get_json(&plain(), &app.u("/api/v1/labs"), &other).await;
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+
+    let (status, body) = launch(&app, &other, "ds9", &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("datalab_not_launchable"))
+    );
+    let (status, body) = launch(&app, &other, "nope", &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("datalab_not_found"))
+    );
+    let (status, body) = launch(&app, &other, "testapp", &["no-such-volume"]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("volume_not_found"))
+    );
+
+    for lab in get_json(&plain(), &app.u("/api/v1/labs"), &t).await.1["items"]
+        .as_array()
+        .unwrap()
+    {
+        let id = lab["id"].as_str().unwrap();
+        settle(&app, &t, id).await;
+        plain()
+            .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn running_labs_survive_a_platform_restart() {
+    if !sandbox_available() {
+        return;
+    }
+    let mut app = spawn_app().await;
+    let t = app.user_with_role("quin", "user").await;
+    let (_, lab) = launch(&app, &t, "testapp", &[]).await;
+    let id = lab["id"].as_str().unwrap().to_owned();
+    assert_eq!(settle(&app, &t, &id).await["state"], "running");
+    let before = tool_pids(&id);
+    assert_eq!(before.len(), 1);
+
+    app.restart().await;
+    let (status, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), &t).await;
+    assert_eq!(
+        (status, lab["state"].as_str()),
+        (200, Some("running")),
+        "{lab}"
+    );
+    assert_eq!(tool_pids(&id), before, "the same process, re-adopted");
+
+    let r = plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "stopped");
+    assert!(tool_pids(&id).is_empty(), "an adopted lab stops for real");
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use insitu_api::{Datalab, DatalabList, List, Me, TokenCreated, Volume, VolumeList};
+use insitu_api::{Datalab, DatalabList, Lab, LabLogs, List, Me, TokenCreated, Volume, VolumeList};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -61,6 +61,9 @@ enum Command {
     /// Data volumes and "my volumes".
     #[command(subcommand)]
     Volumes(VolumesCommand),
+    /// Labs: launch datalabs, follow, stop, read logs.
+    #[command(subcommand)]
+    Labs(LabsCommand),
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -130,6 +133,31 @@ enum VolumesCommand {
     Add { name: String },
     /// Remove a volume from my volumes.
     Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum LabsCommand {
+    /// Launch a datalab.
+    Launch {
+        datalab: String,
+        /// Data volume to mount read-only (repeatable).
+        #[arg(long = "volume")]
+        volumes: Vec<String>,
+        /// Wait until the lab runs (or fails), showing each step.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List my labs.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a lab (the workspace stays).
+    Stop { id: String },
+    /// Show the last lines the lab's tool wrote.
+    Logs { id: String },
 }
 
 #[derive(Subcommand)]
@@ -446,6 +474,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             println!("removed {name} from your volumes");
             Ok(())
         }
+        Command::Labs(cmd) => labs_command(cmd).await,
         Command::Serve { .. } | Command::Demo { .. } | Command::Config(_) | Command::Errors => {
             Ok(())
         }
@@ -588,5 +617,138 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     line(headers.to_vec());
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    match cmd {
+        LabsCommand::Launch {
+            datalab,
+            volumes,
+            wait,
+            json,
+        } => {
+            let body = serde_json::json!({"datalab": datalab, "volumes": volumes});
+            let mut lab: Lab = c.call(Method::POST, "/api/v1/labs", Some(&body)).await?;
+            if wait {
+                lab = follow(&c, lab, !json).await?;
+            }
+            if json {
+                print_json(&lab)?;
+            } else if !wait {
+                println!(
+                    "lab {} launched ({}); follow it with `insitu labs ls`",
+                    lab.id, lab.state
+                );
+            }
+            match lab.state.as_str() {
+                "failed" => Err(ClientError::Other(format!(
+                    "lab {} failed: {}",
+                    lab.id,
+                    lab.reason.unwrap_or_default()
+                ))),
+                _ => Ok(()),
+            }
+        }
+        LabsCommand::Ls { json } => {
+            let list: List<Lab> = c.call(Method::GET, "/api/v1/labs", None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows = list
+                .items
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.id.clone(),
+                        l.datalab.clone(),
+                        l.state.clone(),
+                        l.volumes.join(","),
+                        l.created_at.clone(),
+                        l.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "DATALAB", "STATE", "VOLUMES", "CREATED", "REASON"],
+                rows,
+            );
+            Ok(())
+        }
+        LabsCommand::Stop { id } => {
+            let lab: Lab = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/labs/{}/stop", seg(&id)),
+                    None,
+                )
+                .await?;
+            println!("lab {} {}", lab.id, lab.state);
+            Ok(())
+        }
+        LabsCommand::Logs { id } => {
+            let logs: LabLogs = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/labs/{}/logs", seg(&id)),
+                    None,
+                )
+                .await?;
+            for line in logs.lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Polls a launching lab and draws its steps as a progress bar.
+async fn follow(c: &Client, mut lab: Lab, show: bool) -> Result<Lab, ClientError> {
+    const STEPS: [&str; 5] = [
+        "queued",
+        "sandbox_prepared",
+        "process_started",
+        "waiting_for_readiness",
+        "ready",
+    ];
+    let mut shown = 0;
+    let started = std::time::Instant::now();
+    loop {
+        if show {
+            for st in lab.progress.iter().skip(shown) {
+                let done = STEPS
+                    .iter()
+                    .position(|s| *s == st.step)
+                    .map_or(0, |i| i + 1);
+                let bar: String = (0..STEPS.len())
+                    .map(|i| if i < done { '#' } else { '.' })
+                    .collect();
+                eprintln!(
+                    "[{bar}] {:<22} {:>6} ms",
+                    st.step.replace('_', " "),
+                    st.at_ms
+                );
+            }
+            shown = lab.progress.len();
+        }
+        if !["pending", "starting"].contains(&lab.state.as_str()) {
+            if show {
+                match &lab.reason {
+                    Some(r) => eprintln!("lab {} is {}: {r}", lab.id, lab.state),
+                    None => eprintln!(
+                        "lab {} is {} after {:.1} s",
+                        lab.id,
+                        lab.state,
+                        started.elapsed().as_secs_f64()
+                    ),
+                }
+            }
+            return Ok(lab);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        lab = c
+            .call(Method::GET, &format!("/api/v1/labs/{}", seg(&lab.id)), None)
+            .await?;
     }
 }

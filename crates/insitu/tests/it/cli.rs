@@ -154,3 +154,63 @@ async fn login_whoami_listings_and_exit_codes() {
         .await;
     assert_eq!(code, 6, "unreachable server");
 }
+
+#[tokio::test]
+async fn labs_launch_wait_logs_and_stop() {
+    if !std::path::Path::new("/usr/bin/bwrap").exists() {
+        assert!(std::env::var("INSITU_REQUIRE_SANDBOX").as_deref() != Ok("1"));
+        return;
+    }
+    let app = spawn_app().await;
+    app.user_with_role("rosa", "user").await;
+    let cli = Cli::new();
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "rosa", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = cli
+        .run_async(
+            &[
+                "labs",
+                "launch",
+                "testapp",
+                "--volume",
+                "deep-fields",
+                "--wait",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("[#####] ready"),
+        "a progress bar up to ready: {err}"
+    );
+    assert!(err.contains("is running"), "{err}");
+    let _ = out;
+    let (code, out, _) = cli.run_async(&["labs", "ls", "--json"], None).await;
+    assert_eq!(code, 0);
+    let labs: Value = serde_json::from_str(&out).unwrap();
+    let id = labs[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(labs[0]["state"], "running");
+    let (code, out, _) = cli.run_async(&["labs", "logs", &id], None).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("webapp listening"), "{out}");
+    let (code, out, _) = cli.run_async(&["labs", "stop", &id], None).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("lab {id} stopped").as_str())
+    );
+
+    let (code, _, err) = cli
+        .run_async(&["labs", "launch", "crashes", "--wait"], None)
+        .await;
+    assert_eq!(code, 1, "a failed launch is a failure: {err}");
+    assert!(err.contains("fatal: no licence server"), "{err}");
+    let (code, _, _) = cli.run_async(&["labs", "stop", "nope"], None).await;
+    assert_eq!(code, 5);
+}

@@ -2,7 +2,7 @@
 # Installs the Debian packages the platform and its tests use, when missing.
 # Usage: scripts/deps.sh run|test
 set -euo pipefail
-want=(build-essential pkg-config ca-certificates curl bubblewrap)
+want=(build-essential pkg-config ca-certificates curl bubblewrap python3 python3-venv)
 case "${1:-run}" in
   run) ;;
   test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv) ;;

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh run
+echo "installing JupyterLab and astropy into .venv..."
+scripts/venv.sh
 echo "building insitu (release; the first build takes several minutes)..."
 cargo build --release --locked -q -p insitu
 exec target/release/insitu demo "$@"

@@ -18,6 +18,10 @@ export INSITU_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir/data" "$pgpo
 export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1 INSITU_REQUIRE_SANDBOX=1
 echo "PostgreSQL for tests: $INSITU_TEST_POSTGRES_URL"
 
+echo "== Python tools for labs (JupyterLab, astropy)"
+scripts/venv.sh
+export INSITU_REQUIRE_JUPYTER=1
+
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
@@ -30,8 +34,6 @@ else
 fi
 
 echo "== demo FITS files checked by astropy"
-if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-.venv/bin/pip install -q --disable-pip-version-check astropy
 demo=$(mktemp -d /tmp/insitu-demo-fits.XXXXXX)
 cargo run -q --locked -p insitu-fits --example generate_demo -- "$demo" >/dev/null
 .venv/bin/python crates/insitu-fits/tests/astropy_check.py "$demo"

@@ -77,14 +77,17 @@ impl SandboxProcess {
                 })
         };
         let (out, err) = (open()?, open()?);
-        let child = std::process::Command::new(bwrap)
-            .args(bwrap_args(spec))
+        let mut cmd = std::process::Command::new(bwrap);
+        cmd.args(bwrap_args(spec))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(LaunchError::Spawn)?;
+            .process_group(0);
+        if let Some((uid, gid)) = spec.run_as {
+            // Dropping from root also drops supplementary groups.
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd.spawn().map_err(LaunchError::Spawn)?;
         let pid = child.id();
         let start_ticks = start_ticks(pid).unwrap_or(0);
         Ok(SandboxProcess {

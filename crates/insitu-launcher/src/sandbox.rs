@@ -32,6 +32,9 @@ pub struct SandboxSpec {
     /// Whether the sandbox shares the host's network (web labs listen on a
     /// loopback port the proxy reaches).
     pub share_network: bool,
+    /// The unprivileged user and group the sandbox runs as; `None` keeps the
+    /// caller's (tests only: tools must never run as root).
+    pub run_as: Option<(u32, u32)>,
 }
 
 /// Top-level host directories never bound into a sandbox.

@@ -171,3 +171,23 @@ fn count_sleepers() -> usize {
         })
         .count()
 }
+
+#[tokio::test]
+async fn an_unprivileged_sandbox_cannot_read_root_only_files() {
+    let Some(bwrap) = bwrap() else { return };
+    let f = fixture();
+    let ws = f.root.join("ws");
+    std::os::unix::fs::chown(&ws, Some(65534), Some(65534)).unwrap();
+    let mut s = spec(
+        &f,
+        "id -u; cat /etc/shadow >/dev/null 2>&1 && echo SHADOW_READ || echo SHADOW_REFUSED; touch /home/user/mine && echo WS_OK",
+    );
+    s.run_as = Some((65534, 65534));
+    let (code, log) = run_to_end(&bwrap, &s, &f.root.join("lab.log")).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.starts_with("65534\n"), "{log}");
+    assert!(
+        log.contains("SHADOW_REFUSED") && log.contains("WS_OK"),
+        "{log}"
+    );
+}

@@ -134,6 +134,11 @@ impl App {
     pub async fn build(config: ServerConfig) -> anyhow::Result<(App, Option<InitialAdmin>)> {
         metrics_layer::install();
         config.session.validate()?;
+        if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
+            anyhow::bail!(
+                "labs.run_as_uid and labs.run_as_gid must not be 0: tools never run as root"
+            );
+        }
         insitu_domain::datalab::parse_duration(&config.labs.start_timeout)
             .map_err(|e| anyhow::anyhow!("labs.start_timeout: {e}"))?;
         if config.database_url.is_none() {
@@ -160,8 +165,11 @@ impl App {
                 data_dir,
                 max_labs_per_user: config.labs.max_per_user,
                 start_timeout: std::time::Duration::from_secs(config.labs.start_timeout_secs()),
+                tool_path: config.labs.tool_path.clone(),
+                run_as: (config.labs.run_as_uid, config.labs.run_as_gid),
             },
         );
+        labs.prepare_dirs()?;
         labs.adopt_all().await?;
         let secure_cookies = config
             .public_url

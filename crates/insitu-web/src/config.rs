@@ -53,6 +53,13 @@ pub struct LabsConfig {
     pub start_timeout: String,
     /// The bubblewrap program.
     pub bwrap: PathBuf,
+    /// Directories put first on the `PATH` of every lab, e.g. the
+    /// virtualenv holding JupyterLab.
+    pub tool_path: Vec<PathBuf>,
+    /// The unprivileged user id and group id labs run as; workspaces are
+    /// owned by them. Never 0.
+    pub run_as_uid: u32,
+    pub run_as_gid: u32,
 }
 
 impl Default for LabsConfig {
@@ -61,6 +68,9 @@ impl Default for LabsConfig {
             max_per_user: 2,
             start_timeout: "60s".to_owned(),
             bwrap: PathBuf::from("/usr/bin/bwrap"),
+            tool_path: Vec::new(),
+            run_as_uid: 65534,
+            run_as_gid: 65534,
         }
     }
 }

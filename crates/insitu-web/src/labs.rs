@@ -45,6 +45,8 @@ pub struct LabConfigView {
     pub hidden: Vec<PathBuf>,
     pub max_labs_per_user: usize,
     pub start_timeout: Duration,
+    pub tool_path: Vec<PathBuf>,
+    pub run_as: (u32, u32),
 }
 
 pub struct Labs {
@@ -82,6 +84,35 @@ impl Labs {
                 at_ms: started.elapsed().as_millis(),
             });
         }
+    }
+
+    fn path_var(&self) -> String {
+        let mut parts: Vec<String> = self
+            .cfg
+            .tool_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        parts.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(str::to_owned));
+        parts.join(":")
+    }
+
+    /// Lets the lab user traverse (not list) the data directory down to the
+    /// workspaces, which sandboxes bind from there.
+    pub fn prepare_dirs(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let workspaces = self.cfg.data_dir.join("workspaces");
+        std::fs::create_dir_all(&workspaces)?;
+        for dir in [&self.cfg.data_dir, &workspaces] {
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                std::fs::set_permissions(
+                    dir,
+                    std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     pub fn workspace_of(&self, username: &str) -> PathBuf {
@@ -185,6 +216,9 @@ impl Labs {
         let workspace = self.workspace_of(username);
         std::fs::create_dir_all(&workspace)
             .map_err(|e| format!("cannot create the workspace: {e}"))?;
+        let (uid, gid) = self.cfg.run_as;
+        std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot hand the workspace to the lab user: {e}"))?;
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let base_url = format!("/labs/{}/", lab.id);
         let sandbox = SandboxSpec {
@@ -194,11 +228,13 @@ impl Labs {
                 .iter()
                 .map(|c| fill(c, port, &base_url, username))
                 .collect(),
-            env: spec
-                .launch
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), fill(v, port, &base_url, username)))
+            env: std::iter::once(("PATH".to_owned(), self.path_var()))
+                .chain(
+                    spec.launch
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), fill(v, port, &base_url, username))),
+                )
                 .collect(),
             workspace,
             volumes: volumes
@@ -211,6 +247,7 @@ impl Labs {
             hidden: self.cfg.hidden.clone(),
             devices: Vec::new(),
             share_network: true,
+            run_as: Some(self.cfg.run_as),
         };
         self.step(&lab.id, "sandbox_prepared");
         let log = self.log_path(&lab.id);

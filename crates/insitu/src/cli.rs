@@ -242,6 +242,11 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         let volumes = crate::demo::demo_volumes(&root)?;
         tracing::info!(count = volumes.len(), root = %root.display(), "demo data volumes ready");
         config.volumes.extend(volumes);
+        // JupyterLab from the virtualenv the run script makes.
+        let venv = std::path::Path::new(".venv/bin");
+        if venv.join("jupyter-lab").exists() && config.labs.tool_path.is_empty() {
+            config.labs.tool_path.push(std::fs::canonicalize(venv)?);
+        }
     }
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -90,6 +90,9 @@ pub async fn spawn_on(db: Db) -> TestApp {
 pub async fn spawn_with(opts: Options) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
+    // Labs run unprivileged and must reach their volumes and workspace.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let catalogue = dir.path().join("catalogue");
     std::fs::create_dir_all(&catalogue).unwrap();
     for entry in std::fs::read_dir(repo_root().join("catalogue/datalabs")).unwrap() {
@@ -139,7 +142,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     config.admin.password = Some(ADMIN_PASSWORD.to_owned());
     config.session.idle_timeout = opts.idle_timeout.to_owned();
-    config.labs.start_timeout = "20s".to_owned();
+    config.labs.start_timeout = "90s".to_owned();
+    let venv = repo_root().join(".venv/bin");
+    if venv.join("jupyter-lab").exists() {
+        config.labs.tool_path.push(venv);
+    }
     let (url, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,

@@ -56,6 +56,8 @@ pub struct LabRecord {
     pub datalab: String,
     /// Names of the data volumes mounted, comma-separated in the table.
     pub volumes: Vec<String>,
+    /// GPU devices assigned (by index), comma-separated in the table.
+    pub gpus: Vec<String>,
     pub state: String,
     pub reason: Option<String>,
     pub port: Option<i64>,

@@ -459,18 +459,19 @@ impl Store {
     }
 }
 
-const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
+const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
 
 impl Store {
     pub async fn create_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO labs (id, user_id, datalab, volumes, state, reason, port, pid, pid_start, created_at, \
-             started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO labs (id, user_id, datalab, volumes, gpus, state, reason, port, pid, pid_start, \
+             created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&l.id)
         .bind(&l.user_id)
         .bind(&l.datalab)
         .bind(l.volumes.join(","))
+        .bind(l.gpus.join(","))
         .bind(&l.state)
         .bind(&l.reason)
         .bind(l.port)
@@ -540,15 +541,13 @@ impl Store {
 
 fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
     let volumes: String = row.try_get("volumes")?;
+    let gpus: String = row.try_get("gpus")?;
     Ok(LabRecord {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
         datalab: row.try_get("datalab")?,
-        volumes: volumes
-            .split(',')
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        volumes: split_list(&volumes),
+        gpus: split_list(&gpus),
         state: row.try_get("state")?,
         reason: row.try_get("reason")?,
         port: row.try_get("port")?,
@@ -558,6 +557,13 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
         started_at: row.try_get("started_at")?,
         stopped_at: row.try_get("stopped_at")?,
     })
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Creates database `name` on the PostgreSQL server of `admin_url` and

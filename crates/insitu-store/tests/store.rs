@@ -268,6 +268,7 @@ async fn labs_are_recorded_and_updated() {
             user_id: u.id.clone(),
             datalab: "jupyterlab".into(),
             volumes: vec!["allsky-survey".into(), "deep-fields".into()],
+            gpus: vec!["0".into(), "2".into()],
             state: "pending".into(),
             reason: None,
             port: None,

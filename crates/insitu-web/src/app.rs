@@ -167,6 +167,8 @@ impl App {
                 start_timeout: std::time::Duration::from_secs(config.labs.start_timeout_secs()),
                 tool_path: config.labs.tool_path.clone(),
                 run_as: (config.labs.run_as_uid, config.labs.run_as_gid),
+                idle_timeout: config.labs.idle_timeout()?,
+                gpus: config.labs.gpu_inventory(),
             },
         );
         labs.prepare_dirs()?;

@@ -60,6 +60,12 @@ pub struct LabsConfig {
     /// owned by them. Never 0.
     pub run_as_uid: u32,
     pub run_as_gid: u32,
+    /// Running labs with no proxied traffic (requests or WebSocket frames)
+    /// for this long are stopped (`0s` or unset: never).
+    pub idle_timeout: Option<String>,
+    /// The datazone's GPUs by device index (`["0", "1"]`); unset: detected
+    /// with `nvidia-smi -L` at start.
+    pub gpus: Option<Vec<String>>,
 }
 
 impl Default for LabsConfig {
@@ -71,11 +77,41 @@ impl Default for LabsConfig {
             tool_path: Vec::new(),
             run_as_uid: 65534,
             run_as_gid: 65534,
+            idle_timeout: Some("24h".to_owned()),
+            gpus: None,
         }
     }
 }
 
 impl LabsConfig {
+    pub fn idle_timeout(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        match self.idle_timeout.as_deref() {
+            None | Some("0s") | Some("0") => Ok(None),
+            Some(t) => insitu_domain::datalab::parse_duration(t)
+                .map(|s| Some(std::time::Duration::from_secs(s)))
+                .map_err(|e| anyhow::anyhow!("labs.idle_timeout: {e}")),
+        }
+    }
+
+    /// The configured GPUs, or those `nvidia-smi -L` lists.
+    pub fn gpu_inventory(&self) -> Vec<String> {
+        if let Some(g) = &self.gpus {
+            return g.clone();
+        }
+        std::process::Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("GPU ")?.split(':').next().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn start_timeout_secs(&self) -> u64 {
         insitu_domain::datalab::parse_duration(&self.start_timeout).unwrap_or(60)
     }

@@ -47,6 +47,10 @@ pub struct LabConfigView {
     pub start_timeout: Duration,
     pub tool_path: Vec<PathBuf>,
     pub run_as: (u32, u32),
+    /// Running labs with no proxied traffic for this long are stopped.
+    pub idle_timeout: Option<Duration>,
+    /// The datazone's GPUs, by device index.
+    pub gpus: Vec<String>,
 }
 
 pub struct Labs {
@@ -54,6 +58,11 @@ pub struct Labs {
     cfg: LabConfigView,
     procs: Mutex<HashMap<String, SandboxProcess>>,
     progress: Mutex<HashMap<String, (std::time::Instant, Vec<Step>)>>,
+    /// Last proxied request or WebSocket frame, per lab.
+    activity: Mutex<HashMap<String, std::time::Instant>>,
+    /// Held while GPUs are counted and assigned, so two launches never get
+    /// the same device.
+    gpu_lock: tokio::sync::Mutex<()>,
 }
 
 impl Labs {
@@ -63,7 +72,25 @@ impl Labs {
             cfg,
             procs: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
+            activity: Mutex::new(HashMap::new()),
+            gpu_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Notes traffic for a lab (called by the proxy); idle culling counts
+    /// from the last one.
+    pub fn record_activity(&self, lab_id: &str) {
+        if let Ok(mut a) = self.activity.lock() {
+            a.insert(lab_id.to_owned(), std::time::Instant::now());
+        }
+    }
+
+    fn idle_for(&self, lab_id: &str) -> Option<Duration> {
+        self.activity
+            .lock()
+            .ok()?
+            .get(lab_id)
+            .map(std::time::Instant::elapsed)
     }
 
     pub fn progress(&self, lab_id: &str) -> Vec<Step> {
@@ -140,15 +167,6 @@ impl Labs {
                 ),
             ));
         }
-        if spec.resources.gpu > 0 {
-            return Err(ApiFailure::new(
-                ErrorCode::GpuUnavailable,
-                format!(
-                    "{} needs {} GPU(s); this datazone has none free",
-                    spec.name, spec.resources.gpu
-                ),
-            ));
-        }
         let active = self
             .store
             .labs_of_user(user_id)
@@ -165,11 +183,14 @@ impl Labs {
                 ),
             ));
         }
+        let _gpu_guard = self.gpu_lock.lock().await;
+        let gpus = self.assign_gpus(spec).await?;
         let lab = LabRecord {
             id: lab_id(),
             user_id: user_id.to_owned(),
             datalab: spec.name.to_string(),
             volumes: volumes.iter().map(|v| v.name.to_string()).collect(),
+            gpus,
             state: "pending".to_owned(),
             reason: None,
             port: None,
@@ -185,6 +206,41 @@ impl Labs {
         let (spec, username, record) = (spec.clone(), username.to_owned(), lab.clone());
         tokio::spawn(async move { me.run(record, spec, username, volumes).await });
         Ok(lab)
+    }
+
+    /// Picks free GPUs for a datalab that asks for some: the inventory less
+    /// those held by active labs.
+    async fn assign_gpus(&self, spec: &DatalabSpec) -> Result<Vec<String>, ApiFailure> {
+        let wanted = usize::try_from(spec.resources.gpu).unwrap_or(usize::MAX);
+        if wanted == 0 {
+            return Ok(Vec::new());
+        }
+        let held: Vec<String> = self
+            .store
+            .labs_in_states(&ACTIVE)
+            .await?
+            .into_iter()
+            .flat_map(|l| l.gpus)
+            .collect();
+        let free: Vec<String> = self
+            .cfg
+            .gpus
+            .iter()
+            .filter(|g| !held.contains(g))
+            .cloned()
+            .collect();
+        if free.len() < wanted {
+            return Err(ApiFailure::new(
+                ErrorCode::GpuUnavailable,
+                format!(
+                    "{} needs {wanted} GPU(s); this datazone has {} in all and {} free",
+                    spec.name,
+                    self.cfg.gpus.len(),
+                    free.len()
+                ),
+            ));
+        }
+        Ok(free.into_iter().take(wanted).collect())
     }
 
     async fn run(
@@ -230,6 +286,10 @@ impl Labs {
                 .collect(),
             env: std::iter::once(("PATH".to_owned(), self.path_var()))
                 .chain(
+                    (!lab.gpus.is_empty())
+                        .then(|| ("CUDA_VISIBLE_DEVICES".to_owned(), lab.gpus.join(","))),
+                )
+                .chain(
                     spec.launch
                         .env
                         .iter()
@@ -245,7 +305,7 @@ impl Labs {
                 })
                 .collect(),
             hidden: self.cfg.hidden.clone(),
-            devices: Vec::new(),
+            devices: gpu_devices(&lab.gpus),
             share_network: true,
             run_as: Some(self.cfg.run_as),
         };
@@ -293,6 +353,7 @@ impl Labs {
         }
         lab.state = "running".to_owned();
         lab.started_at = Some(now());
+        self.record_activity(&lab.id);
         self.store
             .update_lab(lab)
             .await
@@ -356,6 +417,7 @@ impl Labs {
                     if let Ok(mut procs) = self.procs.lock() {
                         procs.insert(lab.id.clone(), p);
                     }
+                    self.record_activity(&lab.id);
                 }
                 other => {
                     if let Some(mut p) = other {
@@ -377,6 +439,22 @@ impl Labs {
     /// exited cleanly). Runs every second.
     pub async fn check_running(&self) -> Result<(), insitu_store::StoreError> {
         for mut lab in self.store.labs_in_states(&["running"]).await? {
+            if let Some(limit) = self.cfg.idle_timeout
+                && self.idle_for(&lab.id).is_some_and(|idle| idle >= limit)
+            {
+                lab.state = "stopping".to_owned();
+                self.store.update_lab(&lab).await?;
+                self.stop_process(&lab.id, Duration::from_secs(5)).await;
+                lab.state = "stopped".to_owned();
+                lab.reason = Some(format!(
+                    "stopped after {} s without activity (idle culling); your workspace is kept",
+                    limit.as_secs()
+                ));
+                lab.stopped_at = Some(now());
+                self.store.update_lab(&lab).await?;
+                tracing::info!(lab = %lab.id, "idle lab stopped");
+                continue;
+            }
             if let Some(code) = self.exited(&lab.id) {
                 self.procs.lock().map(|mut p| p.remove(&lab.id)).ok();
                 lab.state = if code == Some(0) { "stopped" } else { "failed" }.to_owned();
@@ -388,6 +466,19 @@ impl Labs {
         }
         Ok(())
     }
+}
+
+/// Device nodes for the assigned GPUs, plus the driver's shared nodes, where
+/// they exist on this host.
+fn gpu_devices(gpus: &[String]) -> Vec<PathBuf> {
+    if gpus.is_empty() {
+        return Vec::new();
+    }
+    gpus.iter()
+        .map(|g| PathBuf::from(format!("/dev/nvidia{g}")))
+        .chain(["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"].map(PathBuf::from))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 fn describe(code: Option<i32>) -> String {

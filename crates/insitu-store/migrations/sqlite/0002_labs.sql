@@ -4,6 +4,7 @@ CREATE TABLE labs (
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     datalab TEXT NOT NULL,
     volumes TEXT NOT NULL,
+    gpus TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
     reason TEXT,
     port BIGINT,

@@ -64,6 +64,8 @@ fn unique() -> String {
 pub struct Options {
     pub db: Db,
     pub idle_timeout: &'static str,
+    pub lab_idle_timeout: &'static str,
+    pub gpus: Vec<String>,
 }
 
 impl Default for Options {
@@ -71,6 +73,8 @@ impl Default for Options {
         Options {
             db: Db::Sqlite,
             idle_timeout: "2h",
+            lab_idle_timeout: "0s",
+            gpus: Vec::new(),
         }
     }
 }
@@ -115,7 +119,12 @@ pub async fn spawn_with(opts: Options) -> TestApp {
          license = \"MIT\"\n[launch]\ncommand = [\"python3\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\nreadiness_path = \"/\"\n",
         webapp.display()
     );
-    std::fs::write(catalogue.join("testapp.toml"), testapp).unwrap();
+    std::fs::write(catalogue.join("testapp.toml"), &testapp).unwrap();
+    std::fs::write(
+        catalogue.join("gpuapp.toml"),
+        format!("{testapp}[resources]\ngpu = 1\n"),
+    )
+    .unwrap();
     let crashes = "title = \"Crashes\"\ndescription = \"Exits at once\"\nversion = \"1\"\nkind = \"web\"\n\
         license = \"MIT\"\n[launch]\n\
         command = [\"sh\", \"-c\", \"echo starting up; echo 'fatal: no licence server' >&2; exit 3\"]\n";
@@ -143,6 +152,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     config.admin.password = Some(ADMIN_PASSWORD.to_owned());
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
+    config.labs.idle_timeout = Some(opts.lab_idle_timeout.to_owned());
+    config.labs.gpus = Some(opts.gpus.clone());
     let venv = repo_root().join(".venv/bin");
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);

@@ -292,3 +292,111 @@ async fn jupyterlab_starts_in_a_sandbox_next_to_the_volumes() {
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["state"], "stopped");
 }
+
+#[tokio::test]
+async fn gpus_are_assigned_from_the_inventory_and_refused_beyond_it() {
+    if !sandbox_available() {
+        return;
+    }
+    let app = spawn_with(Options {
+        gpus: vec!["0".into(), "1".into()],
+        ..Options::default()
+    })
+    .await;
+    let (a, b, c) = (
+        app.user_with_role("gpu-a", "user").await,
+        app.user_with_role("gpu-b", "user").await,
+        app.user_with_role("gpu-c", "user").await,
+    );
+    let mut seen = Vec::new();
+    for t in [&a, &b] {
+        let (status, lab) = launch(&app, t, "gpuapp", &[]).await;
+        assert_eq!(status, 202, "{lab}");
+        let id = lab["id"].as_str().unwrap().to_owned();
+        assert_eq!(settle(&app, t, &id).await["state"], "running");
+        let (_, logs) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}/logs")), t).await;
+        let first = logs["lines"][0].as_str().unwrap().to_owned();
+        seen.push(first.rsplit("gpus=").next().unwrap().to_owned());
+        seen.sort();
+    }
+    assert_eq!(
+        seen,
+        ["0", "1"],
+        "each lab gets its own device (CUDA_VISIBLE_DEVICES)"
+    );
+    let (status, body) = launch(&app, &c, "gpuapp", &[]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("gpu_unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 in all and 0 free")
+    );
+    // A lab without GPUs still launches.
+    let (status, _) = launch(&app, &c, "testapp", &[]).await;
+    assert_eq!(status, 202);
+
+    let (_, labs) = get_json(&plain(), &app.u("/api/v1/labs"), &a).await;
+    let id = labs["items"][0]["id"].as_str().unwrap().to_owned();
+    plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    let (status, lab) = launch(&app, &c, "gpuapp", &[]).await;
+    assert_eq!(status, 202, "the freed GPU is assigned again: {lab}");
+    for t in [&a, &b, &c] {
+        for lab in get_json(&plain(), &app.u("/api/v1/labs"), t).await.1["items"]
+            .as_array()
+            .unwrap()
+        {
+            let id = lab["id"].as_str().unwrap();
+            settle(&app, t, id).await;
+            plain()
+                .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_labs_are_stopped_and_say_why() {
+    if !sandbox_available() {
+        return;
+    }
+    let app = spawn_with(Options {
+        lab_idle_timeout: "2s",
+        ..Options::default()
+    })
+    .await;
+    let t = app.user_with_role("ivy", "user").await;
+    let (_, lab) = launch(&app, &t, "testapp", &[]).await;
+    let id = lab["id"].as_str().unwrap().to_owned();
+    assert_eq!(settle(&app, &t, &id).await["state"], "running");
+    let start = Instant::now();
+    loop {
+        let (_, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), &t).await;
+        if lab["state"] == "stopped" {
+            assert!(
+                lab["reason"].as_str().unwrap().contains("idle culling"),
+                "{lab}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still {lab}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "not culled before the idle time"
+    );
+    assert!(tool_pids(&id).is_empty());
+}

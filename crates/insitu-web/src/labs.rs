@@ -349,7 +349,7 @@ impl Labs {
                     self.cfg.start_timeout.as_secs()
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         lab.state = "running".to_owned();
         lab.started_at = Some(now());

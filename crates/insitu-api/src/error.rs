@@ -67,6 +67,7 @@ error_codes! {
     WeakPassword = ("weak_password", 422, "The new password is too short (at least 10 characters) or equals the username."),
     LastAdmin = ("last_admin", 409, "The change would leave the platform without an active administrator."),
     LabNotFound = ("lab_not_found", 404, "No lab with this id belongs to the caller."),
+        LabNotRunning = ("lab_not_running", 409, "The lab is not running, so it cannot be opened."),
     LabQuotaExceeded = ("lab_quota_exceeded", 409, "The caller already runs as many labs as their quota allows; stop one first."),
     DatalabNotLaunchable = ("datalab_not_launchable", 409, "This datalab cannot be launched on this platform (yet)."),
     GpuUnavailable = ("gpu_unavailable", 409, "The datalab needs more GPUs than the datazone has free."),

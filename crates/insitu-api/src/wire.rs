@@ -222,3 +222,10 @@ pub struct Lab {
 pub struct LabLogs {
     pub lines: Vec<String>,
 }
+
+/// Where to send the browser to open a lab: the lab proxy's origin, with a
+/// single-use ticket valid for a minute.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabOpen {
+    pub url: String,
+}

@@ -596,3 +596,30 @@ pub async fn lab_logs(
         .unwrap_or_default();
     Ok(Json(LabLogs { lines }))
 }
+
+/// A single-use link that logs the caller into their running lab on the
+/// proxy's origin.
+pub async fn open_url(s: &AppState, p: &Principal, id: &str) -> ApiResult<String> {
+    let lab = own_lab(s, p, id).await?;
+    if lab.state != "running" {
+        return Err(ApiFailure::new(
+            ErrorCode::LabNotRunning,
+            format!("lab {id} is {}; only a running lab opens", lab.state),
+        ));
+    }
+    let ticket = s.proxy.issue_ticket(&lab.id, &p.user_id);
+    Ok(format!(
+        "{}/labs/{}/_insitu/auth?ticket={ticket}&next=/labs/{}/",
+        s.proxy_url, lab.id, lab.id
+    ))
+}
+
+pub async fn open_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<LabOpen>> {
+    Ok(Json(LabOpen {
+        url: open_url(&s, &p, &id).await?,
+    }))
+}

@@ -30,6 +30,10 @@ pub struct Inner {
     pub openapi_json: String,
     pub secure_cookies: bool,
     pub labs: Arc<Labs>,
+    /// Issues the tickets that open a lab on the proxy's origin.
+    pub proxy: insitu_proxy::Proxy,
+    /// The proxy's URL as browsers reach it.
+    pub proxy_url: String,
     /// Each user's volume names, read through on first use and replaced on
     /// every change made through this server.
     my_volumes: RwLock<HashMap<String, Arc<Vec<String>>>>,
@@ -126,6 +130,8 @@ impl std::fmt::Debug for InitialAdmin {
 /// A built application, ready to serve.
 pub struct App {
     state: AppState,
+    proxy: insitu_proxy::Proxy,
+    proxy_listener: TcpListener,
 }
 
 impl App {
@@ -171,6 +177,29 @@ impl App {
                 gpus: config.labs.gpu_inventory(),
             },
         );
+        let proxy_listener = TcpListener::bind(config.proxy.listen).await?;
+        let proxy_url = config
+            .proxy
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| {
+                format!(
+                    "http://{}",
+                    proxy_listener
+                        .local_addr()
+                        .map_or(config.proxy.listen, |a| a)
+                )
+            });
+        let mut proxy_config = insitu_proxy::ProxyConfig::new(
+            config.public_url.clone().unwrap_or_else(|| "/".to_owned()),
+        );
+        proxy_config.cookie_secure = proxy_url.starts_with("https://");
+        let proxy = insitu_proxy::Proxy::new(
+            proxy_config,
+            Arc::clone(&labs) as Arc<dyn insitu_proxy::LabDirectory>,
+        );
+        labs.set_proxy(proxy.clone());
         labs.prepare_dirs()?;
         labs.adopt_all().await?;
         let secure_cookies = config
@@ -187,9 +216,23 @@ impl App {
             volumes,
             secure_cookies,
             labs,
+            proxy: proxy.clone(),
+            proxy_url,
             my_volumes: RwLock::new(HashMap::new()),
         }));
-        Ok((App { state }, initial_admin))
+        Ok((
+            App {
+                state,
+                proxy,
+                proxy_listener,
+            },
+            initial_admin,
+        ))
+    }
+
+    /// Where the lab proxy listens, as browsers reach it.
+    pub fn proxy_url(&self) -> &str {
+        &self.state.proxy_url
     }
 
     pub fn router(&self) -> axum::Router {
@@ -230,9 +273,24 @@ impl App {
                 }
             }
         });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let proxy = tokio::spawn(
+            self.proxy
+                .serve(self.proxy_listener, stopped(stop_rx.clone())),
+        );
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
         let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stopped(stop_rx))
             .await;
+        if let Ok(Err(e)) = proxy.await {
+            tracing::warn!(error = %e, "lab proxy ended with an error");
+        }
         sweeper.abort();
         monitor.abort();
         self.state.store.close().await;

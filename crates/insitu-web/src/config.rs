@@ -27,6 +27,7 @@ pub struct ServerConfig {
     pub session: SessionConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
+    pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
 }
@@ -41,6 +42,27 @@ pub struct SessionConfig {
     pub idle_timeout: String,
     /// Minimum password length for new passwords.
     pub min_password_length: usize,
+}
+
+/// The lab proxy: labs are served from this second origin, never from the
+/// platform's own, so code in a lab cannot use the user's platform session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Address the lab proxy listens on.
+    pub listen: SocketAddr,
+    /// The proxy's URL as browsers reach it (production: a separate host
+    /// name, e.g. `https://labs.insitu.example.org`). Default: `http://<listen>`.
+    pub public_url: Option<String>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            public_url: None,
+        }
+    }
 }
 
 /// The local sandbox datazone.
@@ -147,6 +169,7 @@ impl Default for ServerConfig {
             session: SessionConfig::default(),
             admin: AdminConfig::default(),
             labs: LabsConfig::default(),
+            proxy: ProxyConfig::default(),
             volumes: Vec::new(),
         }
     }

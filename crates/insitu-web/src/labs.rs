@@ -16,6 +16,7 @@ use insitu_api::ErrorCode;
 use insitu_domain::{DatalabKind, DatalabSpec, VolumeSpec};
 use insitu_launcher::sandbox::fill;
 use insitu_launcher::{ExitStatus, SandboxProcess, SandboxSpec, VolumeMount};
+use insitu_proxy::{LabDirectory, LabRoute, LabState};
 use insitu_store::{LabRecord, Store};
 
 use crate::error::ApiFailure;
@@ -63,6 +64,11 @@ pub struct Labs {
     /// Held while GPUs are counted and assigned, so two launches never get
     /// the same device.
     gpu_lock: tokio::sync::Mutex<()>,
+    /// Where the proxy finds each lab that has a process: address, owner,
+    /// state. Labs not in it are stopped as far as the proxy knows.
+    routes: std::sync::RwLock<HashMap<String, LabRoute>>,
+    /// The proxy, to end its sessions when a lab stops.
+    proxy: std::sync::OnceLock<insitu_proxy::Proxy>,
 }
 
 impl Labs {
@@ -74,7 +80,41 @@ impl Labs {
             progress: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
             gpu_lock: tokio::sync::Mutex::new(()),
+            routes: std::sync::RwLock::new(HashMap::new()),
+            proxy: std::sync::OnceLock::new(),
         })
+    }
+
+    pub fn set_proxy(&self, proxy: insitu_proxy::Proxy) {
+        let _ = self.proxy.set(proxy);
+    }
+
+    fn set_route(&self, lab: &LabRecord, state: LabState) {
+        let Some(port) = lab.port.and_then(|p| u16::try_from(p).ok()) else {
+            return;
+        };
+        if let Ok(mut r) = self.routes.write() {
+            let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            r.insert(
+                lab.id.clone(),
+                LabRoute {
+                    upstream,
+                    owner: lab.user_id.clone(),
+                    state,
+                },
+            );
+        }
+    }
+
+    /// Forgets a lab's route and ends its proxy sessions (open WebSockets
+    /// close at once).
+    fn drop_route(&self, lab_id: &str) {
+        if let Ok(mut r) = self.routes.write() {
+            r.remove(lab_id);
+        }
+        if let Some(p) = self.proxy.get() {
+            p.revoke_lab(lab_id);
+        }
     }
 
     /// Notes traffic for a lab (called by the proxy); idle culling counts
@@ -324,6 +364,7 @@ impl Labs {
             .update_lab(lab)
             .await
             .map_err(|e| e.to_string())?;
+        self.set_route(lab, LabState::Starting);
         self.step(&lab.id, "process_started");
         self.step(&lab.id, "waiting_for_readiness");
         let url = format!(
@@ -358,6 +399,7 @@ impl Labs {
             .update_lab(lab)
             .await
             .map_err(|e| e.to_string())?;
+        self.set_route(lab, LabState::Running);
         self.step(&lab.id, "ready");
         tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
         Ok(())
@@ -374,6 +416,7 @@ impl Labs {
     }
 
     async fn stop_process(&self, lab_id: &str, grace: Duration) {
+        self.drop_route(lab_id);
         let p = self
             .procs
             .lock()
@@ -418,6 +461,7 @@ impl Labs {
                         procs.insert(lab.id.clone(), p);
                     }
                     self.record_activity(&lab.id);
+                    self.set_route(&lab, LabState::Running);
                 }
                 other => {
                     if let Some(mut p) = other {
@@ -457,6 +501,7 @@ impl Labs {
             }
             if let Some(code) = self.exited(&lab.id) {
                 self.procs.lock().map(|mut p| p.remove(&lab.id)).ok();
+                self.drop_route(&lab.id);
                 lab.state = if code == Some(0) { "stopped" } else { "failed" }.to_owned();
                 lab.reason = Some(format!("the tool exited ({})", describe(code)));
                 lab.stopped_at = Some(now());
@@ -531,4 +576,14 @@ async fn ready(url: &str) -> bool {
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
         .is_some_and(|c| c < 500 && c != 404)
+}
+
+impl LabDirectory for Labs {
+    fn route(&self, lab_id: &str) -> Option<LabRoute> {
+        self.routes.read().ok()?.get(lab_id).cloned()
+    }
+
+    fn record_activity(&self, lab_id: &str) {
+        Labs::record_activity(self, lab_id);
+    }
 }

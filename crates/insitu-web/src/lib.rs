@@ -24,6 +24,6 @@ mod volumes;
 
 pub use app::{App, InitialAdmin};
 pub use catalogue::{Catalogue, load_catalogue};
-pub use config::{AdminConfig, LabsConfig, ServerConfig, SessionConfig};
+pub use config::{AdminConfig, LabsConfig, ProxyConfig, ServerConfig, SessionConfig};
 pub use openapi::openapi_document;
 pub use routes::{Access, RouteInfo, Surface, route_table};

@@ -781,3 +781,17 @@ pub async fn my_lab_stop(
     };
     outcome(&format!("/my-labs/{id}"), r)
 }
+
+pub async fn my_lab_open(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    match api::open_url(&s, &p, &id).await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) if e.code() == ErrorCode::LabNotRunning => {
+            with_banner(&format!("/my-labs/{id}"), "error", &e.0.message).into_response()
+        }
+        Err(e) => error_page(e.code(), &e.0.message),
+    }
+}

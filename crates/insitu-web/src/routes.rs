@@ -331,6 +331,16 @@ pub fn route_table() -> Vec<RouteInfo> {
             || post(api::stop_lab),
         ),
         api_route(
+            "POST",
+            "/api/v1/labs/{id}/open",
+            USER,
+            "labs",
+            "A single-use link that opens the caller's running lab on the lab proxy's origin",
+            None,
+            (200, Some(schema::<LabOpen>)),
+            || post(api::open_lab),
+        ),
+        api_route(
             "GET",
             "/api/v1/labs/{id}/logs",
             USER,
@@ -434,6 +444,13 @@ pub fn route_table() -> Vec<RouteInfo> {
             USER,
             "One lab: progress and logs",
             || get(pages::my_lab),
+        ),
+        page(
+            "GET",
+            "/my-labs/{id}/open",
+            USER,
+            "Open a running lab (through the lab proxy)",
+            || get(pages::my_lab_open),
         ),
         page("POST", "/my-labs/{id}/stop", USER, "Stop a lab", || {
             post(pages::my_lab_stop)

@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 10] = [
+const SERVER_KEYS: [&str; 11] = [
     "listen",
     "public_url",
     "data_dir",
@@ -22,6 +22,7 @@ const SERVER_KEYS: [&str; 10] = [
     "session",
     "admin",
     "labs",
+    "proxy",
     "volumes",
 ];
 

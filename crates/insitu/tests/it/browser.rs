@@ -248,6 +248,7 @@ async fn a_scientist_logs_in_filters_the_catalogue_and_adds_a_volume() {
             "crashes",
             "ds9",
             "fv",
+            "gpuapp",
             "jupyterlab",
             "qfitsview",
             "testapp",
@@ -291,4 +292,86 @@ async fn a_scientist_logs_in_filters_the_catalogue_and_adds_a_volume() {
     let token = app.token("lena", PASSWORD).await;
     let (_, mine) = get_json(&plain(), &app.u("/api/v1/me/volumes"), &token).await;
     assert_eq!(mine["items"][0]["name"], "allsky-survey");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scientist_launches_jupyterlab_from_the_catalogue_and_sees_it_through_the_proxy() {
+    if !repo_root().join(".venv/bin/jupyter-lab").exists() || !Path::new("/usr/bin/bwrap").exists()
+    {
+        assert!(
+            std::env::var("INSITU_REQUIRE_JUPYTER").as_deref() != Ok("1"),
+            "JupyterLab is required"
+        );
+        return;
+    }
+    let Some(d) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.user_with_role("vera", "user").await;
+    d.go(&app.u("/login")).await;
+    d.type_into("#username", "vera").await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-submit").await;
+    d.wait_for("location.pathname === '/datalabs'").await;
+    d.go(&app.u("/volumes")).await;
+    d.click("#add-deep-fields-btn").await;
+    d.wait_for("document.querySelector('#my-volumes a[href=\"/volumes/deep-fields\"]')")
+        .await;
+
+    d.go(&app.u("/datalabs/jupyterlab")).await;
+    d.click("#launch").await;
+    d.wait_for("location.pathname.startsWith('/my-labs/')")
+        .await;
+    // The page follows the launch step by step until the lab runs.
+    for _ in 0..900 {
+        let state = d
+            .script("const s = document.querySelector('#lab-state'); return s ? s.innerText : '';")
+            .await;
+        if state == "running" {
+            break;
+        }
+        assert_ne!(state, "failed", "JupyterLab failed to start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_for("document.querySelector('#open')").await;
+    d.screenshot("lab-running.png").await;
+    let open = d
+        .script("return document.querySelector('#open').href;")
+        .await;
+    d.go(open.as_str().unwrap()).await;
+    d.wait_for("location.pathname.endsWith('/lab') || location.pathname.includes('/lab/')")
+        .await;
+    assert!(
+        !d.script("return location.origin;")
+            .await
+            .as_str()
+            .unwrap()
+            .ends_with(&app.url[7..]),
+        "served by the proxy's origin"
+    );
+    // JupyterLab's own UI renders: its launcher and file browser.
+    for _ in 0..300 {
+        if d.script("return !!document.querySelector('.jp-Launcher, .jp-DirListing');")
+            .await
+            == Value::Bool(true)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_for("document.querySelector('.jp-Launcher, .jp-DirListing')")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shot = d.screenshot("jupyterlab-through-proxy.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 20_000);
+    let token = app.token("vera", PASSWORD).await;
+    let (_, labs) = get_json(&plain(), &app.u("/api/v1/labs"), &token).await;
+    let id = labs["items"][0]["id"].as_str().unwrap();
+    plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
 }

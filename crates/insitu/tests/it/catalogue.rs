@@ -30,6 +30,7 @@ async fn lists_and_filters_the_catalogue() {
             "crashes",
             "ds9",
             "fv",
+            "gpuapp",
             "jupyterlab",
             "qfitsview",
             "testapp",
@@ -62,7 +63,7 @@ async fn lists_and_filters_the_catalogue() {
     let kinds = &desktop["facets"]["kind"];
     assert_eq!(
         kinds,
-        &serde_json::json!([{"value": "desktop", "count": 5}, {"value": "web", "count": 3}])
+        &serde_json::json!([{"value": "desktop", "count": 5}, {"value": "web", "count": 4}])
     );
 
     let (status, one) = get_json(&c, &app.u("/api/v1/datalabs/ds9"), &t).await;

@@ -152,6 +152,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     config.admin.password = Some(ADMIN_PASSWORD.to_owned());
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
+    config.proxy.listen = "127.0.0.1:0".parse().unwrap();
     config.labs.idle_timeout = Some(opts.lab_idle_timeout.to_owned());
     config.labs.gpus = Some(opts.gpus.clone());
     let venv = repo_root().join(".venv/bin");

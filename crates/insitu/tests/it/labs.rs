@@ -109,6 +109,59 @@ async fn a_web_tool_launches_reports_progress_and_stops() {
     );
     assert_eq!(tool_pids(&id).len(), 1);
 
+    // Opened from the platform, the lab is served by the proxy's origin; the
+    // tool never sees the platform's cookies.
+    let session = app.login("mona", PASSWORD).await;
+    let r = session
+        .client
+        .get(app.u(&format!("/my-labs/{id}/open")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let ticket_url = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        !ticket_url.starts_with(&app.url),
+        "labs live on another origin: {ticket_url}"
+    );
+    let r = session.client.get(&ticket_url).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the ticket is redeemed");
+    let lab_url = format!(
+        "{}{}",
+        ticket_url.split("/labs/").next().unwrap(),
+        r.headers()["location"].to_str().unwrap()
+    );
+    let page: Value = session
+        .client
+        .get(&lab_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["path"], format!("/labs/{id}/"));
+    assert_eq!(page["home"], "/home/user");
+    assert_eq!(page["volumes"], json!(["deep-fields"]));
+    assert!(
+        !page["cookie"].as_str().unwrap_or("").contains("insitu_"),
+        "platform cookies stripped: {page}"
+    );
+    let r = browser().get(&ticket_url).send().await.unwrap();
+    assert_ne!(r.status(), 303, "a ticket works once");
+    // Nobody else opens it: not through the platform, not with a bare request.
+    app.user_with_role("mona-rival", "user").await;
+    let rival = app.login("mona-rival", PASSWORD).await;
+    let r = rival
+        .client
+        .get(app.u(&format!("/my-labs/{id}/open")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = rival.client.get(&lab_url).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no lab cookie, no lab");
+
     let (_, listed) = get_json(&plain(), &app.u("/api/v1/labs"), &t).await;
     assert_eq!(listed["items"][0]["id"], id.as_str());
 
@@ -122,6 +175,13 @@ async fn a_web_tool_launches_reports_progress_and_stops() {
     let stopped: Value = r.json().await.unwrap();
     assert_eq!(stopped["state"], "stopped");
     assert!(tool_pids(&id).is_empty(), "no process outlives the stop");
+    let r = session.client.get(&lab_url).send().await.unwrap();
+    // Stopping revoked the proxy session: the lab is out of reach at once.
+    assert_eq!(
+        r.status(),
+        401,
+        "a stopped lab is gone from the proxy at once"
+    );
     assert!(
         app.dir.path().join("data/workspaces/mona").is_dir(),
         "the workspace stays"

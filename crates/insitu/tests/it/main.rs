@@ -10,6 +10,7 @@ mod browser;
 mod catalogue;
 mod cli;
 mod errors;
+mod jupyter;
 mod labs;
 mod openapi;
 mod roles;

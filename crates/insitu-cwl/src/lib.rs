@@ -1,0 +1,347 @@
+//! Insitu's CWL v1.2 engine: loads CWL documents (v1.0–v1.2, YAML or JSON,
+//! `$graph`, `$import`/`$include`), validates them with clear messages and
+//! runs CommandLineTools, ExpressionTools and Workflows (scatter, `when`,
+//! `pickValue`, subworkflows) through a pluggable [`executor::Executor`].
+//! It backs the platform's pipeline runs and the `insitu cwl` command, whose
+//! whole logic is [`cli_main`]. This crate must never depend on the
+//! platform's web or store crates: anything it needs to persist goes through
+//! traits implemented by its callers.
+
+pub mod error;
+pub mod executor;
+pub mod expr;
+pub mod files;
+pub mod loader;
+pub mod process;
+pub mod sandbox;
+pub mod tool;
+pub mod workflow;
+
+pub use error::{CwlError, Result};
+
+use process::{Inherited, RunCtx};
+use serde_json::Value;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Final output directory.
+    pub outdir: PathBuf,
+    /// Maximum number of concurrently running tools.
+    pub parallel: usize,
+    /// Suppress progress messages.
+    pub quiet: bool,
+    /// Fail with "unsupported" (exit 33) on `DockerRequirement` instead of
+    /// running the command directly on the host.
+    pub reject_docker: bool,
+}
+
+/// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
+/// return the output object with files moved into `opts.outdir`.
+pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
+    let loaded = loader::load(spec)?;
+    let mut p = loaded.process;
+    let mut job = job;
+    if let Some(Value::Array(extra)) = job
+        .as_object_mut()
+        .and_then(|m| m.remove("cwl:requirements"))
+        && let Some(Value::Array(reqs)) = p.get_mut("requirements")
+    {
+        let mut all = extra;
+        all.append(reqs);
+        *reqs = all;
+    }
+    if p.get("class").and_then(Value::as_str) == Some("Workflow") {
+        workflow::check_workflow(&p)?;
+    }
+    let tmp = tempfile::Builder::new().prefix("insitu-cwl-").tempdir()?;
+    let mut ctx = RunCtx::new(
+        tmp.path().to_path_buf(),
+        opts.parallel,
+        Arc::new(executor::LocalExecutor),
+    );
+    ctx.quiet = opts.quiet;
+    let ctx = Arc::new(ctx);
+    let mut out = workflow::run_process(
+        p,
+        job,
+        Inherited {
+            reject_docker: opts.reject_docker,
+            ..Default::default()
+        },
+        ctx,
+    )
+    .await?;
+    std::fs::create_dir_all(&opts.outdir)?;
+    let outdir = std::fs::canonicalize(&opts.outdir)?;
+    relocate(&mut out, &outdir, tmp.path())?;
+    files::add_checksums(&mut out)?;
+    Ok(out)
+}
+
+/// Move output files into the output directory and rewrite their locations.
+fn relocate(v: &mut Value, outdir: &Path, tmp: &Path) -> Result<()> {
+    match v {
+        Value::Array(a) => {
+            for x in a {
+                relocate(x, outdir, tmp)?;
+            }
+        }
+        Value::Object(m) => {
+            let class = m.get("class").and_then(Value::as_str).map(str::to_string);
+            if matches!(class.as_deref(), Some("File") | Some("Directory")) {
+                let base = m
+                    .get("basename")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        m.get("location").and_then(Value::as_str).map(|l| {
+                            files::loc_to_path(l)
+                                .file_name()
+                                .map(|s| s.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        })
+                    })
+                    .unwrap_or_else(|| "output".into());
+                let mut target = outdir.join(&base);
+                let mut k = 1;
+                let src = m
+                    .get("location")
+                    .and_then(Value::as_str)
+                    .map(files::loc_to_path);
+                while target.symlink_metadata().is_ok() {
+                    if src.as_deref() == Some(target.as_path()) {
+                        break;
+                    }
+                    target = outdir.join(format!("{base}_{k}"));
+                    k += 1;
+                }
+                let tv = Value::Object(m.clone());
+                let mut lit = tv.clone();
+                if let Value::Object(lm) = &mut lit {
+                    lm.remove("secondaryFiles");
+                }
+                if src.as_deref() != Some(target.as_path()) {
+                    write_out(&lit, &target)?;
+                }
+                let _ = tmp;
+                m.insert(
+                    "location".into(),
+                    Value::String(files::path_to_loc(&target)),
+                );
+                m.insert("path".into(), Value::String(target.display().to_string()));
+                m.insert(
+                    "basename".into(),
+                    Value::String(
+                        target
+                            .file_name()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    ),
+                );
+                if class.as_deref() == Some("Directory") {
+                    m.insert(
+                        "listing".into(),
+                        Value::Array(files::list_dir(&target, true)?),
+                    );
+                    let mut l = m.get("listing").cloned().unwrap_or(Value::Null);
+                    files::fill_fs(&mut l, "deep_listing")?;
+                    m.insert("listing".into(), l);
+                } else {
+                    m.remove("contents");
+                }
+                if let Some(Value::Array(sf)) = m.get_mut("secondaryFiles") {
+                    for s in sf.iter_mut() {
+                        relocate(s, outdir, tmp)?;
+                    }
+                }
+                let mut tmpv = Value::Object(m.clone());
+                files::fill_fs(&mut tmpv, "no_listing")?;
+                if let Value::Object(nm) = tmpv {
+                    *m = nm;
+                }
+            } else {
+                for (_, x) in m.iter_mut() {
+                    relocate(x, outdir, tmp)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn write_out(v: &Value, target: &Path) -> Result<()> {
+    let class = v.get("class").and_then(Value::as_str).unwrap_or("File");
+    if let Some(loc) = v.get("location").and_then(Value::as_str) {
+        let src = files::loc_to_path(loc);
+        copy_resolving(&src, target)?;
+        if class == "Directory" && !src.exists() {
+            std::fs::create_dir_all(target)?;
+        }
+    } else if class == "File" {
+        std::fs::write(
+            target,
+            v.get("contents").and_then(Value::as_str).unwrap_or(""),
+        )?;
+    } else {
+        std::fs::create_dir_all(target)?;
+        for e in v
+            .get("listing")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let b = e
+                .get("basename")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    e.get("location").and_then(Value::as_str).map(|l| {
+                        files::loc_to_path(l)
+                            .file_name()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    })
+                })
+                .unwrap_or_else(|| "x".into());
+            write_out(e, &target.join(b))?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_resolving(src: &Path, dst: &Path) -> Result<()> {
+    let md = std::fs::metadata(src)
+        .map_err(|e| CwlError::Execution(format!("output {}: {e}", src.display())))?;
+    if md.is_dir() {
+        std::fs::create_dir_all(dst)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            copy_resolving(&e.path(), &dst.join(e.file_name()))?;
+        }
+    } else {
+        std::fs::copy(src, dst)?;
+    }
+    Ok(())
+}
+
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--reject-docker] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
+
+/// The whole command-line interface; returns the process exit code
+/// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
+pub fn cli_main(args: Vec<OsString>) -> i32 {
+    let args: Vec<String> = args
+        .into_iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut outdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut quiet = false;
+    let mut reject_docker = false;
+    let mut positional = vec![];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(v) = a.strip_prefix("--outdir=") {
+            outdir = PathBuf::from(v);
+        } else if a == "--outdir" {
+            i += 1;
+            if let Some(v) = args.get(i) {
+                outdir = PathBuf::from(v);
+            }
+        } else if let Some(v) = a.strip_prefix("--parallel=") {
+            parallel = v.parse().unwrap_or(parallel);
+        } else if a == "--parallel" {
+            i += 1;
+            parallel = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(parallel);
+        } else if a == "--reject-docker" {
+            reject_docker = true;
+        } else if a == "--quiet" {
+            quiet = true;
+        } else if a == "--help" || a == "-h" {
+            println!("{USAGE}");
+            return 0;
+        } else if a == "--version" {
+            println!("insitu-cwl {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        } else if a.starts_with("--") {
+            // cwltool-style flags we do not use (--debug, --tmpdir-prefix=...)
+        } else {
+            positional.push(a.clone());
+        }
+        i += 1;
+    }
+    let (cmd, rest) = match positional.first().map(String::as_str) {
+        Some("run") => ("run", positional[1..].to_vec()),
+        Some("validate") => ("validate", positional[1..].to_vec()),
+        _ => ("run", positional.clone()),
+    };
+    let Some(tool) = rest.first().cloned() else {
+        eprintln!("{USAGE}");
+        return 2;
+    };
+    if cmd == "validate" {
+        return match loader::load(&tool).and_then(|l| {
+            if l.process.get("class").and_then(Value::as_str) == Some("Workflow") {
+                workflow::check_workflow(&l.process)?;
+            }
+            Ok(())
+        }) {
+            Ok(()) => {
+                println!("{tool} is valid CWL");
+                0
+            }
+            Err(e) => {
+                eprintln!("{tool}: {e}");
+                e.exit_code()
+            }
+        };
+    }
+    let job = match rest.get(1) {
+        Some(j) if j != "-" => match loader::load_job(Path::new(j)) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{j}: {e}");
+                return 1;
+            }
+        },
+        _ => Value::Object(Default::default()),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(parallel.clamp(1, 16))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    let opts = RunOptions {
+        outdir,
+        parallel,
+        quiet,
+        reject_docker,
+    };
+    match rt.block_on(run(&tool, job, &opts)) {
+        Ok(out) => {
+            let mut so = std::io::stdout();
+            let text = serde_json::to_string_pretty(&out).unwrap_or_else(|_| "{}".into());
+            let _ = writeln!(so, "{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            e.exit_code()
+        }
+    }
+}

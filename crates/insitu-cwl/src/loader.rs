@@ -1,0 +1,889 @@
+//! Loading CWL documents: YAML/JSON parsing, `$import`/`$include`, `$graph`,
+//! identifier shortening and normalisation of the map/list shorthand forms.
+//!
+//! The loader produces a normalised [`serde_json::Value`] tree: every process
+//! has list-form `inputs`, `outputs`, `requirements`, `hints` (and `steps` for
+//! workflows), identifiers are shortened to their local names, type shorthands
+//! (`File[]?`) are expanded, and the directory of the source document is kept
+//! in the private `__base` key so relative locations can be resolved.
+
+use crate::error::{CwlError, Result, verr};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+
+/// Read a YAML or JSON text into a JSON value.
+pub fn parse_text(text: &str, what: &str) -> Result<Value> {
+    let trimmed = text.trim_start();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(v) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(v);
+    }
+    let protected = protect_big_ints(text);
+    let text = protected.as_str();
+    let mut opts = serde_saphyr::Options::default();
+    opts.strict_booleans = true;
+    opts.legacy_octal_numbers = false;
+    let v = serde_saphyr::from_str_with_options::<Value>(text, opts)
+        .map_err(|e| CwlError::Validation(format!("{what}: malformed YAML: {e}")))?;
+    Ok(restore_big_ints(v))
+}
+
+const BIG_MARK: &str = "__insitu_bigint__";
+
+/// YAML parsers turn integers beyond 64 bits into floats; quote such plain
+/// scalars (after `key: ` or `- `) with a marker so they stay exact.
+fn protect_big_ints(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let tail = &line[body.len()..];
+        let val_start = body.rfind(": ").map(|i| i + 2).or_else(|| {
+            let t = body.trim_start();
+            t.strip_prefix("- ").map(|_| body.len() - t.len() + 2)
+        });
+        if let Some(st) = val_start {
+            let val = body[st..].trim();
+            let digits = val.strip_prefix('-').unwrap_or(val);
+            if digits.len() > 18 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(&body[..st]);
+                out.push_str(&format!("\"{BIG_MARK}{val}\""));
+                out.push_str(tail);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn restore_big_ints(v: Value) -> Value {
+    match v {
+        Value::String(s) => match s.strip_prefix(BIG_MARK) {
+            Some(n) => n
+                .parse::<serde_json::Number>()
+                .map(Value::Number)
+                .unwrap_or(Value::String(s.clone())),
+            None => Value::String(s),
+        },
+        Value::Array(a) => Value::Array(a.into_iter().map(restore_big_ints).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, restore_big_ints(v)))
+                .collect(),
+        ),
+        o => o,
+    }
+}
+
+/// Read and parse a file, resolving `$import` and `$include` directives.
+pub fn read_file(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CwlError::Validation(format!("{}: cannot read file: {e}", path.display())))?;
+    let v = parse_text(&text, &path.display().to_string())?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    resolve_directives(v, &base, 0)
+}
+
+fn resolve_directives(v: Value, base: &Path, depth: usize) -> Result<Value> {
+    if depth > 64 {
+        return verr("$import nesting too deep (cycle?)");
+    }
+    match v {
+        Value::Object(m) => {
+            if m.len() == 1 {
+                if let Some(Value::String(p)) = m.get("$import") {
+                    let (file, frag) = split_fragment(p);
+                    let target = base.join(file);
+                    let mut loaded = read_file(&target)?;
+                    if let Some(frag) = frag {
+                        loaded = find_in_graph(&loaded, &frag).unwrap_or(loaded);
+                    }
+                    return Ok(loaded);
+                }
+                if let Some(Value::String(p)) = m.get("$include") {
+                    let target = base.join(p);
+                    let text = std::fs::read_to_string(&target).map_err(|e| {
+                        CwlError::Validation(format!(
+                            "$include {}: cannot read: {e}",
+                            target.display()
+                        ))
+                    })?;
+                    return Ok(Value::String(text));
+                }
+            }
+            let mut out = Map::new();
+            for (k, val) in m {
+                out.insert(k, resolve_directives(val, base, depth + 1)?);
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(a) => Ok(Value::Array(
+            a.into_iter()
+                .map(|x| resolve_directives(x, base, depth + 1))
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Split `file.cwl#frag` into its parts.
+pub fn split_fragment(s: &str) -> (String, Option<String>) {
+    match s.find('#') {
+        Some(i) => (s[..i].to_string(), Some(s[i + 1..].to_string())),
+        None => (s.to_string(), None),
+    }
+}
+
+fn find_in_graph(doc: &Value, frag: &str) -> Option<Value> {
+    let graph = doc.get("$graph")?.as_array()?;
+    graph
+        .iter()
+        .find(|p| {
+            p.get("id")
+                .and_then(Value::as_str)
+                .map(|id| id.trim_start_matches('#') == frag || id.ends_with(&format!("#{frag}")))
+                .unwrap_or(false)
+        })
+        .cloned()
+}
+
+/// Local name of an identifier: the part after `#`, last path segment.
+pub fn shortname(s: &str) -> String {
+    let frag = match s.rfind('#') {
+        Some(i) => &s[i + 1..],
+        None => s,
+    };
+    frag.rsplit('/').next().unwrap_or(frag).to_string()
+}
+
+/// Fragment of an identifier (after `#`), or the string itself.
+pub fn fragment(s: &str) -> String {
+    match s.rfind('#') {
+        Some(i) => s[i + 1..].to_string(),
+        None => s.to_string(),
+    }
+}
+
+/// A loaded document: the selected process and the whole graph (if any).
+pub struct Loaded {
+    /// The normalised process to run.
+    pub process: Value,
+}
+
+/// Load `path[#id]` and normalise the selected process.
+pub fn load(spec: &str) -> Result<Loaded> {
+    let (file, frag) = split_fragment(spec);
+    let path = std::fs::canonicalize(&file)
+        .map_err(|e| CwlError::Validation(format!("{file}: cannot open document: {e}")))?;
+    let doc = read_file(&path)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let ctx = DocCtx {
+        ns: doc
+            .get("$namespaces")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        base: base.clone(),
+        graph: doc.get("$graph").cloned(),
+        file: path.clone(),
+    };
+    let version = doc
+        .get("cwlVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let selected = if let Some(graph) = doc.get("$graph").and_then(Value::as_array) {
+        let want = frag.clone().unwrap_or_else(|| "main".to_string());
+        match graph.iter().find(|p| {
+            p.get("id").and_then(Value::as_str).map(fragment).as_deref() == Some(want.as_str())
+        }) {
+            Some(p) => p.clone(),
+            None if frag.is_none() && graph.len() == 1 => graph[0].clone(),
+            None => return verr(format!("{file}: no process with id '#{want}' in $graph")),
+        }
+    } else if let Some(f) = &frag {
+        let own = doc.get("id").and_then(Value::as_str).map(fragment);
+        if own.as_deref() != Some(f.as_str()) && own.is_some() {
+            return verr(format!("{file}: no process with id '#{f}'"));
+        }
+        doc.clone()
+    } else {
+        doc.clone()
+    };
+    let mut selected = selected;
+    if let (Some(v), Value::Object(m)) = (version, &mut selected) {
+        m.entry("cwlVersion").or_insert(Value::String(v));
+    }
+    check_version(&selected, &path)?;
+    let process = normalize_process(selected, &ctx, 0)?;
+    Ok(Loaded { process })
+}
+
+fn check_version(p: &Value, path: &Path) -> Result<()> {
+    match p.get("cwlVersion").and_then(Value::as_str) {
+        None | Some("v1.0") | Some("v1.1") | Some("v1.2") => Ok(()),
+        Some(v) if v.starts_with("v1.") => Ok(()),
+        Some(v) => verr(format!(
+            "{}: cwlVersion: unsupported version '{v}'",
+            path.display()
+        )),
+    }
+}
+
+struct DocCtx {
+    ns: Map<String, Value>,
+    base: PathBuf,
+    graph: Option<Value>,
+    file: PathBuf,
+}
+
+const PROCESS_FIELDS: &[&str] = &[
+    "class",
+    "id",
+    "inputs",
+    "outputs",
+    "requirements",
+    "hints",
+    "label",
+    "doc",
+    "cwlVersion",
+    "intent",
+    "$namespaces",
+    "$schemas",
+    "baseCommand",
+    "arguments",
+    "stdin",
+    "stdout",
+    "stderr",
+    "successCodes",
+    "temporaryFailCodes",
+    "permanentFailCodes",
+    "expression",
+    "steps",
+    "__base",
+    "$base",
+    "__ns",
+];
+
+fn to_list(v: Option<Value>, key_name: &str, value_key: &str) -> Result<Vec<Value>> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(Value::Object(m)) => Ok(m
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::Object(mut inner) => {
+                    inner.insert(key_name.to_string(), Value::String(k));
+                    Value::Object(inner)
+                }
+                other => {
+                    let mut inner = Map::new();
+                    inner.insert(key_name.to_string(), Value::String(k));
+                    inner.insert(value_key.to_string(), other);
+                    Value::Object(inner)
+                }
+            })
+            .collect()),
+        Some(other) => verr(format!("expected a list or a map, got {other}")),
+    }
+}
+
+fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
+    if depth > 32 {
+        return verr("processes nested too deeply (cycle in `run`?)");
+    }
+    let Value::Object(mut m) = p else {
+        return verr(format!(
+            "{}: a process must be an object",
+            ctx.file.display()
+        ));
+    };
+    let class = m
+        .get("class")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match class.as_str() {
+        "CommandLineTool" | "ExpressionTool" | "Workflow" => {}
+        "Operation" => {
+            return Err(CwlError::Unsupported(
+                "class Operation is abstract and cannot be executed".into(),
+            ));
+        }
+        "" => return verr(format!("{}: missing field 'class'", ctx.file.display())),
+        c => {
+            return verr(format!(
+                "{}: class: unknown process class '{c}'",
+                ctx.file.display()
+            ));
+        }
+    }
+    for k in m.keys() {
+        if !PROCESS_FIELDS.contains(&k.as_str()) && !k.contains(':') {
+            return verr(format!(
+                "{}: {class}: unknown field '{k}'",
+                ctx.file.display()
+            ));
+        }
+    }
+    m.insert(
+        "__base".into(),
+        Value::String(ctx.base.display().to_string()),
+    );
+    let mut ns = ctx.ns.clone();
+    if let Some(Value::Object(own)) = m.get("$namespaces") {
+        ns.extend(own.clone());
+    }
+    m.insert("__ns".into(), Value::Object(ns.clone()));
+    let ctx = &DocCtx {
+        ns,
+        base: ctx.base.clone(),
+        graph: ctx.graph.clone(),
+        file: ctx.file.clone(),
+    };
+    let pid = m
+        .get("id")
+        .and_then(Value::as_str)
+        .map(fragment)
+        .unwrap_or_default();
+    m.insert("id".into(), Value::String(pid.clone()));
+    for key in ["inputs", "outputs"] {
+        let list = to_list(m.remove(key), "id", "type")?;
+        let mut out = vec![];
+        for item in list {
+            let item = match item {
+                Value::String(s) => json!({"id": s, "type": "Any"}),
+                o => o,
+            };
+            out.push(normalize_param(item, ctx)?);
+        }
+        m.insert(key.into(), Value::Array(out));
+    }
+    for key in ["requirements", "hints"] {
+        let list = to_list(m.remove(key), "class", "value")?;
+        let list: Vec<Value> = list
+            .into_iter()
+            .map(|r| normalize_requirement(r, ctx))
+            .collect::<Result<_>>()?;
+        m.insert(key.into(), Value::Array(list));
+    }
+    if class == "Workflow" {
+        let steps = to_list(m.remove("steps"), "id", "run")?;
+        let mut out = vec![];
+        for s in steps {
+            out.push(normalize_step(s, ctx, depth)?);
+        }
+        m.insert("steps".into(), Value::Array(out));
+    }
+    if let Some(Value::String(s)) = m.get("baseCommand").cloned() {
+        m.insert("baseCommand".into(), json!([s]));
+    }
+    Ok(Value::Object(m))
+}
+
+fn normalize_requirement(r: Value, ctx: &DocCtx) -> Result<Value> {
+    let Value::Object(mut m) = r else {
+        return verr("a requirement must be an object");
+    };
+    let class = m
+        .get("class")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let class = class.rsplit(['#', '/']).next().unwrap_or("").to_string();
+    m.insert("class".into(), Value::String(class.clone()));
+    match class.as_str() {
+        "SchemaDefRequirement" => {
+            let types = m.remove("types").unwrap_or(json!([]));
+            let mut out = vec![];
+            for t in types.as_array().cloned().unwrap_or_default() {
+                match t {
+                    Value::Array(inner) => {
+                        for x in inner {
+                            out.push(normalize_type(x)?);
+                        }
+                    }
+                    o => out.push(normalize_type(o)?),
+                }
+            }
+            m.insert("types".into(), Value::Array(out));
+        }
+        "EnvVarRequirement" => {
+            let l = to_list(m.remove("envDef"), "envName", "envValue")?;
+            m.insert("envDef".into(), Value::Array(l));
+        }
+        "InitialWorkDirRequirement" => {
+            if let Some(Value::Array(items)) = m.get_mut("listing") {
+                for it in items.iter_mut() {
+                    fix_locations(it, &ctx.base);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(Value::Object(m))
+}
+
+fn normalize_param(p: Value, ctx: &DocCtx) -> Result<Value> {
+    let Value::Object(mut m) = p else {
+        return verr("a parameter must be an object");
+    };
+    let id = m
+        .get("id")
+        .and_then(Value::as_str)
+        .map(shortname)
+        .unwrap_or_default();
+    m.insert("id".into(), Value::String(id));
+    if let Some(t) = m.remove("type") {
+        m.insert("type".into(), normalize_type(t)?);
+    }
+    if let Some(d) = m.get_mut("default") {
+        fix_locations(d, &ctx.base);
+    }
+    if let Some(f) = m.remove("format") {
+        let f = match f {
+            Value::String(s) => Value::String(expand_ns(&s, &ctx.ns)),
+            Value::Array(a) => Value::Array(
+                a.into_iter()
+                    .map(|x| match x {
+                        Value::String(s) => Value::String(expand_ns(&s, &ctx.ns)),
+                        o => o,
+                    })
+                    .collect(),
+            ),
+            o => o,
+        };
+        m.insert("format".into(), f);
+    }
+    if let Some(s) = m.remove("outputSource") {
+        m.insert("outputSource".into(), norm_sources(s));
+    }
+    if let Some(sf) = m.remove("secondaryFiles") {
+        m.insert("secondaryFiles".into(), normalize_secondary(sf));
+    }
+    Ok(Value::Object(m))
+}
+
+/// Expand a `prefix:name` CURIE using `$namespaces`.
+pub fn expand_ns(s: &str, ns: &Map<String, Value>) -> String {
+    if s.contains("$(") || s.contains("${") || s.contains("://") {
+        return s.to_string();
+    }
+    if let Some((pfx, rest)) = s.split_once(':')
+        && let Some(Value::String(base)) = ns.get(pfx)
+    {
+        return format!("{base}{rest}");
+    }
+    s.to_string()
+}
+
+/// Normalise a `secondaryFiles` field to a list of `{pattern, required}`.
+pub fn normalize_secondary(sf: Value) -> Value {
+    let items = match sf {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    Value::Array(
+        items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => json!({"pattern": s}),
+                o => o,
+            })
+            .collect(),
+    )
+}
+
+fn norm_sources(s: Value) -> Value {
+    match s {
+        Value::String(x) => Value::String(fragment(&x)),
+        Value::Array(a) => Value::Array(a.into_iter().map(norm_sources).collect()),
+        o => o,
+    }
+}
+
+/// Expand type shorthands (`T?`, `T[]`) and normalise nested schemas.
+pub fn normalize_type(t: Value) -> Result<Value> {
+    Ok(match t {
+        Value::String(s) => {
+            if let Some(inner) = s.strip_suffix('?') {
+                let inner = normalize_type(Value::String(inner.to_string()))?;
+                json!(["null", inner])
+            } else if let Some(inner) = s.strip_suffix("[]") {
+                json!({"type": "array", "items": normalize_type(Value::String(inner.to_string()))?})
+            } else {
+                match s.as_str() {
+                    "null" | "boolean" | "int" | "long" | "float" | "double" | "string"
+                    | "File" | "Directory" | "Any" | "stdout" | "stderr" => Value::String(s),
+                    _ if s.starts_with("https://w3id.org/cwl/salad#") => {
+                        Value::String(shortname(&s))
+                    }
+                    _ => Value::String(fragment(&s)),
+                }
+            }
+        }
+        Value::Array(a) => {
+            let mut out = vec![];
+            for x in a {
+                let n = normalize_type(x)?;
+                match n {
+                    Value::Array(inner) => out.extend(inner),
+                    o => out.push(o),
+                }
+            }
+            Value::Array(out)
+        }
+        Value::Object(mut m) => {
+            if let Some(items) = m.remove("items") {
+                m.insert("items".into(), normalize_type(items)?);
+            }
+            if let Some(fields) = m.remove("fields") {
+                let fl = to_list(Some(fields), "name", "type")?;
+                let mut out = vec![];
+                for f in fl {
+                    let Value::Object(mut fm) = f else {
+                        return verr("record field must be an object");
+                    };
+                    let name = fm
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .map(shortname)
+                        .unwrap_or_default();
+                    fm.insert("name".into(), Value::String(name));
+                    if let Some(ft) = fm.remove("type") {
+                        fm.insert("type".into(), normalize_type(ft)?);
+                    }
+                    if let Some(sf) = fm.remove("secondaryFiles") {
+                        fm.insert("secondaryFiles".into(), normalize_secondary(sf));
+                    }
+                    out.push(Value::Object(fm));
+                }
+                m.insert("fields".into(), Value::Array(out));
+            }
+            if let Some(Value::Array(syms)) = m.remove("symbols") {
+                let syms: Vec<Value> = syms
+                    .into_iter()
+                    .map(|s| match s {
+                        Value::String(x) => Value::String(shortname(&x)),
+                        o => o,
+                    })
+                    .collect();
+                m.insert("symbols".into(), Value::Array(syms));
+            }
+            if let Some(Value::String(n)) = m.get("name").cloned() {
+                m.insert("name".into(), Value::String(fragment(&n)));
+            }
+            if let Some(t) = m.get("type").cloned()
+                && let Value::String(ts) = &t
+                && !matches!(ts.as_str(), "array" | "record" | "enum")
+            {
+                m.insert("type".into(), normalize_type(t)?);
+            }
+            Value::Object(m)
+        }
+        o => o,
+    })
+}
+
+fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
+    let Value::Object(mut m) = s else {
+        return verr("a workflow step must be an object");
+    };
+    let id = m
+        .get("id")
+        .and_then(Value::as_str)
+        .map(shortname)
+        .unwrap_or_default();
+    m.insert("id".into(), Value::String(id.clone()));
+    const STEP_FIELDS: &[&str] = &[
+        "id",
+        "in",
+        "out",
+        "run",
+        "requirements",
+        "hints",
+        "label",
+        "doc",
+        "scatter",
+        "scatterMethod",
+        "when",
+    ];
+    for k in m.keys() {
+        if !STEP_FIELDS.contains(&k.as_str()) && !k.contains(':') {
+            return verr(format!(
+                "{}: step '{id}': unknown field '{k}'",
+                ctx.file.display()
+            ));
+        }
+    }
+    let ins = to_list(m.remove("in"), "id", "source")?;
+    let mut inl = vec![];
+    for i in ins {
+        let i = match i {
+            Value::String(s) => json!({"id": s}),
+            o => o,
+        };
+        let Value::Object(mut im) = i else {
+            return verr("step input must be an object");
+        };
+        let iid = im
+            .get("id")
+            .and_then(Value::as_str)
+            .map(shortname)
+            .unwrap_or_default();
+        im.insert("id".into(), Value::String(iid));
+        if let Some(src) = im.remove("source") {
+            im.insert("source".into(), norm_sources(src));
+        }
+        if let Some(d) = im.get_mut("default") {
+            fix_locations(d, &ctx.base);
+        }
+        inl.push(Value::Object(im));
+    }
+    m.insert("in".into(), Value::Array(inl));
+    let outs: Vec<Value> = match m.remove("out") {
+        Some(Value::Array(a)) => a
+            .into_iter()
+            .map(|o| match o {
+                Value::String(s) => Value::String(shortname(&s)),
+                Value::Object(om) => Value::String(
+                    om.get("id")
+                        .and_then(Value::as_str)
+                        .map(shortname)
+                        .unwrap_or_default(),
+                ),
+                other => other,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    m.insert("out".into(), Value::Array(outs));
+    if let Some(sc) = m.remove("scatter") {
+        let list = match sc {
+            Value::String(s) => vec![Value::String(shortname(&s))],
+            Value::Array(a) => a
+                .into_iter()
+                .map(|x| Value::String(x.as_str().map(shortname).unwrap_or_default()))
+                .collect(),
+            _ => vec![],
+        };
+        m.insert("scatter".into(), Value::Array(list));
+    }
+    for key in ["requirements", "hints"] {
+        let list = to_list(m.remove(key), "class", "value")?;
+        let list: Vec<Value> = list
+            .into_iter()
+            .map(|r| normalize_requirement(r, ctx))
+            .collect::<Result<_>>()?;
+        m.insert(key.into(), Value::Array(list));
+    }
+    let run = m.remove("run").unwrap_or(Value::Null);
+    let run = match run {
+        Value::String(r) => {
+            let (file, frag) = split_fragment(&r);
+            if file.is_empty() {
+                let frag = frag.unwrap_or_default();
+                let found = ctx
+                    .graph
+                    .as_ref()
+                    .and_then(|g| {
+                        g.as_array()?.iter().find(|p| {
+                            p.get("id").and_then(Value::as_str).map(fragment).as_deref()
+                                == Some(frag.as_str())
+                        })
+                    })
+                    .cloned();
+                match found {
+                    Some(p) => normalize_process(p, ctx, depth + 1)?,
+                    None => return verr(format!("step '{id}': run: '#{frag}' not found")),
+                }
+            } else {
+                let path = if let Some(f) = file.strip_prefix("file://") {
+                    PathBuf::from(f)
+                } else {
+                    ctx.base.join(&file)
+                };
+                let doc = read_file(&path)?;
+                let sub = DocCtx {
+                    ns: doc
+                        .get("$namespaces")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default(),
+                    base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    graph: doc.get("$graph").cloned(),
+                    file: path.clone(),
+                };
+                let p = if let Some(g) = doc.get("$graph").and_then(Value::as_array) {
+                    let want = frag.unwrap_or_else(|| "main".into());
+                    g.iter()
+                        .find(|p| {
+                            p.get("id").and_then(Value::as_str).map(fragment).as_deref()
+                                == Some(want.as_str())
+                        })
+                        .cloned()
+                        .ok_or_else(|| {
+                            CwlError::Validation(format!("{}: no '#{want}'", path.display()))
+                        })?
+                } else {
+                    doc
+                };
+                normalize_process(p, &sub, depth + 1)?
+            }
+        }
+        Value::Object(_) => normalize_process(run, ctx, depth + 1)?,
+        _ => return verr(format!("step '{id}': missing or invalid 'run'")),
+    };
+    m.insert("run".into(), run);
+    Ok(Value::Object(m))
+}
+
+/// Make `location`/`path` of File and Directory literals absolute.
+pub fn fix_locations(v: &mut Value, base: &Path) {
+    match v {
+        Value::Object(m) => {
+            let is_fs = matches!(
+                m.get("class").and_then(Value::as_str),
+                Some("File") | Some("Directory")
+            );
+            if is_fs {
+                for key in ["location", "path"] {
+                    if let Some(Value::String(loc)) = m.get(key).cloned() {
+                        let abs = resolve_location(&loc, base);
+                        m.insert("location".into(), Value::String(abs));
+                        if key == "path" {
+                            m.remove("path");
+                        }
+                    }
+                }
+            }
+            for (_, x) in m.iter_mut() {
+                fix_locations(x, base);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| fix_locations(x, base)),
+        _ => {}
+    }
+}
+
+/// Resolve a (possibly relative) location against a base directory into a
+/// `file://` URI, leaving other URI schemes untouched.
+pub fn resolve_location(loc: &str, base: &Path) -> String {
+    if loc.contains("://") || loc.starts_with("_:") {
+        return loc.to_string();
+    }
+    let p = if Path::new(loc).is_absolute() {
+        PathBuf::from(loc)
+    } else {
+        base.join(loc)
+    };
+    format!("file://{}", p.display())
+}
+
+/// Load a job order file (YAML or JSON) with locations made absolute.
+pub fn load_job(path: &Path) -> Result<Value> {
+    let mut v = read_file(path)?;
+    let base = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    fix_locations(&mut v, &base);
+    match v {
+        Value::Object(_) => Ok(v),
+        Value::Null => Ok(json!({})),
+        _ => verr(format!("{}: job order must be an object", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn type_shorthands() {
+        assert_eq!(
+            normalize_type(json!("File[]?")).unwrap(),
+            json!(["null", {"type": "array", "items": "File"}])
+        );
+        assert_eq!(normalize_type(json!("#Foo")).unwrap(), json!("Foo"));
+    }
+
+    #[test]
+    fn big_integers_stay_exact() {
+        let v = parse_text(
+            "a: 4200000000000000000000000000000000000000000\nb: y\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            v["a"].to_string(),
+            "4200000000000000000000000000000000000000000"
+        );
+        assert_eq!(v["b"], json!("y"));
+    }
+
+    #[test]
+    fn malformed_yaml_is_an_error() {
+        let e = parse_text("a: [1, 2\nb: {", "x.cwl").unwrap_err();
+        assert!(e.to_string().contains("x.cwl"), "{e}");
+    }
+
+    #[test]
+    fn maps_imports_and_graph() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "lib.js", "function f(){return 1;}");
+        write(
+            d.path(),
+            "types.yml",
+            "- name: T\n  type: enum\n  symbols: [a, b]\n",
+        );
+        let p = write(
+            d.path(),
+            "wf.cwl",
+            "cwlVersion: v1.2\n$graph:\n- id: tool\n  class: CommandLineTool\n  requirements:\n    InlineJavascriptRequirement:\n      expressionLib: [{$include: lib.js}]\n    SchemaDefRequirement:\n      types: [{$import: types.yml}]\n  inputs:\n    x: string?\n  outputs: {}\n  baseCommand: echo\n- id: main\n  class: Workflow\n  inputs: {x: string}\n  outputs: {}\n  steps:\n    s1:\n      run: '#tool'\n      in: {x: x}\n      out: []\n",
+        );
+        let l = load(&format!("{}#main", p.display())).unwrap();
+        let step = &l.process["steps"][0];
+        assert_eq!(step["id"], json!("s1"));
+        assert_eq!(step["in"][0]["source"], json!("x"));
+        let tool = &step["run"];
+        assert_eq!(tool["inputs"][0]["type"], json!(["null", "string"]));
+        assert_eq!(
+            tool["requirements"][0]["expressionLib"][0],
+            json!("function f(){return 1;}")
+        );
+        assert_eq!(tool["requirements"][1]["types"][0]["name"], json!("T"));
+        assert_eq!(tool["baseCommand"], json!(["echo"]));
+    }
+
+    #[test]
+    fn unknown_field_and_operation() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "t.cwl",
+            "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\noutputs: []\nbogus: 1\n",
+        );
+        let e = load(&p.display().to_string()).err().unwrap();
+        assert!(e.to_string().contains("unknown field 'bogus'"), "{e}");
+        let p = write(
+            d.path(),
+            "o.cwl",
+            "cwlVersion: v1.2\nclass: Operation\ninputs: []\noutputs: []\n",
+        );
+        let e = load(&p.display().to_string()).err().unwrap();
+        assert_eq!(e.exit_code(), 33);
+    }
+
+    #[test]
+    fn missing_file() {
+        assert!(load("/nonexistent/x.cwl").is_err());
+    }
+}

@@ -1,0 +1,512 @@
+//! Shared run context, requirement lookup and input preparation common to
+//! all process classes.
+
+use crate::error::{CwlError, Result};
+use crate::executor::Executor;
+use crate::expr::{Evaluator, Scope};
+use crate::files::{self, Schemas};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// State shared by everything in one run.
+pub struct RunCtx {
+    /// Where job directories are created.
+    pub tmp_root: PathBuf,
+    /// Limits concurrent tool executions.
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// Runs the commands.
+    pub executor: Arc<dyn Executor>,
+    /// Time limit of one JavaScript evaluation.
+    pub js_timeout: Duration,
+    counter: AtomicUsize,
+    /// Suppress progress messages.
+    pub quiet: bool,
+}
+
+impl RunCtx {
+    /// A new context with `parallel` concurrent jobs.
+    pub fn new(tmp_root: PathBuf, parallel: usize, executor: Arc<dyn Executor>) -> Self {
+        RunCtx {
+            tmp_root,
+            slots: Arc::new(tokio::sync::Semaphore::new(parallel.max(1))),
+            executor,
+            js_timeout: Duration::from_secs(20),
+            counter: AtomicUsize::new(0),
+            quiet: false,
+        }
+    }
+
+    /// A fresh, unique directory under the temporary root.
+    pub fn fresh_dir(&self, prefix: &str) -> Result<PathBuf> {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let p = self.tmp_root.join(format!("{prefix}{n}"));
+        std::fs::create_dir_all(&p)?;
+        Ok(p)
+    }
+
+    /// Log a progress line on stderr unless quiet.
+    pub fn log(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("[insitu-cwl] {msg}");
+        }
+    }
+}
+
+/// Requirements and hints inherited from enclosing workflows and steps,
+/// in decreasing priority.
+#[derive(Clone, Debug, Default)]
+pub struct Inherited {
+    /// Requirements (outermost last).
+    pub reqs: Vec<Value>,
+    /// Hints (outermost last).
+    pub hints: Vec<Value>,
+    /// Whether this process runs inside a workflow (secondary files are then
+    /// expected on the inputs rather than discovered next to them).
+    pub nested: bool,
+    /// Report `DockerRequirement` as unsupported instead of running the
+    /// command on the host.
+    pub reject_docker: bool,
+}
+
+const KNOWN: &[&str] = &[
+    "InlineJavascriptRequirement",
+    "SchemaDefRequirement",
+    "InitialWorkDirRequirement",
+    "EnvVarRequirement",
+    "ShellCommandRequirement",
+    "ResourceRequirement",
+    "WorkReuse",
+    "NetworkAccess",
+    "InplaceUpdateRequirement",
+    "ToolTimeLimit",
+    "SubworkflowFeatureRequirement",
+    "ScatterFeatureRequirement",
+    "MultipleInputFeatureRequirement",
+    "StepInputExpressionRequirement",
+    "LoadListingRequirement",
+    "DockerRequirement",
+    "SoftwareRequirement",
+];
+
+/// The effective requirements of one process.
+#[derive(Clone, Debug)]
+pub struct Reqs {
+    list: Vec<Value>,
+    hints: Vec<Value>,
+    reject_docker: bool,
+    /// See [`Inherited::nested`].
+    pub nested: bool,
+}
+
+impl Reqs {
+    /// Combine a process's requirements with inherited ones; fail for
+    /// unsupported requirements.
+    pub fn of(p: &Value, inh: &Inherited) -> Result<Reqs> {
+        let own: Vec<Value> = p
+            .get("requirements")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for r in &own {
+            let c = r.get("class").and_then(Value::as_str).unwrap_or("");
+            if c == "DockerRequirement" && inh.reject_docker {
+                return Err(CwlError::Unsupported(
+                    "DockerRequirement is not supported yet".into(),
+                ));
+            }
+            if !KNOWN.contains(&c) {
+                return Err(CwlError::Unsupported(format!("unknown requirement '{c}'")));
+            }
+        }
+        let mut list = own;
+        list.extend(inh.reqs.iter().cloned());
+        let mut hints: Vec<Value> = p
+            .get("hints")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        hints.extend(inh.hints.iter().cloned());
+        Ok(Reqs {
+            list,
+            hints,
+            reject_docker: inh.reject_docker,
+            nested: inh.nested,
+        })
+    }
+
+    /// The requirement (or hint) of the given class, if any.
+    pub fn get(&self, class: &str) -> Option<&Value> {
+        self.list
+            .iter()
+            .find(|r| r.get("class").and_then(Value::as_str) == Some(class))
+            .or_else(|| {
+                self.hints
+                    .iter()
+                    .find(|r| r.get("class").and_then(Value::as_str) == Some(class))
+            })
+    }
+
+    /// Inherited set for children of this process.
+    pub fn inherit(&self) -> Inherited {
+        Inherited {
+            reqs: self.list.clone(),
+            hints: self.hints.clone(),
+            reject_docker: self.reject_docker,
+            nested: true,
+        }
+    }
+
+    /// Named schema types.
+    pub fn schemas(&self) -> Schemas {
+        let mut s = Schemas::new();
+        for r in self.list.iter().rev() {
+            if r.get("class").and_then(Value::as_str) == Some("SchemaDefRequirement") {
+                for t in r
+                    .get("types")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(n) = t.get("name").and_then(Value::as_str) {
+                        s.insert(n.to_string(), t.clone());
+                        s.insert(crate::loader::shortname(n), t.clone());
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Build the expression evaluator.
+    pub fn evaluator(&self, ctx: &RunCtx) -> Evaluator {
+        let mut ev = Evaluator {
+            timeout: ctx.js_timeout,
+            ..Default::default()
+        };
+        if let Some(r) = self.get("InlineJavascriptRequirement") {
+            ev.js = true;
+            for l in r
+                .get("expressionLib")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(s) = l.as_str() {
+                    ev.lib.push(s.to_string());
+                }
+            }
+        }
+        ev
+    }
+}
+
+/// Fill in defaults, check types and presence, load contents and listings.
+pub fn prepare_inputs(
+    p: &Value,
+    job: &Value,
+    reqs: &Reqs,
+    ev: &Evaluator,
+) -> Result<Map<String, Value>> {
+    let schemas = reqs.schemas();
+    let mut out = Map::new();
+    let default_listing = reqs
+        .get("LoadListingRequirement")
+        .and_then(|r| r.get("loadListing"))
+        .and_then(Value::as_str)
+        .unwrap_or(
+            if p.get("cwlVersion").and_then(Value::as_str) == Some("v1.0") {
+                "deep_listing"
+            } else {
+                "no_listing"
+            },
+        )
+        .to_string();
+    for inp in p
+        .get("inputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = inp
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let t = inp.get("type").cloned().unwrap_or(json!("Any"));
+        let mut v = job.get(&id).cloned().unwrap_or(Value::Null);
+        if v.is_null()
+            && let Some(d) = inp.get("default")
+        {
+            v = d.clone();
+        }
+        if v.is_null() && !files::is_optional(&t) {
+            return Err(CwlError::Input(format!("missing required input '{id}'")));
+        }
+        if !v.is_null() && !files::matches(&v, &t, &schemas) {
+            return Err(CwlError::Input(format!(
+                "input '{id}': value {} does not match type {}",
+                short_json(&v),
+                t
+            )));
+        }
+        let listing = inp
+            .get("loadListing")
+            .and_then(Value::as_str)
+            .unwrap_or(&default_listing)
+            .to_string();
+        files::fill_fs(&mut v, &listing)?;
+        let load = inp
+            .get("loadContents")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || inp
+                .get("inputBinding")
+                .and_then(|b| b.get("loadContents"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+        if load {
+            load_all_contents(&mut v)?;
+        }
+        if let Some(sf) = inp.get("secondaryFiles") {
+            discover_secondary(&mut v, sf, ev, job, !reqs.nested)?;
+        }
+        record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested)?;
+        if let Some(f) = inp.get("format") {
+            if p.get("$schemas").is_none() && !crate::expr::has_expr(&f.to_string()) {
+                check_format(&v, f, &id)?;
+            }
+        }
+        out.insert(id, v);
+    }
+    // format expressions need inputs
+    Ok(out)
+}
+
+/// Exact-match format check (no ontology reasoning).
+fn check_format(v: &Value, want: &Value, id: &str) -> Result<()> {
+    match v {
+        Value::Array(a) => a.iter().try_for_each(|x| check_format(x, want, id)),
+        Value::Object(m) if m.get("class").and_then(Value::as_str) == Some("File") => {
+            let Some(have) = m.get("format").and_then(Value::as_str) else {
+                return Ok(());
+            };
+            let wants: Vec<&str> = match want {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => return Ok(()),
+            };
+            let short = |s: &str| s.rsplit(['/', '#', ':']).next().unwrap_or(s).to_string();
+            if wants.iter().any(|w| *w == have || short(w) == short(have)) {
+                Ok(())
+            } else {
+                Err(CwlError::Input(format!(
+                    "input '{id}': file format '{have}' does not match expected {want}"
+                )))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn record_secondary(
+    v: &mut Value,
+    t: &Value,
+    schemas: &Schemas,
+    ev: &Evaluator,
+    job: &Value,
+    discover: bool,
+) -> Result<()> {
+    let rt = files::resolve_type(t, schemas).clone();
+    match (&rt, v) {
+        (Value::Array(alts), v) => {
+            for a in alts {
+                if files::matches(v, a, schemas) {
+                    return record_secondary(v, a, schemas, ev, job, discover);
+                }
+            }
+        }
+        (Value::Object(m), Value::Object(vm))
+            if m.get("type").and_then(Value::as_str) == Some("record") =>
+        {
+            for f in m
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let n = f.get("name").and_then(Value::as_str).unwrap_or("");
+                if let Some(fv) = vm.get_mut(n) {
+                    if let Some(sf) = f.get("secondaryFiles") {
+                        discover_secondary(fv, sf, ev, job, discover)?;
+                    }
+                    if let Some(fmt) = f.get("format") {
+                        check_format(fv, fmt, n)?;
+                    }
+                    let ft = f.get("type").cloned().unwrap_or(Value::Null);
+                    record_secondary(fv, &ft, schemas, ev, job, discover)?;
+                }
+            }
+        }
+        (Value::Object(m), Value::Array(items))
+            if m.get("type").and_then(Value::as_str) == Some("array") =>
+        {
+            let it = m.get("items").cloned().unwrap_or(Value::Null);
+            for x in items {
+                record_secondary(x, &it, schemas, ev, job, discover)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn load_all_contents(v: &mut Value) -> Result<()> {
+    match v {
+        Value::Object(m) if m.get("class").and_then(Value::as_str) == Some("File") => {
+            if !m.contains_key("contents")
+                && let Some(p) = m.get("path").and_then(Value::as_str)
+            {
+                let c = files::load_contents(Path::new(p))?;
+                m.insert("contents".into(), Value::String(c));
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                load_all_contents(x)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Attach secondary files found next to primary input files.
+pub fn discover_secondary(
+    v: &mut Value,
+    sf: &Value,
+    ev: &Evaluator,
+    inputs: &Value,
+    discover: bool,
+) -> Result<()> {
+    match v {
+        Value::Array(a) => {
+            for x in a {
+                discover_secondary(x, sf, ev, inputs, discover)?;
+            }
+        }
+        Value::Object(m) if m.get("class").and_then(Value::as_str) == Some("File") => {
+            let Some(path) = m.get("path").and_then(Value::as_str).map(PathBuf::from) else {
+                return Ok(());
+            };
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let base = m
+                .get("basename")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let mut existing: Vec<Value> = m
+                .get("secondaryFiles")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for spec in sf.as_array().into_iter().flatten() {
+                let pat = spec.get("pattern").cloned().unwrap_or(Value::Null);
+                let required = spec.get("required").cloned().unwrap_or(Value::Bool(true));
+                let scope = Scope {
+                    inputs: inputs.clone(),
+                    this: Value::Object(m.clone()),
+                    runtime: Value::Null,
+                };
+                let names: Vec<Value> = match &pat {
+                    Value::String(s) if crate::expr::has_expr(s) => match ev.eval_str(s, &scope)? {
+                        Value::Array(a) => a,
+                        Value::Null => vec![],
+                        o => vec![o],
+                    },
+                    Value::String(s) => vec![Value::String(files::secondary_name(&base, s))],
+                    _ => vec![],
+                };
+                for n in names {
+                    let entry = match n {
+                        Value::String(name) => {
+                            let p = dir.join(&name);
+                            let class = if p.is_dir() { "Directory" } else { "File" };
+                            json!({"class": class, "location": files::path_to_loc(&p)})
+                        }
+                        Value::Object(mut om) => {
+                            if !om.contains_key("location") {
+                                if let Some(pp) = om.get("path").and_then(Value::as_str) {
+                                    let full = dir.join(pp);
+                                    om.insert(
+                                        "location".into(),
+                                        Value::String(files::path_to_loc(&full)),
+                                    );
+                                }
+                            }
+                            Value::Object(om)
+                        }
+                        o => o,
+                    };
+                    let loc = entry
+                        .get("location")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    if existing
+                        .iter()
+                        .any(|e| e.get("location").and_then(Value::as_str) == Some(loc.as_str()))
+                    {
+                        continue;
+                    }
+                    let p = files::loc_to_path(&loc);
+                    let wanted = p.file_name().map(|x| x.to_string_lossy().into_owned());
+                    let present = existing.iter().any(|e| {
+                        e.get("basename")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            == wanted
+                    });
+                    if present {
+                        continue;
+                    }
+                    if !p.exists() || !discover {
+                        let req = match &required {
+                            Value::Bool(b) => *b,
+                            Value::String(s) => ev.eval_str(s, &scope)?.as_bool().unwrap_or(true),
+                            _ => true,
+                        };
+                        if req {
+                            return Err(CwlError::Input(format!(
+                                "missing required secondary file {}",
+                                p.display()
+                            )));
+                        }
+                        continue;
+                    }
+                    let mut entry = entry;
+                    files::fill_fs(&mut entry, "no_listing")?;
+                    existing.push(entry);
+                }
+            }
+            m.insert("secondaryFiles".into(), Value::Array(existing));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Compact JSON for error messages.
+pub fn short_json(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 120 {
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(117).map(|x| x.0).unwrap_or(0)]
+        )
+    } else {
+        s
+    }
+}

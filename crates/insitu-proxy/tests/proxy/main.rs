@@ -1,0 +1,10 @@
+//! Integration tests: a real proxy on `127.0.0.1:0` in front of a small
+//! upstream (echo, streaming, WebSocket echo) written with hyper.
+
+// The rig's helpers are test code too (clippy.toml only covers `#[test]` fns).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod http;
+mod streaming;
+mod support;
+mod websocket;

@@ -194,7 +194,7 @@ fn fill_dir(m: &mut Map<String, Value>, listing: &str) -> Result<()> {
                 .unwrap_or_default();
             m.insert("basename".into(), Value::String(b));
         }
-        if listing != "no_listing" && !m.contains_key("listing") {
+        if listing != "no_listing" {
             m.insert(
                 "listing".into(),
                 Value::Array(list_dir(&p, listing == "deep_listing")?),

@@ -78,17 +78,21 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     .await?;
     std::fs::create_dir_all(&opts.outdir)?;
     let outdir = std::fs::canonicalize(&opts.outdir)?;
-    relocate(&mut out, &outdir, tmp.path())?;
+    relocate(&mut out, &outdir, &mut std::collections::HashMap::new())?;
     files::add_checksums(&mut out)?;
     Ok(out)
 }
 
 /// Move output files into the output directory and rewrite their locations.
-fn relocate(v: &mut Value, outdir: &Path, tmp: &Path) -> Result<()> {
+fn relocate(
+    v: &mut Value,
+    outdir: &Path,
+    seen: &mut std::collections::HashMap<PathBuf, PathBuf>,
+) -> Result<()> {
     match v {
         Value::Array(a) => {
             for x in a {
-                relocate(x, outdir, tmp)?;
+                relocate(x, outdir, seen)?;
             }
         }
         Value::Object(m) => {
@@ -113,7 +117,14 @@ fn relocate(v: &mut Value, outdir: &Path, tmp: &Path) -> Result<()> {
                     .get("location")
                     .and_then(Value::as_str)
                     .map(files::loc_to_path);
-                while target.symlink_metadata().is_ok() {
+                let key = src
+                    .as_ref()
+                    .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
+                let reused = key.as_ref().and_then(|p| seen.get(p)).cloned();
+                if let Some(t) = &reused {
+                    target = t.clone();
+                }
+                while reused.is_none() && target.symlink_metadata().is_ok() {
                     if src.as_deref() == Some(target.as_path()) {
                         break;
                     }
@@ -125,10 +136,12 @@ fn relocate(v: &mut Value, outdir: &Path, tmp: &Path) -> Result<()> {
                 if let Value::Object(lm) = &mut lit {
                     lm.remove("secondaryFiles");
                 }
-                if src.as_deref() != Some(target.as_path()) {
+                if reused.is_none() && src.as_deref() != Some(target.as_path()) {
                     write_out(&lit, &target)?;
+                    if let Some(sp) = &key {
+                        seen.insert(sp.clone(), target.clone());
+                    }
                 }
-                let _ = tmp;
                 m.insert(
                     "location".into(),
                     Value::String(files::path_to_loc(&target)),
@@ -156,7 +169,7 @@ fn relocate(v: &mut Value, outdir: &Path, tmp: &Path) -> Result<()> {
                 }
                 if let Some(Value::Array(sf)) = m.get_mut("secondaryFiles") {
                     for s in sf.iter_mut() {
-                        relocate(s, outdir, tmp)?;
+                        relocate(s, outdir, seen)?;
                     }
                 }
                 let mut tmpv = Value::Object(m.clone());
@@ -166,7 +179,7 @@ fn relocate(v: &mut Value, outdir: &Path, tmp: &Path) -> Result<()> {
                 }
             } else {
                 for (_, x) in m.iter_mut() {
-                    relocate(x, outdir, tmp)?;
+                    relocate(x, outdir, seen)?;
                 }
             }
         }

@@ -359,6 +359,22 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         }
         m.insert(key.into(), Value::Array(out));
     }
+    // `type: stdin` shorthand
+    let mut stdin_from = None;
+    if let Some(Value::Array(inputs)) = m.get_mut("inputs") {
+        for i in inputs.iter_mut() {
+            if i.get("type").and_then(Value::as_str) == Some("stdin") {
+                i["type"] = json!("File");
+                stdin_from = i.get("id").and_then(Value::as_str).map(str::to_string);
+            }
+        }
+    }
+    if let Some(id) = stdin_from {
+        m.insert(
+            "stdin".into(),
+            Value::String(format!("$(inputs.{id}.path)")),
+        );
+    }
     for key in ["requirements", "hints"] {
         let list = to_list(m.remove(key), "class", "value")?;
         let list: Vec<Value> = list

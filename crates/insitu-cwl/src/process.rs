@@ -274,10 +274,11 @@ pub fn prepare_inputs(
             discover_secondary(&mut v, sf, ev, job, !reqs.nested)?;
         }
         record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested)?;
-        if let Some(f) = inp.get("format") {
-            if p.get("$schemas").is_none() && !crate::expr::has_expr(&f.to_string()) {
-                check_format(&v, f, &id)?;
-            }
+        if let Some(f) = inp.get("format")
+            && p.get("$schemas").is_none()
+            && !crate::expr::has_expr(&f.to_string())
+        {
+            check_format(&v, f, &id)?;
         }
         out.insert(id, v);
     }
@@ -391,10 +392,23 @@ pub fn discover_secondary(
     inputs: &Value,
     discover: bool,
 ) -> Result<()> {
+    secondary_files(v, sf, ev, inputs, discover, true)
+}
+
+/// Like [`discover_secondary`], with the default of `required` given
+/// (true for inputs, false for outputs).
+pub fn secondary_files(
+    v: &mut Value,
+    sf: &Value,
+    ev: &Evaluator,
+    inputs: &Value,
+    discover: bool,
+    default_required: bool,
+) -> Result<()> {
     match v {
         Value::Array(a) => {
             for x in a {
-                discover_secondary(x, sf, ev, inputs, discover)?;
+                secondary_files(x, sf, ev, inputs, discover, default_required)?;
             }
         }
         Value::Object(m) if m.get("class").and_then(Value::as_str) == Some("File") => {
@@ -413,8 +427,17 @@ pub fn discover_secondary(
                 .cloned()
                 .unwrap_or_default();
             for spec in sf.as_array().into_iter().flatten() {
-                let pat = spec.get("pattern").cloned().unwrap_or(Value::Null);
-                let required = spec.get("required").cloned().unwrap_or(Value::Bool(true));
+                let mut pat = spec.get("pattern").cloned().unwrap_or(Value::Null);
+                let mut required = spec
+                    .get("required")
+                    .cloned()
+                    .unwrap_or(Value::Bool(default_required));
+                if let Value::String(ps) = &pat {
+                    if let Some(stripped) = ps.strip_suffix('?') {
+                        pat = Value::String(stripped.to_string());
+                        required = Value::Bool(false);
+                    }
+                }
                 let scope = Scope {
                     inputs: inputs.clone(),
                     this: Value::Object(m.clone()),
@@ -437,14 +460,14 @@ pub fn discover_secondary(
                             json!({"class": class, "location": files::path_to_loc(&p)})
                         }
                         Value::Object(mut om) => {
-                            if !om.contains_key("location") {
-                                if let Some(pp) = om.get("path").and_then(Value::as_str) {
-                                    let full = dir.join(pp);
-                                    om.insert(
-                                        "location".into(),
-                                        Value::String(files::path_to_loc(&full)),
-                                    );
-                                }
+                            if !om.contains_key("location")
+                                && let Some(pp) = om.get("path").and_then(Value::as_str)
+                            {
+                                let full = dir.join(pp);
+                                om.insert(
+                                    "location".into(),
+                                    Value::String(files::path_to_loc(&full)),
+                                );
                             }
                             Value::Object(om)
                         }
@@ -475,7 +498,7 @@ pub fn discover_secondary(
                     if !p.exists() || !discover {
                         let req = match &required {
                             Value::Bool(b) => *b,
-                            Value::String(s) => ev.eval_str(s, &scope)?.as_bool().unwrap_or(true),
+                            Value::String(s) => ev.eval_str(s, &scope)?.as_bool().unwrap_or(false),
                             _ => true,
                         };
                         if req {

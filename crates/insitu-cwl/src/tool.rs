@@ -593,12 +593,12 @@ fn initial_workdir(
                     Some(n) => Some(value_str(&ev.eval(n, scope)?)),
                     None => None,
                 };
-                if let Some(n) = &name {
-                    if n.split('/').any(|seg| seg == "..") {
-                        return Err(CwlError::Validation(format!(
-                            "InitialWorkDirRequirement: entryname '{n}' must not leave the output directory"
-                        )));
-                    }
+                if let Some(n) = &name
+                    && n.split('/').any(|seg| seg == "..")
+                {
+                    return Err(CwlError::Validation(format!(
+                        "InitialWorkDirRequirement: entryname '{n}' must not leave the output directory"
+                    )));
                 }
                 let writable = it.get("writable").and_then(Value::as_bool).unwrap_or(false);
                 let raw_entry_str = it.get("entry").and_then(Value::as_str).unwrap_or("");
@@ -916,7 +916,7 @@ pub async fn run_command_line_tool(
             let t = ev.eval(t, &scope)?;
             match t.as_f64() {
                 Some(s) if s > 0.0 => Some(Duration::from_secs_f64(s)),
-                Some(s) if s == 0.0 => None,
+                Some(0.0) => None,
                 _ => {
                     return Err(CwlError::Validation(format!(
                         "ToolTimeLimit: timelimit must be a non-negative number, got {t}"
@@ -1216,7 +1216,7 @@ fn add_output_secondary(v: &mut Value, sf: &Value, ev: &Evaluator, scope: &Scope
             Ok(())
         }
         Value::Object(m) if m.get("class").and_then(Value::as_str) == Some("File") => {
-            crate::process::discover_secondary(v, sf, ev, &scope.inputs, true)
+            crate::process::secondary_files(v, sf, ev, &scope.inputs, true, false)
         }
         _ => Ok(()),
     }

@@ -29,6 +29,9 @@ pub struct SandboxSpec {
     pub hidden: Vec<PathBuf>,
     /// Device nodes to bind (GPUs).
     pub devices: Vec<PathBuf>,
+    /// Host paths shown read-only at the same place even where the sandbox
+    /// otherwise has its own (`/tmp`, `/home`, …): tool installations.
+    pub expose: Vec<PathBuf>,
     /// Whether the sandbox shares the host's network (web labs listen on a
     /// loopback port the proxy reaches).
     pub share_network: bool,
@@ -99,6 +102,9 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     // Other users' homes and root's home stay out of sight.
     push(&[&"--dir", &"/home"]);
     push(&[&"--dir", &"/root"]);
+    for e in &spec.expose {
+        push(&[&"--ro-bind-try", e, e]);
+    }
     for h in &spec.hidden {
         if h.is_dir() {
             push(&[&"--tmpfs", h]);
@@ -190,6 +196,31 @@ mod tests {
         assert!(joined.contains("--bind /srv/ws/alice /home/user"));
         assert!(joined.contains("--ro-bind /srv/archive/gaia /media/data/gaia"));
         assert!(joined.contains("--unshare-net"));
+        let exposed = SandboxSpec {
+            expose: vec!["/tmp/tools".into()],
+            hidden: vec!["/etc".into()],
+            ..spec
+        };
+        let args: Vec<String> = bwrap_args(&exposed)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let tmp = args
+            .windows(2)
+            .position(|w| w == ["--tmpfs", "/tmp"])
+            .unwrap();
+        let tools = args
+            .windows(3)
+            .position(|w| w == ["--ro-bind-try", "/tmp/tools", "/tmp/tools"])
+            .unwrap();
+        let hidden = args
+            .windows(2)
+            .position(|w| w == ["--tmpfs", "/etc"])
+            .unwrap();
+        assert!(
+            tmp < tools && tools < hidden,
+            "exposed paths come after /tmp and before what is hidden"
+        );
         assert!(joined.ends_with("-- tool --port=1"));
     }
 

@@ -191,3 +191,28 @@ async fn an_unprivileged_sandbox_cannot_read_root_only_files() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn exposed_tool_paths_are_visible_even_under_tmp() {
+    let Some(bwrap) = bwrap() else { return };
+    let f = fixture();
+    // The fixture lives under the host's /tmp, which sandboxes replace.
+    let tools = f.root.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::write(tools.join("hello.sh"), "echo hello from a tool").unwrap();
+    let mut s = spec(
+        &f,
+        &format!(
+            "sh {}/hello.sh; touch {}/x || echo TOOLS_READ_ONLY",
+            tools.display(),
+            tools.display()
+        ),
+    );
+    s.expose = vec![tools];
+    let (code, log) = run_to_end(&bwrap, &s, &f.root.join("lab.log")).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("hello from a tool") && log.contains("TOOLS_READ_ONLY"),
+        "{log}"
+    );
+}

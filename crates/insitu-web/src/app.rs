@@ -172,6 +172,7 @@ impl App {
                 max_labs_per_user: config.labs.max_per_user,
                 start_timeout: std::time::Duration::from_secs(config.labs.start_timeout_secs()),
                 tool_path: config.labs.tool_path.clone(),
+                expose: config.labs.expose.clone(),
                 run_as: (config.labs.run_as_uid, config.labs.run_as_gid),
                 idle_timeout: config.labs.idle_timeout()?,
                 gpus: config.labs.gpu_inventory(),

@@ -78,6 +78,10 @@ pub struct LabsConfig {
     /// Directories put first on the `PATH` of every lab, e.g. the
     /// virtualenv holding JupyterLab.
     pub tool_path: Vec<PathBuf>,
+    /// Host directories shown read-only in every lab at the same path, for
+    /// tools installed outside the system directories. The directory above
+    /// each `tool_path` entry (a virtualenv's root) is shown too.
+    pub expose: Vec<PathBuf>,
     /// The unprivileged user id and group id labs run as; workspaces are
     /// owned by them. Never 0.
     pub run_as_uid: u32,
@@ -97,6 +101,7 @@ impl Default for LabsConfig {
             start_timeout: "60s".to_owned(),
             bwrap: PathBuf::from("/usr/bin/bwrap"),
             tool_path: Vec::new(),
+            expose: Vec::new(),
             run_as_uid: 65534,
             run_as_gid: 65534,
             idle_timeout: Some("24h".to_owned()),

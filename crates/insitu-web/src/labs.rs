@@ -47,6 +47,7 @@ pub struct LabConfigView {
     pub max_labs_per_user: usize,
     pub start_timeout: Duration,
     pub tool_path: Vec<PathBuf>,
+    pub expose: Vec<PathBuf>,
     pub run_as: (u32, u32),
     /// Running labs with no proxied traffic for this long are stopped.
     pub idle_timeout: Option<Duration>,
@@ -151,6 +152,22 @@ impl Labs {
                 at_ms: started.elapsed().as_millis(),
             });
         }
+    }
+
+    /// The configured paths plus each tool path's parent (a virtualenv).
+    fn exposed(&self) -> Vec<PathBuf> {
+        let mut v = self.cfg.expose.clone();
+        for t in &self.cfg.tool_path {
+            let root = if t.ends_with("bin") {
+                t.parent().unwrap_or(t)
+            } else {
+                t
+            };
+            if !v.iter().any(|e| root.starts_with(e)) {
+                v.push(root.to_path_buf());
+            }
+        }
+        v
     }
 
     fn path_var(&self) -> String {
@@ -346,6 +363,7 @@ impl Labs {
                 .collect(),
             hidden: self.cfg.hidden.clone(),
             devices: gpu_devices(&lab.gpus),
+            expose: self.exposed(),
             share_network: true,
             run_as: Some(self.cfg.run_as),
         };

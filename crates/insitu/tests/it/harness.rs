@@ -153,6 +153,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
     config.proxy.listen = "127.0.0.1:0".parse().unwrap();
+    // The test tool and JupyterLab live in the checkout, wherever it is.
+    config.labs.expose = vec![repo_root()];
     config.labs.idle_timeout = Some(opts.lab_idle_timeout.to_owned());
     config.labs.gpus = Some(opts.gpus.clone());
     let venv = repo_root().join(".venv/bin");

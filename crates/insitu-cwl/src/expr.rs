@@ -132,7 +132,23 @@ pub fn has_expr(s: &str) -> bool {
 fn stringify(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        other => py_json(other),
+    }
+}
+
+/// JSON text with Python's default separators (`, ` and `: `), the
+/// conventional serialisation of CWL runners in string interpolation.
+pub fn py_json(v: &Value) -> String {
+    match v {
+        Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{}: {}", Value::String(k.clone()), py_json(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        o => o.to_string(),
     }
 }
 
@@ -143,6 +159,29 @@ impl Evaluator {
             Value::String(s) => self.eval_str(s, scope),
             other => Ok(other.clone()),
         }
+    }
+
+    /// Interpolate without stripping surrounding whitespace (used for
+    /// InitialWorkDir entries, where a trailing newline makes the entry a
+    /// string interpolation).
+    pub fn eval_str_exact(&self, s: &str, scope: &Scope) -> Result<Value> {
+        if !has_expr(s) {
+            return Ok(Value::String(s.to_string()));
+        }
+        let parts = split(s)?;
+        if parts.len() == 1
+            && let Part::Expr(e, block) = &parts[0]
+        {
+            return self.eval_one(e, *block, scope);
+        }
+        let mut out = String::new();
+        for p in parts {
+            match p {
+                Part::Lit(l) => out.push_str(&l),
+                Part::Expr(e, block) => out.push_str(&stringify(&self.eval_one(&e, block, scope)?)),
+            }
+        }
+        Ok(Value::String(out))
     }
 
     /// Interpolate a string per the CWL rules.
@@ -364,7 +403,7 @@ mod tests {
         assert_eq!(
             ev.eval_str("x-$(inputs.s)-$(inputs.a.b)", &scope())
                 .unwrap(),
-            json!("x-hi-[1,2,3]")
+            json!("x-hi-[1, 2, 3]")
         );
         assert_eq!(
             ev.eval_str("\\$(inputs.s)", &scope()).unwrap(),

@@ -38,6 +38,8 @@ pub struct RunOptions {
     /// Fail with "unsupported" (exit 33) on `DockerRequirement` instead of
     /// running the command directly on the host.
     pub reject_docker: bool,
+    /// Time limit of one JavaScript expression evaluation.
+    pub js_timeout: std::time::Duration,
 }
 
 /// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
@@ -65,6 +67,7 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
         Arc::new(executor::LocalExecutor),
     );
     ctx.quiet = opts.quiet;
+    ctx.js_timeout = opts.js_timeout;
     let ctx = Arc::new(ctx);
     let mut out = workflow::run_process(
         p,
@@ -243,7 +246,7 @@ fn copy_resolving(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--reject-docker] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--reject-docker] [--js-timeout=SECS] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
 
 /// The whole command-line interface; returns the process exit code
 /// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
@@ -259,6 +262,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         .unwrap_or(1);
     let mut quiet = false;
     let mut reject_docker = false;
+    let mut js_timeout = std::time::Duration::from_secs(20);
     let mut positional = vec![];
     let mut i = 0;
     while i < args.len() {
@@ -275,6 +279,10 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         } else if a == "--parallel" {
             i += 1;
             parallel = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(parallel);
+        } else if let Some(v) = a.strip_prefix("--js-timeout=") {
+            if let Ok(secs) = v.parse::<f64>() {
+                js_timeout = std::time::Duration::from_secs_f64(secs.max(0.01));
+            }
         } else if a == "--reject-docker" {
             reject_docker = true;
         } else if a == "--quiet" {
@@ -344,6 +352,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         parallel,
         quiet,
         reject_docker,
+        js_timeout,
     };
     match rt.block_on(run(&tool, job, &opts)) {
         Ok(out) => {

@@ -432,11 +432,11 @@ pub fn secondary_files(
                     .get("required")
                     .cloned()
                     .unwrap_or(Value::Bool(default_required));
-                if let Value::String(ps) = &pat {
-                    if let Some(stripped) = ps.strip_suffix('?') {
-                        pat = Value::String(stripped.to_string());
-                        required = Value::Bool(false);
-                    }
+                if let Value::String(ps) = &pat
+                    && let Some(stripped) = ps.strip_suffix('?')
+                {
+                    pat = Value::String(stripped.to_string());
+                    required = Value::Bool(false);
                 }
                 let scope = Scope {
                     inputs: inputs.clone(),

@@ -314,22 +314,6 @@ fn bind(
     })
 }
 
-/// JSON text with Python's default separators (`, ` and `: `), as CWL
-/// runners conventionally write JSON into InitialWorkDir files.
-fn py_json(v: &Value) -> String {
-    match v {
-        Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, x)| format!("{}: {}", Value::String(k.clone()), py_json(x)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        o => o.to_string(),
-    }
-}
-
 fn flatten_into(v: &Value, out: &mut Vec<Arg>, quote: bool) {
     match v {
         Value::Array(a) => a.iter().for_each(|x| flatten_into(x, out, quote)),
@@ -588,7 +572,11 @@ fn initial_workdir(
                 continue;
             }
             if it.get("entry").is_some() {
-                let entry = ev.eval(it.get("entry").unwrap_or(&Value::Null), scope)?;
+                let entry = match it.get("entry") {
+                    Some(Value::String(e)) => ev.eval_str_exact(e, scope)?,
+                    Some(other) => other.clone(),
+                    None => Value::Null,
+                };
                 let name = match it.get("entryname") {
                     Some(n) => Some(value_str(&ev.eval(n, scope)?)),
                     None => None,
@@ -601,7 +589,6 @@ fn initial_workdir(
                     )));
                 }
                 let writable = it.get("writable").and_then(Value::as_bool).unwrap_or(false);
-                let raw_entry_str = it.get("entry").and_then(Value::as_str).unwrap_or("");
                 match &entry {
                     Value::Object(m) if m.contains_key("class") => {
                         let t = materialize(&entry, outdir, name.as_deref(), writable && !inplace)?;
@@ -620,26 +607,9 @@ fn initial_workdir(
                     }
                     Value::Null => {}
                     other => {
-                        let tr = raw_entry_str.trim();
-                        let whole = (tr.starts_with("$(") && tr.ends_with(')'))
-                            || (tr.starts_with("${") && tr.ends_with('}'));
                         let text = match other {
-                            Value::String(s) if whole && raw_entry_str.ends_with('\n') => {
-                                format!("{s}\n")
-                            }
                             Value::String(s) => s.clone(),
-                            o => {
-                                if whole {
-                                    let nl = if raw_entry_str.ends_with('\n') {
-                                        "\n"
-                                    } else {
-                                        ""
-                                    };
-                                    format!("{}{nl}", py_json(o))
-                                } else {
-                                    value_str(o)
-                                }
-                            }
+                            o => crate::expr::py_json(o),
                         };
                         let Some(n) = name else {
                             return Err(CwlError::Validation(
@@ -941,7 +911,10 @@ pub async fn run_command_line_tool(
         stdout: stdout_name.as_ref().map(|s| outdir.join(s)),
         stderr: stderr_name.as_ref().map(|s| outdir.join(s)),
         timeout,
-        read_only_paths: ro,
+        read_only_paths: {
+            collect_link_targets(&outdir, &mut ro, 0);
+            ro.clone()
+        },
     };
     ctx.log(&format!("running {}", argv.join(" ")));
     let code = {
@@ -988,10 +961,75 @@ pub async fn run_command_line_tool(
         stdout_name.as_deref(),
         stderr_name.as_deref(),
     )?;
+    check_symlinks(&out, &ctx.tmp_root, &ro)?;
     if let Some(ns) = p.get("__ns").and_then(Value::as_object) {
         expand_formats(&mut out, ns);
     }
     Ok(out)
+}
+
+/// Record where the symlinks the engine placed in the output directory point
+/// (staged inputs), so those are accepted as outputs later.
+fn collect_link_targets(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(ft) if ft.is_symlink() => {
+                if let Ok(t) = std::fs::canonicalize(&p) {
+                    out.push(t);
+                }
+            }
+            Ok(ft) if ft.is_dir() => collect_link_targets(&p, out, depth + 1),
+            _ => {}
+        }
+    }
+}
+
+/// Refuse outputs that are symlinks to files outside the job's directories
+/// and the inputs (e.g. a tool linking `/etc/passwd` into its outdir).
+fn check_symlinks(v: &Value, tmp_root: &Path, inputs: &[PathBuf]) -> Result<()> {
+    match v {
+        Value::Object(m) => {
+            if m.get("class").and_then(Value::as_str) == Some("File")
+                && let Some(p) = m.get("path").and_then(Value::as_str)
+            {
+                let p = Path::new(p);
+                let is_link = p
+                    .symlink_metadata()
+                    .map(|md| md.file_type().is_symlink())
+                    .unwrap_or(false);
+                if is_link {
+                    let target = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+                    let root =
+                        std::fs::canonicalize(tmp_root).unwrap_or_else(|_| tmp_root.to_path_buf());
+                    let ok = target.starts_with(&root)
+                        || inputs.iter().any(|i| {
+                            let ci = std::fs::canonicalize(i).unwrap_or_else(|_| i.clone());
+                            target.starts_with(&ci)
+                        });
+                    if !ok {
+                        return Err(CwlError::Execution(format!(
+                            "output {} is a symlink to {} outside the job's directories",
+                            p.display(),
+                            target.display()
+                        )));
+                    }
+                }
+            }
+            m.values()
+                .try_for_each(|x| check_symlinks(x, tmp_root, inputs))
+        }
+        Value::Array(a) => a
+            .iter()
+            .try_for_each(|x| check_symlinks(x, tmp_root, inputs)),
+        _ => Ok(()),
+    }
 }
 
 fn expand_formats(v: &mut Value, ns: &Map<String, Value>) {

@@ -33,6 +33,12 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+echo "== CWL engine (crates/insitu-cwl, built on its own until it joins the workspace)"
+cargo fmt --manifest-path crates/insitu-cwl/Cargo.toml --check
+cargo clippy --manifest-path crates/insitu-cwl/Cargo.toml --all-targets --locked -q -- -D warnings
+cargo test --manifest-path crates/insitu-cwl/Cargo.toml --locked -q
+scripts/cwl-conformance.sh
+
 echo "== demo FITS files checked by astropy"
 demo=$(mktemp -d /tmp/insitu-demo-fits.XXXXXX)
 cargo run -q --locked -p insitu-fits --example generate_demo -- "$demo" >/dev/null

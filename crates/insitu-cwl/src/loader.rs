@@ -179,6 +179,7 @@ pub fn load(spec: &str) -> Result<Loaded> {
     let doc = read_file(&path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let ctx = DocCtx {
+        version: version_of(&doc, ""),
         ns: doc
             .get("$namespaces")
             .and_then(Value::as_object)
@@ -230,7 +231,93 @@ fn check_version(p: &Value, path: &Path) -> Result<()> {
     }
 }
 
+fn version_of(doc: &Value, default: &str) -> String {
+    doc.get("cwlVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// Reject features newer than the document's declared `cwlVersion`.
+fn check_version_features(m: &Map<String, Value>, version: &str, file: &Path) -> Result<()> {
+    if version != "v1.0" && version != "v1.1" {
+        return Ok(());
+    }
+    let f = file.display();
+    let params = ["inputs", "outputs"]
+        .iter()
+        .filter_map(|k| m.get(*k))
+        .flat_map(|v| match v {
+            Value::Array(a) => a.clone(),
+            Value::Object(o) => o.values().cloned().collect(),
+            _ => vec![],
+        });
+    for p in params {
+        if version == "v1.0" {
+            let sf = p.get("secondaryFiles");
+            let has_obj = match sf {
+                Some(Value::Array(a)) => a.iter().any(Value::is_object),
+                Some(Value::Object(_)) => true,
+                _ => false,
+            };
+            if has_obj {
+                return verr(format!(
+                    "{f}: secondaryFiles with pattern/required objects need cwlVersion v1.1 or later (document is {version})"
+                ));
+            }
+        }
+    }
+    let steps: Vec<Value> = match m.get("steps") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Object(o)) => o.values().cloned().collect(),
+        _ => vec![],
+    };
+    for s in steps {
+        if s.get("when").is_some() {
+            return verr(format!(
+                "{f}: step field 'when' needs cwlVersion v1.2 (document is {version})"
+            ));
+        }
+    }
+    let reqs: Vec<Value> = ["requirements", "hints"]
+        .iter()
+        .filter_map(|k| m.get(*k))
+        .flat_map(|v| match v {
+            Value::Array(a) => a.clone(),
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| {
+                    let mut v = v.clone();
+                    if let Value::Object(vm) = &mut v {
+                        vm.insert("class".into(), Value::String(k.clone()));
+                    }
+                    v
+                })
+                .collect(),
+            _ => vec![],
+        })
+        .collect();
+    for r in reqs {
+        if r.get("class").and_then(Value::as_str) == Some("ResourceRequirement")
+            && let Value::Object(rm) = &r
+        {
+            for (k, v) in rm {
+                if let Value::Number(n) = v
+                    && n.as_i64().is_none()
+                    && n.as_u64().is_none()
+                {
+                    return verr(format!(
+                        "{f}: ResourceRequirement.{k}: fractional values need cwlVersion v1.2 (document is {version})"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 struct DocCtx {
+    version: String,
     ns: Map<String, Value>,
     base: PathBuf,
     graph: Option<Value>,
@@ -335,7 +422,10 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         ns.extend(own.clone());
     }
     m.insert("__ns".into(), Value::Object(ns.clone()));
+    let version = version_of(&Value::Object(m.clone()), &ctx.version);
+    check_version_features(&m, &version, &ctx.file)?;
     let ctx = &DocCtx {
+        version,
         ns,
         base: ctx.base.clone(),
         graph: ctx.graph.clone(),
@@ -721,6 +811,7 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
                 };
                 let doc = read_file(&path)?;
                 let sub = DocCtx {
+                    version: version_of(&doc, &ctx.version),
                     ns: doc
                         .get("$namespaces")
                         .and_then(Value::as_object)

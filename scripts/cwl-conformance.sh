@@ -10,12 +10,13 @@ suite=${INSITU_CWL_SUITE:-$root/../shared/cwl-v1.2}
 [ -x .venv/bin/python3 ] || scripts/venv.sh
 .venv/bin/pip install -q --disable-pip-version-check cwltest
 cargo build --locked -q --manifest-path crates/insitu-cwl/Cargo.toml
+engine="${CARGO_TARGET_DIR:-$root/crates/insitu-cwl/target}/debug/insitu-cwl"
 out=$(mktemp -d /tmp/insitu-cwltest.XXXXXX)
 work=$(mktemp -d /tmp/insitu-cwl-suite.XXXXXX)
 # cwltest runs from the suite's directory; a copy keeps ../shared untouched.
 cp -r "$suite/." "$work/"
 (cd "$work" && "$root/.venv/bin/cwltest" --test conformance_tests.yaml \
-  --tool "$root/crates/insitu-cwl/target/debug/insitu-cwl" -j2 --timeout 120 \
+    --tool "$engine" -j2 --timeout 120 \
   --junit-xml "$out/junit.xml" > "$out/cwltest.log" 2>&1) || true
 tail -n 3 "$out/cwltest.log"
 python3 scripts/cwl_report.py "$out/junit.xml"

@@ -229,3 +229,11 @@ pub struct LabLogs {
 pub struct LabOpen {
     pub url: String,
 }
+
+/// The caller's workspace: what labs see at `path`, and how much it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Workspace {
+    pub path: String,
+    pub used_bytes: u64,
+    pub files: u64,
+}

@@ -623,3 +623,15 @@ pub async fn open_lab(
         url: open_url(&s, &p, &id).await?,
     }))
 }
+
+pub async fn my_workspace(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Json<Workspace> {
+    let (used_bytes, files) = s.labs.workspace_usage(p.username.as_str()).await;
+    Json(Workspace {
+        path: insitu_launcher::HOME_PATH.to_owned(),
+        used_bytes,
+        files,
+    })
+}

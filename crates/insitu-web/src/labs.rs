@@ -199,6 +199,32 @@ impl Labs {
         Ok(())
     }
 
+    /// Bytes and files in a user's workspace (0 before the first launch).
+    pub async fn workspace_usage(&self, username: &str) -> (u64, u64) {
+        let dir = self.workspace_of(username);
+        tokio::task::spawn_blocking(move || {
+            let (mut bytes, mut files) = (0u64, 0u64);
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let Ok(meta) = e.metadata() else { continue };
+                    if meta.is_dir() {
+                        stack.push(e.path());
+                    } else if meta.is_file() {
+                        files += 1;
+                        bytes += meta.len();
+                    }
+                }
+            }
+            (bytes, files)
+        })
+        .await
+        .unwrap_or((0, 0))
+    }
+
     pub fn workspace_of(&self, username: &str) -> PathBuf {
         self.cfg.data_dir.join("workspaces").join(username)
     }

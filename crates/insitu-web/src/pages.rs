@@ -718,14 +718,10 @@ pub async fn my_labs(
     let busy = items
         .iter()
         .any(|l| ["pending", "starting", "stopping"].contains(&l.state.as_str()));
-    page(
-        &s,
-        "labs.html",
-        Some(&p),
-        "labs",
-        &banner,
-        context! { labs => ser(&items), busy },
-    )
+    let (used, files) = s.labs.workspace_usage(p.username.as_str()).await;
+    let extra =
+        context! { labs => ser(&items), busy, workspace_bytes => used, workspace_files => files };
+    page(&s, "labs.html", Some(&p), "labs", &banner, extra)
 }
 
 pub async fn my_lab(

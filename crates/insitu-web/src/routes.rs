@@ -291,6 +291,16 @@ pub fn route_table() -> Vec<RouteInfo> {
             || delete(api::remove_my_volume),
         ),
         api_route(
+            "GET",
+            "/api/v1/me/workspace",
+            USER,
+            "labs",
+            "The caller's workspace (seen by labs at /home/user) and how much it holds",
+            None,
+            (200, Some(schema::<Workspace>)),
+            || get(api::my_workspace),
+        ),
+        api_route(
             "POST",
             "/api/v1/labs",
             USER,

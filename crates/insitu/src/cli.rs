@@ -146,6 +146,10 @@ enum LabsCommand {
         /// Wait until the lab runs (or fails), showing each step.
         #[arg(long)]
         wait: bool,
+        /// Wait, then print the link that opens the lab and hand it to the
+        /// desktop's browser (xdg-open) when there is one.
+        #[arg(long)]
+        open: bool,
         #[arg(long)]
         json: bool,
     },
@@ -632,8 +636,10 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             datalab,
             volumes,
             wait,
+            open,
             json,
         } => {
+            let wait = wait || open;
             let body = serde_json::json!({"datalab": datalab, "volumes": volumes});
             let mut lab: Lab = c.call(Method::POST, "/api/v1/labs", Some(&body)).await?;
             if wait {
@@ -646,6 +652,21 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                     "lab {} launched ({}); follow it with `insitu labs ls`",
                     lab.id, lab.state
                 );
+            }
+            if open && lab.state == "running" {
+                let link: insitu_api::LabOpen = c
+                    .call(
+                        Method::POST,
+                        &format!("/api/v1/labs/{}/open", seg(&lab.id)),
+                        None,
+                    )
+                    .await?;
+                println!("{}", link.url);
+                let _ = std::process::Command::new("xdg-open")
+                    .arg(&link.url)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
             }
             match lab.state.as_str() {
                 "failed" => Err(ClientError::Other(format!(

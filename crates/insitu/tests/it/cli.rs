@@ -200,6 +200,27 @@ async fn labs_launch_wait_logs_and_stop() {
     let (code, out, _) = cli.run_async(&["labs", "logs", &id], None).await;
     assert_eq!(code, 0);
     assert!(out.contains("webapp listening"), "{out}");
+    let (code, out, err) = cli
+        .run_async(&["labs", "launch", "testapp", "--open"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let link = out.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        link.contains("/_insitu/auth?ticket="),
+        "a single-use link to the proxy: {out}"
+    );
+    let r = browser().get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the link opens the lab");
+    let opened = link
+        .split("/labs/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, _, _) = cli.run_async(&["labs", "stop", &opened], None).await;
+    assert_eq!(code, 0);
     let (code, out, _) = cli.run_async(&["labs", "stop", &id], None).await;
     assert_eq!(
         (code, out.trim()),

@@ -221,6 +221,12 @@ async fn a_notebook_reads_fits_from_a_volume_and_its_workspace_persists() {
         )
         .await;
     assert_eq!(status, 201, "{saved}");
+    let (_, ws) = get_json(&plain(), &app.u("/api/v1/me/workspace"), &token).await;
+    assert_eq!(ws["path"], "/home/user");
+    assert!(
+        ws["files"].as_u64().unwrap() >= 1 && ws["used_bytes"].as_u64().unwrap() > 0,
+        "{ws}"
+    );
 
     // Another user cannot reach the lab, by HTTP or WebSocket.
     app.user_with_role("ugo", "user").await;

@@ -6,6 +6,7 @@
 //! installs them and sets `INSITU_REQUIRE_BROWSER=1`, which turns their
 //! absence into a failure).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,8 +24,11 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and the Chromium it started: they share a process
+    /// group of their own, so no browser outlives the test.
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        let group = format!("-{}", self.process.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.process.wait();
     }
 }
@@ -49,6 +53,7 @@ impl Driver {
             .unwrap()
             .port();
         let process = Command::new(driver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -527,15 +527,20 @@ impl Store {
 
     /// Labs in any of the given states (to re-adopt or cull them).
     pub async fn labs_in_states(&self, states: &[&str]) -> Result<Vec<LabRecord>, StoreError> {
-        let sql = format!("SELECT {LAB_COLUMNS} FROM labs ORDER BY created_at");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        let labs: Vec<LabRecord> = rows.iter().map(lab_from_row).collect::<Result<_, _>>()?;
-        Ok(labs
-            .into_iter()
-            .filter(|l| states.contains(&l.state.as_str()))
-            .collect())
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=states.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {LAB_COLUMNS} FROM labs WHERE state IN ({}) ORDER BY created_at",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for state in states {
+            query = query.bind(*state);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(lab_from_row).collect()
     }
 }
 

@@ -203,22 +203,7 @@ impl Labs {
     pub async fn workspace_usage(&self, username: &str) -> (u64, u64) {
         let dir = self.workspace_of(username);
         tokio::task::spawn_blocking(move || {
-            let (mut bytes, mut files) = (0u64, 0u64);
-            let mut stack = vec![dir];
-            while let Some(d) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&d) else {
-                    continue;
-                };
-                for e in entries.flatten() {
-                    let Ok(meta) = e.metadata() else { continue };
-                    if meta.is_dir() {
-                        stack.push(e.path());
-                    } else if meta.is_file() {
-                        files += 1;
-                        bytes += meta.len();
-                    }
-                }
-            }
+            let (files, bytes) = crate::volumes::count_files(&dir);
             (bytes, files)
         })
         .await

@@ -84,6 +84,12 @@ pub fn error_page(code: ErrorCode, message: &str) -> Response {
     (status, Html(body.unwrap_or_else(|| message.to_owned()))).into_response()
 }
 
+/// The error page for a store failure (logged, never shown in detail).
+fn store_error_page(e: insitu_store::StoreError) -> Response {
+    let f = ApiFailure::from(e);
+    error_page(f.code(), &f.0.message)
+}
+
 /// Only same-site paths are followed after login or a form.
 fn safe_target(next: Option<&str>, fallback: &str) -> String {
     match next {
@@ -313,10 +319,7 @@ pub async fn volumes(
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, false).unwrap_or_default();
     let mine_names = match s.my_volumes(&p.user_id).await {
         Ok(m) => m,
-        Err(e) => {
-            let f = ApiFailure::from(e);
-            return error_page(f.code(), &f.0.message);
-        }
+        Err(e) => return store_error_page(e),
     };
     let (hits, counts) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
     let items: Vec<_> = hits
@@ -464,10 +467,7 @@ async fn account_page(
                 expires: t.expires_at.map(short),
             })
             .collect(),
-        Err(e) => {
-            let f = ApiFailure::from(e);
-            return error_page(f.code(), &f.0.message);
-        }
+        Err(e) => return store_error_page(e),
     };
     let (new_token_name, new_token) = new_token.unzip();
     let extra = context! {
@@ -582,10 +582,7 @@ pub async fn admin_users(
                 last_login: u.last_login_at.map(short),
             })
             .collect(),
-        Err(e) => {
-            let f = ApiFailure::from(e);
-            return error_page(f.code(), &f.0.message);
-        }
+        Err(e) => return store_error_page(e),
     };
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     let extra = context! { users => ser(&users), roles, min_password => s.config.session.min_password_length };
@@ -709,10 +706,7 @@ pub async fn my_labs(
 ) -> Response {
     let labs = match s.store.labs_of_user(&p.user_id).await {
         Ok(l) => l,
-        Err(e) => {
-            let f = ApiFailure::from(e);
-            return error_page(f.code(), &f.0.message);
-        }
+        Err(e) => return store_error_page(e),
     };
     let items: Vec<_> = labs.iter().map(|l| api::lab_of(&s, l)).collect();
     let busy = items

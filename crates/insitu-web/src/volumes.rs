@@ -67,7 +67,7 @@ impl VolumeCatalogue {
 }
 
 /// Files and bytes below `dir`, not following symbolic links.
-fn count_files(dir: &Path) -> (u64, u64) {
+pub fn count_files(dir: &Path) -> (u64, u64) {
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the CWL v1.2 conformance suite (../shared/cwl-v1.2, not copied into
-# the repository) with cwltest from PyPI against our engine; fails when a
-# test tagged `required` fails. Prints pass counts per tag.
+# the repository) with cwltest from PyPI against `insitu cwl run`; fails
+# when a test tagged `required` fails. Prints pass counts per tag.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -10,8 +10,14 @@ suite=${INSITU_CWL_SUITE:-$root/../shared/cwl-v1.2}
 [ -x .venv/bin/python3 ] || scripts/venv.sh
 .venv/bin/pip install -q --disable-pip-version-check cwltest
 cargo build --locked -q --manifest-path crates/insitu-cwl/Cargo.toml
-engine="${CARGO_TARGET_DIR:-$root/crates/insitu-cwl/target}/debug/insitu-cwl"
+cargo build --locked -q -p insitu
+insitu="${CARGO_TARGET_DIR:-$root/target}/debug/insitu"
 out=$(mktemp -d /tmp/insitu-cwltest.XXXXXX)
+# cwltest wants one program; this one is `insitu cwl run`, which finds the
+# engine the way an installation does.
+engine="$out/insitu-cwl-run"
+printf '#!/bin/sh\nexec "%s" cwl run "$@"\n' "$insitu" > "$engine"
+chmod +x "$engine"
 work=$(mktemp -d /tmp/insitu-cwl-suite.XXXXXX)
 # cwltest runs from the suite's directory; a copy keeps ../shared untouched.
 cp -r "$suite/." "$work/"

@@ -2,10 +2,16 @@
 # Installs the Debian packages the platform and its tests use, when missing.
 # Usage: scripts/deps.sh run|test
 set -euo pipefail
-want=(build-essential pkg-config ca-certificates curl bubblewrap python3 python3-venv)
+want=(build-essential pkg-config ca-certificates curl bubblewrap iproute2 python3 python3-venv)
+# Desktop datalabs: the X/VNC server, the WebSocket bridge and noVNC, a
+# window manager, the X tools the session reads window titles with, and the
+# catalogue's desktop programs.
+want+=(tigervnc-standalone-server websockify novnc matchbox-window-manager x11-utils xdotool
+       topcat saods9 aladin ftools-fv qfitsview)
 case "${1:-run}" in
   run) ;;
-  test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv) ;;
+  # xclip: the desktop clipboard test sets and reads the X clipboard in a lab.
+  test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv xclip) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()

@@ -9,4 +9,5 @@ echo "installing JupyterLab and astropy into .venv..."
 scripts/venv.sh
 echo "building insitu (release; the first build takes several minutes)..."
 cargo build --release --locked -q -p insitu
+cargo build --release --locked -q --manifest-path crates/insitu-cwl/Cargo.toml
 exec target/release/insitu demo "$@"

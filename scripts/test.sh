@@ -15,18 +15,21 @@ cleanup() { scripts/postgres.sh stop "$pgdir/data"; rm -rf "$pgdir"; }
 trap cleanup EXIT
 chmod 755 "$pgdir"
 export INSITU_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir/data" "$pgport")
-export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1 INSITU_REQUIRE_SANDBOX=1
+export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1 INSITU_REQUIRE_SANDBOX=1 INSITU_REQUIRE_ISOLATION=1
 echo "PostgreSQL for tests: $INSITU_TEST_POSTGRES_URL"
 
 echo "== Python tools for labs (JupyterLab, astropy)"
 scripts/venv.sh
-export INSITU_REQUIRE_JUPYTER=1
+export INSITU_REQUIRE_JUPYTER=1 INSITU_REQUIRE_DESKTOP=1
 
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 
 echo "== tests"
+# The CWL engine is its own package; `insitu cwl` runs it (tested in it::cli).
+cargo build --manifest-path crates/insitu-cwl/Cargo.toml --locked -q
+export INSITU_REQUIRE_CWL=1
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else

@@ -70,6 +70,7 @@ error_codes! {
         LabNotRunning = ("lab_not_running", 409, "The lab is not running, so it cannot be opened."),
     LabQuotaExceeded = ("lab_quota_exceeded", 409, "The caller already runs as many labs as their quota allows; stop one first."),
     DatalabNotLaunchable = ("datalab_not_launchable", 409, "This datalab cannot be launched on this platform (yet)."),
+    InvalidLaunchFile = ("invalid_launch_file", 422, "The file to open is not an absolute path inside the mount path of one of the volumes to mount, does not exist there, or the datalab opens no files."),
     GpuUnavailable = ("gpu_unavailable", 409, "The datalab needs more GPUs than the datazone has free."),
     RateLimited = ("rate_limited", 429, "Too many failed login attempts; wait before trying again."),
     DatabaseUnavailable = ("database_unavailable", 503, "The platform's database cannot be reached."),

@@ -130,6 +130,9 @@ pub struct Datalab {
     pub license: String,
     pub resources: DatalabResources,
     pub tags: DatalabTags,
+    /// Whether the datalab can be launched on a file (`file` in the
+    /// launch request).
+    pub opens_files: bool,
 }
 
 /// How many catalogue entries carry each value of a facet.
@@ -191,6 +194,12 @@ pub struct LaunchRequest {
     /// Data volumes to mount read-only (names from the volume catalogue).
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// A file to open, as the lab sees it: an absolute path inside the
+    /// mount path of one of `volumes` (e.g.
+    /// `/media/data/deep-fields/skysim_m31_g.fits`). Only for datalabs
+    /// that open files (`opens_files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// One step of a launch and when it was reached.
@@ -206,6 +215,8 @@ pub struct Lab {
     pub id: String,
     pub datalab: String,
     pub volumes: Vec<String>,
+    /// The file the lab was launched on, as the lab sees it.
+    pub file: Option<String>,
     /// pending, starting, running, stopping, stopped or failed.
     pub state: String,
     /// Why the lab failed or stopped.
@@ -236,4 +247,36 @@ pub struct Workspace {
     pub path: String,
     pub used_bytes: u64,
     pub files: u64,
+}
+
+/// One record of the caller's SAMP hub: a client registering or naming itself, a
+/// message sent through the hub, or a reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SampRecord {
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    /// `register`, `unregister`, `metadata`, `message`, `reply`,
+    /// `hub_started` or `hub_stopped`.
+    pub event: String,
+    /// The client's public id (`cli#1`) for registrations and metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The client's declared name (`samp.name`), for `metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `notify`, `notify_all`, `call` or `call_all`, for `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// A client id, or `*` for every subscribed client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<BTreeMap<String, String>>,
+    /// `samp.ok`, `samp.warning` or `samp.error`, for `reply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }

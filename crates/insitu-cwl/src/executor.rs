@@ -1,6 +1,7 @@
-//! How a command is run: the [`Executor`] trait and the local process
-//! executor. A Slurm executor or a bubblewrap sandbox executor (see
-//! [`crate::sandbox`]) implement the same trait.
+//! How a command is run: the [`Executor`] trait, the local process
+//! executor and the process plumbing (redirections, time limit) shared with
+//! the bubblewrap sandbox executor in [`crate::sandbox`]. A Slurm executor
+//! would implement the same trait.
 
 use crate::error::{CwlError, Result};
 use std::collections::BTreeMap;
@@ -29,8 +30,14 @@ pub struct CommandSpec {
     pub stderr: Option<PathBuf>,
     /// Wall-clock limit (`ToolTimeLimit`).
     pub timeout: Option<Duration>,
-    /// Paths the tool reads (input files), for sandboxes that bind them.
+    /// Paths the tool reads (input files, the staging directory), for
+    /// sandboxes that bind them read-only.
     pub read_only_paths: Vec<PathBuf>,
+    /// Paths outside `cwd` and `tmpdir` the tool may change (inputs updated
+    /// in place), for sandboxes that bind them read-write.
+    pub read_write_paths: Vec<PathBuf>,
+    /// Whether the tool may use the network (`NetworkAccess`).
+    pub network: bool,
 }
 
 /// Boxed future returned by executors.
@@ -52,43 +59,73 @@ impl Executor for LocalExecutor {
             let Some(prog) = spec.argv.first() else {
                 return Err(CwlError::Execution("empty command line".into()));
             };
-            let mut cmd = tokio::process::Command::new(prog);
+            let program = resolve_program(prog, spec.env.get("PATH").map(String::as_str));
+            let mut cmd = tokio::process::Command::new(program);
             cmd.args(&spec.argv[1..])
                 .current_dir(&spec.cwd)
                 .env_clear()
                 .envs(&spec.env);
-            cmd.kill_on_drop(true);
-            cmd.stdin(match &spec.stdin {
-                Some(p) => Stdio::from(
-                    std::fs::File::open(p)
-                        .map_err(|e| CwlError::Execution(format!("stdin {}: {e}", p.display())))?,
-                ),
-                None => Stdio::null(),
-            });
-            cmd.stdout(match &spec.stdout {
-                Some(p) => Stdio::from(std::fs::File::create(p)?),
-                None => Stdio::from(std::io::stderr()),
-            });
-            cmd.stderr(match &spec.stderr {
-                Some(p) => Stdio::from(std::fs::File::create(p)?),
-                None => Stdio::inherit(),
-            });
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| CwlError::Execution(format!("cannot start '{prog}': {e}")))?;
-            let status = match spec.timeout {
-                Some(t) => match tokio::time::timeout(t, child.wait()).await {
-                    Ok(s) => s?,
-                    Err(_) => {
-                        let _ = child.kill().await;
-                        return Err(CwlError::Execution(format!(
-                            "'{prog}' exceeded the time limit of {t:?}"
-                        )));
-                    }
-                },
-                None => child.wait().await?,
-            };
-            Ok(status.code().unwrap_or(-1))
+            run_to_end(cmd, spec).await
         })
     }
+}
+
+/// The executable `prog` names: itself when it contains a `/`, else the
+/// first executable file of that name in `path`. Resolving here, not in the
+/// child, lets the standard library start it with `posix_spawn` instead of
+/// forking the whole engine (and saves a failed `execve` per `PATH` entry).
+pub(crate) fn resolve_program(prog: &str, path: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if prog.contains('/') {
+        return PathBuf::from(prog);
+    }
+    path.into_iter()
+        .flat_map(|p| p.split(':'))
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join(prog))
+        .find(|c| {
+            std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(prog))
+}
+
+/// Connect the redirections of `spec` to `cmd`, run it and wait for it
+/// within the time limit; on timeout the process is killed.
+pub(crate) async fn run_to_end(
+    mut cmd: tokio::process::Command,
+    spec: &CommandSpec,
+) -> Result<i32> {
+    let prog = spec.argv.first().map(String::as_str).unwrap_or("");
+    cmd.kill_on_drop(true);
+    cmd.stdin(match &spec.stdin {
+        Some(p) => Stdio::from(
+            std::fs::File::open(p)
+                .map_err(|e| CwlError::Execution(format!("stdin {}: {e}", p.display())))?,
+        ),
+        None => Stdio::null(),
+    });
+    cmd.stdout(match &spec.stdout {
+        Some(p) => Stdio::from(std::fs::File::create(p)?),
+        None => Stdio::from(std::io::stderr()),
+    });
+    cmd.stderr(match &spec.stderr {
+        Some(p) => Stdio::from(std::fs::File::create(p)?),
+        None => Stdio::inherit(),
+    });
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CwlError::Execution(format!("cannot start '{prog}': {e}")))?;
+    let status = match spec.timeout {
+        Some(t) => match tokio::time::timeout(t, child.wait()).await {
+            Ok(s) => s?,
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(CwlError::Execution(format!(
+                    "'{prog}' exceeded the time limit of {t:?}"
+                )));
+            }
+        },
+        None => child.wait().await?,
+    };
+    Ok(status.code().unwrap_or(-1))
 }

@@ -224,34 +224,34 @@ impl Evaluator {
     }
 
     /// Run a JavaScript expression with `inputs`, `self` and `runtime` bound.
+    ///
+    /// The expression and the `expressionLib` run inside a fresh function
+    /// scope of a QuickJS context kept per thread ([`JsEngine`]): creating
+    /// a context costs more than most expressions, and a 1,000-job scatter
+    /// evaluates thousands of them. The scope's `this` is the global object,
+    /// as at the top level of a script (libraries such as underscore.js
+    /// register themselves on it).
     pub fn run_js(&self, body: &str, scope: &Scope) -> Result<Value> {
-        let rt = rquickjs::Runtime::new()
-            .map_err(|e| CwlError::Expression(format!("cannot start JavaScript engine: {e}")))?;
-        rt.set_memory_limit(self.memory_limit);
-        rt.set_max_stack_size(1 << 20);
-        let start = Instant::now();
-        let limit = self.timeout;
-        rt.set_interrupt_handler(Some(Box::new(move || start.elapsed() > limit)));
-        let ctx = rquickjs::Context::full(&rt)
-            .map_err(|e| CwlError::Expression(format!("cannot create JavaScript context: {e}")))?;
-        let mut code = String::new();
-        code.push_str("var inputs = ");
-        code.push_str(&scope.inputs.to_string());
-        code.push_str(";\nvar self = ");
-        code.push_str(&scope.this.to_string());
-        code.push_str(";\nvar runtime = ");
-        code.push_str(&scope.runtime.to_string());
-        code.push_str(";\n");
+        let mut code = String::with_capacity(body.len() + 256);
+        code.push_str("(function(inputs, self, runtime){\n");
         for l in &self.lib {
             code.push_str(l);
             code.push_str(";\n");
         }
-        code.push_str("(function(){ var __r = ");
+        code.push_str("var __r = ");
         code.push_str(body);
         code.push_str(
-            ";\n var __s = JSON.stringify(__r); return __s === undefined ? 'null' : __s; })()",
+            ";\n var __s = JSON.stringify(__r); return __s === undefined ? 'null' : __s; }).call(this, ",
         );
-        let res: std::result::Result<String, String> =
+        code.push_str(&scope.inputs.to_string());
+        code.push_str(", ");
+        code.push_str(&scope.this.to_string());
+        code.push_str(", ");
+        code.push_str(&scope.runtime.to_string());
+        code.push(')');
+        let start = Instant::now();
+        let limit = self.timeout;
+        let res = JsEngine::with(self.memory_limit, limit, |ctx| {
             ctx.with(
                 |ctx| match ctx.eval::<String, _>(code.as_bytes().to_vec()) {
                     Ok(s) => Ok(s),
@@ -268,7 +268,8 @@ impl Evaluator {
                     }
                     Err(e) => Err(e.to_string()),
                 },
-            );
+            )
+        })?;
         match res {
             Ok(s) => serde_json::from_str(&s)
                 .map_err(|e| CwlError::Expression(format!("bad expression result: {e}"))),
@@ -287,6 +288,88 @@ impl Evaluator {
                 }
             }
         }
+    }
+}
+
+/// A QuickJS runtime and context reused by the evaluations on one thread.
+/// Each evaluation gets its own deadline (checked by the interrupt
+/// handler) and runs in its own function scope; the engine is rebuilt after
+/// a failed evaluation (it may have hit a limit mid-way) and every
+/// [`JsEngine::MAX_USES`] evaluations, so what an expression leaves in the
+/// shared globals (a changed prototype) cannot pile up.
+struct JsEngine {
+    // Field order matters: the context must go before its runtime.
+    ctx: rquickjs::Context,
+    rt: rquickjs::Runtime,
+    /// Deadline of the running evaluation, in ns since `epoch`.
+    deadline: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    epoch: Instant,
+    uses: u32,
+}
+
+thread_local! {
+    static ENGINE: std::cell::RefCell<Option<JsEngine>> = const { std::cell::RefCell::new(None) };
+}
+
+impl JsEngine {
+    const MAX_USES: u32 = 512;
+
+    fn new() -> Result<JsEngine> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let rt = rquickjs::Runtime::new()
+            .map_err(|e| CwlError::Expression(format!("cannot start JavaScript engine: {e}")))?;
+        rt.set_max_stack_size(1 << 20);
+        let epoch = Instant::now();
+        let deadline = std::sync::Arc::new(AtomicU64::new(u64::MAX));
+        let d = deadline.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            epoch.elapsed().as_nanos() as u64 > d.load(Ordering::Relaxed)
+        })));
+        let ctx = rquickjs::Context::full(&rt)
+            .map_err(|e| CwlError::Expression(format!("cannot create JavaScript context: {e}")))?;
+        Ok(JsEngine {
+            ctx,
+            rt,
+            deadline,
+            epoch,
+            uses: 0,
+        })
+    }
+
+    /// Run `f` on this thread's engine with the given limits.
+    fn with<T, E>(
+        memory_limit: usize,
+        timeout: Duration,
+        f: impl FnOnce(&rquickjs::Context) -> std::result::Result<T, E>,
+    ) -> Result<std::result::Result<T, E>> {
+        use std::sync::atomic::Ordering;
+        let run = |e: &mut JsEngine| {
+            e.rt.set_memory_limit(memory_limit);
+            let until = e.epoch.elapsed() + timeout;
+            e.deadline.store(
+                until.as_nanos().min(u128::from(u64::MAX)) as u64,
+                Ordering::Relaxed,
+            );
+            e.uses += 1;
+            let r = f(&e.ctx);
+            e.deadline.store(u64::MAX, Ordering::Relaxed);
+            r
+        };
+        ENGINE.with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                // Re-entered (cannot happen today): use a private engine.
+                return Ok(run(&mut JsEngine::new()?));
+            };
+            let mut engine = match slot.take() {
+                Some(e) if e.uses < Self::MAX_USES => e,
+                _ => JsEngine::new()?,
+            };
+            let r = run(&mut engine);
+            if r.is_ok() {
+                *slot = Some(engine);
+            }
+            Ok(r)
+        })
     }
 }
 
@@ -430,6 +513,34 @@ mod tests {
         );
         let err = ev.eval_str("$(undefinedThing.x)", &scope()).unwrap_err();
         assert!(err.to_string().contains("undefinedThing"), "{err}");
+    }
+
+    #[test]
+    fn libraries_see_the_global_object_and_evaluations_stay_apart() {
+        let ev = Evaluator {
+            js: true,
+            lib: vec![
+                "(function(){ this.lib = {twice: function(x){ return 2 * x; }}; }).call(this)"
+                    .into(),
+                "var counter = (typeof counter === 'undefined') ? 1 : counter + 1;".into(),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            ev.eval_str("$(lib.twice(21))", &scope()).unwrap(),
+            json!(42)
+        );
+        for _ in 0..3 {
+            assert_eq!(ev.eval_str("$(counter)", &scope()).unwrap(), json!(1));
+        }
+        let other = Evaluator {
+            js: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            other.eval_str("$(typeof counter)", &scope()).unwrap(),
+            json!("undefined")
+        );
     }
 
     #[test]

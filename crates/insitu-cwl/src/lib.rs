@@ -3,9 +3,11 @@
 //! runs CommandLineTools, ExpressionTools and Workflows (scatter, `when`,
 //! `pickValue`, subworkflows) through a pluggable [`executor::Executor`].
 //! It backs the platform's pipeline runs and the `insitu cwl` command, whose
-//! whole logic is [`cli_main`]. This crate must never depend on the
-//! platform's web or store crates: anything it needs to persist goes through
-//! traits implemented by its callers.
+//! whole logic is [`cli_main`]. Tools run in bubblewrap sandboxes built by
+//! `insitu-launcher` (the same builder as the labs, see [`sandbox`]); runs
+//! can leave a Workflow Run RO-Crate ([`provenance`]). This crate must never
+//! depend on the platform's web or store crates: anything it needs to
+//! persist goes through traits implemented by its callers.
 
 pub mod error;
 pub mod executor;
@@ -13,6 +15,7 @@ pub mod expr;
 pub mod files;
 pub mod loader;
 pub mod process;
+pub mod provenance;
 pub mod sandbox;
 pub mod tool;
 pub mod workflow;
@@ -40,13 +43,82 @@ pub struct RunOptions {
     pub reject_docker: bool,
     /// Time limit of one JavaScript expression evaluation.
     pub js_timeout: std::time::Duration,
+    /// Whether tools run in a bubblewrap sandbox.
+    pub sandbox: SandboxMode,
+    /// Host paths shown read-only inside sandboxes (tool installations under
+    /// `/home`, `/root` or `/tmp`).
+    pub sandbox_expose: Vec<PathBuf>,
+    /// Write a Workflow Run RO-Crate of the run into this directory.
+    pub provenance: Option<PathBuf>,
+    /// Keep a progress line (jobs done/running/total) on stderr, which
+    /// must be a terminal; replaces the per-command log lines.
+    pub progress: bool,
+}
+
+/// Whether CommandLineTools run in a bubblewrap sandbox
+/// ([`sandbox::SandboxExecutor`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Sandboxed when bubblewrap works on this machine, plain processes
+    /// (with a warning) otherwise.
+    #[default]
+    Auto,
+    /// Sandboxed, or the run fails.
+    Required,
+    /// Plain local processes (`--no-sandbox`).
+    Off,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            outdir: PathBuf::from("."),
+            parallel: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            quiet: false,
+            reject_docker: false,
+            js_timeout: std::time::Duration::from_secs(20),
+            sandbox: SandboxMode::Auto,
+            sandbox_expose: vec![],
+            provenance: None,
+            progress: false,
+        }
+    }
+}
+
+/// The executor for a run: the sandbox unless it is off or unavailable.
+async fn pick_executor(opts: &RunOptions) -> Result<Arc<dyn executor::Executor>> {
+    if opts.sandbox == SandboxMode::Off {
+        return Ok(Arc::new(executor::LocalExecutor));
+    }
+    match sandbox::SandboxExecutor::probe(opts.sandbox_expose.clone()).await {
+        Ok(ex) => Ok(Arc::new(ex)),
+        Err(why) if opts.sandbox == SandboxMode::Required => Err(CwlError::Unsupported(format!(
+            "a sandbox is required but {why}"
+        ))),
+        Err(why) => {
+            if !opts.quiet {
+                eprintln!(
+                    "[insitu-cwl] warning: running tools without a sandbox: {why} (--no-sandbox silences this)"
+                );
+            }
+            Ok(Arc::new(executor::LocalExecutor))
+        }
+    }
 }
 
 /// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
 /// return the output object with files moved into `opts.outdir`.
 pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
+    // Checking that bubblewrap works takes a few milliseconds: overlap it
+    // with loading the document.
+    let executor = {
+        let opts = opts.clone();
+        tokio::spawn(async move { pick_executor(&opts).await })
+    };
     let loaded = loader::load(spec)?;
-    let mut p = loaded.process;
+    let mut p = loaded.process.clone();
     let mut job = job;
     if let Some(Value::Array(extra)) = job
         .as_object_mut()
@@ -64,34 +136,79 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     let mut ctx = RunCtx::new(
         tmp.path().to_path_buf(),
         opts.parallel,
-        Arc::new(executor::LocalExecutor),
+        executor
+            .await
+            .map_err(|e| CwlError::Execution(format!("sandbox check failed: {e}")))??,
     );
-    ctx.quiet = opts.quiet;
+    ctx.quiet = opts.quiet || opts.progress;
     ctx.js_timeout = opts.js_timeout;
+    if opts.provenance.is_some() {
+        ctx.recorder = Some(Arc::new(provenance::Recorder::default()));
+    }
+    if p.get("class").and_then(Value::as_str) != Some("Workflow") {
+        ctx.progress
+            .total
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let ctx = Arc::new(ctx);
-    let mut out = workflow::run_process(
-        p,
+    let ticker = opts.progress.then(|| {
+        let progress = ctx.progress.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                eprint!("\r\x1b[K[insitu-cwl] {}", progress.line());
+            }
+        })
+    });
+    let result = workflow::run_process(
+        p.clone(),
         job,
         Inherited {
             reject_docker: opts.reject_docker,
             ..Default::default()
         },
-        ctx,
+        ctx.clone(),
     )
-    .await?;
-    std::fs::create_dir_all(&opts.outdir)?;
-    let outdir = std::fs::canonicalize(&opts.outdir)?;
-    relocate(&mut out, &outdir, &mut std::collections::HashMap::new())?;
-    files::add_checksums(&mut out)?;
-    Ok(out)
+    .await;
+    if let Some(t) = ticker {
+        t.abort();
+        if p.get("class").and_then(Value::as_str) != Some("Workflow") && result.is_ok() {
+            ctx.progress
+                .done
+                .store(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        eprintln!("\r\x1b[K[insitu-cwl] {}", ctx.progress.line());
+    }
+    let result = result.and_then(|mut out| {
+        std::fs::create_dir_all(&opts.outdir)?;
+        let outdir = std::fs::canonicalize(&opts.outdir)?;
+        relocate(&mut out, &outdir, &mut Relocation::default())?;
+        files::add_checksums(&mut out)?;
+        Ok(out)
+    });
+    // Written before the job directories go, also when the run failed.
+    if let (Some(dir), Some(rec)) = (&opts.provenance, &ctx.recorder) {
+        let input = provenance::CrateInput {
+            workflow_files: &loaded.files,
+            process: &p,
+            outputs: result.as_ref().ok(),
+        };
+        provenance::write_crate(dir, &input, &rec.records())?;
+    }
+    result
+}
+
+/// Where outputs went so far: by source, and the next free suffix per name
+/// (so a thousand `out.txt` cost a thousand lookups, not half a million).
+#[derive(Default)]
+struct Relocation {
+    by_source: std::collections::HashMap<PathBuf, PathBuf>,
+    next_suffix: std::collections::HashMap<String, usize>,
 }
 
 /// Move output files into the output directory and rewrite their locations.
-fn relocate(
-    v: &mut Value,
-    outdir: &Path,
-    seen: &mut std::collections::HashMap<PathBuf, PathBuf>,
-) -> Result<()> {
+fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
     match v {
         Value::Array(a) => {
             for x in a {
@@ -115,7 +232,7 @@ fn relocate(
                     })
                     .unwrap_or_else(|| "output".into());
                 let mut target = outdir.join(&base);
-                let mut k = 1;
+                let mut k = seen.next_suffix.get(&base).copied().unwrap_or(1);
                 let src = m
                     .get("location")
                     .and_then(Value::as_str)
@@ -123,9 +240,12 @@ fn relocate(
                 let key = src
                     .as_ref()
                     .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
-                let reused = key.as_ref().and_then(|p| seen.get(p)).cloned();
+                let reused = key.as_ref().and_then(|p| seen.by_source.get(p)).cloned();
                 if let Some(t) = &reused {
                     target = t.clone();
+                }
+                if reused.is_none() && k > 1 {
+                    target = outdir.join(format!("{base}_{}", k - 1));
                 }
                 while reused.is_none() && target.symlink_metadata().is_ok() {
                     if src.as_deref() == Some(target.as_path()) {
@@ -133,6 +253,9 @@ fn relocate(
                     }
                     target = outdir.join(format!("{base}_{k}"));
                     k += 1;
+                }
+                if reused.is_none() {
+                    seen.next_suffix.insert(base.clone(), k);
                 }
                 let tv = Value::Object(m.clone());
                 let mut lit = tv.clone();
@@ -142,7 +265,7 @@ fn relocate(
                 if reused.is_none() && src.as_deref() != Some(target.as_path()) {
                     write_out(&lit, &target)?;
                     if let Some(sp) = &key {
-                        seen.insert(sp.clone(), target.clone());
+                        seen.by_source.insert(sp.clone(), target.clone());
                     }
                 }
                 m.insert(
@@ -246,7 +369,7 @@ fn copy_resolving(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--reject-docker] [--js-timeout=SECS] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-expose DIR]... [--provenance DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
 
 /// The whole command-line interface; returns the process exit code
 /// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
@@ -263,6 +386,15 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
     let mut quiet = false;
     let mut reject_docker = false;
     let mut js_timeout = std::time::Duration::from_secs(20);
+    let mut sandbox = SandboxMode::Auto;
+    let mut provenance = None;
+    // The invoking user's home stays visible (read-only) in sandboxes, like
+    // the rest of the host: tools are often installed there.
+    let mut sandbox_expose: Vec<PathBuf> = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute() && h.parent().is_some())
+        .into_iter()
+        .collect();
     let mut positional = vec![];
     let mut i = 0;
     while i < args.len() {
@@ -285,6 +417,22 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
             }
         } else if a == "--reject-docker" {
             reject_docker = true;
+        } else if let Some(v) = a.strip_prefix("--provenance=") {
+            provenance = Some(PathBuf::from(v));
+        } else if a == "--provenance" {
+            i += 1;
+            provenance = args.get(i).map(PathBuf::from);
+        } else if a == "--no-sandbox" {
+            sandbox = SandboxMode::Off;
+        } else if a == "--require-sandbox" {
+            sandbox = SandboxMode::Required;
+        } else if let Some(v) = a.strip_prefix("--sandbox-expose=") {
+            sandbox_expose.push(PathBuf::from(v));
+        } else if a == "--sandbox-expose" {
+            i += 1;
+            if let Some(v) = args.get(i) {
+                sandbox_expose.push(PathBuf::from(v));
+            }
         } else if a == "--quiet" {
             quiet = true;
         } else if a == "--help" || a == "-h" {
@@ -353,6 +501,10 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         quiet,
         reject_docker,
         js_timeout,
+        sandbox,
+        sandbox_expose,
+        provenance,
+        progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     match rt.block_on(run(&tool, job, &opts)) {
         Ok(out) => {

@@ -76,9 +76,45 @@ fn restore_big_ints(v: Value) -> Value {
     }
 }
 
+thread_local! {
+    /// Document files read by the current [`load`] on this thread.
+    static READ_FILES: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest document (or `$include`d file) the loader reads.
+const MAX_DOCUMENT: u64 = 64 << 20;
+
+/// The text of a document: regular files only (a `run: /dev/zero` must not
+/// read forever) and at most [`MAX_DOCUMENT`] bytes.
+fn read_document(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let md = std::fs::metadata(path)?;
+    if !md.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if md.len() > MAX_DOCUMENT {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_DOCUMENT >> 20
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_DOCUMENT)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Read and parse a file, resolving `$import` and `$include` directives.
 pub fn read_file(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
+    READ_FILES.with(|f| {
+        let p = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut f = f.borrow_mut();
+        if !f.contains(&p) {
+            f.push(p);
+        }
+    });
+    let text = read_document(path)
         .map_err(|e| CwlError::Validation(format!("{}: cannot read file: {e}", path.display())))?;
     let v = parse_text(&text, &path.display().to_string())?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -103,7 +139,7 @@ fn resolve_directives(v: Value, base: &Path, depth: usize) -> Result<Value> {
                 }
                 if let Some(Value::String(p)) = m.get("$include") {
                     let target = base.join(p);
-                    let text = std::fs::read_to_string(&target).map_err(|e| {
+                    let text = read_document(&target).map_err(|e| {
                         CwlError::Validation(format!(
                             "$include {}: cannot read: {e}",
                             target.display()
@@ -169,6 +205,9 @@ pub fn fragment(s: &str) -> String {
 pub struct Loaded {
     /// The normalised process to run.
     pub process: Value,
+    /// Every document file read (the main one first, then `run:` and
+    /// `$import` targets), canonical.
+    pub files: Vec<PathBuf>,
 }
 
 /// Load `path[#id]` and normalise the selected process.
@@ -176,6 +215,7 @@ pub fn load(spec: &str) -> Result<Loaded> {
     let (file, frag) = split_fragment(spec);
     let path = std::fs::canonicalize(&file)
         .map_err(|e| CwlError::Validation(format!("{file}: cannot open document: {e}")))?;
+    READ_FILES.with(|f| f.borrow_mut().clear());
     let doc = read_file(&path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let ctx = DocCtx {
@@ -217,7 +257,8 @@ pub fn load(spec: &str) -> Result<Loaded> {
     }
     check_version(&selected, &path)?;
     let process = normalize_process(selected, &ctx, 0)?;
-    Ok(Loaded { process })
+    let files = READ_FILES.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    Ok(Loaded { process, files })
 }
 
 fn check_version(p: &Value, path: &Path) -> Result<()> {

@@ -24,6 +24,31 @@ pub struct RunCtx {
     counter: AtomicUsize,
     /// Suppress progress messages.
     pub quiet: bool,
+    /// Collects provenance records (`--provenance`).
+    pub recorder: Option<Arc<crate::provenance::Recorder>>,
+    /// Counts of step jobs, for the progress display.
+    pub progress: Arc<Progress>,
+}
+
+/// Step jobs (one per step, one per scattered job) of a run: known so far,
+/// running, finished. Totals grow as scatters expand.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicUsize,
+    pub running: AtomicUsize,
+    pub done: AtomicUsize,
+}
+
+impl Progress {
+    /// `done/total jobs done, N running`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}/{} jobs done, {} running",
+            self.done.load(Ordering::SeqCst),
+            self.total.load(Ordering::SeqCst),
+            self.running.load(Ordering::SeqCst)
+        )
+    }
 }
 
 impl RunCtx {
@@ -36,6 +61,8 @@ impl RunCtx {
             js_timeout: Duration::from_secs(20),
             counter: AtomicUsize::new(0),
             quiet: false,
+            recorder: None,
+            progress: Arc::new(Progress::default()),
         }
     }
 
@@ -69,6 +96,14 @@ pub struct Inherited {
     /// Report `DockerRequirement` as unsupported instead of running the
     /// command on the host.
     pub reject_docker: bool,
+    /// Step path from the top workflow (`align`, `sub/sort`), for
+    /// provenance and progress.
+    pub step: Option<String>,
+    /// Position of this job in its step's scatter.
+    pub scatter_index: Option<usize>,
+    /// Provenance record of the enclosing process (of this process once
+    /// it runs).
+    pub record: Option<usize>,
 }
 
 const KNOWN: &[&str] = &[
@@ -156,6 +191,7 @@ impl Reqs {
             hints: self.hints.clone(),
             reject_docker: self.reject_docker,
             nested: true,
+            ..Default::default()
         }
     }
 

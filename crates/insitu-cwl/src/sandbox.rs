@@ -1,66 +1,195 @@
-//! Building the argv of a bubblewrap (`bwrap`) sandbox around a command.
-//!
-//! Self-contained on purpose (no dependency on the rest of the engine) so it
-//! can be lifted into a shared crate used by the datalab launcher as well.
+//! The sandbox executor: every CommandLineTool job runs in a bubblewrap
+//! (`bwrap`) sandbox whose command line comes from the platform's launcher
+//! (`insitu_launcher::sandbox`, the builder the labs use), so pipeline steps
+//! and labs share one definition of what a sandbox hides: the host's root
+//! read-only, private `/tmp`, `/run`, `/home` and `/root`, own pid, ipc and
+//! uts namespaces, no network unless the tool asks for `NetworkAccess`.
+//! A job adds its own binds: the output and temporary directories
+//! read-write, the staged inputs read-only (inputs updated in place
+//! read-write), and starts in its output directory.
 
-use std::path::PathBuf;
+use crate::error::CwlError;
+use crate::executor::{CommandSpec, ExecFuture, Executor, run_to_end};
+use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, bwrap_args_with};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
-/// What the sandbox exposes to the command.
-#[derive(Clone, Debug, Default)]
-pub struct SandboxSpec {
-    /// Paths bound read-only at the same place (input files, data volumes).
-    pub read_only: Vec<PathBuf>,
-    /// Paths bound read-write at the same place (output directory, workspace).
-    pub read_write: Vec<PathBuf>,
-    /// Working directory inside the sandbox.
-    pub cwd: Option<PathBuf>,
-    /// Whether the network is shared with the host (`NetworkAccess`).
-    pub network: bool,
+/// Runs each command in its own bubblewrap sandbox.
+#[derive(Clone, Debug)]
+pub struct SandboxExecutor {
+    bwrap: PathBuf,
+    /// Host paths shown read-only at the same place (tool installations
+    /// under `/home`, `/root` or `/tmp`, which sandboxes otherwise replace).
+    pub expose: Vec<PathBuf>,
 }
 
-/// Return `bwrap ... -- argv...`: host root read-only, private /tmp, new
-/// pid/ipc namespaces, the given binds, and the command.
-pub fn bwrap_argv(spec: &SandboxSpec, argv: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "bwrap",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.extend(
-        [
-            "--tmpfs",
-            "/tmp",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--die-with-parent",
-        ]
-        .map(String::from),
-    );
-    if !spec.network {
-        a.push("--unshare-net".into());
+/// Where `bwrap` is: `$INSITU_BWRAP`, else the first `bwrap` on `PATH`,
+/// else `/usr/bin/bwrap`.
+pub fn find_bwrap() -> PathBuf {
+    if let Some(p) = std::env::var_os("INSITU_BWRAP") {
+        return PathBuf::from(p);
     }
-    for p in &spec.read_only {
-        let s = p.display().to_string();
-        a.extend(["--ro-bind".to_string(), s.clone(), s]);
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("bwrap"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/bwrap"))
+}
+
+impl SandboxExecutor {
+    /// An executor using the given `bwrap` binary.
+    pub fn new(bwrap: PathBuf, expose: Vec<PathBuf>) -> Self {
+        SandboxExecutor { bwrap, expose }
     }
-    for p in &spec.read_write {
-        let s = p.display().to_string();
-        a.extend(["--bind".to_string(), s.clone(), s]);
+
+    /// Find `bwrap` and check that it can start a sandbox on this machine
+    /// (it cannot where user namespaces are disabled, e.g. inside some
+    /// containers); the error says why not.
+    ///
+    /// A successful check is remembered until the next boot (or a new
+    /// bwrap binary) by a marker file of this user in the temporary
+    /// directory, so a run does not pay for a second sandbox each time.
+    pub async fn probe(expose: Vec<PathBuf>) -> std::result::Result<Self, String> {
+        let ex = SandboxExecutor::new(find_bwrap(), expose);
+        if !ex.bwrap.is_file() {
+            return Err(format!("bubblewrap not found ({})", ex.bwrap.display()));
+        }
+        let marker = probe_marker(&ex.bwrap);
+        if marker.as_ref().is_some_and(|(m, uid)| owned_file(m, *uid)) {
+            return Ok(ex);
+        }
+        let dir = std::env::temp_dir();
+        let spec = CommandSpec {
+            argv: vec!["true".into()],
+            cwd: dir.clone(),
+            tmpdir: dir,
+            ..CommandSpec::default()
+        };
+        let out = tokio::process::Command::new(&ex.bwrap)
+            .args(ex.args(&spec))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {}: {e}", ex.bwrap.display()))?;
+        if out.status.success() {
+            if let Some((m, _)) = marker {
+                std::fs::write(m, b"").ok();
+            }
+            Ok(ex)
+        } else {
+            Err(format!(
+                "{} cannot create a sandbox here: {}",
+                ex.bwrap.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
-    if let Some(c) = &spec.cwd {
-        a.extend(["--chdir".to_string(), c.display().to_string()]);
+
+    /// The arguments after `bwrap` for one command.
+    pub fn args(&self, spec: &CommandSpec) -> Vec<OsString> {
+        let sandbox = SandboxSpec {
+            command: spec.argv.clone(),
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            expose: self.expose.clone(),
+            share_network: spec.network,
+            ..SandboxSpec::default()
+        };
+        bwrap_args_with(&sandbox, &step_binds(spec))
     }
-    a.push("--".into());
-    a.extend(argv.iter().cloned());
-    a
+}
+
+/// The marker of a successful probe of `bwrap` by this user since boot,
+/// and the user id that must own it.
+fn probe_marker(bwrap: &Path) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let mtime = std::fs::metadata(bwrap).ok()?.mtime();
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let name = format!("insitu-cwl-bwrap-ok-{uid}-{}-{mtime}", boot.trim());
+    Some((std::env::temp_dir().join(name), uid))
+}
+
+/// Whether `p` is a regular file (not a link) owned by `uid`.
+fn owned_file(p: &Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.uid() == uid)
+}
+
+/// The job's binds: read-only inputs first (paths that exist, without ones
+/// inside the writable directories or already covered by a parent), then
+/// the writable directories. Paths are bound as the tool sees them, not
+/// resolved: a staged link may point at another job's output link, and
+/// bubblewrap resolves the source while the link's own path must exist.
+fn step_binds(spec: &CommandSpec) -> StepBinds {
+    let abs = |p: &Path| -> Option<PathBuf> {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        p.exists().then_some(p)
+    };
+    let mut writable: Vec<PathBuf> = vec![];
+    for p in [&spec.cwd, &spec.tmpdir]
+        .into_iter()
+        .chain(&spec.read_write_paths)
+        .filter_map(|p| abs(p))
+    {
+        if !writable.contains(&p) {
+            writable.push(p);
+        }
+    }
+    let mut ro: Vec<PathBuf> = spec
+        .read_only_paths
+        .iter()
+        .filter_map(|p| abs(p))
+        .filter(|p| !writable.iter().any(|w| p.starts_with(w)))
+        .collect();
+    ro.sort();
+    ro.dedup();
+    let mut kept: Vec<PathBuf> = Vec::with_capacity(ro.len());
+    for p in ro {
+        if !kept.iter().any(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    let binds = kept
+        .into_iter()
+        .map(|path| Bind {
+            path,
+            writable: false,
+        })
+        .chain(writable.into_iter().map(|path| Bind {
+            path,
+            writable: true,
+        }))
+        .collect();
+    StepBinds {
+        binds,
+        workdir: Some(spec.cwd.clone()),
+    }
+}
+
+impl Executor for SandboxExecutor {
+    fn run<'a>(&'a self, spec: &'a CommandSpec) -> ExecFuture<'a> {
+        Box::pin(async move {
+            if spec.argv.is_empty() {
+                return Err(CwlError::Execution("empty command line".into()));
+            }
+            let mut cmd = tokio::process::Command::new(&self.bwrap);
+            cmd.args(self.args(spec)).current_dir(&spec.cwd).env_clear();
+            run_to_end(cmd, spec).await
+        })
+    }
 }
 
 #[cfg(test)]
@@ -68,19 +197,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builds_argv() {
-        let spec = SandboxSpec {
-            read_only: vec!["/data".into()],
-            read_write: vec!["/out".into()],
-            cwd: Some("/out".into()),
-            network: false,
+    fn binds_inputs_read_only_and_job_dirs_writable() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        for p in ["out", "tmp", "stg/s1", "data/sub"] {
+            std::fs::create_dir_all(root.join(p)).unwrap();
+        }
+        std::fs::write(root.join("data/sub/a.txt"), "a").unwrap();
+        let spec = CommandSpec {
+            argv: vec!["cat".into(), "a.txt".into()],
+            cwd: root.join("out"),
+            tmpdir: root.join("tmp"),
+            read_only_paths: vec![
+                root.join("data"),
+                root.join("data/sub/a.txt"),
+                root.join("stg"),
+                root.join("out/inside"),
+                root.join("missing"),
+            ],
+            ..CommandSpec::default()
         };
-        let a = bwrap_argv(&spec, &["echo".into(), "hi".into()]);
-        assert_eq!(a[0], "bwrap");
-        assert!(a.contains(&"--unshare-net".to_string()));
-        assert_eq!(
-            &a[a.len() - 3..],
-            &["--".to_string(), "echo".into(), "hi".into()]
+        let ex = SandboxExecutor::new("/usr/bin/bwrap".into(), vec![]);
+        let args: Vec<String> = ex
+            .args(&spec)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let bind = |how: &str, p: &Path| {
+            let p = p.display().to_string();
+            args.windows(3)
+                .filter(|w| w[0] == how && w[1] == p && w[2] == p)
+                .count()
+        };
+        assert_eq!(bind("--ro-bind", &root.join("data")), 1);
+        assert_eq!(bind("--ro-bind", &root.join("data/sub/a.txt")), 0);
+        assert_eq!(bind("--ro-bind", &root.join("stg")), 1);
+        assert_eq!(bind("--bind", &root.join("out")), 1);
+        assert_eq!(bind("--bind", &root.join("tmp")), 1);
+        assert!(args.contains(&"--unshare-net".to_string()));
+        let joined = args.join(" ");
+        assert!(
+            joined.ends_with(&format!(
+                "--chdir {} -- cat a.txt",
+                root.join("out").display()
+            )),
+            "{joined}"
         );
+        let net = CommandSpec {
+            network: true,
+            ..spec
+        };
+        assert!(!ex.args(&net).contains(&"--unshare-net".into()));
     }
 }

@@ -390,6 +390,7 @@ fn stage_inputs(
                                 .filter(|l| l.starts_with("file://"))
                             {
                                 let src = files::loc_to_path(src);
+                                ro.push(src.clone());
                                 if !t.exists() {
                                     symlink(&src, &t)?;
                                 }
@@ -691,8 +692,9 @@ pub async fn run_command_line_tool(
     let outdir = jobdir.join("out");
     let tmpdir = jobdir.join("tmp");
     let stgdir = jobdir.join("stg");
-    for d in [&outdir, &tmpdir, &stgdir] {
-        std::fs::create_dir_all(d)?;
+    // `stg` appears with the first staged input.
+    for d in [&outdir, &tmpdir] {
+        std::fs::create_dir(d)?;
     }
     let mut inputs = Value::Object(inputs_map);
     let mut ro = vec![];
@@ -896,6 +898,20 @@ pub async fn run_command_line_tool(
         }
         None => None,
     };
+    let network = match reqs
+        .get("NetworkAccess")
+        .and_then(|r| r.get("networkAccess"))
+    {
+        Some(v) => match ev.eval(v, &scope)? {
+            Value::Bool(b) => b,
+            other => {
+                return Err(CwlError::Validation(format!(
+                    "NetworkAccess: networkAccess must be a boolean, got {other}"
+                )));
+            }
+        },
+        None => false,
+    };
     let spec = CommandSpec {
         argv: argv.clone(),
         cwd: outdir.clone(),
@@ -913,8 +929,14 @@ pub async fn run_command_line_tool(
         timeout,
         read_only_paths: {
             collect_link_targets(&outdir, &mut ro, 0);
-            ro.clone()
+            let mut paths = ro.clone();
+            paths.push(stgdir.clone());
+            paths
         },
+        // Inputs updated in place are reached through links in the output
+        // directory and must stay writable.
+        read_write_paths: if inplace { ro.clone() } else { vec![] },
+        network,
     };
     ctx.log(&format!("running {}", argv.join(" ")));
     let code = {
@@ -923,8 +945,15 @@ pub async fn run_command_line_tool(
             .acquire()
             .await
             .map_err(|e| CwlError::Execution(e.to_string()))?;
-        ctx.executor.run(&spec).await?
+        use std::sync::atomic::Ordering::SeqCst;
+        ctx.progress.running.fetch_add(1, SeqCst);
+        let r = ctx.executor.run(&spec).await;
+        ctx.progress.running.fetch_sub(1, SeqCst);
+        r?
     };
+    if let (Some(rec), Some(id)) = (&ctx.recorder, inh.record) {
+        rec.command(id, &argv, code);
+    }
     let codes = |k: &str| -> Vec<i64> {
         p.get(k)
             .and_then(Value::as_array)

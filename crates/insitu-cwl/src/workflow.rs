@@ -15,9 +15,44 @@ use std::sync::Arc;
 /// Boxed future of a process result.
 pub type ProcFuture = Pin<Box<dyn Future<Output = Result<Value>> + Send>>;
 
-/// Run any process class.
+/// Run any process class (recording its provenance when asked to).
 pub fn run_process(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) -> ProcFuture {
     Box::pin(async move {
+        let Some(rec) = ctx.recorder.clone() else {
+            return run_class(p, job, inh, ctx).await;
+        };
+        let id = rec.begin();
+        let start = std::time::SystemTime::now();
+        let (parent, step, scatter_index) = (inh.record, inh.step.clone(), inh.scatter_index);
+        let class = p
+            .get("class")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let inh = Inherited {
+            record: Some(id),
+            ..inh
+        };
+        let r = run_class(p, job.clone(), inh, ctx).await;
+        rec.finish(crate::provenance::Record {
+            id,
+            parent,
+            step,
+            scatter_index,
+            class,
+            start,
+            end: std::time::SystemTime::now(),
+            inputs: job,
+            outputs: r.as_ref().map(Value::clone).unwrap_or(Value::Null),
+            error: r.as_ref().err().map(|e| e.to_string()),
+            command: None,
+        });
+        r
+    })
+}
+
+async fn run_class(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) -> Result<Value> {
+    {
         match p.get("class").and_then(Value::as_str) {
             Some("CommandLineTool") => {
                 crate::tool::run_command_line_tool(&p, &job, &inh, &ctx).await
@@ -27,7 +62,7 @@ pub fn run_process(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) -> Pr
             Some(c) => Err(CwlError::Unsupported(format!("cannot run class {c}"))),
             None => Err(CwlError::Validation("process without class".into())),
         }
-    })
+    }
 }
 
 fn sources_of(v: Option<&Value>) -> Vec<String> {
@@ -230,6 +265,9 @@ async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) ->
             known.insert(format!("{sid}/{}", o.as_str().unwrap_or("")));
         }
     }
+    ctx.progress
+        .total
+        .fetch_add(steps.len(), std::sync::atomic::Ordering::SeqCst);
     let mut pending: Vec<usize> = (0..steps.len()).collect();
     let mut running = tokio::task::JoinSet::new();
     let mut failure: Option<CwlError> = None;
@@ -297,6 +335,19 @@ async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) ->
                             .collect(),
                         reject_docker: inh.reject_docker,
                         nested: true,
+                        step: Some(match &inh.step {
+                            Some(parent) => format!(
+                                "{parent}/{}",
+                                s.get("id").and_then(Value::as_str).unwrap_or("")
+                            ),
+                            None => s
+                                .get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                        }),
+                        scatter_index: None,
+                        record: inh.record,
                     };
                     let ctx2 = ctx.clone();
                     let ev2 = ev.clone();
@@ -518,6 +569,18 @@ async fn run_step(
     };
     let mut handles = tokio::task::JoinSet::new();
     let n = jobs.len();
+    // The step was counted as one job; a scatter makes it n.
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        match n {
+            0 => {
+                ctx.progress.total.fetch_sub(1, SeqCst);
+            }
+            n => {
+                ctx.progress.total.fetch_add(n - 1, SeqCst);
+            }
+        }
+    }
     for (k, j) in jobs.into_iter().enumerate() {
         let mut j = j;
         // valueFrom
@@ -567,6 +630,9 @@ async fn run_step(
             match ev.eval(w, &scope)? {
                 Value::Bool(true) => {}
                 Value::Bool(false) => {
+                    ctx.progress
+                        .done
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     handles.spawn(async move { (k, Ok(Value::Null)) });
                     continue;
                 }
@@ -578,9 +644,18 @@ async fn run_step(
             }
         }
         let runp = run.clone();
-        let inh2 = inh.clone();
+        let mut inh2 = inh.clone();
+        if !scatter.is_empty() {
+            inh2.scatter_index = Some(k);
+        }
         let ctx2 = ctx.clone();
-        handles.spawn(async move { (k, run_process(runp, Value::Object(j), inh2, ctx2).await) });
+        handles.spawn(async move {
+            let r = run_process(runp, Value::Object(j), inh2, ctx2.clone()).await;
+            ctx2.progress
+                .done
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (k, r)
+        });
     }
     let mut results: Vec<Value> = vec![Value::Null; n];
     let mut err = None;

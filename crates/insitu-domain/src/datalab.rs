@@ -15,6 +15,10 @@ use crate::spdx;
 /// Placeholders a launch command or environment value may contain.
 pub const PLACEHOLDERS: [&str; 4] = ["port", "base_url", "workspace", "user"];
 
+/// The placeholder for the file a lab is launched on: the file's path
+/// inside the lab. Only `launch.file_arguments` may hold it.
+pub const FILE_PLACEHOLDER: &str = "file";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DatalabKind {
@@ -96,6 +100,17 @@ pub struct LaunchSpec {
     pub env: BTreeMap<String, String>,
     /// Path (below the lab's base URL) that answers 200 once the tool is ready.
     pub readiness_path: String,
+    /// Arguments appended to `command` when the lab is launched on a file,
+    /// holding `{file}` (the file's path inside the lab) and the other
+    /// placeholders; empty when the datalab opens no files.
+    pub file_arguments: Vec<String>,
+}
+
+impl LaunchSpec {
+    /// Whether the datalab can be launched on a file.
+    pub fn opens_files(&self) -> bool {
+        !self.file_arguments.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -168,6 +183,8 @@ struct RawLaunch {
     env: BTreeMap<String, String>,
     #[serde(default = "default_readiness")]
     readiness_path: String,
+    #[serde(default)]
+    file_arguments: Vec<String>,
 }
 
 fn default_readiness() -> String {
@@ -262,9 +279,23 @@ impl DatalabSpec {
             err("launch.command", "must name a program".to_owned());
         }
         for (i, arg) in raw.launch.command.iter().enumerate() {
-            if let Err(reason) = check_placeholders(arg) {
+            if let Err(reason) = check_placeholders(arg, false) {
                 err(&format!("launch.command[{i}]"), reason);
             }
+        }
+        for (i, arg) in raw.launch.file_arguments.iter().enumerate() {
+            if let Err(reason) = check_placeholders(arg, true) {
+                err(&format!("launch.file_arguments[{i}]"), reason);
+            }
+        }
+        let file = format!("{{{FILE_PLACEHOLDER}}}");
+        if !raw.launch.file_arguments.is_empty()
+            && !raw.launch.file_arguments.iter().any(|a| a.contains(&file))
+        {
+            err(
+                "launch.file_arguments",
+                format!("must hold {file} somewhere (the file's path in the lab)"),
+            );
         }
         for (k, v) in &raw.launch.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
@@ -273,7 +304,7 @@ impl DatalabSpec {
                     "is not a valid variable name".to_owned(),
                 );
             }
-            if let Err(reason) = check_placeholders(v) {
+            if let Err(reason) = check_placeholders(v, false) {
                 err(&format!("launch.env.{k}"), reason);
             }
         }
@@ -338,6 +369,7 @@ impl DatalabSpec {
                     command: raw.launch.command,
                     env: raw.launch.env,
                     readiness_path: raw.launch.readiness_path,
+                    file_arguments: raw.launch.file_arguments,
                 },
                 resources: Resources {
                     cpu: raw.resources.cpu,
@@ -380,7 +412,9 @@ fn toml_error(e: &toml::de::Error) -> DefinitionError {
     }
 }
 
-fn check_placeholders(s: &str) -> Result<(), String> {
+/// Checks the placeholders of a command argument or environment value;
+/// `{file}` only where `file` says it may be.
+fn check_placeholders(s: &str, file: bool) -> Result<(), String> {
     let mut rest = s;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
@@ -388,7 +422,12 @@ fn check_placeholders(s: &str) -> Result<(), String> {
             return Err("has a '{' without a closing '}'".to_owned());
         };
         let key = &after[..close];
-        if !PLACEHOLDERS.contains(&key) {
+        if key == FILE_PLACEHOLDER && !file {
+            return Err(format!(
+                "{{{key}}} may appear only in launch.file_arguments, which are added when a lab is launched on a file"
+            ));
+        }
+        if key != FILE_PLACEHOLDER && !PLACEHOLDERS.contains(&key) {
             return Err(format!(
                 "unknown placeholder {{{key}}}: expected one of {}",
                 PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
@@ -513,6 +552,34 @@ properties = ["analysis_tool"]
                 "tags.properties[0]"
             ]
         );
+    }
+
+    #[test]
+    fn file_arguments_hold_the_file_placeholder_and_only_they_may() {
+        let with = GOOD.replace(
+            "readiness_path",
+            "file_arguments = [\"-title\", \"{file}\", \"{file}\"]\nreadiness_path",
+        );
+        let d = DatalabSpec::from_toml("x", &with).unwrap();
+        assert!(d.launch.opens_files());
+        assert_eq!(d.launch.file_arguments, ["-title", "{file}", "{file}"]);
+        assert!(
+            !DatalabSpec::from_toml("x", GOOD)
+                .unwrap()
+                .launch
+                .opens_files()
+        );
+
+        let without = GOOD.replace(
+            "readiness_path",
+            "file_arguments = [\"--open\"]\nreadiness_path",
+        );
+        let errs = DatalabSpec::from_toml("x", &without).unwrap_err();
+        assert_eq!(errs[0].field, "launch.file_arguments", "{errs:?}");
+        let in_command = GOOD.replace("--port={port}", "{file}");
+        let errs = DatalabSpec::from_toml("x", &in_command).unwrap_err();
+        assert_eq!(errs[0].field, "launch.command[1]", "{errs:?}");
+        assert!(errs[0].reason.contains("file_arguments"), "{errs:?}");
     }
 
     #[test]

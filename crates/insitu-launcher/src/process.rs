@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 
+use crate::limits::{Cgroups, Limits};
+use crate::netns::NetNs;
 use crate::sandbox::{SandboxSpec, bwrap_args};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,20 @@ pub enum LaunchError {
     },
     #[error("cannot start the sandbox: {0}")]
     Spawn(std::io::Error),
+    #[error("cannot set the sandbox's resource limits: {0}")]
+    Limits(std::io::Error),
+    #[error(transparent)]
+    Network(#[from] crate::netns::NetNsError),
+}
+
+/// Where a sandbox runs beyond what its [`SandboxSpec`] says.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Placement<'a> {
+    /// A control group of its own, named by the string, with these limits.
+    pub cgroup: Option<(&'a Cgroups, &'a str, Limits)>,
+    /// The network namespace it joins (the spec should then share the
+    /// network, so that bubblewrap makes no namespace of its own).
+    pub netns: Option<&'a NetNs>,
 }
 
 /// How a sandbox ended.
@@ -48,6 +64,8 @@ pub struct SandboxProcess {
     pub start_ticks: u64,
     pub log_path: PathBuf,
     child: Option<std::process::Child>,
+    /// Its control group, when it has one.
+    cgroup: Option<(Cgroups, String)>,
 }
 
 impl SandboxProcess {
@@ -56,6 +74,19 @@ impl SandboxProcess {
         bwrap: &Path,
         spec: &SandboxSpec,
         log_path: &Path,
+    ) -> Result<SandboxProcess, LaunchError> {
+        SandboxProcess::start_in(bwrap, spec, log_path, Placement::default())
+    }
+
+    /// Starts `spec` under bubblewrap in a control group and a network
+    /// namespace. With a control group, the sandbox starts blocked until its
+    /// processes have been moved into the group, so the tool never runs
+    /// outside its limits.
+    pub fn start_in(
+        bwrap: &Path,
+        spec: &SandboxSpec,
+        log_path: &Path,
+        placement: Placement<'_>,
     ) -> Result<SandboxProcess, LaunchError> {
         if !bwrap.exists() {
             return Err(LaunchError::NoBwrap(bwrap.display().to_string()));
@@ -78,8 +109,17 @@ impl SandboxProcess {
         };
         let (out, err) = (open()?, open()?);
         let mut cmd = std::process::Command::new(bwrap);
+        let mut gate = None;
+        if let Some((cgroups, name, limits)) = placement.cgroup {
+            cgroups.create(name, &limits).map_err(LaunchError::Limits)?;
+            // bwrap waits for a byte on its stdin before it runs the tool.
+            let (reader, writer) = std::io::pipe().map_err(LaunchError::Spawn)?;
+            cmd.args(["--block-fd", "0"]).stdin(reader);
+            gate = Some(writer);
+        } else {
+            cmd.stdin(Stdio::null());
+        }
         cmd.args(bwrap_args(spec))
-            .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .process_group(0);
@@ -87,28 +127,90 @@ impl SandboxProcess {
             // Dropping from root also drops supplementary groups.
             cmd.uid(uid).gid(gid);
         }
-        let child = cmd.spawn().map_err(LaunchError::Spawn)?;
+        let child = match placement.netns {
+            Some(ns) => ns.run(move || cmd.spawn())?,
+            None => cmd.spawn(),
+        }
+        .map_err(LaunchError::Spawn)?;
         let pid = child.id();
         let start_ticks = start_ticks(pid).unwrap_or(0);
-        Ok(SandboxProcess {
+        let mut process = SandboxProcess {
             pid,
             start_ticks,
             log_path: log_path.to_owned(),
             child: Some(child),
-        })
+            cgroup: placement
+                .cgroup
+                .map(|(cgroups, name, _)| (cgroups.clone(), name.to_owned())),
+        };
+        if let (Some(mut gate), Some((cgroups, name))) = (gate, process.cgroup.clone()) {
+            // The parent first: whatever it forks from now on is born in the
+            // group; then what it forked before.
+            let mut moved = cgroups.join(&name, pid);
+            for p in descendants(pid) {
+                if moved.is_ok() {
+                    moved = cgroups.join(&name, p);
+                }
+            }
+            if let Err(e) = moved {
+                signal(pid, Signal::KILL);
+                let _ = process.child.as_mut().map(std::process::Child::wait);
+                let _ = cgroups.remove(&name);
+                return Err(LaunchError::Limits(e));
+            }
+            use std::io::Write;
+            // An error means bwrap already ended; its status will say so.
+            let _ = gate.write_all(b"1");
+        }
+        Ok(process)
     }
 
     /// Finds a sandbox again after a platform restart; `None` when that
     /// process is gone (or the pid now belongs to another process).
     pub fn adopt(pid: u32, start: u64, log_path: &Path) -> Option<SandboxProcess> {
+        SandboxProcess::adopt_in(pid, start, log_path, None)
+    }
+
+    /// [`SandboxProcess::adopt`] for a sandbox started in a control group.
+    pub fn adopt_in(
+        pid: u32,
+        start: u64,
+        log_path: &Path,
+        cgroup: Option<(&Cgroups, &str)>,
+    ) -> Option<SandboxProcess> {
         (start_ticks(pid)? == start && comm(pid).as_deref() == Some("bwrap")).then(|| {
             SandboxProcess {
                 pid,
                 start_ticks: start,
                 log_path: log_path.to_owned(),
                 child: None,
+                cgroup: cgroup.map(|(c, n)| (c.clone(), n.to_owned())),
             }
         })
+    }
+
+    /// Whether the kernel killed a process of the sandbox for exceeding its
+    /// memory limit.
+    pub fn out_of_memory(&self) -> bool {
+        self.cgroup
+            .as_ref()
+            .is_some_and(|(c, name)| c.oom_kills(name) > 0)
+    }
+
+    /// Bytes of memory the sandbox uses now, where its group accounts it.
+    pub fn memory_usage(&self) -> Option<u64> {
+        let (c, name) = self.cgroup.as_ref()?;
+        c.memory_usage(name)
+    }
+
+    /// Kills whatever is left in the sandbox's control group and removes the
+    /// group.
+    fn release_cgroup(&self) {
+        if let Some((c, name)) = &self.cgroup
+            && !c.kill_and_remove(name)
+        {
+            tracing::warn!(group = %name, "a sandbox's control group could not be removed");
+        }
     }
 
     /// Whether the sandbox still runs; reaps it when it is our child.
@@ -130,6 +232,11 @@ impl SandboxProcess {
     /// Stops the whole process tree: SIGTERM to the sandbox's init, SIGKILL
     /// after `grace`.
     pub async fn stop(&mut self, grace: Duration) {
+        if self.status() != ExitStatus::Running {
+            // Never signal a pid that may already belong to someone else.
+            self.release_cgroup();
+            return;
+        }
         // The sandbox's init ignores SIGTERM (it is pid 1 of its namespace),
         // so the tools below it get the polite request.
         for init in children(self.pid) {
@@ -140,6 +247,7 @@ impl SandboxProcess {
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {
             if self.status() != ExitStatus::Running {
+                self.release_cgroup();
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -150,10 +258,11 @@ impl SandboxProcess {
         signal(self.pid, Signal::KILL);
         for _ in 0..100 {
             if self.status() != ExitStatus::Running {
-                return;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        self.release_cgroup();
     }
 
     /// The last `n` lines of the log.
@@ -211,8 +320,44 @@ fn comm(pid: u32) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// Direct children of a process.
+/// Children of a process, their children, and so on.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        for c in children(p) {
+            if !found.contains(&c) {
+                found.push(c);
+                queue.push(c);
+            }
+        }
+    }
+    found
+}
+
+/// Direct children of a process: from the kernel's list per thread where
+/// it keeps one, else by scanning every process's parent.
 fn children(pid: u32) -> Vec<u32> {
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        let mut found = Vec::new();
+        let mut listed = false;
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                listed = true;
+                found.extend(
+                    list.split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
+            }
+        }
+        if listed {
+            return found;
+        }
+    }
+    scan_children(pid)
+}
+
+fn scan_children(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -40,6 +40,26 @@ pub struct SandboxSpec {
     pub run_as: Option<(u32, u32)>,
 }
 
+/// A host path shown at the same place inside the sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub path: PathBuf,
+    /// Read-write when true, read-only otherwise.
+    pub writable: bool,
+}
+
+/// What a pipeline step adds to a [`SandboxSpec`]: the job's own
+/// directories and inputs, bound last so they win over what the spec hides
+/// or replaces (a job directory under the host's `/tmp`), and where the
+/// command starts. A spec with an empty `workspace` gets no home bind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepBinds {
+    /// Bound in order, after the workspace, volumes and devices.
+    pub binds: Vec<Bind>,
+    /// Working directory of the command; [`HOME_PATH`] when `None`.
+    pub workdir: Option<PathBuf>,
+}
+
 /// Top-level host directories never bound into a sandbox.
 const SKIP_TOP: [&str; 8] = [
     "proc",
@@ -62,6 +82,13 @@ fn host_root_entries() -> Vec<std::fs::DirEntry> {
 
 /// The arguments after `bwrap`.
 pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
+    bwrap_args_with(spec, &StepBinds::default())
+}
+
+/// The arguments after `bwrap` for a spec plus a step's own binds and
+/// working directory (see [`StepBinds`]).
+pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
+    let has_workspace = !spec.workspace.as_os_str().is_empty();
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
         for p in parts {
@@ -112,12 +139,18 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
             push(&[&"--ro-bind", &"/dev/null", h]);
         }
     }
-    push(&[&"--bind", &spec.workspace, &HOME_PATH]);
+    if has_workspace {
+        push(&[&"--bind", &spec.workspace, &HOME_PATH]);
+    }
     for v in &spec.volumes {
         push(&[&"--ro-bind", &v.source, &v.target]);
     }
     for d in &spec.devices {
         push(&[&"--dev-bind", d, d]);
+    }
+    for b in &step.binds {
+        let how = if b.writable { "--bind" } else { "--ro-bind" };
+        push(&[&how, &b.path, &b.path]);
     }
     push(&[
         &"--unshare-pid",
@@ -146,7 +179,10 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     for (k, v) in &env {
         push(&[&"--setenv", k, v]);
     }
-    push(&[&"--chdir", &HOME_PATH]);
+    match &step.workdir {
+        Some(w) => push(&[&"--chdir", w]),
+        None => push(&[&"--chdir", &HOME_PATH]),
+    }
     push(&[&"--"]);
     for c in &spec.command {
         push(&[c]);
@@ -222,6 +258,56 @@ mod tests {
             "exposed paths come after /tmp and before what is hidden"
         );
         assert!(joined.ends_with("-- tool --port=1"));
+    }
+
+    #[test]
+    fn step_binds_come_last_and_set_the_working_directory() {
+        let spec = SandboxSpec {
+            command: vec!["echo".into()],
+            ..SandboxSpec::default()
+        };
+        let step = StepBinds {
+            binds: vec![
+                Bind {
+                    path: "/tmp/job1/stg".into(),
+                    writable: false,
+                },
+                Bind {
+                    path: "/tmp/job1/out".into(),
+                    writable: true,
+                },
+            ],
+            workdir: Some("/tmp/job1/out".into()),
+        };
+        let args: Vec<String> = bwrap_args_with(&spec, &step)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = args.join(" ");
+        assert!(
+            !args
+                .windows(3)
+                .any(|w| w[0] == "--bind" && w[2] == HOME_PATH),
+            "no workspace, no home bind: {joined}"
+        );
+        let tmp = args
+            .windows(2)
+            .position(|w| w == ["--tmpfs", "/tmp"])
+            .unwrap();
+        let ro = args
+            .windows(3)
+            .position(|w| w == ["--ro-bind", "/tmp/job1/stg", "/tmp/job1/stg"])
+            .unwrap();
+        let rw = args
+            .windows(3)
+            .position(|w| w == ["--bind", "/tmp/job1/out", "/tmp/job1/out"])
+            .unwrap();
+        assert!(tmp < ro && ro < rw);
+        assert!(joined.contains("--chdir /tmp/job1/out -- echo"));
+        assert_eq!(
+            bwrap_args(&spec),
+            bwrap_args_with(&spec, &StepBinds::default())
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ impl LabDirectory for One {
     fn route(&self, lab_id: &str) -> Option<LabRoute> {
         (lab_id == "bench").then(|| LabRoute {
             upstream: self.0,
+            network: None,
             owner: "bench-user".into(),
             state: LabState::Running,
         })
@@ -23,8 +24,29 @@ impl LabDirectory for One {
     fn record_activity(&self, _: &str) {}
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // BENCH_PROXY_THREADS=1 runs the proxy on one thread (as nginx's one
+    // worker); default: tokio's multi-threaded runtime, as in `insitu serve`.
+    let threads: usize = std::env::var("BENCH_PROXY_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     let upstream: SocketAddr = args[1].parse().unwrap();
     let listen: SocketAddr = args[2].parse().unwrap();

@@ -33,6 +33,7 @@
 //! | `lab_upstream_unreachable` | 502 | the lab's server did not answer |
 
 mod activity;
+mod connect;
 mod headers;
 mod pages;
 mod path;
@@ -49,7 +50,6 @@ use std::time::{Duration, Instant};
 use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::watch;
 
@@ -70,15 +70,40 @@ pub enum LabState {
     Stopped,
 }
 
+/// Opens connections to labs that live in a network of their own (a
+/// network namespace), where the proxy's own sockets cannot reach.
+pub trait LabNetwork: Send + Sync + fmt::Debug + 'static {
+    /// A TCP connection to `addr` inside that network.
+    fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<tokio::net::TcpStream>> + Send>>;
+}
+
 /// Where a lab is served and who may use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LabRoute {
     /// Address of the lab's HTTP server (plain HTTP/1.1).
     pub upstream: SocketAddr,
+    /// The network `upstream` is in; `None` for the proxy's own.
+    pub network: Option<Arc<dyn LabNetwork>>,
     /// Id of the user who owns the lab.
     pub owner: String,
     /// Current state.
     pub state: LabState,
+}
+
+impl PartialEq for LabRoute {
+    fn eq(&self, other: &Self) -> bool {
+        self.upstream == other.upstream
+            && self.owner == other.owner
+            && self.state == other.state
+            && match (&self.network, &other.network) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
 }
 
 /// The platform's side of the proxy: where labs are and who owns them.
@@ -140,7 +165,7 @@ pub(crate) struct Inner {
     pub(crate) tickets: TicketStore,
     pub(crate) activity: ActivityLimiter,
     pub(crate) pages: Pages,
-    pub(crate) client: Client<HttpConnector, Incoming>,
+    pub(crate) client: Client<connect::LabConnector, Incoming>,
     pub(crate) forwarded_proto: HeaderValue,
     /// Flips to `true` when [`Proxy::serve`] is told to shut down; upgraded
     /// (WebSocket) connections watch it too.
@@ -165,9 +190,7 @@ pub(crate) async fn raised(flag: &mut watch::Receiver<bool>) {
 impl Proxy {
     /// Creates the proxy; nothing listens until [`Proxy::serve`].
     pub fn new(config: ProxyConfig, directory: Arc<dyn LabDirectory>) -> Proxy {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = connect::LabConnector::new(Arc::clone(&directory));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))

@@ -122,7 +122,7 @@ async fn serve_connection(
 enum Decision {
     Respond(Response<ProxyBody>),
     Forward {
-        upstream: SocketAddr,
+        upstream: Upstream,
         websocket: Option<WebSocketContext>,
     },
 }
@@ -183,7 +183,10 @@ fn decide(inner: &Inner, request: &Request<Incoming>) -> Decision {
         LabState::Running => {
             inner.touch(id, now);
             Decision::Forward {
-                upstream: route.upstream,
+                upstream: Upstream {
+                    addr: route.upstream,
+                    lab_id: route.network.is_some().then(|| id.to_owned()),
+                },
                 websocket: match (websocket, session.revoked) {
                     (true, Some(revoked)) => Some(WebSocketContext {
                         lab_id: id.into(),
@@ -202,18 +205,43 @@ fn may_use(route: &LabRoute, user_id: &str) -> bool {
     route.owner == user_id
 }
 
+/// Where a checked request goes.
+struct Upstream {
+    addr: SocketAddr,
+    /// Set for a lab in a network of its own: the connector asks the
+    /// directory for that network.
+    lab_id: Option<String>,
+}
+
+impl Upstream {
+    /// The authority the client pools connections by: the address, or, for
+    /// a lab in its own network, `<lab-id>.lab:<port>` (resolved by
+    /// [`crate::connect::LabConnector`]), so that equal addresses in
+    /// different networks never share a connection.
+    fn authority(&self) -> String {
+        match &self.lab_id {
+            Some(id) => format!(
+                "{id}{}:{}",
+                crate::connect::LAB_HOST_SUFFIX,
+                self.addr.port()
+            ),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
 /// Rewrites the request for the lab's upstream.
 fn prepare(
     inner: &Inner,
     peer_ip: &HeaderValue,
     request: &mut Request<Incoming>,
-    upstream: SocketAddr,
+    upstream: Upstream,
     websocket: bool,
 ) -> Result<(), ErrorCode> {
     let mut parts = std::mem::take(request.uri_mut()).into_parts();
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(
-        Authority::from_maybe_shared(Bytes::from(upstream.to_string()))
+        Authority::from_maybe_shared(Bytes::from(upstream.authority()))
             .map_err(|_| ErrorCode::LabUpstreamUnreachable)?,
     );
     if parts.path_and_query.is_none() {

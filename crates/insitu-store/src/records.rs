@@ -58,6 +58,8 @@ pub struct LabRecord {
     pub volumes: Vec<String>,
     /// GPU devices assigned (by index), comma-separated in the table.
     pub gpus: Vec<String>,
+    /// The file the lab was launched on, as the lab sees it.
+    pub file: Option<String>,
     pub state: String,
     pub reason: Option<String>,
     pub port: Option<i64>,

@@ -459,19 +459,20 @@ impl Store {
     }
 }
 
-const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
+const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
 
 impl Store {
     pub async fn create_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO labs (id, user_id, datalab, volumes, gpus, state, reason, port, pid, pid_start, \
-             created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
+             created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&l.id)
         .bind(&l.user_id)
         .bind(&l.datalab)
         .bind(l.volumes.join(","))
         .bind(l.gpus.join(","))
+        .bind(&l.file)
         .bind(&l.state)
         .bind(&l.reason)
         .bind(l.port)
@@ -553,6 +554,7 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
         datalab: row.try_get("datalab")?,
         volumes: split_list(&volumes),
         gpus: split_list(&gpus),
+        file: row.try_get("file")?,
         state: row.try_get("state")?,
         reason: row.try_get("reason")?,
         port: row.try_get("port")?,

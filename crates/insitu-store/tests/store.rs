@@ -269,6 +269,7 @@ async fn labs_are_recorded_and_updated() {
             datalab: "jupyterlab".into(),
             volumes: vec!["allsky-survey".into(), "deep-fields".into()],
             gpus: vec!["0".into(), "2".into()],
+            file: Some("/media/data/deep-fields/x.fits".into()),
             state: "pending".into(),
             reason: None,
             port: None,

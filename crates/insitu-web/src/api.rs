@@ -490,6 +490,7 @@ pub fn lab_of(s: &AppState, l: &insitu_store::LabRecord) -> Lab {
         id: l.id.clone(),
         datalab: l.datalab.clone(),
         volumes: l.volumes.clone(),
+        file: l.file.clone(),
         state: l.state.clone(),
         reason: l.reason.clone(),
         progress: s
@@ -530,8 +531,26 @@ pub async fn do_launch(
         }
         volumes.push(volume_or_404(s, name)?.spec.clone());
     }
+    let file = match req.file {
+        None => None,
+        Some(_) if !spec.launch.opens_files() => {
+            return Err(ApiFailure::new(
+                ErrorCode::InvalidLaunchFile,
+                format!("{} opens no files: launch it without one", spec.name),
+            ));
+        }
+        Some(file) => {
+            let (selected, all) = (volumes.clone(), s.volumes.volumes.clone());
+            let resolved = tokio::task::spawn_blocking(move || {
+                volumes::resolve_launch_file(&selected, &all, &file)
+            })
+            .await
+            .map_err(|e| ApiFailure::new(ErrorCode::Internal, e.to_string()))?;
+            Some(resolved.map_err(|m| ApiFailure::new(ErrorCode::InvalidLaunchFile, m))?)
+        }
+    };
     s.labs
-        .launch(&p.user_id, p.username.as_str(), spec, volumes)
+        .launch(&p.user_id, p.username.as_str(), spec, volumes, file)
         .await
 }
 
@@ -597,6 +616,18 @@ pub async fn lab_logs(
     Ok(Json(LabLogs { lines }))
 }
 
+/// The records of the caller's SAMP hub (empty before their first lab).
+pub async fn my_samp(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<List<SampRecord>>> {
+    let labs = std::sync::Arc::clone(&s.labs);
+    let items = tokio::task::spawn_blocking(move || labs.samp_records(&p.user_id))
+        .await
+        .unwrap_or_default();
+    Ok(Json(List { items }))
+}
+
 /// A single-use link that logs the caller into their running lab on the
 /// proxy's origin.
 pub async fn open_url(s: &AppState, p: &Principal, id: &str) -> ApiResult<String> {
@@ -608,9 +639,12 @@ pub async fn open_url(s: &AppState, p: &Principal, id: &str) -> ApiResult<String
         ));
     }
     let ticket = s.proxy.issue_ticket(&lab.id, &p.user_id);
+    // `{lab}` in the proxy's URL gives every lab an origin of its own.
     Ok(format!(
         "{}/labs/{}/_insitu/auth?ticket={ticket}&next=/labs/{}/",
-        s.proxy_url, lab.id, lab.id
+        s.proxy_url.replace("{lab}", &lab.id),
+        lab.id,
+        lab.id
     ))
 }
 

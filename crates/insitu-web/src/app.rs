@@ -176,6 +176,18 @@ impl App {
                 run_as: (config.labs.run_as_uid, config.labs.run_as_gid),
                 idle_timeout: config.labs.idle_timeout()?,
                 gpus: config.labs.gpu_inventory(),
+                cgroups: if config.labs.enforce_limits {
+                    let c = insitu_launcher::Cgroups::detect("insitu");
+                    tracing::info!(limits = %c.describe(), "lab resource limits");
+                    c
+                } else {
+                    tracing::warn!("lab resource limits are off (labs.enforce_limits = false)");
+                    insitu_launcher::Cgroups::Unavailable(
+                        "turned off by labs.enforce_limits".into(),
+                    )
+                },
+                max_processes: config.labs.max_processes,
+                network_per_user: config.labs.network == crate::config::LabNetworkMode::User,
             },
         );
         let proxy_listener = TcpListener::bind(config.proxy.listen).await?;

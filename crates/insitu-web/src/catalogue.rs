@@ -125,5 +125,6 @@ pub fn to_wire(d: &DatalabSpec) -> Datalab {
             mission: d.tags.mission.clone(),
             properties: d.tags.properties.clone(),
         },
+        opens_files: d.launch.opens_files(),
     }
 }

@@ -46,13 +46,18 @@ pub struct SessionConfig {
 
 /// The lab proxy: labs are served from this second origin, never from the
 /// platform's own, so code in a lab cannot use the user's platform session.
+/// With `{lab}` in `public_url` (`http://{lab}.localhost:8081`,
+/// `https://{lab}.labs.example.org` with a wildcard DNS name and
+/// certificate) every lab gets an origin of its own, so one lab's pages
+/// cannot read another's either.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Address the lab proxy listens on.
     pub listen: SocketAddr,
     /// The proxy's URL as browsers reach it (production: a separate host
-    /// name, e.g. `https://labs.insitu.example.org`). Default: `http://<listen>`.
+    /// name, e.g. `https://labs.insitu.example.org`, or one per lab,
+    /// `https://{lab}.labs.insitu.example.org`). Default: `http://<listen>`.
     pub public_url: Option<String>,
 }
 
@@ -92,6 +97,24 @@ pub struct LabsConfig {
     /// The datazone's GPUs by device index (`["0", "1"]`); unset: detected
     /// with `nvidia-smi -L` at start.
     pub gpus: Option<Vec<String>>,
+    /// `user` (default): all labs of a user share one network namespace
+    /// with only loopback; no other user's lab, and no service on the
+    /// host's loopback, can be reached from it, and it has no outbound
+    /// network. `host`: labs share the host's network (weaker: a lab can
+    /// reach other labs' ports).
+    pub network: LabNetworkMode,
+    /// Enforce each datalab's memory and CPU (its `[resources]`) and the
+    /// process limit with control groups, where the kernel allows it.
+    pub enforce_limits: bool,
+    /// Processes (and threads) one lab may have at once.
+    pub max_processes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabNetworkMode {
+    User,
+    Host,
 }
 
 impl Default for LabsConfig {
@@ -106,6 +129,9 @@ impl Default for LabsConfig {
             run_as_gid: 65534,
             idle_timeout: Some("24h".to_owned()),
             gpus: None,
+            network: LabNetworkMode::User,
+            enforce_limits: true,
+            max_processes: 4096,
         }
     }
 }

@@ -13,16 +13,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use insitu_api::ErrorCode;
-use insitu_domain::{DatalabKind, DatalabSpec, VolumeSpec};
+use insitu_domain::{DatalabSpec, VolumeSpec};
 use insitu_launcher::sandbox::fill;
-use insitu_launcher::{ExitStatus, SandboxProcess, SandboxSpec, VolumeMount};
-use insitu_proxy::{LabDirectory, LabRoute, LabState};
+use insitu_launcher::{
+    Cgroups, ExitStatus, Limits, NetNs, Placement, SandboxProcess, SandboxSpec, VolumeMount,
+};
+use insitu_proxy::{LabDirectory, LabNetwork, LabRoute, LabState};
 use insitu_store::{LabRecord, Store};
 
 use crate::error::ApiFailure;
 use crate::time_fmt::now;
 
+mod desktop;
+
 pub const ACTIVE: [&str; 4] = ["pending", "starting", "running", "stopping"];
+
+/// How long a user's network namespace outlives their last lab.
+const NETWORK_LINGER: Duration = Duration::from_secs(300);
 
 /// Steps of a launch, in order, shown as progress.
 pub const STEPS: [&str; 5] = [
@@ -53,6 +60,27 @@ pub struct LabConfigView {
     pub idle_timeout: Option<Duration>,
     /// The datazone's GPUs, by device index.
     pub gpus: Vec<String>,
+    /// Where labs' control groups go (or why there are none).
+    pub cgroups: Cgroups,
+    pub max_processes: u64,
+    /// One network namespace per user (`true`) or the host's network.
+    pub network_per_user: bool,
+}
+
+/// A user's network namespace, as the proxy sees it.
+#[derive(Debug)]
+struct UserNetwork(NetNs);
+
+impl LabNetwork for UserNetwork {
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<tokio::net::TcpStream>> + Send>,
+    > {
+        let ns = self.0.clone();
+        Box::pin(async move { ns.connect(addr, Duration::from_secs(5)).await })
+    }
 }
 
 pub struct Labs {
@@ -70,27 +98,128 @@ pub struct Labs {
     routes: std::sync::RwLock<HashMap<String, LabRoute>>,
     /// The proxy, to end its sessions when a lab stops.
     proxy: std::sync::OnceLock<insitu_proxy::Proxy>,
+    /// Each user's network namespace while they have labs, by user id.
+    networks: Mutex<HashMap<String, Arc<UserNetwork>>>,
+    /// Held while a user's namespace is made or deleted.
+    network_lock: tokio::sync::Mutex<()>,
+    /// Users whose last lab ended, and since when: their namespace is
+    /// deleted after [`NETWORK_LINGER`], unless a new lab uses it first.
+    network_idle: Mutex<HashMap<String, std::time::Instant>>,
+    /// One SAMP hub per user with active labs (see `desktop`).
+    samp: desktop::SampHubs,
 }
 
 impl Labs {
     pub fn new(store: Store, cfg: LabConfigView) -> Arc<Labs> {
         Arc::new(Labs {
             store,
-            cfg,
             procs: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
             gpu_lock: tokio::sync::Mutex::new(()),
             routes: std::sync::RwLock::new(HashMap::new()),
             proxy: std::sync::OnceLock::new(),
+            networks: Mutex::new(HashMap::new()),
+            network_lock: tokio::sync::Mutex::new(()),
+            network_idle: Mutex::new(HashMap::new()),
+            samp: desktop::SampHubs::new(cfg.data_dir.join("samp")),
+            cfg,
         })
+    }
+
+    /// The name of a user's network namespace.
+    fn network_name(user_id: &str) -> String {
+        format!("insitu-{}", user_id.replace('-', ""))
+    }
+
+    /// The user's network namespace, made when missing; `None` when labs
+    /// share the host's network.
+    async fn network_of(&self, user_id: &str) -> Result<Option<Arc<UserNetwork>>, String> {
+        if !self.cfg.network_per_user {
+            return Ok(None);
+        }
+        if let Ok(mut idle) = self.network_idle.lock() {
+            idle.remove(user_id);
+        }
+        if let Some(n) = self
+            .networks
+            .lock()
+            .ok()
+            .and_then(|m| m.get(user_id).cloned())
+        {
+            return Ok(Some(n));
+        }
+        let _guard = self.network_lock.lock().await;
+        let name = Self::network_name(user_id);
+        let ns = tokio::task::spawn_blocking(move || NetNs::ensure(&name))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot make the lab's network: {e}"))?;
+        let net = Arc::new(UserNetwork(ns));
+        if let Ok(mut m) = self.networks.lock() {
+            m.insert(user_id.to_owned(), Arc::clone(&net));
+        }
+        Ok(Some(net))
+    }
+
+    /// Notes that a user's lab ended: once none of their labs is active,
+    /// their namespace goes after [`NETWORK_LINGER`] (a relaunch soon after
+    /// reuses it instead of making a new one).
+    async fn release_network(&self, user_id: &str) {
+        if !self.cfg.network_per_user {
+            return;
+        }
+        if let Ok(mut idle) = self.network_idle.lock() {
+            idle.insert(user_id.to_owned(), std::time::Instant::now());
+        }
+    }
+
+    /// Deletes the namespaces that have lingered long enough.
+    async fn sweep_networks(&self) {
+        let due: Vec<String> = self
+            .network_idle
+            .lock()
+            .map(|idle| {
+                idle.iter()
+                    .filter(|(_, since)| since.elapsed() >= NETWORK_LINGER)
+                    .map(|(u, _)| u.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for user in due {
+            if let Ok(mut idle) = self.network_idle.lock() {
+                idle.remove(&user);
+            }
+            self.delete_network(&user).await;
+        }
+    }
+
+    /// Deletes a user's network namespace if none of their labs is active.
+    async fn delete_network(&self, user_id: &str) {
+        if !self.cfg.network_per_user {
+            return;
+        }
+        let _guard = self.network_lock.lock().await;
+        match self.store.labs_of_user(user_id).await {
+            Ok(labs) if labs.iter().all(|l| !ACTIVE.contains(&l.state.as_str())) => {}
+            _ => return,
+        }
+        if let Ok(mut m) = self.networks.lock() {
+            m.remove(user_id);
+        }
+        let name = Self::network_name(user_id);
+        match tokio::task::spawn_blocking(move || NetNs::delete(&name)).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not delete a user's network"),
+            Err(e) => tracing::warn!(error = %e, "could not delete a user's network"),
+            Ok(Ok(())) => {}
+        }
     }
 
     pub fn set_proxy(&self, proxy: insitu_proxy::Proxy) {
         let _ = self.proxy.set(proxy);
     }
 
-    fn set_route(&self, lab: &LabRecord, state: LabState) {
+    fn set_route(&self, lab: &LabRecord, state: LabState, network: Option<Arc<UserNetwork>>) {
         let Some(port) = lab.port.and_then(|p| u16::try_from(p).ok()) else {
             return;
         };
@@ -100,6 +229,7 @@ impl Labs {
                 lab.id.clone(),
                 LabRoute {
                     upstream,
+                    network: network.map(|n| n as Arc<dyn LabNetwork>),
                     owner: lab.user_id.clone(),
                     state,
                 },
@@ -218,23 +348,17 @@ impl Labs {
         self.cfg.data_dir.join("labs").join(lab_id).join("lab.log")
     }
 
-    /// Records a new lab and starts it in the background.
+    /// Records a new lab and starts it in the background; `file`, checked
+    /// by the caller, is the file to open (a path in the lab).
     pub async fn launch(
         self: &Arc<Self>,
         user_id: &str,
         username: &str,
         spec: &DatalabSpec,
         volumes: Vec<VolumeSpec>,
+        file: Option<String>,
     ) -> Result<LabRecord, ApiFailure> {
-        if spec.kind == DatalabKind::Desktop {
-            return Err(ApiFailure::new(
-                ErrorCode::DatalabNotLaunchable,
-                format!(
-                    "{} is a desktop datalab; desktop labs are not available on this platform yet",
-                    spec.name
-                ),
-            ));
-        }
+        self.check_desktop(spec)?;
         let active = self
             .store
             .labs_of_user(user_id)
@@ -259,6 +383,7 @@ impl Labs {
             datalab: spec.name.to_string(),
             volumes: volumes.iter().map(|v| v.name.to_string()).collect(),
             gpus,
+            file,
             state: "pending".to_owned(),
             reason: None,
             port: None,
@@ -319,6 +444,7 @@ impl Labs {
         volumes: Vec<VolumeSpec>,
     ) {
         if let Err(reason) = self.start(&mut lab, &spec, &username, volumes).await {
+            let reason = self.out_of_memory(&lab.id, &spec).unwrap_or(reason);
             tracing::warn!(lab = %lab.id, reason = %reason, "lab failed to start");
             self.stop_process(&lab.id, Duration::from_millis(500)).await;
             lab.state = "failed".to_owned();
@@ -327,6 +453,7 @@ impl Labs {
             if let Err(e) = self.store.update_lab(&lab).await {
                 tracing::error!(lab = %lab.id, error = %e, "could not record a failed lab");
             }
+            self.release_network(&lab.user_id).await;
         }
     }
 
@@ -345,13 +472,8 @@ impl Labs {
             .map_err(|e| format!("cannot hand the workspace to the lab user: {e}"))?;
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let base_url = format!("/labs/{}/", lab.id);
-        let sandbox = SandboxSpec {
-            command: spec
-                .launch
-                .command
-                .iter()
-                .map(|c| fill(c, port, &base_url, username))
-                .collect(),
+        let mut sandbox = SandboxSpec {
+            command: launch_command(spec, port, &base_url, username, lab.file.as_deref()),
             env: std::iter::once(("PATH".to_owned(), self.path_var()))
                 .chain(
                     (!lab.gpus.is_empty())
@@ -375,13 +497,25 @@ impl Labs {
             hidden: self.cfg.hidden.clone(),
             devices: gpu_devices(&lab.gpus),
             expose: self.exposed(),
+            // The user's namespace, or the host's network: never one of
+            // bubblewrap's own, which the proxy could not reach.
             share_network: true,
             run_as: Some(self.cfg.run_as),
         };
+        let network = self.network_of(&lab.user_id).await?;
+        let netns = network.as_deref().map(|n| &n.0);
+        self.prepare_desktop(&mut sandbox, spec, &lab.user_id, port, &base_url, netns)
+            .await;
         self.step(&lab.id, "sandbox_prepared");
         let log = self.log_path(&lab.id);
-        let process =
-            SandboxProcess::start(&self.cfg.bwrap, &sandbox, &log).map_err(|e| e.to_string())?;
+        let placement = Placement {
+            cgroup: self
+                .cgroups()
+                .map(|c| (c, lab.id.as_str(), self.limits_for(spec))),
+            netns,
+        };
+        let process = SandboxProcess::start_in(&self.cfg.bwrap, &sandbox, &log, placement)
+            .map_err(|e| e.to_string())?;
         lab.state = "starting".to_owned();
         lab.port = Some(i64::from(port));
         lab.pid = Some(i64::from(process.pid));
@@ -393,14 +527,15 @@ impl Labs {
             .update_lab(lab)
             .await
             .map_err(|e| e.to_string())?;
-        self.set_route(lab, LabState::Starting);
+        self.set_route(lab, LabState::Starting, network.clone());
         self.step(&lab.id, "process_started");
         self.step(&lab.id, "waiting_for_readiness");
-        let url = format!(
-            "http://127.0.0.1:{port}{}{}",
+        let path = format!(
+            "{}{}",
             base_url.trim_end_matches('/'),
             spec.launch.readiness_path
         );
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = tokio::time::Instant::now() + self.cfg.start_timeout;
         loop {
             if let Some(code) = self.exited(&lab.id) {
@@ -410,7 +545,7 @@ impl Labs {
                     describe(code)
                 ));
             }
-            if ready(&url).await {
+            if ready(addr, &path, network.as_deref()).await {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -419,7 +554,7 @@ impl Labs {
                     self.cfg.start_timeout.as_secs()
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         lab.state = "running".to_owned();
         lab.started_at = Some(now());
@@ -428,10 +563,36 @@ impl Labs {
             .update_lab(lab)
             .await
             .map_err(|e| e.to_string())?;
-        self.set_route(lab, LabState::Running);
+        self.set_route(lab, LabState::Running, network);
         self.step(&lab.id, "ready");
         tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
         Ok(())
+    }
+
+    /// The limits a datalab's `[resources]` ask for, where they are
+    /// enforced.
+    fn limits_for(&self, spec: &DatalabSpec) -> Limits {
+        Limits {
+            memory_bytes: (spec.resources.memory_bytes > 0).then_some(spec.resources.memory_bytes),
+            cpus: (spec.resources.cpu > 0.0).then_some(spec.resources.cpu),
+            max_pids: (self.cfg.max_processes > 0).then_some(self.cfg.max_processes),
+        }
+    }
+
+    fn cgroups(&self) -> Option<&Cgroups> {
+        matches!(self.cfg.cgroups, Cgroups::V1 { .. } | Cgroups::V2 { .. })
+            .then_some(&self.cfg.cgroups)
+    }
+
+    /// Says so when the kernel killed part of the lab for lack of memory.
+    fn out_of_memory(&self, lab_id: &str, spec: &DatalabSpec) -> Option<String> {
+        let procs = self.procs.lock().ok()?;
+        procs.get(lab_id)?.out_of_memory().then(|| {
+            format!(
+                "the tool used more than its memory limit of {} and was killed",
+                insitu_domain::datalab::format_bytes(spec.resources.memory_bytes)
+            )
+        })
     }
 
     /// `Some(code)` once the lab's process has ended.
@@ -468,7 +629,60 @@ impl Labs {
         lab.reason = Some("stopped by the user".to_owned());
         lab.stopped_at = Some(now());
         self.store.update_lab(&lab).await?;
+        self.release_network(&lab.user_id).await;
         Ok(lab)
+    }
+
+    /// Removes what ended labs of this platform left behind while it was
+    /// down: their control groups (killing any process still in one) and
+    /// the network namespaces of users with no active lab. Groups and
+    /// namespaces this store does not know are another platform's and are
+    /// left alone.
+    async fn prune(&self) -> Result<(), insitu_store::StoreError> {
+        if let Some(cgroups) = self.cgroups()
+            && let Some(base) = cgroups.dirs("").into_iter().next()
+        {
+            let names: Vec<String> = std::fs::read_dir(&base)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.path().is_dir())
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for name in names {
+                let ended = self
+                    .store
+                    .lab(&name)
+                    .await?
+                    .is_some_and(|l| !ACTIVE.contains(&l.state.as_str()));
+                if ended {
+                    let (c, n) = (cgroups.clone(), name.clone());
+                    let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&n)).await;
+                }
+            }
+        }
+        if self.cfg.network_per_user {
+            let names: Vec<String> = std::fs::read_dir(insitu_launcher::netns::NETNS_DIR)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut users: Vec<String> = Vec::new();
+            for lab in self.store.labs_in_states(&["stopped", "failed"]).await? {
+                if !users.contains(&lab.user_id) {
+                    users.push(lab.user_id);
+                }
+            }
+            for user in users {
+                if names.contains(&Self::network_name(&user)) {
+                    self.delete_network(&user).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// After a restart: adopts the processes of labs that were starting or
@@ -480,7 +694,10 @@ impl Labs {
                 (Some(pid), Some(start)) => u32::try_from(pid)
                     .ok()
                     .zip(u64::try_from(start).ok())
-                    .and_then(|(pid, start)| SandboxProcess::adopt(pid, start, &log)),
+                    .and_then(|(pid, start)| {
+                        let cgroup = self.cgroups().map(|c| (c, lab.id.as_str()));
+                        SandboxProcess::adopt_in(pid, start, &log, cgroup)
+                    }),
                 _ => None,
             };
             match adopted {
@@ -490,7 +707,10 @@ impl Labs {
                         procs.insert(lab.id.clone(), p);
                     }
                     self.record_activity(&lab.id);
-                    self.set_route(&lab, LabState::Running);
+                    match self.network_of(&lab.user_id).await {
+                        Ok(network) => self.set_route(&lab, LabState::Running, network),
+                        Err(e) => tracing::warn!(lab = %lab.id, error = %e, "lab network lost"),
+                    }
                 }
                 other => {
                     if let Some(mut p) = other {
@@ -502,15 +722,17 @@ impl Labs {
                     ));
                     lab.stopped_at = Some(now());
                     self.store.update_lab(&lab).await?;
+                    self.release_network(&lab.user_id).await;
                 }
             }
         }
-        Ok(())
+        self.prune().await
     }
 
     /// Marks running labs whose process ended as failed (or stopped when it
     /// exited cleanly). Runs every second.
     pub async fn check_running(&self) -> Result<(), insitu_store::StoreError> {
+        self.sweep_networks().await;
         for mut lab in self.store.labs_in_states(&["running"]).await? {
             if let Some(limit) = self.cfg.idle_timeout
                 && self.idle_for(&lab.id).is_some_and(|idle| idle >= limit)
@@ -525,21 +747,69 @@ impl Labs {
                 ));
                 lab.stopped_at = Some(now());
                 self.store.update_lab(&lab).await?;
+                self.release_network(&lab.user_id).await;
                 tracing::info!(lab = %lab.id, "idle lab stopped");
                 continue;
             }
             if let Some(code) = self.exited(&lab.id) {
-                self.procs.lock().map(|mut p| p.remove(&lab.id)).ok();
+                let process = self.procs.lock().ok().and_then(|mut p| p.remove(&lab.id));
                 self.drop_route(&lab.id);
-                lab.state = if code == Some(0) { "stopped" } else { "failed" }.to_owned();
-                lab.reason = Some(format!("the tool exited ({})", describe(code)));
+                let oom = process.as_ref().is_some_and(SandboxProcess::out_of_memory);
+                if let Some(mut p) = process {
+                    // Ends what is left and removes its control group.
+                    p.stop(Duration::ZERO).await;
+                }
+                lab.state = if code == Some(0) && !oom {
+                    "stopped"
+                } else {
+                    "failed"
+                }
+                .to_owned();
+                lab.reason = Some(if oom {
+                    format!(
+                        "the tool used more than its memory limit and was killed ({})",
+                        describe(code)
+                    )
+                } else {
+                    format!("the tool exited ({})", describe(code))
+                });
                 lab.stopped_at = Some(now());
                 self.store.update_lab(&lab).await?;
+                self.release_network(&lab.user_id).await;
                 tracing::info!(lab = %lab.id, reason = ?lab.reason, "lab ended");
             }
         }
-        Ok(())
+        self.retain_samp_hubs().await
     }
+}
+
+/// The datalab's command with its placeholders filled in, and its file
+/// arguments after it when the lab is launched on `file` (a path in the
+/// lab, checked by the caller). The file goes in last, so nothing in its
+/// name is taken for a placeholder.
+fn launch_command(
+    spec: &DatalabSpec,
+    port: u16,
+    base_url: &str,
+    username: &str,
+    file: Option<&str>,
+) -> Vec<String> {
+    let placeholder = format!("{{{}}}", insitu_domain::datalab::FILE_PLACEHOLDER);
+    let file_arguments = file
+        .map(|f| {
+            spec.launch
+                .file_arguments
+                .iter()
+                .map(move |a| fill(a, port, base_url, username).replace(&placeholder, f))
+        })
+        .into_iter()
+        .flatten();
+    spec.launch
+        .command
+        .iter()
+        .map(|c| fill(c, port, base_url, username))
+        .chain(file_arguments)
+        .collect()
 }
 
 /// Device nodes for the assigned GPUs, plus the driver's shared nodes, where
@@ -575,23 +845,20 @@ fn free_port() -> std::io::Result<u16> {
 
 /// One readiness probe: any answer below 500 that is not 404 means the tool
 /// is serving.
-async fn ready(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
+async fn ready(addr: std::net::SocketAddr, path: &str, network: Option<&UserNetwork>) -> bool {
+    let timeout = Duration::from_millis(500);
+    let connected = match network {
+        Some(n) => n.0.connect(addr, timeout).await,
+        None => match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(c) => c,
+            Err(_) => return false,
+        },
     };
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let Ok(Ok(mut stream)) = tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::net::TcpStream::connect(host),
-    )
-    .await
-    else {
+    let Ok(mut stream) = connected else {
         return false;
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if stream.write_all(req.as_bytes()).await.is_err() {
         return false;
     }
@@ -614,5 +881,31 @@ impl LabDirectory for Labs {
 
     fn record_activity(&self, lab_id: &str) {
         Labs::record_activity(self, lab_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_arguments_follow_the_command_only_with_a_file() {
+        let spec = DatalabSpec::from_toml(
+            "ds9",
+            "title = \"DS9\"\ndescription = \"\"\nversion = \"8\"\nkind = \"desktop\"\n\
+             license = \"MIT\"\n[launch]\ncommand = [\"ds9\", \"-port={port}\"]\n\
+             file_arguments = [\"-title\", \"{file}\", \"{file}\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            launch_command(&spec, 9, "/labs/a/", "ann", None),
+            ["ds9", "-port=9"]
+        );
+        // Placeholders in the file's name stay as they are.
+        let f = "/media/data/v/{port}.fits";
+        assert_eq!(
+            launch_command(&spec, 9, "/labs/a/", "ann", Some(f)),
+            ["ds9", "-port=9", "-title", f, f]
+        );
     }
 }

@@ -359,6 +359,19 @@ struct FileView {
     name: String,
     size: u64,
     dir: bool,
+    /// A FITS file, offered to the datalabs that open files.
+    fits: bool,
+}
+
+/// Whether a file's name says FITS (`.fits`, `.fit`, `.fts`, compressed
+/// or not).
+fn is_fits(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let base = lower
+        .strip_suffix(".gz")
+        .or_else(|| lower.strip_suffix(".fz"))
+        .unwrap_or(&lower);
+    [".fits", ".fit", ".fts"].iter().any(|e| base.ends_with(e))
 }
 
 pub async fn volume(
@@ -382,8 +395,10 @@ pub async fn volume(
                     .take(500)
                     .filter_map(|e| {
                         let m = e.metadata().ok()?;
+                        let name = e.file_name().to_string_lossy().into_owned();
                         Some(FileView {
-                            name: e.file_name().to_string_lossy().into_owned(),
+                            fits: m.is_file() && is_fits(&name),
+                            name,
                             size: m.len(),
                             dir: m.is_dir(),
                         })
@@ -397,13 +412,21 @@ pub async fn volume(
     .await
     .unwrap_or_default();
     let view = volumes::to_wire(v, mine.contains(&name));
+    // The datalabs a FITS file can be opened in, from this page.
+    let openers: Vec<_> = s
+        .catalogue()
+        .datalabs
+        .iter()
+        .filter(|d| d.launch.opens_files())
+        .map(catalogue::to_wire)
+        .collect();
     page(
         &s,
         "volume.html",
         Some(&p),
         "volumes",
         &banner,
-        context! { v => ser(&view), files => ser(&files) },
+        context! { v => ser(&view), files => ser(&files), openers => ser(&openers) },
     )
 }
 
@@ -685,17 +708,27 @@ pub async fn launch(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let volumes: Vec<String> = form_urlencoded::parse(&body)
-        .filter(|(k, _)| k == "volume")
-        .map(|(_, v)| v.into_owned())
-        .collect();
+    let mut volumes = Vec::new();
+    let (mut file, mut back) = (None, None);
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "volume" => volumes.push(v.into_owned()),
+            "file" if !v.trim().is_empty() => file = Some(v.trim().to_owned()),
+            "back" => back = Some(v.into_owned()),
+            _ => {}
+        }
+    }
     let req = insitu_api::LaunchRequest {
         datalab: name.clone(),
         volumes,
+        file,
     };
     match api::do_launch(&s, &p, req).await {
         Ok(lab) => Redirect::to(&format!("/my-labs/{}", lab.id)).into_response(),
-        Err(e) => with_banner(&format!("/datalabs/{name}"), "error", &e.0.message).into_response(),
+        Err(e) => {
+            let target = safe_target(back.as_deref(), &format!("/datalabs/{name}"));
+            with_banner(&target, "error", &e.0.message).into_response()
+        }
     }
 }
 

@@ -301,6 +301,16 @@ pub fn route_table() -> Vec<RouteInfo> {
             || get(api::my_workspace),
         ),
         api_route(
+            "GET",
+            "/api/v1/me/samp",
+            USER,
+            "labs",
+            "What the caller's SAMP hub recorded: clients that registered and the messages and replies between them, oldest first",
+            None,
+            (200, Some(schema::<List<SampRecord>>)),
+            || get(api::my_samp),
+        ),
+        api_route(
             "POST",
             "/api/v1/labs",
             USER,

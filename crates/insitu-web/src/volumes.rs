@@ -1,7 +1,7 @@
 //! The data volume catalogue: volumes defined in the configuration, with
 //! their size counted once at start.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use insitu_api::Volume;
 use insitu_domain::VolumeSpec;
@@ -66,6 +66,81 @@ impl VolumeCatalogue {
     }
 }
 
+/// Checks `file`, a file a lab is to be launched on, against the volumes
+/// the lab will mount (`selected`; `all` is the catalogue, to name a volume
+/// the user forgot to select) and returns its path as the lab will see it.
+/// The path must be absolute, plain (no empty, `.` or `..` components) and
+/// inside one selected volume's mount path; the file must exist in that
+/// volume's source directory and, symbolic links resolved, stay inside it.
+/// Errors are messages for the user.
+pub fn resolve_launch_file(
+    selected: &[VolumeSpec],
+    all: &[VolumeEntry],
+    file: &str,
+) -> Result<String, String> {
+    let path = Path::new(file);
+    if !file.starts_with('/') {
+        return Err(format!(
+            "the file to open must be an absolute path inside a volume's mount path, such as /media/data/<volume>/<file>; {file:?} is not absolute"
+        ));
+    }
+    let plain = file.len() <= 4096
+        && !file.contains('\0')
+        && file[1..]
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if !plain {
+        return Err(format!(
+            "the file to open, {file:?}, must be a plain path: no empty, '.' or '..' components"
+        ));
+    }
+    let inside = |v: &VolumeSpec| -> Option<PathBuf> {
+        let rest = path.strip_prefix(&v.mount_path).ok()?;
+        (rest.components().next().is_some()).then(|| rest.to_path_buf())
+    };
+    let Some((volume, rest)) = selected
+        .iter()
+        .find_map(|v| inside(v).map(|rest| (v, rest)))
+    else {
+        if let Some(v) = all.iter().find(|v| inside(&v.spec).is_some()) {
+            return Err(format!(
+                "{file} is in the volume {}, which is not among the volumes to mount: select it too",
+                v.spec.name
+            ));
+        }
+        let mounts: Vec<String> = selected
+            .iter()
+            .map(|v| v.mount_path.display().to_string())
+            .collect();
+        return Err(if mounts.is_empty() {
+            format!("{file} is not inside a volume to mount: no volume is selected")
+        } else {
+            format!(
+                "{file} is not inside the mount path of a volume to mount ({})",
+                mounts.join(", ")
+            )
+        });
+    };
+    let missing = || format!("there is no file {file} in the volume {}", volume.name);
+    debug_assert!(rest.components().all(|c| matches!(c, Component::Normal(_))));
+    let root = volume.source.canonicalize().map_err(|_| missing())?;
+    let real = volume
+        .source
+        .join(&rest)
+        .canonicalize()
+        .map_err(|_| missing())?;
+    let Ok(within) = real.strip_prefix(&root) else {
+        return Err(format!(
+            "{file} leads outside the volume {} (a symbolic link)",
+            volume.name
+        ));
+    };
+    if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+        return Err(format!("{file} is not a file (a folder?)"));
+    }
+    Ok(volume.mount_path.join(within).display().to_string())
+}
+
 /// Files and bytes below `dir`, not following symbolic links.
 pub fn count_files(dir: &Path) -> (u64, u64) {
     let (mut files, mut bytes) = (0u64, 0u64);
@@ -115,5 +190,79 @@ pub fn to_wire(v: &VolumeEntry, in_my_volumes: bool) -> Volume {
         file_count: v.file_count,
         size_bytes: v.size_bytes,
         in_my_volumes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insitu_domain::volume::VolumeConfig;
+
+    fn volume(name: &str, source: &Path) -> VolumeSpec {
+        VolumeSpec::from_config(VolumeConfig {
+            name: name.to_owned(),
+            title: name.to_owned(),
+            description: String::new(),
+            source: source.to_path_buf(),
+            mount_path: None,
+            zone: None,
+            metadata: Default::default(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn launch_files_must_be_plain_paths_to_files_inside_a_selected_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("x.fits"), "x").unwrap();
+        std::fs::write(a.join("sub/y.fits"), "y").unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink("../secret", a.join("escape")).unwrap();
+        std::os::unix::fs::symlink("sub/y.fits", a.join("alias.fits")).unwrap();
+        let (va, vb) = (volume("vol-a", &a), volume("vol-b", &b));
+        let all: Vec<VolumeEntry> = [&va, &vb]
+            .into_iter()
+            .map(|v| VolumeEntry {
+                spec: v.clone(),
+                file_count: 0,
+                size_bytes: 0,
+            })
+            .collect();
+        let sel = [va.clone()];
+        let ok = |f: &str| resolve_launch_file(&sel, &all, f);
+        assert_eq!(
+            ok("/media/data/vol-a/x.fits").unwrap(),
+            "/media/data/vol-a/x.fits"
+        );
+        assert_eq!(
+            ok("/media/data/vol-a/sub/y.fits").unwrap(),
+            "/media/data/vol-a/sub/y.fits"
+        );
+        // A link inside the volume is followed to where the lab finds it.
+        assert_eq!(
+            ok("/media/data/vol-a/alias.fits").unwrap(),
+            "/media/data/vol-a/sub/y.fits"
+        );
+        for (f, says) in [
+            ("media/data/vol-a/x.fits", "not absolute"),
+            ("/media/data/vol-a/../vol-a/x.fits", "plain path"),
+            ("/media/data/vol-a//x.fits", "plain path"),
+            ("/media/data/vol-a/./x.fits", "plain path"),
+            ("/media/data/vol-a/x.fits/", "plain path"),
+            ("/media/data/vol-a", "not inside the mount path"),
+            ("/etc/passwd", "not inside the mount path"),
+            ("/media/data/vol-b/x.fits", "not among the volumes to mount"),
+            ("/media/data/vol-a/nope.fits", "there is no file"),
+            ("/media/data/vol-a/escape", "outside the volume"),
+            ("/media/data/vol-a/sub", "not a file"),
+        ] {
+            let e = ok(f).unwrap_err();
+            assert!(e.contains(says), "{f}: {e}");
+        }
+        let e = resolve_launch_file(&[], &all, "/srv/x.fits").unwrap_err();
+        assert!(e.contains("no volume is selected"), "{e}");
     }
 }

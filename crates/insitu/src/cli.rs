@@ -69,6 +69,14 @@ enum Command {
     Config(ConfigCommand),
     /// Print the table of API error codes (Markdown).
     Errors,
+    /// Run and validate CWL pipelines: `insitu cwl run [--outdir DIR]
+    /// [--quiet] [--parallel N] [--provenance DIR] tool.cwl[#id] [job]`,
+    /// `insitu cwl validate FILE` (the cwl-runner convention).
+    #[command(disable_help_flag = true)]
+    Cwl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +151,11 @@ enum LabsCommand {
         /// Data volume to mount read-only (repeatable).
         #[arg(long = "volume")]
         volumes: Vec<String>,
+        /// A file to open, as the lab sees it: inside the mount path of a
+        /// volume given with --volume (e.g. /media/data/deep-fields/x.fits);
+        /// for datalabs that open files.
+        #[arg(long)]
+        file: Option<String>,
         /// Wait until the lab runs (or fails), showing each step.
         #[arg(long)]
         wait: bool,
@@ -171,6 +184,12 @@ enum ConfigCommand {
 }
 
 pub fn main() -> ExitCode {
+    // `insitu cwl …` hands every argument to the CWL engine untouched
+    // (cwltest passes cwltool's flags), so it is dispatched before parsing.
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == "cwl") {
+        return crate::cwl::exec(argv.collect());
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -250,6 +269,12 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         let venv = std::path::Path::new(".venv/bin");
         if venv.join("jupyter-lab").exists() && config.labs.tool_path.is_empty() {
             config.labs.tool_path.push(std::fs::canonicalize(venv)?);
+        }
+        // Every lab on an origin of its own: browsers resolve any name
+        // under .localhost to this machine.
+        let proxy = config.proxy.listen;
+        if config.proxy.public_url.is_none() && proxy.ip().is_loopback() && proxy.port() != 0 {
+            config.proxy.public_url = Some(format!("http://{{lab}}.localhost:{}", proxy.port()));
         }
     }
     let data_dir = config.data_dir.clone();
@@ -388,6 +413,9 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
                 insitu_domain::datalab::format_bytes(d.resources.memory_bytes),
                 d.resources.gpu
             );
+            if d.opens_files {
+                println!("opens files: launch with --volume <v> --file /media/data/<v>/<file>");
+            }
             println!("{}", d.description);
             Ok(())
         }
@@ -484,9 +512,11 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             Ok(())
         }
         Command::Labs(cmd) => labs_command(cmd).await,
-        Command::Serve { .. } | Command::Demo { .. } | Command::Config(_) | Command::Errors => {
-            Ok(())
-        }
+        Command::Serve { .. }
+        | Command::Demo { .. }
+        | Command::Config(_)
+        | Command::Errors
+        | Command::Cwl { .. } => Ok(()),
     }
 }
 
@@ -635,12 +665,16 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
         LabsCommand::Launch {
             datalab,
             volumes,
+            file,
             wait,
             open,
             json,
         } => {
             let wait = wait || open;
-            let body = serde_json::json!({"datalab": datalab, "volumes": volumes});
+            let mut body = serde_json::json!({"datalab": datalab, "volumes": volumes});
+            if let Some(file) = file {
+                body["file"] = file.into();
+            }
             let mut lab: Lab = c.call(Method::POST, "/api/v1/labs", Some(&body)).await?;
             if wait {
                 lab = follow(&c, lab, !json).await?;

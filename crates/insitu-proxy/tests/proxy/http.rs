@@ -401,3 +401,56 @@ async fn proxied_requests_record_activity_at_most_once_a_second() {
     rig.get("/labs/lab-1/", &cookie_header(&cookie)).await;
     assert_eq!(rig.directory.activity(LAB), reported + 1);
 }
+
+/// A stand-in for a network namespace: the lab's address means nothing on
+/// the proxy's own network, and the network maps it to where the lab is.
+#[derive(Debug)]
+struct Elsewhere {
+    real: std::net::SocketAddr,
+    connects: std::sync::atomic::AtomicUsize,
+}
+
+impl insitu_proxy::LabNetwork for Elsewhere {
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<tokio::net::TcpStream>> + Send>,
+    > {
+        assert_eq!(addr.port(), 1, "the lab's own address is asked for");
+        self.connects
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let real = self.real;
+        Box::pin(async move { tokio::net::TcpStream::connect(real).await })
+    }
+}
+
+#[tokio::test]
+async fn labs_in_a_network_of_their_own_are_reached_through_it() {
+    let rig = Rig::start().await;
+    let network = std::sync::Arc::new(Elsewhere {
+        real: rig.upstream.addr,
+        connects: Default::default(),
+    });
+    let inside: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    rig.directory.set_network(LAB, inside, network.clone());
+    let cookie = rig.sign_in(LAB, OWNER).await;
+    for _ in 0..5 {
+        let reply = rig
+            .get("/labs/lab-1/echo?x=1", &cookie_header(&cookie))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    assert_eq!(
+        network.connects.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one pooled connection, opened through the lab's network"
+    );
+    // Another lab with the same address on the proxy's own network is not
+    // confused with it: it is unreachable there.
+    rig.directory.set("lab-2", inside, OWNER, LabState::Running);
+    let cookie2 = rig.sign_in("lab-2", OWNER).await;
+    rig.get("/labs/lab-2/", &cookie_header(&cookie2))
+        .await
+        .assert_page(StatusCode::BAD_GATEWAY, "lab_upstream_unreachable");
+}

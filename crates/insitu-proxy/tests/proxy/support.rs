@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use insitu_proxy::{LabDirectory, LabRoute, LabState, Proxy, ProxyConfig};
+use insitu_proxy::{LabDirectory, LabNetwork, LabRoute, LabState, Proxy, ProxyConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
@@ -43,8 +43,22 @@ impl Directory {
             lab_id.to_owned(),
             LabRoute {
                 upstream,
+                network: None,
                 owner: owner.to_owned(),
                 state,
+            },
+        );
+    }
+
+    /// Puts a lab in a network of its own: the proxy must go through it.
+    pub fn set_network(&self, lab_id: &str, upstream: SocketAddr, network: Arc<dyn LabNetwork>) {
+        self.labs.lock().unwrap().insert(
+            lab_id.to_owned(),
+            LabRoute {
+                upstream,
+                network: Some(network),
+                owner: OWNER.to_owned(),
+                state: LabState::Running,
             },
         );
     }

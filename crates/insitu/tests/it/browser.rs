@@ -17,7 +17,7 @@ use crate::harness::*;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-struct Driver {
+pub(crate) struct Driver {
     process: Child,
     http: reqwest::Client,
     session: String,
@@ -34,7 +34,7 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    async fn start() -> Option<Driver> {
+    pub(crate) async fn start() -> Option<Driver> {
         let (driver, chromium) = (
             Path::new("/usr/bin/chromedriver"),
             Path::new("/usr/bin/chromium"),
@@ -98,7 +98,7 @@ impl Driver {
         })
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    pub(crate) async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.session));
@@ -110,12 +110,12 @@ impl Driver {
         r["value"].clone()
     }
 
-    async fn go(&self, url: &str) {
+    pub(crate) async fn go(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", json!({"url": url}))
             .await;
     }
 
-    async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         for _ in 0..50 {
             let r: Value = self
                 .http
@@ -135,7 +135,7 @@ impl Driver {
         panic!("no element {css}");
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let el = self.find(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -145,7 +145,7 @@ impl Driver {
         .await;
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -161,7 +161,7 @@ impl Driver {
         .await;
     }
 
-    async fn script(&self, js: &str) -> Value {
+    pub(crate) async fn script(&self, js: &str) -> Value {
         self.cmd(
             reqwest::Method::POST,
             "/execute/sync",
@@ -170,7 +170,7 @@ impl Driver {
         .await
     }
 
-    async fn wait_for(&self, js_condition: &str) {
+    pub(crate) async fn wait_for(&self, js_condition: &str) {
         for _ in 0..50 {
             if self.script(&format!("return !!({js_condition});")).await == Value::Bool(true) {
                 return;
@@ -191,7 +191,7 @@ impl Driver {
             .collect()
     }
 
-    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let b64 = self
             .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
             .await;
@@ -255,6 +255,7 @@ async fn a_scientist_logs_in_filters_the_catalogue_and_adds_a_volume() {
             "fv",
             "gpuapp",
             "jupyterlab",
+            "memhog",
             "qfitsview",
             "testapp",
             "topcat"
@@ -312,7 +313,12 @@ async fn a_scientist_launches_jupyterlab_from_the_catalogue_and_sees_it_through_
     let Some(d) = Driver::start().await else {
         return;
     };
-    let app = spawn_app().await;
+    // Every lab on an origin of its own, as the demo serves them.
+    let app = spawn_with(Options {
+        per_lab_origins: true,
+        ..Options::default()
+    })
+    .await;
     app.user_with_role("vera", "user").await;
     d.go(&app.u("/login")).await;
     d.type_into("#username", "vera").await;
@@ -354,6 +360,13 @@ async fn a_scientist_launches_jupyterlab_from_the_catalogue_and_sees_it_through_
             .unwrap()
             .ends_with(&app.url[7..]),
         "served by the proxy's origin"
+    );
+    let host = d.script("return location.hostname;").await;
+    let host = host.as_str().unwrap();
+    let lab_id = host.strip_suffix(".localhost").unwrap_or_default();
+    assert!(
+        !lab_id.is_empty() && open.as_str().unwrap().contains(&format!("/{lab_id}/")),
+        "the lab's own origin, named after it: {host}"
     );
     // JupyterLab's own UI renders: its launcher and file browser.
     for _ in 0..300 {

@@ -235,3 +235,86 @@ async fn labs_launch_wait_logs_and_stop() {
     let (code, _, _) = cli.run_async(&["labs", "stop", "nope"], None).await;
     assert_eq!(code, 5);
 }
+
+/// `insitu cwl` hands over to the CWL engine: the output object on stdout,
+/// the engine's exit codes (33: unsupported), validation messages.
+#[test]
+fn cwl_pipelines_run_through_insitu() {
+    let bin = env!("CARGO_BIN_EXE_insitu");
+    let probe = Command::new(bin)
+        .args(["cwl", "validate", "/nonexistent.cwl"])
+        .output()
+        .unwrap();
+    let missing = String::from_utf8_lossy(&probe.stderr).contains("is not installed");
+    if missing {
+        assert!(
+            std::env::var("INSITU_REQUIRE_CWL").as_deref() != Ok("1"),
+            "the CWL engine is required but not built"
+        );
+        eprintln!("skipping: the CWL engine is not built");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tool = dir.path().join("count.cwl");
+    std::fs::write(
+        &tool,
+        "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [wc, -c]\n\
+         inputs:\n  text: {type: File, inputBinding: {position: 1}}\n\
+         stdout: count.txt\noutputs:\n  count: {type: stdout}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("in.txt"), "twelve bytes").unwrap();
+    let job = dir.path().join("job.yml");
+    std::fs::write(&job, "text: {class: File, path: in.txt}\n").unwrap();
+    let out = dir.path().join("out");
+    let run = Command::new(bin)
+        .args(["cwl", "run", "--quiet", "--outdir"])
+        .arg(&out)
+        .arg(&tool)
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let result: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(result["count"]["basename"], "count.txt");
+    let counted = std::fs::read_to_string(out.join("count.txt")).unwrap();
+    assert!(counted.trim_start().starts_with("12 "), "{counted}");
+
+    let bad = dir.path().join("bad.cwl");
+    std::fs::write(
+        &bad,
+        "cwlVersion: v1.2\nclass: CommandLineTool\ninputz: []\noutputs: []\n",
+    )
+    .unwrap();
+    let v = Command::new(bin)
+        .args(["cwl", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!v.status.success());
+    assert!(
+        String::from_utf8_lossy(&v.stderr).contains("inputz"),
+        "names the unknown field"
+    );
+
+    let op = dir.path().join("op.cwl");
+    std::fs::write(
+        &op,
+        "cwlVersion: v1.2\nclass: Operation\ninputs: []\noutputs: []\n",
+    )
+    .unwrap();
+    let u = Command::new(bin)
+        .args(["cwl", "run"])
+        .arg(&op)
+        .output()
+        .unwrap();
+    assert_eq!(
+        u.status.code(),
+        Some(33),
+        "unsupported is 33, as cwl-runners say"
+    );
+}

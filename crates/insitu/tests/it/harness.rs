@@ -66,6 +66,8 @@ pub struct Options {
     pub idle_timeout: &'static str,
     pub lab_idle_timeout: &'static str,
     pub gpus: Vec<String>,
+    /// Serve every lab from an origin of its own, `http://<lab>.localhost:P`.
+    pub per_lab_origins: bool,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             idle_timeout: "2h",
             lab_idle_timeout: "0s",
             gpus: Vec::new(),
+            per_lab_origins: false,
         }
     }
 }
@@ -129,6 +132,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         license = \"MIT\"\n[launch]\n\
         command = [\"sh\", \"-c\", \"echo starting up; echo 'fatal: no licence server' >&2; exit 3\"]\n";
     std::fs::write(catalogue.join("crashes.toml"), crashes).unwrap();
+    let memhog = "title = \"Memory hog\"\ndescription = \"Wants more than its limit\"\nversion = \"1\"\n\
+        kind = \"web\"\nlicense = \"MIT\"\n[launch]\n\
+        command = [\"python3\", \"-c\", \"print('allocating', flush=True); b = bytearray(512 << 20); print('allocated')\"]\n\
+        [resources]\nmemory = \"96MiB\"\ncpu = 0.5\n";
+    std::fs::write(catalogue.join("memhog.toml"), memhog).unwrap();
     let volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
     let database_url = match opts.db {
         Db::Sqlite => None,
@@ -153,6 +161,15 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
     config.proxy.listen = "127.0.0.1:0".parse().unwrap();
+    if opts.per_lab_origins {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        config.proxy.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.proxy.public_url = Some(format!("http://{{lab}}.localhost:{port}"));
+    }
     // The test tool and JupyterLab live in the checkout, wherever it is.
     config.labs.expose = vec![repo_root()];
     config.labs.idle_timeout = Some(opts.lab_idle_timeout.to_owned());

@@ -26,12 +26,12 @@ fn jupyter_available() -> bool {
 }
 
 /// A browser session on the platform that has opened a lab on the proxy.
-struct Opened {
+pub(crate) struct Opened {
     client: reqwest::Client,
     xsrf: std::sync::Mutex<Option<String>>,
     /// `http://proxy/labs/<id>/`
-    base: String,
-    cookie: String,
+    pub(crate) base: String,
+    pub(crate) cookie: String,
 }
 
 async fn launch_and_open(app: &TestApp, user: &str, token: &str) -> (String, Opened) {
@@ -58,7 +58,7 @@ async fn launch_and_open(app: &TestApp, user: &str, token: &str) -> (String, Ope
     (id.clone(), open(app, user, &id).await)
 }
 
-async fn open(app: &TestApp, user: &str, id: &str) -> Opened {
+pub(crate) async fn open(app: &TestApp, user: &str, id: &str) -> Opened {
     let s = app.login(user, PASSWORD).await;
     let r = s
         .client
@@ -133,7 +133,7 @@ impl Opened {
 
     /// Runs code in a new kernel over the proxied WebSocket; returns stdout
     /// and the error name, if any.
-    async fn run(&self, code: &str) -> (String, Option<String>) {
+    pub(crate) async fn run(&self, code: &str) -> (String, Option<String>) {
         let (status, kernel) = self
             .api(
                 reqwest::Method::POST,

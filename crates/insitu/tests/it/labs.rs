@@ -245,11 +245,6 @@ async fn quota_privacy_and_refusals() {
     let (_, theirs) = get_json(&plain(), &app.u("/api/v1/labs"), &other).await;
     assert!(theirs["items"].as_array().unwrap().is_empty());
 
-    let (status, body) = launch(&app, &other, "ds9", &[]).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (409, Some("datalab_not_launchable"))
-    );
     let (status, body) = launch(&app, &other, "nope", &[]).await;
     assert_eq!(
         (status, body["code"].as_str()),

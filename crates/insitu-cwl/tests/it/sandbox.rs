@@ -1,0 +1,113 @@
+//! Every CommandLineTool runs in a bubblewrap sandbox by default: inputs
+//! read-only, output and temporary directories writable, the host
+//! read-only, own pid namespace, no network unless `NetworkAccess`.
+
+use super::{Scratch, bwrap_works};
+
+const PROBE: &str = "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  ShellCommandRequirement: {}
+  NetworkAccess: {networkAccess: $(inputs.net)}
+  InlineJavascriptRequirement: {}
+inputs:
+  f: File
+  net: boolean
+arguments:
+  - shellQuote: false
+    valueFrom: >-
+      cat $(inputs.f.path);
+      (echo changed > $(inputs.f.path)) 2>/dev/null || echo INPUT_READ_ONLY;
+      touch /usr/insitu-probe 2>/dev/null || echo HOST_READ_ONLY;
+      echo x > $HOME/made-here && echo OUT_WRITABLE;
+      echo y > $TMPDIR/t && echo TMP_WRITABLE;
+      echo procs=`ls /proc | grep -c '^[0-9]'`;
+      echo ifaces=`grep -c : /proc/net/dev`
+outputs:
+  log: stdout
+  made: {type: File, outputBinding: {glob: made-here}}
+stdout: log.txt
+";
+
+fn run(s: &Scratch, extra: &[&str], net: bool) -> String {
+    s.file("in.txt", "original\n");
+    s.file(
+        "job.json",
+        &format!(r#"{{"f": {{"class": "File", "path": "in.txt"}}, "net": {net}}}"#),
+    );
+    let mut args = extra.to_vec();
+    args.extend(["--quiet", "probe.cwl", "job.json"]);
+    let r = s.run(&args);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let out = r.json();
+    assert_eq!(out["made"]["basename"], "made-here");
+    std::fs::read_to_string(out["log"]["path"].as_str().unwrap()).unwrap()
+}
+
+fn count(log: &str, key: &str) -> u32 {
+    log.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {log}"))
+}
+
+#[test]
+fn tools_run_confined() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Scratch::new();
+    s.file("probe.cwl", PROBE);
+    let log = run(&s, &["--require-sandbox"], false);
+    assert!(log.starts_with("original\n"), "{log}");
+    for want in [
+        "INPUT_READ_ONLY",
+        "HOST_READ_ONLY",
+        "OUT_WRITABLE",
+        "TMP_WRITABLE",
+    ] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+    assert!(count(&log, "procs=") <= 5, "own pid namespace: {log}");
+    assert_eq!(count(&log, "ifaces="), 1, "loopback only: {log}");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("in.txt")).unwrap(),
+        "original\n"
+    );
+}
+
+#[test]
+fn network_access_shares_the_network() {
+    if !bwrap_works() {
+        return;
+    }
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(':'))
+        .count() as u32;
+    let s = Scratch::new();
+    s.file("probe.cwl", PROBE);
+    let log = run(&s, &["--require-sandbox"], true);
+    assert_eq!(count(&log, "ifaces="), host_ifaces, "{log}");
+}
+
+#[test]
+fn no_sandbox_runs_plain_processes() {
+    let s = Scratch::new();
+    s.file(
+        "procs.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+requirements: {ShellCommandRequirement: {}}
+inputs: []
+arguments:
+  - {shellQuote: false, valueFrom: \"echo procs=`ls /proc | grep -c '^[0-9]'`\"}
+outputs: {log: stdout}
+",
+    );
+    let r = s.run(&["--no-sandbox", "--quiet", "procs.cwl"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let log = std::fs::read_to_string(r.json()["log"]["path"].as_str().unwrap()).unwrap();
+    assert!(count(&log, "procs=") > 5, "host processes visible: {log}");
+}

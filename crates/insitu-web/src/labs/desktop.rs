@@ -1,0 +1,374 @@
+//! Desktop labs: X11 programs (TOPCAT, Aladin, DS9, fv, QFitsView) shown in
+//! the browser, and the per-user SAMP hub that lets a user's tools talk.
+//!
+//! A desktop lab's sandbox runs [`SESSION_SCRIPT`] with bash: a virtual X
+//! display with a VNC server (TigerVNC's `Xvnc`, which also does remote
+//! resize and the clipboard) listening only on a unix socket in the
+//! sandbox's private `/tmp`, a small window manager, the program, and then
+//! the VNC-over-WebSocket bridge (`websockify`) on the lab's loopback port,
+//! serving the noVNC client under the lab's base URL. The lab proxy relays
+//! it like any web lab: the proxy's per-lab cookie is the only credential,
+//! the VNC server has none and no URL carries one. The bridge also serves
+//! `insitu-windows.txt`, the program's windows and titles as the X server
+//! reports them. The program keeps running while no browser is connected;
+//! reconnecting shows the same display.
+//!
+//! [`SampHubs`] keeps one SAMP hub (astropy's, with [`SAMP_HUB_SCRIPT`]
+//! recording clients and messages) per user with active labs, in a sandbox
+//! made like the user's labs: its lockfile is `~/.samp` in the user's
+//! workspace, so all of the user's labs find it and nobody else's does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use insitu_api::{ErrorCode, SampRecord};
+use insitu_domain::{DatalabKind, DatalabSpec};
+use insitu_launcher::{NetNs, Placement, SandboxProcess, SandboxSpec};
+
+use super::{ACTIVE, Labs};
+use crate::error::ApiFailure;
+
+/// The desktop session, run by `bash -c` inside the lab's sandbox.
+pub const SESSION_SCRIPT: &str = include_str!("desktop/session.sh");
+
+/// The SAMP hub, run by the virtualenv's `python3 -c`.
+pub const SAMP_HUB_SCRIPT: &str = include_str!("desktop/samp_hub.py");
+
+/// Screen size before the browser asks for its own (noVNC's remote resize).
+pub const DEFAULT_GEOMETRY: &str = "1280x800";
+
+/// The sandbox command of a desktop lab: the session script wrapping the
+/// datalab's (filled-in) command, which holds the file to open, if any.
+pub fn session_command(title: &str, port: u16, base_url: &str, program: &[String]) -> Vec<String> {
+    let mut cmd: Vec<String> = vec![
+        "bash".into(),
+        "-c".into(),
+        SESSION_SCRIPT.into(),
+        "insitu-desktop".into(),
+        port.to_string(),
+        base_url.into(),
+        DEFAULT_GEOMETRY.into(),
+        title.into(),
+        "--".into(),
+    ];
+    cmd.extend(program.iter().cloned());
+    cmd
+}
+
+/// What a desktop session needs from the host besides the program.
+const SESSION_NEEDS: [(&str, &str); 4] = [
+    ("/usr/bin/Xvnc", "tigervnc-standalone-server"),
+    ("/usr/bin/websockify", "websockify"),
+    ("/usr/share/novnc/vnc.html", "novnc"),
+    ("/usr/bin/xprop", "x11-utils"),
+];
+
+impl Labs {
+    /// Refuses, in the request, a desktop launch this machine cannot start:
+    /// the session's programs or the datalab's own are not installed.
+    pub(super) fn check_desktop(&self, spec: &DatalabSpec) -> Result<(), ApiFailure> {
+        if spec.kind != DatalabKind::Desktop {
+            return Ok(());
+        }
+        let mut missing: Vec<String> = SESSION_NEEDS
+            .iter()
+            .filter(|(path, _)| !Path::new(path).exists())
+            .map(|(path, package)| format!("{path} (Debian package {package})"))
+            .collect();
+        if let Some(program) = spec.launch.command.first()
+            && !program.contains('{')
+            && find_program(program, &self.path_var()).is_none()
+        {
+            missing.push(program.clone());
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ApiFailure::new(
+            ErrorCode::DatalabNotLaunchable,
+            format!(
+                "{} is a desktop datalab, and this machine lacks {}",
+                spec.name,
+                missing.join(", ")
+            ),
+        ))
+    }
+
+    /// The sandbox of a lab about to start: a desktop datalab's program
+    /// goes inside the desktop session; every lab gets the user's SAMP hub,
+    /// in the user's network namespace `netns` where labs have one.
+    pub(super) async fn prepare_desktop(
+        &self,
+        sandbox: &mut SandboxSpec,
+        spec: &DatalabSpec,
+        user_id: &str,
+        port: u16,
+        base_url: &str,
+        netns: Option<&NetNs>,
+    ) {
+        if spec.kind == DatalabKind::Desktop {
+            sandbox.command = session_command(&spec.title, port, base_url, &sandbox.command);
+        }
+        // SAMP clients find the hub through its lockfile in the workspace;
+        // Java tools (TOPCAT, Aladin) take their home from the account
+        // database, not from HOME, unless told.
+        let home = insitu_launcher::HOME_PATH;
+        for (k, v) in [
+            ("SAMP_HUB", format!("std-lockurl:file://{home}/.samp")),
+            ("JAVA_TOOL_OPTIONS", format!("-Duser.home={home}")),
+        ] {
+            if !sandbox.env.iter().any(|(e, _)| e == k) {
+                sandbox.env.push((k.to_owned(), v));
+            }
+        }
+        self.samp
+            .ensure(&self.cfg.bwrap, sandbox, user_id, netns)
+            .await;
+    }
+
+    /// Stops the SAMP hubs of users who have no active lab left.
+    pub(super) async fn retain_samp_hubs(&self) -> Result<(), insitu_store::StoreError> {
+        if !self.samp.any() {
+            return Ok(());
+        }
+        let mut users: Vec<String> = self
+            .store
+            .labs_in_states(&ACTIVE)
+            .await?
+            .into_iter()
+            .map(|l| l.user_id)
+            .collect();
+        users.dedup();
+        self.samp.retain(&users).await;
+        Ok(())
+    }
+
+    /// What the user's SAMP hub recorded.
+    pub fn samp_records(&self, user_id: &str) -> Vec<SampRecord> {
+        self.samp.records(user_id)
+    }
+}
+
+fn find_program(program: &str, path: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).exists().then(|| PathBuf::from(program));
+    }
+    path.split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.exists())
+}
+
+const RECORD_PREFIX: &str = "samp-record ";
+
+/// Per-user SAMP hubs, started with a user's first lab and stopped when the
+/// user has none left active. A hub outlives a platform restart like labs
+/// do: its pid is kept beside its log and it is adopted again.
+pub struct SampHubs {
+    dir: PathBuf,
+    hubs: Mutex<HashMap<String, SandboxProcess>>,
+    /// Held while a hub is checked and started, so two labs starting at
+    /// once never start two hubs for one user.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl SampHubs {
+    /// Hubs keep their logs and pid files under `dir/<user id>/`.
+    pub fn new(dir: PathBuf) -> SampHubs {
+        SampHubs {
+            dir,
+            hubs: Mutex::new(HashMap::new()),
+            starting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn log_path(&self, user_id: &str) -> PathBuf {
+        self.dir.join(user_id).join("hub.log")
+    }
+
+    fn pid_path(&self, user_id: &str) -> PathBuf {
+        self.dir.join(user_id).join("hub.pid")
+    }
+
+    /// Makes sure the user has a running hub in the network `netns` (the
+    /// user's namespace; `None` for the host's). `lab` is the sandbox of the
+    /// lab being started: the hub gets the same workspace, network and
+    /// user, none of its volumes or devices, and the hub's program. A hub
+    /// left in another namespace (the user's labs all stopped and a new
+    /// namespace was made) is replaced. Failures are logged, not returned:
+    /// labs work without SAMP.
+    pub async fn ensure(
+        &self,
+        bwrap: &Path,
+        lab: &SandboxSpec,
+        user_id: &str,
+        netns: Option<&NetNs>,
+    ) {
+        let _starting = self.starting.lock().await;
+        let log = self.log_path(user_id);
+        let stale = {
+            let Ok(mut hubs) = self.hubs.lock() else {
+                return;
+            };
+            let mut current = match hubs.remove(user_id) {
+                Some(p) => Some(p),
+                None => self.adopt(user_id, &log),
+            };
+            let alive = current.as_mut().is_some_and(|p| {
+                p.status() == insitu_launcher::ExitStatus::Running && in_network(p.pid, netns)
+            });
+            match current {
+                Some(p) if alive => {
+                    hubs.insert(user_id.to_owned(), p);
+                    return;
+                }
+                other => other,
+            }
+        };
+        if let Some(mut p) = stale {
+            p.stop(Duration::from_secs(2)).await;
+        }
+        let spec = SandboxSpec {
+            command: vec![
+                "python3".into(),
+                "-W".into(),
+                "ignore::DeprecationWarning".into(),
+                "-c".into(),
+                SAMP_HUB_SCRIPT.into(),
+            ],
+            env: lab
+                .env
+                .iter()
+                .filter(|(k, _)| k == "PATH")
+                .cloned()
+                .collect(),
+            volumes: Vec::new(),
+            devices: Vec::new(),
+            ..lab.clone()
+        };
+        let placement = Placement {
+            cgroup: None,
+            netns,
+        };
+        match SandboxProcess::start_in(bwrap, &spec, &log, placement) {
+            Ok(p) => {
+                tracing::info!(user = user_id, pid = p.pid, "SAMP hub started");
+                let _ = std::fs::write(
+                    self.pid_path(user_id),
+                    format!("{} {}\n", p.pid, p.start_ticks),
+                );
+                if let Ok(mut hubs) = self.hubs.lock() {
+                    hubs.insert(user_id.to_owned(), p);
+                }
+            }
+            Err(e) => tracing::warn!(user = user_id, error = %e, "cannot start the SAMP hub"),
+        }
+    }
+
+    fn adopt(&self, user_id: &str, log: &Path) -> Option<SandboxProcess> {
+        let text = std::fs::read_to_string(self.pid_path(user_id)).ok()?;
+        let mut it = text.split_whitespace();
+        let pid = it.next()?.parse().ok()?;
+        let start = it.next()?.parse().ok()?;
+        SandboxProcess::adopt(pid, start, log)
+    }
+
+    /// Whether any hub is known (so the caller can skip looking for users).
+    pub fn any(&self) -> bool {
+        self.hubs.lock().is_ok_and(|h| !h.is_empty())
+    }
+
+    /// Stops the hubs of users not in `keep`.
+    pub async fn retain(&self, keep: &[String]) {
+        let stale: Vec<(String, SandboxProcess)> = match self.hubs.lock() {
+            Ok(mut hubs) => {
+                let names: Vec<String> =
+                    hubs.keys().filter(|u| !keep.contains(u)).cloned().collect();
+                names
+                    .into_iter()
+                    .filter_map(|u| hubs.remove(&u).map(|p| (u, p)))
+                    .collect()
+            }
+            Err(_) => return,
+        };
+        for (user, mut p) in stale {
+            p.stop(Duration::from_secs(3)).await;
+            let _ = std::fs::remove_file(self.pid_path(&user));
+            tracing::info!(user = %user, "SAMP hub stopped: no active lab left");
+        }
+    }
+
+    /// What the user's hub recorded, oldest first (the whole log, across
+    /// the hubs the user had).
+    pub fn records(&self, user_id: &str) -> Vec<SampRecord> {
+        parse_records(&std::fs::read_to_string(self.log_path(user_id)).unwrap_or_default())
+    }
+}
+
+/// Whether process `pid` is in the network namespace `netns` (the host's
+/// when `None`).
+fn in_network(pid: u32, netns: Option<&NetNs>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
+    let wanted = match netns {
+        Some(ns) => std::fs::metadata(ns.path()).map(|m| m.ino()),
+        None => std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()),
+    };
+    matches!((theirs, wanted), (Ok(a), Ok(b)) if a == b)
+}
+
+fn parse_records(log: &str) -> Vec<SampRecord> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix(RECORD_PREFIX))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_wraps_the_program_and_its_arguments() {
+        let cmd = session_command(
+            "DS9",
+            8123,
+            "/labs/ab/",
+            &[
+                "ds9".into(),
+                "-samp".into(),
+                "/media/data/deep/x.fits".into(),
+            ],
+        );
+        assert_eq!(cmd[0..2], ["bash", "-c"]);
+        assert_eq!(
+            cmd[3..],
+            [
+                "insitu-desktop",
+                "8123",
+                "/labs/ab/",
+                DEFAULT_GEOMETRY,
+                "DS9",
+                "--",
+                "ds9",
+                "-samp",
+                "/media/data/deep/x.fits"
+            ]
+        );
+        assert!(cmd[2].contains("websockify"));
+    }
+
+    #[test]
+    fn records_are_read_from_the_hub_log() {
+        let log = "INFO: Hub started\n\
+            samp-record {\"at\": 1.5, \"event\": \"metadata\", \"client\": \"cli#1\", \"name\": \"topcat\"}\n\
+            samp-record {\"at\": 2.0, \"event\": \"message\", \"kind\": \"call\", \"sender\": \"cli#2\", \"recipient\": \"cli#1\", \"mtype\": \"table.load.votable\", \"params\": {\"url\": \"file:///t.vot\"}}\n\
+            samp-record not json\n";
+        let r = parse_records(log);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].name.as_deref(), Some("topcat"));
+        assert_eq!(r[1].mtype.as_deref(), Some("table.load.votable"));
+        assert_eq!(r[1].params.as_ref().unwrap()["url"], "file:///t.vot");
+    }
+}

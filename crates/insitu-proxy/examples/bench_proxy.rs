@@ -24,34 +24,20 @@ impl LabDirectory for One {
     fn record_activity(&self, _: &str) {}
 }
 
-fn main() {
-    // BENCH_PROXY_THREADS=1 runs the proxy on one thread (as nginx's one
-    // worker); default: tokio's multi-threaded runtime, as in `insitu serve`.
-    let threads: usize = std::env::var("BENCH_PROXY_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b
-    }
-    .enable_all()
-    .build()
-    .unwrap();
-    runtime.block_on(run());
-}
-
-async fn run() {
+#[tokio::main]
+async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let upstream: SocketAddr = args[1].parse().unwrap();
     let listen: SocketAddr = args[2].parse().unwrap();
     let mut cfg = ProxyConfig::new("http://127.0.0.1/");
     cfg.cookie_secure = false;
+    // BENCH_PROXY_THREADS overrides the proxy's default thread count.
+    if let Some(t) = std::env::var("BENCH_PROXY_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        cfg.threads = t;
+    }
     let proxy = Proxy::new(cfg, Arc::new(One(upstream)));
     let ticket = proxy.issue_ticket("bench", "bench-user");
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();

@@ -126,6 +126,9 @@ pub struct ProxyConfig {
     pub ticket_ttl: Duration,
     /// Address of the platform UI, linked from error pages.
     pub platform_url: String,
+    /// Threads serving connections (default: half the machine's cores, at
+    /// least one).
+    pub threads: usize,
 }
 
 impl ProxyConfig {
@@ -141,6 +144,7 @@ impl ProxyConfig {
             session_ttl: Self::DEFAULT_SESSION_TTL,
             ticket_ttl: Self::DEFAULT_TICKET_TTL,
             platform_url: platform_url.into(),
+            threads: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
 }
@@ -246,13 +250,54 @@ impl Proxy {
     /// stops accepting, lets in-flight requests finish (for up to 10 s) and
     /// closes WebSocket connections. Call it once per proxy: the shutdown
     /// also ends the connections of any other `serve` of the same proxy.
+    ///
+    /// The proxy runs on threads of its own ([`ProxyConfig::threads`]),
+    /// each a single-threaded event loop accepting from the same listener,
+    /// as nginx's workers do: a request and the lab connection it uses stay
+    /// on one thread, which keeps latency low and even.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        server::serve(self.inner, listener, shutdown).await
+        let listener = listener.into_std()?;
+        let mut workers = Vec::new();
+        for n in 0..self.inner.config.threads.max(1) {
+            let listener = listener.try_clone()?;
+            let inner = Arc::clone(&self.inner);
+            let (done, finished) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name(format!("lab-proxy-{n}"))
+                .spawn(move || {
+                    let _ = done.send(run_worker(inner, listener));
+                })?;
+            workers.push(finished);
+        }
+        shutdown.await;
+        self.inner.shutdown.send_replace(true);
+        let mut result = Ok(());
+        for w in workers {
+            match w.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(_) => result = Err(std::io::Error::other("a proxy thread ended abruptly")),
+            }
+        }
+        result
     }
+}
+
+/// One proxy thread: its own single-threaded runtime serving `listener`
+/// until the proxy's shutdown flag is raised.
+fn run_worker(inner: Arc<Inner>, listener: std::net::TcpListener) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut flag = inner.shutdown.subscribe();
+        server::serve(inner, listener, async move { raised(&mut flag).await }).await
+    })
 }
 
 impl fmt::Debug for Proxy {

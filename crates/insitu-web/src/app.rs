@@ -208,6 +208,9 @@ impl App {
             config.public_url.clone().unwrap_or_else(|| "/".to_owned()),
         );
         proxy_config.cookie_secure = proxy_url.starts_with("https://");
+        if let Some(t) = config.proxy.threads {
+            proxy_config.threads = t.max(1);
+        }
         let proxy = insitu_proxy::Proxy::new(
             proxy_config,
             Arc::clone(&labs) as Arc<dyn insitu_proxy::LabDirectory>,

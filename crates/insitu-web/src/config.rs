@@ -59,6 +59,9 @@ pub struct ProxyConfig {
     /// name, e.g. `https://labs.insitu.example.org`, or one per lab,
     /// `https://{lab}.labs.insitu.example.org`). Default: `http://<listen>`.
     pub public_url: Option<String>,
+    /// Threads serving lab connections, each an event loop of its own;
+    /// unset: half the machine's cores, at least one.
+    pub threads: Option<usize>,
 }
 
 impl Default for ProxyConfig {
@@ -66,6 +69,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             public_url: None,
+            threads: None,
         }
     }
 }

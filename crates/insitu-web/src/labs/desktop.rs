@@ -115,9 +115,19 @@ impl Labs {
         // Java tools (TOPCAT, Aladin) take their home from the account
         // database, not from HOME, unless told.
         let home = insitu_launcher::HOME_PATH;
+        let mut java = format!("-Duser.home={home}");
+        // The JVM sizes its heap from the machine's memory, not the lab's
+        // limit: without this a large table ends in the kernel's OOM kill
+        // instead of Java's own out-of-memory message.
+        if self.cgroups().is_some() && spec.resources.memory_bytes > 0 {
+            java.push_str(&format!(
+                " -XX:MaxRAM={} -XX:MaxRAMPercentage=70",
+                spec.resources.memory_bytes
+            ));
+        }
         for (k, v) in [
             ("SAMP_HUB", format!("std-lockurl:file://{home}/.samp")),
-            ("JAVA_TOOL_OPTIONS", format!("-Duser.home={home}")),
+            ("JAVA_TOOL_OPTIONS", java),
         ] {
             if !sandbox.env.iter().any(|(e, _)| e == k) {
                 sandbox.env.push((k.to_owned(), v));

@@ -516,6 +516,8 @@ impl Labs {
         };
         let process = SandboxProcess::start_in(&self.cfg.bwrap, &sandbox, &log, placement)
             .map_err(|e| e.to_string())?;
+        // The tool runs from here on; recording it below does not hold it up.
+        self.step(&lab.id, "process_started");
         lab.state = "starting".to_owned();
         lab.port = Some(i64::from(port));
         lab.pid = Some(i64::from(process.pid));
@@ -528,7 +530,6 @@ impl Labs {
             .await
             .map_err(|e| e.to_string())?;
         self.set_route(lab, LabState::Starting, network.clone());
-        self.step(&lab.id, "process_started");
         self.step(&lab.id, "waiting_for_readiness");
         let path = format!(
             "{}{}",

@@ -179,6 +179,26 @@ impl Cgroups {
         }
     }
 
+    /// The names of the groups below ours (sandboxes, live or left over).
+    pub fn group_names(&self) -> Vec<String> {
+        let base = match self {
+            Cgroups::V2 { base, .. } => base,
+            Cgroups::V1 { bases } => match bases.first() {
+                Some((_, b)) => b,
+                None => return Vec::new(),
+            },
+            Cgroups::Unavailable(_) => return Vec::new(),
+        };
+        std::fs::read_dir(base)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn dir_of(&self, name: &str, c: Controller) -> Option<PathBuf> {
         match self {
             Cgroups::V2 { base, controllers } => controllers.contains(&c).then(|| base.join(name)),
@@ -196,10 +216,14 @@ impl Cgroups {
             std::fs::create_dir_all(&d)?;
         }
         let v2 = matches!(self, Cgroups::V2 { .. });
+        // "No limit" is "max" in v2 files and "-1" in v1 files; pids.max
+        // says "max" in both.
+        let value = |v: Option<u64>, unlimited: &str| {
+            v.map_or_else(|| unlimited.to_owned(), |v| v.to_string())
+        };
+        let unlimited = if v2 { "max" } else { "-1" };
         if let Some(d) = self.dir_of(name, Controller::Memory) {
-            let limit = limits
-                .memory_bytes
-                .map_or_else(|| "max".to_owned(), |b| b.to_string());
+            let limit = value(limits.memory_bytes, unlimited);
             if v2 {
                 std::fs::write(d.join("memory.max"), &limit)?;
                 let swap = if limits.memory_bytes.is_some() {
@@ -209,9 +233,6 @@ impl Cgroups {
                 };
                 let _ = std::fs::write(d.join("memory.swap.max"), swap);
             } else {
-                let limit = limits
-                    .memory_bytes
-                    .map_or_else(|| "-1".to_owned(), |b| b.to_string());
                 std::fs::write(d.join("memory.limit_in_bytes"), &limit)?;
                 // Memory plus swap, where the kernel accounts swap: the same.
                 let _ = std::fs::write(d.join("memory.memsw.limit_in_bytes"), &limit);
@@ -221,20 +242,16 @@ impl Cgroups {
             let quota = limits
                 .cpus
                 .map(|c| ((c * CPU_PERIOD_US as f64).round() as u64).max(1000));
+            let quota = value(quota, unlimited);
             if v2 {
-                let q = quota.map_or_else(|| "max".to_owned(), |q| q.to_string());
-                std::fs::write(d.join("cpu.max"), format!("{q} {CPU_PERIOD_US}"))?;
+                std::fs::write(d.join("cpu.max"), format!("{quota} {CPU_PERIOD_US}"))?;
             } else {
                 std::fs::write(d.join("cpu.cfs_period_us"), CPU_PERIOD_US.to_string())?;
-                let q = quota.map_or_else(|| "-1".to_owned(), |q| q.to_string());
-                std::fs::write(d.join("cpu.cfs_quota_us"), q)?;
+                std::fs::write(d.join("cpu.cfs_quota_us"), quota)?;
             }
         }
         if let Some(d) = self.dir_of(name, Controller::Pids) {
-            let max = limits
-                .max_pids
-                .map_or_else(|| "max".to_owned(), |p| p.to_string());
-            std::fs::write(d.join("pids.max"), max)?;
+            std::fs::write(d.join("pids.max"), value(limits.max_pids, "max"))?;
         }
         Ok(())
     }

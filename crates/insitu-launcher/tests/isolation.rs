@@ -68,6 +68,31 @@ fn spec(ws: &Path, script: &str) -> SandboxSpec {
     }
 }
 
+/// Starts `script` with the workspace `ws`, its output in `log`.
+fn start(
+    bwrap: &Path,
+    ws: &Path,
+    script: &str,
+    log: &Path,
+    placement: Placement<'_>,
+) -> SandboxProcess {
+    SandboxProcess::start_in(bwrap, &spec(ws, script), log, placement).unwrap()
+}
+
+fn limited<'a>(cg: &'a Cgroups, name: &'a str, limits: Limits) -> Placement<'a> {
+    Placement {
+        cgroup: Some((cg, name, limits)),
+        netns: None,
+    }
+}
+
+fn in_network(ns: &NetNs) -> Placement<'_> {
+    Placement {
+        cgroup: None,
+        netns: Some(ns),
+    }
+}
+
 async fn wait_end(p: &mut SandboxProcess, secs: u64) -> Option<i32> {
     for _ in 0..secs * 40 {
         if let ExitStatus::Exited(code) = p.status() {
@@ -93,16 +118,13 @@ async fn memory_beyond_the_limit_kills_the_tool_and_says_so() {
     let script = "python3 -c 'b = bytearray(256 << 20); print(\"ALLOCATED\", len(b))'; \
                   echo exit=$?";
     let log = dir.path().join("lab.log");
-    let mut p = SandboxProcess::start_in(
+    let mut p = start(
         &bwrap,
-        &spec(dir.path(), script),
+        dir.path(),
+        script,
         &log,
-        Placement {
-            cgroup: Some((&cg, &name, limits)),
-            netns: None,
-        },
-    )
-    .unwrap();
+        limited(&cg, &name, limits),
+    );
     let code = wait_end(&mut p, 20).await;
     let out = std::fs::read_to_string(&log).unwrap();
     assert_eq!(code, Some(0), "{out}");
@@ -122,16 +144,7 @@ async fn memory_beyond_the_limit_kills_the_tool_and_says_so() {
         ..Limits::default()
     };
     let log = dir.path().join("roomy.log");
-    let mut p = SandboxProcess::start_in(
-        &bwrap,
-        &spec(dir.path(), script),
-        &log,
-        Placement {
-            cgroup: Some((&cg, &name, roomy)),
-            netns: None,
-        },
-    )
-    .unwrap();
+    let mut p = start(&bwrap, dir.path(), script, &log, limited(&cg, &name, roomy));
     wait_end(&mut p, 20).await;
     let out = std::fs::read_to_string(&log).unwrap();
     assert!(out.contains("ALLOCATED 268435456"), "{out}");
@@ -158,16 +171,13 @@ async fn cpu_quota_and_process_limit_hold() {
                   n=0; for i in $(seq 40); do (sleep 5 &) 2>/dev/null && n=$((n+1)); done; \
                   echo started=$n";
     let log = dir.path().join("lab.log");
-    let mut p = SandboxProcess::start_in(
+    let mut p = start(
         &bwrap,
-        &spec(dir.path(), script),
+        dir.path(),
+        script,
         &log,
-        Placement {
-            cgroup: Some((&cg, &name, limits)),
-            netns: None,
-        },
-    )
-    .unwrap();
+        limited(&cg, &name, limits),
+    );
     // Every process of the sandbox is in the group while it runs.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let members = cg.pids(&name);
@@ -212,20 +222,13 @@ async fn labs_of_one_user_share_loopback_and_no_one_else_reaches_it() {
     let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host_port = host.local_addr().unwrap().port();
     let port = host_port; // the same port number inside the namespace
-    let server = spec(
+    let mut srv = start(
+        &bwrap,
         dir.path(),
         &format!("exec python3 -m http.server {port} --bind 127.0.0.1 --directory /etc"),
-    );
-    let mut srv = SandboxProcess::start_in(
-        &bwrap,
-        &server,
         &dir.path().join("srv.log"),
-        Placement {
-            cgroup: None,
-            netns: Some(&alice),
-        },
-    )
-    .unwrap();
+        in_network(&alice),
+    );
     // The platform reaches the lab inside the namespace.
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut reached = false;
@@ -243,16 +246,13 @@ async fn labs_of_one_user_share_loopback_and_no_one_else_reaches_it() {
          except Exception as e: print(\"REFUSED\", e)'"
     );
     let run = |ns: &NetNs, tag: &str| {
-        SandboxProcess::start_in(
+        start(
             &bwrap,
-            &spec(dir.path(), &probe),
+            dir.path(),
+            &probe,
             &dir.path().join(format!("{tag}.log")),
-            Placement {
-                cgroup: None,
-                netns: Some(ns),
-            },
+            in_network(ns),
         )
-        .unwrap()
     };
     // Another lab of the same user reaches it: the namespace's own server
     // answers, not the host's listener (which would never answer HTTP).

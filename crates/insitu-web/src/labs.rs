@@ -588,12 +588,10 @@ impl Labs {
     /// Says so when the kernel killed part of the lab for lack of memory.
     fn out_of_memory(&self, lab_id: &str, spec: &DatalabSpec) -> Option<String> {
         let procs = self.procs.lock().ok()?;
-        procs.get(lab_id)?.out_of_memory().then(|| {
-            format!(
-                "the tool used more than its memory limit of {} and was killed",
-                insitu_domain::datalab::format_bytes(spec.resources.memory_bytes)
-            )
-        })
+        procs
+            .get(lab_id)?
+            .out_of_memory()
+            .then(|| oom_reason(Some(spec.resources.memory_bytes)))
     }
 
     /// `Some(code)` once the lab's process has ended.
@@ -640,17 +638,8 @@ impl Labs {
     /// namespaces this store does not know are another platform's and are
     /// left alone.
     async fn prune(&self) -> Result<(), insitu_store::StoreError> {
-        if let Some(cgroups) = self.cgroups()
-            && let Some(base) = cgroups.dirs("").into_iter().next()
-        {
-            let names: Vec<String> = std::fs::read_dir(&base)
-                .map(|rd| {
-                    rd.flatten()
-                        .filter(|e| e.path().is_dir())
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
+        if let Some(cgroups) = self.cgroups() {
+            let names = cgroups.group_names();
             for name in names {
                 let ended = self
                     .store
@@ -767,10 +756,7 @@ impl Labs {
                 }
                 .to_owned();
                 lab.reason = Some(if oom {
-                    format!(
-                        "the tool used more than its memory limit and was killed ({})",
-                        describe(code)
-                    )
+                    format!("{} ({})", oom_reason(None), describe(code))
                 } else {
                     format!("the tool exited ({})", describe(code))
                 });
@@ -824,6 +810,17 @@ fn gpu_devices(gpus: &[String]) -> Vec<PathBuf> {
         .chain(["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"].map(PathBuf::from))
         .filter(|p| p.exists())
         .collect()
+}
+
+/// Why a lab ended when the kernel killed it for its memory.
+fn oom_reason(limit: Option<u64>) -> String {
+    match limit {
+        Some(bytes) => format!(
+            "the tool used more than its memory limit of {} and was killed",
+            insitu_domain::datalab::format_bytes(bytes)
+        ),
+        None => "the tool used more than its memory limit and was killed".to_owned(),
+    }
 }
 
 fn describe(code: Option<i32>) -> String {

@@ -1,11 +1,10 @@
 //! What a lab can reach and use: its user's network namespace, its memory
 //! limit, and its own origin on the lab proxy.
 
-use std::time::{Duration, Instant};
-
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::harness::*;
+use crate::labs::{launch, settle};
 
 fn isolation_available() -> bool {
     let ok = std::path::Path::new("/usr/bin/bwrap").exists()
@@ -24,28 +23,9 @@ fn isolation_available() -> bool {
 }
 
 async fn launch_running(app: &TestApp, token: &str, datalab: &str) -> Value {
-    let r = plain()
-        .post(app.u("/api/v1/labs"))
-        .bearer_auth(token)
-        .json(&json!({"datalab": datalab, "volumes": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let lab: Value = r.json().await.unwrap();
+    let (status, lab) = launch(app, token, datalab, &[]).await;
+    assert_eq!(status, 202, "{lab}");
     settle(app, token, lab["id"].as_str().unwrap()).await
-}
-
-async fn settle(app: &TestApp, token: &str, id: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let (_, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), token).await;
-        if !["pending", "starting"].contains(&lab["state"].as_str().unwrap()) {
-            return lab;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "lab still {lab}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Signs `user` in to the lab on the proxy; returns a client holding the

@@ -19,7 +19,12 @@ fn sandbox_available() -> bool {
     false
 }
 
-async fn launch(app: &TestApp, token: &str, datalab: &str, volumes: &[&str]) -> (u16, Value) {
+pub(crate) async fn launch(
+    app: &TestApp,
+    token: &str,
+    datalab: &str,
+    volumes: &[&str],
+) -> (u16, Value) {
     let r = plain()
         .post(app.u("/api/v1/labs"))
         .bearer_auth(token)
@@ -32,7 +37,7 @@ async fn launch(app: &TestApp, token: &str, datalab: &str, volumes: &[&str]) -> 
 }
 
 /// Polls the lab until it leaves the launch states.
-async fn settle(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn settle(app: &TestApp, token: &str, id: &str) -> Value {
     let start = Instant::now();
     loop {
         let (status, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), token).await;

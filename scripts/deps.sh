@@ -11,7 +11,10 @@ want+=(tigervnc-standalone-server websockify novnc matchbox-window-manager x11-u
 case "${1:-run}" in
   run) ;;
   # xclip: the desktop clipboard test sets and reads the X clipboard in a lab.
-  test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv xclip) ;;
+  # podman, runc and debootstrap: CWL tools with DockerRequirement run in
+  # containers of images made locally (scripts/cwl-images.sh).
+  test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv xclip
+               podman runc debootstrap) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()
@@ -23,6 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Podman on this kind of host: runc as the runtime, and no default ulimits
+# (raising them is refused here). A drop-in, so the packaged file stays.
+if command -v podman >/dev/null && [ ! -e /etc/containers/containers.conf.d/50-insitu.conf ]; then
+  mkdir -p /etc/containers/containers.conf.d
+  printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' \
+    > /etc/containers/containers.conf.d/50-insitu.conf
 fi
 if ! command -v cargo >/dev/null; then
   echo "error: cargo is not installed; this machine kind ships the Rust toolchain (rustup)" >&2

@@ -30,6 +30,9 @@ echo "== tests"
 # The CWL engine is its own package; `insitu cwl` runs it (tested in it::cli).
 cargo build --manifest-path crates/insitu-cwl/Cargo.toml --locked -q
 export INSITU_REQUIRE_CWL=1
+# Images for CWL tools' DockerRequirement (built once from Debian's packages).
+scripts/cwl-images.sh
+export INSITU_REQUIRE_CONTAINERS=1
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else

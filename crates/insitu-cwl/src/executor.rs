@@ -38,6 +38,9 @@ pub struct CommandSpec {
     pub read_write_paths: Vec<PathBuf>,
     /// Whether the tool may use the network (`NetworkAccess`).
     pub network: bool,
+    /// The container to run in (`DockerRequirement`), for the container
+    /// executor ([`crate::container`]).
+    pub container: Option<crate::container::ContainerRun>,
 }
 
 /// Boxed future returned by executors.

@@ -9,6 +9,7 @@
 //! depend on the platform's web or store crates: anything it needs to
 //! persist goes through traits implemented by its callers.
 
+pub mod container;
 pub mod error;
 pub mod executor;
 pub mod expr;
@@ -38,9 +39,8 @@ pub struct RunOptions {
     pub parallel: usize,
     /// Suppress progress messages.
     pub quiet: bool,
-    /// Fail with "unsupported" (exit 33) on `DockerRequirement` instead of
-    /// running the command directly on the host.
-    pub reject_docker: bool,
+    /// What `DockerRequirement` does.
+    pub containers: ContainerMode,
     /// Time limit of one JavaScript expression evaluation.
     pub js_timeout: std::time::Duration,
     /// Whether tools run in a bubblewrap sandbox.
@@ -53,6 +53,19 @@ pub struct RunOptions {
     /// Keep a progress line (jobs done/running/total) on stderr, which
     /// must be a terminal; replaces the per-command log lines.
     pub progress: bool,
+}
+
+/// What `DockerRequirement` does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContainerMode {
+    /// The tool runs in a podman container. Without a working podman, a
+    /// requirement is unsupported (exit 33) and a hint is ignored.
+    #[default]
+    Auto,
+    /// Ignored: tools run on the host, in the sandbox (`--no-container`).
+    Off,
+    /// Unsupported: exit 33 (`--reject-docker`).
+    Reject,
 }
 
 /// Whether CommandLineTools run in a bubblewrap sandbox
@@ -77,7 +90,7 @@ impl Default for RunOptions {
                 .map(|n| n.get())
                 .unwrap_or(1),
             quiet: false,
-            reject_docker: false,
+            containers: ContainerMode::Auto,
             js_timeout: std::time::Duration::from_secs(20),
             sandbox: SandboxMode::Auto,
             sandbox_expose: vec![],
@@ -142,6 +155,7 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     );
     ctx.quiet = opts.quiet || opts.progress;
     ctx.js_timeout = opts.js_timeout;
+    ctx.containers = opts.containers;
     if opts.provenance.is_some() {
         ctx.recorder = Some(Arc::new(provenance::Recorder::default()));
     }
@@ -165,7 +179,7 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
         p.clone(),
         job,
         Inherited {
-            reject_docker: opts.reject_docker,
+            reject_docker: opts.containers == ContainerMode::Reject,
             ..Default::default()
         },
         ctx.clone(),
@@ -369,7 +383,7 @@ fn copy_resolving(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-expose DIR]... [--provenance DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-expose DIR]... [--provenance DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
 
 /// The whole command-line interface; returns the process exit code
 /// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
@@ -384,7 +398,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         .map(|n| n.get())
         .unwrap_or(1);
     let mut quiet = false;
-    let mut reject_docker = false;
+    let mut containers = ContainerMode::Auto;
     let mut js_timeout = std::time::Duration::from_secs(20);
     let mut sandbox = SandboxMode::Auto;
     let mut provenance = None;
@@ -416,7 +430,9 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
                 js_timeout = std::time::Duration::from_secs_f64(secs.max(0.01));
             }
         } else if a == "--reject-docker" {
-            reject_docker = true;
+            containers = ContainerMode::Reject;
+        } else if a == "--no-container" {
+            containers = ContainerMode::Off;
         } else if let Some(v) = a.strip_prefix("--provenance=") {
             provenance = Some(PathBuf::from(v));
         } else if a == "--provenance" {
@@ -499,7 +515,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         outdir,
         parallel,
         quiet,
-        reject_docker,
+        containers,
         js_timeout,
         sandbox,
         sandbox_expose,

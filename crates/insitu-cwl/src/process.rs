@@ -1,6 +1,7 @@
 //! Shared run context, requirement lookup and input preparation common to
 //! all process classes.
 
+use crate::container::Podman;
 use crate::error::{CwlError, Result};
 use crate::executor::Executor;
 use crate::expr::{Evaluator, Scope};
@@ -28,6 +29,10 @@ pub struct RunCtx {
     pub recorder: Option<Arc<crate::provenance::Recorder>>,
     /// Counts of step jobs, for the progress display.
     pub progress: Arc<Progress>,
+    /// What `DockerRequirement` does in this run.
+    pub containers: crate::ContainerMode,
+    /// The container engine, probed when a job first needs it.
+    podman: tokio::sync::OnceCell<std::result::Result<Arc<Podman>, String>>,
 }
 
 /// Step jobs (one per step, one per scattered job) of a run: known so far,
@@ -63,7 +68,17 @@ impl RunCtx {
             quiet: false,
             recorder: None,
             progress: Arc::new(Progress::default()),
+            containers: crate::ContainerMode::Auto,
+            podman: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The container engine, or why there is none.
+    pub async fn podman(&self) -> std::result::Result<Arc<Podman>, String> {
+        self.podman
+            .get_or_init(|| async { Podman::probe().await.map(Arc::new) })
+            .await
+            .clone()
     }
 
     /// A fresh, unique directory under the temporary root.
@@ -182,6 +197,16 @@ impl Reqs {
                     .iter()
                     .find(|r| r.get("class").and_then(Value::as_str) == Some(class))
             })
+    }
+
+    /// The `DockerRequirement` in force, and whether it is a requirement
+    /// (true) or only a hint.
+    pub fn docker(&self) -> Option<(&Value, bool)> {
+        let is = |r: &&Value| r.get("class").and_then(Value::as_str) == Some("DockerRequirement");
+        match self.list.iter().find(is) {
+            Some(r) => Some((r, true)),
+            None => self.hints.iter().find(is).map(|h| (h, false)),
+        }
     }
 
     /// Inherited set for children of this process.

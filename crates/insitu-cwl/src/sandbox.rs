@@ -129,7 +129,7 @@ fn owned_file(p: &Path, uid: u32) -> bool {
 /// the writable directories. Paths are bound as the tool sees them, not
 /// resolved: a staged link may point at another job's output link, and
 /// bubblewrap resolves the source while the link's own path must exist.
-fn step_binds(spec: &CommandSpec) -> StepBinds {
+pub(crate) fn step_binds(spec: &CommandSpec) -> StepBinds {
     let abs = |p: &Path| -> Option<PathBuf> {
         let p = if p.is_absolute() {
             p.to_path_buf()

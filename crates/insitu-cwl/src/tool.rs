@@ -2,8 +2,10 @@
 //! building, running through an [`crate::executor::Executor`], and output
 //! collection (globs, `outputEval`, `cwl.output.json`, secondary files).
 
+use crate::ContainerMode;
+use crate::container::{ContainerRun, Podman};
 use crate::error::{CwlError, Result};
-use crate::executor::CommandSpec;
+use crate::executor::{CommandSpec, Executor};
 use crate::expr::{Evaluator, Scope};
 use crate::files::{self, Schemas};
 use crate::process::{Inherited, Reqs, RunCtx, prepare_inputs};
@@ -11,6 +13,7 @@ use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -544,11 +547,118 @@ fn set_writable(p: &Path) {
     }
 }
 
+/// Where InitialWorkDir entries go: the output directory as the engine and
+/// as the tool see it, and, in a container whose DockerRequirement is a
+/// requirement, host directories for entries named by absolute paths
+/// elsewhere, with the mounts that show them there.
+struct Places {
+    outdir: PathBuf,
+    seen_outdir: PathBuf,
+    jobdir: PathBuf,
+    absolute_allowed: bool,
+    mounts: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl Places {
+    /// The host directory and name under which to create entry `name`.
+    fn place(&mut self, name: Option<&str>, writable: bool) -> Result<(PathBuf, Option<String>)> {
+        let Some(n) = name.filter(|n| n.starts_with('/')) else {
+            return Ok((self.outdir.clone(), name.map(str::to_string)));
+        };
+        if let Ok(rest) = Path::new(n).strip_prefix(&self.seen_outdir) {
+            return Ok((self.outdir.clone(), Some(rest.display().to_string())));
+        }
+        if !self.absolute_allowed {
+            return Err(CwlError::Validation(format!(
+                "InitialWorkDirRequirement: entryname '{n}' is an absolute path, which only a \
+                 tool running in a container with DockerRequirement under `requirements` may use"
+            )));
+        }
+        let base = Path::new(n)
+            .file_name()
+            .map(|b| b.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                CwlError::Validation(format!(
+                    "InitialWorkDirRequirement: entryname '{n}' names no file"
+                ))
+            })?;
+        let dir = self.jobdir.join(format!("abs{}", self.mounts.len()));
+        std::fs::create_dir_all(&dir)?;
+        self.mounts
+            .push((dir.join(&base), PathBuf::from(n), writable));
+        Ok((dir, Some(base)))
+    }
+
+    /// The path the tool sees for a host path made by [`Places::place`].
+    fn seen(&self, host: &Path) -> PathBuf {
+        if let Some((_, inside, _)) = self.mounts.iter().find(|(h, _, _)| h == host) {
+            return inside.clone();
+        }
+        match host.strip_prefix(&self.outdir) {
+            Ok(rest) => self.seen_outdir.join(rest),
+            Err(_) => host.to_path_buf(),
+        }
+    }
+}
+
+/// The container a job runs in, if any, and the engine that runs it.
+async fn container_for(
+    p: &Value,
+    reqs: &Reqs,
+    ctx: &RunCtx,
+    jobdir: &Path,
+    outdir: &Path,
+) -> Result<Option<(Arc<Podman>, ContainerRun)>> {
+    let Some((req, required)) = reqs.docker() else {
+        return Ok(None);
+    };
+    match ctx.containers {
+        ContainerMode::Off => return Ok(None),
+        ContainerMode::Reject if required => {
+            return Err(CwlError::Unsupported(
+                "DockerRequirement: containers are turned off (--reject-docker)".into(),
+            ));
+        }
+        ContainerMode::Reject => return Ok(None),
+        ContainerMode::Auto => {}
+    }
+    let podman = match ctx.podman().await {
+        Ok(p) => p,
+        Err(why) if required => {
+            return Err(CwlError::Unsupported(format!(
+                "DockerRequirement: no container engine works on this machine ({why})"
+            )));
+        }
+        Err(_) => return Ok(None),
+    };
+    let seen_outdir = match req.get("dockerOutputDirectory") {
+        None | Some(Value::Null) => outdir.to_path_buf(),
+        Some(Value::String(d)) if d.starts_with('/') => PathBuf::from(d),
+        Some(other) => {
+            return Err(CwlError::Validation(format!(
+                "DockerRequirement: dockerOutputDirectory must be an absolute path, got {other}"
+            )));
+        }
+    };
+    let base = PathBuf::from(p.get("__base").and_then(Value::as_str).unwrap_or("."));
+    let image = podman
+        .ensure_image(req, &base, &jobdir.join("build"))
+        .await?;
+    Ok(Some((
+        podman,
+        ContainerRun {
+            image,
+            outdir: seen_outdir,
+            mounts: vec![],
+        },
+    )))
+}
+
 fn initial_workdir(
     r: &Value,
     ev: &Evaluator,
     scope: &Scope,
-    outdir: &Path,
+    places: &mut Places,
     inputs: &mut Value,
     inplace: bool,
 ) -> Result<()> {
@@ -590,20 +700,21 @@ fn initial_workdir(
                     )));
                 }
                 let writable = it.get("writable").and_then(Value::as_bool).unwrap_or(false);
+                let (dir, name) = places.place(name.as_deref(), writable)?;
                 match &entry {
                     Value::Object(m) if m.contains_key("class") => {
-                        let t = materialize(&entry, outdir, name.as_deref(), writable && !inplace)?;
+                        let t = materialize(&entry, &dir, name.as_deref(), writable && !inplace)?;
                         if writable {
                             set_writable(&t);
                         }
-                        update_input_path(inputs, &entry, &t);
+                        update_input_path(inputs, &entry, &places.seen(&t));
                     }
                     Value::Array(a)
                         if a.iter().all(|x| x.get("class").is_some()) && name.is_none() =>
                     {
                         for x in a {
-                            let t = materialize(x, outdir, None, writable && !inplace)?;
-                            update_input_path(inputs, x, &t);
+                            let t = materialize(x, &dir, None, writable && !inplace)?;
+                            update_input_path(inputs, x, &places.seen(&t));
                         }
                     }
                     Value::Null => {}
@@ -617,11 +728,7 @@ fn initial_workdir(
                                 "InitialWorkDirRequirement: entry without entryname".into(),
                             ));
                         };
-                        let target = if Path::new(&n).is_absolute() {
-                            PathBuf::from(&n)
-                        } else {
-                            outdir.join(&n)
-                        };
+                        let target = dir.join(&n);
                         if let Some(pp) = target.parent() {
                             std::fs::create_dir_all(pp)?;
                         }
@@ -630,8 +737,13 @@ fn initial_workdir(
                 }
             } else if it.get("class").is_some() {
                 let writable = false;
-                let t = materialize(&it, outdir, None, writable || it.get("location").is_none())?;
-                update_input_path(inputs, &it, &t);
+                let t = materialize(
+                    &it,
+                    &places.outdir,
+                    None,
+                    writable || it.get("location").is_none(),
+                )?;
+                update_input_path(inputs, &it, &places.seen(&t));
             }
         }
     }
@@ -700,7 +812,12 @@ pub async fn run_command_line_tool(
     let mut ro = vec![];
     let mut n = 0;
     stage_inputs(&mut inputs, &stgdir, &mut n, &mut ro)?;
-    let runtime = runtime_obj(p, &reqs, &ev, &inputs, &outdir, &tmpdir)?;
+    let container = container_for(p, &reqs, ctx, &jobdir, &outdir).await?;
+    // Where the tool sees its output directory.
+    let seen_outdir = container
+        .as_ref()
+        .map_or(outdir.clone(), |(_, c)| c.outdir.clone());
+    let runtime = runtime_obj(p, &reqs, &ev, &inputs, &seen_outdir, &tmpdir)?;
     let mut scope = Scope {
         inputs: inputs.clone(),
         this: Value::Null,
@@ -711,8 +828,15 @@ pub async fn run_command_line_tool(
         .and_then(|r| r.get("inplaceUpdate"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let mut places = Places {
+        outdir: outdir.clone(),
+        seen_outdir: seen_outdir.clone(),
+        jobdir: jobdir.clone(),
+        absolute_allowed: container.is_some() && reqs.docker().is_some_and(|(_, req)| req),
+        mounts: vec![],
+    };
     if let Some(r) = reqs.get("InitialWorkDirRequirement") {
-        initial_workdir(r, &ev, &scope, &outdir, &mut inputs, inplace)?;
+        initial_workdir(r, &ev, &scope, &mut places, &mut inputs, inplace)?;
         scope.inputs = inputs.clone();
     }
     // command line
@@ -836,12 +960,15 @@ pub async fn run_command_line_tool(
     };
     // environment
     let mut env = BTreeMap::new();
-    env.insert("HOME".to_string(), outdir.display().to_string());
+    env.insert("HOME".to_string(), seen_outdir.display().to_string());
     env.insert("TMPDIR".to_string(), tmpdir.display().to_string());
-    env.insert(
-        "PATH".to_string(),
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-    );
+    if container.is_none() {
+        // In a container the image's PATH applies.
+        env.insert(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        );
+    }
     if let Some(r) = reqs.get("EnvVarRequirement") {
         for d in r
             .get("envDef")
@@ -937,6 +1064,10 @@ pub async fn run_command_line_tool(
         // directory and must stay writable.
         read_write_paths: if inplace { ro.clone() } else { vec![] },
         network,
+        container: container.as_ref().map(|(_, c)| ContainerRun {
+            mounts: std::mem::take(&mut places.mounts),
+            ..c.clone()
+        }),
     };
     ctx.log(&format!("running {}", argv.join(" ")));
     let code = {
@@ -947,7 +1078,10 @@ pub async fn run_command_line_tool(
             .map_err(|e| CwlError::Execution(e.to_string()))?;
         use std::sync::atomic::Ordering::SeqCst;
         ctx.progress.running.fetch_add(1, SeqCst);
-        let r = ctx.executor.run(&spec).await;
+        let r = match &container {
+            Some((podman, _)) => podman.run(&spec).await,
+            None => ctx.executor.run(&spec).await,
+        };
         ctx.progress.running.fetch_sub(1, SeqCst);
         r?
     };

@@ -1,0 +1,333 @@
+//! The container executor: a CommandLineTool with `DockerRequirement` runs
+//! in an OCI container with podman. The image is made available first
+//! (present locally, else loaded from `dockerLoad`, built from
+//! `dockerFile`, imported from `dockerImport` or pulled from `dockerPull`);
+//! the job's directories and inputs are mounted at the paths the command
+//! line names (the output directory at `dockerOutputDirectory` when the
+//! tool sets one), inputs read-only; the network is off unless the tool
+//! asks for `NetworkAccess`; the image's entrypoint and `PATH` apply.
+
+use crate::error::{CwlError, Result};
+use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program};
+use crate::sandbox::step_binds;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a job needs of a container: the image and the places its
+/// directories appear inside.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerRun {
+    /// Image name or id, made available by [`Podman::ensure_image`].
+    pub image: String,
+    /// Where the job's output directory (and working directory) appears.
+    pub outdir: PathBuf,
+    /// Host files or directories shown at other paths inside:
+    /// `(host, container, writable)` (absolute `entryname`s of
+    /// InitialWorkDirRequirement).
+    pub mounts: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+/// A podman that works on this machine.
+#[derive(Debug)]
+pub struct Podman {
+    podman: PathBuf,
+    /// Images known to be present (checked or made in this run).
+    ready: tokio::sync::Mutex<HashSet<String>>,
+    /// Distinguishes the container names of one run.
+    counter: AtomicUsize,
+}
+
+impl Podman {
+    /// Find podman (`$INSITU_PODMAN`, else on `PATH`) and check that it can
+    /// talk to its storage; the error says why not.
+    pub async fn probe() -> std::result::Result<Podman, String> {
+        let podman = match std::env::var_os("INSITU_PODMAN") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let path = std::env::var("PATH").unwrap_or_default();
+                let p = resolve_program("podman", Some(&path));
+                if !p.is_absolute() {
+                    return Err("podman is not installed".into());
+                }
+                p
+            }
+        };
+        let out = tokio::process::Command::new(&podman)
+            .args(["version", "--format", "{{.Client.Version}}"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {}: {e}", podman.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} does not work here: {}",
+                podman.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Podman {
+            podman,
+            ready: tokio::sync::Mutex::new(HashSet::new()),
+            counter: AtomicUsize::new(0),
+        })
+    }
+
+    async fn podman(&self, args: &[&str]) -> Result<std::process::Output> {
+        tokio::process::Command::new(&self.podman)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| CwlError::Execution(format!("cannot run podman: {e}")))
+    }
+
+    async fn podman_ok(&self, what: &str, args: &[&str]) -> Result<()> {
+        let out = self.podman(args).await?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(CwlError::Execution(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+
+    /// Make the image a `DockerRequirement` names available and return the
+    /// name to run. `base` is the directory of the document (for a relative
+    /// `dockerLoad`), `scratch` a directory for a `dockerFile` build.
+    pub async fn ensure_image(&self, req: &Value, base: &Path, scratch: &Path) -> Result<String> {
+        let field = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
+        let (pull, id) = (field("dockerPull"), field("dockerImageId"));
+        let file = field("dockerFile");
+        let name = match (&id, &pull, &file) {
+            (Some(id), _, _) => id.clone(),
+            (None, Some(p), _) => p.clone(),
+            (None, None, Some(f)) => format!("localhost/insitu-cwl-build:{}", short_hash(f)),
+            _ => {
+                return Err(CwlError::Validation(
+                    "DockerRequirement names no image (dockerPull, dockerImageId or dockerFile)"
+                        .into(),
+                ));
+            }
+        };
+        let mut ready = self.ready.lock().await;
+        if ready.contains(&name) {
+            return Ok(name);
+        }
+        let present = self
+            .podman(&["image", "exists", &name])
+            .await?
+            .status
+            .success();
+        if !present {
+            if let Some(load) = field("dockerLoad") {
+                let path = crate::files::loc_to_path(&crate::loader::resolve_location(&load, base));
+                let path = path.display().to_string();
+                self.podman_ok(
+                    &format!("cannot load image {name} from {path}"),
+                    &["load", "-q", "-i", &path],
+                )
+                .await?;
+            } else if let Some(text) = &file {
+                std::fs::create_dir_all(scratch)?;
+                std::fs::write(scratch.join("Dockerfile"), text)?;
+                let dir = scratch.display().to_string();
+                self.podman_ok(
+                    &format!("cannot build image {name} from its dockerFile"),
+                    &["build", "-q", "-t", &name, &dir],
+                )
+                .await?;
+            } else if let Some(url) = field("dockerImport") {
+                let src = crate::files::loc_to_path(&crate::loader::resolve_location(&url, base));
+                let src = if src.exists() {
+                    src.display().to_string()
+                } else {
+                    url.clone()
+                };
+                self.podman_ok(
+                    &format!("cannot import image {name} from {url}"),
+                    &["import", "-q", &src, &name],
+                )
+                .await?;
+            } else if let Some(p) = &pull {
+                self.podman_ok(
+                    &format!("image {p} is not on this machine and cannot be pulled"),
+                    &["pull", "-q", p],
+                )
+                .await?;
+            }
+            if !self
+                .podman(&["image", "exists", &name])
+                .await?
+                .status
+                .success()
+            {
+                return Err(CwlError::Execution(format!(
+                    "image {name} is not available after loading it"
+                )));
+            }
+        }
+        ready.insert(name.clone());
+        Ok(name)
+    }
+
+    /// The arguments after `podman` that run `spec` in `c` as `name`.
+    pub fn args(&self, spec: &CommandSpec, c: &ContainerRun, name: &str) -> Result<Vec<String>> {
+        let mut a: Vec<String> = vec![
+            "run".into(),
+            "--rm".into(),
+            "--pull=never".into(),
+            format!("--name={name}"),
+            "--log-driver=none".into(),
+            format!("--workdir={}", c.outdir.display()),
+        ];
+        // With NetworkAccess, podman's default network (its own namespace
+        // with outbound access); without, none at all.
+        if !spec.network {
+            a.push("--network=none".into());
+        }
+        if spec.stdin.is_some() {
+            a.push("--interactive".into());
+        }
+        let inside_out = |p: &Path| -> PathBuf {
+            match p.strip_prefix(&spec.cwd) {
+                Ok(rest) if rest.as_os_str().is_empty() => c.outdir.clone(),
+                Ok(rest) => c.outdir.join(rest),
+                Err(_) => p.to_path_buf(),
+            }
+        };
+        let mut mounts: Vec<(PathBuf, PathBuf, bool)> = step_binds(spec)
+            .binds
+            .into_iter()
+            .map(|b| {
+                let inside = inside_out(&b.path);
+                (b.path, inside, b.writable)
+            })
+            .collect();
+        mounts.extend(c.mounts.iter().cloned());
+        // Podman's mount syntax separates fields with `,`: a source with
+        // one is reached through a link of a plain name (podman resolves
+        // it), a target with one is given in the `:` syntax instead.
+        let links = spec.tmpdir.with_file_name("mount-links");
+        for (i, (host, inside, writable)) in mounts.into_iter().enumerate() {
+            let mut source = host.display().to_string();
+            if source.contains(',') || source.contains('=') {
+                std::fs::create_dir_all(&links)?;
+                let link = links.join(i.to_string());
+                std::os::unix::fs::symlink(&host, &link)?;
+                source = link.display().to_string();
+            }
+            let target = inside.display().to_string();
+            let ro = if writable { "" } else { ",readonly" };
+            if !target.contains(',') {
+                a.push(format!(
+                    "--mount=type=bind,source={source},destination={target}{ro}"
+                ));
+            } else if !target.contains(':') && !source.contains(':') {
+                let mode = if writable { "rw" } else { "ro" };
+                a.push(format!("--volume={source}:{target}:{mode}"));
+            } else {
+                return Err(CwlError::Execution(format!(
+                    "cannot mount {target} in a container: its name holds both ',' and ':'"
+                )));
+            }
+        }
+        for (k, v) in &spec.env {
+            a.push(format!("--env={k}={v}"));
+        }
+        a.push(c.image.clone());
+        a.extend(spec.argv.iter().cloned());
+        Ok(a)
+    }
+}
+
+impl Executor for Podman {
+    fn run<'a>(&'a self, spec: &'a CommandSpec) -> ExecFuture<'a> {
+        Box::pin(async move {
+            let Some(c) = &spec.container else {
+                return Err(CwlError::Execution(
+                    "the container executor got a job without an image".into(),
+                ));
+            };
+            let name = format!(
+                "insitu-cwl-{}-{}",
+                std::process::id(),
+                self.counter.fetch_add(1, Ordering::SeqCst)
+            );
+            let mut cmd = tokio::process::Command::new(&self.podman);
+            cmd.args(self.args(spec, c, &name)?).current_dir(&spec.cwd);
+            let r = crate::executor::run_to_end(cmd, spec).await;
+            if r.is_err() {
+                // A killed podman leaves its container behind.
+                let _ = self.podman(&["rm", "--force", "--time=0", &name]).await;
+            }
+            r
+        })
+    }
+}
+
+/// A short stable hash of a text (names of images built from a dockerFile).
+fn short_hash(text: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let d = Sha1::digest(text.as_bytes());
+    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_follow_the_output_directory_and_keep_inputs_read_only() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        for p in ["out", "tmp", "data", "abs"] {
+            std::fs::create_dir_all(root.join(p)).unwrap();
+        }
+        let spec = CommandSpec {
+            argv: vec!["touch".into(), "/other/thing".into()],
+            cwd: root.join("out"),
+            tmpdir: root.join("tmp"),
+            read_only_paths: vec![root.join("data")],
+            env: [("HOME".to_string(), "/other".to_string())].into(),
+            container: Some(ContainerRun {
+                image: "docker.io/debian:stable-slim".into(),
+                outdir: "/other".into(),
+                mounts: vec![(root.join("abs/x"), "/in/x".into(), false)],
+            }),
+            ..CommandSpec::default()
+        };
+        let p = Podman {
+            podman: "podman".into(),
+            ready: Default::default(),
+            counter: AtomicUsize::new(0),
+        };
+        let args = p
+            .args(&spec, spec.container.as_ref().unwrap(), "n")
+            .unwrap();
+        let has = |s: String| args.contains(&s);
+        let mount = |src: &Path, dst: &str, ro: &str| {
+            format!(
+                "--mount=type=bind,source={},destination={dst}{ro}",
+                src.display()
+            )
+        };
+        assert!(has(mount(&root.join("out"), "/other", "")));
+        let tmp = root.join("tmp").display().to_string();
+        assert!(has(mount(&root.join("tmp"), &tmp, "")));
+        let data = root.join("data").display().to_string();
+        assert!(has(mount(&root.join("data"), &data, ",readonly")));
+        assert!(has(mount(&root.join("abs/x"), "/in/x", ",readonly")));
+        assert!(has("--network=none".into()));
+        assert!(has("--workdir=/other".into()));
+        assert!(has("--env=HOME=/other".into()));
+        let image = args
+            .iter()
+            .position(|a| a == "docker.io/debian:stable-slim")
+            .unwrap();
+        assert_eq!(args[image + 1..], ["touch", "/other/thing"]);
+    }
+}

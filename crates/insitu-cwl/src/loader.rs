@@ -24,9 +24,38 @@ pub fn parse_text(text: &str, what: &str) -> Result<Value> {
     let mut opts = serde_saphyr::Options::default();
     opts.strict_booleans = true;
     opts.legacy_octal_numbers = false;
+    opts.with_snippet = false;
     let v = serde_saphyr::from_str_with_options::<Value>(text, opts)
-        .map_err(|e| CwlError::Validation(format!("{what}: malformed YAML: {e}")))?;
+        .map_err(|e| CwlError::Validation(yaml_error(&e, what)))?;
     Ok(restore_big_ints(v))
+}
+
+/// `what:line:col: malformed YAML: message`, one line, the location given
+/// once (serde-saphyr's own rendering repeats it and adds a snippet).
+fn yaml_error(e: &serde_saphyr::Error, what: &str) -> String {
+    struct NoLocation;
+    impl serde_saphyr::Localizer for NoLocation {
+        fn attach_location<'a>(
+            &self,
+            base: std::borrow::Cow<'a, str>,
+            _loc: serde_saphyr::Location,
+        ) -> std::borrow::Cow<'a, str> {
+            base
+        }
+    }
+    let formatter = serde_saphyr::DefaultMessageFormatter.with_localizer(&NoLocation);
+    let mut render = serde_saphyr::RenderOptions::new(&formatter);
+    render.snippets = serde_saphyr::SnippetMode::Off;
+    let msg = e.render_with_options(render);
+    let msg = msg.trim();
+    match e.location() {
+        Some(l) if l.line() > 0 => format!(
+            "{what}:{}:{}: malformed YAML: {msg}",
+            l.line(),
+            l.column().max(1)
+        ),
+        _ => format!("{what}: malformed YAML: {msg}"),
+    }
 }
 
 const BIG_MARK: &str = "__insitu_bigint__";
@@ -74,6 +103,213 @@ fn restore_big_ints(v: Value) -> Value {
         ),
         o => o,
     }
+}
+
+// ---------------------------------------------------------------------------
+// Source positions for error messages.
+//
+// Loading keeps no positions (it is on the hot path and the values are plain
+// `serde_json::Value`s). When a validation error is reported, the document is
+// read again and its text run through the YAML event parser (JSON is YAML
+// too): every mapping with the positions of its scalar keys. The object the
+// error is about is then found as the mapping that holds the offending key and
+// shares the most keys (and string values) with it — which also works after
+// normalisation turned maps into lists, and across `$graph` entries.
+
+/// A scalar key of a mapping: its text, 1-based line and column, and its
+/// value when that is a (short) scalar.
+struct KeyPos {
+    name: String,
+    line: usize,
+    col: usize,
+    value: Option<String>,
+}
+
+/// One mapping of a text: where it starts, its scalar keys, and the key it
+/// is the value of (a step or parameter id in map form).
+struct MapPos {
+    line: usize,
+    col: usize,
+    keys: Vec<KeyPos>,
+    parent_key: Option<String>,
+}
+
+/// Every mapping of `text` with its keys' positions; stops quietly at the
+/// first syntax error (what was seen until then is kept).
+fn index_mappings(text: &str) -> Vec<MapPos> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut maps: Vec<MapPos> = Vec::new();
+    // One entry per open collection: `Some((mapping index, expecting a key))`
+    // for mappings, `None` for sequences.
+    let mut stack: Vec<Option<(usize, bool)>> = Vec::new();
+    fn node_done(stack: &mut [Option<(usize, bool)>]) {
+        if let Some(Some((_, want_key))) = stack.last_mut() {
+            *want_key = !*want_key;
+        }
+    }
+    // Every event consumes input or closes something open; the cap is a
+    // guard against a parser bug turning into a hang.
+    let budget = text.len().saturating_mul(4).saturating_add(64);
+    for ev in Parser::new_from_str(text).take(budget) {
+        let Ok((ev, span)) = ev else { break };
+        let (line, col) = (span.start.line(), span.start.col() + 1);
+        match ev {
+            Event::MappingStart(..) => {
+                let parent_key = match stack.last() {
+                    Some(Some((i, false))) => maps
+                        .get(*i)
+                        .and_then(|m| m.keys.last())
+                        .filter(|k| k.name.len() <= 256)
+                        .map(|k| k.name.clone()),
+                    _ => None,
+                };
+                maps.push(MapPos {
+                    line,
+                    col,
+                    keys: Vec::new(),
+                    parent_key,
+                });
+                stack.push(Some((maps.len() - 1, true)));
+            }
+            Event::SequenceStart(..) => stack.push(None),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                node_done(&mut stack);
+            }
+            Event::Scalar(v, ..) => {
+                if let Some(Some((i, want_key))) = stack.last()
+                    && let Some(m) = maps.get_mut(*i)
+                {
+                    if *want_key {
+                        m.keys.push(KeyPos {
+                            name: v.into_owned(),
+                            line,
+                            col,
+                            value: None,
+                        });
+                    } else if v.len() <= 256
+                        && let Some(k) = m.keys.last_mut()
+                    {
+                        k.value = Some(v.into_owned());
+                    }
+                }
+                node_done(&mut stack);
+            }
+            Event::Alias(..) | Event::UnresolvedAlias(..) => node_done(&mut stack),
+            _ => {}
+        }
+    }
+    maps
+}
+
+/// 1-based line and column in `text` of `key` in the mapping that best
+/// matches `obj` (with `key: None`, of that mapping itself): most keys and
+/// string values in common, the same id (an `id` field, or the key the
+/// mapping is the value of) counting most.
+fn locate(text: &str, key: Option<&str>, obj: &Map<String, Value>) -> Option<(usize, usize)> {
+    let obj_id = obj.get("id").and_then(Value::as_str).map(shortname);
+    let mut best: Option<(usize, (usize, usize))> = None;
+    for m in index_mappings(text) {
+        let at = match key {
+            Some(k) => match m.keys.iter().find(|p| p.name == k) {
+                Some(p) => (p.line, p.col),
+                None => continue,
+            },
+            None => (m.line, m.col),
+        };
+        let mut score = 0;
+        for p in &m.keys {
+            if let Some(v) = obj.get(&p.name) {
+                score += 2;
+                if let (Some(a), Value::String(b)) = (&p.value, v)
+                    && a == b
+                {
+                    score += 1;
+                }
+            }
+        }
+        if let Some(want) = &obj_id {
+            let own = m
+                .keys
+                .iter()
+                .find(|p| p.name == "id")
+                .and_then(|p| p.value.as_deref())
+                .or(m.parent_key.as_deref());
+            if own.map(shortname).as_ref() == Some(want) {
+                score += 8;
+            }
+        }
+        if key.is_none() && score == 0 {
+            continue;
+        }
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, at));
+        }
+    }
+    best.map(|(_, at)| at)
+}
+
+/// `file:line:col` of `key` of `obj` as written in `file` (of `obj` itself
+/// with `key: None`), or just `file` when that cannot be found. Re-reads
+/// and re-parses the file: for error messages only.
+fn at(file: &Path, key: Option<&str>, obj: &Map<String, Value>) -> String {
+    match read_document(file).ok().and_then(|t| locate(&t, key, obj)) {
+        Some((line, col)) => format!("{}:{line}:{col}", file.display()),
+        None => file.display().to_string(),
+    }
+}
+
+/// A key or value for a message: quoted, control characters escaped,
+/// shortened when long.
+fn show(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    format!("'{}'", out.escape_debug())
+}
+
+/// The closest of `known` to `got` when it is a likely typo.
+fn did_you_mean<'a>(got: &str, known: &[&'a str]) -> Option<&'a str> {
+    if got.len() > 64 {
+        return None;
+    }
+    let got: Vec<char> = got.to_lowercase().chars().collect();
+    let mut best: Option<(usize, &str)> = None;
+    for k in known {
+        let cand: Vec<char> = k.to_lowercase().chars().collect();
+        // Levenshtein distance, one row at a time.
+        let mut row: Vec<usize> = (0..=cand.len()).collect();
+        for (i, a) in got.iter().enumerate() {
+            let mut diag = row[0];
+            row[0] = i + 1;
+            for (j, b) in cand.iter().enumerate() {
+                let next = (diag + usize::from(a != b))
+                    .min(row[j] + 1)
+                    .min(row[j + 1] + 1);
+                diag = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        let d = row[cand.len()];
+        if d <= 2 && d * 3 <= cand.len().max(got.len()) && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, k));
+        }
+    }
+    best.map(|(_, k)| k)
+}
+
+/// `unknown field 'k' in WHAT (did you mean …? expected one of: …)`.
+fn unknown_field(k: &str, what: &str, expected: &[&str]) -> String {
+    let hint = match did_you_mean(k, expected) {
+        Some(m) => format!("did you mean '{m}'? "),
+        None => String::new(),
+    };
+    format!(
+        "unknown field {} in {what} ({hint}expected one of: {})",
+        show(k),
+        expected.join(", ")
+    )
 }
 
 thread_local! {
@@ -265,10 +501,15 @@ fn check_version(p: &Value, path: &Path) -> Result<()> {
     match p.get("cwlVersion").and_then(Value::as_str) {
         None | Some("v1.0") | Some("v1.1") | Some("v1.2") => Ok(()),
         Some(v) if v.starts_with("v1.") => Ok(()),
-        Some(v) => verr(format!(
-            "{}: cwlVersion: unsupported version '{v}'",
-            path.display()
-        )),
+        Some(v) => {
+            let empty = Map::new();
+            let obj = p.as_object().unwrap_or(&empty);
+            verr(format!(
+                "{}: cwlVersion: unsupported version {} (expected v1.0, v1.1 or v1.2)",
+                at(path, Some("cwlVersion"), obj),
+                show(v)
+            ))
+        }
     }
 }
 
@@ -284,7 +525,6 @@ fn check_version_features(m: &Map<String, Value>, version: &str, file: &Path) ->
     if version != "v1.0" && version != "v1.1" {
         return Ok(());
     }
-    let f = file.display();
     let params = ["inputs", "outputs"]
         .iter()
         .filter_map(|k| m.get(*k))
@@ -302,8 +542,14 @@ fn check_version_features(m: &Map<String, Value>, version: &str, file: &Path) ->
                 _ => false,
             };
             if has_obj {
+                let empty = Map::new();
                 return verr(format!(
-                    "{f}: secondaryFiles with pattern/required objects need cwlVersion v1.1 or later (document is {version})"
+                    "{}: secondaryFiles with pattern/required objects need cwlVersion v1.1 or later (document is {version})",
+                    at(
+                        file,
+                        Some("secondaryFiles"),
+                        p.as_object().unwrap_or(&empty)
+                    )
                 ));
             }
         }
@@ -314,9 +560,12 @@ fn check_version_features(m: &Map<String, Value>, version: &str, file: &Path) ->
         _ => vec![],
     };
     for s in steps {
-        if s.get("when").is_some() {
+        if let Value::Object(sm) = &s
+            && sm.contains_key("when")
+        {
             return verr(format!(
-                "{f}: step field 'when' needs cwlVersion v1.2 (document is {version})"
+                "{}: step field 'when' needs cwlVersion v1.2 (document is {version})",
+                at(file, Some("when"), sm)
             ));
         }
     }
@@ -348,7 +597,8 @@ fn check_version_features(m: &Map<String, Value>, version: &str, file: &Path) ->
                     && n.as_u64().is_none()
                 {
                     return verr(format!(
-                        "{f}: ResourceRequirement.{k}: fractional values need cwlVersion v1.2 (document is {version})"
+                        "{}: ResourceRequirement.{k}: fractional values need cwlVersion v1.2 (document is {version})",
+                        at(file, Some(k), rm)
                     ));
                 }
             }
@@ -416,6 +666,66 @@ fn to_list(v: Option<Value>, key_name: &str, value_key: &str) -> Result<Vec<Valu
     }
 }
 
+/// Fields every process class has.
+const COMMON_FIELDS: &[&str] = &[
+    "id",
+    "label",
+    "doc",
+    "intent",
+    "cwlVersion",
+    "class",
+    "inputs",
+    "outputs",
+    "requirements",
+    "hints",
+    "$namespaces",
+    "$schemas",
+];
+
+/// The fields of a process class, for messages.
+fn expected_fields(class: &str) -> Vec<&'static str> {
+    let own: &[&str] = match class {
+        "CommandLineTool" => &[
+            "baseCommand",
+            "arguments",
+            "stdin",
+            "stdout",
+            "stderr",
+            "successCodes",
+            "temporaryFailCodes",
+            "permanentFailCodes",
+        ],
+        "ExpressionTool" => &["expression"],
+        "Workflow" => &["steps"],
+        _ => &[],
+    };
+    COMMON_FIELDS.iter().chain(own).copied().collect()
+}
+
+/// Take `key` out of `m` in list form (see [`to_list`]); an error names
+/// where `key` is.
+fn list_field(
+    m: &mut Map<String, Value>,
+    key: &str,
+    key_name: &str,
+    value_key: &str,
+    ctx: &DocCtx,
+) -> Result<Vec<Value>> {
+    match m.remove(key) {
+        v @ (None | Some(Value::Null | Value::Array(_) | Value::Object(_))) => {
+            to_list(v, key_name, value_key)
+        }
+        Some(other) => {
+            let msg = format!(
+                "{}: {key}: expected a list or a map, got {}",
+                at(&ctx.file, Some(key), m),
+                show(&other.to_string())
+            );
+            verr(msg)
+        }
+    }
+}
+
 fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
     if depth > 32 {
         return verr("processes nested too deeply (cycle in `run`?)");
@@ -438,21 +748,29 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
                 "class Operation is abstract and cannot be executed".into(),
             ));
         }
-        "" => return verr(format!("{}: missing field 'class'", ctx.file.display())),
+        "" => {
+            return verr(format!(
+                "{}: missing field 'class' (expected one of: CommandLineTool, ExpressionTool, Workflow)",
+                at(&ctx.file, None, &m)
+            ));
+        }
         c => {
             return verr(format!(
-                "{}: class: unknown process class '{c}'",
-                ctx.file.display()
+                "{}: class: unknown process class {} (expected one of: CommandLineTool, ExpressionTool, Workflow, Operation)",
+                at(&ctx.file, Some("class"), &m),
+                show(c)
             ));
         }
     }
-    for k in m.keys() {
-        if !PROCESS_FIELDS.contains(&k.as_str()) && !k.contains(':') {
-            return verr(format!(
-                "{}: {class}: unknown field '{k}'",
-                ctx.file.display()
-            ));
-        }
+    if let Some(k) = m
+        .keys()
+        .find(|k| !PROCESS_FIELDS.contains(&k.as_str()) && !k.contains(':'))
+    {
+        return verr(format!(
+            "{}: {}",
+            at(&ctx.file, Some(k), &m),
+            unknown_field(k, &class, &expected_fields(&class))
+        ));
     }
     m.insert(
         "__base".into(),
@@ -479,13 +797,20 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         .unwrap_or_default();
     m.insert("id".into(), Value::String(pid.clone()));
     for key in ["inputs", "outputs"] {
-        let list = to_list(m.remove(key), "id", "type")?;
+        let list = list_field(&mut m, key, "id", "type", ctx)?;
         let mut out = vec![];
         for item in list {
             let item = match item {
                 Value::String(s) => json!({"id": s, "type": "Any"}),
                 o => o,
             };
+            if !item.is_object() {
+                return verr(format!(
+                    "{}: {key}: a parameter must be an object or an id, got {}",
+                    at(&ctx.file, Some(key), &m),
+                    show(&item.to_string())
+                ));
+            }
             out.push(normalize_param(item, ctx)?);
         }
         m.insert(key.into(), Value::Array(out));
@@ -507,7 +832,14 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         );
     }
     for key in ["requirements", "hints"] {
-        let list = to_list(m.remove(key), "class", "value")?;
+        let list = list_field(&mut m, key, "class", "value", ctx)?;
+        if let Some(bad) = list.iter().find(|r| !r.is_object()) {
+            return verr(format!(
+                "{}: {key}: a requirement must be an object, got {}",
+                at(&ctx.file, Some(key), &m),
+                show(&bad.to_string())
+            ));
+        }
         let list: Vec<Value> = list
             .into_iter()
             .map(|r| normalize_requirement(r, ctx))
@@ -515,7 +847,14 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         m.insert(key.into(), Value::Array(list));
     }
     if class == "Workflow" {
-        let steps = to_list(m.remove("steps"), "id", "run")?;
+        let steps = list_field(&mut m, "steps", "id", "run", ctx)?;
+        if let Some(bad) = steps.iter().find(|s| !s.is_object()) {
+            return verr(format!(
+                "{}: steps: a workflow step must be an object, got {}",
+                at(&ctx.file, Some("steps"), &m),
+                show(&bad.to_string())
+            ));
+        }
         let mut out = vec![];
         for s in steps {
             out.push(normalize_step(s, ctx, depth)?);
@@ -556,7 +895,7 @@ fn normalize_requirement(r: Value, ctx: &DocCtx) -> Result<Value> {
             m.insert("types".into(), Value::Array(out));
         }
         "EnvVarRequirement" => {
-            let l = to_list(m.remove("envDef"), "envName", "envValue")?;
+            let l = list_field(&mut m, "envDef", "envName", "envValue", ctx)?;
             m.insert("envDef".into(), Value::Array(l));
         }
         "InitialWorkDirRequirement" => {
@@ -582,7 +921,13 @@ fn normalize_param(p: Value, ctx: &DocCtx) -> Result<Value> {
         .unwrap_or_default();
     m.insert("id".into(), Value::String(id));
     if let Some(t) = m.remove("type") {
-        m.insert("type".into(), normalize_type(t)?);
+        let t = normalize_type(t).map_err(|e| match e {
+            CwlError::Validation(msg) => {
+                CwlError::Validation(format!("{}: type: {msg}", at(&ctx.file, Some("type"), &m)))
+            }
+            e => e,
+        })?;
+        m.insert("type".into(), t);
     }
     if let Some(d) = m.get_mut("default") {
         fix_locations(d, &ctx.base);
@@ -755,15 +1100,17 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         "scatterMethod",
         "when",
     ];
-    for k in m.keys() {
-        if !STEP_FIELDS.contains(&k.as_str()) && !k.contains(':') {
-            return verr(format!(
-                "{}: step '{id}': unknown field '{k}'",
-                ctx.file.display()
-            ));
-        }
+    if let Some(k) = m
+        .keys()
+        .find(|k| !STEP_FIELDS.contains(&k.as_str()) && !k.contains(':'))
+    {
+        return verr(format!(
+            "{}: {}",
+            at(&ctx.file, Some(k), &m),
+            unknown_field(k, &format!("step {}", show(&id)), STEP_FIELDS)
+        ));
     }
-    let ins = to_list(m.remove("in"), "id", "source")?;
+    let ins = list_field(&mut m, "in", "id", "source", ctx)?;
     let mut inl = vec![];
     for i in ins {
         let i = match i {
@@ -771,7 +1118,12 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
             o => o,
         };
         let Value::Object(mut im) = i else {
-            return verr("step input must be an object");
+            return verr(format!(
+                "{}: step {}: in: a step input must be an object or an id, got {}",
+                at(&ctx.file, Some("in"), &m),
+                show(&id),
+                show(&i.to_string())
+            ));
         };
         let iid = im
             .get("id")
@@ -817,7 +1169,14 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
         m.insert("scatter".into(), Value::Array(list));
     }
     for key in ["requirements", "hints"] {
-        let list = to_list(m.remove(key), "class", "value")?;
+        let list = list_field(&mut m, key, "class", "value", ctx)?;
+        if let Some(bad) = list.iter().find(|r| !r.is_object()) {
+            return verr(format!(
+                "{}: {key}: a requirement must be an object, got {}",
+                at(&ctx.file, Some(key), &m),
+                show(&bad.to_string())
+            ));
+        }
         let list: Vec<Value> = list
             .into_iter()
             .map(|r| normalize_requirement(r, ctx))
@@ -842,7 +1201,14 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
                     .cloned();
                 match found {
                     Some(p) => normalize_process(p, ctx, depth + 1)?,
-                    None => return verr(format!("step '{id}': run: '#{frag}' not found")),
+                    None => {
+                        return verr(format!(
+                            "{}: step {}: run: no process {} in $graph",
+                            at(&ctx.file, Some("run"), &m),
+                            show(&id),
+                            show(&format!("#{frag}"))
+                        ));
+                    }
                 }
             } else {
                 let path = if let Some(f) = file.strip_prefix("file://") {
@@ -850,7 +1216,14 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
                 } else {
                     ctx.base.join(&file)
                 };
-                let doc = read_file(&path)?;
+                let doc = read_file(&path).map_err(|e| match e {
+                    CwlError::Validation(msg) if !path.is_file() => CwlError::Validation(format!(
+                        "{}: step {}: run: {msg}",
+                        at(&ctx.file, Some("run"), &m),
+                        show(&id)
+                    )),
+                    e => e,
+                })?;
                 let sub = DocCtx {
                     version: version_of(&doc, &ctx.version),
                     ns: doc
@@ -871,7 +1244,13 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
                         })
                         .cloned()
                         .ok_or_else(|| {
-                            CwlError::Validation(format!("{}: no '#{want}'", path.display()))
+                            CwlError::Validation(format!(
+                                "{}: step {}: run: no process {} in $graph of {}",
+                                at(&ctx.file, Some("run"), &m),
+                                show(&id),
+                                show(&format!("#{want}")),
+                                path.display()
+                            ))
                         })?
                 } else {
                     doc
@@ -880,7 +1259,21 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
             }
         }
         Value::Object(_) => normalize_process(run, ctx, depth + 1)?,
-        _ => return verr(format!("step '{id}': missing or invalid 'run'")),
+        Value::Null => {
+            return verr(format!(
+                "{}: step {}: missing field 'run' (expected a file name, '#id' or a process object)",
+                at(&ctx.file, None, &m),
+                show(&id)
+            ));
+        }
+        other => {
+            return verr(format!(
+                "{}: step {}: run: expected a file name, '#id' or a process object, got {}",
+                at(&ctx.file, Some("run"), &m),
+                show(&id),
+                show(&other.to_string())
+            ));
+        }
     };
     m.insert("run".into(), run);
     Ok(Value::Object(m))
@@ -1033,5 +1426,241 @@ mod tests {
     #[test]
     fn missing_file() {
         assert!(load("/nonexistent/x.cwl").is_err());
+    }
+
+    /// The message of a failed [`load`] of `text` written to `name`.
+    fn load_err(name: &str, text: &str) -> (String, String) {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), name, text);
+        let e = load(&p.display().to_string()).err().unwrap();
+        (e.to_string(), p.display().to_string())
+    }
+
+    #[test]
+    fn malformed_yaml_names_line_and_column() {
+        let e = parse_text(
+            "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: [a\n",
+            "x.cwl",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("x.cwl:3:9: malformed YAML: "), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        let e = parse_text("a: 1\n  b: 2\n", "y.cwl")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("y.cwl:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_names_line_column_and_expected_fields() {
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\noutputs: []\n  # comment\n\nbogus: 1\n",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:7:1: unknown field 'bogus' in CommandLineTool"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("expected one of: "), "{e}");
+        assert!(e.contains("baseCommand"), "{e}");
+        assert!(!e.contains("__base"), "{e}");
+        let (e, p) = load_err(
+            "typo.cwl",
+            "cwlVersion: v1.2\nclass: ExpressionTool\ninputs: []\noutputs: []\nexpresion: '$({})'\n",
+        );
+        assert!(
+            e.contains(&format!("{p}:5:1: unknown field 'expresion'")),
+            "{e}"
+        );
+        assert!(e.contains("did you mean 'expression'?"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_in_json_document() {
+        let (e, p) = load_err(
+            "t.cwl",
+            "{\"cwlVersion\": \"v1.2\",\n \"class\": \"CommandLineTool\",\n \"inputs\": [],\n \"outputs\": [], \"bogus\": 1}\n",
+        );
+        assert!(
+            e.contains(&format!("{p}:4:17: unknown field 'bogus'")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn step_errors_name_the_line_of_the_step() {
+        let wf = "cwlVersion: v1.2
+class: Workflow
+inputs: {m: string}
+outputs: {}
+steps:
+  a:
+    run: {class: ExpressionTool, inputs: [], outputs: [], expression: '$({})'}
+    in: {msg: m}
+    out: []
+  b:
+    run: {class: ExpressionTool, inputs: [], outputs: [], expression: '$({})'}
+    in: {msg: m}
+    out: []
+    scater: msg
+";
+        let (e, p) = load_err("wf.cwl", wf);
+        assert!(
+            e.contains(&format!("{p}:14:5: unknown field 'scater' in step 'b'")),
+            "{e}"
+        );
+        assert!(e.contains("did you mean 'scatter'?"), "{e}");
+        // List form, in a $graph whose two tools share the unknown key name
+        // only in the second one.
+        let graph = "cwlVersion: v1.2
+$graph:
+- id: one
+  class: CommandLineTool
+  inputs: []
+  outputs: []
+- id: main
+  class: Workflow
+  inputs: []
+  outputs: []
+  steps:
+  - id: s
+    run: '#one'
+    in: []
+    out: []
+    bogus: 1
+";
+        let (e, p) = load_err("g.cwl", graph);
+        assert!(
+            e.contains(&format!("{p}:16:5: unknown field 'bogus' in step 's'")),
+            "{e}"
+        );
+        let missing = wf.replace(
+            "run: {class: ExpressionTool, inputs: [], outputs: [], expression: '$({})'}\n    in: {msg: m}\n    out: []\n    scater: msg\n",
+            "run: nowhere.cwl\n    in: {msg: m}\n    out: []\n",
+        );
+        let (e, p) = load_err("wf.cwl", &missing);
+        assert!(e.contains(&format!("{p}:11:5: step 'b': run: ")), "{e}");
+        assert!(e.contains("nowhere.cwl"), "{e}");
+    }
+
+    #[test]
+    fn the_right_mapping_is_found() {
+        // Two processes with the same unknown field: the one whose other
+        // keys match is reported.
+        let graph = "cwlVersion: v1.2
+$graph:
+- id: one
+  class: CommandLineTool
+  inputs: []
+  outputs: []
+  baseCommand: echo
+  extra: 1
+- id: two
+  class: CommandLineTool
+  inputs: []
+  outputs: []
+  extra: 2
+";
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "g.cwl", graph);
+        let e = load(&format!("{}#two", p.display()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(&format!("{}:13:3: unknown field 'extra'", p.display())),
+            "{e}"
+        );
+        let e = load(&format!("{}#one", p.display()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(&format!("{}:8:3: unknown field 'extra'", p.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_validation_errors_have_positions() {
+        let (e, p) = load_err("c.cwl", "cwlVersion: v1.2\nclass: Tool\ninputs: []\n");
+        assert!(
+            e.contains(&format!("{p}:2:1: class: unknown process class 'Tool'")),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "v.cwl",
+            "class: CommandLineTool\ncwlVersion: draft-3\ninputs: []\n",
+        );
+        assert!(
+            e.contains(&format!("{p}:2:1: cwlVersion: unsupported version")),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "i.cwl",
+            "cwlVersion: v1.2\nclass: CommandLineTool\noutputs: []\ninputs: 5\n",
+        );
+        assert!(
+            e.contains(&format!("{p}:4:1: inputs: expected a list or a map")),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "r.cwl",
+            "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\noutputs: []\nrequirements:\n  - 5\n",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:5:1: requirements: a requirement must be an object"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "w.cwl",
+            "cwlVersion: v1.0\nclass: Workflow\ninputs: []\noutputs: []\nsteps:\n  s:\n    run: x.cwl\n    in: []\n    out: []\n    when: $(true)\n",
+        );
+        assert!(e.contains(&format!("{p}:10:5: step field 'when'")), "{e}");
+    }
+
+    #[test]
+    fn position_index_survives_odd_input() {
+        let empty = Map::new();
+        for text in [
+            "",
+            "[[[[[[",
+            "{{{{",
+            "? [a, b]\n: c\nd: e\n",
+            "&a {x: *a, y: *nope}\n",
+            "a: 1\n---\nb: 2\n",
+            "\t\u{0}\u{feff}: x",
+            "- - - - a: b\n",
+            "a: !!binary ZZZ\n",
+            "{\"a\": {\"b\": [1, {\"c\": 2}]}}",
+        ] {
+            let _ = locate(text, Some("a"), &empty);
+            let _ = locate(text, None, &empty);
+        }
+        let deep = "[".repeat(100_000);
+        let _ = locate(&deep, Some("x"), &empty);
+        let deep = "a:\n".repeat(2_000);
+        let _ = locate(&deep, Some("a"), &empty);
+        let obj = json!({"x": 1}).as_object().cloned().unwrap();
+        assert_eq!(locate("a: {x: 1, y: 2}\n", Some("y"), &obj), Some((1, 11)));
+        assert_eq!(locate("? [k]\n: v\ny: 1\n", Some("y"), &obj), Some((3, 1)));
+        assert_eq!(locate("a: 1\n", Some("zz"), &obj), None);
+    }
+
+    #[test]
+    fn suggestions() {
+        let known = ["baseCommand", "inputs", "outputs", "stdout"];
+        assert_eq!(did_you_mean("baseComand", &known), Some("baseCommand"));
+        assert_eq!(did_you_mean("inputz", &known), Some("inputs"));
+        assert_eq!(did_you_mean("BaseCommand", &known), Some("baseCommand"));
+        assert_eq!(did_you_mean("xyz", &known), None);
+        assert_eq!(did_you_mean(&"x".repeat(10_000), &known), None);
+        assert_eq!(show(&"k".repeat(1000)).chars().count(), 83);
+        assert_eq!(show("a\nb"), "'a\\nb'");
     }
 }

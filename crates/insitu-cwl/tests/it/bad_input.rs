@@ -26,14 +26,96 @@ fn malformed_yaml() {
         "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: [a\n",
     );
     fails(&s, &["bad.cwl"], 1, &["bad.cwl", "validation error"]);
-    fails(&s, &["validate", "bad.cwl"], 1, &["bad.cwl"]);
+    fails(
+        &s,
+        &["validate", "bad.cwl"],
+        1,
+        &["bad.cwl:3:9: malformed YAML: "],
+    );
+    s.file(
+        "bad.json",
+        "{\"cwlVersion\": \"v1.2\",\n \"class\": \"CommandLineTool\",\n \"inputs\": [, \"outputs\": []}\n",
+    );
+    fails(&s, &["validate", "bad.json"], 1, &["bad.json:3:"]);
 }
 
 #[test]
 fn unknown_field() {
     let s = Scratch::new();
+    // ECHO is 10 lines: the typo is on line 11.
     s.file("t.cwl", &format!("{ECHO}baseComand: echo\n"));
-    fails(&s, &["validate", "t.cwl"], 1, &["baseComand"]);
+    fails(
+        &s,
+        &["validate", "t.cwl"],
+        1,
+        &[
+            "t.cwl:11:1: unknown field 'baseComand' in CommandLineTool",
+            "did you mean 'baseCommand'?",
+            "expected one of: ",
+        ],
+    );
+    s.file(
+        "t5.cwl",
+        "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: []\noutputs: []\nbogus: 1\n",
+    );
+    fails(&s, &["t5.cwl"], 1, &["t5.cwl:5:1: unknown field 'bogus'"]);
+    s.file(
+        "t.json",
+        "{\"cwlVersion\": \"v1.2\",\n \"class\": \"CommandLineTool\",\n \"inputs\": [],\n \"outputs\": [],\n   \"bogus\": 1}\n",
+    );
+    fails(
+        &s,
+        &["validate", "t.json"],
+        1,
+        &["t.json:5:4: unknown field 'bogus'"],
+    );
+    s.file("echo.cwl", ECHO);
+    s.file(
+        "wf.cwl",
+        "cwlVersion: v1.2
+class: Workflow
+inputs: {m: string}
+outputs: {}
+steps:
+  a:
+    run: echo.cwl
+    in: {msg: m}
+    out: [out]
+  b:
+    run: echo.cwl
+    in: {msg: m}
+    out: [out]
+    scater: msg
+",
+    );
+    fails(
+        &s,
+        &["validate", "wf.cwl"],
+        1,
+        &[
+            "wf.cwl:14:5: unknown field 'scater' in step 'b'",
+            "did you mean 'scatter'?",
+        ],
+    );
+    s.file(
+        "wf2.cwl",
+        "cwlVersion: v1.2
+class: Workflow
+inputs: {m: string}
+outputs: {}
+steps:
+  - id: a
+    run: nowhere.cwl
+    in: {msg: m}
+    out: [out]
+",
+    );
+    fails(
+        &s,
+        &["validate", "wf2.cwl"],
+        1,
+        &["wf2.cwl:7:5: step 'a': run: ", "nowhere.cwl"],
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod loader;
 pub mod process;
 pub mod provenance;
 pub mod sandbox;
+pub mod spawner;
 pub mod tool;
 pub mod workflow;
 
@@ -45,6 +46,9 @@ pub struct RunOptions {
     pub js_timeout: std::time::Duration,
     /// Whether tools run in a bubblewrap sandbox.
     pub sandbox: SandboxMode,
+    /// Give every job a sandbox of its own instead of running the jobs
+    /// that can in the run's shared sandbox ([`spawner`]).
+    pub sandbox_per_step: bool,
     /// Host paths shown read-only inside sandboxes (tool installations under
     /// `/home`, `/root` or `/tmp`).
     pub sandbox_expose: Vec<PathBuf>,
@@ -93,6 +97,7 @@ impl Default for RunOptions {
             containers: ContainerMode::Auto,
             js_timeout: std::time::Duration::from_secs(20),
             sandbox: SandboxMode::Auto,
+            sandbox_per_step: false,
             sandbox_expose: vec![],
             provenance: None,
             progress: false,
@@ -100,13 +105,14 @@ impl Default for RunOptions {
     }
 }
 
-/// The executor for a run: the sandbox unless it is off or unavailable.
-async fn pick_executor(opts: &RunOptions) -> Result<Arc<dyn executor::Executor>> {
+/// The sandbox for a run, or `None` for plain processes (off, or
+/// unavailable and not required).
+async fn pick_sandbox(opts: &RunOptions) -> Result<Option<sandbox::SandboxExecutor>> {
     if opts.sandbox == SandboxMode::Off {
-        return Ok(Arc::new(executor::LocalExecutor));
+        return Ok(None);
     }
     match sandbox::SandboxExecutor::probe(opts.sandbox_expose.clone()).await {
-        Ok(ex) => Ok(Arc::new(ex)),
+        Ok(ex) => Ok(Some(ex)),
         Err(why) if opts.sandbox == SandboxMode::Required => Err(CwlError::Unsupported(format!(
             "a sandbox is required but {why}"
         ))),
@@ -116,9 +122,38 @@ async fn pick_executor(opts: &RunOptions) -> Result<Arc<dyn executor::Executor>>
                     "[insitu-cwl] warning: running tools without a sandbox: {why} (--no-sandbox silences this)"
                 );
             }
-            Ok(Arc::new(executor::LocalExecutor))
+            Ok(None)
         }
     }
+}
+
+/// Paths a run reads from outside its own directory: the job order's
+/// files and directories, and the directories of the documents (their
+/// default files); the run's shared sandbox shows them read-only.
+fn run_inputs(job: &Value, documents: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(v: &Value, out: &mut Vec<PathBuf>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(l) = m.get("location").and_then(Value::as_str)
+                    && l.starts_with("file://")
+                {
+                    out.push(files::loc_to_path(l));
+                }
+                if let Some(p) = m.get("path").and_then(Value::as_str) {
+                    out.push(PathBuf::from(p));
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<PathBuf> = documents
+        .iter()
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .collect();
+    walk(job, &mut out);
+    out
 }
 
 /// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
@@ -126,9 +161,9 @@ async fn pick_executor(opts: &RunOptions) -> Result<Arc<dyn executor::Executor>>
 pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     // Checking that bubblewrap works takes a few milliseconds: overlap it
     // with loading the document.
-    let executor = {
+    let sandbox = {
         let opts = opts.clone();
-        tokio::spawn(async move { pick_executor(&opts).await })
+        tokio::spawn(async move { pick_sandbox(&opts).await })
     };
     let loaded = loader::load(spec)?;
     let mut p = loaded.process.clone();
@@ -146,13 +181,20 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
         workflow::check_workflow(&p)?;
     }
     let tmp = tempfile::Builder::new().prefix("insitu-cwl-").tempdir()?;
-    let mut ctx = RunCtx::new(
-        tmp.path().to_path_buf(),
-        opts.parallel,
-        executor
-            .await
-            .map_err(|e| CwlError::Execution(format!("sandbox check failed: {e}")))??,
-    );
+    let sandbox = sandbox
+        .await
+        .map_err(|e| CwlError::Execution(format!("sandbox check failed: {e}")))??;
+    let executor: Arc<dyn executor::Executor> = match sandbox {
+        None => Arc::new(executor::LocalExecutor),
+        Some(s) if opts.sandbox_per_step => Arc::new(s),
+        Some(s) => Arc::new(spawner::SharedSandboxExecutor::new(
+            s,
+            tmp.path().to_path_buf(),
+            run_inputs(&job, &loaded.files),
+            opts.quiet,
+        )),
+    };
+    let mut ctx = RunCtx::new(tmp.path().to_path_buf(), opts.parallel, executor);
     ctx.quiet = opts.quiet || opts.progress;
     ctx.js_timeout = opts.js_timeout;
     ctx.containers = opts.containers;
@@ -383,7 +425,7 @@ fn copy_resolving(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-expose DIR]... [--provenance DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
 
 /// The whole command-line interface; returns the process exit code
 /// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
@@ -393,6 +435,9 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if args.first().map(String::as_str) == Some(spawner::SUBCOMMAND) {
+        return spawner::serve();
+    }
     let mut outdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut parallel = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -401,6 +446,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
     let mut containers = ContainerMode::Auto;
     let mut js_timeout = std::time::Duration::from_secs(20);
     let mut sandbox = SandboxMode::Auto;
+    let mut sandbox_per_step = false;
     let mut provenance = None;
     // The invoking user's home stays visible (read-only) in sandboxes, like
     // the rest of the host: tools are often installed there.
@@ -442,6 +488,8 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
             sandbox = SandboxMode::Off;
         } else if a == "--require-sandbox" {
             sandbox = SandboxMode::Required;
+        } else if a == "--sandbox-per-step" {
+            sandbox_per_step = true;
         } else if let Some(v) = a.strip_prefix("--sandbox-expose=") {
             sandbox_expose.push(PathBuf::from(v));
         } else if a == "--sandbox-expose" {
@@ -518,6 +566,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         containers,
         js_timeout,
         sandbox,
+        sandbox_per_step,
         sandbox_expose,
         provenance,
         progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),

@@ -90,6 +90,11 @@ impl SandboxExecutor {
         }
     }
 
+    /// The `bwrap` program.
+    pub fn bwrap(&self) -> &Path {
+        &self.bwrap
+    }
+
     /// The arguments after `bwrap` for one command.
     pub fn args(&self, spec: &CommandSpec) -> Vec<OsString> {
         let sandbox = SandboxSpec {

@@ -72,6 +72,22 @@ const SKIP_TOP: [&str; 8] = [
     "lost+found",
 ];
 
+/// Whether every sandbox shows the host's `p` at the same place (read-only):
+/// it is under one of the host's top-level directories that are bound,
+/// not under those a sandbox replaces (`/tmp`, `/home`, `/root`, `/run`,
+/// `/proc`, `/dev`, `/var/tmp`, …). Paths a spec hides are not considered.
+pub fn shown_from_host(p: &Path) -> bool {
+    use std::path::Component;
+    let mut c = p.components();
+    if c.next() != Some(Component::RootDir) || p.starts_with("/var/tmp") {
+        return false;
+    }
+    match c.next() {
+        Some(Component::Normal(top)) => top == "sys" || !SKIP_TOP.iter().any(|s| top == *s),
+        _ => false,
+    }
+}
+
 fn host_root_entries() -> Vec<std::fs::DirEntry> {
     let mut v: Vec<_> = std::fs::read_dir("/")
         .map(|rd| rd.flatten().collect())
@@ -210,6 +226,25 @@ pub fn is_within(root: &Path, p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_paths_shown_in_every_sandbox() {
+        for shown in ["/usr/bin/env", "/etc", "/work/data/x.fits", "/sys/fs"] {
+            assert!(shown_from_host(Path::new(shown)), "{shown}");
+        }
+        for replaced in [
+            "/tmp/x",
+            "/home/ann",
+            "/root/.cargo",
+            "/run/x",
+            "/proc/1",
+            "/var/tmp/y",
+            "/",
+            "rel/x",
+        ] {
+            assert!(!shown_from_host(Path::new(replaced)), "{replaced}");
+        }
+    }
 
     #[test]
     fn volumes_are_read_only_and_workspace_writable() {

@@ -56,9 +56,19 @@ fn tools_run_confined() {
     if !bwrap_works() {
         return;
     }
+    // The run's shared sandbox (bwrap and the spawner besides the tool),
+    // and a sandbox of the job's own.
+    for (mode, procs) in [(&[][..], 7), (&["--sandbox-per-step"][..], 5)] {
+        confined(mode, procs);
+    }
+}
+
+fn confined(mode: &[&str], max_procs: u32) {
     let s = Scratch::new();
     s.file("probe.cwl", PROBE);
-    let log = run(&s, &["--require-sandbox"], false);
+    let mut args = vec!["--require-sandbox"];
+    args.extend(mode);
+    let log = run(&s, &args, false);
     assert!(log.starts_with("original\n"), "{log}");
     for want in [
         "INPUT_READ_ONLY",
@@ -68,7 +78,10 @@ fn tools_run_confined() {
     ] {
         assert!(log.contains(want), "{want}: {log}");
     }
-    assert!(count(&log, "procs=") <= 5, "own pid namespace: {log}");
+    assert!(
+        count(&log, "procs=") <= max_procs,
+        "own pid namespace ({mode:?}): {log}"
+    );
     assert_eq!(count(&log, "ifaces="), 1, "loopback only: {log}");
     assert_eq!(
         std::fs::read_to_string(s.path().join("in.txt")).unwrap(),

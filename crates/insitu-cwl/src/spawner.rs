@@ -1,0 +1,439 @@
+//! One sandbox for a whole run, with a spawner inside.
+//!
+//! Making a bubblewrap sandbox costs milliseconds of mount and namespace
+//! work that the kernel does one sandbox at a time, so a 1,000-job scatter
+//! of a trivial tool spent most of its time making sandboxes. A run
+//! therefore starts one sandbox, like a job's (the host read-only, private
+//! `/tmp`, `/run` and `/home`, own pid, ipc and uts namespaces, no network),
+//! that sees the run's directory read-write and the run's inputs (the job
+//! order's files, the documents' directories) read-only. Inside it runs
+//! this engine's binary as a spawner ([`serve`]): it reads one request a
+//! line (JSON) on standard input, starts the command in its own process
+//! group with the job's environment and redirections, and answers with its
+//! exit status.
+//!
+//! A job runs there only when everything it reads is visible inside and
+//! everything it writes is in the run's directory ([`RunSandbox::can_run`]);
+//! a job that needs the network, or other paths, gets a sandbox of its own
+//! as before. What the jobs of one run share: the run's directory (another
+//! job's files are writable), `/tmp` and the pid namespace.
+//! `--sandbox-per-step` gives every job its own sandbox.
+
+use crate::error::{CwlError, Result};
+use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program};
+use crate::sandbox::{SandboxExecutor, step_binds};
+use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, bwrap_args_with, shown_from_host};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// The hidden subcommand that runs [`serve`].
+pub const SUBCOMMAND: &str = "__spawner";
+
+/// A line to the spawner.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Request {
+    /// Start a command.
+    Run {
+        id: u64,
+        argv: Vec<String>,
+        cwd: PathBuf,
+        env: Vec<(String, String)>,
+        stdin: Option<PathBuf>,
+        stdout: Option<PathBuf>,
+        stderr: Option<PathBuf>,
+    },
+    /// Kill a command's process group (time limit).
+    Kill { id: u64 },
+}
+
+/// A line from the spawner: the exit status, or why the command could not
+/// start.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    id: u64,
+    #[serde(default)]
+    code: Option<i32>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The spawner's loop, inside the run's sandbox; returns when its standard
+/// input closes (the engine is done or gone).
+pub fn serve() -> i32 {
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let groups: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let reply = |out: &Mutex<std::io::Stdout>, r: &Reply| {
+        if let (Ok(line), Ok(mut o)) = (serde_json::to_string(r), out.lock()) {
+            let _ = writeln!(o, "{line}");
+            let _ = o.flush();
+        }
+    };
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("[insitu-cwl spawner] bad request: {e}");
+                continue;
+            }
+        };
+        match req {
+            Request::Kill { id } => {
+                let pid = groups.lock().ok().and_then(|g| g.get(&id).copied());
+                if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+            }
+            Request::Run {
+                id,
+                argv,
+                cwd,
+                env,
+                stdin,
+                stdout,
+                stderr,
+            } => match start(&argv, &cwd, &env, &stdin, &stdout, &stderr) {
+                Err(e) => reply(
+                    &out,
+                    &Reply {
+                        id,
+                        code: None,
+                        error: Some(e),
+                    },
+                ),
+                Ok(mut child) => {
+                    if let Ok(mut g) = groups.lock() {
+                        g.insert(id, child.id());
+                    }
+                    let (out, groups) = (out.clone(), groups.clone());
+                    std::thread::spawn(move || {
+                        let r = match child.wait() {
+                            Ok(s) => Reply {
+                                id,
+                                code: Some(s.code().unwrap_or(-1)),
+                                error: None,
+                            },
+                            Err(e) => Reply {
+                                id,
+                                code: None,
+                                error: Some(e.to_string()),
+                            },
+                        };
+                        if let Ok(mut g) = groups.lock() {
+                            g.remove(&id);
+                        }
+                        reply(&out, &r);
+                    });
+                }
+            },
+        }
+    }
+    0
+}
+
+/// Start one command inside the spawner.
+fn start(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    stdin: &Option<PathBuf>,
+    stdout: &Option<PathBuf>,
+    stderr: &Option<PathBuf>,
+) -> std::result::Result<std::process::Child, String> {
+    use std::os::unix::process::CommandExt;
+    let Some(prog) = argv.first() else {
+        return Err("empty command line".into());
+    };
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let mut cmd = std::process::Command::new(resolve_program(prog, path));
+    cmd.args(&argv[1..])
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .process_group(0);
+    let open = |p: &Path| std::fs::File::open(p).map_err(|e| format!("stdin {}: {e}", p.display()));
+    let create = |p: &Path| {
+        std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
+    };
+    cmd.stdin(match stdin {
+        Some(p) => Stdio::from(open(p)?),
+        None => Stdio::null(),
+    });
+    cmd.stdout(match stdout {
+        Some(p) => Stdio::from(create(p)?),
+        None => Stdio::from(std::io::stderr()),
+    });
+    cmd.stderr(match stderr {
+        Some(p) => Stdio::from(create(p)?),
+        None => Stdio::inherit(),
+    });
+    cmd.spawn()
+        .map_err(|e| format!("cannot start '{prog}': {e}"))
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// The run's sandbox, seen from the engine.
+pub struct RunSandbox {
+    writer: tokio::sync::Mutex<tokio::process::ChildStdin>,
+    pending: Pending,
+    next: AtomicU64,
+    alive: Arc<AtomicBool>,
+    /// Kept so that the sandbox ends with the run (`kill_on_drop`).
+    _child: tokio::process::Child,
+    /// The run's directory, read-write inside.
+    root: PathBuf,
+    /// Bound read-only besides what the host shows.
+    read_only: Vec<PathBuf>,
+}
+
+impl RunSandbox {
+    /// Start the sandbox of a run whose job directories are under `root`,
+    /// showing `read_only` paths (the run's inputs) read-only.
+    pub async fn start(
+        base: &SandboxExecutor,
+        root: &Path,
+        read_only: Vec<PathBuf>,
+    ) -> std::result::Result<RunSandbox, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let root = root.canonicalize().map_err(|e| e.to_string())?;
+        let mut read_only: Vec<PathBuf> = read_only
+            .into_iter()
+            .chain(base.expose.iter().cloned())
+            .filter_map(|p| p.canonicalize().ok())
+            .filter(|p| !p.starts_with(&root))
+            .collect();
+        read_only.sort();
+        read_only.dedup();
+        let mut kept: Vec<PathBuf> = vec![];
+        for p in read_only {
+            if !kept.iter().any(|k| p.starts_with(k)) {
+                kept.push(p);
+            }
+        }
+        let mut binds: Vec<Bind> = kept
+            .iter()
+            .filter(|p| !shown_from_host(p))
+            .map(|p| Bind {
+                path: p.clone(),
+                writable: false,
+            })
+            .collect();
+        binds.push(Bind {
+            path: exe.clone(),
+            writable: false,
+        });
+        binds.push(Bind {
+            path: root.clone(),
+            writable: true,
+        });
+        let spec = SandboxSpec {
+            command: vec![exe.display().to_string(), SUBCOMMAND.into()],
+            expose: base.expose.clone(),
+            ..SandboxSpec::default()
+        };
+        let args = bwrap_args_with(
+            &spec,
+            &StepBinds {
+                binds,
+                workdir: Some(root.clone()),
+            },
+        );
+        let mut child = tokio::process::Command::new(base.bwrap())
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the run's sandbox: {e}"))?;
+        let (Some(writer), Some(reader)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the run's sandbox has no pipes".into());
+        };
+        let pending: Pending = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        {
+            let (pending, alive) = (pending.clone(), alive.clone());
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let Ok(r) = serde_json::from_str::<Reply>(&line) else {
+                        continue;
+                    };
+                    let tx = pending.lock().ok().and_then(|mut p| p.remove(&r.id));
+                    if let Some(tx) = tx {
+                        let _ = tx.send(r);
+                    }
+                }
+                // The spawner is gone: whoever waits hears it from the
+                // dropped senders.
+                alive.store(false, Ordering::SeqCst);
+                if let Ok(mut p) = pending.lock() {
+                    p.clear();
+                }
+            });
+        }
+        Ok(RunSandbox {
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next: AtomicU64::new(0),
+            alive,
+            _child: child,
+            root,
+            read_only: kept,
+        })
+    }
+
+    /// Whether `p` (and where it leads) can be seen inside.
+    fn visible(&self, p: &Path) -> bool {
+        let seen = |q: &Path| {
+            q.starts_with(&self.root)
+                || self.read_only.iter().any(|r| q.starts_with(r))
+                || shown_from_host(q)
+        };
+        seen(p) && p.canonicalize().is_ok_and(|c| seen(&c))
+    }
+
+    /// Whether `spec` can run in this sandbox: no network, everything it
+    /// writes in the run's directory, everything it reads visible.
+    pub fn can_run(&self, spec: &CommandSpec) -> bool {
+        if spec.network || spec.container.is_some() || !self.alive.load(Ordering::SeqCst) {
+            return false;
+        }
+        let binds = step_binds(spec).binds;
+        binds.iter().all(|b| {
+            if b.writable {
+                b.path
+                    .canonicalize()
+                    .is_ok_and(|c| c.starts_with(&self.root))
+            } else {
+                self.visible(&b.path)
+            }
+        }) && spec.stdin.as_ref().is_none_or(|p| self.visible(p))
+    }
+
+    async fn send(&self, req: &Request) -> Result<()> {
+        let mut line = serde_json::to_string(req)
+            .map_err(|e| CwlError::Execution(format!("cannot encode a job: {e}")))?;
+        line.push('\n');
+        let mut w = self.writer.lock().await;
+        w.write_all(line.as_bytes())
+            .await
+            .map_err(|e| CwlError::Execution(format!("the run's sandbox is gone: {e}")))
+    }
+
+    /// Run `spec` inside and return its exit status.
+    pub async fn run(&self, spec: &CommandSpec) -> Result<i32> {
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        self.send(&Request::Run {
+            id,
+            argv: spec.argv.clone(),
+            cwd: spec.cwd.clone(),
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            stdin: spec.stdin.clone(),
+            stdout: spec.stdout.clone(),
+            stderr: spec.stderr.clone(),
+        })
+        .await?;
+        let prog = spec.argv.first().map(String::as_str).unwrap_or("");
+        let gone = || CwlError::Execution(format!("the run's sandbox ended while '{prog}' ran"));
+        let reply = match spec.timeout {
+            None => rx.await.map_err(|_| gone())?,
+            Some(t) => {
+                let mut rx = rx;
+                match tokio::time::timeout(t, &mut rx).await {
+                    Ok(r) => r.map_err(|_| gone())?,
+                    Err(_) => {
+                        self.send(&Request::Kill { id }).await?;
+                        let _ = rx.await;
+                        return Err(CwlError::Execution(format!(
+                            "'{prog}' exceeded the time limit of {t:?}"
+                        )));
+                    }
+                }
+            }
+        };
+        match (reply.code, reply.error) {
+            (Some(c), _) => Ok(c),
+            (None, e) => Err(CwlError::Execution(
+                e.unwrap_or_else(|| "no exit status".into()),
+            )),
+        }
+    }
+}
+
+/// Runs jobs in the run's sandbox when they can, else each in a sandbox of
+/// its own.
+pub struct SharedSandboxExecutor {
+    per_job: SandboxExecutor,
+    root: PathBuf,
+    read_only: Vec<PathBuf>,
+    run: tokio::sync::OnceCell<Option<RunSandbox>>,
+    quiet: bool,
+}
+
+impl SharedSandboxExecutor {
+    /// An executor for a run under `root` whose inputs are `read_only`.
+    pub fn new(
+        per_job: SandboxExecutor,
+        root: PathBuf,
+        read_only: Vec<PathBuf>,
+        quiet: bool,
+    ) -> Self {
+        SharedSandboxExecutor {
+            per_job,
+            root,
+            read_only,
+            run: tokio::sync::OnceCell::new(),
+            quiet,
+        }
+    }
+}
+
+impl Executor for SharedSandboxExecutor {
+    fn run<'a>(&'a self, spec: &'a CommandSpec) -> ExecFuture<'a> {
+        Box::pin(async move {
+            let shared = self
+                .run
+                .get_or_init(|| async {
+                    match RunSandbox::start(&self.per_job, &self.root, self.read_only.clone()).await
+                    {
+                        Ok(s) => Some(s),
+                        Err(why) => {
+                            if !self.quiet {
+                                eprintln!(
+                                    "[insitu-cwl] warning: {why}; one sandbox per job instead"
+                                );
+                            }
+                            None
+                        }
+                    }
+                })
+                .await;
+            match shared {
+                Some(s) if s.can_run(spec) => s.run(spec).await,
+                _ => self.per_job.run(spec).await,
+            }
+        })
+    }
+}

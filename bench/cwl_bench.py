@@ -101,7 +101,8 @@ def runners(a):
     """name -> (function(workload, outdir) -> argv, description)."""
     r = {}
     ins = lambda extra: (lambda w, cwl, job, out: [a.insitu, "--quiet", *extra, "--outdir", out, cwl, job])
-    r["insitu"] = (ins([]), "insitu-cwl (bwrap sandbox per step)")
+    r["insitu"] = (ins([]), "insitu-cwl, default: the run's jobs in one shared bwrap sandbox (spawner inside)")
+    r["insitu --sandbox-per-step"] = (ins(["--sandbox-per-step"]), "insitu-cwl, a bwrap sandbox of its own for every job")
     r["insitu --no-sandbox"] = (ins(["--no-sandbox"]), "insitu-cwl, plain processes")
 
     def cwltool(w, cwl, job, out):

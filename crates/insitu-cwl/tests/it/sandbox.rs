@@ -124,3 +124,97 @@ outputs: {log: stdout}
     let log = std::fs::read_to_string(r.json()["log"]["path"].as_str().unwrap()).unwrap();
     assert!(count(&log, "procs=") > 5, "host processes visible: {log}");
 }
+
+/// A tool that says whether it runs beside the run's spawner (pid 2 of the
+/// shared sandbox) and prints its input.
+const WHERE: &str = "cwlVersion: v1.2
+class: CommandLineTool
+requirements: {ShellCommandRequirement: {}}
+inputs:
+  f: {type: File, default: {class: File, location: DEFAULT}}
+arguments:
+  - shellQuote: false
+    valueFrom: >-
+      (tr '\\0' ' ' < /proc/2/cmdline | grep -q '__spawne[r]' && echo SHARED || echo OWN);
+      cat $(inputs.f.path)
+outputs: {log: stdout}
+";
+
+fn where_it_ran(s: &Scratch, args: &[&str]) -> String {
+    let r = s.run(args);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    std::fs::read_to_string(r.json()["log"]["path"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn jobs_share_the_runs_sandbox_unless_they_read_elsewhere() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Scratch::new();
+    let elsewhere = Scratch::new();
+    let outside = elsewhere.file("outside.txt", "from elsewhere\n");
+    s.file("in.txt", "from the job order\n");
+    s.file("job.json", r#"{"f": {"class": "File", "path": "in.txt"}}"#);
+    s.file(
+        "where.cwl",
+        &WHERE.replace("DEFAULT", &outside.display().to_string()),
+    );
+    // Inputs of the job order are shown in the run's sandbox.
+    let log = where_it_ran(
+        &s,
+        &["--require-sandbox", "--quiet", "where.cwl", "job.json"],
+    );
+    assert_eq!(log, "SHARED\nfrom the job order\n");
+    // A file the run did not announce (under another /tmp directory) is not
+    // there: the job gets a sandbox of its own, which shows it.
+    let log = where_it_ran(&s, &["--require-sandbox", "--quiet", "where.cwl"]);
+    assert_eq!(log, "OWN\nfrom elsewhere\n");
+    let log = where_it_ran(
+        &s,
+        &[
+            "--require-sandbox",
+            "--sandbox-per-step",
+            "--quiet",
+            "where.cwl",
+            "job.json",
+        ],
+    );
+    assert_eq!(log, "OWN\nfrom the job order\n");
+}
+
+#[test]
+fn a_time_limit_ends_the_tool_in_the_shared_sandbox() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Scratch::new();
+    s.file(
+        "slow.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+requirements: {ToolTimeLimit: {timelimit: 1}, ShellCommandRequirement: {}}
+inputs: []
+arguments: [{shellQuote: false, valueFrom: 'sleep 41.5; echo never'}]
+outputs: []
+",
+    );
+    let t = std::time::Instant::now();
+    let r = s.run(&["--require-sandbox", "--quiet", "slow.cwl"]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("exceeded the time limit"),
+        "{}",
+        r.stderr()
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 41.5"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}

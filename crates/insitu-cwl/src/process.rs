@@ -18,6 +18,11 @@ pub struct RunCtx {
     pub tmp_root: PathBuf,
     /// Limits concurrent tool executions.
     pub slots: Arc<tokio::sync::Semaphore>,
+    /// The machine's cores and memory (MiB), reserved by running jobs as
+    /// their ResourceRequirement declares.
+    cores: Arc<tokio::sync::Semaphore>,
+    ram_mib: Arc<tokio::sync::Semaphore>,
+    totals: Resources,
     /// Runs the commands.
     pub executor: Arc<dyn Executor>,
     /// Time limit of one JavaScript evaluation.
@@ -59,9 +64,13 @@ impl Progress {
 impl RunCtx {
     /// A new context with `parallel` concurrent jobs.
     pub fn new(tmp_root: PathBuf, parallel: usize, executor: Arc<dyn Executor>) -> Self {
+        let totals = Resources::host();
         RunCtx {
             tmp_root,
             slots: Arc::new(tokio::sync::Semaphore::new(parallel.max(1))),
+            cores: Arc::new(tokio::sync::Semaphore::new(totals.cores as usize)),
+            ram_mib: Arc::new(tokio::sync::Semaphore::new(totals.ram_mib as usize)),
+            totals,
             executor,
             js_timeout: Duration::from_secs(20),
             counter: AtomicUsize::new(0),
@@ -81,6 +90,44 @@ impl RunCtx {
             .clone()
     }
 
+    /// Wait for a slot and for the cores and memory a job needs (at most
+    /// the machine's), and hold them until the returned value is dropped.
+    pub async fn reserve(&self, want: &Resources) -> Result<Reservation> {
+        let fit = Resources {
+            cores: want.cores.clamp(1, self.totals.cores),
+            ram_mib: want.ram_mib.min(self.totals.ram_mib),
+        };
+        if fit != *want {
+            self.log(&format!(
+                "a job asks for {} cores and {} MiB; this machine has {} and {}: it gets {} and {}",
+                want.cores,
+                want.ram_mib,
+                self.totals.cores,
+                self.totals.ram_mib,
+                fit.cores,
+                fit.ram_mib
+            ));
+        }
+        let closed = |e: tokio::sync::AcquireError| CwlError::Execution(e.to_string());
+        // Always in this order, so that waiting jobs cannot block each other.
+        let slot = self.slots.clone().acquire_owned().await.map_err(closed)?;
+        let cores = self
+            .cores
+            .clone()
+            .acquire_many_owned(fit.cores as u32)
+            .await
+            .map_err(closed)?;
+        let ram = self
+            .ram_mib
+            .clone()
+            .acquire_many_owned(fit.ram_mib as u32)
+            .await
+            .map_err(closed)?;
+        Ok(Reservation {
+            _held: (slot, cores, ram),
+        })
+    }
+
     /// A fresh, unique directory under the temporary root.
     pub fn fresh_dir(&self, prefix: &str) -> Result<PathBuf> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
@@ -95,6 +142,42 @@ impl RunCtx {
             eprintln!("[insitu-cwl] {msg}");
         }
     }
+}
+
+/// Cores and memory: a job's reservation, or what the machine has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resources {
+    pub cores: u64,
+    pub ram_mib: u64,
+}
+
+impl Resources {
+    /// This machine's cores and memory (the memory from `/proc/meminfo`;
+    /// 4 GiB where it cannot be read).
+    pub fn host() -> Resources {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let ram_mib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(4096, |kib| kib / 1024);
+        Resources {
+            cores,
+            ram_mib: ram_mib.min(u32::MAX as u64),
+        }
+    }
+}
+
+/// A job's hold on a slot, cores and memory; released when dropped.
+pub struct Reservation {
+    _held: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
 }
 
 /// Requirements and hints inherited from enclosing workflows and steps,

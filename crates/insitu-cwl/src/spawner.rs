@@ -115,7 +115,16 @@ pub fn serve() -> i32 {
                     }
                     let (out, groups) = (out.clone(), groups.clone());
                     std::thread::spawn(move || {
-                        let r = match child.wait() {
+                        let status = child.wait();
+                        // What the job left running in its group ends with
+                        // it, as in a sandbox of its own.
+                        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                            let _ = rustix::process::kill_process_group(
+                                pid,
+                                rustix::process::Signal::KILL,
+                            );
+                        }
+                        let r = match status {
                             Ok(s) => Reply {
                                 id,
                                 code: Some(s.code().unwrap_or(-1)),

@@ -1071,11 +1071,7 @@ pub async fn run_command_line_tool(
     };
     ctx.log(&format!("running {}", argv.join(" ")));
     let code = {
-        let _permit = ctx
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| CwlError::Execution(e.to_string()))?;
+        let _permit = ctx.reserve(&declared_resources(&reqs, &runtime)).await?;
         use std::sync::atomic::Ordering::SeqCst;
         ctx.progress.running.fetch_add(1, SeqCst);
         let r = match &container {
@@ -1129,6 +1125,23 @@ pub async fn run_command_line_tool(
         expand_formats(&mut out, ns);
     }
     Ok(out)
+}
+
+/// The cores and memory (MiB) a job's ResourceRequirement asks for, as
+/// worked out in its runtime; a job that declares none reserves one core.
+fn declared_resources(reqs: &Reqs, runtime: &Value) -> crate::process::Resources {
+    let declared = reqs.get("ResourceRequirement");
+    let ask = |k: &str, keys: [&str; 2]| -> u64 {
+        let given = declared.is_some_and(|r| keys.iter().any(|f| r.get(*f).is_some()));
+        match runtime.get(k).and_then(Value::as_f64) {
+            Some(v) if given && v > 0.0 => v.ceil() as u64,
+            _ => 0,
+        }
+    };
+    crate::process::Resources {
+        cores: ask("cores", ["coresMin", "coresMax"]).max(1),
+        ram_mib: ask("ram", ["ramMin", "ramMax"]),
+    }
 }
 
 /// Record where the symlinks the engine placed in the output directory point

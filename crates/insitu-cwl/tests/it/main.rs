@@ -9,6 +9,7 @@ mod container;
 mod fuzz;
 mod progress;
 mod provenance;
+mod resources;
 mod sandbox;
 
 use std::path::{Path, PathBuf};

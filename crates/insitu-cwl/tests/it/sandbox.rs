@@ -218,3 +218,44 @@ outputs: []
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+#[test]
+fn what_a_job_leaves_running_ends_with_it() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Scratch::new();
+    // Step `a` leaves a sleeper behind; step `b`, after it in the same
+    // shared sandbox, looks for it.
+    s.file(
+        "wf.cwl",
+        "cwlVersion: v1.2
+class: Workflow
+requirements: {ShellCommandRequirement: {}}
+inputs: []
+outputs: {seen: {type: File, outputSource: b/log}}
+steps:
+  a:
+    run:
+      class: CommandLineTool
+      inputs: []
+      arguments: [{shellQuote: false, valueFrom: '(sleep 43.5 &) ; echo started'}]
+      outputs: {log: stdout}
+    in: {}
+    out: [log]
+  b:
+    run:
+      class: CommandLineTool
+      inputs: {after: File}
+      arguments:
+        - {shellQuote: false, valueFrom: \"pgrep -f 'sleep 4[3].5' > /dev/null && echo LEFT || echo GONE\"}
+      outputs: {log: stdout}
+    in: {after: a/log}
+    out: [log]
+",
+    );
+    let r = s.run(&["--require-sandbox", "--quiet", "wf.cwl"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let seen = std::fs::read_to_string(r.json()["seen"]["path"].as_str().unwrap()).unwrap();
+    assert_eq!(seen, "GONE\n");
+}

@@ -40,8 +40,19 @@ pub struct Record {
     pub outputs: Value,
     /// The error, when it failed.
     pub error: Option<String>,
-    /// Command line and exit code of a command-line tool.
-    pub command: Option<(Vec<String>, i32)>,
+    /// What a command-line tool ran.
+    pub command: Option<Command>,
+}
+
+/// The command of a command-line tool's execution.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub exit_code: i32,
+    /// Its whole environment.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The container image it ran in (`DockerRequirement`).
+    pub image: Option<String>,
 }
 
 /// Collects [`Record`]s from concurrent executions.
@@ -49,7 +60,7 @@ pub struct Record {
 pub struct Recorder {
     next: AtomicUsize,
     records: Mutex<Vec<Record>>,
-    commands: Mutex<HashMap<usize, (Vec<String>, i32)>>,
+    commands: Mutex<HashMap<usize, Command>>,
 }
 
 impl Recorder {
@@ -58,10 +69,10 @@ impl Recorder {
         self.next.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Note the command line and exit code of record `id`.
-    pub fn command(&self, id: usize, argv: &[String], code: i32) {
+    /// Note what record `id` ran: command line, exit code, environment, image.
+    pub fn command(&self, id: usize, command: Command) {
         if let Ok(mut m) = self.commands.lock() {
-            m.insert(id, (argv.to_vec(), code));
+            m.insert(id, command);
         }
     }
 
@@ -81,6 +92,33 @@ impl Recorder {
         v.sort_by_key(|r| r.id);
         v
     }
+}
+
+/// A `ContainerImage` entity for an image name such as
+/// `docker.io/debian:stable-slim` (registry, name and tag split out).
+fn container_image(iid: &str, image: &str) -> Value {
+    let (rest, tag) = match image.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, Some(t)),
+        _ => (image, None),
+    };
+    let (registry, name) = match rest.split_once('/') {
+        Some((host, n)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            (Some(host), n)
+        }
+        _ => (None, rest),
+    };
+    let mut e = json!({
+        "@id": iid, "@type": "ContainerImage",
+        "additionalType": id("https://w3id.org/ro/terms/workflow-run#DockerImage"),
+        "name": name,
+    });
+    if let Some(t) = tag {
+        e["tag"] = json!(t);
+    }
+    if let Some(r) = registry {
+        e["registry"] = json!(r);
+    }
+    e
 }
 
 /// ISO 8601 UTC time with milliseconds.
@@ -552,8 +590,23 @@ pub fn write_crate(dir: &Path, input: &CrateInput<'_>, records: &[Record]) -> Re
                 "http://schema.org/FailedActionStatus"
             }),
         });
-        if let Some((argv, code)) = &r.command {
-            a["description"] = json!(format!("{} (exit code {code})", argv.join(" ")));
+        if let Some(c) = &r.command {
+            a["description"] = json!(format!("{} (exit code {})", c.argv.join(" "), c.exit_code));
+            let mut env = vec![];
+            for (k, v) in &c.env {
+                let eid = format!("#run-{}-env-{}", r.id, k);
+                b.graph
+                    .push(json!({"@id": eid, "@type": "PropertyValue", "name": k, "value": v}));
+                env.push(id(&eid));
+            }
+            a["environment"] = json!(env);
+            if let Some(image) = &c.image {
+                let iid = format!("#image-{image}");
+                if !b.graph.iter().any(|e| e["@id"] == iid.as_str()) {
+                    b.graph.push(container_image(&iid, image));
+                }
+                a["containerImage"] = id(&iid);
+            }
         }
         if let Some(e) = &r.error {
             a["error"] = json!(e);

@@ -1082,7 +1082,15 @@ pub async fn run_command_line_tool(
         r?
     };
     if let (Some(rec), Some(id)) = (&ctx.recorder, inh.record) {
-        rec.command(id, &argv, code);
+        rec.command(
+            id,
+            crate::provenance::Command {
+                argv: argv.clone(),
+                exit_code: code,
+                env: spec.env.clone(),
+                image: spec.container.as_ref().map(|c| c.image.clone()),
+            },
+        );
     }
     let codes = |k: &str| -> Vec<i64> {
         p.get(k)

@@ -157,6 +157,14 @@ fn a_scatter_run_is_described() {
             "{a}"
         );
         assert_eq!(ids(&a["result"]).len(), 1);
+        // The job's environment, as PropertyValues.
+        let env: Vec<&Value> = ids(&a["environment"])
+            .iter()
+            .map(|i| by_id(&g, i))
+            .collect();
+        let home = env.iter().find(|e| e["name"] == "HOME").expect("HOME");
+        assert!(has_type(home, "PropertyValue"));
+        assert!(home["value"].as_str().unwrap().ends_with("/out"), "{home}");
     }
     let controls: Vec<&Value> = g.iter().filter(|e| has_type(e, "ControlAction")).collect();
     assert_eq!(controls.len(), 3);
@@ -204,5 +212,47 @@ fn a_failed_run_is_recorded_as_failed() {
             .unwrap()
             .contains("(exit code 1)"),
         "{run}"
+    );
+}
+
+#[test]
+fn a_container_run_names_its_image() {
+    let image_here = std::process::Command::new("podman")
+        .args(["image", "exists", "docker.io/debian:stable-slim"])
+        .status()
+        .is_ok_and(|st| st.success());
+    if !image_here {
+        assert!(
+            std::env::var("INSITU_REQUIRE_CONTAINERS").as_deref() != Ok("1"),
+            "podman with docker.io/debian:stable-slim is required"
+        );
+        return;
+    }
+    let s = Scratch::new();
+    s.file(
+        "tool.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+requirements: {DockerRequirement: {dockerPull: docker.io/debian:stable-slim}}
+baseCommand: [cat, /etc/debian_version]
+inputs: []
+outputs: {out: stdout}
+",
+    );
+    let r = s.run(&["--quiet", "--provenance", "crate", "tool.cwl"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let g = entities(&s.path().join("crate"));
+    let run = g
+        .iter()
+        .find(|e| has_type(e, "CreateAction") && e.get("containerImage").is_some())
+        .expect("a CreateAction with its image");
+    let image = by_id(&g, run["containerImage"]["@id"].as_str().unwrap());
+    assert!(has_type(image, "ContainerImage"), "{image}");
+    assert_eq!(image["registry"], "docker.io");
+    assert_eq!(image["name"], "debian");
+    assert_eq!(image["tag"], "stable-slim");
+    assert_eq!(
+        image["additionalType"]["@id"],
+        "https://w3id.org/ro/terms/workflow-run#DockerImage"
     );
 }

@@ -52,6 +52,8 @@ enum Request {
     },
     /// Kill a command's process group (time limit).
     Kill { id: u64 },
+    /// Answer at once: the spawner is up.
+    Ping { id: u64 },
 }
 
 /// A line from the spawner: the exit status, or why the command could not
@@ -86,6 +88,14 @@ pub fn serve() -> i32 {
             }
         };
         match req {
+            Request::Ping { id } => reply(
+                &out,
+                &Reply {
+                    id,
+                    code: Some(0),
+                    error: None,
+                },
+            ),
             Request::Kill { id } => {
                 let pid = groups.lock().ok().and_then(|g| g.get(&id).copied());
                 if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
@@ -294,7 +304,7 @@ impl RunSandbox {
                 }
             });
         }
-        Ok(RunSandbox {
+        let sandbox = RunSandbox {
             writer: tokio::sync::Mutex::new(writer),
             pending,
             next: AtomicU64::new(0),
@@ -302,7 +312,27 @@ impl RunSandbox {
             _child: child,
             root,
             read_only: kept,
-        })
+        };
+        // Jobs go there only once it answers (bwrap may refuse a bind).
+        let (id, rx) = sandbox.expect_reply();
+        let answered = async {
+            sandbox.send(&Request::Ping { id }).await.ok()?;
+            rx.await.ok()
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(30), answered).await {
+            Ok(Some(_)) => Ok(sandbox),
+            _ => Err("the run's sandbox did not start".into()),
+        }
+    }
+
+    /// A fresh request id and the channel its reply will come on.
+    fn expect_reply(&self) -> (u64, oneshot::Receiver<Reply>) {
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        (id, rx)
     }
 
     /// Whether `p` (and where it leads) can be seen inside.
@@ -345,11 +375,7 @@ impl RunSandbox {
 
     /// Run `spec` inside and return its exit status.
     pub async fn run(&self, spec: &CommandSpec) -> Result<i32> {
-        let id = self.next.fetch_add(1, Ordering::SeqCst);
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(id, tx);
-        }
+        let (id, rx) = self.expect_reply();
         self.send(&Request::Run {
             id,
             argv: spec.argv.clone(),

@@ -259,3 +259,41 @@ steps:
     let seen = std::fs::read_to_string(r.json()["seen"]["path"].as_str().unwrap()).unwrap();
     assert_eq!(seen, "GONE\n");
 }
+
+#[test]
+fn jobs_get_sandboxes_of_their_own_when_the_shared_one_cannot_start() {
+    if !bwrap_works() {
+        return;
+    }
+    let s = Scratch::new();
+    // A bubblewrap that refuses the run's sandbox (the spawner) only.
+    let fake = s.file(
+        "bwrap",
+        "#!/bin/sh\nfor a; do [ \"$a\" = __spawner ] && { echo 'bwrap: refused' >&2; exit 1; }; done\nexec bwrap \"$@\"\n",
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    s.file("in.txt", "from the job order\n");
+    s.file("job.json", r#"{"f": {"class": "File", "path": "in.txt"}}"#);
+    s.file("where.cwl", &WHERE.replace("DEFAULT", "in.txt"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-cwl"))
+        .current_dir(s.path())
+        .env("INSITU_BWRAP", &fake)
+        .args([
+            "--outdir",
+            "out",
+            "--require-sandbox",
+            "where.cwl",
+            "job.json",
+        ])
+        .output()
+        .unwrap();
+    let r = super::Run(out);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("one sandbox per job instead"),
+        "{}",
+        r.stderr()
+    );
+    let log = std::fs::read_to_string(r.json()["log"]["path"].as_str().unwrap()).unwrap();
+    assert_eq!(log, "OWN\nfrom the job order\n");
+}

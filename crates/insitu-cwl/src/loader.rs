@@ -726,6 +726,467 @@ fn list_field(
     }
 }
 
+// ---------------------------------------------------------------------------
+// Unknown fields of the objects inside a process.
+//
+// Checked on the user's own objects, before normalisation turns maps into
+// lists and adds keys of its own: parameters, their bindings, secondary
+// files and type schemas, step inputs and outputs, and the fields of every
+// known requirement under `requirements` (never under `hints`: hints may
+// carry anything). A field name with ':' (an extension, `s:author`, a URI)
+// is always allowed. Documents older than v1.2 are checked leniently, with
+// the fields their version allowed as well.
+
+/// Fields of the parameters and bindings (CWL v1.2 schema records).
+const INPUT_PARAM_FIELDS: &[&str] = &[
+    "id",
+    "label",
+    "doc",
+    "type",
+    "default",
+    "format",
+    "secondaryFiles",
+    "streamable",
+    "loadContents",
+    "loadListing",
+    "inputBinding",
+];
+const OUTPUT_PARAM_FIELDS: &[&str] = &[
+    "id",
+    "label",
+    "doc",
+    "type",
+    "format",
+    "secondaryFiles",
+    "streamable",
+];
+const WORKFLOW_OUTPUT_FIELDS: &[&str] = &["outputSource", "linkMerge", "pickValue"];
+const COMMAND_LINE_BINDING_FIELDS: &[&str] = &[
+    "loadContents",
+    "position",
+    "prefix",
+    "separate",
+    "itemSeparator",
+    "valueFrom",
+    "shellQuote",
+];
+const INPUT_BINDING_FIELDS: &[&str] = &["loadContents"];
+const OUTPUT_BINDING_FIELDS: &[&str] = &["glob", "loadContents", "loadListing", "outputEval"];
+const SECONDARY_FILE_FIELDS: &[&str] = &["pattern", "required"];
+const STEP_INPUT_FIELDS: &[&str] = &[
+    "id",
+    "source",
+    "linkMerge",
+    "pickValue",
+    "loadContents",
+    "loadListing",
+    "label",
+    "default",
+    "valueFrom",
+];
+const STEP_OUTPUT_FIELDS: &[&str] = &["id"];
+const DIRENT_FIELDS: &[&str] = &["entry", "entryname", "writable"];
+const ENV_DEF_FIELDS: &[&str] = &["envName", "envValue"];
+const SOFTWARE_PACKAGE_FIELDS: &[&str] = &["package", "version", "specs"];
+const RECORD_SCHEMA_FIELDS: &[&str] = &["type", "fields", "name", "label", "doc"];
+const ENUM_SCHEMA_FIELDS: &[&str] = &["type", "symbols", "name", "label", "doc"];
+const ARRAY_SCHEMA_FIELDS: &[&str] = &["type", "items", "name", "label", "doc"];
+const RECORD_FIELD_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "doc",
+    "label",
+    "secondaryFiles",
+    "streamable",
+    "format",
+];
+const INPUT_RECORD_FIELD_FIELDS: &[&str] = &["loadContents", "loadListing"];
+const INPUT_BINDING: &[&str] = &["inputBinding"];
+const OUTPUT_BINDING: &[&str] = &["outputBinding"];
+const NONE: &[&str] = &[];
+
+/// The fields of a known requirement class (`class` included); `None` for
+/// classes this loader does not know.
+fn requirement_fields(class: &str) -> Option<&'static [&'static str]> {
+    Some(match class {
+        "InlineJavascriptRequirement" => &["class", "expressionLib"],
+        "SchemaDefRequirement" => &["class", "types"],
+        "LoadListingRequirement" => &["class", "loadListing"],
+        "DockerRequirement" => &[
+            "class",
+            "dockerPull",
+            "dockerLoad",
+            "dockerFile",
+            "dockerImport",
+            "dockerImageId",
+            "dockerOutputDirectory",
+        ],
+        "SoftwareRequirement" => &["class", "packages"],
+        "InitialWorkDirRequirement" => &["class", "listing"],
+        "EnvVarRequirement" => &["class", "envDef"],
+        "ResourceRequirement" => &[
+            "class",
+            "coresMin",
+            "coresMax",
+            "ramMin",
+            "ramMax",
+            "tmpdirMin",
+            "tmpdirMax",
+            "outdirMin",
+            "outdirMax",
+        ],
+        "WorkReuse" => &["class", "enableReuse"],
+        "NetworkAccess" => &["class", "networkAccess"],
+        "InplaceUpdateRequirement" => &["class", "inplaceUpdate"],
+        "ToolTimeLimit" => &["class", "timelimit"],
+        "ShellCommandRequirement"
+        | "SubworkflowFeatureRequirement"
+        | "ScatterFeatureRequirement"
+        | "MultipleInputFeatureRequirement"
+        | "StepInputExpressionRequirement" => &["class"],
+        _ => return None,
+    })
+}
+
+/// Which schema records a type (or record field) is checked against.
+#[derive(Clone, Copy, PartialEq)]
+enum SchemaKind {
+    /// CommandLineTool inputs: `CommandInput*Schema`, `inputBinding` allowed.
+    CommandInput,
+    /// CommandLineTool outputs: `outputBinding` on record fields.
+    CommandOutput,
+    /// Workflow and ExpressionTool inputs: `Input*Schema`.
+    Input,
+    /// Workflow and ExpressionTool outputs: `Output*Schema`.
+    Output,
+    /// `SchemaDefRequirement` types, which may describe inputs or outputs.
+    Any,
+}
+
+impl SchemaKind {
+    fn is_input(self) -> bool {
+        matches!(self, Self::CommandInput | Self::Input | Self::Any)
+    }
+}
+
+/// The entries of a field in list or map form that are objects, each with
+/// its key in map form.
+fn object_entries(v: Option<&Value>) -> Vec<(Option<&str>, &Map<String, Value>)> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_object().map(|o| (None, o)))
+            .collect(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, x)| x.as_object().map(|o| (Some(k.as_str()), o)))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The name of an entry for messages: its map key, else its `id_key` field.
+fn entry_name(key: Option<&str>, obj: &Map<String, Value>, id_key: &str) -> String {
+    let name = key
+        .map(str::to_string)
+        .or_else(|| obj.get(id_key).and_then(Value::as_str).map(shortname))
+        .unwrap_or_default();
+    show(&name)
+}
+
+/// Unknown-field checks of one process's nested objects.
+struct FieldCheck<'a> {
+    file: &'a Path,
+    /// v1.0 or v1.1: the fields those versions had are allowed too.
+    old: bool,
+}
+
+/// Types nested deeper than this are not checked further.
+const MAX_SCHEMA_DEPTH: usize = 64;
+
+impl FieldCheck<'_> {
+    /// An error for the first field of `obj` in none of `allowed` (and
+    /// without ':'); `key` is the entry's key in map form, used to find it.
+    fn fields(
+        &self,
+        obj: &Map<String, Value>,
+        allowed: &[&[&str]],
+        key: Option<&str>,
+        what: &dyn Fn() -> String,
+    ) -> Result<()> {
+        let Some(k) = obj
+            .keys()
+            .find(|k| !k.contains(':') && !allowed.iter().any(|a| a.contains(&k.as_str())))
+        else {
+            return Ok(());
+        };
+        let expected: Vec<&str> = allowed.iter().flat_map(|a| a.iter().copied()).collect();
+        let place = match key {
+            Some(id) if !obj.contains_key("id") => {
+                let mut o = obj.clone();
+                o.insert("id".into(), Value::String(id.to_string()));
+                at(self.file, Some(k), &o)
+            }
+            _ => at(self.file, Some(k), obj),
+        };
+        verr(format!("{place}: {}", unknown_field(k, &what(), &expected)))
+    }
+
+    /// The object fields of `obj[field]` against `allowed`.
+    fn sub_object(
+        &self,
+        obj: &Map<String, Value>,
+        field: &str,
+        allowed: &[&[&str]],
+        what: &dyn Fn() -> String,
+    ) -> Result<()> {
+        match obj.get(field) {
+            Some(Value::Object(b)) => {
+                self.fields(b, allowed, None, &|| format!("{field} of {}", what()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `secondaryFiles` entries that are objects (`SecondaryFileSchema`).
+    fn secondary_files(&self, obj: &Map<String, Value>, what: &dyn Fn() -> String) -> Result<()> {
+        let items: Vec<&Value> = match obj.get("secondaryFiles") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => vec![],
+        };
+        for sf in items {
+            if let Value::Object(s) = sf {
+                self.fields(s, &[SECONDARY_FILE_FIELDS], None, &|| {
+                    format!("secondaryFiles of {}", what())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The `inputBinding`/`outputBinding` fields a schema of `kind` may have.
+    fn binding_fields(&self, kind: SchemaKind, on_field: bool) -> &'static [&'static str] {
+        match kind {
+            SchemaKind::CommandInput => INPUT_BINDING,
+            SchemaKind::CommandOutput if on_field => OUTPUT_BINDING,
+            SchemaKind::Input if self.old => INPUT_BINDING,
+            SchemaKind::CommandOutput | SchemaKind::Output if self.old => OUTPUT_BINDING,
+            SchemaKind::Any => &["inputBinding", "outputBinding"],
+            _ => NONE,
+        }
+    }
+
+    /// The bindings of a schema or record field.
+    fn bindings(&self, obj: &Map<String, Value>, what: &dyn Fn() -> String) -> Result<()> {
+        self.sub_object(obj, "inputBinding", &[COMMAND_LINE_BINDING_FIELDS], what)?;
+        self.sub_object(obj, "outputBinding", &[OUTPUT_BINDING_FIELDS], what)
+    }
+
+    /// Record, enum and array schemas in a type (unions and nesting
+    /// included); names and shorthands are left alone.
+    fn schema(
+        &self,
+        t: &Value,
+        kind: SchemaKind,
+        what: &dyn Fn() -> String,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_SCHEMA_DEPTH {
+            return Ok(());
+        }
+        let s = match t {
+            Value::Array(a) => {
+                for x in a {
+                    self.schema(x, kind, what, depth + 1)?;
+                }
+                return Ok(());
+            }
+            Value::Object(s) => s,
+            _ => return Ok(()),
+        };
+        let binding = self.binding_fields(kind, false);
+        match s.get("type").and_then(Value::as_str) {
+            Some("record") => {
+                let here = || format!("record type of {}", what());
+                self.fields(s, &[RECORD_SCHEMA_FIELDS, binding], None, &here)?;
+                self.bindings(s, &here)?;
+                let own: &[&str] = if kind.is_input() {
+                    INPUT_RECORD_FIELD_FIELDS
+                } else {
+                    NONE
+                };
+                let binding = self.binding_fields(kind, true);
+                for (key, f) in object_entries(s.get("fields")) {
+                    let name = entry_name(key, f, "name");
+                    let here = || format!("field {name} of {}", what());
+                    self.fields(f, &[RECORD_FIELD_FIELDS, own, binding], key, &here)?;
+                    self.bindings(f, &here)?;
+                    self.secondary_files(f, &here)?;
+                    if let Some(ft) = f.get("type") {
+                        self.schema(ft, kind, &here, depth + 1)?;
+                    }
+                }
+            }
+            Some("enum") => {
+                let here = || format!("enum type of {}", what());
+                self.fields(s, &[ENUM_SCHEMA_FIELDS, binding], None, &here)?;
+                self.bindings(s, &here)?;
+            }
+            Some("array") => {
+                let here = || format!("array type of {}", what());
+                self.fields(s, &[ARRAY_SCHEMA_FIELDS, binding], None, &here)?;
+                self.bindings(s, &here)?;
+                if let Some(items) = s.get("items") {
+                    self.schema(items, kind, what, depth + 1)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The inputs and outputs of a process of `class`.
+    fn params(&self, m: &Map<String, Value>, class: &str) -> Result<()> {
+        let tool = class == "CommandLineTool";
+        let binding: &[&str] = if tool || self.old {
+            COMMAND_LINE_BINDING_FIELDS
+        } else {
+            INPUT_BINDING_FIELDS
+        };
+        let kind = if tool {
+            SchemaKind::CommandInput
+        } else {
+            SchemaKind::Input
+        };
+        for (key, p) in object_entries(m.get("inputs")) {
+            let name = entry_name(key, p, "id");
+            let what = || format!("input {name}");
+            self.fields(p, &[INPUT_PARAM_FIELDS], key, &what)?;
+            self.sub_object(p, "inputBinding", &[binding], &what)?;
+            self.secondary_files(p, &what)?;
+            if let Some(t) = p.get("type") {
+                self.schema(t, kind, &what, 0)?;
+            }
+        }
+        let own: &[&str] = match class {
+            "CommandLineTool" => OUTPUT_BINDING,
+            "Workflow" => WORKFLOW_OUTPUT_FIELDS,
+            _ => NONE,
+        };
+        let old: &[&str] = if self.old { OUTPUT_BINDING } else { NONE };
+        let kind = if tool {
+            SchemaKind::CommandOutput
+        } else {
+            SchemaKind::Output
+        };
+        for (key, p) in object_entries(m.get("outputs")) {
+            let name = entry_name(key, p, "id");
+            let what = || format!("output {name}");
+            self.fields(p, &[OUTPUT_PARAM_FIELDS, own, old], key, &what)?;
+            self.sub_object(p, "outputBinding", &[OUTPUT_BINDING_FIELDS], &what)?;
+            self.secondary_files(p, &what)?;
+            if let Some(t) = p.get("type") {
+                self.schema(t, kind, &what, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The known requirements of a `requirements` field (list or map form)
+    /// and the objects inside them.
+    fn requirements(&self, v: Option<&Value>, of: &dyn Fn() -> String) -> Result<()> {
+        for (key, r) in object_entries(v) {
+            let class = key
+                .or_else(|| r.get("class").and_then(Value::as_str))
+                .unwrap_or("");
+            let Some(allowed) = requirement_fields(class) else {
+                continue;
+            };
+            let what = || format!("{class}{}", of());
+            self.fields(r, &[allowed], key, &what)?;
+            match class {
+                "EnvVarRequirement" => {
+                    for (k, e) in object_entries(r.get("envDef")) {
+                        let name = entry_name(k, e, "envName");
+                        self.fields(e, &[ENV_DEF_FIELDS], k, &|| {
+                            format!("envDef {name} of {}", what())
+                        })?;
+                    }
+                }
+                "InitialWorkDirRequirement" => {
+                    if let Some(Value::Array(items)) = r.get("listing") {
+                        for d in items.iter().filter_map(Value::as_object) {
+                            if !d.contains_key("class") {
+                                self.fields(d, &[DIRENT_FIELDS], None, &|| {
+                                    format!("listing entry (Dirent) of {}", what())
+                                })?;
+                            }
+                        }
+                    }
+                }
+                "SoftwareRequirement" => {
+                    for (k, p) in object_entries(r.get("packages")) {
+                        let name = entry_name(k, p, "package");
+                        self.fields(p, &[SOFTWARE_PACKAGE_FIELDS], k, &|| {
+                            format!("package {name} of {}", what())
+                        })?;
+                    }
+                }
+                "SchemaDefRequirement" => {
+                    if let Some(t) = r.get("types") {
+                        self.schema(t, SchemaKind::Any, &what, 0)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The `in` and `out` entries and the requirements of a workflow's steps.
+    fn steps(&self, v: Option<&Value>) -> Result<()> {
+        for (key, s) in object_entries(v) {
+            let step = entry_name(key, s, "id");
+            for (k, i) in object_entries(s.get("in")) {
+                let name = entry_name(k, i, "id");
+                self.fields(i, &[STEP_INPUT_FIELDS], k, &|| {
+                    format!("input {name} of step {step}")
+                })?;
+            }
+            if let Some(Value::Array(outs)) = s.get("out") {
+                for o in outs.iter().filter_map(Value::as_object) {
+                    let name = entry_name(None, o, "id");
+                    self.fields(o, &[STEP_OUTPUT_FIELDS], None, &|| {
+                        format!("output {name} of step {step}")
+                    })?;
+                }
+            }
+            self.requirements(s.get("requirements"), &|| format!(" of step {step}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Unknown fields in the objects inside process `m` (as the user wrote it).
+fn check_nested_fields(
+    m: &Map<String, Value>,
+    class: &str,
+    version: &str,
+    file: &Path,
+) -> Result<()> {
+    let check = FieldCheck {
+        file,
+        old: version.starts_with("v1.0") || version.starts_with("v1.1"),
+    };
+    check.params(m, class)?;
+    check.requirements(m.get("requirements"), &String::new)?;
+    if class == "Workflow" {
+        check.steps(m.get("steps"))?;
+    }
+    Ok(())
+}
+
 fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
     if depth > 32 {
         return verr("processes nested too deeply (cycle in `run`?)");
@@ -783,6 +1244,7 @@ fn normalize_process(p: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
     m.insert("__ns".into(), Value::Object(ns.clone()));
     let version = version_of(&Value::Object(m.clone()), &ctx.version);
     check_version_features(&m, &version, &ctx.file)?;
+    check_nested_fields(&m, &class, &version, &ctx.file)?;
     let ctx = &DocCtx {
         version,
         ns,
@@ -1662,5 +2124,468 @@ $graph:
         assert_eq!(did_you_mean(&"x".repeat(10_000), &known), None);
         assert_eq!(show(&"k".repeat(1000)).chars().count(), 83);
         assert_eq!(show("a\nb"), "'a\\nb'");
+    }
+
+    /// A load of `text` (written to `t.cwl`) that must succeed.
+    fn load_ok(text: &str) {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "t.cwl", text);
+        if let Err(e) = load(&p.display().to_string()) {
+            panic!("should load: {e}\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_in_parameters_and_bindings() {
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+inputs:
+  msg:
+    type: string
+    inputBinding: {position: 1, prefx: -m}
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:7:33: unknown field 'prefx' in inputBinding of input 'msg' (did you mean 'prefix'? expected one of: loadContents, position, prefix, separate, itemSeparator, valueFrom, shellQuote)"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+inputs: []
+outputs:
+  - id: out
+    type: File
+    outputBinding:
+      glob: out.txt
+      outputEva: $(self)
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:10:7: unknown field 'outputEva' in outputBinding of output 'out' (did you mean 'outputEval'? expected one of: glob, loadContents, loadListing, outputEval)"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+inputs:
+  a:
+    type: int
+    defualt: 1
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:6:5: unknown field 'defualt' in input 'a' (did you mean 'default'?"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("inputBinding)"), "{e}");
+        // A workflow output: no outputBinding in v1.2, but pickValue.
+        let (e, p) = load_err(
+            "w.cwl",
+            "cwlVersion: v1.2
+class: Workflow
+inputs: []
+outputs:
+  o: {type: string, outputSource: a/x, outputBinding: {glob: x}}
+steps: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:5:40: unknown field 'outputBinding' in output 'o' (expected one of: id, label, doc, type, format, secondaryFiles, streamable, outputSource, linkMerge, pickValue)"
+            )),
+            "{e}"
+        );
+        // ExpressionTool inputs are workflow inputs: inputBinding has only
+        // loadContents (v1.2).
+        let (e, p) = load_err(
+            "e.cwl",
+            "cwlVersion: v1.2
+class: ExpressionTool
+inputs:
+  - id: a
+    type: File
+    inputBinding: {position: 1}
+outputs: []
+expression: '$({})'
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:6:20: unknown field 'position' in inputBinding of input 'a' (expected one of: loadContents)"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "s.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+inputs:
+  a:
+    type: File
+    secondaryFiles:
+      - pattern: .bai
+        requird: false
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:8:9: unknown field 'requird' in secondaryFiles of input 'a' (did you mean 'required'?"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_type_schemas() {
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+inputs:
+  r:
+    type:
+      type: record
+      fields:
+        a: {type: int, inputBinding: {prefx: -a}}
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:8:39: unknown field 'prefx' in inputBinding of field 'a' of input 'r'"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+inputs:
+  r:
+    type:
+      type: record
+      fields:
+        - name: a
+          type: int
+          dcs: x
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:10:11: unknown field 'dcs' in field 'a' of input 'r'"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+inputs:
+  r:
+    type:
+      - 'null'
+      - type: array
+        items: {type: enum, symbols: [a, b], symbol: a}
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:8:46: unknown field 'symbol' in enum type of input 'r' (did you mean 'symbols'?"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  SchemaDefRequirement:
+    types:
+      - name: T
+        type: record
+        field: []
+inputs: []
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:8:9: unknown field 'field' in record type of SchemaDefRequirement (did you mean 'fields'?"
+            )),
+            "{e}"
+        );
+        // Output record fields may have an outputBinding, input ones not.
+        load_ok(
+            "cwlVersion: v1.2
+class: CommandLineTool
+inputs: []
+outputs:
+  r:
+    type:
+      type: record
+      fields:
+        a: {type: File, outputBinding: {glob: a.txt}}
+",
+        );
+        let (e, _) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: Workflow
+inputs:
+  r:
+    type:
+      type: record
+      fields:
+        a: {type: File, inputBinding: {position: 1}}
+outputs: []
+steps: []
+",
+        );
+        assert!(
+            e.contains("unknown field 'inputBinding' in field 'a' of input 'r'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_requirements() {
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  DockerRequirement:
+    dockerPul: debian
+inputs: []
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:5:5: unknown field 'dockerPul' in DockerRequirement (did you mean 'dockerPull'? expected one of: class, dockerPull, dockerLoad, dockerFile, dockerImport, dockerImageId, dockerOutputDirectory)"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  - class: ResourceRequirement
+    coresMin: 1
+    ramMn: 100
+inputs: []
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:6:5: unknown field 'ramMn' in ResourceRequirement (did you mean 'ramMin'?"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  EnvVarRequirement:
+    envDef:
+      - envName: A
+        envValu: x
+inputs: []
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:7:9: unknown field 'envValu' in envDef 'A' of EnvVarRequirement (did you mean 'envValue'? expected one of: envName, envValue)"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  InitialWorkDirRequirement:
+    listing:
+      - $(inputs.f)
+      - {class: File, location: x.txt}
+      - entryname: a.txt
+        entry: hi
+        writeable: true
+inputs: []
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:10:9: unknown field 'writeable' in listing entry (Dirent) of InitialWorkDirRequirement (did you mean 'writable'?"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err(
+            "t.cwl",
+            "cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  SoftwareRequirement:
+    packages:
+      samtools: {versions: ['1.9']}
+inputs: []
+outputs: []
+",
+        );
+        assert!(
+            e.contains(&format!(
+                "{p}:6:18: unknown field 'versions' in package 'samtools' of SoftwareRequirement (did you mean 'version'?"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_step_inputs_and_outputs() {
+        let wf = "cwlVersion: v1.2
+class: Workflow
+inputs: {m: string}
+outputs: {}
+steps:
+  a:
+    run: {class: ExpressionTool, inputs: [msg], outputs: [], expression: '$({})'}
+    in:
+      msg: {source: m, valueFrm: x}
+    out: []
+";
+        let (e, p) = load_err("wf.cwl", wf);
+        assert!(
+            e.contains(&format!(
+                "{p}:9:24: unknown field 'valueFrm' in input 'msg' of step 'a' (did you mean 'valueFrom'? expected one of: id, source, linkMerge, pickValue, loadContents, loadListing, label, default, valueFrom)"
+            )),
+            "{e}"
+        );
+        let wf = "cwlVersion: v1.2
+class: Workflow
+inputs: {m: string}
+outputs: {}
+steps:
+  - id: a
+    run: {class: ExpressionTool, inputs: [msg], outputs: [x], expression: '$({})'}
+    in:
+      - id: msg
+        source: m
+    out:
+      - id: x
+        doc: nope
+    requirements:
+      ResourceRequirement: {coresMin: 1, ramMn: 2}
+";
+        let (e, p) = load_err("wf.cwl", wf);
+        assert!(
+            e.contains(&format!(
+                "{p}:13:9: unknown field 'doc' in output 'x' of step 'a' (expected one of: id)"
+            )),
+            "{e}"
+        );
+        let (e, p) = load_err("wf.cwl", &wf.replace("        doc: nope\n", ""));
+        assert!(
+            e.contains(&format!(
+                "{p}:14:42: unknown field 'ramMn' in ResourceRequirement of step 'a'"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lenient_where_the_spec_allows() {
+        // Extensions and URIs anywhere, anything under hints, unknown
+        // requirement classes, and v1.0 fields in v1.0 documents.
+        load_ok(
+            "cwlVersion: v1.2
+class: CommandLineTool
+$namespaces: {cwltool: 'http://commonwl.org/cwltool#'}
+baseCommand: echo
+requirements:
+  DockerRequirement: {dockerPull: debian, 'cwltool:extra': 1}
+  cwltool:Secrets: {secrets: [a]}
+  InlineJavascriptRequirement: {}
+  ShellCommandRequirement:
+hints:
+  DockerRequirement: {dockerPull: debian, anything: 1}
+  ResourceRequirement: {ramMn: 1}
+  Whatever: {at: all}
+inputs:
+  a:
+    type: string
+    'cwltool:foo': 1
+    'http://example.com/x': 2
+    inputBinding: {position: 1, 's:note': 1}
+outputs:
+  o:
+    type: stdout
+    'arv:bar': 1
+stdout: o.txt
+",
+        );
+        load_ok(
+            "cwlVersion: v1.0
+class: Workflow
+inputs:
+  a:
+    type: File
+    inputBinding: {position: 1}
+    secondaryFiles: .bai
+outputs:
+  o:
+    type: File
+    outputSource: a
+    outputBinding: {glob: x}
+steps: []
+",
+        );
+        load_ok(
+            "cwlVersion: v1.2
+class: Workflow
+requirements:
+  StepInputExpressionRequirement: {}
+  MultipleInputFeatureRequirement: {}
+inputs: {a: string, b: 'string?'}
+outputs:
+  o: {type: string, outputSource: [s/x], pickValue: first_non_null, linkMerge: merge_flattened}
+steps:
+  s:
+    run:
+      class: ExpressionTool
+      inputs:
+        a: {type: string, loadContents: false, inputBinding: {loadContents: false}}
+      outputs: {x: string}
+      expression: '$({x: inputs.a})'
+    in:
+      a: {source: [a, b], pickValue: first_non_null, valueFrom: $(self), default: x, label: l}
+      b: a
+      c: {}
+    out: [{id: x}]
+    when: $(true)
+",
+        );
     }
 }

@@ -118,6 +118,127 @@ steps:
     );
 }
 
+/// Unknown fields inside parameters, bindings, requirements and step
+/// inputs: the line and column of the field and the fields expected there.
+#[test]
+fn unknown_nested_field() {
+    let s = Scratch::new();
+    s.file(
+        "binding.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+inputs:
+  msg:
+    type: string
+    inputBinding:
+      positon: 1
+outputs: []
+",
+    );
+    fails(
+        &s,
+        &["validate", "binding.cwl"],
+        1,
+        &[
+            "binding.cwl:8:7: unknown field 'positon' in inputBinding of input 'msg'",
+            "did you mean 'position'?",
+            "expected one of: loadContents, position, prefix, separate, itemSeparator, valueFrom, shellQuote)",
+        ],
+    );
+    s.file(
+        "output.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+inputs: []
+outputs:
+  - id: out
+    type: File
+    outputBindng: {glob: out.txt}
+",
+    );
+    fails(
+        &s,
+        &["validate", "output.cwl"],
+        1,
+        &[
+            "output.cwl:8:5: unknown field 'outputBindng' in output 'out'",
+            "did you mean 'outputBinding'?",
+            "expected one of: id, label, doc, type, format, secondaryFiles, streamable, outputBinding)",
+        ],
+    );
+    s.file(
+        "req.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: echo
+requirements:
+  ResourceRequirement:
+    coresMin: 1
+    ramMn: 100
+inputs: []
+outputs: []
+",
+    );
+    fails(
+        &s,
+        &["req.cwl"],
+        1,
+        &[
+            "req.cwl:7:5: unknown field 'ramMn' in ResourceRequirement",
+            "did you mean 'ramMin'?",
+            "expected one of: class, coresMin, coresMax, ramMin, ramMax, tmpdirMin, tmpdirMax, outdirMin, outdirMax)",
+        ],
+    );
+    s.file("echo.cwl", ECHO);
+    s.file(
+        "wf.cwl",
+        "cwlVersion: v1.2
+class: Workflow
+inputs: {m: string}
+outputs: {}
+steps:
+  a:
+    run: echo.cwl
+    in:
+      msg:
+        source: m
+        defualt: hi
+    out: [out]
+",
+    );
+    fails(
+        &s,
+        &["validate", "wf.cwl"],
+        1,
+        &[
+            "wf.cwl:11:9: unknown field 'defualt' in input 'msg' of step 'a'",
+            "did you mean 'default'?",
+            "expected one of: id, source, linkMerge, pickValue, loadContents, loadListing, label, default, valueFrom)",
+        ],
+    );
+    // Hints and namespaced fields are left alone.
+    s.file(
+        "ok.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+$namespaces: {arv: 'http://arvados.org/cwl#'}
+baseCommand: echo
+hints:
+  ResourceRequirement: {ramMn: 1}
+  arv:RuntimeConstraints: {keep_cache: 1}
+inputs:
+  msg:
+    type: string
+    inputBinding: {position: 1, 'arv:x': 1}
+outputs: []
+",
+    );
+    let r = s.run(&["validate", "ok.cwl"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+}
+
 #[test]
 fn cycle() {
     let s = Scratch::new();

@@ -9,6 +9,7 @@
 //! depend on the platform's web or store crates: anything it needs to
 //! persist goes through traits implemented by its callers.
 
+pub mod cache;
 pub mod container;
 pub mod error;
 pub mod executor;
@@ -57,6 +58,9 @@ pub struct RunOptions {
     /// Keep a progress line (jobs done/running/total) on stderr, which
     /// must be a terminal; replaces the per-command log lines.
     pub progress: bool,
+    /// Reuse the results of CommandLineTool jobs stored in this directory,
+    /// and store new ones there ([`cache`]).
+    pub cachedir: Option<PathBuf>,
 }
 
 /// What `DockerRequirement` does.
@@ -101,6 +105,7 @@ impl Default for RunOptions {
             sandbox_expose: vec![],
             provenance: None,
             progress: false,
+            cachedir: None,
         }
     }
 }
@@ -159,6 +164,10 @@ fn run_inputs(job: &Value, documents: &[PathBuf]) -> Vec<PathBuf> {
 /// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
 /// return the output object with files moved into `opts.outdir`.
 pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
+    let cache = match &opts.cachedir {
+        Some(d) => Some(Arc::new(cache::JobCache::open(d)?)),
+        None => None,
+    };
     // Checking that bubblewrap works takes a few milliseconds: overlap it
     // with loading the document.
     let sandbox = {
@@ -198,6 +207,7 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     ctx.quiet = opts.quiet || opts.progress;
     ctx.js_timeout = opts.js_timeout;
     ctx.containers = opts.containers;
+    ctx.cache = cache;
     if opts.provenance.is_some() {
         ctx.recorder = Some(Arc::new(provenance::Recorder::default()));
     }
@@ -239,7 +249,16 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     let result = result.and_then(|mut out| {
         std::fs::create_dir_all(&opts.outdir)?;
         let outdir = std::fs::canonicalize(&opts.outdir)?;
-        relocate(&mut out, &outdir, &mut Relocation::default())?;
+        let mut seen = Relocation {
+            movable: opts
+                .provenance
+                .is_none()
+                .then(|| std::fs::canonicalize(tmp.path()).ok())
+                .flatten(),
+            ..Relocation::default()
+        };
+        seen.survey(&out);
+        relocate(&mut out, &outdir, &mut seen)?;
         files::add_checksums(&mut out)?;
         Ok(out)
     });
@@ -261,6 +280,45 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
 struct Relocation {
     by_source: std::collections::HashMap<PathBuf, PathBuf>,
     next_suffix: std::collections::HashMap<String, usize>,
+    /// The run's own directory, whose files are moved rather than copied
+    /// (`None` when they are still needed afterwards, for provenance).
+    movable: Option<PathBuf>,
+    /// Directories among the outputs: files inside them are copied, so
+    /// that the directories stay whole.
+    directories: Vec<PathBuf>,
+    /// The canonical path of every output's location, taken before
+    /// anything moves (a link to a moved file no longer resolves).
+    canonical: std::collections::HashMap<PathBuf, PathBuf>,
+}
+
+impl Relocation {
+    /// Note the canonical paths of the outputs in `v`, and its directories.
+    fn survey(&mut self, v: &Value) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| self.survey(x)),
+            Value::Object(m) => {
+                if let Some(l) = m.get("location").and_then(Value::as_str) {
+                    let p = files::loc_to_path(l);
+                    if let Ok(c) = std::fs::canonicalize(&p) {
+                        if m.get("class").and_then(Value::as_str) == Some("Directory") {
+                            self.directories.push(c.clone());
+                        }
+                        self.canonical.insert(p, c);
+                    }
+                }
+                m.values().for_each(|x| self.survey(x));
+            }
+            _ => {}
+        }
+    }
+
+    /// The canonical path of output location `p` (as surveyed).
+    fn canonical(&self, p: &Path) -> Option<PathBuf> {
+        self.canonical
+            .get(p)
+            .cloned()
+            .or_else(|| std::fs::canonicalize(p).ok())
+    }
 }
 
 /// Move output files into the output directory and rewrite their locations.
@@ -293,9 +351,7 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
                     .get("location")
                     .and_then(Value::as_str)
                     .map(files::loc_to_path);
-                let key = src
-                    .as_ref()
-                    .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone()));
+                let key = src.as_ref().map(|p| seen.canonical(p).unwrap_or(p.clone()));
                 let reused = key.as_ref().and_then(|p| seen.by_source.get(p)).cloned();
                 if let Some(t) = &reused {
                     target = t.clone();
@@ -319,7 +375,11 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
                     lm.remove("secondaryFiles");
                 }
                 if reused.is_none() && src.as_deref() != Some(target.as_path()) {
-                    write_out(&lit, &target)?;
+                    let movable = seen.movable.as_deref().filter(|_| {
+                        key.as_ref()
+                            .is_some_and(|c| !seen.directories.iter().any(|d| c.starts_with(d)))
+                    });
+                    write_out(&lit, &target, movable)?;
                     if let Some(sp) = &key {
                         seen.by_source.insert(sp.clone(), target.clone());
                     }
@@ -370,11 +430,20 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
     Ok(())
 }
 
-fn write_out(v: &Value, target: &Path) -> Result<()> {
+fn write_out(v: &Value, target: &Path, movable: Option<&Path>) -> Result<()> {
     let class = v.get("class").and_then(Value::as_str).unwrap_or("File");
     if let Some(loc) = v.get("location").and_then(Value::as_str) {
         let src = files::loc_to_path(loc);
-        copy_resolving(&src, target)?;
+        // A regular file of the run's own directory is moved (a rename on
+        // the same file system); anything else is copied.
+        let moved = movable.is_some_and(|root| {
+            src.symlink_metadata().is_ok_and(|m| m.is_file())
+                && std::fs::canonicalize(&src).is_ok_and(|c| c.starts_with(root))
+                && std::fs::rename(&src, target).is_ok()
+        });
+        if !moved {
+            copy_resolving(&src, target)?;
+        }
         if class == "Directory" && !src.exists() {
             std::fs::create_dir_all(target)?;
         }
@@ -404,7 +473,7 @@ fn write_out(v: &Value, target: &Path) -> Result<()> {
                     })
                 })
                 .unwrap_or_else(|| "x".into());
-            write_out(e, &target.join(b))?;
+            write_out(e, &target.join(b), None)?;
         }
     }
     Ok(())
@@ -425,7 +494,7 @@ fn copy_resolving(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR]\n         [--cachedir DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there";
 
 /// The whole command-line interface; returns the process exit code
 /// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
@@ -448,6 +517,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
     let mut sandbox = SandboxMode::Auto;
     let mut sandbox_per_step = false;
     let mut provenance = None;
+    let mut cachedir = None;
     // The invoking user's home stays visible (read-only) in sandboxes, like
     // the rest of the host: tools are often installed there.
     let mut sandbox_expose: Vec<PathBuf> = std::env::var_os("HOME")
@@ -484,6 +554,11 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         } else if a == "--provenance" {
             i += 1;
             provenance = args.get(i).map(PathBuf::from);
+        } else if let Some(v) = a.strip_prefix("--cachedir=") {
+            cachedir = Some(PathBuf::from(v));
+        } else if a == "--cachedir" {
+            i += 1;
+            cachedir = args.get(i).map(PathBuf::from);
         } else if a == "--no-sandbox" {
             sandbox = SandboxMode::Off;
         } else if a == "--require-sandbox" {
@@ -570,6 +645,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         sandbox_expose,
         provenance,
         progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        cachedir,
     };
     match rt.block_on(run(&tool, job, &opts)) {
         Ok(out) => {

@@ -38,6 +38,8 @@ pub struct RunCtx {
     pub containers: crate::ContainerMode,
     /// The container engine, probed when a job first needs it.
     podman: tokio::sync::OnceCell<std::result::Result<Arc<Podman>, String>>,
+    /// The job cache (`--cachedir`), if any.
+    pub cache: Option<Arc<crate::cache::JobCache>>,
 }
 
 /// Step jobs (one per step, one per scattered job) of a run: known so far,
@@ -79,6 +81,7 @@ impl RunCtx {
             progress: Arc::new(Progress::default()),
             containers: crate::ContainerMode::Auto,
             podman: tokio::sync::OnceCell::new(),
+            cache: None,
         }
     }
 

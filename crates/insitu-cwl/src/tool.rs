@@ -800,6 +800,21 @@ pub async fn run_command_line_tool(
     let ev = reqs.evaluator(ctx);
     let schemas = reqs.schemas();
     let inputs_map = prepare_inputs(p, job, &reqs, &ev)?;
+    let cache_key = match &ctx.cache {
+        Some(c) => {
+            let inputs = Value::Object(inputs_map.clone());
+            let rt = runtime_obj(p, &reqs, &ev, &inputs, Path::new("/"), Path::new("/"))?;
+            c.job_key(ctx, p, &reqs, &ev, &inputs_map, &rt)?
+        }
+        None => None,
+    };
+    if let (Some(c), Some(k)) = (&ctx.cache, &cache_key)
+        && let Some(out) = c.lookup(k, ctx)
+    {
+        let name = crate::cache::job_name(p, inh);
+        ctx.log(&format!("reused {name} from the cache"));
+        return Ok(out);
+    }
     let jobdir = ctx.fresh_dir("job")?;
     let outdir = jobdir.join("out");
     let tmpdir = jobdir.join("tmp");
@@ -1131,6 +1146,9 @@ pub async fn run_command_line_tool(
     check_symlinks(&out, &ctx.tmp_root, &ro)?;
     if let Some(ns) = p.get("__ns").and_then(Value::as_object) {
         expand_formats(&mut out, ns);
+    }
+    if let (Some(c), Some(k)) = (&ctx.cache, &cache_key) {
+        c.store(k, &outdir, &out, ctx);
     }
     Ok(out)
 }

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod cache;
 mod container;
 mod fuzz;
+mod outputs;
 mod progress;
 mod provenance;
 mod resources;

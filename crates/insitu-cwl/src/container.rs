@@ -211,7 +211,7 @@ impl Podman {
         // Podman's mount syntax separates fields with `,`: a source with
         // one is reached through a link of a plain name (podman resolves
         // it), a target with one is given in the `:` syntax instead.
-        let links = spec.tmpdir.with_file_name("mount-links");
+        let links = spec.tmpdir.with_extension("links");
         for (i, (host, inside, writable)) in mounts.into_iter().enumerate() {
             let mut source = host.display().to_string();
             if source.contains(',') || source.contains('=') {

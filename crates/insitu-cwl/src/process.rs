@@ -131,6 +131,12 @@ impl RunCtx {
         })
     }
 
+    /// A fresh, unique path under the temporary root (nothing is made).
+    pub fn fresh_name(&self, prefix: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        self.tmp_root.join(format!("{prefix}{n}"))
+    }
+
     /// A fresh, unique directory under the temporary root.
     pub fn fresh_dir(&self, prefix: &str) -> Result<PathBuf> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);

@@ -815,11 +815,18 @@ pub async fn run_command_line_tool(
         ctx.log(&format!("reused {name} from the cache"));
         return Ok(out);
     }
-    let jobdir = ctx.fresh_dir("job")?;
-    let outdir = jobdir.join("out");
-    let tmpdir = jobdir.join("tmp");
-    let stgdir = jobdir.join("stg");
-    // `stg` appears with the first staged input.
+    // The job's directories are siblings named after it: `jobN` (the
+    // output directory), `jobN.tmp`, and when needed `jobN.stg` (staged
+    // inputs) and `jobN.aux` (container mounts and builds). Two
+    // directories per job, not three: a scatter of a thousand jobs makes
+    // thousands of them, and making one is not free.
+    let outdir = ctx.fresh_name("job");
+    let sibling = |ext: &str| {
+        let mut name = outdir.clone().into_os_string();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    let (tmpdir, stgdir, jobdir) = (sibling(".tmp"), sibling(".stg"), sibling(".aux"));
     for d in [&outdir, &tmpdir] {
         std::fs::create_dir(d)?;
     }

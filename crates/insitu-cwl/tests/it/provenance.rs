@@ -164,7 +164,16 @@ fn a_scatter_run_is_described() {
             .collect();
         let home = env.iter().find(|e| e["name"] == "HOME").expect("HOME");
         assert!(has_type(home, "PropertyValue"));
-        assert!(home["value"].as_str().unwrap().ends_with("/out"), "{home}");
+        let home_dir = std::path::Path::new(home["value"].as_str().unwrap());
+        assert!(
+            home_dir
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("job"),
+            "{home}"
+        );
     }
     let controls: Vec<&Value> = g.iter().filter(|e| has_type(e, "ControlAction")).collect();
     assert_eq!(controls.len(), 3);

@@ -10,7 +10,7 @@
 
 use crate::error::CwlError;
 use crate::executor::{CommandSpec, ExecFuture, Executor, run_to_end};
-use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, bwrap_args_with};
+use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, TOOL_CAPS, bwrap_args_with};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -106,9 +106,21 @@ impl SandboxExecutor {
                 .collect(),
             expose: self.expose.clone(),
             share_network: spec.network,
+            keep_caps: tool_caps(),
             ..SandboxSpec::default()
         };
         bwrap_args_with(&sandbox, &step_binds(spec))
+    }
+}
+
+/// The capabilities a step keeps: [`TOOL_CAPS`] where the engine runs as
+/// root (a step running as root then behaves as root in a container), none
+/// otherwise.
+pub(crate) fn tool_caps() -> Vec<String> {
+    if rustix::process::geteuid().is_root() {
+        TOOL_CAPS.iter().map(|c| c.to_string()).collect()
+    } else {
+        vec![]
     }
 }
 

@@ -52,8 +52,12 @@ enum Request {
     },
     /// Kill a command's process group (time limit).
     Kill { id: u64 },
-    /// Answer at once: the spawner is up.
+    /// Answer at once: the spawner is up (`code` 1 when it freezes
+    /// finished jobs' output directories, 0 when it cannot).
     Ping { id: u64 },
+    /// Make a directory read-only inside the sandbox (the output directory
+    /// of a job that ran elsewhere).
+    Freeze { id: u64, path: PathBuf },
 }
 
 /// A line from the spawner: the exit status, or why the command could not
@@ -70,6 +74,13 @@ struct Reply {
 /// The spawner's loop, inside the run's sandbox; returns when its standard
 /// input closes (the engine is done or gone).
 pub fn serve() -> i32 {
+    let freezing = match take_mount_capability() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("[insitu-cwl spawner] {e}");
+            return 1;
+        }
+    };
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let groups: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
     let reply = |out: &Mutex<std::io::Stdout>, r: &Reply| {
@@ -92,10 +103,21 @@ pub fn serve() -> i32 {
                 &out,
                 &Reply {
                     id,
-                    code: Some(0),
+                    code: Some(i32::from(freezing)),
                     error: None,
                 },
             ),
+            Request::Freeze { id, path } => {
+                let error = freeze(&path).err();
+                reply(
+                    &out,
+                    &Reply {
+                        id,
+                        code: Some(0),
+                        error,
+                    },
+                );
+            }
             Request::Kill { id } => {
                 let pid = groups.lock().ok().and_then(|g| g.get(&id).copied());
                 if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
@@ -126,6 +148,11 @@ pub fn serve() -> i32 {
                     let (out, groups) = (out.clone(), groups.clone());
                     std::thread::spawn(move || {
                         let status = child.wait();
+                        // The job's results are read-only to the jobs that
+                        // use them (reported before they can start).
+                        if freezing && let Err(e) = freeze(&cwd) {
+                            eprintln!("[insitu-cwl spawner] {e}");
+                        }
                         // What the job left running in its group ends with
                         // it, as in a sandbox of its own.
                         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
@@ -156,6 +183,77 @@ pub fn serve() -> i32 {
         }
     }
     0
+}
+
+/// The capabilities a step keeps as root, as a set (the same names as
+/// [`insitu_launcher::sandbox::TOOL_CAPS`]).
+fn tool_cap_set() -> rustix::thread::CapabilitySet {
+    use rustix::thread::CapabilitySet as S;
+    S::CHOWN
+        | S::DAC_OVERRIDE
+        | S::FOWNER
+        | S::FSETID
+        | S::KILL
+        | S::SETGID
+        | S::SETUID
+        | S::NET_BIND_SERVICE
+        | S::SYS_CHROOT
+        | S::AUDIT_WRITE
+}
+
+/// Keep `CAP_SYS_ADMIN` for the spawner alone, when bubblewrap gave it
+/// (with `CAP_SETPCAP`, see [`RunSandbox::start`]): drop it, and everything
+/// else but the steps' own capabilities, from the bounding set, the
+/// inheritable and the ambient sets, so what the spawner starts gets the
+/// steps' capabilities at most. Returns whether it can freeze directories,
+/// or why it must not start anything.
+fn take_mount_capability() -> std::result::Result<bool, String> {
+    use rustix::thread::{self as t, CapabilitySet};
+    let caps = t::capabilities(None).map_err(|e| format!("cannot read capabilities: {e}"))?;
+    let needed = CapabilitySet::SYS_ADMIN | CapabilitySet::SETPCAP;
+    if !caps.effective.contains(needed) {
+        // Not given (an unprivileged engine): nothing to keep or drop.
+        return Ok(false);
+    }
+    let tools = tool_cap_set() & caps.permitted;
+    // Every other capability this kernel knows; `SETPCAP` last, as
+    // dropping needs it.
+    let drop = CapabilitySet::all()
+        .difference(tools | CapabilitySet::SETPCAP)
+        .iter()
+        .chain(std::iter::once(CapabilitySet::SETPCAP));
+    let dropped = t::clear_ambient_capability_set().is_ok()
+        && drop
+            .into_iter()
+            .all(|c| t::remove_capability_from_bounding_set(c).is_ok() || !known(c))
+        && t::set_capabilities(
+            None,
+            t::CapabilitySets {
+                effective: tools | CapabilitySet::SYS_ADMIN,
+                permitted: tools | CapabilitySet::SYS_ADMIN,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .is_ok();
+    if dropped {
+        Ok(true)
+    } else {
+        Err("cannot drop the capabilities the steps must not have".into())
+    }
+}
+
+/// Whether this kernel knows capability `c` (newer ones may be missing).
+fn known(c: rustix::thread::CapabilitySet) -> bool {
+    rustix::thread::capability_is_in_bounding_set(c).is_ok()
+}
+
+/// Make `dir` read-only in this mount namespace (a bind mount of itself,
+/// remounted read-only).
+fn freeze(dir: &Path) -> std::result::Result<(), String> {
+    use rustix::mount::{MountFlags, mount_bind, mount_remount};
+    mount_bind(dir, dir)
+        .and_then(|()| mount_remount(dir, MountFlags::BIND | MountFlags::RDONLY, ""))
+        .map_err(|e| format!("cannot make {} read-only: {e}", dir.display()))
 }
 
 /// Start one command inside the spawner.
@@ -215,6 +313,11 @@ pub struct RunSandbox {
     root: PathBuf,
     /// Bound read-only besides what the host shows.
     read_only: Vec<PathBuf>,
+    /// Whether the spawner makes finished jobs' output directories
+    /// read-only (it can when the engine runs as root).
+    freezing: bool,
+    /// Output directories made read-only so far.
+    frozen: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl RunSandbox {
@@ -257,9 +360,16 @@ impl RunSandbox {
             path: root.clone(),
             writable: true,
         });
+        // As root, the spawner keeps what it needs to make finished jobs'
+        // directories read-only, and drops it for everything it starts.
+        let mut keep_caps = crate::sandbox::tool_caps();
+        if !keep_caps.is_empty() {
+            keep_caps.extend(["CAP_SYS_ADMIN".into(), "CAP_SETPCAP".into()]);
+        }
         let spec = SandboxSpec {
             command: vec![exe.display().to_string(), SUBCOMMAND.into()],
             expose: base.expose.clone(),
+            keep_caps,
             ..SandboxSpec::default()
         };
         let args = bwrap_args_with(
@@ -304,7 +414,7 @@ impl RunSandbox {
                 }
             });
         }
-        let sandbox = RunSandbox {
+        let mut sandbox = RunSandbox {
             writer: tokio::sync::Mutex::new(writer),
             pending,
             next: AtomicU64::new(0),
@@ -312,6 +422,8 @@ impl RunSandbox {
             _child: child,
             root,
             read_only: kept,
+            freezing: false,
+            frozen: Mutex::default(),
         };
         // Jobs go there only once it answers (bwrap may refuse a bind).
         let (id, rx) = sandbox.expect_reply();
@@ -320,7 +432,10 @@ impl RunSandbox {
             rx.await.ok()
         };
         match tokio::time::timeout(std::time::Duration::from_secs(30), answered).await {
-            Ok(Some(_)) => Ok(sandbox),
+            Ok(Some(r)) => {
+                sandbox.freezing = r.code == Some(1);
+                Ok(sandbox)
+            }
             _ => Err("the run's sandbox did not start".into()),
         }
     }
@@ -352,11 +467,12 @@ impl RunSandbox {
             return false;
         }
         let binds = step_binds(spec).binds;
+        let frozen = self.frozen.lock().map(|f| f.clone()).unwrap_or_default();
         binds.iter().all(|b| {
             if b.writable {
-                b.path
-                    .canonicalize()
-                    .is_ok_and(|c| c.starts_with(&self.root))
+                b.path.canonicalize().is_ok_and(|c| {
+                    c.starts_with(&self.root) && !c.ancestors().any(|a| frozen.contains(a))
+                })
             } else {
                 self.visible(&b.path)
             }
@@ -408,11 +524,39 @@ impl RunSandbox {
                 }
             }
         };
+        if self.freezing {
+            self.note_frozen(&spec.cwd);
+        }
         match (reply.code, reply.error) {
             (Some(c), _) => Ok(c),
             (None, e) => Err(CwlError::Execution(
                 e.unwrap_or_else(|| "no exit status".into()),
             )),
+        }
+    }
+
+    fn note_frozen(&self, dir: &Path) {
+        if let (Ok(c), Ok(mut f)) = (dir.canonicalize(), self.frozen.lock()) {
+            f.insert(c);
+        }
+    }
+
+    /// Make the output directory of a job that ran in a sandbox of its own
+    /// read-only here too.
+    pub async fn freeze(&self, dir: &Path) {
+        let inside = dir.canonicalize().is_ok_and(|c| c.starts_with(&self.root));
+        if !self.freezing || !inside {
+            return;
+        }
+        let (id, rx) = self.expect_reply();
+        let sent = self
+            .send(&Request::Freeze {
+                id,
+                path: dir.to_path_buf(),
+            })
+            .await;
+        if sent.is_ok() && rx.await.is_ok_and(|r| r.error.is_none()) {
+            self.note_frozen(dir);
         }
     }
 }
@@ -467,8 +611,32 @@ impl Executor for SharedSandboxExecutor {
                 .await;
             match shared {
                 Some(s) if s.can_run(spec) => s.run(spec).await,
-                _ => self.per_job.run(spec).await,
+                Some(s) => {
+                    let r = self.per_job.run(spec).await;
+                    s.freeze(&spec.cwd).await;
+                    r
+                }
+                None => self.per_job.run(spec).await,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use insitu_launcher::sandbox::TOOL_CAPS;
+
+    #[test]
+    fn the_spawner_passes_on_the_capabilities_steps_keep() {
+        let set = super::tool_cap_set();
+        let names = format!("{set:?}");
+        for name in TOOL_CAPS {
+            assert!(
+                names.contains(name.trim_start_matches("CAP_")),
+                "{name}: {names}"
+            );
+        }
+        assert_eq!(set.iter().count(), TOOL_CAPS.len());
+        assert!(!set.contains(rustix::thread::CapabilitySet::SYS_ADMIN));
     }
 }

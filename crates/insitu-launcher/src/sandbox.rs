@@ -38,7 +38,29 @@ pub struct SandboxSpec {
     /// The unprivileged user and group the sandbox runs as; `None` keeps the
     /// caller's (tests only: tools must never run as root).
     pub run_as: Option<(u32, u32)>,
+    /// Capabilities the sandboxed process keeps when bubblewrap runs as
+    /// root (for pipeline steps, [`TOOL_CAPS`]). Every other capability is
+    /// dropped, always: root in a sandbox could otherwise remount its
+    /// read-only binds writable.
+    pub keep_caps: Vec<String>,
 }
+
+/// What a tool running as root in a sandbox may still do: what container
+/// runtimes leave root by default (change owners and modes of its own
+/// files, switch users, …), less what reaches beyond the sandbox (device
+/// nodes, file capabilities). Never `CAP_SYS_ADMIN`: no mounts.
+pub const TOOL_CAPS: [&str; 10] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_AUDIT_WRITE",
+];
 
 /// A host path shown at the same place inside the sandbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +200,10 @@ pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
         push(&[&"--unshare-net"]);
     }
     push(&[&"--hostname", &"insitu-lab"]);
+    push(&[&"--cap-drop", &"ALL"]);
+    for c in &spec.keep_caps {
+        push(&[&"--cap-add", c]);
+    }
     push(&[&"--die-with-parent", &"--new-session"]);
     push(&[&"--clearenv"]);
     let path = "/usr/local/bin:/usr/bin:/bin";
@@ -267,6 +293,8 @@ mod tests {
         assert!(joined.contains("--bind /srv/ws/alice /home/user"));
         assert!(joined.contains("--ro-bind /srv/archive/gaia /media/data/gaia"));
         assert!(joined.contains("--unshare-net"));
+        assert!(joined.contains("--cap-drop ALL"), "{joined}");
+        assert!(!joined.contains("--cap-add"), "{joined}");
         let exposed = SandboxSpec {
             expose: vec!["/tmp/tools".into()],
             hidden: vec!["/etc".into()],

@@ -62,6 +62,23 @@ async fn run_to_end(bwrap: &Path, spec: &SandboxSpec, log: &Path) -> (Option<i32
 }
 
 #[tokio::test]
+async fn even_root_in_a_sandbox_cannot_make_a_volume_writable() {
+    let Some(bwrap) = bwrap() else { return };
+    let f = fixture();
+    // Run as the caller: root where the tests run as root, as pipeline
+    // steps of a root engine do.
+    let script = "grep CapEff /proc/self/status; \
+         mount -o remount,bind,rw /media/data/demo 2>/dev/null && echo REMOUNTED; \
+         echo x > /media/data/demo/new.txt 2>/dev/null || echo VOLUME_WRITE_REFUSED";
+    let (code, log) = run_to_end(&bwrap, &spec(&f, script), &f.root.join("lab.log")).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
+    assert!(!log.contains("REMOUNTED"), "{log}");
+    assert!(log.contains("VOLUME_WRITE_REFUSED"), "{log}");
+    assert!(!f.root.join("volume/new.txt").exists());
+}
+
+#[tokio::test]
 async fn volumes_are_read_only_and_the_workspace_persists() {
     let Some(bwrap) = bwrap() else { return };
     let f = fixture();

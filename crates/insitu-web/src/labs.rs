@@ -501,6 +501,7 @@ impl Labs {
             // bubblewrap's own, which the proxy could not reach.
             share_network: true,
             run_as: Some(self.cfg.run_as),
+            keep_caps: Vec::new(),
         };
         let network = self.network_of(&lab.user_id).await?;
         let netns = network.as_deref().map(|n| &n.0);

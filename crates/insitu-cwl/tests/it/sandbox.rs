@@ -22,7 +22,8 @@ arguments:
       echo x > $HOME/made-here && echo OUT_WRITABLE;
       echo y > $TMPDIR/t && echo TMP_WRITABLE;
       echo procs=`ls /proc | grep -c '^[0-9]'`;
-      echo ifaces=`grep -c : /proc/net/dev`
+      echo ifaces=`grep -c : /proc/net/dev`;
+      echo caps=`grep CapEff /proc/self/status | cut -f2`
 outputs:
   log: stdout
   made: {type: File, outputBinding: {glob: made-here}}
@@ -78,6 +79,19 @@ fn confined(mode: &[&str], max_procs: u32) {
     ] {
         assert!(log.contains(want), "{want}: {log}");
     }
+    // Root's steps keep what root keeps in a container (chown, …) and
+    // never CAP_SYS_ADMIN (no mounts); others' keep nothing.
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let want = if root {
+        "00000000200404fb"
+    } else {
+        "0000000000000000"
+    };
+    assert!(
+        log.contains(&format!("caps={want}\n")),
+        "capabilities ({mode:?}): {log}"
+    );
     assert!(
         count(&log, "procs=") <= max_procs,
         "own pid namespace ({mode:?}): {log}"
@@ -296,4 +310,69 @@ fn jobs_get_sandboxes_of_their_own_when_the_shared_one_cannot_start() {
     );
     let log = std::fs::read_to_string(r.json()["log"]["path"].as_str().unwrap()).unwrap();
     assert_eq!(log, "OWN\nfrom the job order\n");
+}
+
+#[test]
+fn a_finished_jobs_results_are_read_only_to_later_jobs() {
+    if !bwrap_works() {
+        return;
+    }
+    let root =
+        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let s = Scratch::new();
+    // Step `b` gets `a`'s result and tries to change it, and to write
+    // next to it.
+    s.file(
+        "wf.cwl",
+        "cwlVersion: v1.2
+class: Workflow
+requirements: {ShellCommandRequirement: {}, InlineJavascriptRequirement: {}}
+inputs: []
+outputs: {seen: {type: File, outputSource: b/log}, made: {type: File, outputSource: a/log}}
+steps:
+  a:
+    run:
+      class: CommandLineTool
+      inputs: []
+      arguments: [{shellQuote: false, valueFrom: 'echo original'}]
+      outputs: {log: stdout}
+    in: {}
+    out: [log]
+  b:
+    run:
+      class: CommandLineTool
+      inputs: {f: File}
+      arguments:
+        - shellQuote: false
+          valueFrom: >-
+            (echo changed > $(inputs.f.path)) 2>/dev/null && echo CHANGED || echo KEPT;
+            (echo x > `readlink -f $(inputs.f.path)`) 2>/dev/null && echo CHANGED_TARGET || echo KEPT_TARGET;
+            (touch `dirname \\`readlink -f $(inputs.f.path)\\``/new) 2>/dev/null && echo ADDED || echo NOT_ADDED
+      outputs: {log: stdout}
+    in: {f: a/log}
+    out: [log]
+",
+    );
+    for mode in [&[][..], &["--sandbox-per-step"][..]] {
+        let mut args = vec!["--require-sandbox", "--quiet", "wf.cwl"];
+        args.extend(mode);
+        let r = s.run(&args);
+        assert_eq!(r.code(), 0, "{}", r.stderr());
+        let out = r.json();
+        let seen = std::fs::read_to_string(out["seen"]["path"].as_str().unwrap()).unwrap();
+        let made = std::fs::read_to_string(out["made"]["path"].as_str().unwrap()).unwrap();
+        assert_eq!(made, "original\n", "{mode:?}");
+        if mode.is_empty() {
+            // The shared sandbox shows `a`'s real directory: read-only
+            // once `a` has finished (where the engine runs as root and
+            // can make it so).
+            if root.as_ref().is_ok_and(|r| *r) {
+                assert_eq!(seen, "KEPT\nKEPT_TARGET\nNOT_ADDED\n");
+            }
+        } else {
+            // A sandbox of its own binds the input alone; beside it is the
+            // sandbox's own scratch space, gone with it.
+            assert!(seen.starts_with("KEPT\nKEPT_TARGET\n"), "{seen}");
+        }
+    }
 }

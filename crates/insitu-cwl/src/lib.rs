@@ -16,6 +16,7 @@ pub mod executor;
 pub mod expr;
 pub mod files;
 pub mod loader;
+pub mod ontology;
 pub mod process;
 pub mod provenance;
 pub mod sandbox;

@@ -364,6 +364,7 @@ pub fn prepare_inputs(
     ev: &Evaluator,
 ) -> Result<Map<String, Value>> {
     let schemas = reqs.schemas();
+    let formats = crate::ontology::Formats::of(p);
     let mut out = Map::new();
     let default_listing = reqs
         .get("LoadListingRequirement")
@@ -426,43 +427,38 @@ pub fn prepare_inputs(
         if let Some(sf) = inp.get("secondaryFiles") {
             discover_secondary(&mut v, sf, ev, job, !reqs.nested)?;
         }
-        record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested)?;
+        record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested, &formats)?;
         if let Some(f) = inp.get("format")
-            && p.get("$schemas").is_none()
             && !crate::expr::has_expr(&f.to_string())
         {
-            check_format(&v, f, &id)?;
+            formats.check(&v, f, &id)?;
         }
         out.insert(id, v);
     }
-    // format expressions need inputs
-    Ok(out)
-}
-
-/// Exact-match format check (no ontology reasoning).
-fn check_format(v: &Value, want: &Value, id: &str) -> Result<()> {
-    match v {
-        Value::Array(a) => a.iter().try_for_each(|x| check_format(x, want, id)),
-        Value::Object(m) if m.get("class").and_then(Value::as_str) == Some("File") => {
-            let Some(have) = m.get("format").and_then(Value::as_str) else {
-                return Ok(());
+    // Format expressions see the inputs (`self` is null; `runtime` is not
+    // known yet, so one that cannot be evaluated here is not checked).
+    for inp in p
+        .get("inputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(f) = inp.get("format")
+            && crate::expr::has_expr(&f.to_string())
+            && let Some(id) = inp.get("id").and_then(Value::as_str)
+            && let Some(v) = out.get(id).filter(|v| !v.is_null())
+        {
+            let scope = Scope {
+                inputs: Value::Object(out.clone()),
+                this: Value::Null,
+                runtime: Value::Null,
             };
-            let wants: Vec<&str> = match want {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                _ => return Ok(()),
-            };
-            let short = |s: &str| s.rsplit(['/', '#', ':']).next().unwrap_or(s).to_string();
-            if wants.iter().any(|w| *w == have || short(w) == short(have)) {
-                Ok(())
-            } else {
-                Err(CwlError::Input(format!(
-                    "input '{id}': file format '{have}' does not match expected {want}"
-                )))
+            if let Ok(want) = ev.eval(f, &scope) {
+                formats.check(v, &want, id)?;
             }
         }
-        _ => Ok(()),
     }
+    Ok(out)
 }
 
 fn record_secondary(
@@ -472,13 +468,14 @@ fn record_secondary(
     ev: &Evaluator,
     job: &Value,
     discover: bool,
+    formats: &crate::ontology::Formats,
 ) -> Result<()> {
     let rt = files::resolve_type(t, schemas).clone();
     match (&rt, v) {
         (Value::Array(alts), v) => {
             for a in alts {
                 if files::matches(v, a, schemas) {
-                    return record_secondary(v, a, schemas, ev, job, discover);
+                    return record_secondary(v, a, schemas, ev, job, discover, formats);
                 }
             }
         }
@@ -497,10 +494,10 @@ fn record_secondary(
                         discover_secondary(fv, sf, ev, job, discover)?;
                     }
                     if let Some(fmt) = f.get("format") {
-                        check_format(fv, fmt, n)?;
+                        formats.check(fv, fmt, n)?;
                     }
                     let ft = f.get("type").cloned().unwrap_or(Value::Null);
-                    record_secondary(fv, &ft, schemas, ev, job, discover)?;
+                    record_secondary(fv, &ft, schemas, ev, job, discover, formats)?;
                 }
             }
         }
@@ -509,7 +506,7 @@ fn record_secondary(
         {
             let it = m.get("items").cloned().unwrap_or(Value::Null);
             for x in items {
-                record_secondary(x, &it, schemas, ev, job, discover)?;
+                record_secondary(x, &it, schemas, ev, job, discover, formats)?;
             }
         }
         _ => {}

@@ -7,6 +7,7 @@
 mod bad_input;
 mod cache;
 mod container;
+mod formats;
 mod fuzz;
 mod outputs;
 mod progress;

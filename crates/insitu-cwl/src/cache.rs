@@ -39,7 +39,6 @@ use crate::process::{Inherited, Reqs, RunCtx};
 use serde_json::{Map, Value, json};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -51,24 +50,6 @@ const OUTPUT_JSON: &str = "output.json";
 const ENTRY_LOC: &str = "insitu-cache:";
 /// Deepest directory tree hashed or copied.
 const MAX_DEPTH: usize = 64;
-
-/// Requirement classes whose effective value (requirement, else hint) is
-/// part of the key.
-const CLASSES: &[&str] = &[
-    "InlineJavascriptRequirement",
-    "SchemaDefRequirement",
-    "InitialWorkDirRequirement",
-    "EnvVarRequirement",
-    "ShellCommandRequirement",
-    "ResourceRequirement",
-    "WorkReuse",
-    "NetworkAccess",
-    "InplaceUpdateRequirement",
-    "ToolTimeLimit",
-    "LoadListingRequirement",
-    "DockerRequirement",
-    "SoftwareRequirement",
-];
 
 /// Identity of a file's bytes as last hashed: device, inode, size, mtime.
 type Stamp = (u64, u64, u64, i64, i64);
@@ -155,7 +136,9 @@ impl JobCache {
         let tool = self.identity(&tool, true)?;
         let inputs = self.identity(&Value::Object(inputs.clone()), false)?;
         let mut effective = Map::new();
-        for class in CLASSES {
+        // Every requirement class the engine knows: its effective value
+        // (requirement, else hint) is part of the key.
+        for class in crate::process::KNOWN {
             if let Some(r) = reqs.get(class) {
                 effective.insert((*class).to_string(), self.identity(r, true)?);
             }
@@ -260,17 +243,7 @@ impl JobCache {
         {
             return Ok(d.clone());
         }
-        let mut f = std::fs::File::open(p)?;
-        let mut h = Sha1::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        let d = hex(&h.finalize());
+        let d = crate::files::sha1_hex(p)?;
         if let Ok(mut memo) = self.digests.lock() {
             memo.insert(p.to_path_buf(), (stamp, d.clone()));
         }

@@ -51,6 +51,11 @@ pub fn split_name(base: &str) -> (String, String) {
 
 /// SHA-1 of a file, as `sha1$hex`.
 pub fn checksum(p: &Path) -> Result<String> {
+    Ok(format!("sha1${}", sha1_hex(p)?))
+}
+
+/// SHA-1 of a file's bytes, in hex.
+pub fn sha1_hex(p: &Path) -> Result<String> {
     let mut f = std::fs::File::open(p)?;
     let mut h = Sha1::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -61,9 +66,7 @@ pub fn checksum(p: &Path) -> Result<String> {
         }
         h.update(&buf[..n]);
     }
-    let d = h.finalize();
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("sha1${hex}"))
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Read up to 64 KiB of a file for `loadContents`.

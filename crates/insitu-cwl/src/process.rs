@@ -213,7 +213,8 @@ pub struct Inherited {
     pub record: Option<usize>,
 }
 
-const KNOWN: &[&str] = &[
+/// The requirement classes this engine knows.
+pub(crate) const KNOWN: &[&str] = &[
     "InlineJavascriptRequirement",
     "SchemaDefRequirement",
     "InitialWorkDirRequirement",

@@ -4,26 +4,7 @@
 //! InitialWorkDir entry names mounted where they say; without podman a
 //! requirement is unsupported (33) and a hint runs on the host.
 
-use super::Scratch;
-
-const IMAGE: &str = "docker.io/debian:stable-slim";
-
-/// Whether podman works and has the suite's images (made by
-/// `scripts/cwl-images.sh`); else container tests skip.
-fn podman_ready() -> bool {
-    let ok = std::process::Command::new("podman")
-        .args(["image", "exists", IMAGE])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("INSITU_REQUIRE_CONTAINERS").as_deref() != Ok("1"),
-            "podman with the image {IMAGE} is required (scripts/cwl-images.sh)"
-        );
-        eprintln!("skipping: podman or the image {IMAGE} is not here");
-    }
-    ok
-}
+use super::{IMAGE, Scratch, podman_ready};
 
 /// A tool reporting where it runs; `hints` and `docker` (a requirement)
 /// are YAML lines added to its hints and requirements.

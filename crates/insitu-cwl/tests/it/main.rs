@@ -114,3 +114,23 @@ outputs:
   out: stdout
 stdout: out.txt
 ";
+
+/// The image container tests run in.
+pub const IMAGE: &str = "docker.io/debian:stable-slim";
+
+/// Whether podman works and has the suite's images (made by
+/// `scripts/cwl-images.sh`); else container tests skip.
+pub fn podman_ready() -> bool {
+    let ok = std::process::Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("INSITU_REQUIRE_CONTAINERS").as_deref() != Ok("1"),
+            "podman with the image {IMAGE} is required (scripts/cwl-images.sh)"
+        );
+        eprintln!("skipping: podman or the image {IMAGE} is not here");
+    }
+    ok
+}

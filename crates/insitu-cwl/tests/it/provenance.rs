@@ -226,15 +226,7 @@ fn a_failed_run_is_recorded_as_failed() {
 
 #[test]
 fn a_container_run_names_its_image() {
-    let image_here = std::process::Command::new("podman")
-        .args(["image", "exists", "docker.io/debian:stable-slim"])
-        .status()
-        .is_ok_and(|st| st.success());
-    if !image_here {
-        assert!(
-            std::env::var("INSITU_REQUIRE_CONTAINERS").as_deref() != Ok("1"),
-            "podman with docker.io/debian:stable-slim is required"
-        );
+    if !super::podman_ready() {
         return;
     }
     let s = Scratch::new();

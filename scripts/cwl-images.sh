@@ -36,9 +36,13 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
 import() { # import NAME [--change ...]
   local name=$1; shift
+  local old
+  old=$(podman image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)
   tar -C "$rootfs" -c . | podman import -q --change 'CMD ["bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$@" - "$name" > /dev/null
+  # The image this one replaces, unless something else still uses it.
+  [ -z "$old" ] || podman rmi "$old" > /dev/null 2>&1 || true
   echo "  $name"
 }
 import docker.io/debian:stable-slim
@@ -59,8 +63,9 @@ rm "$rootfs/usr/local/bin/docker-entrypoint.sh"
 
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
-  sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 > /dev/null' \
-  || { echo "error: cannot install python3 into the image" >&2; exit 1; }
+  sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends python3' \
+  > "$work/python3.log" 2>&1 \
+  || { tail -n 20 "$work/python3.log" >&2; echo "error: cannot install python3 into the image" >&2; exit 1; }
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 ln -sf /usr/bin/python3 "$rootfs/usr/local/bin/python"
 import docker.io/python:3-slim --change 'CMD ["python3"]'

@@ -196,7 +196,14 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
         .map_err(|e| CwlError::Execution(format!("sandbox check failed: {e}")))??;
     let executor: Arc<dyn executor::Executor> = match sandbox {
         None => Arc::new(executor::LocalExecutor),
-        Some(s) if opts.sandbox_per_step => Arc::new(s),
+        // A lone tool is one job: a shared sandbox would only add its
+        // spawner's start.
+        Some(s)
+            if opts.sandbox_per_step
+                || p.get("class").and_then(Value::as_str) == Some("CommandLineTool") =>
+        {
+            Arc::new(s)
+        }
         Some(s) => Arc::new(spawner::SharedSandboxExecutor::new(
             s,
             tmp.path().to_path_buf(),

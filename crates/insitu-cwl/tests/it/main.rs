@@ -134,3 +134,29 @@ pub fn podman_ready() -> bool {
     }
     ok
 }
+
+/// A workflow of one step running `tool` (a file beside it), its inputs
+/// `(name, type)` passed through and its outputs `(name, type)` shown: the
+/// jobs of a workflow share the run's sandbox, a lone tool has its own.
+pub fn one_step(tool: &str, inputs: &[(&str, &str)], outputs: &[(&str, &str)]) -> String {
+    let ins: Vec<String> = inputs.iter().map(|(n, t)| format!("{n}: '{t}'")).collect();
+    let outs: Vec<String> = outputs
+        .iter()
+        .map(|(n, t)| format!("{n}: {{type: '{t}', outputSource: s/{n}}}"))
+        .collect();
+    let links: Vec<String> = inputs.iter().map(|(n, _)| format!("{n}: {n}")).collect();
+    let names: Vec<&str> = outputs.iter().map(|(n, _)| *n).collect();
+    format!(
+        "cwlVersion: v1.2
+class: Workflow
+inputs: {{{}}}
+outputs: {{{}}}
+steps:
+  s: {{run: {tool}, in: {{{}}}, out: [{}]}}
+",
+        ins.join(", "),
+        outs.join(", "),
+        links.join(", "),
+        names.join(", ")
+    )
+}

@@ -30,14 +30,23 @@ outputs:
 stdout: log.txt
 ";
 
-fn run(s: &Scratch, extra: &[&str], net: bool) -> String {
+fn run(s: &Scratch, extra: &[&str], doc: &str, net: bool) -> String {
     s.file("in.txt", "original\n");
+    s.file("probe.cwl", PROBE);
+    s.file(
+        "wf.cwl",
+        &super::one_step(
+            "probe.cwl",
+            &[("f", "File"), ("net", "boolean")],
+            &[("log", "File"), ("made", "File")],
+        ),
+    );
     s.file(
         "job.json",
         &format!(r#"{{"f": {{"class": "File", "path": "in.txt"}}, "net": {net}}}"#),
     );
     let mut args = extra.to_vec();
-    args.extend(["--quiet", "probe.cwl", "job.json"]);
+    args.extend(["--quiet", doc, "job.json"]);
     let r = s.run(&args);
     assert_eq!(r.code(), 0, "{}", r.stderr());
     let out = r.json();
@@ -57,19 +66,22 @@ fn tools_run_confined() {
     if !bwrap_works() {
         return;
     }
-    // The run's shared sandbox (bwrap and the spawner besides the tool),
-    // and a sandbox of the job's own.
-    for (mode, procs) in [(&[][..], 7), (&["--sandbox-per-step"][..], 5)] {
-        confined(mode, procs);
+    // A workflow's job in the run's shared sandbox (bwrap and the spawner
+    // besides the tool), in a sandbox of its own, and a lone tool (its own).
+    for (mode, procs, doc) in [
+        (&[][..], 7, "wf.cwl"),
+        (&["--sandbox-per-step"][..], 5, "wf.cwl"),
+        (&[][..], 5, "probe.cwl"),
+    ] {
+        confined(mode, procs, doc);
     }
 }
 
-fn confined(mode: &[&str], max_procs: u32) {
+fn confined(mode: &[&str], max_procs: u32, doc: &str) {
     let s = Scratch::new();
-    s.file("probe.cwl", PROBE);
     let mut args = vec!["--require-sandbox"];
     args.extend(mode);
-    let log = run(&s, &args, false);
+    let log = run(&s, &args, doc, false);
     assert!(log.starts_with("original\n"), "{log}");
     for want in [
         "INPUT_READ_ONLY",
@@ -114,8 +126,7 @@ fn network_access_shares_the_network() {
         .filter(|l| l.contains(':'))
         .count() as u32;
     let s = Scratch::new();
-    s.file("probe.cwl", PROBE);
-    let log = run(&s, &["--require-sandbox"], true);
+    let log = run(&s, &["--require-sandbox"], "wf.cwl", true);
     assert_eq!(count(&log, "ifaces="), host_ifaces, "{log}");
 }
 
@@ -171,8 +182,12 @@ fn jobs_share_the_runs_sandbox_unless_they_read_elsewhere() {
     s.file("in.txt", "from the job order\n");
     s.file("job.json", r#"{"f": {"class": "File", "path": "in.txt"}}"#);
     s.file(
-        "where.cwl",
+        "tool.cwl",
         &WHERE.replace("DEFAULT", &outside.display().to_string()),
+    );
+    s.file(
+        "where.cwl",
+        &super::one_step("tool.cwl", &[("f", "File?")], &[("log", "File")]),
     );
     // Inputs of the job order are shown in the run's sandbox.
     let log = where_it_ran(
@@ -180,6 +195,12 @@ fn jobs_share_the_runs_sandbox_unless_they_read_elsewhere() {
         &["--require-sandbox", "--quiet", "where.cwl", "job.json"],
     );
     assert_eq!(log, "SHARED\nfrom the job order\n");
+    // A lone tool is a single job: a sandbox of its own.
+    let log = where_it_ran(
+        &s,
+        &["--require-sandbox", "--quiet", "tool.cwl", "job.json"],
+    );
+    assert_eq!(log, "OWN\nfrom the job order\n");
     // A file the run did not announce (under another /tmp directory) is not
     // there: the job gets a sandbox of its own, which shows it.
     let log = where_it_ran(&s, &["--require-sandbox", "--quiet", "where.cwl"]);
@@ -214,7 +235,8 @@ outputs: []
 ",
     );
     let t = std::time::Instant::now();
-    let r = s.run(&["--require-sandbox", "--quiet", "slow.cwl"]);
+    s.file("wf.cwl", &super::one_step("slow.cwl", &[], &[]));
+    let r = s.run(&["--require-sandbox", "--quiet", "wf.cwl"]);
     assert_eq!(r.code(), 1, "{}", r.stderr());
     assert!(
         r.stderr().contains("exceeded the time limit"),
@@ -288,7 +310,11 @@ fn jobs_get_sandboxes_of_their_own_when_the_shared_one_cannot_start() {
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     s.file("in.txt", "from the job order\n");
     s.file("job.json", r#"{"f": {"class": "File", "path": "in.txt"}}"#);
-    s.file("where.cwl", &WHERE.replace("DEFAULT", "in.txt"));
+    s.file("tool.cwl", &WHERE.replace("DEFAULT", "in.txt"));
+    s.file(
+        "where.cwl",
+        &super::one_step("tool.cwl", &[("f", "File?")], &[("log", "File")]),
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-cwl"))
         .current_dir(s.path())
         .env("INSITU_BWRAP", &fake)

@@ -10,7 +10,7 @@ fn two_steps(cores: &str) -> String {
     let tool = format!(
         "{{class: CommandLineTool, inputs: [], outputs: {{log: stdout}},
         requirements: {{ShellCommandRequirement: {{}}, ResourceRequirement: {{coresMin: {cores}}}}},
-        arguments: [{{shellQuote: false, valueFrom: 'date +%s.%N; sleep 0.6; date +%s.%N'}}]}}"
+        arguments: [{{shellQuote: false, valueFrom: 'date +%s.%N; sleep 1.2; date +%s.%N'}}]}}"
     );
     format!(
         "cwlVersion: v1.2

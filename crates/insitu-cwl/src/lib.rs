@@ -383,9 +383,13 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
                     lm.remove("secondaryFiles");
                 }
                 if reused.is_none() && src.as_deref() != Some(target.as_path()) {
-                    let movable = seen.movable.as_deref().filter(|_| {
-                        key.as_ref()
-                            .is_some_and(|c| !seen.directories.iter().any(|d| c.starts_with(d)))
+                    // A file of the run's own directory that no output
+                    // directory holds may be moved.
+                    let movable = key.as_ref().is_some_and(|c| {
+                        seen.movable
+                            .as_ref()
+                            .is_some_and(|root| c.starts_with(root))
+                            && !seen.directories.iter().any(|d| c.starts_with(d))
                     });
                     write_out(&lit, &target, movable)?;
                     if let Some(sp) = &key {
@@ -438,17 +442,15 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
     Ok(())
 }
 
-fn write_out(v: &Value, target: &Path, movable: Option<&Path>) -> Result<()> {
+fn write_out(v: &Value, target: &Path, movable: bool) -> Result<()> {
     let class = v.get("class").and_then(Value::as_str).unwrap_or("File");
     if let Some(loc) = v.get("location").and_then(Value::as_str) {
         let src = files::loc_to_path(loc);
-        // A regular file of the run's own directory is moved (a rename on
-        // the same file system); anything else is copied.
-        let moved = movable.is_some_and(|root| {
-            src.symlink_metadata().is_ok_and(|m| m.is_file())
-                && std::fs::canonicalize(&src).is_ok_and(|c| c.starts_with(root))
-                && std::fs::rename(&src, target).is_ok()
-        });
+        // A regular file that may move is renamed (on the same file
+        // system); anything else is copied.
+        let moved = movable
+            && src.symlink_metadata().is_ok_and(|m| m.is_file())
+            && std::fs::rename(&src, target).is_ok();
         if !moved {
             copy_resolving(&src, target)?;
         }
@@ -481,7 +483,7 @@ fn write_out(v: &Value, target: &Path, movable: Option<&Path>) -> Result<()> {
                     })
                 })
                 .unwrap_or_else(|| "x".into());
-            write_out(e, &target.join(b), None)?;
+            write_out(e, &target.join(b), false)?;
         }
     }
     Ok(())

@@ -257,7 +257,7 @@ impl Reqs {
             let c = r.get("class").and_then(Value::as_str).unwrap_or("");
             if c == "DockerRequirement" && inh.reject_docker {
                 return Err(CwlError::Unsupported(
-                    "DockerRequirement is not supported yet".into(),
+                    "DockerRequirement: containers are turned off (--reject-docker)".into(),
                 ));
             }
             if !KNOWN.contains(&c) {
@@ -366,6 +366,7 @@ pub fn prepare_inputs(
 ) -> Result<Map<String, Value>> {
     let schemas = reqs.schemas();
     let formats = crate::ontology::Formats::of(p);
+    let mut format_expressions: Vec<(String, &Value)> = vec![];
     let mut out = Map::new();
     let default_listing = reqs
         .get("LoadListingRequirement")
@@ -429,33 +430,28 @@ pub fn prepare_inputs(
             discover_secondary(&mut v, sf, ev, job, !reqs.nested)?;
         }
         record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested, &formats)?;
-        if let Some(f) = inp.get("format")
-            && !crate::expr::has_expr(&f.to_string())
-        {
-            formats.check(&v, f, &id)?;
+        if let Some(f) = inp.get("format") {
+            if crate::expr::has_expr(&f.to_string()) {
+                if !v.is_null() {
+                    format_expressions.push((id.clone(), f));
+                }
+            } else {
+                formats.check(&v, f, &id)?;
+            }
         }
         out.insert(id, v);
     }
     // Format expressions see the inputs (`self` is null; `runtime` is not
     // known yet, so one that cannot be evaluated here is not checked).
-    for inp in p
-        .get("inputs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(f) = inp.get("format")
-            && crate::expr::has_expr(&f.to_string())
-            && let Some(id) = inp.get("id").and_then(Value::as_str)
-            && let Some(v) = out.get(id).filter(|v| !v.is_null())
-        {
-            let scope = Scope {
-                inputs: Value::Object(out.clone()),
-                this: Value::Null,
-                runtime: Value::Null,
-            };
-            if let Ok(want) = ev.eval(f, &scope) {
-                formats.check(v, &want, id)?;
+    if !format_expressions.is_empty() {
+        let scope = Scope {
+            inputs: Value::Object(out.clone()),
+            this: Value::Null,
+            runtime: Value::Null,
+        };
+        for (id, f) in format_expressions {
+            if let (Some(v), Ok(want)) = (out.get(&id), ev.eval(f, &scope)) {
+                formats.check(v, &want, &id)?;
             }
         }
     }

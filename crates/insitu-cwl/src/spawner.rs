@@ -467,7 +467,9 @@ impl RunSandbox {
             return false;
         }
         let binds = step_binds(spec).binds;
-        let frozen = self.frozen.lock().map(|f| f.clone()).unwrap_or_default();
+        let Ok(frozen) = self.frozen.lock() else {
+            return false;
+        };
         binds.iter().all(|b| {
             if b.writable {
                 b.path.canonicalize().is_ok_and(|c| {

@@ -1,11 +1,14 @@
-//! The platform's vocabulary as pure types and rules: validated names, roles,
-//! datalab definitions, data volume definitions and SPDX licence checks.
+//! The platform's vocabulary as pure types and rules: validated names and
+//! ids, roles, the lab state machine, datalab definitions, data volume
+//! definitions and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
 //! once at the edge (`FromStr`, `parse_*`) and trusted afterwards.
 
 pub mod datalab;
+pub mod id;
+pub mod lab;
 pub mod name;
 pub mod role;
 pub mod spdx;
@@ -14,6 +17,8 @@ pub mod volume;
 pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
 };
+pub use id::{IdError, LabId, TokenId, UserId};
+pub use lab::{LabState, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
 pub use volume::{VolumeMetadata, VolumeSpec};

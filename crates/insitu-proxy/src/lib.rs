@@ -6,9 +6,10 @@
 //! `/labs/<id>/_insitu/auth` for a per-lab proxy session cookie, and from
 //! then on every HTTP request and WebSocket upgrade is authenticated,
 //! re-authorised against the [`LabDirectory`] and streamed to the lab's
-//! upstream without buffering. This crate must never depend on the store or
-//! the web crate: it talks to the platform only through the [`LabDirectory`]
-//! trait and the [`Proxy`] handle.
+//! upstream without buffering. This crate must never depend on the store, the
+//! platform's services (`insitu-core`) or the web crate: it talks to the
+//! platform only through the [`LabDirectory`] trait and the [`Proxy`]
+//! handle, and shares only the domain's vocabulary ([`LabState`]).
 //!
 //! Forwarding: the full path (with the `/labs/<id>` prefix: tools run with
 //! `base_url=/labs/<id>/`) and query go to `http://<upstream>` over pooled
@@ -59,16 +60,10 @@ use activity::ActivityLimiter;
 use pages::Pages;
 use sessions::{SessionStore, TicketStore};
 
-/// Lifecycle state of a lab as far as the proxy cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LabState {
-    /// Launched but not yet answering: requests get a 503 page with `Retry-After`.
-    Starting,
-    /// Serving: requests are forwarded to its upstream.
-    Running,
-    /// Gone: requests get the `lab_not_running` page.
-    Stopped,
-}
+/// A lab's state, the platform's own: a running lab is forwarded to; a
+/// pending or starting one gets a 503 page with `Retry-After`; a stopping,
+/// stopped or failed one gets the `lab_not_running` page.
+pub use insitu_domain::LabState;
 
 /// Opens connections to labs that live in a network of their own (a
 /// network namespace), where the proxy's own sockets cannot reach.

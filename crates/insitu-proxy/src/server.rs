@@ -178,8 +178,12 @@ fn decide(inner: &Inner, request: &Request<Incoming>) -> Decision {
         return Decision::Respond(inner.page(ErrorCode::LabForbidden));
     }
     match route.state {
-        LabState::Stopped => Decision::Respond(inner.page(ErrorCode::LabNotRunning)),
-        LabState::Starting => Decision::Respond(inner.page(ErrorCode::LabStarting)),
+        LabState::Stopping | LabState::Stopped | LabState::Failed => {
+            Decision::Respond(inner.page(ErrorCode::LabNotRunning))
+        }
+        LabState::Pending | LabState::Starting => {
+            Decision::Respond(inner.page(ErrorCode::LabStarting))
+        }
         LabState::Running => {
             inner.touch(id, now);
             Decision::Forward {

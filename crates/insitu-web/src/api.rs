@@ -12,11 +12,13 @@ use insitu_store::{NewUser, StoreError, TokenRecord, UserRecord};
 
 use crate::app::AppState;
 use crate::auth::{self, Principal, SESSION_COOKIE, Via};
-use crate::catalogue::{self, DATALAB_FACETS};
+use insitu_core::catalogue::DATALAB_FACETS;
+use insitu_core::query::{Filter, search};
+use insitu_core::volumes::{self, VOLUME_FACETS};
+
 use crate::error::{ApiFailure, ApiJson, ApiResult};
-use crate::query::{Filter, search};
 use crate::time_fmt::{now, rfc3339};
-use crate::volumes::{self, VOLUME_FACETS};
+use crate::wire;
 
 pub async fn healthz(State(s): State<AppState>) -> Response {
     let (status, database) = match s.store.ping().await {
@@ -285,7 +287,7 @@ pub async fn list_datalabs(
     let cat = s.catalogue();
     let (hits, facets) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
     Ok(Json(DatalabList {
-        items: hits.into_iter().map(catalogue::to_wire).collect(),
+        items: hits.into_iter().map(wire::datalab).collect(),
         facets,
     }))
 }
@@ -296,7 +298,7 @@ pub async fn get_datalab(
 ) -> ApiResult<Json<Datalab>> {
     let cat = s.catalogue();
     cat.get(&name)
-        .map(|d| Json(catalogue::to_wire(d)))
+        .map(|d| Json(wire::datalab(d)))
         .ok_or_else(|| {
             ApiFailure::new(
                 ErrorCode::DatalabNotFound,
@@ -315,7 +317,7 @@ pub async fn list_volumes(
     let (hits, facets) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
     let items = hits
         .into_iter()
-        .map(|v| volumes::to_wire(v, mine.iter().any(|m| m == v.spec.name.as_str())))
+        .map(|v| wire::volume(v, mine.iter().any(|m| m == v.spec.name.as_str())))
         .collect();
     Ok(Json(VolumeList { items, facets }))
 }
@@ -336,7 +338,7 @@ pub async fn get_volume(
 ) -> ApiResult<Json<Volume>> {
     let v = volume_or_404(&s, &name)?;
     let mine = s.my_volumes(&p.user_id).await?;
-    Ok(Json(volumes::to_wire(v, mine.contains(&name))))
+    Ok(Json(wire::volume(v, mine.contains(&name))))
 }
 
 pub async fn my_volumes(
@@ -348,7 +350,7 @@ pub async fn my_volumes(
     let items = mine
         .iter()
         .filter_map(|n| s.volumes.get(n))
-        .map(|v| volumes::to_wire(v, true))
+        .map(|v| wire::volume(v, true))
         .collect();
     Ok(Json(List { items }))
 }
@@ -356,7 +358,7 @@ pub async fn my_volumes(
 pub async fn do_add_my_volume(s: &AppState, p: &Principal, name: &str) -> ApiResult<Volume> {
     let v = volume_or_404(s, name)?;
     s.add_my_volume(&p.user_id, name).await?;
-    Ok(volumes::to_wire(v, true))
+    Ok(wire::volume(v, true))
 }
 
 pub async fn add_my_volume(
@@ -546,12 +548,12 @@ pub async fn do_launch(
             })
             .await
             .map_err(|e| ApiFailure::new(ErrorCode::Internal, e.to_string()))?;
-            Some(resolved.map_err(|m| ApiFailure::new(ErrorCode::InvalidLaunchFile, m))?)
+            Some(resolved.map_err(insitu_core::Error::from)?)
         }
     };
-    s.labs
+    Ok(s.labs
         .launch(&p.user_id, p.username.as_str(), spec, volumes, file)
-        .await
+        .await?)
 }
 
 pub async fn launch_lab(
@@ -638,14 +640,7 @@ pub async fn open_url(s: &AppState, p: &Principal, id: &str) -> ApiResult<String
             format!("lab {id} is {}; only a running lab opens", lab.state),
         ));
     }
-    let ticket = s.proxy.issue_ticket(&lab.id, &p.user_id);
-    // `{lab}` in the proxy's URL gives every lab an origin of its own.
-    Ok(format!(
-        "{}/labs/{}/_insitu/auth?ticket={ticket}&next=/labs/{}/",
-        s.proxy_url.replace("{lab}", &lab.id),
-        lab.id,
-        lab.id
-    ))
+    Ok(s.labs.entry_link(&lab.id, &p.user_id)?)
 }
 
 pub async fn open_lab(

@@ -9,11 +9,13 @@ use insitu_domain::{Role, Username};
 use insitu_store::{NewUser, Store};
 use tokio::net::TcpListener;
 
+use insitu_core::labs::{LabConfigView, Labs};
+use insitu_core::volumes::VolumeCatalogue;
+use insitu_core::{Catalogue, load_catalogue};
+
 use crate::auth::{self, Auth};
-use crate::catalogue::{Catalogue, load_catalogue};
 use crate::config::ServerConfig;
-use crate::labs::{LabConfigView, Labs};
-use crate::volumes::VolumeCatalogue;
+use crate::lab_proxy;
 use crate::{metrics_layer, openapi, routes, templates};
 
 /// Shared state of every request; cheap to clone.
@@ -30,8 +32,6 @@ pub struct Inner {
     pub openapi_json: String,
     pub secure_cookies: bool,
     pub labs: Arc<Labs>,
-    /// Issues the tickets that open a lab on the proxy's origin.
-    pub proxy: insitu_proxy::Proxy,
     /// The proxy's URL as browsers reach it.
     pub proxy_url: String,
     /// Each user's volume names, read through on first use and replaced on
@@ -213,9 +213,12 @@ impl App {
         }
         let proxy = insitu_proxy::Proxy::new(
             proxy_config,
-            Arc::clone(&labs) as Arc<dyn insitu_proxy::LabDirectory>,
+            Arc::new(lab_proxy::Directory(Arc::clone(&labs))),
         );
-        labs.set_proxy(proxy.clone());
+        labs.set_proxy(Arc::new(lab_proxy::Door {
+            proxy: proxy.clone(),
+            url: proxy_url.clone(),
+        }));
         labs.prepare_dirs()?;
         labs.adopt_all().await?;
         let secure_cookies = config
@@ -232,7 +235,6 @@ impl App {
             volumes,
             secure_cookies,
             labs,
-            proxy: proxy.clone(),
             proxy_url,
             my_volumes: RwLock::new(HashMap::new()),
         }));

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use insitu_api::{ApiError, ErrorCode};
+use insitu_core::Error as CoreError;
 use insitu_store::StoreError;
 
 /// An API error response.
@@ -56,6 +57,46 @@ impl From<StoreError> for ApiFailure {
             )
         }
     }
+}
+
+/// The one place a service's error becomes a public error code. What the
+/// user may read is the variant's text; what they may not (database and
+/// internal failures) is logged and answered with a fixed message.
+impl From<CoreError> for ApiFailure {
+    fn from(e: CoreError) -> Self {
+        let e = match e {
+            CoreError::Store(s) => return s.into(),
+            other => other,
+        };
+        let code = match &e {
+            CoreError::DatalabNotFound(_) => ErrorCode::DatalabNotFound,
+            CoreError::VolumeNotFound(_) => ErrorCode::VolumeNotFound,
+            CoreError::InvalidQuery { .. } => ErrorCode::InvalidQuery,
+            CoreError::LabNotFound(_) => ErrorCode::LabNotFound,
+            CoreError::LabNotRunning { .. } => ErrorCode::LabNotRunning,
+            CoreError::LabQuotaExceeded { .. } => ErrorCode::LabQuotaExceeded,
+            CoreError::GpuUnavailable { .. } => ErrorCode::GpuUnavailable,
+            CoreError::DatalabNotLaunchable { .. } => ErrorCode::DatalabNotLaunchable,
+            CoreError::OpensNoFiles { .. } | CoreError::InvalidLaunchFile(_) => {
+                ErrorCode::InvalidLaunchFile
+            }
+            CoreError::Store(_)
+            | CoreError::NoLabProxy
+            | CoreError::Task(_)
+            | CoreError::Poisoned => {
+                return internal(&e);
+            }
+        };
+        ApiFailure::new(code, e.to_string())
+    }
+}
+
+fn internal(e: &dyn std::error::Error) -> ApiFailure {
+    tracing::error!(error = %e, "internal error");
+    ApiFailure::new(
+        ErrorCode::Internal,
+        "internal error; the server log has the details",
+    )
 }
 
 impl From<anyhow::Error> for ApiFailure {

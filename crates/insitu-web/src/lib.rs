@@ -9,21 +9,18 @@
 mod api;
 mod app;
 mod auth;
-mod catalogue;
 mod config;
 mod error;
-mod labs;
+mod lab_proxy;
 mod metrics_layer;
 mod openapi;
 mod pages;
-mod query;
 mod routes;
 mod templates;
 mod time_fmt;
-mod volumes;
+mod wire;
 
 pub use app::{App, InitialAdmin};
-pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{AdminConfig, LabsConfig, ProxyConfig, ServerConfig, SessionConfig};
 pub use openapi::openapi_document;
 pub use routes::{Access, RouteInfo, Surface, route_table};

@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::api;
 use crate::app::AppState;
 use crate::auth::{self, LOGIN_CSRF_COOKIE, Principal, Via};
-use crate::catalogue::{self, DATALAB_FACETS};
+use insitu_core::catalogue::DATALAB_FACETS;
+use insitu_core::query::{Filter, search};
+use insitu_core::volumes::VOLUME_FACETS;
+
 use crate::error::ApiFailure;
-use crate::query::{Filter, search};
 use crate::time_fmt::short;
-use crate::volumes::{self, VOLUME_FACETS};
+use crate::wire;
 
 #[derive(Deserialize, Default)]
 pub struct Banner {
@@ -275,7 +277,7 @@ pub async fn datalabs(
     let filter = Filter::parse(q.as_deref(), &DATALAB_FACETS, false).unwrap_or_default();
     let cat = s.catalogue();
     let (hits, counts) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
-    let items: Vec<_> = hits.into_iter().map(catalogue::to_wire).collect();
+    let items: Vec<_> = hits.into_iter().map(wire::datalab).collect();
     let facets = facet_views(&DATALAB_FACETS, &counts, &filter);
     let extra = context! { items => ser(&items), facets => ser(&facets), q => filter.q.clone(), total => cat.datalabs.len() };
     page(&s, "datalabs.html", Some(&p), "datalabs", &banner, extra)
@@ -292,7 +294,7 @@ pub async fn datalab(
     let my_volumes: Vec<_> = mine
         .iter()
         .filter_map(|n| s.volumes.get(n))
-        .map(|v| volumes::to_wire(v, true))
+        .map(|v| wire::volume(v, true))
         .collect();
     match cat.get(&name) {
         Some(d) => page(
@@ -301,7 +303,7 @@ pub async fn datalab(
             Some(&p),
             "datalabs",
             &banner,
-            context! { d => ser(&catalogue::to_wire(d)), my_volumes => ser(&my_volumes) },
+            context! { d => ser(&wire::datalab(d)), my_volumes => ser(&my_volumes) },
         ),
         None => error_page(
             ErrorCode::DatalabNotFound,
@@ -324,12 +326,12 @@ pub async fn volumes(
     let (hits, counts) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
     let items: Vec<_> = hits
         .into_iter()
-        .map(|v| volumes::to_wire(v, mine_names.contains(&v.spec.name.to_string())))
+        .map(|v| wire::volume(v, mine_names.contains(&v.spec.name.to_string())))
         .collect();
     let mine: Vec<_> = mine_names
         .iter()
         .filter_map(|n| s.volumes.get(n))
-        .map(|v| volumes::to_wire(v, true))
+        .map(|v| wire::volume(v, true))
         .collect();
     let facets = facet_views(&VOLUME_FACETS, &counts, &filter);
     page(
@@ -411,14 +413,14 @@ pub async fn volume(
     })
     .await
     .unwrap_or_default();
-    let view = volumes::to_wire(v, mine.contains(&name));
+    let view = wire::volume(v, mine.contains(&name));
     // The datalabs a FITS file can be opened in, from this page.
     let openers: Vec<_> = s
         .catalogue()
         .datalabs
         .iter()
         .filter(|d| d.launch.opens_files())
-        .map(catalogue::to_wire)
+        .map(wire::datalab)
         .collect();
     page(
         &s,
@@ -768,7 +770,7 @@ pub async fn my_lab(
         .unwrap_or_default();
     let busy = ["pending", "starting", "stopping"].contains(&view.state.as_str());
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
-    let steps: Vec<_> = crate::labs::STEPS
+    let steps: Vec<_> = insitu_core::labs::STEPS
         .iter()
         .map(|st| {
             let at = view
@@ -799,6 +801,7 @@ pub async fn my_lab_stop(
             .labs
             .stop(lab)
             .await
+            .map_err(ApiFailure::from)
             .map(|_| "Lab stopped; your workspace is kept.".to_owned()),
         Err(e) => Err(e),
     };

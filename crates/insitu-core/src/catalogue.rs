@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use insitu_api::{CatalogueProblem, Datalab, DatalabResources, DatalabTags};
+use insitu_api::CatalogueProblem;
 use insitu_domain::DatalabSpec;
 
 use crate::query::Searchable;
@@ -104,27 +104,5 @@ impl Searchable for DatalabSpec {
                 .collect(),
             _ => Vec::new(),
         }
-    }
-}
-
-pub fn to_wire(d: &DatalabSpec) -> Datalab {
-    Datalab {
-        name: d.name.to_string(),
-        title: d.title.clone(),
-        description: d.description.clone(),
-        version: d.version.clone(),
-        kind: d.kind,
-        license: d.license.clone(),
-        resources: DatalabResources {
-            cpu: d.resources.cpu,
-            memory_bytes: d.resources.memory_bytes,
-            gpu: d.resources.gpu,
-        },
-        tags: DatalabTags {
-            domain: d.tags.domain.clone(),
-            mission: d.tags.mission.clone(),
-            properties: d.tags.properties.clone(),
-        },
-        opens_files: d.launch.opens_files(),
     }
 }

@@ -12,17 +12,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use insitu_api::ErrorCode;
-use insitu_domain::{DatalabSpec, VolumeSpec};
+use insitu_domain::{DatalabSpec, LabState, VolumeSpec};
 use insitu_launcher::sandbox::fill;
 use insitu_launcher::{
     Cgroups, ExitStatus, Limits, NetNs, Placement, SandboxProcess, SandboxSpec, VolumeMount,
 };
-use insitu_proxy::{LabDirectory, LabNetwork, LabRoute, LabState};
 use insitu_store::{LabRecord, Store};
 
-use crate::error::ApiFailure;
-use crate::time_fmt::now;
+use crate::clock::now;
+use crate::error::Error;
 
 mod desktop;
 
@@ -67,20 +65,42 @@ pub struct LabConfigView {
     pub network_per_user: bool,
 }
 
-/// A user's network namespace, as the proxy sees it.
+/// A user's network namespace, where their labs listen.
 #[derive(Debug)]
-struct UserNetwork(NetNs);
+pub struct UserNetwork(NetNs);
 
-impl LabNetwork for UserNetwork {
-    fn connect(
+impl UserNetwork {
+    /// A TCP connection to `addr` inside the namespace.
+    pub async fn connect(
         &self,
         addr: std::net::SocketAddr,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = std::io::Result<tokio::net::TcpStream>> + Send>,
-    > {
-        let ns = self.0.clone();
-        Box::pin(async move { ns.connect(addr, Duration::from_secs(5)).await })
+    ) -> std::io::Result<tokio::net::TcpStream> {
+        self.0.connect(addr, Duration::from_secs(5)).await
     }
+}
+
+/// Where a lab that has a process is served, and whose it is: what the lab
+/// proxy needs to forward a request to it.
+#[derive(Debug, Clone)]
+pub struct LabRoute {
+    /// The lab's HTTP server (plain HTTP/1.1) on loopback.
+    pub upstream: std::net::SocketAddr,
+    /// The namespace `upstream` is in; `None` for the host's network.
+    pub network: Option<Arc<UserNetwork>>,
+    /// The id of the user who owns the lab.
+    pub owner: String,
+    pub state: LabState,
+}
+
+/// The lab proxy as labs use it; the web crate implements it over
+/// `insitu-proxy`, which this crate must not depend on.
+pub trait LabProxy: Send + Sync {
+    /// A single-use link that logs user `user_id` into lab `lab_id` on the
+    /// proxy's origin; the caller has checked that the lab is theirs and
+    /// running.
+    fn entry_link(&self, lab_id: &str, user_id: &str) -> String;
+    /// Ends every proxy session of a lab, closing its WebSockets.
+    fn revoke_lab(&self, lab_id: &str);
 }
 
 pub struct Labs {
@@ -97,7 +117,7 @@ pub struct Labs {
     /// state. Labs not in it are stopped as far as the proxy knows.
     routes: std::sync::RwLock<HashMap<String, LabRoute>>,
     /// The proxy, to end its sessions when a lab stops.
-    proxy: std::sync::OnceLock<insitu_proxy::Proxy>,
+    proxy: std::sync::OnceLock<Arc<dyn LabProxy>>,
     /// Each user's network namespace while they have labs, by user id.
     networks: Mutex<HashMap<String, Arc<UserNetwork>>>,
     /// Held while a user's namespace is made or deleted.
@@ -215,8 +235,15 @@ impl Labs {
         }
     }
 
-    pub fn set_proxy(&self, proxy: insitu_proxy::Proxy) {
+    pub fn set_proxy(&self, proxy: Arc<dyn LabProxy>) {
         let _ = self.proxy.set(proxy);
+    }
+
+    /// A single-use link into a running lab of the user's (see
+    /// [`LabProxy::entry_link`]).
+    pub fn entry_link(&self, lab_id: &str, user_id: &str) -> Result<String, Error> {
+        let proxy = self.proxy.get().ok_or(Error::NoLabProxy)?;
+        Ok(proxy.entry_link(lab_id, user_id))
     }
 
     fn set_route(&self, lab: &LabRecord, state: LabState, network: Option<Arc<UserNetwork>>) {
@@ -229,7 +256,7 @@ impl Labs {
                 lab.id.clone(),
                 LabRoute {
                     upstream,
-                    network: network.map(|n| n as Arc<dyn LabNetwork>),
+                    network,
                     owner: lab.user_id.clone(),
                     state,
                 },
@@ -357,7 +384,7 @@ impl Labs {
         spec: &DatalabSpec,
         volumes: Vec<VolumeSpec>,
         file: Option<String>,
-    ) -> Result<LabRecord, ApiFailure> {
+    ) -> Result<LabRecord, Error> {
         self.check_desktop(spec)?;
         let active = self
             .store
@@ -367,13 +394,10 @@ impl Labs {
             .filter(|l| ACTIVE.contains(&l.state.as_str()))
             .count();
         if active >= self.cfg.max_labs_per_user {
-            return Err(ApiFailure::new(
-                ErrorCode::LabQuotaExceeded,
-                format!(
-                    "you already have {active} labs running; the limit is {}: stop one first",
-                    self.cfg.max_labs_per_user
-                ),
-            ));
+            return Err(Error::LabQuotaExceeded {
+                active,
+                limit: self.cfg.max_labs_per_user,
+            });
         }
         let _gpu_guard = self.gpu_lock.lock().await;
         let gpus = self.assign_gpus(spec).await?;
@@ -403,7 +427,7 @@ impl Labs {
 
     /// Picks free GPUs for a datalab that asks for some: the inventory less
     /// those held by active labs.
-    async fn assign_gpus(&self, spec: &DatalabSpec) -> Result<Vec<String>, ApiFailure> {
+    async fn assign_gpus(&self, spec: &DatalabSpec) -> Result<Vec<String>, Error> {
         let wanted = usize::try_from(spec.resources.gpu).unwrap_or(usize::MAX);
         if wanted == 0 {
             return Ok(Vec::new());
@@ -423,15 +447,12 @@ impl Labs {
             .cloned()
             .collect();
         if free.len() < wanted {
-            return Err(ApiFailure::new(
-                ErrorCode::GpuUnavailable,
-                format!(
-                    "{} needs {wanted} GPU(s); this datazone has {} in all and {} free",
-                    spec.name,
-                    self.cfg.gpus.len(),
-                    free.len()
-                ),
-            ));
+            return Err(Error::GpuUnavailable {
+                datalab: spec.name.clone(),
+                wanted,
+                total: self.cfg.gpus.len(),
+                free: free.len(),
+            });
         }
         Ok(free.into_iter().take(wanted).collect())
     }
@@ -618,7 +639,7 @@ impl Labs {
     }
 
     /// Stops a lab: its whole process tree ends; the workspace stays.
-    pub async fn stop(&self, mut lab: LabRecord) -> Result<LabRecord, ApiFailure> {
+    pub async fn stop(&self, mut lab: LabRecord) -> Result<LabRecord, Error> {
         if !ACTIVE.contains(&lab.state.as_str()) {
             return Ok(lab);
         }
@@ -873,13 +894,10 @@ async fn ready(addr: std::net::SocketAddr, path: &str, network: Option<&UserNetw
         .is_some_and(|c| c < 500 && c != 404)
 }
 
-impl LabDirectory for Labs {
-    fn route(&self, lab_id: &str) -> Option<LabRoute> {
+impl Labs {
+    /// Where the proxy finds a lab, while it has a process.
+    pub fn route(&self, lab_id: &str) -> Option<LabRoute> {
         self.routes.read().ok()?.get(lab_id).cloned()
-    }
-
-    fn record_activity(&self, lab_id: &str) {
-        Labs::record_activity(self, lab_id);
     }
 }
 

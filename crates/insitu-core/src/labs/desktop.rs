@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use insitu_api::{ErrorCode, SampRecord};
+use insitu_api::SampRecord;
 use insitu_domain::{DatalabKind, DatalabSpec};
 use insitu_launcher::{NetNs, Placement, SandboxProcess, SandboxSpec};
 
 use super::{ACTIVE, Labs};
-use crate::error::ApiFailure;
+use crate::error::Error;
 
 /// The desktop session, run by `bash -c` inside the lab's sandbox.
 pub const SESSION_SCRIPT: &str = include_str!("desktop/session.sh");
@@ -68,7 +68,7 @@ const SESSION_NEEDS: [(&str, &str); 4] = [
 impl Labs {
     /// Refuses, in the request, a desktop launch this machine cannot start:
     /// the session's programs or the datalab's own are not installed.
-    pub(super) fn check_desktop(&self, spec: &DatalabSpec) -> Result<(), ApiFailure> {
+    pub(super) fn check_desktop(&self, spec: &DatalabSpec) -> Result<(), Error> {
         if spec.kind != DatalabKind::Desktop {
             return Ok(());
         }
@@ -86,14 +86,10 @@ impl Labs {
         if missing.is_empty() {
             return Ok(());
         }
-        Err(ApiFailure::new(
-            ErrorCode::DatalabNotLaunchable,
-            format!(
-                "{} is a desktop datalab, and this machine lacks {}",
-                spec.name,
-                missing.join(", ")
-            ),
-        ))
+        Err(Error::DatalabNotLaunchable {
+            datalab: spec.name.clone(),
+            missing,
+        })
     }
 
     /// The sandbox of a lab about to start: a desktop datalab's program

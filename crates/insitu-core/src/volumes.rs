@@ -3,10 +3,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use insitu_api::Volume;
-use insitu_domain::VolumeSpec;
 use insitu_domain::volume::VolumeConfig;
+use insitu_domain::{Name, VolumeSpec};
 
+use crate::config::ConfigError;
 use crate::query::Searchable;
 
 pub const VOLUME_FACETS: [&str; 4] = ["domain", "mission", "instrument", "zone"];
@@ -27,22 +27,19 @@ pub struct VolumeCatalogue {
 impl VolumeCatalogue {
     /// Validates the configured volumes; an invalid one stops the start,
     /// since the operator wrote it in the configuration.
-    pub fn from_config(configs: &[VolumeConfig]) -> anyhow::Result<VolumeCatalogue> {
+    pub fn from_config(configs: &[VolumeConfig]) -> Result<VolumeCatalogue, ConfigError> {
         let mut volumes = Vec::new();
         for c in configs {
-            let spec = VolumeSpec::from_config(c.clone()).map_err(|errs| {
-                let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!(
-                    "data volume {:?} in the configuration: {}",
-                    c.name,
-                    list.join("; ")
-                )
-            })?;
+            let spec =
+                VolumeSpec::from_config(c.clone()).map_err(|problems| ConfigError::Volume {
+                    name: c.name.clone(),
+                    problems,
+                })?;
             if volumes
                 .iter()
                 .any(|v: &VolumeEntry| v.spec.name == spec.name)
             {
-                anyhow::bail!("data volume {:?} is defined twice", c.name);
+                return Err(ConfigError::VolumeTwice(c.name.clone()));
             }
             let (file_count, size_bytes) = count_files(&spec.source);
             if !spec.source.is_dir() {
@@ -66,23 +63,45 @@ impl VolumeCatalogue {
     }
 }
 
+/// Why a lab cannot be launched on a file; the text is for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchFileError {
+    #[error(
+        "the file to open must be an absolute path inside a volume's mount path, such as /media/data/<volume>/<file>; {0:?} is not absolute"
+    )]
+    NotAbsolute(String),
+    #[error("the file to open, {0:?}, must be a plain path: no empty, '.' or '..' components")]
+    NotPlain(String),
+    #[error(
+        "{file} is in the volume {volume}, which is not among the volumes to mount: select it too"
+    )]
+    VolumeNotSelected { file: String, volume: Name },
+    #[error("{0} is not inside a volume to mount: no volume is selected")]
+    NoVolumeSelected(String),
+    #[error("{file} is not inside the mount path of a volume to mount ({})", mounts.join(", "))]
+    OutsideMounts { file: String, mounts: Vec<String> },
+    #[error("there is no file {file} in the volume {volume}")]
+    Missing { file: String, volume: Name },
+    #[error("{file} leads outside the volume {volume} (a symbolic link)")]
+    Escapes { file: String, volume: Name },
+    #[error("{0} is not a file (a folder?)")]
+    NotAFile(String),
+}
+
 /// Checks `file`, a file a lab is to be launched on, against the volumes
 /// the lab will mount (`selected`; `all` is the catalogue, to name a volume
 /// the user forgot to select) and returns its path as the lab will see it.
 /// The path must be absolute, plain (no empty, `.` or `..` components) and
 /// inside one selected volume's mount path; the file must exist in that
 /// volume's source directory and, symbolic links resolved, stay inside it.
-/// Errors are messages for the user.
 pub fn resolve_launch_file(
     selected: &[VolumeSpec],
     all: &[VolumeEntry],
     file: &str,
-) -> Result<String, String> {
+) -> Result<String, LaunchFileError> {
     let path = Path::new(file);
     if !file.starts_with('/') {
-        return Err(format!(
-            "the file to open must be an absolute path inside a volume's mount path, such as /media/data/<volume>/<file>; {file:?} is not absolute"
-        ));
+        return Err(LaunchFileError::NotAbsolute(file.to_owned()));
     }
     let plain = file.len() <= 4096
         && !file.contains('\0')
@@ -90,9 +109,7 @@ pub fn resolve_launch_file(
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..");
     if !plain {
-        return Err(format!(
-            "the file to open, {file:?}, must be a plain path: no empty, '.' or '..' components"
-        ));
+        return Err(LaunchFileError::NotPlain(file.to_owned()));
     }
     let inside = |v: &VolumeSpec| -> Option<PathBuf> {
         let rest = path.strip_prefix(&v.mount_path).ok()?;
@@ -103,25 +120,28 @@ pub fn resolve_launch_file(
         .find_map(|v| inside(v).map(|rest| (v, rest)))
     else {
         if let Some(v) = all.iter().find(|v| inside(&v.spec).is_some()) {
-            return Err(format!(
-                "{file} is in the volume {}, which is not among the volumes to mount: select it too",
-                v.spec.name
-            ));
+            return Err(LaunchFileError::VolumeNotSelected {
+                file: file.to_owned(),
+                volume: v.spec.name.clone(),
+            });
         }
         let mounts: Vec<String> = selected
             .iter()
             .map(|v| v.mount_path.display().to_string())
             .collect();
         return Err(if mounts.is_empty() {
-            format!("{file} is not inside a volume to mount: no volume is selected")
+            LaunchFileError::NoVolumeSelected(file.to_owned())
         } else {
-            format!(
-                "{file} is not inside the mount path of a volume to mount ({})",
-                mounts.join(", ")
-            )
+            LaunchFileError::OutsideMounts {
+                file: file.to_owned(),
+                mounts,
+            }
         });
     };
-    let missing = || format!("there is no file {file} in the volume {}", volume.name);
+    let missing = || LaunchFileError::Missing {
+        file: file.to_owned(),
+        volume: volume.name.clone(),
+    };
     debug_assert!(rest.components().all(|c| matches!(c, Component::Normal(_))));
     let root = volume.source.canonicalize().map_err(|_| missing())?;
     let real = volume
@@ -130,13 +150,13 @@ pub fn resolve_launch_file(
         .canonicalize()
         .map_err(|_| missing())?;
     let Ok(within) = real.strip_prefix(&root) else {
-        return Err(format!(
-            "{file} leads outside the volume {} (a symbolic link)",
-            volume.name
-        ));
+        return Err(LaunchFileError::Escapes {
+            file: file.to_owned(),
+            volume: volume.name.clone(),
+        });
     };
     if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
-        return Err(format!("{file} is not a file (a folder?)"));
+        return Err(LaunchFileError::NotAFile(file.to_owned()));
     }
     Ok(volume.mount_path.join(within).display().to_string())
 }
@@ -176,20 +196,6 @@ impl Searchable for VolumeEntry {
             "zone" => vec![self.spec.zone.to_string()],
             _ => Vec::new(),
         }
-    }
-}
-
-pub fn to_wire(v: &VolumeEntry, in_my_volumes: bool) -> Volume {
-    Volume {
-        name: v.spec.name.to_string(),
-        title: v.spec.title.clone(),
-        description: v.spec.description.clone(),
-        mount_path: v.spec.mount_path.display().to_string(),
-        zone: v.spec.zone.to_string(),
-        metadata: v.spec.metadata.clone(),
-        file_count: v.file_count,
-        size_bytes: v.size_bytes,
-        in_my_volumes,
     }
 }
 
@@ -259,10 +265,12 @@ mod tests {
             ("/media/data/vol-a/escape", "outside the volume"),
             ("/media/data/vol-a/sub", "not a file"),
         ] {
-            let e = ok(f).unwrap_err();
+            let e = ok(f).unwrap_err().to_string();
             assert!(e.contains(says), "{f}: {e}");
         }
-        let e = resolve_launch_file(&[], &all, "/srv/x.fits").unwrap_err();
+        let e = resolve_launch_file(&[], &all, "/srv/x.fits")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no volume is selected"), "{e}");
     }
 }

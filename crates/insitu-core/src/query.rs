@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use insitu_api::{ErrorCode, FacetCount};
+use insitu_api::FacetCount;
 
-use crate::error::ApiFailure;
+use crate::error::Error;
 
 /// Something the catalogue can search.
 pub trait Searchable {
@@ -28,7 +28,11 @@ pub struct Filter {
 impl Filter {
     /// Parses a query string. Keys other than `q` and the given facets are
     /// an error when `strict` (the API), ignored otherwise (pages).
-    pub fn parse(query: Option<&str>, facets: &[&str], strict: bool) -> Result<Filter, ApiFailure> {
+    pub fn parse(
+        query: Option<&str>,
+        facets: &[&'static str],
+        strict: bool,
+    ) -> Result<Filter, Error> {
         let mut f = Filter::default();
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             if k == "q" {
@@ -42,13 +46,10 @@ impl Filter {
                         .push(v.into_owned());
                 }
             } else if strict {
-                return Err(ApiFailure::new(
-                    ErrorCode::InvalidQuery,
-                    format!(
-                        "unknown query parameter {k:?}: expected q or one of {}",
-                        facets.join(", ")
-                    ),
-                ));
+                return Err(Error::InvalidQuery {
+                    key: k.into_owned(),
+                    expected: facets.to_vec(),
+                });
             }
         }
         Ok(f)
@@ -154,7 +155,7 @@ mod tests {
     #[test]
     fn strict_parsing_refuses_unknown_keys() {
         let e = Filter::parse(Some("colour=red"), &["domain"], true).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::InvalidQuery);
+        assert!(matches!(e, Error::InvalidQuery { .. }), "{e}");
         assert!(Filter::parse(Some("colour=red"), &["domain"], false).is_ok());
     }
 }

@@ -1,0 +1,59 @@
+//! What can go wrong in the platform's services, with the facts in the
+//! variants. The text of a variant is written for the user; the web crate
+//! turns each variant into a public error code in one place.
+
+use insitu_domain::Name;
+use insitu_store::StoreError;
+
+use crate::volumes::LaunchFileError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no datalab {0:?} in the catalogue")]
+    DatalabNotFound(String),
+    #[error("no data volume {0:?} in the catalogue")]
+    VolumeNotFound(String),
+    #[error("unknown query parameter {key:?}: expected q or one of {}", expected.join(", "))]
+    InvalidQuery {
+        key: String,
+        expected: Vec<&'static str>,
+    },
+
+    #[error("you have no lab {0:?}")]
+    LabNotFound(String),
+    #[error("lab {id} is {state}; only a running lab opens")]
+    LabNotRunning { id: String, state: String },
+    #[error("you already have {active} labs running; the limit is {limit}: stop one first")]
+    LabQuotaExceeded { active: usize, limit: usize },
+    #[error("{datalab} needs {wanted} GPU(s); this datazone has {total} in all and {free} free")]
+    GpuUnavailable {
+        datalab: Name,
+        wanted: usize,
+        total: usize,
+        free: usize,
+    },
+    #[error("{datalab} is a desktop datalab, and this machine lacks {}", missing.join(", "))]
+    DatalabNotLaunchable { datalab: Name, missing: Vec<String> },
+    #[error("{datalab} opens no files: launch it without one")]
+    OpensNoFiles { datalab: Name },
+    #[error(transparent)]
+    InvalidLaunchFile(#[from] LaunchFileError),
+    #[error("the lab proxy is not attached yet")]
+    NoLabProxy,
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("a lock was poisoned by a panic")]
+    Poisoned,
+}
+
+impl Error {
+    /// Whether the database cannot be reached right now (worth a retry).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Store(e) if e.is_unavailable())
+    }
+}

@@ -1,0 +1,22 @@
+//! The platform's services, with no HTTP in them: labs (launch, the state
+//! machine, the monitor, idle culling, re-adoption after a restart), desktop
+//! sessions and SAMP hubs, the datalab and data volume catalogues, and
+//! faceted search over them.
+//!
+//! This crate must never depend on an HTTP library (axum, hyper, tower,
+//! http) or on the lab proxy: the web crate adapts the services to HTTP, and
+//! reaches the proxy for them through [`labs::LabProxy`]. Persistent state
+//! goes through the store; sandboxes through the launcher. Errors are
+//! [`Error`], with the facts in its variants; the web crate alone turns them
+//! into public error codes.
+
+pub mod catalogue;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod labs;
+pub mod query;
+pub mod volumes;
+
+pub use catalogue::{Catalogue, load_catalogue};
+pub use error::{Error, Result};

@@ -3,11 +3,13 @@
 //! in the log and to administrators, and the rest of the catalogue still
 //! serves.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use insitu_api::CatalogueProblem;
 use insitu_domain::DatalabSpec;
 
+use crate::error::Error;
 use crate::query::Searchable;
 
 pub const DATALAB_FACETS: [&str; 4] = ["kind", "domain", "mission", "property"];
@@ -25,6 +27,51 @@ impl Catalogue {
             .binary_search_by(|d| d.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.datalabs[i])
+    }
+
+    /// The datalab of this name, or why there is none.
+    pub fn datalab(&self, name: &str) -> Result<&DatalabSpec, Error> {
+        self.get(name)
+            .ok_or_else(|| Error::DatalabNotFound(name.to_owned()))
+    }
+}
+
+/// The catalogue as it was last loaded from its directory; administrators
+/// reload it.
+pub struct Datalabs {
+    dir: PathBuf,
+    current: RwLock<Arc<Catalogue>>,
+}
+
+impl Datalabs {
+    /// Loads the catalogue from `dir`, logging what it found.
+    pub fn load(dir: &Path) -> Datalabs {
+        let catalogue = load_catalogue(dir);
+        tracing::info!(
+            datalabs = catalogue.datalabs.len(),
+            problems = catalogue.problems.len(),
+            dir = %dir.display(),
+            "datalab catalogue loaded"
+        );
+        Datalabs {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(Arc::new(catalogue)),
+        }
+    }
+
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.current
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_default()
+    }
+
+    pub fn reload(&self) -> Arc<Catalogue> {
+        let fresh = Arc::new(load_catalogue(&self.dir));
+        if let Ok(mut c) = self.current.write() {
+            *c = Arc::clone(&fresh);
+        }
+        fresh
     }
 }
 

@@ -2,7 +2,7 @@
 //! variants. The text of a variant is written for the user; the web crate
 //! turns each variant into a public error code in one place.
 
-use insitu_domain::Name;
+use insitu_domain::{Name, NameError};
 use insitu_store::StoreError;
 
 use crate::volumes::LaunchFileError;
@@ -43,8 +43,35 @@ pub enum Error {
     #[error("the lab proxy is not attached yet")]
     NoLabProxy,
 
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("this account has been disabled")]
+    AccountDisabled,
+    #[error("the account no longer exists")]
+    AccountGone,
+    #[error("too many failed logins for this account; try again in {retry_in_secs} s")]
+    RateLimited { retry_in_secs: i64 },
+    #[error("{0}")]
+    WeakPassword(PasswordRule),
+    #[error("username {username:?} {reason}")]
+    InvalidUsername { username: String, reason: NameError },
+    #[error("the username {0} is taken")]
+    UsernameTaken(String),
+    #[error("no user {0:?}")]
+    UserNotFound(String),
+    #[error("this is the last active administrator")]
+    LastAdmin,
+    #[error("the token name must be 1 to 64 characters")]
+    TokenName,
+    #[error("expires_in_days must be between 1 and 3650")]
+    TokenExpiry,
+    #[error("you have no live token with this id")]
+    TokenNotFound,
+
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("hashing a password: {0}")]
+    PasswordHash(argon2::password_hash::Error),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("a lock was poisoned by a panic")]
@@ -56,4 +83,13 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Store(e) if e.is_unavailable())
     }
+}
+
+/// The password policy rule a new password breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRule {
+    #[error("the password must be at least {min} characters long")]
+    TooShort { min: usize },
+    #[error("the password must not be the username")]
+    NotTheUsername,
 }

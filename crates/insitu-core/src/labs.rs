@@ -26,6 +26,9 @@ mod desktop;
 
 pub const ACTIVE: [&str; 4] = ["pending", "starting", "running", "stopping"];
 
+/// Where a lab sees its user's workspace.
+pub const WORKSPACE_PATH: &str = insitu_launcher::HOME_PATH;
+
 /// How long a user's network namespace outlives their last lab.
 const NETWORK_LINGER: Duration = Duration::from_secs(300);
 
@@ -898,6 +901,47 @@ impl Labs {
     /// Where the proxy finds a lab, while it has a process.
     pub fn route(&self, lab_id: &str) -> Option<LabRoute> {
         self.routes.read().ok()?.get(lab_id).cloned()
+    }
+
+    /// A user's labs, newest first.
+    pub async fn of_user(&self, user_id: &str) -> Result<Vec<LabRecord>, Error> {
+        Ok(self.store.labs_of_user(user_id).await?)
+    }
+
+    /// The user's own lab; another user's lab is not found, not forbidden,
+    /// so lab ids cannot be probed.
+    pub async fn own(&self, user_id: &str, id: &str) -> Result<LabRecord, Error> {
+        match self.store.lab(id).await? {
+            Some(l) if l.user_id == user_id => Ok(l),
+            _ => Err(Error::LabNotFound(id.to_owned())),
+        }
+    }
+
+    /// Stops one of the user's labs.
+    pub async fn stop_own(&self, user_id: &str, id: &str) -> Result<LabRecord, Error> {
+        let lab = self.own(user_id, id).await?;
+        self.stop(lab).await
+    }
+
+    /// A single-use link that logs the user into their running lab on the
+    /// proxy's origin.
+    pub async fn open(&self, user_id: &str, id: &str) -> Result<String, Error> {
+        let lab = self.own(user_id, id).await?;
+        if lab.state != "running" {
+            return Err(Error::LabNotRunning {
+                id: id.to_owned(),
+                state: lab.state,
+            });
+        }
+        self.entry_link(&lab.id, user_id)
+    }
+
+    /// The last `lines` lines the lab's tool wrote.
+    pub async fn log_tail(&self, lab_id: &str, lines: usize) -> Vec<String> {
+        let path = self.log_path(lab_id);
+        tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, lines))
+            .await
+            .unwrap_or_default()
     }
 }
 

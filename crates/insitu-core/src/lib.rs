@@ -1,7 +1,9 @@
-//! The platform's services, with no HTTP in them: labs (launch, the state
-//! machine, the monitor, idle culling, re-adoption after a restart), desktop
-//! sessions and SAMP hubs, the datalab and data volume catalogues, and
-//! faceted search over them.
+//! The platform's services, with no HTTP in them: accounts (password
+//! hashing and checks, sessions and API tokens), labs (launch, the state
+//! machine, the monitor, idle culling, re-adoption after a restart),
+//! desktop sessions and SAMP hubs, the datalab and data volume catalogues,
+//! and faceted search over them. A [`Platform`] holds them all and runs the
+//! operations that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and
@@ -10,13 +12,19 @@
 //! [`Error`], with the facts in its variants; the web crate alone turns them
 //! into public error codes.
 
+pub mod accounts;
 pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod labs;
+pub mod platform;
 pub mod query;
 pub mod volumes;
 
+pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
-pub use error::{Error, Result};
+pub use config::{AdminConfig, LabNetworkMode, LabsConfig, PlatformConfig, SessionConfig};
+pub use error::{Error, PasswordRule, Result};
+pub use insitu_store::{LabRecord, TokenRecord, UserRecord};
+pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -1,12 +1,19 @@
 //! The data volume catalogue: volumes defined in the configuration, with
-//! their size counted once at start.
+//! their size counted once at start; and each user's own list of volumes
+//! ("my volumes").
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use insitu_domain::volume::VolumeConfig;
 use insitu_domain::{Name, VolumeSpec};
 
+use insitu_store::Store;
+
+use crate::clock::now;
 use crate::config::ConfigError;
+use crate::error::Error;
 use crate::query::Searchable;
 
 pub const VOLUME_FACETS: [&str; 4] = ["domain", "mission", "instrument", "zone"];
@@ -60,6 +67,73 @@ impl VolumeCatalogue {
             .binary_search_by(|v| v.spec.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.volumes[i])
+    }
+}
+
+/// The volume catalogue and every user's volumes.
+pub struct Volumes {
+    catalogue: VolumeCatalogue,
+    store: Store,
+    /// Each user's volume names, read through on first use and replaced on
+    /// every change made through this server.
+    mine: RwLock<HashMap<String, Arc<Vec<String>>>>,
+}
+
+impl Volumes {
+    pub fn new(catalogue: VolumeCatalogue, store: Store) -> Volumes {
+        Volumes {
+            catalogue,
+            store,
+            mine: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Every volume, sorted by name.
+    pub fn all(&self) -> &[VolumeEntry] {
+        &self.catalogue.volumes
+    }
+
+    pub fn get(&self, name: &str) -> Option<&VolumeEntry> {
+        self.catalogue.get(name)
+    }
+
+    /// The volume of this name, or why there is none.
+    pub fn volume(&self, name: &str) -> Result<&VolumeEntry, Error> {
+        self.get(name)
+            .ok_or_else(|| Error::VolumeNotFound(name.to_owned()))
+    }
+
+    /// The names of a user's volumes.
+    pub async fn mine(&self, user_id: &str) -> Result<Arc<Vec<String>>, Error> {
+        if let Some(v) = self.mine.read().ok().and_then(|m| m.get(user_id).cloned()) {
+            return Ok(v);
+        }
+        let fresh = Arc::new(self.store.my_volumes(user_id).await?);
+        if let Ok(mut m) = self.mine.write() {
+            m.insert(user_id.to_owned(), Arc::clone(&fresh));
+        }
+        Ok(fresh)
+    }
+
+    /// Adds a catalogued volume to the user's volumes (again is no change).
+    pub async fn add_mine(&self, user_id: &str, name: &str) -> Result<&VolumeEntry, Error> {
+        let v = self.volume(name)?;
+        self.store.add_my_volume(user_id, name, now()).await?;
+        self.forget_mine(user_id);
+        Ok(v)
+    }
+
+    pub async fn remove_mine(&self, user_id: &str, name: &str) -> Result<(), Error> {
+        self.volume(name)?;
+        self.store.remove_my_volume(user_id, name).await?;
+        self.forget_mine(user_id);
+        Ok(())
+    }
+
+    fn forget_mine(&self, user_id: &str) {
+        if let Ok(mut m) = self.mine.write() {
+            m.remove(user_id);
+        }
     }
 }
 

@@ -1,130 +1,28 @@
-//! Building and running the server.
+//! Building and running the server: the platform's services, the lab proxy
+//! wired to them, and the router in front.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::ops::Deref;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use insitu_domain::{Role, Username};
-use insitu_store::{NewUser, Store};
+use insitu_core::{InitialAdmin, Platform, SetupError};
 use tokio::net::TcpListener;
 
-use insitu_core::labs::{LabConfigView, Labs};
-use insitu_core::volumes::VolumeCatalogue;
-use insitu_core::{Catalogue, load_catalogue};
-
-use crate::auth::{self, Auth};
 use crate::config::ServerConfig;
 use crate::lab_proxy;
+use crate::state::{AppState, Inner};
 use crate::{metrics_layer, openapi, routes, templates};
 
-/// Shared state of every request; cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub config: ServerConfig,
-    pub store: Store,
-    pub auth: Auth,
-    catalogue: RwLock<Arc<Catalogue>>,
-    pub volumes: VolumeCatalogue,
-    pub templates: minijinja::Environment<'static>,
-    pub openapi_json: String,
-    pub secure_cookies: bool,
-    pub labs: Arc<Labs>,
-    /// The proxy's URL as browsers reach it.
-    pub proxy_url: String,
-    /// Each user's volume names, read through on first use and replaced on
-    /// every change made through this server.
-    my_volumes: RwLock<HashMap<String, Arc<Vec<String>>>>,
-}
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl Inner {
-    pub fn catalogue(&self) -> Arc<Catalogue> {
-        self.catalogue
-            .read()
-            .map(|c| Arc::clone(&c))
-            .unwrap_or_default()
-    }
-
-    /// The names of a user's volumes.
-    pub async fn my_volumes(
-        &self,
-        user_id: &str,
-    ) -> Result<Arc<Vec<String>>, insitu_store::StoreError> {
-        if let Some(v) = self
-            .my_volumes
-            .read()
-            .ok()
-            .and_then(|m| m.get(user_id).cloned())
-        {
-            return Ok(v);
-        }
-        let fresh = Arc::new(self.store.my_volumes(user_id).await?);
-        if let Ok(mut m) = self.my_volumes.write() {
-            m.insert(user_id.to_owned(), Arc::clone(&fresh));
-        }
-        Ok(fresh)
-    }
-
-    pub async fn add_my_volume(
-        &self,
-        user_id: &str,
-        name: &str,
-    ) -> Result<(), insitu_store::StoreError> {
-        self.store
-            .add_my_volume(user_id, name, crate::time_fmt::now())
-            .await?;
-        self.forget_my_volumes(user_id);
-        Ok(())
-    }
-
-    pub async fn remove_my_volume(
-        &self,
-        user_id: &str,
-        name: &str,
-    ) -> Result<(), insitu_store::StoreError> {
-        self.store.remove_my_volume(user_id, name).await?;
-        self.forget_my_volumes(user_id);
-        Ok(())
-    }
-
-    fn forget_my_volumes(&self, user_id: &str) {
-        if let Ok(mut m) = self.my_volumes.write() {
-            m.remove(user_id);
-        }
-    }
-
-    pub fn reload_catalogue(&self) -> Arc<Catalogue> {
-        let fresh = Arc::new(load_catalogue(&self.config.catalogue_dir));
-        if let Ok(mut c) = self.catalogue.write() {
-            *c = Arc::clone(&fresh);
-        }
-        fresh
-    }
-}
-
-/// The administrator created on first start, when their password was
-/// generated: the caller shows it once.
-#[derive(Clone)]
-pub struct InitialAdmin {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for InitialAdmin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InitialAdmin")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
+/// What stops the server from being built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Platform(#[from] SetupError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("page templates: {0}")]
+    Templates(#[from] minijinja::Error),
+    #[error("OpenAPI document: {0}")]
+    OpenApi(#[from] serde_json::Error),
 }
 
 /// A built application, ready to serve.
@@ -132,64 +30,18 @@ pub struct App {
     state: AppState,
     proxy: insitu_proxy::Proxy,
     proxy_listener: TcpListener,
+    /// The proxy's URL as browsers reach it.
+    proxy_url: String,
 }
 
 impl App {
-    /// Connects the store (applying migrations), loads the catalogues and
-    /// creates the first administrator when there is no account yet.
-    pub async fn build(config: ServerConfig) -> anyhow::Result<(App, Option<InitialAdmin>)> {
+    /// Builds the platform's services (connecting the store, applying
+    /// migrations, loading the catalogues, creating the first administrator
+    /// when there is no account yet), binds the lab proxy and takes over the
+    /// labs left from before a restart.
+    pub async fn build(config: ServerConfig) -> Result<(App, Option<InitialAdmin>), BuildError> {
         metrics_layer::install();
-        config.session.validate()?;
-        if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
-            anyhow::bail!(
-                "labs.run_as_uid and labs.run_as_gid must not be 0: tools never run as root"
-            );
-        }
-        insitu_domain::datalab::parse_duration(&config.labs.start_timeout)
-            .map_err(|e| anyhow::anyhow!("labs.start_timeout: {e}"))?;
-        if config.database_url.is_none() {
-            std::fs::create_dir_all(&config.data_dir)?;
-        }
-        let store = Store::connect(&config.database_url()).await?;
-        let initial_admin = bootstrap_admin(&store, &config).await?;
-        let catalogue = load_catalogue(&config.catalogue_dir);
-        tracing::info!(
-            datalabs = catalogue.datalabs.len(),
-            problems = catalogue.problems.len(),
-            dir = %config.catalogue_dir.display(),
-            "datalab catalogue loaded"
-        );
-        let volumes = VolumeCatalogue::from_config(&config.volumes)?;
-        let auth = Auth::new(store.clone(), config.session.clone()).await?;
-        std::fs::create_dir_all(&config.data_dir)?;
-        let data_dir = std::fs::canonicalize(&config.data_dir)?;
-        let labs = Labs::new(
-            store.clone(),
-            LabConfigView {
-                bwrap: config.labs.bwrap.clone(),
-                hidden: vec![data_dir.clone()],
-                data_dir,
-                max_labs_per_user: config.labs.max_per_user,
-                start_timeout: std::time::Duration::from_secs(config.labs.start_timeout_secs()),
-                tool_path: config.labs.tool_path.clone(),
-                expose: config.labs.expose.clone(),
-                run_as: (config.labs.run_as_uid, config.labs.run_as_gid),
-                idle_timeout: config.labs.idle_timeout()?,
-                gpus: config.labs.gpu_inventory(),
-                cgroups: if config.labs.enforce_limits {
-                    let c = insitu_launcher::Cgroups::detect("insitu");
-                    tracing::info!(limits = %c.describe(), "lab resource limits");
-                    c
-                } else {
-                    tracing::warn!("lab resource limits are off (labs.enforce_limits = false)");
-                    insitu_launcher::Cgroups::Unavailable(
-                        "turned off by labs.enforce_limits".into(),
-                    )
-                },
-                max_processes: config.labs.max_processes,
-                network_per_user: config.labs.network == crate::config::LabNetworkMode::User,
-            },
-        );
+        let (platform, initial_admin) = Platform::build(config.platform()).await?;
         let proxy_listener = TcpListener::bind(config.proxy.listen).await?;
         let proxy_url = config
             .proxy
@@ -213,14 +65,14 @@ impl App {
         }
         let proxy = insitu_proxy::Proxy::new(
             proxy_config,
-            Arc::new(lab_proxy::Directory(Arc::clone(&labs))),
+            Arc::new(lab_proxy::Directory(Arc::clone(platform.labs()))),
         );
-        labs.set_proxy(Arc::new(lab_proxy::Door {
-            proxy: proxy.clone(),
-            url: proxy_url.clone(),
-        }));
-        labs.prepare_dirs()?;
-        labs.adopt_all().await?;
+        platform
+            .open_labs(Arc::new(lab_proxy::Door {
+                proxy: proxy.clone(),
+                url: proxy_url.clone(),
+            }))
+            .await?;
         let secure_cookies = config
             .public_url
             .as_deref()
@@ -229,20 +81,15 @@ impl App {
             openapi_json: serde_json::to_string_pretty(&openapi::openapi_document())?,
             templates: templates::environment()?,
             config,
-            store,
-            auth,
-            catalogue: RwLock::new(Arc::new(catalogue)),
-            volumes,
+            platform,
             secure_cookies,
-            labs,
-            proxy_url,
-            my_volumes: RwLock::new(HashMap::new()),
         }));
         Ok((
             App {
                 state,
                 proxy,
                 proxy_listener,
+                proxy_url,
             },
             initial_admin,
         ))
@@ -250,7 +97,7 @@ impl App {
 
     /// Where the lab proxy listens, as browsers reach it.
     pub fn proxy_url(&self) -> &str {
-        &self.state.proxy_url
+        &self.proxy_url
     }
 
     pub fn router(&self) -> axum::Router {
@@ -262,35 +109,9 @@ impl App {
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    ) -> std::io::Result<()> {
         let router = self.router();
-        let store = self.state.store.clone();
-        let session = self.state.config.session.clone();
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                let idle = session.idle_secs();
-                match store
-                    .delete_stale_sessions(crate::time_fmt::now(), idle)
-                    .await
-                {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "stale sessions removed"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not remove stale sessions"),
-                }
-            }
-        });
-        let labs = Arc::clone(&self.state.labs);
-        let monitor = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if let Err(e) = labs.check_running().await {
-                    tracing::warn!(error = %e, "could not check running labs");
-                }
-            }
-        });
+        let maintenance = self.state.platform.maintain();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -309,44 +130,8 @@ impl App {
         if let Ok(Err(e)) = proxy.await {
             tracing::warn!(error = %e, "lab proxy ended with an error");
         }
-        sweeper.abort();
-        monitor.abort();
-        self.state.store.close().await;
-        Ok(result?)
+        drop(maintenance);
+        self.state.platform.close().await;
+        result
     }
-}
-
-async fn bootstrap_admin(
-    store: &Store,
-    config: &ServerConfig,
-) -> anyhow::Result<Option<InitialAdmin>> {
-    if store.count_users().await? > 0 {
-        return Ok(None);
-    }
-    let username: Username = config
-        .admin
-        .username
-        .parse()
-        .map_err(|e| anyhow::anyhow!("admin.username {:?} {e}", config.admin.username))?;
-    let (password, generated) = match &config.admin.password {
-        Some(p) => (p.clone(), false),
-        None => (
-            auth::new_secret().chars().take(20).collect::<String>(),
-            true,
-        ),
-    };
-    let password_hash = auth::hash_password(&password).await?;
-    store
-        .create_user(NewUser {
-            username: username.clone(),
-            password_hash,
-            role: Role::Admin,
-            now: crate::time_fmt::now(),
-        })
-        .await?;
-    tracing::info!(username = %username, "first administrator created");
-    Ok(generated.then(|| InitialAdmin {
-        username: username.to_string(),
-        password,
-    }))
 }

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use insitu_api::{ApiError, ErrorCode};
 use insitu_core::Error as CoreError;
-use insitu_store::StoreError;
 
 /// An API error response.
 #[derive(Debug)]
@@ -41,33 +40,11 @@ impl IntoResponse for ApiFailure {
     }
 }
 
-impl From<StoreError> for ApiFailure {
-    fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            tracing::error!(error = %e, "database unavailable");
-            ApiFailure::new(
-                ErrorCode::DatabaseUnavailable,
-                "the database cannot be reached; try again shortly",
-            )
-        } else {
-            tracing::error!(error = %e, "store error");
-            ApiFailure::new(
-                ErrorCode::Internal,
-                "internal error; the server log has the details",
-            )
-        }
-    }
-}
-
 /// The one place a service's error becomes a public error code. What the
 /// user may read is the variant's text; what they may not (database and
 /// internal failures) is logged and answered with a fixed message.
 impl From<CoreError> for ApiFailure {
     fn from(e: CoreError) -> Self {
-        let e = match e {
-            CoreError::Store(s) => return s.into(),
-            other => other,
-        };
         let code = match &e {
             CoreError::DatalabNotFound(_) => ErrorCode::DatalabNotFound,
             CoreError::VolumeNotFound(_) => ErrorCode::VolumeNotFound,
@@ -80,33 +57,45 @@ impl From<CoreError> for ApiFailure {
             CoreError::OpensNoFiles { .. } | CoreError::InvalidLaunchFile(_) => {
                 ErrorCode::InvalidLaunchFile
             }
-            CoreError::Store(_)
+            CoreError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            CoreError::AccountDisabled => ErrorCode::AccountDisabled,
+            CoreError::AccountGone => ErrorCode::Unauthenticated,
+            CoreError::RateLimited { .. } => ErrorCode::RateLimited,
+            CoreError::WeakPassword(_) => ErrorCode::WeakPassword,
+            CoreError::InvalidUsername { .. } => ErrorCode::InvalidUsername,
+            CoreError::UsernameTaken(_) => ErrorCode::UsernameTaken,
+            CoreError::UserNotFound(_) => ErrorCode::UserNotFound,
+            CoreError::LastAdmin => ErrorCode::LastAdmin,
+            CoreError::TokenName | CoreError::TokenExpiry => ErrorCode::InvalidRequest,
+            CoreError::TokenNotFound => ErrorCode::TokenNotFound,
+            CoreError::Store(_) if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                return ApiFailure::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database cannot be reached; try again shortly",
+                );
+            }
+            CoreError::Store(_) => {
+                tracing::error!(error = %e, "store error");
+                return internal();
+            }
+            CoreError::PasswordHash(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
             | CoreError::Poisoned => {
-                return internal(&e);
+                tracing::error!(error = %e, "internal error");
+                return internal();
             }
         };
         ApiFailure::new(code, e.to_string())
     }
 }
 
-fn internal(e: &dyn std::error::Error) -> ApiFailure {
-    tracing::error!(error = %e, "internal error");
+fn internal() -> ApiFailure {
     ApiFailure::new(
         ErrorCode::Internal,
         "internal error; the server log has the details",
     )
-}
-
-impl From<anyhow::Error> for ApiFailure {
-    fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = %e, "internal error");
-        ApiFailure::new(
-            ErrorCode::Internal,
-            "internal error; the server log has the details",
-        )
-    }
 }
 
 /// A JSON body whose every failure (syntax, unknown field, wrong type, wrong

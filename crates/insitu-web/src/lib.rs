@@ -2,25 +2,35 @@
 //! authentication and roles checked from that list, OpenAPI generated from
 //! the same list, Prometheus metrics, and server-rendered pages.
 //!
-//! This crate turns HTTP into calls on the store and the catalogues; it holds
-//! no SQL and no launch logic. `App::build` + `App::serve` are what the binary
-//! and the tests call, the latter on a port-0 listener.
+//! The JSON API (`api`) and the pages (`pages`) are two parallel thin
+//! adapters over the platform's services in `insitu-core`; neither calls the
+//! other, and no module imports both. This crate holds no SQL and no
+//! platform logic: it turns HTTP into calls on the services and their
+//! results (and errors, mapped to public codes in `error`) into HTTP. It
+//! also wires the lab proxy to the labs service (`lab_proxy`).
+//! `App::build` + `App::serve` are what the binary and the tests call, the
+//! latter on a port-0 listener.
 
+mod access;
 mod api;
 mod app;
 mod auth;
 mod config;
 mod error;
+mod error_page;
 mod lab_proxy;
 mod metrics_layer;
 mod openapi;
 mod pages;
 mod routes;
+mod state;
 mod templates;
 mod time_fmt;
 mod wire;
 
-pub use app::{App, InitialAdmin};
-pub use config::{AdminConfig, LabsConfig, ProxyConfig, ServerConfig, SessionConfig};
+pub use access::{Access, Surface};
+pub use app::{App, BuildError};
+pub use config::{ProxyConfig, ServerConfig};
+pub use insitu_core::{AdminConfig, InitialAdmin, LabsConfig, SessionConfig};
 pub use openapi::openapi_document;
-pub use routes::{Access, RouteInfo, Surface, route_table};
+pub use routes::{RouteInfo, route_table};

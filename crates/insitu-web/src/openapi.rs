@@ -5,7 +5,8 @@ use insitu_api::{ApiError, ErrorCode};
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use crate::routes::{Access, Surface, route_table};
+use crate::access::{Access, Surface};
+use crate::routes::route_table;
 
 pub fn openapi_document() -> Value {
     let mut generator = SchemaSettings::draft2020_12()

@@ -1,24 +1,27 @@
 //! Server-rendered pages. Forms post back here with a CSRF field (checked by
 //! the route table's authorization step) and are answered with a redirect
-//! carrying a short notice or error, so reloading never resubmits.
+//! carrying a short notice or error, so reloading never resubmits. Like the
+//! JSON API beside them, the handlers are thin adapters over the platform's
+//! services.
 
 use axum::Extension;
 use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use insitu_api::{CreateUserRequest, ErrorCode, UpdateUserRequest};
+use insitu_api::ErrorCode;
+use insitu_core::accounts::new_secret;
+use insitu_core::catalogue::DATALAB_FACETS;
+use insitu_core::query::{Filter, search};
+use insitu_core::volumes::VOLUME_FACETS;
+use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
 use insitu_domain::Role;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
-use crate::api;
-use crate::app::AppState;
-use crate::auth::{self, LOGIN_CSRF_COOKIE, Principal, Via};
-use insitu_core::catalogue::DATALAB_FACETS;
-use insitu_core::query::{Filter, search};
-use insitu_core::volumes::VOLUME_FACETS;
-
+use crate::auth::{self, LOGIN_CSRF_COOKIE, clear_session_cookie, session_cookie};
 use crate::error::ApiFailure;
+use crate::error_page::{error_page, failure_page};
+use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
@@ -74,24 +77,6 @@ fn page(
     render(s, name, context! { ..extra, ..base(p, nav, banner) })
 }
 
-/// An error page for failures outside a handler (unknown route, refused access).
-pub fn error_page(code: ErrorCode, message: &str) -> Response {
-    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let env = crate::templates::environment();
-    let body = env.ok().and_then(|env| {
-        env.get_template("error.html").ok()?.render(context! {
-            status => status.as_u16(), code => code.as_str(), message, version => env!("CARGO_PKG_VERSION")
-        }).ok()
-    });
-    (status, Html(body.unwrap_or_else(|| message.to_owned()))).into_response()
-}
-
-/// The error page for a store failure (logged, never shown in detail).
-fn store_error_page(e: insitu_store::StoreError) -> Response {
-    let f = ApiFailure::from(e);
-    error_page(f.code(), &f.0.message)
-}
-
 /// Only same-site paths are followed after login or a form.
 fn safe_target(next: Option<&str>, fallback: &str) -> String {
     match next {
@@ -106,10 +91,19 @@ fn with_banner(target: &str, kind: &str, text: &str) -> Redirect {
     Redirect::to(&format!("{target}{sep}{kind}={text}"))
 }
 
-fn outcome(target: &str, result: Result<String, ApiFailure>) -> Response {
+/// Back to `target` with the failure's message in the error banner.
+fn error_banner(target: &str, e: insitu_core::Error) -> Response {
+    with_banner(target, "error", &ApiFailure::from(e).0.message).into_response()
+}
+
+fn lab_of(s: &AppState, l: &LabRecord) -> insitu_api::Lab {
+    wire::lab(l, s.platform.labs().progress(&l.id))
+}
+
+fn outcome(target: &str, result: Result<String, insitu_core::Error>) -> Response {
     match result {
         Ok(notice) => with_banner(target, "notice", &notice).into_response(),
-        Err(e) => with_banner(target, "error", &e.0.message).into_response(),
+        Err(e) => error_banner(target, e),
     }
 }
 
@@ -142,7 +136,7 @@ pub async fn login_form(
     if p.is_some() {
         return Redirect::to(&safe_target(banner.next.as_deref(), "/datalabs")).into_response();
     }
-    let login_csrf = auth::new_secret();
+    let login_csrf = new_secret();
     let cookie = auth::set_cookie(LOGIN_CSRF_COOKIE, &login_csrf, 3600, s.secure_cookies);
     let next = safe_target(banner.next.as_deref(), "/datalabs");
     let mut resp = page(
@@ -184,15 +178,16 @@ pub async fn login_submit(
         return with_banner(&back, "error", "The login form expired; please try again.")
             .into_response();
     }
-    let user = match s.auth.check_credentials(&f.username, &f.password).await {
+    let accounts = s.platform.accounts();
+    let user = match accounts.check_credentials(&f.username, &f.password).await {
         Ok(u) => u,
-        Err(e) => return with_banner(&back, "error", &e.0.message).into_response(),
+        Err(e) => return error_banner(&back, e),
     };
-    match s.auth.open_session(&user).await {
+    match accounts.open_session(&user).await {
         Ok((secret, _csrf)) => {
             let mut resp = Redirect::to(&next).into_response();
             for c in [
-                api::session_cookie(&s, &secret),
+                session_cookie(&s, &secret),
                 auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, s.secure_cookies),
             ] {
                 if let Ok(v) = HeaderValue::from_str(&c) {
@@ -201,18 +196,18 @@ pub async fn login_submit(
             }
             resp
         }
-        Err(e) => with_banner(&back, "error", &e.0.message).into_response(),
+        Err(e) => error_banner(&back, e),
     }
 }
 
 pub async fn logout(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Response {
     if let Via::Session { id_hash, .. } = &p.via
-        && let Err(e) = s.auth.close_session(id_hash).await
+        && let Err(e) = s.platform.accounts().close_session(id_hash).await
     {
-        return error_page(e.code(), &e.0.message);
+        return failure_page(e);
     }
     let mut resp = with_banner("/login", "notice", "You are logged out.").into_response();
-    if let Ok(v) = HeaderValue::from_str(&api::clear_session_cookie(&s)) {
+    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&s)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
@@ -275,7 +270,7 @@ pub async fn datalabs(
 ) -> Response {
     let banner = Banner::default();
     let filter = Filter::parse(q.as_deref(), &DATALAB_FACETS, false).unwrap_or_default();
-    let cat = s.catalogue();
+    let cat = s.platform.datalabs().catalogue();
     let (hits, counts) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
     let items: Vec<_> = hits.into_iter().map(wire::datalab).collect();
     let facets = facet_views(&DATALAB_FACETS, &counts, &filter);
@@ -289,11 +284,12 @@ pub async fn datalab(
     Path(name): Path<String>,
     Query(banner): Query<Banner>,
 ) -> Response {
-    let cat = s.catalogue();
-    let mine = s.my_volumes(&p.user_id).await.unwrap_or_default();
+    let cat = s.platform.datalabs().catalogue();
+    let volumes = s.platform.volumes();
+    let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
     let my_volumes: Vec<_> = mine
         .iter()
-        .filter_map(|n| s.volumes.get(n))
+        .filter_map(|n| volumes.get(n))
         .map(|v| wire::volume(v, true))
         .collect();
     match cat.get(&name) {
@@ -319,18 +315,19 @@ pub async fn volumes(
 ) -> Response {
     let banner: Banner = q.as_deref().map(banner_from_query).unwrap_or_default();
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, false).unwrap_or_default();
-    let mine_names = match s.my_volumes(&p.user_id).await {
+    let volumes = s.platform.volumes();
+    let mine_names = match volumes.mine(&p.user_id).await {
         Ok(m) => m,
-        Err(e) => return store_error_page(e),
+        Err(e) => return failure_page(e),
     };
-    let (hits, counts) = search(&s.volumes.volumes, &filter, &VOLUME_FACETS);
+    let (hits, counts) = search(volumes.all(), &filter, &VOLUME_FACETS);
     let items: Vec<_> = hits
         .into_iter()
         .map(|v| wire::volume(v, mine_names.contains(&v.spec.name.to_string())))
         .collect();
     let mine: Vec<_> = mine_names
         .iter()
-        .filter_map(|n| s.volumes.get(n))
+        .filter_map(|n| volumes.get(n))
         .map(|v| wire::volume(v, true))
         .collect();
     let facets = facet_views(&VOLUME_FACETS, &counts, &filter);
@@ -382,13 +379,14 @@ pub async fn volume(
     Path(name): Path<String>,
     Query(banner): Query<Banner>,
 ) -> Response {
-    let Some(v) = s.volumes.get(&name) else {
+    let volumes = s.platform.volumes();
+    let Some(v) = volumes.get(&name) else {
         return error_page(
             ErrorCode::VolumeNotFound,
             &format!("No data volume {name:?} in the catalogue."),
         );
     };
-    let mine = s.my_volumes(&p.user_id).await.unwrap_or_default();
+    let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
     let source = v.spec.source.clone();
     let files = tokio::task::spawn_blocking(move || {
         let mut files: Vec<FileView> = std::fs::read_dir(&source)
@@ -416,6 +414,8 @@ pub async fn volume(
     let view = wire::volume(v, mine.contains(&name));
     // The datalabs a FITS file can be opened in, from this page.
     let openers: Vec<_> = s
+        .platform
+        .datalabs()
         .catalogue()
         .datalabs
         .iter()
@@ -445,9 +445,12 @@ pub async fn volume_add(
     Form(f): Form<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
-    let r = api::do_add_my_volume(&s, &p, &name)
+    let r = s
+        .platform
+        .volumes()
+        .add_mine(&p.user_id, &name)
         .await
-        .map(|v| format!("{} added to your volumes.", v.title));
+        .map(|v| format!("{} added to your volumes.", v.spec.title));
     outcome(&target, r)
 }
 
@@ -458,7 +461,10 @@ pub async fn volume_remove(
     Form(f): Form<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
-    let r = api::do_remove_my_volume(&s, &p, &name)
+    let r = s
+        .platform
+        .volumes()
+        .remove_mine(&p.user_id, &name)
         .await
         .map(|()| format!("{name} removed from your volumes."));
     outcome(&target, r)
@@ -480,7 +486,7 @@ async fn account_page(
     banner: &Banner,
     new_token: Option<(String, String)>,
 ) -> Response {
-    let tokens: Vec<TokenView> = match s.store.list_tokens(&p.user_id).await {
+    let tokens: Vec<TokenView> = match s.platform.accounts().tokens(&p.user_id).await {
         Ok(ts) => ts
             .iter()
             .map(|t| TokenView {
@@ -492,7 +498,7 @@ async fn account_page(
                 expires: t.expires_at.map(short),
             })
             .collect(),
-        Err(e) => return store_error_page(e),
+        Err(e) => return failure_page(e),
     };
     let (new_token_name, new_token) = new_token.unzip();
     let extra = context! {
@@ -527,10 +533,15 @@ pub async fn account_password(
     if f.new_password != f.confirm {
         return with_banner("/account", "error", "The two new passwords differ.").into_response();
     }
-    match api::do_change_password(&s, &p, &f.current_password, &f.new_password).await {
+    let changed = s
+        .platform
+        .accounts()
+        .change_password(&p.username, &f.current_password, &f.new_password)
+        .await;
+    match changed {
         Ok(()) => with_banner("/login", "notice", "Password changed. Please log in again.")
             .into_response(),
-        Err(e) => with_banner("/account", "error", &e.0.message).into_response(),
+        Err(e) => error_banner("/account", e),
     }
 }
 
@@ -556,7 +567,12 @@ pub async fn account_token_create(
             }
         },
     };
-    match s.auth.create_token(&p.user_id, &f.name, days).await {
+    match s
+        .platform
+        .accounts()
+        .create_token(&p.user_id, &f.name, days)
+        .await
+    {
         Ok((secret, rec)) => {
             let banner = Banner {
                 notice: None,
@@ -565,7 +581,7 @@ pub async fn account_token_create(
             };
             account_page(&s, &p, &banner, Some((rec.name, secret))).await
         }
-        Err(e) => with_banner("/account", "error", &e.0.message).into_response(),
+        Err(e) => error_banner("/account", e),
     }
 }
 
@@ -576,7 +592,9 @@ pub async fn account_token_revoke(
 ) -> Response {
     outcome(
         "/account",
-        api::do_revoke_token(&s, &p, &id)
+        s.platform
+            .accounts()
+            .revoke_token(&p.user_id, &id)
             .await
             .map(|()| "Token revoked.".to_owned()),
     )
@@ -596,7 +614,7 @@ pub async fn admin_users(
     Extension(p): Extension<Principal>,
     Query(banner): Query<Banner>,
 ) -> Response {
-    let users: Vec<UserView> = match s.store.list_users().await {
+    let users: Vec<UserView> = match s.platform.accounts().users().await {
         Ok(us) => us
             .iter()
             .map(|u| UserView {
@@ -607,7 +625,7 @@ pub async fn admin_users(
                 last_login: u.last_login_at.map(short),
             })
             .collect(),
-        Err(e) => return store_error_page(e),
+        Err(e) => return failure_page(e),
     };
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     let extra = context! { users => ser(&users), roles, min_password => s.config.session.min_password_length };
@@ -629,14 +647,11 @@ pub async fn admin_user_create(
         Ok(r) => r,
         Err(e) => return with_banner("/admin/users", "error", &e.to_string()).into_response(),
     };
-    let req = CreateUserRequest {
-        username: f.username,
-        password: f.password,
-        role: Some(role),
-    };
     outcome(
         "/admin/users",
-        api::do_create_user(&s, req)
+        s.platform
+            .accounts()
+            .create_user(&f.username, &f.password, role)
             .await
             .map(|u| format!("Account {} created.", u.username)),
     )
@@ -660,7 +675,10 @@ pub async fn admin_user_update(
         Err(e) => return with_banner("/admin/users", "error", &e.to_string()).into_response(),
     };
     let disabled = f.disabled.as_deref().map(|d| d == "true");
-    let r = api::do_update_user(&s, &username, UpdateUserRequest { role, disabled })
+    let r = s
+        .platform
+        .accounts()
+        .update_user(&username, role, disabled)
         .await
         .map(|u| {
             format!(
@@ -678,7 +696,7 @@ pub async fn admin_catalogue(
     Extension(p): Extension<Principal>,
     Query(banner): Query<Banner>,
 ) -> Response {
-    let cat = s.catalogue();
+    let cat = s.platform.datalabs().catalogue();
     let extra = context! {
         problems => ser(&cat.problems),
         count => cat.datalabs.len(),
@@ -695,7 +713,7 @@ pub async fn admin_catalogue(
 }
 
 pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
-    let cat = s.reload_catalogue();
+    let cat = s.platform.datalabs().reload();
     let msg = format!(
         "Catalogue reloaded: {} datalabs, {} problems.",
         cat.datalabs.len(),
@@ -720,16 +738,20 @@ pub async fn launch(
             _ => {}
         }
     }
-    let req = insitu_api::LaunchRequest {
+    let order = LaunchOrder {
         datalab: name.clone(),
         volumes,
         file,
     };
-    match api::do_launch(&s, &p, req).await {
+    match s
+        .platform
+        .launch(&p.user_id, p.username.as_str(), order)
+        .await
+    {
         Ok(lab) => Redirect::to(&format!("/my-labs/{}", lab.id)).into_response(),
         Err(e) => {
             let target = safe_target(back.as_deref(), &format!("/datalabs/{name}"));
-            with_banner(&target, "error", &e.0.message).into_response()
+            error_banner(&target, e)
         }
     }
 }
@@ -739,15 +761,15 @@ pub async fn my_labs(
     Extension(p): Extension<Principal>,
     Query(banner): Query<Banner>,
 ) -> Response {
-    let labs = match s.store.labs_of_user(&p.user_id).await {
+    let labs = match s.platform.labs().of_user(&p.user_id).await {
         Ok(l) => l,
-        Err(e) => return store_error_page(e),
+        Err(e) => return failure_page(e),
     };
-    let items: Vec<_> = labs.iter().map(|l| api::lab_of(&s, l)).collect();
+    let items: Vec<_> = labs.iter().map(|l| lab_of(&s, l)).collect();
     let busy = items
         .iter()
         .any(|l| ["pending", "starting", "stopping"].contains(&l.state.as_str()));
-    let (used, files) = s.labs.workspace_usage(p.username.as_str()).await;
+    let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
     let extra =
         context! { labs => ser(&items), busy, workspace_bytes => used, workspace_files => files };
     page(&s, "labs.html", Some(&p), "labs", &banner, extra)
@@ -759,15 +781,13 @@ pub async fn my_lab(
     Path(id): Path<String>,
     Query(banner): Query<Banner>,
 ) -> Response {
-    let lab = match api::own_lab(&s, &p, &id).await {
+    let labs = s.platform.labs();
+    let lab = match labs.own(&p.user_id, &id).await {
         Ok(l) => l,
-        Err(e) => return error_page(e.code(), &e.0.message),
+        Err(e) => return failure_page(e),
     };
-    let view = api::lab_of(&s, &lab);
-    let path = s.labs.log_path(&lab.id);
-    let logs = tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, 60))
-        .await
-        .unwrap_or_default();
+    let view = lab_of(&s, &lab);
+    let logs = labs.log_tail(&lab.id, 60).await;
     let busy = ["pending", "starting", "stopping"].contains(&view.state.as_str());
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
     let steps: Vec<_> = insitu_core::labs::STEPS
@@ -796,15 +816,12 @@ pub async fn my_lab_stop(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    let r = match api::own_lab(&s, &p, &id).await {
-        Ok(lab) => s
-            .labs
-            .stop(lab)
-            .await
-            .map_err(ApiFailure::from)
-            .map(|_| "Lab stopped; your workspace is kept.".to_owned()),
-        Err(e) => Err(e),
-    };
+    let r = s
+        .platform
+        .labs()
+        .stop_own(&p.user_id, &id)
+        .await
+        .map(|_| "Lab stopped; your workspace is kept.".to_owned());
     outcome(&format!("/my-labs/{id}"), r)
 }
 
@@ -813,11 +830,11 @@ pub async fn my_lab_open(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    match api::open_url(&s, &p, &id).await {
+    match s.platform.labs().open(&p.user_id, &id).await {
         Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) if e.code() == ErrorCode::LabNotRunning => {
-            with_banner(&format!("/my-labs/{id}"), "error", &e.0.message).into_response()
+        Err(e @ insitu_core::Error::LabNotRunning { .. }) => {
+            error_banner(&format!("/my-labs/{id}"), e)
         }
-        Err(e) => error_page(e.code(), &e.0.message),
+        Err(e) => failure_page(e),
     }
 }

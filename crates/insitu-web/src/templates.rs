@@ -26,7 +26,7 @@ const TEMPLATES: [(&str, &str); 12] = [
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");
 
-pub fn environment() -> anyhow::Result<Environment<'static>> {
+pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();
     for (name, source) in TEMPLATES {
         env.add_template(name, source)?;

@@ -1,11 +1,8 @@
-//! Times: Unix seconds inside, RFC 3339 on the wire, short dates on pages.
+//! Times: Unix seconds inside (the services' clock), RFC 3339 on the wire,
+//! short dates on pages.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-pub fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
 
 pub fn rfc3339(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)

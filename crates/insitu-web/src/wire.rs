@@ -1,8 +1,65 @@
 //! The platform's records as the API sends them (and the pages show them).
 
-use insitu_api::{Datalab, DatalabResources, DatalabTags, Volume};
+use insitu_api::{
+    ApiToken, Datalab, DatalabResources, DatalabTags, Lab, LaunchStep, Me, User, Volume,
+};
+use insitu_core::labs::Step;
 use insitu_core::volumes::VolumeEntry;
+use insitu_core::{LabRecord, TokenRecord, UserRecord};
 use insitu_domain::DatalabSpec;
+
+use crate::time_fmt::rfc3339;
+
+pub fn me(u: &UserRecord) -> Me {
+    Me {
+        username: u.username.to_string(),
+        role: u.role,
+        created_at: rfc3339(u.created_at),
+    }
+}
+
+pub fn user(u: &UserRecord) -> User {
+    User {
+        username: u.username.to_string(),
+        role: u.role,
+        disabled: u.disabled,
+        created_at: rfc3339(u.created_at),
+        last_login_at: u.last_login_at.map(rfc3339),
+    }
+}
+
+pub fn token(t: &TokenRecord) -> ApiToken {
+    ApiToken {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        prefix: t.prefix.clone(),
+        created_at: rfc3339(t.created_at),
+        last_used_at: t.last_used_at.map(rfc3339),
+        expires_at: t.expires_at.map(rfc3339),
+    }
+}
+
+/// A lab with its launch progress (see `Labs::progress`).
+pub fn lab(l: &LabRecord, progress: Vec<Step>) -> Lab {
+    Lab {
+        id: l.id.clone(),
+        datalab: l.datalab.clone(),
+        volumes: l.volumes.clone(),
+        file: l.file.clone(),
+        state: l.state.clone(),
+        reason: l.reason.clone(),
+        progress: progress
+            .into_iter()
+            .map(|st| LaunchStep {
+                step: st.step.to_owned(),
+                at_ms: u64::try_from(st.at_ms).unwrap_or(u64::MAX),
+            })
+            .collect(),
+        created_at: rfc3339(l.created_at),
+        started_at: l.started_at.map(rfc3339),
+        stopped_at: l.stopped_at.map(rfc3339),
+    }
+}
 
 pub fn datalab(d: &DatalabSpec) -> Datalab {
     Datalab {

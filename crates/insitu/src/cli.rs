@@ -307,7 +307,7 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         None => println!("  Log in with your account."),
     }
     println!();
-    app.serve(listener, shutdown_signal()).await
+    Ok(app.serve(listener, shutdown_signal()).await?)
 }
 
 fn write_private(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {

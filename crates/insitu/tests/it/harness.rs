@@ -37,7 +37,7 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     config: ServerConfig,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -191,7 +191,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
 type Running = (
     String,
     oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
 );
 
 async fn start(config: ServerConfig) -> Running {

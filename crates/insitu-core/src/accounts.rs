@@ -1,0 +1,596 @@
+//! Accounts: password hashing and checks, browser sessions and personal API
+//! tokens as services, and the account operations (create, update, change
+//! a password, revoke a token). The HTTP side (cookies, CSRF, the per-route
+//! check) is the web crate's.
+//!
+//! Secrets (session cookies, API tokens) are 256 random bits; only their
+//! SHA-256 is stored, so a database leak yields no usable credential. Lookups
+//! go through a short-lived in-memory cache so listing endpoints do not hit
+//! the database on every request; every change that must take effect at once
+//! (logout, revoke, disable, role change, password change) evicts the user's
+//! entries from it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use insitu_domain::{Role, Username};
+use insitu_store::{NewUser, SessionRecord, Store, StoreError, TokenRecord, UserRecord};
+use sha2::{Digest, Sha256};
+
+use crate::clock::now;
+use crate::config::{AdminConfig, ConfigError, SessionConfig};
+use crate::error::{Error, PasswordRule};
+
+pub const TOKEN_PREFIX: &str = "insitu_";
+
+/// How long a resolved credential is trusted without asking the database.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// How often at most a session's or token's last use is written back.
+const TOUCH_EVERY_SECS: i64 = 60;
+const LOGIN_FAILURES_ALLOWED: u32 = 10;
+const LOGIN_WINDOW_SECS: i64 = 300;
+
+/// An authenticated caller: who they are, and how they proved it.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: Username,
+    pub role: Role,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone)]
+pub enum Via {
+    Session { id_hash: String, csrf: String },
+    Token { id: String },
+}
+
+impl Principal {
+    pub fn csrf(&self) -> &str {
+        match &self.via {
+            Via::Session { csrf, .. } => csrf,
+            Via::Token { .. } => "",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CacheEntry {
+    principal: Principal,
+    expires_at: Option<i64>,
+    last_seen_at: i64,
+    cached_at: Instant,
+}
+
+/// Accounts, sessions and tokens, shared by all requests.
+pub struct Accounts {
+    store: Store,
+    session: SessionConfig,
+    cache: RwLock<HashMap<String, CacheEntry>>,
+    login_failures: Mutex<HashMap<String, (u32, i64)>>,
+    dummy_hash: String,
+}
+
+pub fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex(&bytes)
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex(&Sha256::digest(s.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// Hashes a password with Argon2id off the async threads.
+pub async fn hash_password(password: &str) -> Result<String, Error> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(Error::PasswordHash)
+    })
+    .await?
+}
+
+async fn verify_password(hash: &str, password: &str) -> bool {
+    let (hash, password) = (hash.to_owned(), password.to_owned());
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Checks a new password against the policy; the error names what is wrong.
+pub fn check_new_password(
+    cfg: &SessionConfig,
+    username: &str,
+    password: &str,
+) -> Result<(), Error> {
+    if password.chars().count() < cfg.min_password_length {
+        return Err(Error::WeakPassword(PasswordRule::TooShort {
+            min: cfg.min_password_length,
+        }));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(Error::WeakPassword(PasswordRule::NotTheUsername));
+    }
+    Ok(())
+}
+
+impl Accounts {
+    pub async fn new(store: Store, session: SessionConfig) -> Result<Accounts, Error> {
+        let dummy_hash = hash_password(&new_secret()).await?;
+        Ok(Accounts {
+            store,
+            session,
+            cache: RwLock::new(HashMap::new()),
+            login_failures: Mutex::new(HashMap::new()),
+            dummy_hash,
+        })
+    }
+
+    pub fn session_config(&self) -> &SessionConfig {
+        &self.session
+    }
+
+    /// Checks a username and password. Unknown users cost the same time as
+    /// known ones, and repeated failures for one username are throttled.
+    pub async fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, Error> {
+        let key = username.to_lowercase();
+        let t = now();
+        {
+            let failures = self.login_failures.lock().map_err(|_| Error::Poisoned)?;
+            if let Some((n, since)) = failures.get(&key)
+                && *n >= LOGIN_FAILURES_ALLOWED
+                && t - since < LOGIN_WINDOW_SECS
+            {
+                return Err(Error::RateLimited {
+                    retry_in_secs: LOGIN_WINDOW_SECS - (t - since),
+                });
+            }
+        }
+        let user = match username.parse::<Username>() {
+            Ok(u) => self.store.user_by_username(&u).await?,
+            Err(_) => None,
+        };
+        let hash = user
+            .as_ref()
+            .map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let ok = verify_password(hash, password).await;
+        match user {
+            Some(user) if ok => {
+                self.login_failures
+                    .lock()
+                    .map_err(|_| Error::Poisoned)?
+                    .remove(&key);
+                if user.disabled {
+                    return Err(Error::AccountDisabled);
+                }
+                Ok(user)
+            }
+            _ => {
+                let mut failures = self.login_failures.lock().map_err(|_| Error::Poisoned)?;
+                let entry = failures.entry(key).or_insert((0, t));
+                if t - entry.1 >= LOGIN_WINDOW_SECS {
+                    *entry = (0, t);
+                }
+                entry.0 += 1;
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Opens a browser session; returns the cookie value and the CSRF token.
+    pub async fn open_session(&self, user: &UserRecord) -> Result<(String, String), Error> {
+        let secret = new_secret();
+        let csrf = new_secret();
+        let t = now();
+        self.store
+            .create_session(&SessionRecord {
+                id_hash: sha256_hex(&secret),
+                user_id: user.id.clone(),
+                csrf_token: csrf.clone(),
+                created_at: t,
+                last_seen_at: t,
+                expires_at: t + self.session.lifetime_secs(),
+            })
+            .await?;
+        self.store.record_login(&user.id, t).await?;
+        Ok((secret, csrf))
+    }
+
+    pub async fn close_session(&self, id_hash: &str) -> Result<(), Error> {
+        self.store.delete_session(id_hash).await?;
+        self.evict_hash(id_hash);
+        Ok(())
+    }
+
+    /// Creates a personal API token; the secret is returned once.
+    pub async fn create_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<(String, TokenRecord), Error> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(Error::TokenName);
+        }
+        if expires_in_days.is_some_and(|d| d == 0 || d > 3650) {
+            return Err(Error::TokenExpiry);
+        }
+        let secret = format!("{TOKEN_PREFIX}{}", new_secret());
+        let t = now();
+        let record = TokenRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.to_owned(),
+            name: name.to_owned(),
+            token_hash: sha256_hex(&secret),
+            prefix: secret.chars().take(TOKEN_PREFIX.len() + 6).collect(),
+            created_at: t,
+            last_used_at: None,
+            expires_at: expires_in_days.map(|d| t + i64::from(d) * 86_400),
+            revoked_at: None,
+        };
+        self.store.create_token(&record).await?;
+        Ok((secret, record))
+    }
+
+    /// Exchanges a username and password for a personal API token (the
+    /// CLI's login); the secret is returned once.
+    pub async fn token_for_login(
+        &self,
+        username: &str,
+        password: &str,
+        token_name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<(String, TokenRecord), Error> {
+        let user = self.check_credentials(username, password).await?;
+        let (token, record) = self
+            .create_token(&user.id, token_name, expires_in_days)
+            .await?;
+        self.store.record_login(&user.id, now()).await?;
+        Ok((token, record))
+    }
+
+    /// The caller's own account; gone if it was deleted since they logged in.
+    pub async fn user(&self, username: &Username) -> Result<UserRecord, Error> {
+        self.store
+            .user_by_username(username)
+            .await?
+            .ok_or(Error::AccountGone)
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRecord>, Error> {
+        Ok(self.store.list_users().await?)
+    }
+
+    /// A user's live API tokens.
+    pub async fn tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>, Error> {
+        Ok(self.store.list_tokens(user_id).await?)
+    }
+
+    /// Changes a user's password after checking the current one; every
+    /// session of theirs ends.
+    pub async fn change_password(
+        &self,
+        username: &Username,
+        current: &str,
+        new: &str,
+    ) -> Result<(), Error> {
+        let user = self.check_credentials(username.as_str(), current).await?;
+        check_new_password(&self.session, username.as_str(), new)?;
+        let hash = hash_password(new).await?;
+        self.store.set_password_hash(&user.id, &hash).await?;
+        self.evict_user(&user.id);
+        Ok(())
+    }
+
+    /// Revokes one of the user's own live tokens.
+    pub async fn revoke_token(&self, user_id: &str, id: &str) -> Result<(), Error> {
+        match self.store.revoke_token(user_id, id, now()).await? {
+            Some(hash) => {
+                self.evict_hash(&hash);
+                Ok(())
+            }
+            None => Err(Error::TokenNotFound),
+        }
+    }
+
+    /// Creates an account (an administrator's act).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<UserRecord, Error> {
+        let username: Username = username.parse().map_err(|reason| Error::InvalidUsername {
+            username: username.to_owned(),
+            reason,
+        })?;
+        check_new_password(&self.session, username.as_str(), password)?;
+        let password_hash = hash_password(password).await?;
+        match self
+            .store
+            .create_user(NewUser {
+                username,
+                password_hash,
+                role,
+                now: now(),
+            })
+            .await
+        {
+            Ok(u) => Ok(u),
+            Err(StoreError::UsernameTaken(name)) => Err(Error::UsernameTaken(name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies a role change or (dis)abling; refuses to leave no active
+    /// admin. The account's sessions and tokens see the change at once.
+    pub async fn update_user(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<UserRecord, Error> {
+        let not_found = || Error::UserNotFound(username.to_owned());
+        let name: Username = username.parse().map_err(|_| not_found())?;
+        let user = self
+            .store
+            .user_by_username(&name)
+            .await?
+            .ok_or_else(not_found)?;
+        let stays_admin =
+            role.unwrap_or(user.role) == Role::Admin && !disabled.unwrap_or(user.disabled);
+        if user.role == Role::Admin
+            && !user.disabled
+            && !stays_admin
+            && self.store.count_active_admins().await? <= 1
+        {
+            return Err(Error::LastAdmin);
+        }
+        if let Some(role) = role {
+            self.store.set_role(&user.id, role).await?;
+        }
+        if let Some(disabled) = disabled {
+            self.store.set_disabled(&user.id, disabled).await?;
+        }
+        self.evict_user(&user.id);
+        let updated = self
+            .store
+            .user_by_username(&name)
+            .await?
+            .ok_or_else(not_found)?;
+        tracing::info!(username = %name, role = %updated.role, disabled = updated.disabled, "account updated");
+        Ok(updated)
+    }
+
+    pub fn evict_hash(&self, hash: &str) {
+        if let Ok(mut c) = self.cache.write() {
+            c.remove(hash);
+        }
+    }
+
+    /// Forgets every cached credential of a user, so a change to the account
+    /// takes effect on the next request.
+    pub fn evict_user(&self, user_id: &str) {
+        if let Ok(mut c) = self.cache.write() {
+            c.retain(|_, e| e.principal.user_id != user_id);
+        }
+    }
+
+    fn cached(&self, hash: &str) -> Option<CacheEntry> {
+        let c = self.cache.read().ok()?;
+        c.get(hash)
+            .filter(|e| e.cached_at.elapsed() < CACHE_TTL)
+            .cloned()
+    }
+
+    fn remember(&self, hash: String, entry: CacheEntry) {
+        if let Ok(mut c) = self.cache.write() {
+            if c.len() > 100_000 {
+                c.retain(|_, e| e.cached_at.elapsed() < CACHE_TTL);
+            }
+            c.insert(hash, entry);
+        }
+    }
+
+    /// The caller holding this session cookie; `None` for a stale or
+    /// unknown one, which is simply no session.
+    pub async fn resolve_session(&self, secret: &str) -> Result<Option<Principal>, Error> {
+        let hash = sha256_hex(secret);
+        let t = now();
+        let idle = self.session.idle_secs();
+        let entry = match self.cached(&hash) {
+            Some(e) => e,
+            None => {
+                let Some((s, user)) = self.store.session_by_hash(&hash).await? else {
+                    return Ok(None);
+                };
+                if user.disabled {
+                    return Ok(None);
+                }
+                let entry = CacheEntry {
+                    principal: Principal {
+                        user_id: user.id,
+                        username: user.username,
+                        role: user.role,
+                        via: Via::Session {
+                            id_hash: hash.clone(),
+                            csrf: s.csrf_token,
+                        },
+                    },
+                    expires_at: Some(s.expires_at),
+                    last_seen_at: s.last_seen_at,
+                    cached_at: Instant::now(),
+                };
+                self.remember(hash.clone(), entry.clone());
+                entry
+            }
+        };
+        if entry.expires_at.is_some_and(|e| e <= t) || entry.last_seen_at + idle <= t {
+            self.close_session(&hash).await?;
+            return Ok(None);
+        }
+        if t - entry.last_seen_at >= TOUCH_EVERY_SECS.min(idle / 4) {
+            self.store.touch_session(&hash, t).await?;
+            let mut updated = entry.clone();
+            updated.last_seen_at = t;
+            self.remember(hash, updated);
+        }
+        Ok(Some(entry.principal))
+    }
+
+    /// The caller holding this API token; `None` for an unknown, revoked or
+    /// expired one.
+    pub async fn resolve_token(&self, token: &str) -> Result<Option<Principal>, Error> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let hash = sha256_hex(token);
+        let t = now();
+        let entry = match self.cached(&hash) {
+            Some(e) => e,
+            None => {
+                let Some((rec, user)) = self.store.token_by_hash(&hash).await? else {
+                    return Ok(None);
+                };
+                if rec.revoked_at.is_some() {
+                    return Ok(None);
+                }
+                if user.disabled {
+                    return Err(Error::AccountDisabled);
+                }
+                let entry = CacheEntry {
+                    principal: Principal {
+                        user_id: user.id,
+                        username: user.username,
+                        role: user.role,
+                        via: Via::Token { id: rec.id },
+                    },
+                    expires_at: rec.expires_at,
+                    last_seen_at: rec.last_used_at.unwrap_or(0),
+                    cached_at: Instant::now(),
+                };
+                self.remember(hash.clone(), entry.clone());
+                entry
+            }
+        };
+        if entry.expires_at.is_some_and(|e| e <= t) {
+            return Ok(None);
+        }
+        if t - entry.last_seen_at >= TOUCH_EVERY_SECS
+            && let Via::Token { id } = &entry.principal.via
+        {
+            self.store.touch_token(id, t).await?;
+            let mut updated = entry.clone();
+            updated.last_seen_at = t;
+            self.remember(hash, updated);
+        }
+        Ok(Some(entry.principal))
+    }
+}
+
+/// The administrator created on first start, when their password was
+/// generated: the caller shows it once.
+#[derive(Clone)]
+pub struct InitialAdmin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for InitialAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitialAdmin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the first administrator when there is no account yet.
+pub(crate) async fn bootstrap_admin(
+    store: &Store,
+    admin: &AdminConfig,
+) -> Result<Option<InitialAdmin>, crate::platform::SetupError> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let username: Username =
+        admin
+            .username
+            .parse()
+            .map_err(|reason| ConfigError::AdminUsername {
+                name: admin.username.clone(),
+                reason,
+            })?;
+    let (password, generated) = match &admin.password {
+        Some(p) => (p.clone(), false),
+        None => (new_secret().chars().take(20).collect::<String>(), true),
+    };
+    let password_hash = hash_password(&password).await?;
+    store
+        .create_user(NewUser {
+            username: username.clone(),
+            password_hash,
+            role: Role::Admin,
+            now: now(),
+        })
+        .await?;
+    tracing::info!(username = %username, "first administrator created");
+    Ok(generated.then(|| InitialAdmin {
+        username: username.to_string(),
+        password,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_hex_and_hashes_stable() {
+        let a = new_secret();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, new_secret());
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct horse").await);
+        assert!(!verify_password(&h, "wrong horse").await);
+        assert!(!verify_password("not a hash", "x").await);
+    }
+}

@@ -1,0 +1,239 @@
+//! The platform: every service, built once from the configuration, and the
+//! operations that span several of them (a launch needs the catalogue, the
+//! volumes and the labs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use insitu_domain::VolumeSpec;
+use insitu_launcher::Cgroups;
+use insitu_store::{LabRecord, Store, StoreError};
+
+use crate::accounts::{self, Accounts, InitialAdmin};
+use crate::catalogue::Datalabs;
+use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
+use crate::error::Error;
+use crate::labs::{LabConfigView, LabProxy, Labs};
+use crate::volumes::{self, VolumeCatalogue, Volumes};
+
+/// What stops the platform from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Service(#[from] Error),
+}
+
+/// A lab to launch, as the user asked for it.
+#[derive(Debug, Clone)]
+pub struct LaunchOrder {
+    pub datalab: String,
+    /// Names of the data volumes to mount; repeats are ignored.
+    pub volumes: Vec<String>,
+    /// A file to open, as a path inside one of those volumes.
+    pub file: Option<String>,
+}
+
+/// The platform's services; the web crate's state holds one.
+pub struct Platform {
+    store: Store,
+    accounts: Accounts,
+    datalabs: Datalabs,
+    volumes: Volumes,
+    labs: Arc<Labs>,
+}
+
+impl Platform {
+    /// Connects the store (applying migrations), creates the first
+    /// administrator when there is no account yet, and loads the
+    /// catalogues. Labs are not looked after until [`Platform::open_labs`].
+    pub async fn build(
+        config: PlatformConfig,
+    ) -> Result<(Platform, Option<InitialAdmin>), SetupError> {
+        config.session.validate()?;
+        if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
+            return Err(ConfigError::LabsAsRoot.into());
+        }
+        insitu_domain::datalab::parse_duration(&config.labs.start_timeout).map_err(|reason| {
+            ConfigError::Duration {
+                setting: "labs.start_timeout",
+                reason,
+            }
+        })?;
+        if config.database_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir)?;
+        }
+        let store = Store::connect(&config.database_url()).await?;
+        let initial_admin = accounts::bootstrap_admin(&store, &config.admin).await?;
+        let datalabs = Datalabs::load(&config.catalogue_dir);
+        let volumes = Volumes::new(
+            VolumeCatalogue::from_config(&config.volumes)?,
+            store.clone(),
+        );
+        let accounts = Accounts::new(store.clone(), config.session.clone()).await?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let data_dir = std::fs::canonicalize(&config.data_dir)?;
+        let labs = Labs::new(store.clone(), lab_config(&config, data_dir)?);
+        let platform = Platform {
+            store,
+            accounts,
+            datalabs,
+            volumes,
+            labs,
+        };
+        Ok((platform, initial_admin))
+    }
+
+    /// Connects the labs to the lab proxy, then takes over the labs left
+    /// running before a restart (and marks the others failed).
+    pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
+        self.labs.set_proxy(proxy);
+        self.labs.prepare_dirs()?;
+        self.labs.adopt_all().await?;
+        Ok(())
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    pub fn datalabs(&self) -> &Datalabs {
+        &self.datalabs
+    }
+
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
+    }
+
+    pub fn labs(&self) -> &Arc<Labs> {
+        &self.labs
+    }
+
+    /// The database's kind (`sqlite`, `postgres`) and whether it answers.
+    pub async fn database_health(&self) -> (&'static str, Result<(), Error>) {
+        let answer = self.store.ping().await.map_err(Error::from);
+        (self.store.backend().as_str(), answer)
+    }
+
+    /// Validates a launch and starts it: the datalab and volumes must be in
+    /// the catalogues, and a file to open must be a file in one of those
+    /// volumes (see [`volumes::resolve_launch_file`]).
+    pub async fn launch(
+        &self,
+        user_id: &str,
+        username: &str,
+        order: LaunchOrder,
+    ) -> Result<LabRecord, Error> {
+        let cat = self.datalabs.catalogue();
+        let spec = cat.datalab(&order.datalab)?;
+        let mut volumes = Vec::new();
+        for name in &order.volumes {
+            if volumes.iter().any(|v: &VolumeSpec| v.name.as_str() == name) {
+                continue;
+            }
+            volumes.push(self.volumes.volume(name)?.spec.clone());
+        }
+        let file = match order.file {
+            None => None,
+            Some(_) if !spec.launch.opens_files() => {
+                return Err(Error::OpensNoFiles {
+                    datalab: spec.name.clone(),
+                });
+            }
+            Some(file) => {
+                let (selected, all) = (volumes.clone(), self.volumes.all().to_vec());
+                let resolved = tokio::task::spawn_blocking(move || {
+                    volumes::resolve_launch_file(&selected, &all, &file)
+                })
+                .await?;
+                Some(resolved?)
+            }
+        };
+        self.labs
+            .launch(user_id, username, spec, volumes, file)
+            .await
+    }
+
+    /// Starts the platform's background work: a sweep of stale sessions
+    /// every ten minutes, and the lab monitor every second (see
+    /// [`Labs::check_running`]). It stops when the returned value is
+    /// dropped.
+    pub fn maintain(&self) -> Maintenance {
+        let store = self.store.clone();
+        let session = self.accounts.session_config().clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let idle = session.idle_secs();
+                match store.delete_stale_sessions(crate::clock::now(), idle).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "stale sessions removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not remove stale sessions"),
+                }
+            }
+        });
+        let labs = Arc::clone(&self.labs);
+        let monitor = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = labs.check_running().await {
+                    tracing::warn!(error = %e, "could not check running labs");
+                }
+            }
+        });
+        Maintenance(vec![sweeper, monitor])
+    }
+
+    /// Closes the database's connections.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+/// The platform's background tasks; dropping it ends them.
+pub struct Maintenance(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The labs' view of the configuration, with the data directory resolved.
+fn lab_config(
+    config: &PlatformConfig,
+    data_dir: std::path::PathBuf,
+) -> Result<LabConfigView, ConfigError> {
+    let labs = &config.labs;
+    Ok(LabConfigView {
+        bwrap: labs.bwrap.clone(),
+        hidden: vec![data_dir.clone()],
+        data_dir,
+        max_labs_per_user: labs.max_per_user,
+        start_timeout: Duration::from_secs(labs.start_timeout_secs()),
+        tool_path: labs.tool_path.clone(),
+        expose: labs.expose.clone(),
+        run_as: (labs.run_as_uid, labs.run_as_gid),
+        idle_timeout: labs.idle_timeout()?,
+        gpus: labs.gpu_inventory(),
+        cgroups: if labs.enforce_limits {
+            let c = Cgroups::detect("insitu");
+            tracing::info!(limits = %c.describe(), "lab resource limits");
+            c
+        } else {
+            tracing::warn!("lab resource limits are off (labs.enforce_limits = false)");
+            Cgroups::Unavailable("turned off by labs.enforce_limits".into())
+        },
+        max_processes: labs.max_processes,
+        network_per_user: labs.network == LabNetworkMode::User,
+    })
+}

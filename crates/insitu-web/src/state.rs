@@ -1,0 +1,28 @@
+//! What every request handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use insitu_core::Platform;
+
+use crate::config::ServerConfig;
+
+/// Shared state of every request; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+pub struct Inner {
+    pub config: ServerConfig,
+    /// The platform's services; handlers are thin adapters over them.
+    pub platform: Platform,
+    pub templates: minijinja::Environment<'static>,
+    pub openapi_json: String,
+    pub secure_cookies: bool,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

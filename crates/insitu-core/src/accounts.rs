@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use insitu_domain::{Role, Username};
+use insitu_domain::{Role, TokenId, UserId, Username};
 use insitu_store::{NewUser, SessionRecord, Store, StoreError, TokenRecord, UserRecord};
 use sha2::{Digest, Sha256};
 
@@ -37,7 +37,7 @@ const LOGIN_WINDOW_SECS: i64 = 300;
 /// An authenticated caller: who they are, and how they proved it.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: Username,
     pub role: Role,
     pub via: Via,
@@ -46,7 +46,7 @@ pub struct Principal {
 #[derive(Debug, Clone)]
 pub enum Via {
     Session { id_hash: String, csrf: String },
-    Token { id: String },
+    Token { id: TokenId },
 }
 
 impl Principal {
@@ -73,6 +73,12 @@ pub struct Accounts {
     cache: RwLock<HashMap<String, CacheEntry>>,
     login_failures: Mutex<HashMap<String, (u32, i64)>>,
     dummy_hash: String,
+}
+
+/// A token id from a request: one that cannot be an id is a token the
+/// caller does not have.
+pub fn token_id(raw: &str) -> Result<TokenId, Error> {
+    raw.parse().map_err(|_| Error::TokenNotFound)
 }
 
 pub fn new_secret() -> String {
@@ -234,7 +240,7 @@ impl Accounts {
     /// Creates a personal API token; the secret is returned once.
     pub async fn create_token(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         name: &str,
         expires_in_days: Option<u32>,
     ) -> Result<(String, TokenRecord), Error> {
@@ -248,8 +254,8 @@ impl Accounts {
         let secret = format!("{TOKEN_PREFIX}{}", new_secret());
         let t = now();
         let record = TokenRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            user_id: user_id.to_owned(),
+            id: TokenId::from_uuid(uuid::Uuid::now_v7().as_u128()),
+            user_id: user_id.clone(),
             name: name.to_owned(),
             token_hash: sha256_hex(&secret),
             prefix: secret.chars().take(TOKEN_PREFIX.len() + 6).collect(),
@@ -292,7 +298,7 @@ impl Accounts {
     }
 
     /// A user's live API tokens.
-    pub async fn tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>, Error> {
+    pub async fn tokens(&self, user_id: &UserId) -> Result<Vec<TokenRecord>, Error> {
         Ok(self.store.list_tokens(user_id).await?)
     }
 
@@ -313,7 +319,7 @@ impl Accounts {
     }
 
     /// Revokes one of the user's own live tokens.
-    pub async fn revoke_token(&self, user_id: &str, id: &str) -> Result<(), Error> {
+    pub async fn revoke_token(&self, user_id: &UserId, id: &TokenId) -> Result<(), Error> {
         match self.store.revoke_token(user_id, id, now()).await? {
             Some(hash) => {
                 self.evict_hash(&hash);
@@ -400,9 +406,9 @@ impl Accounts {
 
     /// Forgets every cached credential of a user, so a change to the account
     /// takes effect on the next request.
-    pub fn evict_user(&self, user_id: &str) {
+    pub fn evict_user(&self, user_id: &UserId) {
         if let Ok(mut c) = self.cache.write() {
-            c.retain(|_, e| e.principal.user_id != user_id);
+            c.retain(|_, e| e.principal.user_id != *user_id);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use insitu_domain::datalab::QuantityError;
 use insitu_domain::volume::VolumeConfig;
 use insitu_domain::{DefinitionError, NameError};
 use serde::{Deserialize, Serialize};
@@ -248,7 +249,7 @@ pub enum ConfigError {
     #[error("{setting}: {reason}")]
     Duration {
         setting: &'static str,
-        reason: String,
+        reason: QuantityError,
     },
     #[error("session.min_password_length must be at least 8")]
     MinPasswordLength,

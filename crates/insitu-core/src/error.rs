@@ -2,7 +2,7 @@
 //! variants. The text of a variant is written for the user; the web crate
 //! turns each variant into a public error code in one place.
 
-use insitu_domain::{Name, NameError};
+use insitu_domain::{LabId, LabState, Name, NameError};
 use insitu_store::StoreError;
 
 use crate::volumes::LaunchFileError;
@@ -24,7 +24,7 @@ pub enum Error {
     #[error("you have no lab {0:?}")]
     LabNotFound(String),
     #[error("lab {id} is {state}; only a running lab opens")]
-    LabNotRunning { id: String, state: String },
+    LabNotRunning { id: LabId, state: LabState },
     #[error("you already have {active} labs running; the limit is {limit}: stop one first")]
     LabQuotaExceeded { active: usize, limit: usize },
     #[error("{datalab} needs {wanted} GPU(s); this datazone has {total} in all and {free} free")]

@@ -12,19 +12,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use insitu_domain::{DatalabSpec, LabState, VolumeSpec};
+use insitu_domain::{DatalabSpec, LabId, LabState, UserId, VolumeSpec};
+use insitu_launcher::netns::NetNsError;
 use insitu_launcher::sandbox::fill;
 use insitu_launcher::{
-    Cgroups, ExitStatus, Limits, NetNs, Placement, SandboxProcess, SandboxSpec, VolumeMount,
+    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, SandboxProcess, SandboxSpec,
+    VolumeMount,
 };
-use insitu_store::{LabRecord, Store};
+use insitu_store::{LabRecord, Store, StoreError};
 
 use crate::clock::now;
 use crate::error::Error;
 
 mod desktop;
-
-pub const ACTIVE: [&str; 4] = ["pending", "starting", "running", "stopping"];
 
 /// Where a lab sees its user's workspace.
 pub const WORKSPACE_PATH: &str = insitu_launcher::HOME_PATH;
@@ -46,6 +46,42 @@ pub struct Step {
     pub step: &'static str,
     /// Milliseconds since the launch was queued.
     pub at_ms: u128,
+}
+
+/// Why a lab did not start; its text becomes the lab's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum StartFailure {
+    #[error("cannot create the workspace: {0}")]
+    Workspace(std::io::Error),
+    #[error("cannot hand the workspace to the lab user: {0}")]
+    WorkspaceOwner(std::io::Error),
+    #[error("no free port: {0}")]
+    NoPort(std::io::Error),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the tool exited ({}) before it was ready; last output: {tail}", describe(*code))]
+    ExitedEarly { code: Option<i32>, tail: String },
+    #[error("the tool was not ready after {0} s")]
+    NotReady(u64),
+}
+
+/// Why a user's network namespace could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot make the lab's network: {0}")]
+    Make(#[from] NetNsError),
+}
+
+/// A lab id from a request: one that cannot be an id is a lab the caller
+/// does not have.
+pub fn lab_id(raw: &str) -> Result<LabId, Error> {
+    raw.parse().map_err(|_| Error::LabNotFound(raw.to_owned()))
 }
 
 pub struct LabConfigView {
@@ -90,8 +126,8 @@ pub struct LabRoute {
     pub upstream: std::net::SocketAddr,
     /// The namespace `upstream` is in; `None` for the host's network.
     pub network: Option<Arc<UserNetwork>>,
-    /// The id of the user who owns the lab.
-    pub owner: String,
+    /// The user who owns the lab.
+    pub owner: UserId,
     pub state: LabState,
 }
 
@@ -101,33 +137,33 @@ pub trait LabProxy: Send + Sync {
     /// A single-use link that logs user `user_id` into lab `lab_id` on the
     /// proxy's origin; the caller has checked that the lab is theirs and
     /// running.
-    fn entry_link(&self, lab_id: &str, user_id: &str) -> String;
+    fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> String;
     /// Ends every proxy session of a lab, closing its WebSockets.
-    fn revoke_lab(&self, lab_id: &str);
+    fn revoke_lab(&self, lab_id: &LabId);
 }
 
 pub struct Labs {
     store: Store,
     cfg: LabConfigView,
-    procs: Mutex<HashMap<String, SandboxProcess>>,
-    progress: Mutex<HashMap<String, (std::time::Instant, Vec<Step>)>>,
+    procs: Mutex<HashMap<LabId, SandboxProcess>>,
+    progress: Mutex<HashMap<LabId, (std::time::Instant, Vec<Step>)>>,
     /// Last proxied request or WebSocket frame, per lab.
-    activity: Mutex<HashMap<String, std::time::Instant>>,
+    activity: Mutex<HashMap<LabId, std::time::Instant>>,
     /// Held while GPUs are counted and assigned, so two launches never get
     /// the same device.
     gpu_lock: tokio::sync::Mutex<()>,
     /// Where the proxy finds each lab that has a process: address, owner,
     /// state. Labs not in it are stopped as far as the proxy knows.
-    routes: std::sync::RwLock<HashMap<String, LabRoute>>,
+    routes: std::sync::RwLock<HashMap<LabId, LabRoute>>,
     /// The proxy, to end its sessions when a lab stops.
     proxy: std::sync::OnceLock<Arc<dyn LabProxy>>,
     /// Each user's network namespace while they have labs, by user id.
-    networks: Mutex<HashMap<String, Arc<UserNetwork>>>,
+    networks: Mutex<HashMap<UserId, Arc<UserNetwork>>>,
     /// Held while a user's namespace is made or deleted.
     network_lock: tokio::sync::Mutex<()>,
     /// Users whose last lab ended, and since when: their namespace is
     /// deleted after [`NETWORK_LINGER`], unless a new lab uses it first.
-    network_idle: Mutex<HashMap<String, std::time::Instant>>,
+    network_idle: Mutex<HashMap<UserId, std::time::Instant>>,
     /// One SAMP hub per user with active labs (see `desktop`).
     samp: desktop::SampHubs,
 }
@@ -151,13 +187,13 @@ impl Labs {
     }
 
     /// The name of a user's network namespace.
-    fn network_name(user_id: &str) -> String {
-        format!("insitu-{}", user_id.replace('-', ""))
+    fn network_name(user_id: &UserId) -> String {
+        format!("insitu-{}", user_id.as_str().replace('-', ""))
     }
 
     /// The user's network namespace, made when missing; `None` when labs
     /// share the host's network.
-    async fn network_of(&self, user_id: &str) -> Result<Option<Arc<UserNetwork>>, String> {
+    async fn network_of(&self, user_id: &UserId) -> Result<Option<Arc<UserNetwork>>, NetworkError> {
         if !self.cfg.network_per_user {
             return Ok(None);
         }
@@ -174,13 +210,10 @@ impl Labs {
         }
         let _guard = self.network_lock.lock().await;
         let name = Self::network_name(user_id);
-        let ns = tokio::task::spawn_blocking(move || NetNs::ensure(&name))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot make the lab's network: {e}"))?;
+        let ns = tokio::task::spawn_blocking(move || NetNs::ensure(&name)).await??;
         let net = Arc::new(UserNetwork(ns));
         if let Ok(mut m) = self.networks.lock() {
-            m.insert(user_id.to_owned(), Arc::clone(&net));
+            m.insert(user_id.clone(), Arc::clone(&net));
         }
         Ok(Some(net))
     }
@@ -188,18 +221,18 @@ impl Labs {
     /// Notes that a user's lab ended: once none of their labs is active,
     /// their namespace goes after [`NETWORK_LINGER`] (a relaunch soon after
     /// reuses it instead of making a new one).
-    async fn release_network(&self, user_id: &str) {
+    async fn release_network(&self, user_id: &UserId) {
         if !self.cfg.network_per_user {
             return;
         }
         if let Ok(mut idle) = self.network_idle.lock() {
-            idle.insert(user_id.to_owned(), std::time::Instant::now());
+            idle.insert(user_id.clone(), std::time::Instant::now());
         }
     }
 
     /// Deletes the namespaces that have lingered long enough.
     async fn sweep_networks(&self) {
-        let due: Vec<String> = self
+        let due: Vec<UserId> = self
             .network_idle
             .lock()
             .map(|idle| {
@@ -218,13 +251,13 @@ impl Labs {
     }
 
     /// Deletes a user's network namespace if none of their labs is active.
-    async fn delete_network(&self, user_id: &str) {
+    async fn delete_network(&self, user_id: &UserId) {
         if !self.cfg.network_per_user {
             return;
         }
         let _guard = self.network_lock.lock().await;
         match self.store.labs_of_user(user_id).await {
-            Ok(labs) if labs.iter().all(|l| !ACTIVE.contains(&l.state.as_str())) => {}
+            Ok(labs) if labs.iter().all(|l| !l.state.is_active()) => {}
             _ => return,
         }
         if let Ok(mut m) = self.networks.lock() {
@@ -244,7 +277,7 @@ impl Labs {
 
     /// A single-use link into a running lab of the user's (see
     /// [`LabProxy::entry_link`]).
-    pub fn entry_link(&self, lab_id: &str, user_id: &str) -> Result<String, Error> {
+    pub fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> Result<String, Error> {
         let proxy = self.proxy.get().ok_or(Error::NoLabProxy)?;
         Ok(proxy.entry_link(lab_id, user_id))
     }
@@ -269,7 +302,7 @@ impl Labs {
 
     /// Forgets a lab's route and ends its proxy sessions (open WebSockets
     /// close at once).
-    fn drop_route(&self, lab_id: &str) {
+    fn drop_route(&self, lab_id: &LabId) {
         if let Ok(mut r) = self.routes.write() {
             r.remove(lab_id);
         }
@@ -280,13 +313,13 @@ impl Labs {
 
     /// Notes traffic for a lab (called by the proxy); idle culling counts
     /// from the last one.
-    pub fn record_activity(&self, lab_id: &str) {
+    pub fn record_activity(&self, lab_id: &LabId) {
         if let Ok(mut a) = self.activity.lock() {
-            a.insert(lab_id.to_owned(), std::time::Instant::now());
+            a.insert(lab_id.clone(), std::time::Instant::now());
         }
     }
 
-    fn idle_for(&self, lab_id: &str) -> Option<Duration> {
+    fn idle_for(&self, lab_id: &LabId) -> Option<Duration> {
         self.activity
             .lock()
             .ok()?
@@ -294,7 +327,7 @@ impl Labs {
             .map(std::time::Instant::elapsed)
     }
 
-    pub fn progress(&self, lab_id: &str) -> Vec<Step> {
+    pub fn progress(&self, lab_id: &LabId) -> Vec<Step> {
         self.progress
             .lock()
             .ok()
@@ -302,10 +335,10 @@ impl Labs {
             .unwrap_or_default()
     }
 
-    fn step(&self, lab_id: &str, step: &'static str) {
+    fn step(&self, lab_id: &LabId, step: &'static str) {
         if let Ok(mut p) = self.progress.lock() {
             let (started, list) = p
-                .entry(lab_id.to_owned())
+                .entry(lab_id.clone())
                 .or_insert_with(|| (std::time::Instant::now(), Vec::new()));
             list.push(Step {
                 step,
@@ -374,15 +407,19 @@ impl Labs {
         self.cfg.data_dir.join("workspaces").join(username)
     }
 
-    pub fn log_path(&self, lab_id: &str) -> PathBuf {
-        self.cfg.data_dir.join("labs").join(lab_id).join("lab.log")
+    pub fn log_path(&self, lab_id: &LabId) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("labs")
+            .join(lab_id.as_str())
+            .join("lab.log")
     }
 
     /// Records a new lab and starts it in the background; `file`, checked
     /// by the caller, is the file to open (a path in the lab).
     pub async fn launch(
         self: &Arc<Self>,
-        user_id: &str,
+        user_id: &UserId,
         username: &str,
         spec: &DatalabSpec,
         volumes: Vec<VolumeSpec>,
@@ -394,7 +431,7 @@ impl Labs {
             .labs_of_user(user_id)
             .await?
             .into_iter()
-            .filter(|l| ACTIVE.contains(&l.state.as_str()))
+            .filter(|l| l.state.is_active())
             .count();
         if active >= self.cfg.max_labs_per_user {
             return Err(Error::LabQuotaExceeded {
@@ -405,13 +442,13 @@ impl Labs {
         let _gpu_guard = self.gpu_lock.lock().await;
         let gpus = self.assign_gpus(spec).await?;
         let lab = LabRecord {
-            id: lab_id(),
-            user_id: user_id.to_owned(),
+            id: LabId::from_random(rand::random()),
+            user_id: user_id.clone(),
             datalab: spec.name.to_string(),
             volumes: volumes.iter().map(|v| v.name.to_string()).collect(),
             gpus,
             file,
-            state: "pending".to_owned(),
+            state: LabState::Pending,
             reason: None,
             port: None,
             pid: None,
@@ -437,7 +474,7 @@ impl Labs {
         }
         let held: Vec<String> = self
             .store
-            .labs_in_states(&ACTIVE)
+            .labs_in_states(&LabState::ACTIVE)
             .await?
             .into_iter()
             .flat_map(|l| l.gpus)
@@ -467,17 +504,15 @@ impl Labs {
         username: String,
         volumes: Vec<VolumeSpec>,
     ) {
-        if let Err(reason) = self.start(&mut lab, &spec, &username, volumes).await {
-            let reason = self.out_of_memory(&lab.id, &spec).unwrap_or(reason);
+        if let Err(failure) = self.start(&mut lab, &spec, &username, volumes).await {
+            let reason = self
+                .out_of_memory(&lab.id, &spec)
+                .unwrap_or_else(|| failure.to_string());
             tracing::warn!(lab = %lab.id, reason = %reason, "lab failed to start");
             self.stop_process(&lab.id, Duration::from_millis(500)).await;
-            lab.state = "failed".to_owned();
-            lab.reason = Some(reason);
-            lab.stopped_at = Some(now());
-            if let Err(e) = self.store.update_lab(&lab).await {
+            if let Err(e) = self.end(&mut lab, LabState::Failed, reason).await {
                 tracing::error!(lab = %lab.id, error = %e, "could not record a failed lab");
             }
-            self.release_network(&lab.user_id).await;
         }
     }
 
@@ -487,14 +522,13 @@ impl Labs {
         spec: &DatalabSpec,
         username: &str,
         volumes: Vec<VolumeSpec>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StartFailure> {
         let workspace = self.workspace_of(username);
-        std::fs::create_dir_all(&workspace)
-            .map_err(|e| format!("cannot create the workspace: {e}"))?;
+        std::fs::create_dir_all(&workspace).map_err(StartFailure::Workspace)?;
         let (uid, gid) = self.cfg.run_as;
         std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot hand the workspace to the lab user: {e}"))?;
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+            .map_err(StartFailure::WorkspaceOwner)?;
+        let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
         let mut sandbox = SandboxSpec {
             command: launch_command(spec, port, &base_url, username, lab.file.as_deref()),
@@ -539,21 +573,16 @@ impl Labs {
                 .map(|c| (c, lab.id.as_str(), self.limits_for(spec))),
             netns,
         };
-        let process = SandboxProcess::start_in(&self.cfg.bwrap, &sandbox, &log, placement)
-            .map_err(|e| e.to_string())?;
+        let process = SandboxProcess::start_in(&self.cfg.bwrap, &sandbox, &log, placement)?;
         // The tool runs from here on; recording it below does not hold it up.
         self.step(&lab.id, "process_started");
-        lab.state = "starting".to_owned();
         lab.port = Some(i64::from(port));
         lab.pid = Some(i64::from(process.pid));
         lab.pid_start = i64::try_from(process.start_ticks).ok();
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), process);
         }
-        self.store
-            .update_lab(lab)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.transition(lab, LabState::Starting).await?;
         self.set_route(lab, LabState::Starting, network.clone());
         self.step(&lab.id, "waiting_for_readiness");
         let path = format!(
@@ -566,33 +595,49 @@ impl Labs {
         loop {
             if let Some(code) = self.exited(&lab.id) {
                 let tail = insitu_launcher::process::log_tail(&log, 5).join(" | ");
-                return Err(format!(
-                    "the tool exited ({}) before it was ready; last output: {tail}",
-                    describe(code)
-                ));
+                return Err(StartFailure::ExitedEarly { code, tail });
             }
             if ready(addr, &path, network.as_deref()).await {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "the tool was not ready after {} s",
-                    self.cfg.start_timeout.as_secs()
-                ));
+                return Err(StartFailure::NotReady(self.cfg.start_timeout.as_secs()));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        lab.state = "running".to_owned();
-        lab.started_at = Some(now());
         self.record_activity(&lab.id);
-        self.store
-            .update_lab(lab)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.transition(lab, LabState::Running).await?;
         self.set_route(lab, LabState::Running, network);
         self.step(&lab.id, "ready");
         tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
         Ok(())
+    }
+
+    /// Moves a lab to a state and records it: the one place a lab's state
+    /// changes (to stopped or failed through [`Labs::end`]). Entering
+    /// running stamps when it started.
+    async fn transition(&self, lab: &mut LabRecord, to: LabState) -> Result<(), StoreError> {
+        lab.state = to;
+        if to == LabState::Running {
+            lab.started_at = Some(now());
+        }
+        self.store.update_lab(lab).await
+    }
+
+    /// Ends a lab, stopped or failed, with the reason its user reads, and
+    /// lets its user's network go when it was their last lab (even when
+    /// the record could not be written).
+    async fn end(
+        &self,
+        lab: &mut LabRecord,
+        to: LabState,
+        reason: String,
+    ) -> Result<(), StoreError> {
+        lab.reason = Some(reason);
+        lab.stopped_at = Some(now());
+        let recorded = self.transition(lab, to).await;
+        self.release_network(&lab.user_id).await;
+        recorded
     }
 
     /// The limits a datalab's `[resources]` ask for, where they are
@@ -611,7 +656,7 @@ impl Labs {
     }
 
     /// Says so when the kernel killed part of the lab for lack of memory.
-    fn out_of_memory(&self, lab_id: &str, spec: &DatalabSpec) -> Option<String> {
+    fn out_of_memory(&self, lab_id: &LabId, spec: &DatalabSpec) -> Option<String> {
         let procs = self.procs.lock().ok()?;
         procs
             .get(lab_id)?
@@ -620,7 +665,7 @@ impl Labs {
     }
 
     /// `Some(code)` once the lab's process has ended.
-    fn exited(&self, lab_id: &str) -> Option<Option<i32>> {
+    fn exited(&self, lab_id: &LabId) -> Option<Option<i32>> {
         let mut procs = self.procs.lock().ok()?;
         match procs.get_mut(lab_id).map(SandboxProcess::status) {
             Some(ExitStatus::Exited(code)) => Some(code),
@@ -629,7 +674,7 @@ impl Labs {
         }
     }
 
-    async fn stop_process(&self, lab_id: &str, grace: Duration) {
+    async fn stop_process(&self, lab_id: &LabId, grace: Duration) {
         self.drop_route(lab_id);
         let p = self
             .procs
@@ -643,17 +688,17 @@ impl Labs {
 
     /// Stops a lab: its whole process tree ends; the workspace stays.
     pub async fn stop(&self, mut lab: LabRecord) -> Result<LabRecord, Error> {
-        if !ACTIVE.contains(&lab.state.as_str()) {
+        if !lab.state.is_active() {
             return Ok(lab);
         }
-        lab.state = "stopping".to_owned();
-        self.store.update_lab(&lab).await?;
+        self.transition(&mut lab, LabState::Stopping).await?;
         self.stop_process(&lab.id, Duration::from_secs(5)).await;
-        lab.state = "stopped".to_owned();
-        lab.reason = Some("stopped by the user".to_owned());
-        lab.stopped_at = Some(now());
-        self.store.update_lab(&lab).await?;
-        self.release_network(&lab.user_id).await;
+        self.end(
+            &mut lab,
+            LabState::Stopped,
+            "stopped by the user".to_owned(),
+        )
+        .await?;
         Ok(lab)
     }
 
@@ -662,15 +707,18 @@ impl Labs {
     /// the network namespaces of users with no active lab. Groups and
     /// namespaces this store does not know are another platform's and are
     /// left alone.
-    async fn prune(&self) -> Result<(), insitu_store::StoreError> {
+    async fn prune(&self) -> Result<(), StoreError> {
         if let Some(cgroups) = self.cgroups() {
             let names = cgroups.group_names();
             for name in names {
+                let Ok(id) = name.parse::<LabId>() else {
+                    continue;
+                };
                 let ended = self
                     .store
-                    .lab(&name)
+                    .lab(&id)
                     .await?
-                    .is_some_and(|l| !ACTIVE.contains(&l.state.as_str()));
+                    .is_some_and(|l| !l.state.is_active());
                 if ended {
                     let (c, n) = (cgroups.clone(), name.clone());
                     let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&n)).await;
@@ -685,8 +733,12 @@ impl Labs {
                         .collect()
                 })
                 .unwrap_or_default();
-            let mut users: Vec<String> = Vec::new();
-            for lab in self.store.labs_in_states(&["stopped", "failed"]).await? {
+            let mut users: Vec<UserId> = Vec::new();
+            for lab in self
+                .store
+                .labs_in_states(&[LabState::Stopped, LabState::Failed])
+                .await?
+            {
                 if !users.contains(&lab.user_id) {
                     users.push(lab.user_id);
                 }
@@ -702,8 +754,8 @@ impl Labs {
 
     /// After a restart: adopts the processes of labs that were starting or
     /// running, and marks the others failed with the reason.
-    pub async fn adopt_all(&self) -> Result<(), insitu_store::StoreError> {
-        for mut lab in self.store.labs_in_states(&ACTIVE).await? {
+    pub async fn adopt_all(&self) -> Result<(), StoreError> {
+        for mut lab in self.store.labs_in_states(&LabState::ACTIVE).await? {
             let log = self.log_path(&lab.id);
             let adopted = match (lab.pid, lab.pid_start) {
                 (Some(pid), Some(start)) => u32::try_from(pid)
@@ -716,7 +768,7 @@ impl Labs {
                 _ => None,
             };
             match adopted {
-                Some(p) if lab.state == "running" => {
+                Some(p) if lab.state == LabState::Running => {
                     tracing::info!(lab = %lab.id, pid = p.pid, "lab re-adopted after restart");
                     if let Ok(mut procs) = self.procs.lock() {
                         procs.insert(lab.id.clone(), p);
@@ -731,13 +783,11 @@ impl Labs {
                     if let Some(mut p) = other {
                         p.stop(Duration::from_secs(2)).await;
                     }
-                    let was = std::mem::replace(&mut lab.state, "failed".to_owned());
-                    lab.reason = Some(format!(
-                        "the platform restarted while the lab was {was}; its process was gone or could not be resumed"
-                    ));
-                    lab.stopped_at = Some(now());
-                    self.store.update_lab(&lab).await?;
-                    self.release_network(&lab.user_id).await;
+                    let reason = format!(
+                        "the platform restarted while the lab was {}; its process was gone or could not be resumed",
+                        lab.state
+                    );
+                    self.end(&mut lab, LabState::Failed, reason).await?;
                 }
             }
         }
@@ -746,23 +796,19 @@ impl Labs {
 
     /// Marks running labs whose process ended as failed (or stopped when it
     /// exited cleanly). Runs every second.
-    pub async fn check_running(&self) -> Result<(), insitu_store::StoreError> {
+    pub async fn check_running(&self) -> Result<(), StoreError> {
         self.sweep_networks().await;
-        for mut lab in self.store.labs_in_states(&["running"]).await? {
+        for mut lab in self.store.labs_in_states(&[LabState::Running]).await? {
             if let Some(limit) = self.cfg.idle_timeout
                 && self.idle_for(&lab.id).is_some_and(|idle| idle >= limit)
             {
-                lab.state = "stopping".to_owned();
-                self.store.update_lab(&lab).await?;
+                self.transition(&mut lab, LabState::Stopping).await?;
                 self.stop_process(&lab.id, Duration::from_secs(5)).await;
-                lab.state = "stopped".to_owned();
-                lab.reason = Some(format!(
+                let reason = format!(
                     "stopped after {} s without activity (idle culling); your workspace is kept",
                     limit.as_secs()
-                ));
-                lab.stopped_at = Some(now());
-                self.store.update_lab(&lab).await?;
-                self.release_network(&lab.user_id).await;
+                );
+                self.end(&mut lab, LabState::Stopped, reason).await?;
                 tracing::info!(lab = %lab.id, "idle lab stopped");
                 continue;
             }
@@ -774,20 +820,17 @@ impl Labs {
                     // Ends what is left and removes its control group.
                     p.stop(Duration::ZERO).await;
                 }
-                lab.state = if code == Some(0) && !oom {
-                    "stopped"
+                let state = if code == Some(0) && !oom {
+                    LabState::Stopped
                 } else {
-                    "failed"
-                }
-                .to_owned();
-                lab.reason = Some(if oom {
+                    LabState::Failed
+                };
+                let reason = if oom {
                     format!("{} ({})", oom_reason(None), describe(code))
                 } else {
                     format!("the tool exited ({})", describe(code))
-                });
-                lab.stopped_at = Some(now());
-                self.store.update_lab(&lab).await?;
-                self.release_network(&lab.user_id).await;
+                };
+                self.end(&mut lab, state, reason).await?;
                 tracing::info!(lab = %lab.id, reason = ?lab.reason, "lab ended");
             }
         }
@@ -855,11 +898,6 @@ fn describe(code: Option<i32>) -> String {
     }
 }
 
-fn lab_id() -> String {
-    let bytes: [u8; 6] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -904,32 +942,32 @@ impl Labs {
     }
 
     /// A user's labs, newest first.
-    pub async fn of_user(&self, user_id: &str) -> Result<Vec<LabRecord>, Error> {
+    pub async fn of_user(&self, user_id: &UserId) -> Result<Vec<LabRecord>, Error> {
         Ok(self.store.labs_of_user(user_id).await?)
     }
 
     /// The user's own lab; another user's lab is not found, not forbidden,
     /// so lab ids cannot be probed.
-    pub async fn own(&self, user_id: &str, id: &str) -> Result<LabRecord, Error> {
+    pub async fn own(&self, user_id: &UserId, id: &LabId) -> Result<LabRecord, Error> {
         match self.store.lab(id).await? {
-            Some(l) if l.user_id == user_id => Ok(l),
-            _ => Err(Error::LabNotFound(id.to_owned())),
+            Some(l) if l.user_id == *user_id => Ok(l),
+            _ => Err(Error::LabNotFound(id.to_string())),
         }
     }
 
     /// Stops one of the user's labs.
-    pub async fn stop_own(&self, user_id: &str, id: &str) -> Result<LabRecord, Error> {
+    pub async fn stop_own(&self, user_id: &UserId, id: &LabId) -> Result<LabRecord, Error> {
         let lab = self.own(user_id, id).await?;
         self.stop(lab).await
     }
 
     /// A single-use link that logs the user into their running lab on the
     /// proxy's origin.
-    pub async fn open(&self, user_id: &str, id: &str) -> Result<String, Error> {
+    pub async fn open(&self, user_id: &UserId, id: &LabId) -> Result<String, Error> {
         let lab = self.own(user_id, id).await?;
-        if lab.state != "running" {
+        if lab.state != LabState::Running {
             return Err(Error::LabNotRunning {
-                id: id.to_owned(),
+                id: lab.id,
                 state: lab.state,
             });
         }
@@ -937,7 +975,7 @@ impl Labs {
     }
 
     /// The last `lines` lines the lab's tool wrote.
-    pub async fn log_tail(&self, lab_id: &str, lines: usize) -> Vec<String> {
+    pub async fn log_tail(&self, lab_id: &LabId, lines: usize) -> Vec<String> {
         let path = self.log_path(lab_id);
         tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, lines))
             .await

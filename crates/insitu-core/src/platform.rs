@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu_domain::VolumeSpec;
+use insitu_domain::{UserId, VolumeSpec};
 use insitu_launcher::Cgroups;
 use insitu_store::{LabRecord, Store, StoreError};
 
@@ -125,7 +125,7 @@ impl Platform {
     /// volumes (see [`volumes::resolve_launch_file`]).
     pub async fn launch(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         username: &str,
         order: LaunchOrder,
     ) -> Result<LabRecord, Error> {

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use insitu_domain::volume::VolumeConfig;
-use insitu_domain::{Name, VolumeSpec};
+use insitu_domain::{Name, UserId, VolumeSpec};
 
 use insitu_store::Store;
 
@@ -76,7 +76,7 @@ pub struct Volumes {
     store: Store,
     /// Each user's volume names, read through on first use and replaced on
     /// every change made through this server.
-    mine: RwLock<HashMap<String, Arc<Vec<String>>>>,
+    mine: RwLock<HashMap<UserId, Arc<Vec<String>>>>,
 }
 
 impl Volumes {
@@ -104,33 +104,33 @@ impl Volumes {
     }
 
     /// The names of a user's volumes.
-    pub async fn mine(&self, user_id: &str) -> Result<Arc<Vec<String>>, Error> {
+    pub async fn mine(&self, user_id: &UserId) -> Result<Arc<Vec<String>>, Error> {
         if let Some(v) = self.mine.read().ok().and_then(|m| m.get(user_id).cloned()) {
             return Ok(v);
         }
         let fresh = Arc::new(self.store.my_volumes(user_id).await?);
         if let Ok(mut m) = self.mine.write() {
-            m.insert(user_id.to_owned(), Arc::clone(&fresh));
+            m.insert(user_id.clone(), Arc::clone(&fresh));
         }
         Ok(fresh)
     }
 
     /// Adds a catalogued volume to the user's volumes (again is no change).
-    pub async fn add_mine(&self, user_id: &str, name: &str) -> Result<&VolumeEntry, Error> {
+    pub async fn add_mine(&self, user_id: &UserId, name: &str) -> Result<&VolumeEntry, Error> {
         let v = self.volume(name)?;
         self.store.add_my_volume(user_id, name, now()).await?;
         self.forget_mine(user_id);
         Ok(v)
     }
 
-    pub async fn remove_mine(&self, user_id: &str, name: &str) -> Result<(), Error> {
+    pub async fn remove_mine(&self, user_id: &UserId, name: &str) -> Result<(), Error> {
         self.volume(name)?;
         self.store.remove_my_volume(user_id, name).await?;
         self.forget_mine(user_id);
         Ok(())
     }
 
-    fn forget_mine(&self, user_id: &str) {
+    fn forget_mine(&self, user_id: &UserId) {
         if let Ok(mut m) = self.mine.write() {
             m.remove(user_id);
         }

@@ -273,19 +273,19 @@ impl DatalabSpec {
             }
         };
         if let Err(reason) = spdx::check_expression(&raw.license) {
-            err("license", reason);
+            err("license", reason.to_string());
         }
         if raw.launch.command.is_empty() || raw.launch.command[0].trim().is_empty() {
             err("launch.command", "must name a program".to_owned());
         }
         for (i, arg) in raw.launch.command.iter().enumerate() {
             if let Err(reason) = check_placeholders(arg, false) {
-                err(&format!("launch.command[{i}]"), reason);
+                err(&format!("launch.command[{i}]"), reason.to_string());
             }
         }
         for (i, arg) in raw.launch.file_arguments.iter().enumerate() {
             if let Err(reason) = check_placeholders(arg, true) {
-                err(&format!("launch.file_arguments[{i}]"), reason);
+                err(&format!("launch.file_arguments[{i}]"), reason.to_string());
             }
         }
         let file = format!("{{{FILE_PLACEHOLDER}}}");
@@ -305,7 +305,7 @@ impl DatalabSpec {
                 );
             }
             if let Err(reason) = check_placeholders(v, false) {
-                err(&format!("launch.env.{k}"), reason);
+                err(&format!("launch.env.{k}"), reason.to_string());
             }
         }
         if !raw.launch.readiness_path.starts_with('/') {
@@ -327,7 +327,7 @@ impl DatalabSpec {
                 None
             }
             Err(reason) => {
-                err("resources.memory", reason);
+                err("resources.memory", reason.to_string());
                 None
             }
         };
@@ -412,40 +412,74 @@ fn toml_error(e: &toml::de::Error) -> DefinitionError {
     }
 }
 
+/// What is wrong with the placeholders of a launch argument or value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceholderError {
+    #[error("has a '{{' without a closing '}}'")]
+    Unclosed,
+    #[error(
+        "{{{0}}} may appear only in launch.file_arguments, which are added when a lab is launched on a file"
+    )]
+    FileOutsideFileArguments(String),
+    #[error(
+        "unknown placeholder {{{key}}}: expected one of {}",
+        known_placeholders()
+    )]
+    Unknown { key: String },
+}
+
+fn known_placeholders() -> String {
+    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+}
+
 /// Checks the placeholders of a command argument or environment value;
 /// `{file}` only where `file` says it may be.
-fn check_placeholders(s: &str, file: bool) -> Result<(), String> {
+fn check_placeholders(s: &str, file: bool) -> Result<(), PlaceholderError> {
     let mut rest = s;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
-            return Err("has a '{' without a closing '}'".to_owned());
+            return Err(PlaceholderError::Unclosed);
         };
         let key = &after[..close];
         if key == FILE_PLACEHOLDER && !file {
-            return Err(format!(
-                "{{{key}}} may appear only in launch.file_arguments, which are added when a lab is launched on a file"
-            ));
+            return Err(PlaceholderError::FileOutsideFileArguments(key.to_owned()));
         }
         if key != FILE_PLACEHOLDER && !PLACEHOLDERS.contains(&key) {
-            return Err(format!(
-                "unknown placeholder {{{key}}}: expected one of {}",
-                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-            ));
+            return Err(PlaceholderError::Unknown {
+                key: key.to_owned(),
+            });
         }
         rest = &after[close + 1..];
     }
     Ok(())
 }
 
+/// What is wrong with a size or a duration; `text` is what was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("{0:?} is not a size such as \"512MiB\" or \"4GiB\"")]
+    NotASize(String),
+    #[error("unknown unit {unit:?} in {text:?}: use B, KiB, MiB, GiB, TiB")]
+    SizeUnit { unit: String, text: String },
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    #[error("{0:?} is not a duration such as \"30m\" or \"12h\"")]
+    NotADuration(String),
+    #[error("unknown unit {unit:?} in {text:?}: use s, m, h or d")]
+    DurationUnit { unit: String, text: String },
+    #[error("{0:?} must be above zero and not absurdly large")]
+    DurationRange(String),
+}
+
 /// Parses a size such as `512MiB`, `4GiB`, `2G` or `1048576` into bytes.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, QuantityError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a size such as \"512MiB\" or \"4GiB\""))?;
+        .map_err(|_| QuantityError::NotASize(s.to_owned()))?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KB" => 1000,
@@ -457,33 +491,39 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "T" | "TB" => 1_000_000_000_000,
         "TiB" => 1 << 40,
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?}: use B, KiB, MiB, GiB, TiB"
-            ));
+            return Err(QuantityError::SizeUnit {
+                unit: other.to_owned(),
+                text: s.to_owned(),
+            });
         }
     };
     n.checked_mul(factor)
-        .ok_or_else(|| format!("{s:?} is too large"))
+        .ok_or_else(|| QuantityError::TooLarge(s.to_owned()))
 }
 
 /// Parses a duration such as `90s`, `30m`, `12h` or `7d` into seconds.
-pub fn parse_duration(s: &str) -> Result<u64, String> {
+pub fn parse_duration(s: &str) -> Result<u64, QuantityError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as \"30m\" or \"12h\""))?;
+        .map_err(|_| QuantityError::NotADuration(s.to_owned()))?;
     let factor = match unit.trim() {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use s, m, h or d")),
+        other => {
+            return Err(QuantityError::DurationUnit {
+                unit: other.to_owned(),
+                text: s.to_owned(),
+            });
+        }
     };
     n.checked_mul(factor)
         .filter(|v| *v > 0)
-        .ok_or_else(|| format!("{s:?} must be above zero and not absurdly large"))
+        .ok_or_else(|| QuantityError::DurationRange(s.to_owned()))
 }
 
 /// Formats bytes for people: `4 GiB`, `512 MiB`.

@@ -88,6 +88,33 @@ impl LabId {
     }
 }
 
+/// A UUID as UUIDs are written: `8-4-4-4-12` lowercase hex digits.
+fn uuid_text(value: u128) -> String {
+    let hex = format!("{value:032x}");
+    [
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..],
+    ]
+    .join("-")
+}
+
+impl UserId {
+    /// The id of this UUID.
+    pub fn from_uuid(value: u128) -> UserId {
+        UserId(uuid_text(value))
+    }
+}
+
+impl TokenId {
+    /// The id of this UUID.
+    pub fn from_uuid(value: u128) -> TokenId {
+        TokenId(uuid_text(value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +131,19 @@ mod tests {
         for bad in ["", "../x", "a/b", "a b", "é", &"x".repeat(65)] {
             assert_eq!(bad.parse::<UserId>(), Err(IdError), "{bad}");
         }
+    }
+
+    #[test]
+    fn ids_of_uuids_are_written_as_uuids() {
+        let id = TokenId::from_uuid(0x0190_c0de_7a6b_7c3e_9d2f_0000_0000_0001);
+        assert_eq!(id.as_str(), "0190c0de-7a6b-7c3e-9d2f-000000000001");
+        assert_eq!(
+            UserId::from_uuid(0)
+                .as_str()
+                .parse::<UserId>()
+                .map(|u| u.to_string()),
+            Ok("00000000-0000-0000-0000-000000000000".to_owned())
+        );
     }
 
     #[test]

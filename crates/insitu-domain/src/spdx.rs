@@ -154,24 +154,46 @@ fn known_license(id: &str) -> bool {
     LICENSES.contains(&id) || LICENSES.contains(&base)
 }
 
+/// What is wrong with a licence expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LicenseError {
+    #[error("must be an SPDX licence expression such as \"MIT\" or \"Apache-2.0\"")]
+    Empty,
+    /// `token` is the offending token as the parser names it.
+    #[error("unexpected {token} in licence expression {expr:?}")]
+    Trailing { token: String, expr: String },
+    #[error("unexpected {0} in licence expression")]
+    Unexpected(String),
+    #[error("unbalanced parenthesis in licence expression")]
+    Unbalanced,
+    #[error("{0:?} is not a known SPDX licence identifier (use LicenseRef-<name> for others)")]
+    UnknownLicense(String),
+    #[error("{0:?} is not a known SPDX licence exception")]
+    UnknownException(String),
+    #[error("WITH must be followed by a licence exception")]
+    MissingException,
+    #[error("licence expression ends too early")]
+    EndsEarly,
+}
+
 /// Checks an SPDX licence expression; the error says what is wrong.
-pub fn check_expression(expr: &str) -> Result<(), String> {
+pub fn check_expression(expr: &str) -> Result<(), LicenseError> {
     let toks = tokens(expr);
     if toks.is_empty() {
-        return Err("must be an SPDX licence expression such as \"MIT\" or \"Apache-2.0\"".into());
+        return Err(LicenseError::Empty);
     }
     let mut pos = 0;
     parse_or(&toks, &mut pos)?;
     if pos != toks.len() {
-        return Err(format!(
-            "unexpected {:?} in licence expression {expr:?}",
-            toks[pos]
-        ));
+        return Err(LicenseError::Trailing {
+            token: format!("{:?}", toks[pos]),
+            expr: expr.to_owned(),
+        });
     }
     Ok(())
 }
 
-fn parse_or(t: &[Token<'_>], pos: &mut usize) -> Result<(), String> {
+fn parse_or(t: &[Token<'_>], pos: &mut usize) -> Result<(), LicenseError> {
     parse_and(t, pos)?;
     while t.get(*pos) == Some(&Token::Or) {
         *pos += 1;
@@ -180,7 +202,7 @@ fn parse_or(t: &[Token<'_>], pos: &mut usize) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_and(t: &[Token<'_>], pos: &mut usize) -> Result<(), String> {
+fn parse_and(t: &[Token<'_>], pos: &mut usize) -> Result<(), LicenseError> {
     parse_atom(t, pos)?;
     while t.get(*pos) == Some(&Token::And) {
         *pos += 1;
@@ -189,22 +211,20 @@ fn parse_and(t: &[Token<'_>], pos: &mut usize) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_atom(t: &[Token<'_>], pos: &mut usize) -> Result<(), String> {
+fn parse_atom(t: &[Token<'_>], pos: &mut usize) -> Result<(), LicenseError> {
     match t.get(*pos) {
         Some(Token::Open) => {
             *pos += 1;
             parse_or(t, pos)?;
             if t.get(*pos) != Some(&Token::Close) {
-                return Err("unbalanced parenthesis in licence expression".into());
+                return Err(LicenseError::Unbalanced);
             }
             *pos += 1;
             Ok(())
         }
         Some(Token::Id(id)) => {
             if !known_license(id) {
-                return Err(format!(
-                    "{id:?} is not a known SPDX licence identifier (use LicenseRef-<name> for others)"
-                ));
+                return Err(LicenseError::UnknownLicense((*id).to_owned()));
             }
             *pos += 1;
             if t.get(*pos) == Some(&Token::With) {
@@ -212,15 +232,15 @@ fn parse_atom(t: &[Token<'_>], pos: &mut usize) -> Result<(), String> {
                 match t.get(*pos) {
                     Some(Token::Id(ex)) if EXCEPTIONS.contains(ex) => *pos += 1,
                     Some(Token::Id(ex)) => {
-                        return Err(format!("{ex:?} is not a known SPDX licence exception"));
+                        return Err(LicenseError::UnknownException((*ex).to_owned()));
                     }
-                    _ => return Err("WITH must be followed by a licence exception".into()),
+                    _ => return Err(LicenseError::MissingException),
                 }
             }
             Ok(())
         }
-        Some(other) => Err(format!("unexpected {other:?} in licence expression")),
-        None => Err("licence expression ends too early".into()),
+        Some(other) => Err(LicenseError::Unexpected(format!("{other:?}"))),
+        None => Err(LicenseError::EndsEarly),
     }
 }
 

@@ -85,7 +85,7 @@ impl VolumeSpec {
             (None, None) => PathBuf::new(),
         };
         if let Err(reason) = check_mount_path(&mount_path) {
-            err("mount_path", reason);
+            err("mount_path", reason.to_string());
         }
         match (name, zone) {
             (Some(name), Some(zone)) if errors.is_empty() => Ok(VolumeSpec {
@@ -117,16 +117,27 @@ impl VolumeSpec {
     }
 }
 
+/// What is wrong with a mount path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountPathError {
+    #[error("{} must be an absolute path", .0.display())]
+    NotAbsolute(PathBuf),
+    #[error("{} must not contain '.' or '..'", .0.display())]
+    Dots(PathBuf),
+    #[error("{} would hide a system directory", .0.display())]
+    HidesSystem(PathBuf),
+}
+
 /// A mount path must be absolute, normal (no `.`/`..`) and not shadow the
 /// system directories a lab needs.
-pub fn check_mount_path(p: &Path) -> Result<(), String> {
+pub fn check_mount_path(p: &Path) -> Result<(), MountPathError> {
     if !p.is_absolute() {
-        return Err(format!("{} must be an absolute path", p.display()));
+        return Err(MountPathError::NotAbsolute(p.to_path_buf()));
     }
     if p.components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
-        return Err(format!("{} must not contain '.' or '..'", p.display()));
+        return Err(MountPathError::Dots(p.to_path_buf()));
     }
     const RESERVED: [&str; 9] = [
         "/", "/bin", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/tmp",
@@ -135,7 +146,7 @@ pub fn check_mount_path(p: &Path) -> Result<(), String> {
         .iter()
         .any(|r| p == Path::new(r) || (*r != "/" && p.starts_with(r)))
     {
-        return Err(format!("{} would hide a system directory", p.display()));
+        return Err(MountPathError::HidesSystem(p.to_path_buf()));
     }
     Ok(())
 }

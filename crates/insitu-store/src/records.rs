@@ -1,10 +1,10 @@
 //! Rows as the rest of the platform sees them.
 
-use insitu_domain::{Role, Username};
+use insitu_domain::{LabId, LabState, Role, TokenId, UserId, Username};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
-    pub id: String,
+    pub id: UserId,
     pub username: Username,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -26,7 +26,7 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
     pub id_hash: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub csrf_token: String,
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -36,8 +36,8 @@ pub struct SessionRecord {
 /// A personal API token; only its hash is stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRecord {
-    pub id: String,
-    pub user_id: String,
+    pub id: TokenId,
+    pub user_id: UserId,
     pub name: String,
     pub token_hash: String,
     pub prefix: String,
@@ -47,12 +47,11 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// One launch of a datalab. `state` is the lab state machine's name
-/// (pending, starting, running, stopping, stopped, failed).
+/// One launch of a datalab.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabRecord {
-    pub id: String,
-    pub user_id: String,
+    pub id: LabId,
+    pub user_id: UserId,
     pub datalab: String,
     /// Names of the data volumes mounted, comma-separated in the table.
     pub volumes: Vec<String>,
@@ -60,7 +59,9 @@ pub struct LabRecord {
     pub gpus: Vec<String>,
     /// The file the lab was launched on, as the lab sees it.
     pub file: Option<String>,
-    pub state: String,
+    /// Stored as the state's name (pending, starting, running, stopping,
+    /// stopped, failed).
+    pub state: LabState,
     pub reason: Option<String>,
     pub port: Option<i64>,
     pub pid: Option<i64>,

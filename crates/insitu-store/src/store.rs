@@ -1,7 +1,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use insitu_domain::{Role, Username};
+use insitu_domain::{LabId, LabState, Role, TokenId, UserId, Username};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
@@ -141,12 +141,12 @@ impl Store {
     }
 
     pub async fn create_user(&self, new: NewUser) -> Result<UserRecord, StoreError> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = UserId::from_uuid(uuid::Uuid::now_v7().as_u128());
         let result = sqlx::query(
             "INSERT INTO users (id, username, password_hash, role, disabled, created_at) \
              VALUES ($1, $2, $3, $4, 0, $5)",
         )
-        .bind(&id)
+        .bind(id.as_str())
         .bind(new.username.as_str())
         .bind(&new.password_hash)
         .bind(new.role.as_str())
@@ -199,10 +199,10 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")?)
     }
 
-    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<(), StoreError> {
+    pub async fn set_role(&self, user_id: &UserId, role: Role) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role.as_str())
-            .bind(user_id)
+            .bind(user_id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -211,16 +211,16 @@ impl Store {
     /// Disables or enables an account. Disabling also ends every session and
     /// revokes no token (tokens of a disabled user are refused at use, and
     /// work again if the account is enabled).
-    pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<(), StoreError> {
+    pub async fn set_disabled(&self, user_id: &UserId, disabled: bool) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(i64::from(disabled))
-            .bind(user_id)
+            .bind(user_id.as_str())
             .execute(&mut *tx)
             .await?;
         if disabled {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -229,25 +229,25 @@ impl Store {
     }
 
     /// Replaces the password hash and ends every session of the user.
-    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
+    pub async fn set_password_hash(&self, user_id: &UserId, hash: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user_id)
+            .bind(user_id.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn record_login(&self, user_id: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn record_login(&self, user_id: &UserId, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(user_id)
+            .bind(user_id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -261,7 +261,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&s.id_hash)
-        .bind(&s.user_id)
+        .bind(s.user_id.as_str())
         .bind(&s.csrf_token)
         .bind(s.created_at)
         .bind(s.last_seen_at)
@@ -290,7 +290,7 @@ impl Store {
         };
         let session = SessionRecord {
             id_hash: row.try_get("id_hash")?,
-            user_id: row.try_get("user_id")?,
+            user_id: parsed(&row, "user_id")?,
             csrf_token: row.try_get("csrf_token")?,
             created_at: row.try_get("s_created_at")?,
             last_seen_at: row.try_get("last_seen_at")?,
@@ -333,8 +333,8 @@ impl Store {
             "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(&t.id)
-        .bind(&t.user_id)
+        .bind(t.id.as_str())
+        .bind(t.user_id.as_str())
         .bind(&t.name)
         .bind(&t.token_hash)
         .bind(&t.prefix)
@@ -368,12 +368,12 @@ impl Store {
     }
 
     /// The user's tokens that are not revoked, newest first.
-    pub async fn list_tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    pub async fn list_tokens(&self, user_id: &UserId) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, user_id, name, token_hash, prefix, created_at, last_used_at, expires_at, revoked_at \
              FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC",
         )
-        .bind(user_id)
+        .bind(user_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -385,31 +385,31 @@ impl Store {
     /// user has no such live token.
     pub async fn revoke_token(
         &self,
-        user_id: &str,
-        token_id: &str,
+        user_id: &UserId,
+        token_id: &TokenId,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
         )
-        .bind(token_id)
-        .bind(user_id)
+        .bind(token_id.as_str())
+        .bind(user_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let hash: String = row.try_get("token_hash")?;
         sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(token_id)
+            .bind(token_id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(Some(hash))
     }
 
-    pub async fn touch_token(&self, token_id: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn touch_token(&self, token_id: &TokenId, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(token_id)
+            .bind(token_id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -417,11 +417,11 @@ impl Store {
 
     // ---- my volumes ------------------------------------------------------
 
-    pub async fn my_volumes(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn my_volumes(&self, user_id: &UserId) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT volume_name FROM user_volumes WHERE user_id = $1 ORDER BY volume_name",
         )
-        .bind(user_id)
+        .bind(user_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -432,7 +432,7 @@ impl Store {
     /// Adds a volume to the user's volumes; adding it twice is harmless.
     pub async fn add_my_volume(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         volume: &str,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -440,7 +440,7 @@ impl Store {
             "INSERT INTO user_volumes (user_id, volume_name, added_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, volume_name) DO NOTHING",
         )
-        .bind(user_id)
+        .bind(user_id.as_str())
         .bind(volume)
         .bind(now)
         .execute(&self.pool)
@@ -449,9 +449,13 @@ impl Store {
     }
 
     /// Removes a volume from the user's volumes; returns whether it was there.
-    pub async fn remove_my_volume(&self, user_id: &str, volume: &str) -> Result<bool, StoreError> {
+    pub async fn remove_my_volume(
+        &self,
+        user_id: &UserId,
+        volume: &str,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM user_volumes WHERE user_id = $1 AND volume_name = $2")
-            .bind(user_id)
+            .bind(user_id.as_str())
             .bind(volume)
             .execute(&self.pool)
             .await?;
@@ -467,13 +471,13 @@ impl Store {
             "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
              created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
-        .bind(&l.id)
-        .bind(&l.user_id)
+        .bind(l.id.as_str())
+        .bind(l.user_id.as_str())
         .bind(&l.datalab)
         .bind(l.volumes.join(","))
         .bind(l.gpus.join(","))
         .bind(&l.file)
-        .bind(&l.state)
+        .bind(l.state.as_str())
         .bind(&l.reason)
         .bind(l.port)
         .bind(l.pid)
@@ -492,42 +496,42 @@ impl Store {
             "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
              stopped_at = $7 WHERE id = $8",
         )
-        .bind(&l.state)
+        .bind(l.state.as_str())
         .bind(&l.reason)
         .bind(l.port)
         .bind(l.pid)
         .bind(l.pid_start)
         .bind(l.started_at)
         .bind(l.stopped_at)
-        .bind(&l.id)
+        .bind(l.id.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn lab(&self, id: &str) -> Result<Option<LabRecord>, StoreError> {
+    pub async fn lab(&self, id: &LabId) -> Result<Option<LabRecord>, StoreError> {
         let sql = format!("SELECT {LAB_COLUMNS} FROM labs WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| lab_from_row(&r)).transpose()
     }
 
     /// A user's labs, newest first.
-    pub async fn labs_of_user(&self, user_id: &str) -> Result<Vec<LabRecord>, StoreError> {
+    pub async fn labs_of_user(&self, user_id: &UserId) -> Result<Vec<LabRecord>, StoreError> {
         let sql = format!(
             "SELECT {LAB_COLUMNS} FROM labs WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(lab_from_row).collect()
     }
 
     /// Labs in any of the given states (to re-adopt or cull them).
-    pub async fn labs_in_states(&self, states: &[&str]) -> Result<Vec<LabRecord>, StoreError> {
+    pub async fn labs_in_states(&self, states: &[LabState]) -> Result<Vec<LabRecord>, StoreError> {
         if states.is_empty() {
             return Ok(Vec::new());
         }
@@ -538,7 +542,7 @@ impl Store {
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for state in states {
-            query = query.bind(*state);
+            query = query.bind(state.as_str());
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(lab_from_row).collect()
@@ -549,13 +553,13 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
     let volumes: String = row.try_get("volumes")?;
     let gpus: String = row.try_get("gpus")?;
     Ok(LabRecord {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
+        id: parsed(row, "id")?,
+        user_id: parsed(row, "user_id")?,
         datalab: row.try_get("datalab")?,
         volumes: split_list(&volumes),
         gpus: split_list(&gpus),
         file: row.try_get("file")?,
-        state: row.try_get("state")?,
+        state: parsed(row, "state")?,
         reason: row.try_get("reason")?,
         port: row.try_get("port")?,
         pid: row.try_get("pid")?,
@@ -564,6 +568,17 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
         started_at: row.try_get("started_at")?,
         stopped_at: row.try_get("stopped_at")?,
     })
+}
+
+/// A column holding a value of one of the domain's types.
+fn parsed<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw: String = row.try_get(column)?;
+    raw.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column} {raw:?}: {e}")))
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -605,7 +620,7 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let username: String = row.try_get("username")?;
     let role: String = row.try_get("role")?;
     Ok(UserRecord {
-        id: row.try_get("id")?,
+        id: parsed(row, "id")?,
         username: Username::from_str(&username)
             .map_err(|e| StoreError::Corrupt(format!("username {username:?}: {e}")))?,
         password_hash: row.try_get("password_hash")?,
@@ -622,8 +637,8 @@ fn token_from_row(
     created_col: &str,
 ) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
-        id: row.try_get(id_col)?,
-        user_id: row.try_get("user_id")?,
+        id: parsed(row, id_col)?,
+        user_id: parsed(row, "user_id")?,
         name: row.try_get("name")?,
         token_hash: row.try_get("token_hash")?,
         prefix: row.try_get("prefix")?,

@@ -171,7 +171,7 @@ async fn tokens_list_and_revoke_only_own() {
         let dan = store.create_user(user("dan", Role::User)).await.unwrap();
         let eve = store.create_user(user("eve", Role::User)).await.unwrap();
         let t = TokenRecord {
-            id: "t1".into(),
+            id: "t1".parse().unwrap(),
             user_id: dan.id.clone(),
             name: "laptop".into(),
             token_hash: "hash1".into(),
@@ -185,11 +185,11 @@ async fn tokens_list_and_revoke_only_own() {
         let (found, owner) = store.token_by_hash("hash1").await.unwrap().unwrap();
         assert_eq!((found, owner.username.as_str()), (t.clone(), "dan"), "{b}");
         assert_eq!(
-            store.revoke_token(&eve.id, "t1", 7).await.unwrap(),
+            store.revoke_token(&eve.id, &t.id, 7).await.unwrap(),
             None,
             "eve cannot revoke dan's token ({b})"
         );
-        store.touch_token("t1", 6).await.unwrap();
+        store.touch_token(&t.id, 6).await.unwrap();
         assert_eq!(
             store.list_tokens(&dan.id).await.unwrap()[0].last_used_at,
             Some(6),
@@ -197,7 +197,7 @@ async fn tokens_list_and_revoke_only_own() {
         );
         assert_eq!(
             store
-                .revoke_token(&dan.id, "t1", 7)
+                .revoke_token(&dan.id, &t.id, 7)
                 .await
                 .unwrap()
                 .as_deref(),
@@ -259,18 +259,19 @@ async fn reopening_keeps_data_and_refuses_bad_urls() {
 
 #[tokio::test]
 async fn labs_are_recorded_and_updated() {
+    use insitu_domain::LabState;
     use insitu_store::LabRecord;
     for (store, _dir) in backends().await {
         let b = store.backend().as_str();
         let u = store.create_user(user("kim", Role::User)).await.unwrap();
         let mut lab = LabRecord {
-            id: "lab-1".into(),
+            id: "lab-1".parse().unwrap(),
             user_id: u.id.clone(),
             datalab: "jupyterlab".into(),
             volumes: vec!["allsky-survey".into(), "deep-fields".into()],
             gpus: vec!["0".into(), "2".into()],
             file: Some("/media/data/deep-fields/x.fits".into()),
-            state: "pending".into(),
+            state: LabState::Pending,
             reason: None,
             port: None,
             pid: None,
@@ -280,13 +281,13 @@ async fn labs_are_recorded_and_updated() {
             stopped_at: None,
         };
         store.create_lab(&lab).await.unwrap();
-        lab.state = "running".into();
+        lab.state = LabState::Running;
         lab.port = Some(40123);
         lab.pid = Some(99);
         lab.pid_start = Some(12345678901);
         lab.started_at = Some(11);
         store.update_lab(&lab).await.unwrap();
-        assert_eq!(store.lab("lab-1").await.unwrap().unwrap(), lab, "{b}");
+        assert_eq!(store.lab(&lab.id).await.unwrap().unwrap(), lab, "{b}");
         assert_eq!(
             store.labs_of_user(&u.id).await.unwrap(),
             vec![lab.clone()],
@@ -294,7 +295,7 @@ async fn labs_are_recorded_and_updated() {
         );
         assert_eq!(
             store
-                .labs_in_states(&["running", "starting"])
+                .labs_in_states(&[LabState::Running, LabState::Starting])
                 .await
                 .unwrap()
                 .len(),
@@ -302,9 +303,16 @@ async fn labs_are_recorded_and_updated() {
             "{b}"
         );
         assert!(
-            store.labs_in_states(&["stopped"]).await.unwrap().is_empty(),
+            store
+                .labs_in_states(&[LabState::Stopped])
+                .await
+                .unwrap()
+                .is_empty(),
             "{b}"
         );
-        assert!(store.lab("nope").await.unwrap().is_none(), "{b}");
+        assert!(
+            store.lab(&"nope".parse().unwrap()).await.unwrap().is_none(),
+            "{b}"
+        );
     }
 }

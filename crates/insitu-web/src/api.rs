@@ -8,8 +8,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use insitu_api::*;
+use insitu_core::accounts::token_id;
 use insitu_core::catalogue::DATALAB_FACETS;
-use insitu_core::labs::WORKSPACE_PATH;
+use insitu_core::labs::{WORKSPACE_PATH, lab_id};
 use insitu_core::query::{Filter, search};
 use insitu_core::volumes::VOLUME_FACETS;
 use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
@@ -175,6 +176,7 @@ pub async fn revoke_token(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    let id = token_id(&id)?;
     s.platform.accounts().revoke_token(&p.user_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -341,7 +343,7 @@ pub async fn get_lab(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Lab>> {
-    let lab = s.platform.labs().own(&p.user_id, &id).await?;
+    let lab = s.platform.labs().own(&p.user_id, &lab_id(&id)?).await?;
     Ok(Json(lab_of(&s, &lab)))
 }
 
@@ -350,7 +352,11 @@ pub async fn stop_lab(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Lab>> {
-    let stopped = s.platform.labs().stop_own(&p.user_id, &id).await?;
+    let stopped = s
+        .platform
+        .labs()
+        .stop_own(&p.user_id, &lab_id(&id)?)
+        .await?;
     Ok(Json(lab_of(&s, &stopped)))
 }
 
@@ -360,7 +366,7 @@ pub async fn lab_logs(
     Path(id): Path<String>,
 ) -> ApiResult<Json<LabLogs>> {
     let labs = s.platform.labs();
-    let lab = labs.own(&p.user_id, &id).await?;
+    let lab = labs.own(&p.user_id, &lab_id(&id)?).await?;
     let lines = labs.log_tail(&lab.id, 200).await;
     Ok(Json(LabLogs { lines }))
 }
@@ -383,7 +389,7 @@ pub async fn open_lab(
     Path(id): Path<String>,
 ) -> ApiResult<Json<LabOpen>> {
     Ok(Json(LabOpen {
-        url: s.platform.labs().open(&p.user_id, &id).await?,
+        url: s.platform.labs().open(&p.user_id, &lab_id(&id)?).await?,
     }))
 }
 

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use insitu_core::labs::{LabProxy, Labs, UserNetwork};
+use insitu_domain::{LabId, UserId};
 use insitu_proxy::{LabDirectory, LabNetwork, LabRoute, Proxy};
 
 /// The labs, as the proxy looks them up.
@@ -22,13 +23,15 @@ impl LabDirectory for Directory {
             network: route
                 .network
                 .map(|n| Arc::new(Namespace(n)) as Arc<dyn LabNetwork>),
-            owner: route.owner,
+            owner: route.owner.to_string(),
             state: route.state,
         })
     }
 
     fn record_activity(&self, lab_id: &str) {
-        self.0.record_activity(lab_id);
+        if let Ok(id) = lab_id.parse::<LabId>() {
+            self.0.record_activity(&id);
+        }
     }
 }
 
@@ -55,16 +58,16 @@ pub struct Door {
 }
 
 impl LabProxy for Door {
-    fn entry_link(&self, lab_id: &str, user_id: &str) -> String {
-        let ticket = self.proxy.issue_ticket(lab_id, user_id);
+    fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> String {
+        let ticket = self.proxy.issue_ticket(lab_id.as_str(), user_id.as_str());
         // `{lab}` in the proxy's URL gives every lab an origin of its own.
         format!(
             "{}/labs/{lab_id}/_insitu/auth?ticket={ticket}&next=/labs/{lab_id}/",
-            self.url.replace("{lab}", lab_id),
+            self.url.replace("{lab}", lab_id.as_str()),
         )
     }
 
-    fn revoke_lab(&self, lab_id: &str) {
-        self.proxy.revoke_lab(lab_id);
+    fn revoke_lab(&self, lab_id: &LabId) {
+        self.proxy.revoke_lab(lab_id.as_str());
     }
 }

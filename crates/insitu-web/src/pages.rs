@@ -9,8 +9,9 @@ use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use insitu_api::ErrorCode;
-use insitu_core::accounts::new_secret;
+use insitu_core::accounts::{new_secret, token_id};
 use insitu_core::catalogue::DATALAB_FACETS;
+use insitu_core::labs::lab_id;
 use insitu_core::query::{Filter, search};
 use insitu_core::volumes::VOLUME_FACETS;
 use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
@@ -490,7 +491,7 @@ async fn account_page(
         Ok(ts) => ts
             .iter()
             .map(|t| TokenView {
-                id: t.id.clone(),
+                id: t.id.to_string(),
                 name: t.name.clone(),
                 prefix: t.prefix.clone(),
                 created: short(t.created_at),
@@ -590,13 +591,13 @@ pub async fn account_token_revoke(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
+    let revoked = async {
+        let id = token_id(&id)?;
+        s.platform.accounts().revoke_token(&p.user_id, &id).await
+    };
     outcome(
         "/account",
-        s.platform
-            .accounts()
-            .revoke_token(&p.user_id, &id)
-            .await
-            .map(|()| "Token revoked.".to_owned()),
+        revoked.await.map(|()| "Token revoked.".to_owned()),
     )
 }
 
@@ -766,9 +767,7 @@ pub async fn my_labs(
         Err(e) => return failure_page(e),
     };
     let items: Vec<_> = labs.iter().map(|l| lab_of(&s, l)).collect();
-    let busy = items
-        .iter()
-        .any(|l| ["pending", "starting", "stopping"].contains(&l.state.as_str()));
+    let busy = labs.iter().any(|l| l.state.is_changing());
     let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
     let extra =
         context! { labs => ser(&items), busy, workspace_bytes => used, workspace_files => files };
@@ -782,13 +781,14 @@ pub async fn my_lab(
     Query(banner): Query<Banner>,
 ) -> Response {
     let labs = s.platform.labs();
-    let lab = match labs.own(&p.user_id, &id).await {
+    let own = async { labs.own(&p.user_id, &lab_id(&id)?).await };
+    let lab = match own.await {
         Ok(l) => l,
         Err(e) => return failure_page(e),
     };
     let view = lab_of(&s, &lab);
     let logs = labs.log_tail(&lab.id, 60).await;
-    let busy = ["pending", "starting", "stopping"].contains(&view.state.as_str());
+    let busy = lab.state.is_changing();
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
     let steps: Vec<_> = insitu_core::labs::STEPS
         .iter()
@@ -816,10 +816,11 @@ pub async fn my_lab_stop(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    let r = s
-        .platform
-        .labs()
-        .stop_own(&p.user_id, &id)
+    let stopped = async {
+        let id = lab_id(&id)?;
+        s.platform.labs().stop_own(&p.user_id, &id).await
+    };
+    let r = stopped
         .await
         .map(|_| "Lab stopped; your workspace is kept.".to_owned());
     outcome(&format!("/my-labs/{id}"), r)
@@ -830,7 +831,8 @@ pub async fn my_lab_open(
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    match s.platform.labs().open(&p.user_id, &id).await {
+    let opened = async { s.platform.labs().open(&p.user_id, &lab_id(&id)?).await };
+    match opened.await {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e @ insitu_core::Error::LabNotRunning { .. }) => {
             error_banner(&format!("/my-labs/{id}"), e)

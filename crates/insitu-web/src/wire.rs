@@ -30,7 +30,7 @@ pub fn user(u: &UserRecord) -> User {
 
 pub fn token(t: &TokenRecord) -> ApiToken {
     ApiToken {
-        id: t.id.clone(),
+        id: t.id.to_string(),
         name: t.name.clone(),
         prefix: t.prefix.clone(),
         created_at: rfc3339(t.created_at),
@@ -42,11 +42,11 @@ pub fn token(t: &TokenRecord) -> ApiToken {
 /// A lab with its launch progress (see `Labs::progress`).
 pub fn lab(l: &LabRecord, progress: Vec<Step>) -> Lab {
     Lab {
-        id: l.id.clone(),
+        id: l.id.to_string(),
         datalab: l.datalab.clone(),
         volumes: l.volumes.clone(),
         file: l.file.clone(),
-        state: l.state.clone(),
+        state: l.state.to_string(),
         reason: l.reason.clone(),
         progress: progress
             .into_iter()

@@ -24,10 +24,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use insitu_api::SampRecord;
-use insitu_domain::{DatalabKind, DatalabSpec};
+use insitu_domain::{DatalabKind, DatalabSpec, LabState, UserId};
 use insitu_launcher::{NetNs, Placement, SandboxProcess, SandboxSpec};
 
-use super::{ACTIVE, Labs};
+use super::Labs;
 use crate::error::Error;
 
 /// The desktop session, run by `bash -c` inside the lab's sandbox.
@@ -99,7 +99,7 @@ impl Labs {
         &self,
         sandbox: &mut SandboxSpec,
         spec: &DatalabSpec,
-        user_id: &str,
+        user_id: &UserId,
         port: u16,
         base_url: &str,
         netns: Option<&NetNs>,
@@ -139,9 +139,9 @@ impl Labs {
         if !self.samp.any() {
             return Ok(());
         }
-        let mut users: Vec<String> = self
+        let mut users: Vec<UserId> = self
             .store
-            .labs_in_states(&ACTIVE)
+            .labs_in_states(&LabState::ACTIVE)
             .await?
             .into_iter()
             .map(|l| l.user_id)
@@ -152,7 +152,7 @@ impl Labs {
     }
 
     /// What the user's SAMP hub recorded.
-    pub fn samp_records(&self, user_id: &str) -> Vec<SampRecord> {
+    pub fn samp_records(&self, user_id: &UserId) -> Vec<SampRecord> {
         self.samp.records(user_id)
     }
 }
@@ -173,7 +173,7 @@ const RECORD_PREFIX: &str = "samp-record ";
 /// do: its pid is kept beside its log and it is adopted again.
 pub struct SampHubs {
     dir: PathBuf,
-    hubs: Mutex<HashMap<String, SandboxProcess>>,
+    hubs: Mutex<HashMap<UserId, SandboxProcess>>,
     /// Held while a hub is checked and started, so two labs starting at
     /// once never start two hubs for one user.
     starting: tokio::sync::Mutex<()>,
@@ -189,12 +189,12 @@ impl SampHubs {
         }
     }
 
-    pub fn log_path(&self, user_id: &str) -> PathBuf {
-        self.dir.join(user_id).join("hub.log")
+    pub fn log_path(&self, user_id: &UserId) -> PathBuf {
+        self.dir.join(user_id.as_str()).join("hub.log")
     }
 
-    fn pid_path(&self, user_id: &str) -> PathBuf {
-        self.dir.join(user_id).join("hub.pid")
+    fn pid_path(&self, user_id: &UserId) -> PathBuf {
+        self.dir.join(user_id.as_str()).join("hub.pid")
     }
 
     /// Makes sure the user has a running hub in the network `netns` (the
@@ -208,7 +208,7 @@ impl SampHubs {
         &self,
         bwrap: &Path,
         lab: &SandboxSpec,
-        user_id: &str,
+        user_id: &UserId,
         netns: Option<&NetNs>,
     ) {
         let _starting = self.starting.lock().await;
@@ -226,7 +226,7 @@ impl SampHubs {
             });
             match current {
                 Some(p) if alive => {
-                    hubs.insert(user_id.to_owned(), p);
+                    hubs.insert(user_id.clone(), p);
                     return;
                 }
                 other => other,
@@ -259,20 +259,20 @@ impl SampHubs {
         };
         match SandboxProcess::start_in(bwrap, &spec, &log, placement) {
             Ok(p) => {
-                tracing::info!(user = user_id, pid = p.pid, "SAMP hub started");
+                tracing::info!(user = %user_id, pid = p.pid, "SAMP hub started");
                 let _ = std::fs::write(
                     self.pid_path(user_id),
                     format!("{} {}\n", p.pid, p.start_ticks),
                 );
                 if let Ok(mut hubs) = self.hubs.lock() {
-                    hubs.insert(user_id.to_owned(), p);
+                    hubs.insert(user_id.clone(), p);
                 }
             }
-            Err(e) => tracing::warn!(user = user_id, error = %e, "cannot start the SAMP hub"),
+            Err(e) => tracing::warn!(user = %user_id, error = %e, "cannot start the SAMP hub"),
         }
     }
 
-    fn adopt(&self, user_id: &str, log: &Path) -> Option<SandboxProcess> {
+    fn adopt(&self, user_id: &UserId, log: &Path) -> Option<SandboxProcess> {
         let text = std::fs::read_to_string(self.pid_path(user_id)).ok()?;
         let mut it = text.split_whitespace();
         let pid = it.next()?.parse().ok()?;
@@ -286,10 +286,10 @@ impl SampHubs {
     }
 
     /// Stops the hubs of users not in `keep`.
-    pub async fn retain(&self, keep: &[String]) {
-        let stale: Vec<(String, SandboxProcess)> = match self.hubs.lock() {
+    pub async fn retain(&self, keep: &[UserId]) {
+        let stale: Vec<(UserId, SandboxProcess)> = match self.hubs.lock() {
             Ok(mut hubs) => {
-                let names: Vec<String> =
+                let names: Vec<UserId> =
                     hubs.keys().filter(|u| !keep.contains(u)).cloned().collect();
                 names
                     .into_iter()
@@ -307,7 +307,7 @@ impl SampHubs {
 
     /// What the user's hub recorded, oldest first (the whole log, across
     /// the hubs the user had).
-    pub fn records(&self, user_id: &str) -> Vec<SampRecord> {
+    pub fn records(&self, user_id: &UserId) -> Vec<SampRecord> {
         parse_records(&std::fs::read_to_string(self.log_path(user_id)).unwrap_or_default())
     }
 }

@@ -141,9 +141,15 @@ fn handle(
         Decision::Forward {
             upstream,
             websocket,
-        } => prepare(&inner, peer_ip, &mut request, upstream, websocket.is_some())
-            .map(|()| websocket)
-            .map_err(|code| inner.page(code)),
+        } => prepare(
+            &inner,
+            peer_ip,
+            &mut request,
+            &upstream,
+            websocket.is_some(),
+        )
+        .map(|()| websocket)
+        .map_err(|code| inner.page(code)),
     };
     async move {
         match forward {
@@ -239,7 +245,7 @@ fn prepare(
     inner: &Inner,
     peer_ip: &HeaderValue,
     request: &mut Request<Incoming>,
-    upstream: Upstream,
+    upstream: &Upstream,
     websocket: bool,
 ) -> Result<(), ErrorCode> {
     let mut parts = std::mem::take(request.uri_mut()).into_parts();

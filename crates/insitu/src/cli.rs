@@ -372,7 +372,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             if json {
                 return print_json(&list);
             }
-            let rows = list
+            let rows: Vec<Vec<String>> = list
                 .items
                 .iter()
                 .map(|d| {
@@ -384,7 +384,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
                     ]
                 })
                 .collect();
-            print_table(&["NAME", "KIND", "VERSION", "TITLE"], rows);
+            print_table(&["NAME", "KIND", "VERSION", "TITLE"], &rows);
             Ok(())
         }
         Command::Datalabs(DatalabsCommand::Show { name, json }) => {
@@ -445,7 +445,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             if json {
                 return print_json(&items);
             }
-            let rows = items
+            let rows: Vec<Vec<String>> = items
                 .iter()
                 .map(|v| {
                     vec![
@@ -460,7 +460,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
                 .collect();
             print_table(
                 &["NAME", "MINE", "MOUNT PATH", "FILES", "SIZE", "TITLE"],
-                rows,
+                &rows,
             );
             Ok(())
         }
@@ -638,9 +638,9 @@ fn print_json<T: Serialize>(v: &T) -> Result<(), ClientError> {
     Ok(())
 }
 
-fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -654,7 +654,7 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.to_vec());
-    for row in &rows {
+    for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
@@ -716,7 +716,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             if json {
                 return print_json(&list.items);
             }
-            let rows = list
+            let rows: Vec<Vec<String>> = list
                 .items
                 .iter()
                 .map(|l| {
@@ -732,7 +732,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 .collect();
             print_table(
                 &["ID", "DATALAB", "STATE", "VOLUMES", "CREATED", "REASON"],
-                rows,
+                &rows,
             );
             Ok(())
         }

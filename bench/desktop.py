@@ -33,7 +33,7 @@ import tomllib
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SESSION = os.path.join(ROOT, "crates/insitu-web/src/labs/desktop/session.sh")
+SESSION = os.path.join(ROOT, "crates/insitu-core/src/labs/desktop/session.sh")
 ENCODINGS = {"raw": 0, "zrle": 16}
 
 

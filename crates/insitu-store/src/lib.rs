@@ -8,7 +8,9 @@
 //! NOTHING`), and the same test suite runs against both.
 //!
 //! The store knows nothing of HTTP, sessions' cookies or password hashing: it
-//! keeps records and answers queries over them.
+//! keeps records and answers queries over them. Records speak the domain's
+//! types (ids, lab states), parsed from their columns; a value that does not
+//! parse is `StoreError::Corrupt`, never a panic.
 
 mod records;
 mod store;

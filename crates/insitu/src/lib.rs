@@ -2,8 +2,11 @@
 //! `whoami`, `datalabs` and `volumes` are its command-line client.
 //!
 //! This crate is thin glue: configuration loading, argument parsing, output
-//! formatting. The server lives in `insitu-web`, the rules in
-//! `insitu-domain`.
+//! formatting. The server's HTTP face lives in `insitu-web`, the platform's
+//! services in `insitu-core`, the rules in `insitu-domain`. The CLI client
+//! (`client`, over reqwest) is, with the web crate and the lab proxy, one of
+//! the three places that use an HTTP library; this is the only crate that
+//! uses `anyhow`.
 
 pub mod cli;
 pub mod client;

@@ -135,3 +135,21 @@ fn json_rejection(r: JsonRejection) -> ApiFailure {
         other => ApiFailure::new(ErrorCode::MalformedJson, other.body_text()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_errors_keep_their_text_but_internal_ones_are_not_described() {
+        let f = ApiFailure::from(CoreError::LastAdmin);
+        assert_eq!(f.code(), ErrorCode::LastAdmin);
+        assert_eq!(f.0.message, "this is the last active administrator");
+        let f = ApiFailure::from(CoreError::Poisoned);
+        assert_eq!(f.code(), ErrorCode::Internal);
+        assert_eq!(
+            f.0.message,
+            "internal error; the server log has the details"
+        );
+    }
+}

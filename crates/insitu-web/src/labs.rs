@@ -232,6 +232,7 @@ impl Labs {
                     network: network.map(|n| n as Arc<dyn LabNetwork>),
                     owner: lab.user_id.clone(),
                     state,
+                    credential: None,
                 },
             );
         }

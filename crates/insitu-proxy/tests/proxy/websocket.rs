@@ -23,6 +23,10 @@ async fn connect(rig: &Rig, cookie: Option<&str>) -> Result<Socket, StatusCode> 
             .headers_mut()
             .insert("cookie", cookie.parse().unwrap());
     }
+    // As a browser does, from a page of the proxy's own origin.
+    request
+        .headers_mut()
+        .insert("origin", format!("http://{}", rig.addr).parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, response)) => {
             assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);

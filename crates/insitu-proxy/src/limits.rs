@@ -218,6 +218,14 @@ impl Phase {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                 Some((v & !PHASE_MASK) | UPGRADED)
             });
+        // The parked reader is the HTTP connection's task, which ends now:
+        // a waker kept here would keep its memory for the WebSocket's life.
+        drop(
+            self.reader
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 
     fn load(&self) -> (u32, u32) {

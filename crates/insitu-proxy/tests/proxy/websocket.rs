@@ -114,6 +114,7 @@ async fn revocation_closes_open_websockets() {
     let cookie = rig.sign_in(LAB, OWNER).await;
     let mut socket = connect(&rig, Some(&cookie)).await.unwrap();
     echo(&mut socket, Message::text("before")).await;
+    assert_eq!(rig.proxy.open_websockets(LAB), 1);
     rig.proxy.revoke_lab(LAB);
     let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
         .await
@@ -122,6 +123,7 @@ async fn revocation_closes_open_websockets() {
         matches!(next, None | Some(Err(_))),
         "connection closed, got {next:?}"
     );
+    assert!(eventually(|| rig.proxy.open_websockets(LAB) == 0).await);
     assert_eq!(
         connect(&rig, Some(&cookie)).await.err(),
         Some(StatusCode::UNAUTHORIZED)

@@ -26,7 +26,8 @@
 //! once per [`ProxyConfig::session_recheck`] (so that a revocation by
 //! another process is seen). Revocation ([`Proxy::revoke_lab`],
 //! [`Proxy::revoke_user`]) is immediate in memory, closes the sessions'
-//! WebSockets and goes through to the table. Each user holds at most
+//! WebSockets and goes through to the table; an expired session opens
+//! nothing more, but its open WebSockets live on. Each user holds at most
 //! [`ProxyConfig::max_tickets_per_user`] tickets and
 //! [`ProxyConfig::max_sessions_per_user`] sessions.
 //!

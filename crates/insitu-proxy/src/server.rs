@@ -236,6 +236,13 @@ struct Lookup {
     reuse_next: Option<String>,
 }
 
+impl Lookup {
+    /// Whether there is a cookie to ask the table about.
+    fn asks_anything(&self) -> bool {
+        self.stale.is_some() || self.unknown.is_some()
+    }
+}
+
 /// Checks the request (path, host, origin, session, lab state,
 /// ownership), then forwards it. The returned future owns everything it
 /// needs; it reaches the session table only for a session not in memory.
@@ -324,10 +331,7 @@ fn decide(
     }
     match inner.authenticate(request, id, now, websocket) {
         Ok(session) => Step::Done(authorize(inner, connection, id, session, websocket, now)),
-        Err(mut lookup) if inner.table.is_some() => {
-            lookup.websocket = websocket;
-            Step::Lookup(lookup)
-        }
+        Err(lookup) if inner.table.is_some() && lookup.asks_anything() => Step::Lookup(lookup),
         Err(_) => respond(ErrorCode::LabAuthRequired),
     }
 }
@@ -678,7 +682,7 @@ impl Inner {
                 Ok(_) => Step::Done(Decision::Respond(
                     self.redirect(StatusCode::SEE_OTHER, &next),
                 )),
-                Err(mut lookup) if self.table.is_some() => {
+                Err(mut lookup) if self.table.is_some() && lookup.asks_anything() => {
                     lookup.reuse_next = Some(next);
                     Step::Lookup(lookup)
                 }

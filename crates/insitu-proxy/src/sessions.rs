@@ -333,7 +333,7 @@ impl SessionStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if shard.len() >= PURGE_ABOVE {
-            shard.retain(|_, s| s.expires > now);
+            shard.retain(|_, s| s.expires > now || s.revoked.receiver_count() > 0);
         }
         shard.insert(key, session);
     }
@@ -372,6 +372,10 @@ impl SessionStore {
             let Some(session) = sessions.get(&key) else {
                 return Cached::Unknown;
             };
+            if session.expires <= now && session.revoked.receiver_count() > 0 {
+                // Expired, but its WebSockets live on until they close.
+                return Cached::Invalid;
+            }
             if session.expires > now {
                 if *session.lab_id != *lab_id {
                     return Cached::Invalid;
@@ -393,7 +397,7 @@ impl SessionStore {
                 };
             }
         }
-        // Expired: forget it.
+        // Expired, with no WebSocket open: forget it.
         self.remove(&key, false);
         Cached::Invalid
     }
@@ -501,7 +505,8 @@ impl SessionStore {
         }
     }
 
-    /// Drops expired sessions (closing their WebSockets), old tombstones
+    /// Drops expired sessions (those with open WebSockets once these
+    /// close: a session's expiry never cuts a WebSocket), old tombstones
     /// and users with no session left; returns the digests of the sessions
     /// with open WebSockets that are due for a recheck.
     pub(crate) fn sweep(&self, now: Instant, wall: SystemTime) -> Vec<SessionDigest> {
@@ -512,7 +517,7 @@ impl SessionStore {
         let now_ms = self.millis(now);
         for shard in &self.shards {
             let mut sessions = shard.write().unwrap_or_else(PoisonError::into_inner);
-            sessions.retain(|_, s| s.expires > now);
+            sessions.retain(|_, s| s.expires > now || s.revoked.receiver_count() > 0);
             if let Some(recheck_ms) = recheck_ms {
                 due.extend(
                     sessions
@@ -695,6 +700,28 @@ mod tests {
         assert!(store.admit(&before, "lab-1", now, wall, false).is_none());
         let after = stored("lab-1", wall + Duration::from_secs(2));
         assert!(store.admit(&after, "lab-1", now, wall, false).is_some());
+    }
+
+    #[test]
+    fn an_expired_session_keeps_its_open_websockets() {
+        let store = SessionStore::new(Duration::from_secs(10), 64, None);
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let (s, _) = store.create("lab-1", "alice", now, wall);
+        let raw = raw(&s);
+        let watched = valid(store.authenticate(&raw, "lab-1", now, true)).unwrap();
+        let rx = watched.revoked.unwrap();
+        let later = now + Duration::from_secs(11);
+        assert!(matches!(
+            store.authenticate(&raw, "lab-1", later, false),
+            Cached::Invalid
+        ));
+        store.sweep(later, wall);
+        assert!(!*rx.borrow());
+        assert!(rx.has_changed().is_ok(), "the session is still there");
+        drop(rx);
+        store.sweep(later, wall);
+        assert_eq!(store.len(), 0, "dropped once its WebSockets closed");
     }
 
     #[test]

@@ -631,3 +631,22 @@ impl fmt::Debug for Proxy {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README and the architecture notes quote these.
+    #[test]
+    fn the_defaults_are_those_documented() {
+        let config = ProxyConfig::new("/");
+        assert_eq!(config.header_read_timeout, Duration::from_secs(15));
+        assert_eq!(config.keep_alive_timeout, Duration::from_secs(75));
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_connections_per_client, 1_000);
+        assert_eq!(config.max_tickets_per_user, 16);
+        assert_eq!(config.max_sessions_per_user, 64);
+        assert_eq!(config.session_recheck, Duration::from_secs(60));
+        assert!(config.public_url.is_none());
+    }
+}

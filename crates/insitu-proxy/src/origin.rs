@@ -77,7 +77,11 @@ impl PublicUrl {
             part.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         };
-        let shared_ip_literal = host_suffix.is_none() && host.starts_with('[');
+        let shared_ip_literal = host_suffix.is_none()
+            && host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
         let host_ok = shared_ip_literal
             || (literal_ok(&host_prefix) && host_suffix.as_deref().is_none_or(literal_ok));
         if !host_ok {
@@ -272,6 +276,8 @@ mod tests {
             "http://",
             "http://x_y.org",
             "http://{lab}.[::1]",
+            "http://[evil",
+            "http://[::1",
         ] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad} accepted");
         }

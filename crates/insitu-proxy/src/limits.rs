@@ -251,8 +251,9 @@ pub(crate) struct TimedIo<S> {
     first_request: bool,
     waiting_since: Instant,
     head_started: Option<Instant>,
-    sleep: Pin<Box<Sleep>>,
-    armed: Instant,
+    /// The deadline's timer, made when first needed and dropped once the
+    /// connection carries a WebSocket.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> TimedIo<S> {
@@ -263,7 +264,6 @@ impl<S> TimedIo<S> {
         keep_alive_timeout: Duration,
     ) -> Self {
         let now = Instant::now();
-        let armed = now + header_read_timeout;
         TimedIo {
             io,
             phase,
@@ -273,8 +273,7 @@ impl<S> TimedIo<S> {
             first_request: true,
             waiting_since: now,
             head_started: None,
-            sleep: Box::pin(tokio::time::sleep_until(armed)),
-            armed,
+            sleep: None,
         }
     }
 
@@ -306,6 +305,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
         let this = self.get_mut();
         let (mut phase, mut generation) = this.phase.load();
         if phase == UPGRADED {
+            this.sleep = None;
             return Pin::new(&mut this.io).poll_read(cx, buf);
         }
         if phase == BUSY {
@@ -334,11 +334,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let deadline = this.deadline();
-                if deadline != this.armed {
-                    this.sleep.as_mut().reset(deadline);
-                    this.armed = deadline;
-                }
-                match this.sleep.as_mut().poll(cx) {
+                let sleep = match &mut this.sleep {
+                    Some(sleep) => {
+                        if sleep.deadline() != deadline {
+                            sleep.as_mut().reset(deadline);
+                        }
+                        sleep
+                    }
+                    None => this
+                        .sleep
+                        .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         if this.head_started.is_some() || this.first_request {

@@ -9,6 +9,7 @@ mod cache;
 mod container;
 mod formats;
 mod fuzz;
+mod lints;
 mod outputs;
 mod progress;
 mod provenance;

@@ -8,27 +8,14 @@
 //! asks for `NetworkAccess`; the image's entrypoint and `PATH` apply.
 
 use crate::error::{CwlError, Result};
-use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program};
-use crate::sandbox::step_binds;
+use crate::executor::{
+    CommandSpec, ContainerRun, ExecFuture, Executor, resolve_program, step_binds,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// What a job needs of a container: the image and the places its
-/// directories appear inside.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ContainerRun {
-    /// Image name or id, made available by [`Podman::ensure_image`].
-    pub image: String,
-    /// Where the job's output directory (and working directory) appears.
-    pub outdir: PathBuf,
-    /// Host files or directories shown at other paths inside:
-    /// `(host, container, writable)` (absolute `entryname`s of
-    /// InitialWorkDirRequirement).
-    pub mounts: Vec<(PathBuf, PathBuf, bool)>,
-}
 
 /// A podman that works on this machine.
 #[derive(Debug)]

@@ -9,8 +9,8 @@
 //! read-write), and starts in its output directory.
 
 use crate::error::CwlError;
-use crate::executor::{CommandSpec, ExecFuture, Executor, run_to_end};
-use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, TOOL_CAPS, bwrap_args_with};
+use crate::executor::{CommandSpec, ExecFuture, Executor, run_to_end, step_binds};
+use insitu_launcher::sandbox::{SandboxSpec, TOOL_CAPS, bwrap_args_with};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -139,61 +139,6 @@ fn probe_marker(bwrap: &Path) -> Option<(PathBuf, u32)> {
 fn owned_file(p: &Path, uid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.uid() == uid)
-}
-
-/// The job's binds: read-only inputs first (paths that exist, without ones
-/// inside the writable directories or already covered by a parent), then
-/// the writable directories. Paths are bound as the tool sees them, not
-/// resolved: a staged link may point at another job's output link, and
-/// bubblewrap resolves the source while the link's own path must exist.
-pub(crate) fn step_binds(spec: &CommandSpec) -> StepBinds {
-    let abs = |p: &Path| -> Option<PathBuf> {
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().ok()?.join(p)
-        };
-        p.exists().then_some(p)
-    };
-    let mut writable: Vec<PathBuf> = vec![];
-    for p in [&spec.cwd, &spec.tmpdir]
-        .into_iter()
-        .chain(&spec.read_write_paths)
-        .filter_map(|p| abs(p))
-    {
-        if !writable.contains(&p) {
-            writable.push(p);
-        }
-    }
-    let mut ro: Vec<PathBuf> = spec
-        .read_only_paths
-        .iter()
-        .filter_map(|p| abs(p))
-        .filter(|p| !writable.iter().any(|w| p.starts_with(w)))
-        .collect();
-    ro.sort();
-    ro.dedup();
-    let mut kept: Vec<PathBuf> = Vec::with_capacity(ro.len());
-    for p in ro {
-        if !kept.iter().any(|k| p.starts_with(k)) {
-            kept.push(p);
-        }
-    }
-    let binds = kept
-        .into_iter()
-        .map(|path| Bind {
-            path,
-            writable: false,
-        })
-        .chain(writable.into_iter().map(|path| Bind {
-            path,
-            writable: true,
-        }))
-        .collect();
-    StepBinds {
-        binds,
-        workdir: Some(spec.cwd.clone()),
-    }
 }
 
 impl Executor for SandboxExecutor {

@@ -20,8 +20,8 @@
 //! `--sandbox-per-step` gives every job its own sandbox.
 
 use crate::error::{CwlError, Result};
-use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program};
-use crate::sandbox::{SandboxExecutor, step_binds};
+use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program, step_binds};
+use crate::sandbox::SandboxExecutor;
 use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, bwrap_args_with, shown_from_host};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -5,7 +5,8 @@
 
 use crate::error::{CwlError, Result};
 use crate::expr::Scope;
-use crate::process::{Inherited, Reqs, RunCtx, prepare_inputs};
+use crate::process::{RunCtx, prepare_inputs};
+use crate::requirements::{Inherited, Reqs};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -250,7 +251,7 @@ fn gather(
 async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) -> Result<Value> {
     check_workflow(&p)?;
     let reqs = Reqs::of(&p, &inh)?;
-    let ev = reqs.evaluator(&ctx);
+    let ev = reqs.evaluator(ctx.js_timeout);
     let inputs = prepare_inputs(&p, &job, &reqs, &ev)?;
     let mut state: HashMap<String, Value> = inputs.clone().into_iter().collect();
     let mut known: HashSet<String> = state.keys().cloned().collect();
@@ -434,7 +435,7 @@ async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) ->
             )?
         };
         let t = o.get("type").cloned().unwrap_or(Value::Null);
-        if !v.is_null() && !crate::files::matches(&v, &t, &reqs.schemas()) {
+        if !v.is_null() && !crate::types::matches(&v, &t, &reqs.schemas()) {
             return Err(CwlError::Execution(format!(
                 "workflow output '{id}': value {} does not match type {t}",
                 crate::process::short_json(&v)

@@ -10,6 +10,7 @@ mod container;
 mod formats;
 mod fuzz;
 mod lints;
+mod modules;
 mod outputs;
 mod progress;
 mod provenance;

@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox | --require-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR]\n         [--cachedir DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR]\n         [--cachedir DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs";
 
 /// What the command line asks for.
 enum Command {
@@ -21,7 +21,8 @@ enum Command {
 }
 
 /// The whole command-line interface; returns the process exit code
-/// (0 success, 33 unsupported requirement, 1 other failures, 2 usage).
+/// (0 success, 33 unsupported requirement, 69 no sandbox, 1 other
+/// failures, 2 usage).
 pub fn cli_main(args: Vec<OsString>) -> i32 {
     let args: Vec<String> = args
         .into_iter()
@@ -97,6 +98,7 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
                 "--reject-docker" => opts.containers = ContainerMode::Reject,
                 "--no-container" => opts.containers = ContainerMode::Off,
                 "--no-sandbox" => opts.sandbox = SandboxMode::Off,
+                // The default; still accepted.
                 "--require-sandbox" => opts.sandbox = SandboxMode::Required,
                 "--sandbox-per-step" => opts.sandbox_per_step = true,
                 "--quiet" => opts.quiet = true,

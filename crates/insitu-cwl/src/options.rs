@@ -49,16 +49,14 @@ pub enum ContainerMode {
 }
 
 /// Whether CommandLineTools run in a bubblewrap sandbox
-/// ([`sandbox::SandboxExecutor`]).
+/// ([`crate::sandbox::SandboxExecutor`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SandboxMode {
-    /// Sandboxed when bubblewrap works on this machine, plain processes
-    /// (with a warning) otherwise.
+    /// Sandboxed, or the run fails before any tool runs
+    /// ([`crate::CwlError::NoSandbox`]).
     #[default]
-    Auto,
-    /// Sandboxed, or the run fails.
     Required,
-    /// Plain local processes (`--no-sandbox`).
+    /// Plain local processes, only when asked for (`--no-sandbox`).
     Off,
 }
 
@@ -72,7 +70,7 @@ impl Default for RunOptions {
             quiet: false,
             containers: ContainerMode::Auto,
             js_timeout: std::time::Duration::from_secs(20),
-            sandbox: SandboxMode::Auto,
+            sandbox: SandboxMode::Required,
             sandbox_per_step: false,
             sandbox_expose: vec![],
             provenance: None,

@@ -15,26 +15,16 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The sandbox for a run, or `None` for plain processes (off, or
-/// unavailable and not required).
+/// The sandbox for a run, or `None` for plain processes when asked for
+/// them; without a working bubblewrap the run fails before anything runs.
 async fn pick_sandbox(opts: &RunOptions) -> Result<Option<SandboxExecutor>> {
     if opts.sandbox == SandboxMode::Off {
         return Ok(None);
     }
-    match SandboxExecutor::probe(opts.sandbox_expose.clone()).await {
-        Ok(ex) => Ok(Some(ex)),
-        Err(why) if opts.sandbox == SandboxMode::Required => Err(CwlError::Unsupported(format!(
-            "a sandbox is required but {why}"
-        ))),
-        Err(why) => {
-            if !opts.quiet {
-                eprintln!(
-                    "[insitu-cwl] warning: running tools without a sandbox: {why} (--no-sandbox silences this)"
-                );
-            }
-            Ok(None)
-        }
-    }
+    SandboxExecutor::probe(opts.sandbox_expose.clone())
+        .await
+        .map(Some)
+        .map_err(CwlError::NoSandbox)
 }
 
 /// Paths a run reads from outside its own directory: the job order's

@@ -54,11 +54,17 @@ impl Scratch {
 
     /// Run `insitu-cwl ARGS` in this directory with `--outdir out`.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[])
+    }
+
+    /// [`Scratch::run`] with environment variables set.
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-cwl"))
             .current_dir(self.dir.path())
             .arg("--outdir")
             .arg(self.dir.path().join("out"))
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         Run(out)

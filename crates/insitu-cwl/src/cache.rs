@@ -336,7 +336,7 @@ impl JobCache {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{key}-"))
             .tempdir_in(&self.dir)?;
-        files::copy_tree(outdir, &tmp.path().join("out"), None)?;
+        files::copy_tree(outdir, &tmp.path().join("out"), files::ANY_LINK)?;
         let mut stored = output.clone();
         let mut ext = Outside {
             root: tmp.path().to_path_buf(),
@@ -472,7 +472,7 @@ impl Outside {
         if let Some(d) = target.parent() {
             std::fs::create_dir_all(d)?;
         }
-        files::copy_tree(p, &target, None)?;
+        files::copy_tree(p, &target, files::ANY_LINK)?;
         self.copied.push((p.to_path_buf(), dst.clone()));
         Ok(dst)
     }
@@ -535,7 +535,7 @@ fn restore(key: &str, entry: &Path, fresh: impl FnOnce() -> Result<PathBuf>) -> 
     for sub in ["out", "ext"] {
         let src = entry.join(sub);
         if src.is_dir() {
-            files::copy_tree(&src, &dir.join(sub), None)?;
+            files::copy_tree(&src, &dir.join(sub), files::ANY_LINK)?;
         }
     }
     point_to(&mut out, &dir);

@@ -433,25 +433,38 @@ fn too_deep(p: &Path) -> CwlError {
     )))
 }
 
+/// Which links a copy may follow: given a link and where it leads
+/// (canonical), whether it may.
+pub type Follow<'a> = &'a (dyn Fn(&Path, &Path) -> bool + Sync);
+
+/// Follow every link.
+pub const ANY_LINK: Follow<'static> = &|_, _| true;
+
+/// Follow the links that lead inside one of `roots` (canonical paths).
+pub fn inside(roots: &[PathBuf]) -> impl Fn(&Path, &Path) -> bool + Sync + '_ {
+    move |_, target| roots.iter().any(|r| target.starts_with(r))
+}
+
 /// Copy a file, or a directory tree following its links, from `src` to
 /// `dst`. Inside a tree, dangling links and anything neither a file nor a
 /// directory (sockets, pipes, devices) are left out; at the top such a
 /// `src` is an error, as is a link that leads back to a directory being
-/// copied (a loop). With `within`, `src` and every link in the tree must
-/// lead inside one of those (canonical) directories, or the copy fails.
-pub fn copy_tree(src: &Path, dst: &Path, within: Option<&[PathBuf]>) -> Result<()> {
+/// copied (a loop). Every link on the way (and `src`, when a link is on its
+/// path) must be one `follow` accepts, or the copy fails.
+pub fn copy_tree(src: &Path, dst: &Path, follow: Follow<'_>) -> Result<()> {
     let md = std::fs::metadata(src).map_err(|e| {
         CwlError::Io(std::io::Error::new(
             e.kind(),
             format!("{}: {e}", src.display()),
         ))
     })?;
-    if let Some(w) = within {
-        check_within(src, w)?;
+    let target = std::fs::canonicalize(src)?;
+    if target != src {
+        check_link(src, &target, follow)?;
     }
     if md.is_dir() {
         let mut ancestors = vec![dir_id(src)?];
-        copy_dir(src, dst, within, &mut ancestors)
+        copy_dir(src, dst, follow, &mut ancestors)
     } else if md.is_file() {
         std::fs::copy(src, dst)?;
         Ok(())
@@ -463,12 +476,7 @@ pub fn copy_tree(src: &Path, dst: &Path, within: Option<&[PathBuf]>) -> Result<(
     }
 }
 
-fn copy_dir(
-    src: &Path,
-    dst: &Path,
-    within: Option<&[PathBuf]>,
-    ancestors: &mut Vec<DirId>,
-) -> Result<()> {
+fn copy_dir(src: &Path, dst: &Path, follow: Follow<'_>, ancestors: &mut Vec<DirId>) -> Result<()> {
     std::fs::create_dir_all(dst)?;
     for e in std::fs::read_dir(src)? {
         let e = e?;
@@ -476,10 +484,8 @@ fn copy_dir(
         let Ok(md) = std::fs::metadata(&child) else {
             continue;
         };
-        if let Some(w) = within
-            && e.file_type()?.is_symlink()
-        {
-            check_within(&child, w)?;
+        if e.file_type()?.is_symlink() {
+            check_link(&child, &std::fs::canonicalize(&child)?, follow)?;
         }
         let to = dst.join(e.file_name());
         if md.is_dir() {
@@ -491,7 +497,7 @@ fn copy_dir(
                 return Err(too_deep(&child));
             }
             ancestors.push(id);
-            let copied = copy_dir(&child, &to, within, ancestors);
+            let copied = copy_dir(&child, &to, follow, ancestors);
             ancestors.pop();
             copied?;
         } else if md.is_file() {
@@ -501,15 +507,13 @@ fn copy_dir(
     Ok(())
 }
 
-/// `p`, links resolved, is inside one of `roots` (canonical paths).
-fn check_within(p: &Path, roots: &[PathBuf]) -> Result<()> {
-    let target = std::fs::canonicalize(p)?;
-    if roots.iter().any(|r| target.starts_with(r)) {
+fn check_link(link: &Path, target: &Path, follow: Follow<'_>) -> Result<()> {
+    if follow(link, target) {
         return Ok(());
     }
     Err(CwlError::Execution(format!(
         "{} leads to {}, outside the directories this run may read",
-        p.display(),
+        link.display(),
         target.display()
     )))
 }
@@ -611,7 +615,7 @@ mod tests {
     #[test]
     fn copies_follow_links_and_leave_dangling_ones_out() {
         let t = tree();
-        copy_tree(&t.path().join("src"), &t.path().join("dst"), None).unwrap();
+        copy_tree(&t.path().join("src"), &t.path().join("dst"), ANY_LINK).unwrap();
         let dst = t.path().join("dst");
         assert_eq!(std::fs::read_to_string(dst.join("sub/f.txt")).unwrap(), "f");
         assert!(!dst.join("link.txt").is_symlink());
@@ -623,7 +627,7 @@ mod tests {
     fn link_loops_end_with_an_error() {
         let t = tree();
         std::os::unix::fs::symlink("..", t.path().join("src/sub/up")).unwrap();
-        let e = copy_tree(&t.path().join("src"), &t.path().join("dst"), None).unwrap_err();
+        let e = copy_tree(&t.path().join("src"), &t.path().join("dst"), ANY_LINK).unwrap_err();
         assert!(e.to_string().contains("link loop"), "{e}");
         let e = list_dir(&t.path().join("src"), true).unwrap_err();
         assert!(e.to_string().contains("link loop"), "{e}");
@@ -632,23 +636,35 @@ mod tests {
     }
 
     #[test]
-    fn copies_within_roots_refuse_links_that_leave_them() {
+    fn copies_refuse_links_they_may_not_follow() {
         let t = tree();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), t.path().join("src/sub/away")).unwrap();
         let roots = [t.path().canonicalize().unwrap()];
-        let e = copy_tree(&t.path().join("src"), &t.path().join("dst"), Some(&roots))
-            .unwrap_err()
-            .to_string();
+        let e = copy_tree(
+            &t.path().join("src"),
+            &t.path().join("dst"),
+            &inside(&roots),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("outside the directories this run may read"),
             "{e}"
         );
         assert!(!t.path().join("dst/sub/away/secret").exists());
         std::fs::remove_file(t.path().join("src/sub/away")).unwrap();
-        copy_tree(&t.path().join("src"), &t.path().join("dst"), Some(&roots)).unwrap();
-        let e = copy_tree(outside.path(), &t.path().join("d2"), Some(&roots)).unwrap_err();
-        assert!(e.to_string().contains("outside"), "{e}");
+        copy_tree(
+            &t.path().join("src"),
+            &t.path().join("dst"),
+            &inside(&roots),
+        )
+        .unwrap();
+        // `src` itself, reached through a link.
+        std::os::unix::fs::symlink(outside.path(), t.path().join("top")).unwrap();
+        let e = copy_tree(&t.path().join("top"), &t.path().join("d2"), &inside(&roots));
+        assert!(e.unwrap_err().to_string().contains("outside"));
+        assert!(!t.path().join("d2").exists());
     }
 }

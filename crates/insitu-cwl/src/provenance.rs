@@ -240,7 +240,7 @@ impl Builder {
                         let target = self.dir.join(&rel);
                         std::fs::create_dir_all(&target)?;
                         if let Some(p) = src.as_ref().filter(|p| p.is_dir()) {
-                            files::copy_tree(p, &target, None)?;
+                            files::copy_tree(p, &target, files::ANY_LINK)?;
                         }
                         (
                             rel.clone(),

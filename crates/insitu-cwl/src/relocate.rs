@@ -176,7 +176,7 @@ fn write_out(v: &Value, target: &Path, movable: bool) -> Result<()> {
             && src.symlink_metadata().is_ok_and(|m| m.is_file())
             && std::fs::rename(&src, target).is_ok();
         if !moved {
-            files::copy_tree(&src, target, None)?;
+            files::copy_tree(&src, target, files::ANY_LINK)?;
         }
         if class == "Directory" && !src.exists() {
             std::fs::create_dir_all(target)?;

@@ -18,22 +18,49 @@ pub struct Streams {
     pub stderr: Option<String>,
 }
 
-/// The output object of a job of tool `p` that ran in `outdir`.
-pub fn collect_outputs(
-    p: &Value,
-    outdir: &Path,
-    ev: &Evaluator,
-    scope: &Scope,
-    schemas: &Schemas,
-    streams: &Streams,
-) -> Result<Value> {
-    let custom = outdir.join("cwl.output.json");
-    if custom.is_file() {
-        let text = std::fs::read_to_string(&custom)?;
-        let mut v: Value = serde_json::from_str(&text)
-            .map_err(|e| CwlError::Execution(format!("cwl.output.json: {e}")))?;
-        crate::loader::fix_locations(&mut v, outdir);
-        files::fill_fs(&mut v, "no_listing")?;
+/// What collecting a job's outputs reads: where the job ran, how to
+/// evaluate its expressions, and where its outputs may lie.
+pub struct Collector<'a> {
+    pub outdir: &'a Path,
+    pub ev: &'a Evaluator,
+    pub scope: &'a Scope,
+    pub schemas: &'a Schemas,
+    pub bounds: &'a Bounds,
+}
+
+impl Collector<'_> {
+    /// The output object of a job of tool `p`, every File and Directory
+    /// in it checked against the job's [`Bounds`].
+    pub fn collect(&self, p: &Value, streams: &Streams) -> Result<Value> {
+        let out = self.collect_unchecked(p, streams)?;
+        self.bounds.check_outputs(&out)?;
+        Ok(out)
+    }
+
+    fn collect_unchecked(&self, p: &Value, streams: &Streams) -> Result<Value> {
+        let (outdir, schemas) = (self.outdir, self.schemas);
+        let custom = outdir.join("cwl.output.json");
+        if custom.is_file() {
+            let text = std::fs::read_to_string(&custom)?;
+            let mut v: Value = serde_json::from_str(&text)
+                .map_err(|e| CwlError::Execution(format!("cwl.output.json: {e}")))?;
+            crate::loader::fix_locations(&mut v, outdir);
+            // The tool wrote these locations: nothing is read from them before
+            // they are known to be the job's.
+            self.bounds.check_outputs(&v)?;
+            files::fill_fs(&mut v, "no_listing")?;
+            let mut out = Map::new();
+            for o in p
+                .get("outputs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let id = o.get("id").and_then(Value::as_str).unwrap_or("");
+                out.insert(id.to_string(), v.get(id).cloned().unwrap_or(Value::Null));
+            }
+            return Ok(Value::Object(out));
+        }
         let mut out = Map::new();
         for o in p
             .get("outputs")
@@ -41,156 +68,144 @@ pub fn collect_outputs(
             .into_iter()
             .flatten()
         {
-            let id = o.get("id").and_then(Value::as_str).unwrap_or("");
-            out.insert(id.to_string(), v.get(id).cloned().unwrap_or(Value::Null));
+            let id = o
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let t = o.get("type").cloned().unwrap_or(json!("Any"));
+            let v = match t.as_str() {
+                Some("stdout") => {
+                    file_obj(&outdir.join(streams.stdout.as_deref().unwrap_or("stdout")))
+                }
+                Some("stderr") => {
+                    file_obj(&outdir.join(streams.stderr.as_deref().unwrap_or("stderr")))
+                }
+                _ => self.one(o, &t)?,
+            };
+            if v.is_null() && !types::is_optional(&t) && t.as_str() != Some("Any") {
+                return Err(CwlError::Execution(format!(
+                    "output '{id}' not produced (got null)"
+                )));
+            }
+            if !v.is_null()
+                && t.as_str() != Some("stdout")
+                && t.as_str() != Some("stderr")
+                && !types::matches(&v, &t, schemas)
+            {
+                return Err(CwlError::Execution(format!(
+                    "output '{id}': value {} does not match type {t}",
+                    crate::process::short_json(&v)
+                )));
+            }
+            out.insert(id, v);
         }
-        return Ok(Value::Object(out));
+        Ok(Value::Object(out))
     }
-    let mut out = Map::new();
-    for o in p
-        .get("outputs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let id = o
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let t = o.get("type").cloned().unwrap_or(json!("Any"));
-        let v = match t.as_str() {
-            Some("stdout") => file_obj(&outdir.join(streams.stdout.as_deref().unwrap_or("stdout"))),
-            Some("stderr") => file_obj(&outdir.join(streams.stderr.as_deref().unwrap_or("stderr"))),
-            _ => collect_one(o, &t, outdir, ev, scope, schemas)?,
-        };
-        if v.is_null() && !types::is_optional(&t) && t.as_str() != Some("Any") {
-            return Err(CwlError::Execution(format!(
-                "output '{id}' not produced (got null)"
-            )));
+
+    /// The value of output (or record field) `o` of type `t`.
+    fn one(&self, o: &Value, t: &Value) -> Result<Value> {
+        let (outdir, ev, scope, schemas) = (self.outdir, self.ev, self.scope, self.schemas);
+        let rt = types::resolve_type(t, schemas).clone();
+        let b = o.get("outputBinding");
+        if b.is_none() {
+            if let Some(Value::Array(fields)) = rt.get("fields")
+                && rt.get("type").and_then(Value::as_str) == Some("record")
+            {
+                let mut m = Map::new();
+                for f in fields {
+                    let n = f.get("name").and_then(Value::as_str).unwrap_or("");
+                    let ft = f.get("type").cloned().unwrap_or(json!("Any"));
+                    m.insert(n.to_string(), self.one(f, &ft)?);
+                }
+                return Ok(Value::Object(m));
+            }
+            return Ok(Value::Null);
         }
-        if !v.is_null()
-            && t.as_str() != Some("stdout")
-            && t.as_str() != Some("stderr")
-            && !types::matches(&v, &t, schemas)
+        let Some(b) = b else { return Ok(Value::Null) };
+        let mut result: Value = Value::Null;
+        let mut globbed = false;
+        if let Some(g) = b.get("glob") {
+            globbed = true;
+            let pats = ev.eval(g, scope)?;
+            let pats: Vec<String> = match pats {
+                Value::Array(a) => a.iter().map(value_str).collect(),
+                Value::Null => vec![],
+                o => vec![value_str(&o)],
+            };
+            let mut found = vec![];
+            for pat in pats {
+                let mut hits = glob(outdir, &pat)?;
+                hits.sort();
+                for h in hits {
+                    // Before anything is listed or read through it.
+                    self.bounds.check(&h)?;
+                    let mut v = if h.is_dir() {
+                        json!({"class": "Directory", "location": files::path_to_loc(&h)})
+                    } else {
+                        json!({"class": "File", "location": files::path_to_loc(&h)})
+                    };
+                    files::fill_fs(&mut v, "deep_listing")?;
+                    if (b
+                        .get("loadContents")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        || o.get("loadContents")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false))
+                        && h.is_file()
+                    {
+                        v["contents"] = Value::String(files::load_contents(&h)?);
+                    }
+                    found.push(v);
+                }
+            }
+            result = Value::Array(found);
+        }
+        if let Some(oe) = b.get("outputEval") {
+            let s = Scope {
+                this: result.clone(),
+                ..scope.clone()
+            };
+            result = ev.eval(oe, &s)?;
+            globbed = false;
+            files::fill_fs(&mut result, "no_listing").ok();
+        }
+        let is_array = matches!(&rt, Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("array"))
+            || matches!(&rt, Value::Array(a) if a.iter().any(|x| matches!(types::resolve_type(x, schemas), Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("array"))));
+        if let Value::Array(a) = &result
+            && !is_array
+            && (globbed || rt.as_str().is_some() || rt.is_array())
         {
-            return Err(CwlError::Execution(format!(
-                "output '{id}': value {} does not match type {t}",
-                crate::process::short_json(&v)
-            )));
+            let any = rt.as_str() == Some("Any");
+            result = match a.len() {
+                0 => Value::Null,
+                1 if !any || globbed => a[0].clone(),
+                _ if any => result.clone(),
+                _ => {
+                    return Err(CwlError::Execution(format!(
+                        "output '{}': glob matched {} files but the type is not an array",
+                        o.get("id").and_then(Value::as_str).unwrap_or(""),
+                        a.len()
+                    )));
+                }
+            };
         }
-        out.insert(id, v);
+        if let Some(sf) = o.get("secondaryFiles") {
+            add_output_secondary(&mut result, sf, ev, scope)?;
+        }
+        if let Some(f) = o.get("format") {
+            set_format(&mut result, f, ev, scope)?;
+        }
+        Ok(result)
     }
-    Ok(Value::Object(out))
 }
 
+/// The file object of a job's standard output or error.
 fn file_obj(p: &Path) -> Value {
     let mut v = json!({"class": "File", "location": files::path_to_loc(p)});
     files::fill_fs(&mut v, "no_listing").ok();
     v
-}
-
-fn collect_one(
-    o: &Value,
-    t: &Value,
-    outdir: &Path,
-    ev: &Evaluator,
-    scope: &Scope,
-    schemas: &Schemas,
-) -> Result<Value> {
-    let rt = types::resolve_type(t, schemas).clone();
-    let b = o.get("outputBinding");
-    if b.is_none() {
-        if let Some(Value::Array(fields)) = rt.get("fields")
-            && rt.get("type").and_then(Value::as_str) == Some("record")
-        {
-            let mut m = Map::new();
-            for f in fields {
-                let n = f.get("name").and_then(Value::as_str).unwrap_or("");
-                let ft = f.get("type").cloned().unwrap_or(json!("Any"));
-                m.insert(
-                    n.to_string(),
-                    collect_one(f, &ft, outdir, ev, scope, schemas)?,
-                );
-            }
-            return Ok(Value::Object(m));
-        }
-        return Ok(Value::Null);
-    }
-    let Some(b) = b else { return Ok(Value::Null) };
-    let mut result: Value = Value::Null;
-    let mut globbed = false;
-    if let Some(g) = b.get("glob") {
-        globbed = true;
-        let pats = ev.eval(g, scope)?;
-        let pats: Vec<String> = match pats {
-            Value::Array(a) => a.iter().map(value_str).collect(),
-            Value::Null => vec![],
-            o => vec![value_str(&o)],
-        };
-        let mut found = vec![];
-        for pat in pats {
-            let mut hits = glob(outdir, &pat)?;
-            hits.sort();
-            for h in hits {
-                let mut v = if h.is_dir() {
-                    json!({"class": "Directory", "location": files::path_to_loc(&h)})
-                } else {
-                    json!({"class": "File", "location": files::path_to_loc(&h)})
-                };
-                files::fill_fs(&mut v, "deep_listing")?;
-                if (b
-                    .get("loadContents")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-                    || o.get("loadContents")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false))
-                    && h.is_file()
-                {
-                    v["contents"] = Value::String(files::load_contents(&h)?);
-                }
-                found.push(v);
-            }
-        }
-        result = Value::Array(found);
-    }
-    if let Some(oe) = b.get("outputEval") {
-        let s = Scope {
-            this: result.clone(),
-            ..scope.clone()
-        };
-        result = ev.eval(oe, &s)?;
-        globbed = false;
-        files::fill_fs(&mut result, "no_listing").ok();
-    }
-    let is_array = matches!(&rt, Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("array"))
-        || matches!(&rt, Value::Array(a) if a.iter().any(|x| matches!(types::resolve_type(x, schemas), Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("array"))));
-    if let Value::Array(a) = &result
-        && !is_array
-        && (globbed || rt.as_str().is_some() || rt.is_array())
-    {
-        let any = rt.as_str() == Some("Any");
-        result = match a.len() {
-            0 => Value::Null,
-            1 if !any || globbed => a[0].clone(),
-            _ if any => result.clone(),
-            _ => {
-                return Err(CwlError::Execution(format!(
-                    "output '{}': glob matched {} files but the type is not an array",
-                    o.get("id").and_then(Value::as_str).unwrap_or(""),
-                    a.len()
-                )));
-            }
-        };
-    }
-    if let Some(sf) = o.get("secondaryFiles") {
-        add_output_secondary(&mut result, sf, ev, scope)?;
-    }
-    if let Some(f) = o.get("format") {
-        set_format(&mut result, f, ev, scope)?;
-    }
-    Ok(result)
 }
 
 fn set_format(v: &mut Value, f: &Value, ev: &Evaluator, scope: &Scope) -> Result<()> {
@@ -319,45 +334,120 @@ fn wildcard(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
-/// Refuse outputs that are symlinks to files outside the job's directories
-/// and the inputs (e.g. a tool linking `/etc/passwd` into its outdir).
-pub fn check_symlinks(v: &Value, tmp_root: &Path, inputs: &[PathBuf]) -> Result<()> {
-    match v {
-        Value::Object(m) => {
-            if m.get("class").and_then(Value::as_str) == Some("File")
-                && let Some(p) = m.get("path").and_then(Value::as_str)
-            {
-                let p = Path::new(p);
-                let is_link = p
-                    .symlink_metadata()
-                    .map(|md| md.file_type().is_symlink())
-                    .unwrap_or(false);
-                if is_link {
-                    let target = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-                    let root =
-                        std::fs::canonicalize(tmp_root).unwrap_or_else(|_| tmp_root.to_path_buf());
-                    let ok = target.starts_with(&root)
-                        || inputs.iter().any(|i| {
-                            let ci = std::fs::canonicalize(i).unwrap_or_else(|_| i.clone());
-                            target.starts_with(&ci)
-                        });
-                    if !ok {
-                        return Err(CwlError::Execution(format!(
-                            "output {} is a symlink to {} outside the job's directories",
-                            p.display(),
-                            target.display()
-                        )));
-                    }
-                }
-            }
-            m.values()
-                .try_for_each(|x| check_symlinks(x, tmp_root, inputs))
+/// Where a job's outputs may lie: in its own directories (output,
+/// temporary, staging) or among its inputs. A tool may make links, but
+/// none that leads anywhere else: its outputs are copied out of the
+/// sandbox by the engine, which sees the whole host.
+#[derive(Debug)]
+pub struct Bounds {
+    /// The job's directories, canonical.
+    job: Vec<PathBuf>,
+    /// The job's inputs (what it was given links to), canonical.
+    inputs: Vec<PathBuf>,
+}
+
+/// Where a path leads, for [`Bounds`].
+#[derive(PartialEq)]
+enum Place {
+    Job,
+    Input,
+    Outside,
+}
+
+impl Bounds {
+    /// The bounds of a job with directories `job` and inputs `inputs`
+    /// (paths that do not exist are left out).
+    pub fn new(job: &[&Path], inputs: &[PathBuf]) -> Bounds {
+        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+        Bounds {
+            job: job.iter().filter_map(|p| canonical(p)).collect(),
+            inputs: inputs.iter().filter_map(|p| canonical(p)).collect(),
         }
-        Value::Array(a) => a
-            .iter()
-            .try_for_each(|x| check_symlinks(x, tmp_root, inputs)),
-        _ => Ok(()),
     }
+
+    fn place(&self, target: &Path) -> Place {
+        if self.job.iter().any(|d| target.starts_with(d)) {
+            Place::Job
+        } else if self.inputs.iter().any(|i| target.starts_with(i)) {
+            Place::Input
+        } else {
+            Place::Outside
+        }
+    }
+
+    /// Every File and Directory of an output value (secondary files and
+    /// listings too) is in bounds.
+    pub fn check_outputs(&self, out: &Value) -> Result<()> {
+        let mut paths = vec![];
+        files::visit(out, &mut |e| paths.extend(e.local_path()));
+        paths.iter().try_for_each(|p| self.check(p))
+    }
+
+    /// `p`, links resolved, is in bounds; when it is in the job's
+    /// directories, so is everything its tree holds, and no link in it
+    /// leads back into itself (a loop).
+    pub fn check(&self, p: &Path) -> Result<()> {
+        let target = std::fs::canonicalize(p)
+            .map_err(|e| CwlError::Execution(format!("output {}: {e}", p.display())))?;
+        match self.place(&target) {
+            Place::Outside => Err(outside(p, &target)),
+            Place::Input => Ok(()),
+            Place::Job if target.is_dir() => {
+                let mut ancestors = vec![dir_id(&target)?];
+                self.check_tree(&target, &mut ancestors)
+            }
+            Place::Job => Ok(()),
+        }
+    }
+
+    fn check_tree(&self, dir: &Path, ancestors: &mut Vec<(u64, u64)>) -> Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let p = e.path();
+            let target = if e.file_type()?.is_symlink() {
+                // One that leads nowhere is left out when outputs are copied.
+                let Ok(target) = std::fs::canonicalize(&p) else {
+                    continue;
+                };
+                match self.place(&target) {
+                    Place::Outside => return Err(outside(&p, &target)),
+                    Place::Input => continue,
+                    Place::Job => target,
+                }
+            } else {
+                p.clone()
+            };
+            if !target.is_dir() {
+                continue;
+            }
+            let id = dir_id(&target)?;
+            if ancestors.contains(&id) {
+                return Err(CwlError::Execution(format!(
+                    "output {}: link loop: it leads back to a directory that contains it",
+                    p.display()
+                )));
+            }
+            ancestors.push(id);
+            let checked = self.check_tree(&target, ancestors);
+            ancestors.pop();
+            checked?;
+        }
+        Ok(())
+    }
+}
+
+fn dir_id(p: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(p)?;
+    Ok((md.dev(), md.ino()))
+}
+
+fn outside(p: &Path, target: &Path) -> CwlError {
+    CwlError::Execution(format!(
+        "output {} leads to {}, outside the job's directories and its inputs",
+        p.display(),
+        target.display()
+    ))
 }
 
 pub fn expand_formats(v: &mut Value, ns: &Map<String, Value>) {

@@ -13,7 +13,7 @@ use crate::options::ContainerMode;
 use crate::process::{Resources, RunCtx, prepare_inputs};
 use crate::requirements::{Inherited, Reqs};
 use crate::tool::bind::{self, value_str};
-use crate::tool::outputs::{self, Streams};
+use crate::tool::outputs::{self, Bounds, Collector, Streams};
 use crate::tool::stage::{Places, Stager, initial_workdir};
 use crate::types;
 use serde_json::{Map, Value, json};
@@ -82,7 +82,7 @@ pub async fn run_command_line_tool(
         return Ok(out);
     }
     let dirs = JobDirs::make(ctx)?;
-    let mut stager = Stager::default();
+    let mut stager = Stager::new(files::ANY_LINK);
     let mut inputs = Value::Object(inputs);
     stager.stage_inputs(&mut inputs, &dirs.stg, &mut 0)?;
     let container = container_for(p, &reqs, ctx, &dirs.aux, &dirs.out).await?;
@@ -175,8 +175,15 @@ pub async fn run_command_line_tool(
         runtime: rt,
         ..scope
     };
-    let mut out = outputs::collect_outputs(p, &dirs.out, &ev, &scope, &schemas, &streams)?;
-    outputs::check_symlinks(&out, &ctx.tmp_root, &stager.linked)?;
+    let bounds = Bounds::new(&[&dirs.out, &dirs.tmp, &dirs.stg], &stager.linked);
+    let collector = Collector {
+        outdir: &dirs.out,
+        ev: &ev,
+        scope: &scope,
+        schemas: &schemas,
+        bounds: &bounds,
+    };
+    let mut out = collector.collect(p, &streams)?;
     if let Some(ns) = p.get("__ns").and_then(Value::as_object) {
         outputs::expand_formats(&mut out, ns);
     }

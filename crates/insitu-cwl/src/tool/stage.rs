@@ -6,7 +6,7 @@
 
 use crate::error::{CwlError, Result};
 use crate::expr::{Evaluator, Scope};
-use crate::files::{self, Entry};
+use crate::files::{self, Entry, Follow};
 use crate::tool::bind::value_str;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -22,16 +22,22 @@ pub enum Put {
 
 /// Puts Files and Directories in place and remembers what the tool reaches
 /// through the links it made.
-#[derive(Debug, Default)]
 pub struct Stager<'a> {
-    /// Where copies may read from, when the run is confined
-    /// ([`files::copy_tree`]).
-    pub within: Option<&'a [PathBuf]>,
+    /// The links copies may follow ([`files::copy_tree`]).
+    pub follow: Follow<'a>,
     /// Locations linked so far: the paths the tool reads.
     pub linked: Vec<PathBuf>,
 }
 
-impl Stager<'_> {
+impl<'a> Stager<'a> {
+    /// A stager whose copies follow the links `follow` accepts.
+    pub fn new(follow: Follow<'a>) -> Self {
+        Stager {
+            follow,
+            linked: vec![],
+        }
+    }
+
     /// Make File or Directory `e` at `dir/name` (`name` defaults to its
     /// basename): a link to its location or a copy of it, else a file of
     /// its `contents` or a directory of its `listing`; its secondary files
@@ -63,7 +69,7 @@ impl Stager<'_> {
                     std::fs::remove_file(&target)?;
                 }
                 // A directory copied onto an existing one merges into it.
-                files::copy_tree(&src, &target, self.within)?;
+                files::copy_tree(&src, &target, self.follow)?;
             }
             None if !is_dir => {
                 std::fs::write(&target, view.and_then(|v| v.contents()).unwrap_or(""))?;

@@ -139,7 +139,7 @@ impl Collector<'_> {
                 hits.sort();
                 for h in hits {
                     // Before anything is listed or read through it.
-                    self.bounds.check(&h)?;
+                    self.bounds.check("output", &h)?;
                     let mut v = if h.is_dir() {
                         json!({"class": "Directory", "location": files::path_to_loc(&h)})
                     } else {
@@ -380,17 +380,17 @@ impl Bounds {
     pub fn check_outputs(&self, out: &Value) -> Result<()> {
         let mut paths = vec![];
         files::visit(out, &mut |e| paths.extend(e.local_path()));
-        paths.iter().try_for_each(|p| self.check(p))
+        paths.iter().try_for_each(|p| self.check("output", p))
     }
 
-    /// `p`, links resolved, is in bounds; when it is in the job's
-    /// directories, so is everything its tree holds, and no link in it
-    /// leads back into itself (a loop).
-    pub fn check(&self, p: &Path) -> Result<()> {
+    /// `p` (the job's `what`), links resolved, is in bounds; when it is in
+    /// the job's directories, so is everything its tree holds, and no link
+    /// in it leads back into itself (a loop).
+    pub fn check(&self, what: &str, p: &Path) -> Result<()> {
         let target = std::fs::canonicalize(p)
-            .map_err(|e| CwlError::Execution(format!("output {}: {e}", p.display())))?;
+            .map_err(|e| CwlError::Execution(format!("{what} {}: {e}", p.display())))?;
         match self.place(&target) {
-            Place::Outside => Err(outside(p, &target)),
+            Place::Outside => Err(outside(what, p, &target)),
             Place::Input => Ok(()),
             Place::Job if target.is_dir() => {
                 let mut ancestors = vec![dir_id(&target)?];
@@ -410,7 +410,7 @@ impl Bounds {
                     continue;
                 };
                 match self.place(&target) {
-                    Place::Outside => return Err(outside(&p, &target)),
+                    Place::Outside => return Err(outside("output", &p, &target)),
                     Place::Input => continue,
                     Place::Job => target,
                 }
@@ -442,9 +442,9 @@ fn dir_id(p: &Path) -> Result<(u64, u64)> {
     Ok((md.dev(), md.ino()))
 }
 
-fn outside(p: &Path, target: &Path) -> CwlError {
+fn outside(what: &str, p: &Path, target: &Path) -> CwlError {
     CwlError::Execution(format!(
-        "output {} leads to {}, outside the job's directories and its inputs",
+        "{what} {} leads to {}, outside the job's directories and its inputs",
         p.display(),
         target.display()
     ))

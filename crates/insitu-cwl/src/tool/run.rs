@@ -123,7 +123,8 @@ pub async fn run_command_line_tool(
     let shell = reqs.get("ShellCommandRequirement").is_some();
     let argv = bind::command_line(p, &ev, &scope, &schemas, shell)?;
     let streams = streams(p, &ev, &scope)?;
-    let mut spec = CommandSpec {
+    let bounds = Bounds::new(&[&dirs.out, &dirs.tmp, &dirs.stg], &stager.linked);
+    let spec = CommandSpec {
         argv,
         cwd: dirs.out.clone(),
         tmpdir: dirs.tmp.clone(),
@@ -135,9 +136,9 @@ pub async fn run_command_line_tool(
             &dirs.tmp,
             container.is_some(),
         )?,
-        stdin: None,
-        stdout: streams.stdout.as_ref().map(|s| dirs.out.join(s)),
-        stderr: streams.stderr.as_ref().map(|s| dirs.out.join(s)),
+        stdin: stdin(p, &ev, &scope, &dirs.out, &bounds)?,
+        stdout: stream_path(&dirs.out, "stdout", streams.stdout.as_deref())?,
+        stderr: stream_path(&dirs.out, "stderr", streams.stderr.as_deref())?,
         timeout: time_limit(&reqs, &ev, &scope)?,
         read_only_paths: stager
             .linked
@@ -158,7 +159,6 @@ pub async fn run_command_line_tool(
             ..c.clone()
         }),
     };
-    spec.stdin = stdin(p, &ev, &scope, &dirs.out)?;
     let code = execute(
         ctx,
         &reqs,
@@ -175,7 +175,6 @@ pub async fn run_command_line_tool(
         runtime: rt,
         ..scope
     };
-    let bounds = Bounds::new(&[&dirs.out, &dirs.tmp, &dirs.stg], &stager.linked);
     let collector = Collector {
         outdir: &dirs.out,
         ev: &ev,
@@ -333,15 +332,46 @@ fn streams(p: &Value, ev: &Evaluator, scope: &Scope) -> Result<Streams> {
 }
 
 /// The file standard input comes from (`stdin`), relative to the output
-/// directory unless absolute.
-fn stdin(p: &Value, ev: &Evaluator, scope: &Scope, outdir: &Path) -> Result<Option<PathBuf>> {
-    Ok(text_field(p, "stdin", ev, scope)?.map(|s| {
-        if Path::new(&s).is_absolute() {
-            PathBuf::from(s)
-        } else {
-            outdir.join(s)
-        }
-    }))
+/// directory unless absolute: one of the job's inputs or files (the
+/// engine opens it, for a tool that may not see the host).
+fn stdin(
+    p: &Value,
+    ev: &Evaluator,
+    scope: &Scope,
+    outdir: &Path,
+    bounds: &Bounds,
+) -> Result<Option<PathBuf>> {
+    let Some(s) = text_field(p, "stdin", ev, scope)? else {
+        return Ok(None);
+    };
+    let path = outdir.join(s);
+    bounds.check("stdin", &path)?;
+    Ok(Some(path))
+}
+
+/// Where standard output or error (`stream`) named `name` goes: a file of
+/// the output directory, never elsewhere (the engine creates it).
+fn stream_path(outdir: &Path, stream: &str, name: Option<&str>) -> Result<Option<PathBuf>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let rel = Path::new(name);
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let path = outdir.join(rel);
+    // A directory on the way may be a link InitialWorkDir made.
+    let inside = path
+        .parent()
+        .and_then(|d| std::fs::canonicalize(d).ok())
+        .zip(std::fs::canonicalize(outdir).ok())
+        .is_some_and(|(d, o)| d.starts_with(o));
+    if name.is_empty() || !plain || !inside {
+        return Err(CwlError::Validation(format!(
+            "{stream}: '{name}' must name a file inside the output directory"
+        )));
+    }
+    Ok(Some(path))
 }
 
 /// `ToolTimeLimit`: none for 0 or when absent.

@@ -219,3 +219,116 @@ outputs:
         "input\n"
     );
 }
+
+#[test]
+fn standard_streams_stay_within_the_job() {
+    let s = Scratch::new();
+    // A host file no job was given, in a directory the sandbox replaces.
+    let secret = s.file("secret.txt", "SECRET-STDIN\n");
+    s.file(
+        "stdin.cwl",
+        &format!(
+            "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: cat
+inputs: []
+stdin: {}
+outputs: {{out: stdout}}
+",
+            secret.display()
+        ),
+    );
+    let r = s.run(&["--quiet", "stdin.cwl"]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(r.stderr().contains("stdin"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("outside the job's directories"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!holds(&s.path().join("out"), "SECRET-STDIN"));
+    // Standard output and error go to files of the output directory only.
+    let escaped = s.path().join("escaped.txt");
+    for (stream, name) in [
+        ("stdout", escaped.display().to_string()),
+        ("stdout", "../escaped.txt".to_string()),
+        ("stderr", escaped.display().to_string()),
+    ] {
+        s.file(
+            "stream.cwl",
+            &format!(
+                "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [echo, hello]
+inputs: []
+{stream}: '{name}'
+outputs: {{out: {stream}}}
+"
+            ),
+        );
+        let r = s.run(&["--quiet", "stream.cwl"]);
+        assert_eq!(r.code(), 1, "{stream}: {name}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("inside the output directory"),
+            "{stream}: {name}: {}",
+            r.stderr()
+        );
+        assert!(!escaped.exists(), "{stream}: {name}");
+    }
+}
+
+#[test]
+fn basenames_never_lead_outside_the_job() {
+    let s = Scratch::new();
+    let escaped = s.path().join("escaped.txt");
+    let names = [escaped.display().to_string(), "../escaped.txt".to_string()];
+    // A tool's output object names where its files go in --outdir.
+    for name in &names {
+        s.file(
+            "tool.cwl",
+            &format!(
+                "cwlVersion: v1.2
+class: CommandLineTool
+requirements: {{ShellCommandRequirement: {{}}}}
+inputs: []
+arguments: [{{shellQuote: false, valueFrom: 'echo x > f && echo {{\\\"out\\\": {{\\\"class\\\": \\\"File\\\", \\\"location\\\": \\\"f\\\", \\\"basename\\\": \\\"{name}\\\"}}}} > cwl.output.json'}}]
+outputs:
+  out: File
+"
+            ),
+        );
+        let r = s.run(&["--quiet", "tool.cwl"]);
+        assert_eq!(r.code(), 1, "{name}: {}\n{}", r.stderr(), r.stdout());
+        assert!(
+            r.stderr().contains("not a plain file name"),
+            "{}",
+            r.stderr()
+        );
+        assert!(!escaped.exists(), "{name}");
+    }
+    // A job order names where a literal input is written for the tool.
+    s.file(
+        "cat.cwl",
+        "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: cat
+inputs: {f: {type: File, inputBinding: {}}}
+outputs: {out: stdout}
+",
+    );
+    for name in &names {
+        s.file(
+            "job.json",
+            &serde_json::json!({"f": {"class": "File", "basename": name, "contents": "x"}})
+                .to_string(),
+        );
+        let r = s.run(&["--quiet", "cat.cwl", "job.json"]);
+        assert_eq!(r.code(), 1, "{name}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("not a plain file name"),
+            "{}",
+            r.stderr()
+        );
+        assert!(!escaped.exists(), "{name}");
+    }
+}

@@ -9,15 +9,22 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR]\n         [--cachedir DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR]\n         [--cachedir DIR] [--allow-root DIR]... [--run-as UID:GID] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs\n  --allow-root DIR  read documents, job orders and inputs only from under DIR (repeatable;\n                  links resolved); container builds then get the network only with NetworkAccess\n  --run-as UID:GID  run every tool as this unprivileged user and group, without capabilities\n                  (the engine must run as root)";
 
 /// What the command line asks for.
 enum Command {
-    Run { tool: String, job: Option<String> },
-    Validate { tool: String },
+    Run {
+        tool: String,
+        job: Option<String>,
+    },
+    Validate {
+        tool: String,
+    },
     Help,
     Version,
     Usage,
+    /// A flag with a value that does not parse.
+    BadFlag(String),
 }
 
 /// The whole command-line interface; returns the process exit code
@@ -46,7 +53,11 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
             eprintln!("{USAGE}");
             2
         }
-        Command::Validate { tool } => validate(&tool),
+        Command::BadFlag(why) => {
+            eprintln!("{why}\n{USAGE}");
+            2
+        }
+        Command::Validate { tool } => validate(&tool, &opts),
         Command::Run { tool, job } => run_tool(&tool, job.as_deref(), &opts),
     }
 }
@@ -93,6 +104,19 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
             opts.cachedir = Some(PathBuf::from(v));
         } else if let Some(v) = value("--sandbox-expose") {
             opts.sandbox_expose.push(PathBuf::from(v));
+        } else if let Some(v) = value("--allow-root") {
+            opts.confinement
+                .roots
+                .get_or_insert_with(Vec::new)
+                .push(PathBuf::from(v));
+        } else if let Some(v) = value("--run-as") {
+            match parse_ids(&v) {
+                Some(ids) => opts.confinement.run_as = Some(ids),
+                None => {
+                    let why = format!("--run-as {v}: expected UID:GID, two numbers");
+                    return (Command::BadFlag(why), opts);
+                }
+            }
         } else {
             match a {
                 "--reject-docker" => opts.containers = ContainerMode::Reject,
@@ -129,14 +153,22 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
     (command, opts)
 }
 
+/// `UID:GID` as numbers.
+fn parse_ids(v: &str) -> Option<(u32, u32)> {
+    let (u, g) = v.split_once(':')?;
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
 /// `insitu-cwl validate TOOL`: load and check, run nothing.
-fn validate(tool: &str) -> i32 {
-    let checked = loader::load(tool).and_then(|l| {
-        if l.process.get("class").and_then(Value::as_str) == Some("Workflow") {
-            workflow::check_workflow(&l.process)?;
-        }
-        Ok(())
-    });
+fn validate(tool: &str, opts: &RunOptions) -> i32 {
+    let checked = run::access_of(&opts.confinement)
+        .and_then(|access| loader::load_with(tool, access))
+        .and_then(|l| {
+            if l.process.get("class").and_then(Value::as_str) == Some("Workflow") {
+                workflow::check_workflow(&l.process)?;
+            }
+            Ok(())
+        });
     match checked {
         Ok(()) => {
             println!("{tool} is valid CWL");
@@ -152,7 +184,9 @@ fn validate(tool: &str) -> i32 {
 /// `insitu-cwl run TOOL [JOB]`: the output object on stdout.
 fn run_tool(tool: &str, job: Option<&str>, opts: &RunOptions) -> i32 {
     let job = match job {
-        Some(j) if j != "-" => match loader::load_job(Path::new(j)) {
+        Some(j) if j != "-" => match run::access_of(&opts.confinement)
+            .and_then(|access| loader::load_job_with(Path::new(j), access))
+        {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("{j}: {e}");

@@ -127,7 +127,10 @@ pub trait Executor: Send + Sync {
 
 /// Runs commands as plain local child processes.
 #[derive(Debug, Default)]
-pub struct LocalExecutor;
+pub struct LocalExecutor {
+    /// The user and group commands run as, when not the engine's.
+    pub run_as: Option<(u32, u32)>,
+}
 
 impl Executor for LocalExecutor {
     fn run<'a>(&'a self, spec: &'a CommandSpec) -> ExecFuture<'a> {
@@ -141,8 +144,18 @@ impl Executor for LocalExecutor {
                 .current_dir(&spec.cwd)
                 .env_clear()
                 .envs(&spec.env);
+            run_as(&mut cmd, self.run_as);
             run_to_end(cmd, spec).await
         })
+    }
+}
+
+/// Start `cmd` as `run_as` (user, group), without supplementary groups,
+/// when given.
+pub fn run_as(cmd: &mut tokio::process::Command, run_as: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = run_as {
+        // Dropping from root also drops supplementary groups.
+        cmd.uid(uid).gid(gid);
     }
 }
 

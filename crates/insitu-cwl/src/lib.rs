@@ -22,6 +22,7 @@
 //! [`spawner`] and [`container`]; [`cache`], [`provenance`], [`expr`],
 //! [`ontology`], [`files`] and [`types`] as leaves.
 
+pub mod access;
 pub mod cache;
 pub mod cli;
 pub mod container;
@@ -46,5 +47,5 @@ pub mod workflow;
 
 pub use cli::cli_main;
 pub use error::{CwlError, Result};
-pub use options::{ContainerMode, RunOptions, SandboxMode};
+pub use options::{Confinement, ContainerMode, RunOptions, SandboxMode};
 pub use run::run;

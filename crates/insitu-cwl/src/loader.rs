@@ -19,9 +19,11 @@ pub mod resolve;
 pub use normalize::{expand_ns, normalize_secondary, normalize_type};
 pub use parse::parse_text;
 pub use resolve::{
-    Documents, fix_locations, fragment, load_job, resolve_location, shortname, split_fragment,
+    Documents, fix_locations, fragment, load_job, load_job_with, resolve_location, shortname,
+    split_fragment,
 };
 
+use crate::access::Access;
 use crate::error::{CwlError, Result, verr};
 use check::{check_version, version_of};
 use normalize::{DocCtx, normalize_process};
@@ -39,10 +41,16 @@ pub struct Loaded {
 
 /// Load `path[#id]` and normalise the selected process.
 pub fn load(spec: &str) -> Result<Loaded> {
+    load_with(spec, Access::anywhere())
+}
+
+/// [`load`] reading documents only where `access` allows (links
+/// resolved): the main document, `$import`, `$include` and `run:`.
+pub fn load_with(spec: &str, access: Access) -> Result<Loaded> {
     let (file, frag) = split_fragment(spec);
     let path = std::fs::canonicalize(&file)
         .map_err(|e| CwlError::Validation(format!("{file}: cannot open document: {e}")))?;
-    let docs = Documents::default();
+    let docs = Documents::new(access);
     let doc = docs.read_file(&path)?;
     let ctx = DocCtx {
         version: version_of(&doc, ""),

@@ -20,7 +20,7 @@ pub struct RunOptions {
     /// Whether tools run in a bubblewrap sandbox.
     pub sandbox: SandboxMode,
     /// Give every job a sandbox of its own instead of running the jobs
-    /// that can in the run's shared sandbox ([`spawner`]).
+    /// that can in the run's shared sandbox ([`crate::spawner`]).
     pub sandbox_per_step: bool,
     /// Host paths shown read-only inside sandboxes (tool installations under
     /// `/home`, `/root` or `/tmp`).
@@ -31,8 +31,35 @@ pub struct RunOptions {
     /// must be a terminal; replaces the per-command log lines.
     pub progress: bool,
     /// Reuse the results of CommandLineTool jobs stored in this directory,
-    /// and store new ones there ([`cache`]).
+    /// and store new ones there ([`crate::cache`]).
     pub cachedir: Option<PathBuf>,
+    /// What the run may read and whom its tools run as.
+    pub confinement: Confinement,
+}
+
+/// Limits for a run made on a user's behalf (the platform's pipeline
+/// runs): `insitu cwl run --allow-root DIR... --run-as UID:GID`. The
+/// default is a user's own run: their documents and inputs from anywhere
+/// they can read, tools as the engine's user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confinement {
+    /// Documents, job orders and every input File and Directory must lie,
+    /// links resolved, under one of these directories (the run's own
+    /// directory is added); `None` leaves them unlimited.
+    pub roots: Option<Vec<PathBuf>>,
+    /// The unprivileged user and group every tool runs as, without
+    /// capabilities (never 0; the engine must run as root to switch);
+    /// `None` keeps the engine's.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl Confinement {
+    /// Whether the run is made on someone's behalf: then container builds
+    /// (`dockerFile`, `dockerImport`) get the network only with
+    /// `NetworkAccess`, as the tools do.
+    pub fn is_confined(&self) -> bool {
+        self.roots.is_some() || self.run_as.is_some()
+    }
 }
 
 /// What `DockerRequirement` does.
@@ -76,6 +103,7 @@ impl Default for RunOptions {
             provenance: None,
             progress: false,
             cachedir: None,
+            confinement: Confinement::default(),
         }
     }
 }

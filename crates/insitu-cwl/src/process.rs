@@ -3,6 +3,7 @@
 //! recorder), and the preparation of a process's inputs (defaults, types,
 //! listings, contents, secondary files, formats).
 
+use crate::access::Access;
 use crate::cache::JobCache;
 use crate::container::Podman;
 use crate::error::{CwlError, Result};
@@ -47,6 +48,12 @@ pub struct RunCtx {
     podman: tokio::sync::OnceCell<std::result::Result<Arc<Podman>, String>>,
     /// The job cache (`--cachedir`), if any.
     pub cache: Option<Arc<JobCache>>,
+    /// Where the run may read (its own directory included).
+    pub access: Access,
+    /// Whether the run is confined ([`crate::options::Confinement`]).
+    pub confined: bool,
+    /// The user and group tools run as, when not the engine's.
+    pub run_as: Option<(u32, u32)>,
 }
 
 /// Step jobs (one per step, one per scattered job) of a run: known so far,
@@ -89,13 +96,20 @@ impl RunCtx {
             containers: ContainerMode::Auto,
             podman: tokio::sync::OnceCell::new(),
             cache: None,
+            access: Access::anywhere(),
+            confined: false,
+            run_as: None,
         }
     }
 
     /// The container engine, or why there is none.
     pub async fn podman(&self) -> std::result::Result<Arc<Podman>, String> {
         self.podman
-            .get_or_init(|| async { Podman::probe().await.map(Arc::new) })
+            .get_or_init(|| async {
+                Podman::probe()
+                    .await
+                    .map(|p| Arc::new(p.running_as(self.run_as)))
+            })
             .await
             .clone()
     }
@@ -199,15 +213,20 @@ pub struct Reservation {
     ),
 }
 
-/// Fill in defaults, check types and presence, load contents and listings.
+/// Fill in defaults, check types and presence, load contents and listings;
+/// every File and Directory must be one `access` allows.
 pub fn prepare_inputs(
     p: &Value,
     job: &Value,
     reqs: &Reqs,
     ev: &Evaluator,
+    access: &Access,
 ) -> Result<Map<String, Value>> {
     let schemas = reqs.schemas();
     let formats = crate::ontology::Formats::of(p);
+    for f in formats.schema_files() {
+        access.check("$schemas file", f)?;
+    }
     let mut format_expressions: Vec<(String, &Value)> = vec![];
     let mut out = Map::new();
     let default_listing = reqs
@@ -250,6 +269,9 @@ pub fn prepare_inputs(
                 t
             )));
         }
+        let what = format!("input '{id}'");
+        // Before anything is listed or read from them.
+        access.check_value(&what, &v)?;
         let listing = inp
             .get("loadListing")
             .and_then(Value::as_str)
@@ -272,6 +294,8 @@ pub fn prepare_inputs(
             discover_secondary(&mut v, sf, ev, job, !reqs.nested)?;
         }
         record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested, &formats)?;
+        // What listings and secondary files added.
+        access.check_value(&what, &v)?;
         if let Some(f) = inp.get("format") {
             if crate::expr::has_expr(&f.to_string()) {
                 if !v.is_null() {

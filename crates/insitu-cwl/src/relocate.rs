@@ -4,15 +4,21 @@
 //! checksums added.
 
 use crate::error::Result;
-use crate::files::{self, Entry};
+use crate::files::{self, Entry, Follow};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Move or copy the Files and Directories of output object `out` into
 /// `outdir` (made if missing), rewrite their locations and add checksums.
 /// Files under `movable` (the run's own directory) that no output
-/// directory holds are moved; everything else is copied.
-pub fn relocate_outputs(out: &mut Value, outdir: &Path, movable: Option<PathBuf>) -> Result<()> {
+/// directory holds are moved; everything else is copied, following only
+/// the links `follow` accepts.
+pub fn relocate_outputs(
+    out: &mut Value,
+    outdir: &Path,
+    movable: Option<PathBuf>,
+    follow: Follow<'_>,
+) -> Result<()> {
     std::fs::create_dir_all(outdir)?;
     let outdir = std::fs::canonicalize(outdir)?;
     let mut seen = Relocation {
@@ -20,7 +26,7 @@ pub fn relocate_outputs(out: &mut Value, outdir: &Path, movable: Option<PathBuf>
         ..Relocation::default()
     };
     seen.survey(out);
-    relocate(out, &outdir, &mut seen)?;
+    relocate(out, &outdir, &mut seen, follow)?;
     files::add_checksums(out)
 }
 
@@ -72,11 +78,11 @@ impl Relocation {
 }
 
 /// Move output files into the output directory and rewrite their locations.
-fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
+fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation, follow: Follow<'_>) -> Result<()> {
     match v {
         Value::Array(a) => {
             for x in a {
-                relocate(x, outdir, seen)?;
+                relocate(x, outdir, seen, follow)?;
             }
         }
         Value::Object(m) => {
@@ -123,7 +129,7 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
                             .is_some_and(|root| c.starts_with(root))
                             && !seen.directories.iter().any(|d| c.starts_with(d))
                     });
-                    write_out(&lit, &target, movable)?;
+                    write_out(&lit, &target, movable, follow)?;
                     if let Some(sp) = &key {
                         seen.by_source.insert(sp.clone(), target.clone());
                     }
@@ -147,7 +153,7 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
                 }
                 if let Some(Value::Array(sf)) = m.get_mut("secondaryFiles") {
                     for s in sf.iter_mut() {
-                        relocate(s, outdir, seen)?;
+                        relocate(s, outdir, seen, follow)?;
                     }
                 }
                 let mut tmpv = Value::Object(m.clone());
@@ -157,7 +163,7 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
                 }
             } else {
                 for (_, x) in m.iter_mut() {
-                    relocate(x, outdir, seen)?;
+                    relocate(x, outdir, seen, follow)?;
                 }
             }
         }
@@ -166,7 +172,7 @@ fn relocate(v: &mut Value, outdir: &Path, seen: &mut Relocation) -> Result<()> {
     Ok(())
 }
 
-fn write_out(v: &Value, target: &Path, movable: bool) -> Result<()> {
+fn write_out(v: &Value, target: &Path, movable: bool, follow: Follow<'_>) -> Result<()> {
     let class = v.get("class").and_then(Value::as_str).unwrap_or("File");
     if let Some(loc) = v.get("location").and_then(Value::as_str) {
         let src = files::loc_to_path(loc);
@@ -176,7 +182,7 @@ fn write_out(v: &Value, target: &Path, movable: bool) -> Result<()> {
             && src.symlink_metadata().is_ok_and(|m| m.is_file())
             && std::fs::rename(&src, target).is_ok();
         if !moved {
-            files::copy_tree(&src, target, files::ANY_LINK)?;
+            files::copy_tree(&src, target, follow)?;
         }
         if class == "Directory" && !src.exists() {
             std::fs::create_dir_all(target)?;
@@ -195,7 +201,7 @@ fn write_out(v: &Value, target: &Path, movable: bool) -> Result<()> {
             .flatten()
         {
             let b = files::checked_basename(Entry::of(e).and_then(|e| e.basename()).as_deref())?;
-            write_out(e, &target.join(b), false)?;
+            write_out(e, &target.join(b), false, follow)?;
         }
     }
     Ok(())

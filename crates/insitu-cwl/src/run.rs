@@ -3,15 +3,17 @@
 //! process, move its outputs into the output directory and write the
 //! provenance crate.
 
+use crate::access::Access;
 use crate::error::{CwlError, Result};
 use crate::files::{self, Entry};
-use crate::options::{ContainerMode, RunOptions, SandboxMode};
+use crate::options::{Confinement, ContainerMode, RunOptions, SandboxMode};
 use crate::process::RunCtx;
 use crate::relocate::relocate_outputs;
 use crate::requirements::Inherited;
 use crate::sandbox::SandboxExecutor;
 use crate::{cache, executor, loader, provenance, spawner, workflow};
 use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ async fn pick_sandbox(opts: &RunOptions) -> Result<Option<SandboxExecutor>> {
     if opts.sandbox == SandboxMode::Off {
         return Ok(None);
     }
-    SandboxExecutor::probe(opts.sandbox_expose.clone())
+    SandboxExecutor::probe(opts.sandbox_expose.clone(), opts.confinement.run_as)
         .await
         .map(Some)
         .map_err(CwlError::NoSandbox)
@@ -49,6 +51,8 @@ fn run_inputs(job: &Value, documents: &[PathBuf]) -> Vec<PathBuf> {
 /// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
 /// return the output object with files moved into `opts.outdir`.
 pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
+    let access = access_of(&opts.confinement)?;
+    check_run_as(opts.confinement.run_as)?;
     let cache = match &opts.cachedir {
         Some(d) => Some(Arc::new(cache::JobCache::open(d)?)),
         None => None,
@@ -60,8 +64,12 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
         tokio::spawn(async move { pick_sandbox(&opts).await })
     };
     let mut job = job;
-    let (loaded, p) = load(spec, &mut job)?;
+    let (loaded, p) = load(spec, &mut job, access.clone())?;
     let tmp = tempfile::Builder::new().prefix("insitu-cwl-").tempdir()?;
+    if opts.confinement.run_as.is_some() {
+        // The tools' user reaches its job directories through it.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711))?;
+    }
     let sandbox = sandbox
         .await
         .map_err(|e| CwlError::Execution(format!("sandbox check failed: {e}")))??;
@@ -71,6 +79,9 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     ctx.js_timeout = opts.js_timeout;
     ctx.containers = opts.containers;
     ctx.cache = cache;
+    ctx.access = access.and(tmp.path())?;
+    ctx.confined = opts.confinement.is_confined();
+    ctx.run_as = opts.confinement.run_as;
     if opts.provenance.is_some() {
         ctx.recorder = Some(Arc::new(provenance::Recorder::default()));
     }
@@ -84,7 +95,9 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
             .is_none()
             .then(|| std::fs::canonicalize(tmp.path()).ok())
             .flatten();
-        relocate_outputs(&mut out, &opts.outdir, movable)?;
+        // Nothing but what the run may read reaches the output directory.
+        ctx.access.check_value("output", &out)?;
+        relocate_outputs(&mut out, &opts.outdir, movable, &ctx.access.follow())?;
         Ok(out)
     });
     // Written before the job directories go, also when the run failed.
@@ -99,10 +112,37 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     result
 }
 
+/// Where a run may read: under `--allow-root`s only, when there are any.
+pub fn access_of(c: &Confinement) -> Result<Access> {
+    match &c.roots {
+        Some(roots) => Access::within(roots),
+        None => Ok(Access::anywhere()),
+    }
+}
+
+/// Tools may run as another user only if it is not root and the engine
+/// can switch to it.
+fn check_run_as(run_as: Option<(u32, u32)>) -> Result<()> {
+    let Some((uid, gid)) = run_as else {
+        return Ok(());
+    };
+    if uid == 0 || gid == 0 {
+        return Err(CwlError::Input(format!(
+            "--run-as {uid}:{gid}: tools never run as root (user or group 0)"
+        )));
+    }
+    if !rustix::process::geteuid().is_root() {
+        return Err(CwlError::Input(format!(
+            "--run-as {uid}:{gid}: the engine must run as root to run tools as another user"
+        )));
+    }
+    Ok(())
+}
+
 /// Load and check the document; requirements the job order adds
 /// (`cwl:requirements`) come first.
-fn load(spec: &str, job: &mut Value) -> Result<(loader::Loaded, Value)> {
-    let loaded = loader::load(spec)?;
+fn load(spec: &str, job: &mut Value, access: Access) -> Result<(loader::Loaded, Value)> {
+    let loaded = loader::load_with(spec, access)?;
     let mut p = loaded.process.clone();
     if let Some(Value::Array(extra)) = job
         .as_object_mut()
@@ -137,7 +177,9 @@ fn executor_for(
     opts: &RunOptions,
 ) -> Arc<dyn executor::Executor> {
     match sandbox {
-        None => Arc::new(executor::LocalExecutor),
+        None => Arc::new(executor::LocalExecutor {
+            run_as: opts.confinement.run_as,
+        }),
         Some(s) if opts.sandbox_per_step || !is_workflow(p) => Arc::new(s),
         Some(s) => Arc::new(spawner::SharedSandboxExecutor::new(
             s,

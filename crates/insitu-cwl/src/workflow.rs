@@ -252,7 +252,7 @@ async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) ->
     check_workflow(&p)?;
     let reqs = Reqs::of(&p, &inh)?;
     let ev = reqs.evaluator(ctx.js_timeout);
-    let inputs = prepare_inputs(&p, &job, &reqs, &ev)?;
+    let inputs = prepare_inputs(&p, &job, &reqs, &ev, &ctx.access)?;
     let mut state: HashMap<String, Value> = inputs.clone().into_iter().collect();
     let mut known: HashSet<String> = state.keys().cloned().collect();
     let steps: Vec<Value> = p
@@ -584,6 +584,12 @@ async fn run_step(
     }
     for (k, j) in jobs.into_iter().enumerate() {
         let mut j = j;
+        // Defaults of the step come from the document: read nothing (a
+        // valueFrom's loadContents) from where the run may not.
+        if ctx.access.is_limited() {
+            ctx.access
+                .check_value("step input", &Value::Object(j.clone()))?;
+        }
         // valueFrom
         let snapshot = Value::Object(j.clone());
         let mut fs_snapshot = snapshot.clone();

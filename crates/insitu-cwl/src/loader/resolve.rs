@@ -4,6 +4,7 @@
 //! orders.
 
 use super::parse::parse_text;
+use crate::access::Access;
 use crate::error::{CwlError, Result, verr};
 use serde_json::{Map, Value, json};
 use std::cell::RefCell;
@@ -33,13 +34,23 @@ pub(crate) fn read_document(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
-/// The documents one load reads, in the order it reads them.
+/// The documents one load reads, in the order it reads them, and where
+/// they may come from.
 #[derive(Debug, Default)]
 pub struct Documents {
+    access: Access,
     read: RefCell<Vec<PathBuf>>,
 }
 
 impl Documents {
+    /// Documents readable where `access` allows.
+    pub fn new(access: Access) -> Documents {
+        Documents {
+            access,
+            read: RefCell::default(),
+        }
+    }
+
     /// Every document file read so far (the main one first), canonical.
     pub fn files(self) -> Vec<PathBuf> {
         self.read.into_inner()
@@ -48,6 +59,9 @@ impl Documents {
     /// Read and parse a file, resolving `$import` and `$include`
     /// directives.
     pub fn read_file(&self, path: &Path) -> Result<Value> {
+        if path.exists() {
+            self.access.check("document", path)?;
+        }
         let p = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         {
             let mut read = self.read.borrow_mut();
@@ -65,6 +79,9 @@ impl Documents {
 
     /// The text of an `$include`d file.
     fn include(&self, target: &Path) -> Result<String> {
+        if target.exists() {
+            self.access.check("$include", target)?;
+        }
         read_document(target).map_err(|e| {
             CwlError::Validation(format!("$include {}: cannot read: {e}", target.display()))
         })
@@ -190,7 +207,12 @@ pub fn resolve_location(loc: &str, base: &Path) -> String {
 
 /// Load a job order file (YAML or JSON) with locations made absolute.
 pub fn load_job(path: &Path) -> Result<Value> {
-    let mut v = Documents::default().read_file(path)?;
+    load_job_with(path, Access::anywhere())
+}
+
+/// [`load_job`] of a job order that must lie where `access` allows.
+pub fn load_job_with(path: &Path, access: Access) -> Result<Value> {
+    let mut v = Documents::new(access).read_file(path)?;
     let base = path
         .canonicalize()
         .ok()

@@ -4,7 +4,7 @@
 //! executor (or podman), and collect and check its outputs. ExpressionTools
 //! run here too, without a command.
 
-use crate::container::Podman;
+use crate::container::{Build, Podman};
 use crate::error::{CwlError, Result};
 use crate::executor::{CommandSpec, ContainerRun};
 use crate::expr::{Evaluator, Scope};
@@ -26,7 +26,7 @@ use std::time::Duration;
 pub fn run_expression_tool(p: &Value, job: &Value, inh: &Inherited, ctx: &RunCtx) -> Result<Value> {
     let reqs = Reqs::of(p, inh)?;
     let ev = reqs.evaluator(ctx.js_timeout);
-    let inputs = prepare_inputs(p, job, &reqs, &ev)?;
+    let inputs = prepare_inputs(p, job, &reqs, &ev, &ctx.access)?;
     let scope = Scope {
         inputs: Value::Object(inputs),
         this: Value::Null,
@@ -63,7 +63,11 @@ pub fn run_expression_tool(p: &Value, job: &Value, inh: &Inherited, ctx: &RunCtx
         files::fill_fs(&mut v, "no_listing").ok();
         out.insert(id.to_string(), v);
     }
-    Ok(Value::Object(out))
+    let out = Value::Object(out);
+    // An expression may name any location: outputs are read and copied by
+    // the engine, so they must be places the run may read.
+    ctx.access.check_value("output", &out)?;
+    Ok(out)
 }
 
 /// Run a CommandLineTool and return its output object.
@@ -76,16 +80,16 @@ pub async fn run_command_line_tool(
     let reqs = Reqs::of(p, inh)?;
     let ev = reqs.evaluator(ctx.js_timeout);
     let schemas = reqs.schemas();
-    let inputs = prepare_inputs(p, job, &reqs, &ev)?;
+    let inputs = prepare_inputs(p, job, &reqs, &ev, &ctx.access)?;
     let cache_key = cache_key(p, &reqs, &ev, &inputs, ctx)?;
     if let Some(out) = reuse(p, inh, ctx, cache_key.as_deref()) {
         return Ok(out);
     }
     let dirs = JobDirs::make(ctx)?;
-    let mut stager = Stager::new(files::ANY_LINK);
+    let mut stager = Stager::new(&ctx.access);
     let mut inputs = Value::Object(inputs);
     stager.stage_inputs(&mut inputs, &dirs.stg, &mut 0)?;
-    let container = container_for(p, &reqs, ctx, &dirs.aux, &dirs.out).await?;
+    let container = container_for(&reqs, ctx, &dirs.out).await?;
     // Where the tool sees its output directory.
     let seen_outdir = container
         .as_ref()
@@ -114,6 +118,7 @@ pub async fn run_command_line_tool(
             &mut inputs,
             inplace,
         )?;
+        dirs.hand_over(ctx.run_as)?;
     }
     let scope = Scope {
         inputs,
@@ -159,6 +164,9 @@ pub async fn run_command_line_tool(
             ..c.clone()
         }),
     };
+    if let Some((podman, _)) = &container {
+        prepare_image(p, &reqs, ctx, podman, &spec, &dirs.aux.join("build")).await?;
+    }
     let code = execute(
         ctx,
         &reqs,
@@ -220,8 +228,35 @@ impl JobDirs {
         };
         for d in [&dirs.out, &dirs.tmp] {
             std::fs::create_dir(d)?;
+            if let Some((uid, gid)) = ctx.run_as {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid))?;
+            }
         }
         Ok(dirs)
+    }
+
+    /// Hand what the engine made in the output directory (InitialWorkDir
+    /// entries) and for container mounts to the tools' user, links
+    /// themselves and not what they lead to.
+    fn hand_over(&self, run_as: Option<(u32, u32)>) -> Result<()> {
+        let Some((uid, gid)) = run_as else {
+            return Ok(());
+        };
+        fn walk(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return Ok(());
+            };
+            for e in entries {
+                let e = e?;
+                std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid))?;
+                if e.file_type()?.is_dir() {
+                    walk(&e.path(), uid, gid)?;
+                }
+            }
+            Ok(())
+        }
+        walk(&self.out, uid, gid)?;
+        walk(&self.aux, uid, gid)
     }
 }
 
@@ -518,12 +553,11 @@ fn runtime_obj(
     }))
 }
 
-/// The container a job runs in, if any, and the engine that runs it.
+/// The container a job runs in, if any (its image made available later,
+/// by [`prepare_image`]), and the engine that runs it.
 async fn container_for(
-    p: &Value,
     reqs: &Reqs,
     ctx: &RunCtx,
-    jobdir: &Path,
     outdir: &Path,
 ) -> Result<Option<(Arc<Podman>, ContainerRun)>> {
     let Some((req, required)) = reqs.docker() else {
@@ -557,18 +591,38 @@ async fn container_for(
             )));
         }
     };
-    let base = PathBuf::from(p.get("__base").and_then(Value::as_str).unwrap_or("."));
-    let image = podman
-        .ensure_image(req, &base, &jobdir.join("build"))
-        .await?;
     Ok(Some((
         podman,
         ContainerRun {
-            image,
+            image: crate::container::image_name(req)?,
             outdir: seen_outdir,
             mounts: vec![],
         },
     )))
+}
+
+/// Make the image of a job's container available: built, loaded or
+/// imported with the network only when the job has it, in a confined run.
+async fn prepare_image(
+    p: &Value,
+    reqs: &Reqs,
+    ctx: &RunCtx,
+    podman: &Podman,
+    spec: &CommandSpec,
+    scratch: &Path,
+) -> Result<()> {
+    let (Some((req, _)), Some(c)) = (reqs.docker(), &spec.container) else {
+        return Ok(());
+    };
+    let base = PathBuf::from(p.get("__base").and_then(Value::as_str).unwrap_or("."));
+    let build = Build {
+        network: spec.network,
+        confined: ctx.confined,
+        access: &ctx.access,
+    };
+    podman
+        .ensure_image(req, &c.image, &base, scratch, &build)
+        .await
 }
 
 /// The cores and memory (MiB) a job's ResourceRequirement asks for, as

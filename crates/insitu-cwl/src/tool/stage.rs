@@ -4,9 +4,10 @@
 //! output directory (links, copies when writable, literal files and
 //! directories) or, for absolute names in a container, mounted there.
 
+use crate::access::Access;
 use crate::error::{CwlError, Result};
 use crate::expr::{Evaluator, Scope};
-use crate::files::{self, Entry, Follow};
+use crate::files::{self, Entry};
 use crate::tool::bind::value_str;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -23,17 +24,17 @@ pub enum Put {
 /// Puts Files and Directories in place and remembers what the tool reaches
 /// through the links it made.
 pub struct Stager<'a> {
-    /// The links copies may follow ([`files::copy_tree`]).
-    pub follow: Follow<'a>,
+    /// Where the locations it links or copies may be.
+    pub access: &'a Access,
     /// Locations linked so far: the paths the tool reads.
     pub linked: Vec<PathBuf>,
 }
 
 impl<'a> Stager<'a> {
-    /// A stager whose copies follow the links `follow` accepts.
-    pub fn new(follow: Follow<'a>) -> Self {
+    /// A stager that links and copies only what `access` allows.
+    pub fn new(access: &'a Access) -> Self {
         Stager {
-            follow,
+            access,
             linked: vec![],
         }
     }
@@ -59,7 +60,12 @@ impl<'a> Stager<'a> {
             std::fs::create_dir_all(parent)?;
         }
         let is_dir = view.is_some_and(|v| v.is_directory());
-        match view.and_then(|v| v.local_path()) {
+        let src = view.and_then(|v| v.local_path());
+        if let Some(src) = &src {
+            // A literal of an InitialWorkDir listing names it freely.
+            self.access.check("input", src)?;
+        }
+        match src {
             Some(src) if put == Put::Link => {
                 symlink(&src, &target)?;
                 self.linked.push(src);
@@ -69,7 +75,7 @@ impl<'a> Stager<'a> {
                     std::fs::remove_file(&target)?;
                 }
                 // A directory copied onto an existing one merges into it.
-                files::copy_tree(&src, &target, self.follow)?;
+                files::copy_tree(&src, &target, &self.access.follow())?;
             }
             None if !is_dir => {
                 std::fs::write(&target, view.and_then(|v| v.contents()).unwrap_or(""))?;

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod cache;
+mod confined;
 mod container;
 mod formats;
 mod fuzz;
@@ -93,6 +94,21 @@ impl Run {
             )
         })
     }
+}
+
+/// Whether any file under `dir` (links not followed) holds `needle`.
+pub fn outputs_hold(dir: &Path, needle: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => outputs_hold(&p, needle),
+            Ok(t) if t.is_file() => std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle)),
+            _ => false,
+        }
+    })
 }
 
 /// Whether bubblewrap can make a sandbox here (else sandbox tests skip).

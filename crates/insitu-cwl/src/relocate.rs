@@ -50,22 +50,17 @@ struct Relocation {
 impl Relocation {
     /// Note the canonical paths of the outputs in `v`, and its directories.
     fn survey(&mut self, v: &Value) {
-        match v {
-            Value::Array(a) => a.iter().for_each(|x| self.survey(x)),
-            Value::Object(m) => {
-                if let Some(l) = m.get("location").and_then(Value::as_str) {
-                    let p = files::loc_to_path(l);
-                    if let Ok(c) = std::fs::canonicalize(&p) {
-                        if m.get("class").and_then(Value::as_str) == Some("Directory") {
-                            self.directories.push(c.clone());
-                        }
-                        self.canonical.insert(p, c);
-                    }
+        files::visit(v, &mut |e: Entry<'_>| {
+            let Some(p) = e.location().map(files::loc_to_path) else {
+                return;
+            };
+            if let Ok(c) = std::fs::canonicalize(&p) {
+                if e.is_directory() {
+                    self.directories.push(c.clone());
                 }
-                m.values().for_each(|x| self.survey(x));
+                self.canonical.insert(p, c);
             }
-            _ => {}
-        }
+        });
     }
 
     /// The canonical path of output location `p` (as surveyed).

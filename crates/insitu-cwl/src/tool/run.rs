@@ -15,7 +15,7 @@ use crate::requirements::{Inherited, Reqs};
 use crate::tool::bind::{self, value_str};
 use crate::tool::outputs::{self, Bounds, Collector, Streams};
 use crate::tool::stage::{Places, Stager, initial_workdir};
-use crate::types;
+use crate::types::{self, Schemas};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,134 +70,193 @@ pub fn run_expression_tool(p: &Value, job: &Value, inh: &Inherited, ctx: &RunCtx
     Ok(out)
 }
 
-/// Run a CommandLineTool and return its output object.
+/// Run a CommandLineTool and return its output object: prepare its inputs
+/// (or reuse a cached result), stage them, bind its command line, run it
+/// and collect its outputs.
 pub async fn run_command_line_tool(
     p: &Value,
-    job: &Value,
+    order: &Value,
     inh: &Inherited,
     ctx: &RunCtx,
 ) -> Result<Value> {
     let reqs = Reqs::of(p, inh)?;
-    let ev = reqs.evaluator(ctx.js_timeout);
-    let schemas = reqs.schemas();
-    let inputs = prepare_inputs(p, job, &reqs, &ev, &ctx.access)?;
-    let cache_key = cache_key(p, &reqs, &ev, &inputs, ctx)?;
+    let job = Job {
+        ev: reqs.evaluator(ctx.js_timeout),
+        schemas: reqs.schemas(),
+        reqs,
+        p,
+        ctx,
+    };
+    let inputs = prepare_inputs(p, order, &job.reqs, &job.ev, &ctx.access)?;
+    let cache_key = cache_key(p, &job.reqs, &job.ev, &inputs, ctx)?;
     if let Some(out) = reuse(p, inh, ctx, cache_key.as_deref()) {
         return Ok(out);
     }
     let dirs = JobDirs::make(ctx)?;
-    let mut stager = Stager::new(&ctx.access);
-    let mut inputs = Value::Object(inputs);
-    stager.stage_inputs(&mut inputs, &dirs.stg, &mut 0)?;
-    let container = container_for(&reqs, ctx, &dirs.out).await?;
-    // Where the tool sees its output directory.
-    let seen_outdir = container
-        .as_ref()
-        .map_or(dirs.out.clone(), |(_, c)| c.outdir.clone());
-    let runtime = runtime_obj(&reqs, &ev, &inputs, &seen_outdir, &dirs.tmp)?;
-    let inplace = inplace_update(&reqs);
-    let mut places = Places {
-        outdir: dirs.out.clone(),
-        seen_outdir,
-        jobdir: dirs.aux.clone(),
-        absolute_allowed: container.is_some() && reqs.docker().is_some_and(|(_, req)| req),
-        mounts: vec![],
-    };
-    if let Some(r) = reqs.get("InitialWorkDirRequirement") {
-        let scope = Scope {
-            inputs: inputs.clone(),
-            this: Value::Null,
-            runtime: runtime.clone(),
-        };
-        initial_workdir(
-            r,
-            &ev,
-            &scope,
-            &mut places,
-            &mut stager,
-            &mut inputs,
-            inplace,
-        )?;
-        dirs.hand_over(ctx.run_as)?;
-    }
-    let scope = Scope {
-        inputs,
-        this: Value::Null,
-        runtime,
-    };
-    let shell = reqs.get("ShellCommandRequirement").is_some();
-    let argv = bind::command_line(p, &ev, &scope, &schemas, shell)?;
-    let streams = streams(p, &ev, &scope)?;
-    let bounds = Bounds::new(&[&dirs.out, &dirs.tmp, &dirs.stg], &stager.linked);
-    let spec = CommandSpec {
-        argv,
-        cwd: dirs.out.clone(),
-        tmpdir: dirs.tmp.clone(),
-        env: environment(
-            &reqs,
-            &ev,
-            &scope,
-            &places.seen_outdir,
-            &dirs.tmp,
-            container.is_some(),
-        )?,
-        stdin: stdin(p, &ev, &scope, &dirs.out, &bounds)?,
-        stdout: stream_path(&dirs.out, "stdout", streams.stdout.as_deref())?,
-        stderr: stream_path(&dirs.out, "stderr", streams.stderr.as_deref())?,
-        timeout: time_limit(&reqs, &ev, &scope)?,
-        read_only_paths: stager
-            .linked
-            .iter()
-            .cloned()
-            .chain([dirs.stg.clone()])
-            .collect(),
-        // Inputs updated in place are reached through links in the output
-        // directory and must stay writable.
-        read_write_paths: if inplace {
-            stager.linked.clone()
-        } else {
-            vec![]
-        },
-        network: network_access(&reqs, &ev, &scope)?,
-        container: container.as_ref().map(|(_, c)| ContainerRun {
-            mounts: std::mem::take(&mut places.mounts),
-            ..c.clone()
-        }),
-    };
-    if let Some((podman, _)) = &container {
-        prepare_image(p, &reqs, ctx, podman, &spec, &dirs.aux.join("build")).await?;
-    }
-    let code = execute(
-        ctx,
-        &reqs,
-        &scope.runtime,
-        container.as_ref().map(|(e, _)| e),
-        &spec,
-    )
-    .await?;
+    let mut staged = job.stage(inputs, &dirs).await?;
+    let (spec, streams) = job.bind(&mut staged, &dirs)?;
+    let code = job.execute(&staged, &spec, &dirs).await?;
     record_command(ctx, inh, &spec, code);
     check_exit_code(p, code, &spec.argv)?;
-    let mut rt = scope.runtime.clone();
-    rt["exitCode"] = json!(code);
-    let scope = Scope {
-        runtime: rt,
-        ..scope
-    };
-    let collector = Collector {
-        outdir: &dirs.out,
-        ev: &ev,
-        scope: &scope,
-        schemas: &schemas,
-        bounds: &bounds,
-    };
-    let mut out = collector.collect(p, &streams)?;
-    if let Some(ns) = p.get("__ns").and_then(Value::as_object) {
-        outputs::expand_formats(&mut out, ns);
-    }
+    let out = job.collect(&staged, &streams, &dirs, code)?;
     if let (Some(c), Some(k)) = (&ctx.cache, &cache_key) {
         c.store(k, &dirs.out, &out, ctx.logger());
     }
     Ok(out)
+}
+
+/// A CommandLineTool job going through its phases.
+struct Job<'a> {
+    p: &'a Value,
+    ctx: &'a RunCtx,
+    reqs: Reqs,
+    ev: Evaluator,
+    schemas: Schemas,
+}
+
+/// A job once its inputs and InitialWorkDir are in place.
+struct Staged {
+    /// Inputs (at their staged paths) and runtime.
+    scope: Scope,
+    /// The container it runs in, if any, and its engine.
+    container: Option<(Arc<Podman>, ContainerRun)>,
+    /// Where its entries are, and its container mounts.
+    places: Places,
+    /// Locations it reaches through links.
+    linked: Vec<PathBuf>,
+    /// Where its outputs (and its stdin) may lie.
+    bounds: Bounds,
+    /// Whether it updates inputs in place.
+    inplace: bool,
+}
+
+impl Job<'_> {
+    /// Stage the inputs, find the container, work out the runtime and make
+    /// the InitialWorkDir entries.
+    async fn stage(&self, inputs: Map<String, Value>, dirs: &JobDirs) -> Result<Staged> {
+        let (reqs, ev, ctx) = (&self.reqs, &self.ev, self.ctx);
+        let mut stager = Stager::new(&ctx.access);
+        let mut inputs = Value::Object(inputs);
+        stager.stage_inputs(&mut inputs, &dirs.stg, &mut 0)?;
+        let container = container_for(reqs, ctx, &dirs.out).await?;
+        // Where the tool sees its output directory.
+        let seen_outdir = container
+            .as_ref()
+            .map_or(dirs.out.clone(), |(_, c)| c.outdir.clone());
+        let runtime = runtime_obj(reqs, ev, &inputs, &seen_outdir, &dirs.tmp)?;
+        let inplace = inplace_update(reqs);
+        let mut places = Places {
+            outdir: dirs.out.clone(),
+            seen_outdir,
+            jobdir: dirs.aux.clone(),
+            absolute_allowed: container.is_some() && reqs.docker().is_some_and(|(_, req)| req),
+            mounts: vec![],
+        };
+        if let Some(r) = reqs.get("InitialWorkDirRequirement") {
+            let scope = Scope {
+                inputs: inputs.clone(),
+                this: Value::Null,
+                runtime: runtime.clone(),
+            };
+            initial_workdir(
+                r,
+                ev,
+                &scope,
+                &mut places,
+                &mut stager,
+                &mut inputs,
+                inplace,
+            )?;
+            dirs.hand_over(ctx.run_as)?;
+        }
+        Ok(Staged {
+            scope: Scope {
+                inputs,
+                this: Value::Null,
+                runtime,
+            },
+            container,
+            places,
+            bounds: Bounds::new(&[&dirs.out, &dirs.tmp, &dirs.stg], &stager.linked),
+            linked: stager.linked,
+            inplace,
+        })
+    }
+
+    /// The command to run: its command line, environment, streams, time
+    /// limit, network, and what its sandbox or container shows.
+    fn bind(&self, staged: &mut Staged, dirs: &JobDirs) -> Result<(CommandSpec, Streams)> {
+        let (p, reqs, ev, scope) = (self.p, &self.reqs, &self.ev, &staged.scope);
+        let shell = reqs.get("ShellCommandRequirement").is_some();
+        let argv = bind::command_line(p, ev, scope, &self.schemas, shell)?;
+        let streams = streams(p, ev, scope)?;
+        let in_container = staged.container.is_some();
+        let home = &staged.places.seen_outdir;
+        let spec = CommandSpec {
+            argv,
+            cwd: dirs.out.clone(),
+            tmpdir: dirs.tmp.clone(),
+            env: environment(reqs, ev, scope, home, &dirs.tmp, in_container)?,
+            stdin: stdin(p, ev, scope, &dirs.out, &staged.bounds)?,
+            stdout: stream_path(&dirs.out, "stdout", streams.stdout.as_deref())?,
+            stderr: stream_path(&dirs.out, "stderr", streams.stderr.as_deref())?,
+            timeout: time_limit(reqs, ev, scope)?,
+            read_only_paths: staged
+                .linked
+                .iter()
+                .cloned()
+                .chain([dirs.stg.clone()])
+                .collect(),
+            // Inputs updated in place are reached through links in the
+            // output directory and must stay writable.
+            read_write_paths: if staged.inplace {
+                staged.linked.clone()
+            } else {
+                vec![]
+            },
+            network: network_access(reqs, ev, scope)?,
+            container: staged.container.as_ref().map(|(_, c)| ContainerRun {
+                mounts: std::mem::take(&mut staged.places.mounts),
+                ..c.clone()
+            }),
+        };
+        Ok((spec, streams))
+    }
+
+    /// Make its image available, then run the command; its exit code.
+    async fn execute(&self, staged: &Staged, spec: &CommandSpec, dirs: &JobDirs) -> Result<i32> {
+        let podman = staged.container.as_ref().map(|(e, _)| e);
+        if let Some(podman) = podman {
+            let scratch = dirs.aux.join("build");
+            prepare_image(self.p, &self.reqs, self.ctx, podman, spec, &scratch).await?;
+        }
+        execute(self.ctx, &self.reqs, &staged.scope.runtime, podman, spec).await
+    }
+
+    /// Its output object, every File and Directory checked to lie in the
+    /// job or among its inputs.
+    fn collect(
+        &self,
+        staged: &Staged,
+        streams: &Streams,
+        dirs: &JobDirs,
+        code: i32,
+    ) -> Result<Value> {
+        let mut scope = staged.scope.clone();
+        scope.runtime["exitCode"] = json!(code);
+        let collector = Collector {
+            outdir: &dirs.out,
+            ev: &self.ev,
+            scope: &scope,
+            schemas: &self.schemas,
+            bounds: &staged.bounds,
+        };
+        let mut out = collector.collect(self.p, streams)?;
+        if let Some(ns) = self.p.get("__ns").and_then(Value::as_object) {
+            outputs::expand_formats(&mut out, ns);
+        }
+        Ok(out)
+    }
 }
 
 /// The job's directories: siblings named after it, `jobN` (the output

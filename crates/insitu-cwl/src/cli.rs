@@ -67,13 +67,6 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
 fn parse(args: &[String]) -> (Command, RunOptions) {
     let mut opts = RunOptions {
         outdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-        // The invoking user's home stays visible (read-only) in sandboxes,
-        // like the rest of the host: tools are often installed there.
-        sandbox_expose: std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|h| h.is_absolute() && h.parent().is_some())
-            .into_iter()
-            .collect(),
         ..RunOptions::default()
     };
     let mut positional = vec![];
@@ -137,6 +130,16 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
         i += 1;
     }
     opts.progress = !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The invoking user's home stays visible (read-only) in sandboxes, like
+    // the rest of the host: tools are often installed there. Not in a run
+    // made on someone else's behalf, whose tools see only what it shows.
+    if !opts.confinement.is_confined() {
+        opts.sandbox_expose.extend(
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|h| h.is_absolute() && h.parent().is_some()),
+        );
+    }
     let (validate, rest) = match positional.first().map(String::as_str) {
         Some("run") => (false, &positional[1..]),
         Some("validate") => (true, &positional[1..]),
@@ -215,6 +218,47 @@ fn run_tool(tool: &str, job: Option<&str>, opts: &RunOptions) -> i32 {
         Err(e) => {
             eprintln!("{tool}: {e}");
             e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn confinement_flags_and_what_sandboxes_show() {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let (cmd, opts) = parse(&args(&["run", "t.cwl", "job.yml"]));
+        assert!(matches!(cmd, Command::Run { .. }));
+        assert_eq!(opts.confinement, Default::default());
+        if let Some(h) = home.as_ref().filter(|h| h.parent().is_some()) {
+            assert!(opts.sandbox_expose.contains(h), "{:?}", opts.sandbox_expose);
+        }
+        let (_, opts) = parse(&args(&[
+            "--allow-root",
+            "/a",
+            "--allow-root=/b",
+            "--run-as",
+            "1000:100",
+            "--sandbox-expose",
+            "/opt/tools",
+            "t.cwl",
+        ]));
+        assert_eq!(
+            opts.confinement.roots,
+            Some(vec![PathBuf::from("/a"), PathBuf::from("/b")])
+        );
+        assert_eq!(opts.confinement.run_as, Some((1000, 100)));
+        // A confined run's tools see the engine's home only when told to.
+        assert_eq!(opts.sandbox_expose, [PathBuf::from("/opt/tools")]);
+        for bad in ["1000", "a:b", "1000:"] {
+            let (cmd, _) = parse(&args(&["--run-as", bad, "t.cwl"]));
+            assert!(matches!(cmd, Command::BadFlag(_)), "{bad}");
         }
     }
 }

@@ -51,7 +51,8 @@ pub struct CommandSpec {
 /// directories appear inside.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ContainerRun {
-    /// Image name or id, made available by [`Podman::ensure_image`].
+    /// Image name or id, made available by
+    /// [`crate::container::Podman::ensure_image`].
     pub image: String,
     /// Where the job's output directory (and working directory) appears.
     pub outdir: PathBuf,

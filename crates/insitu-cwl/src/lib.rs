@@ -5,22 +5,28 @@
 //! It backs the platform's pipeline runs ([`run()`]) and the `insitu cwl`
 //! command, whose whole logic is [`cli_main`]. Tools run in bubblewrap
 //! sandboxes built by `insitu-launcher` (the same builder as the labs, see
-//! [`sandbox`]); runs can leave a Workflow Run RO-Crate ([`provenance`]).
+//! [`sandbox`]), never unsandboxed unless asked to; runs can leave a
+//! Workflow Run RO-Crate ([`provenance`]). A run made on a user's behalf is
+//! confined ([`Confinement`]): it reads only under allowed roots and its
+//! tools run as an unprivileged user.
 //!
-//! This crate depends on `insitu-launcher` alone among the platform's
-//! crates and must never depend on the web or store crates. It keeps no
-//! state of its own beyond a run: a run's results are its output object and
-//! the files under the output directory, its record the provenance crate
-//! and the job cache directory, all handed back to the caller.
+//! Among the platform's crates this one depends on `insitu-launcher` alone,
+//! and must never depend on the web or store crates. It persists nothing
+//! through them: what a run leaves is its output object (returned) and the
+//! directories its options name (output, job cache, provenance crate); the
+//! only other file it writes outside a run's temporary directory is a
+//! marker of a working bubblewrap in the temporary directory.
 //!
 //! Codemap, from the entry points down: [`cli`] (arguments) and [`run()`]
 //! (one run) over [`options`]; [`loader`] (parse → resolve → check →
-//! normalize); [`workflow`] (the dataflow scheduler) and [`tool`] (bind →
-//! stage → run → collect) over [`process`] (what a run's processes share,
-//! input preparation) and [`requirements`]; [`relocate`] (outputs into the
-//! output directory); the executors in [`executor`], [`sandbox`],
-//! [`spawner`] and [`container`]; [`cache`], [`provenance`], [`expr`],
-//! [`ontology`], [`files`] and [`types`] as leaves.
+//! normalize); [`workflow`] (the dataflow scheduler) and [`tool`] (stage →
+//! bind → execute → collect) over [`process`] (what a run's processes
+//! share, input preparation), [`requirements`] and [`cache`]; [`relocate`]
+//! (outputs into the output directory); the executors [`sandbox`],
+//! [`spawner`] and [`container`] over [`executor`] (what a command is);
+//! [`provenance`], [`expr`], [`ontology`] and [`types`]; and at the base
+//! [`access`] (where a run may read), [`files`] (the File/Directory view,
+//! listings, the one tree copy), [`log`] and [`error`].
 
 pub mod access;
 pub mod cache;

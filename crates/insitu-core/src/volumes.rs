@@ -287,6 +287,7 @@ mod tests {
             mount_path: None,
             zone: None,
             metadata: Default::default(),
+            visible_to: None,
         })
         .unwrap()
     }

@@ -1,11 +1,12 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, the lab state machine, datalab definitions, data volume
+//! ids, roles, who may see what (audiences), the lab state machine, datalab definitions, data volume
 //! definitions and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
 //! once at the edge (`FromStr`, `parse_*`) and trusted afterwards.
 
+pub mod audience;
 pub mod datalab;
 pub mod id;
 pub mod lab;
@@ -14,6 +15,7 @@ pub mod role;
 pub mod spdx;
 pub mod volume;
 
+pub use audience::{Audience, Grant, GrantError, Viewer};
 pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
 };

@@ -201,6 +201,7 @@ fn rotate_from_native(phi: f64, theta: f64, crval: (f64, f64)) -> (f64, f64) {
 
 /// The rotation from ICRS (equatorial J2000) to Galactic unit vectors
 /// (Hipparcos definition, as in astropy).
+#[allow(clippy::excessive_precision)]
 const ICRS_TO_GALACTIC: [[f64; 3]; 3] = [
     [
         -0.054_875_560_416_215_4,

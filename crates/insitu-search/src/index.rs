@@ -169,6 +169,10 @@ pub enum Opened {
     InMemory(String),
 }
 
+/// Every placed asset by key: its volume and shape.
+type Placed = HashMap<u64, (Option<String>, Shape)>;
+type Clauses = Vec<(Occur, Box<dyn Query>)>;
+
 /// The discovery index.
 pub struct SearchIndex {
     reader: IndexReader,
@@ -177,7 +181,7 @@ pub struct SearchIndex {
     parser: QueryParser,
     /// Every placed asset by key: its volume and shape; the spatial index
     /// is rebuilt from it at each commit.
-    shapes: Mutex<HashMap<u64, (Option<String>, Shape)>>,
+    shapes: Mutex<Placed>,
     zones: RwLock<Arc<ZoneIndex>>,
 }
 
@@ -200,7 +204,7 @@ impl SearchIndex {
             let (schema, _) = schema();
             Index::create_in_dir(dir, schema)?;
             std::fs::write(dir.join(VERSION_FILE), LAYOUT_VERSION)?;
-            Ok(try_open_dir(dir, options)?)
+            try_open_dir(dir, options)
         });
         match fresh {
             Ok(Some(ix)) => (ix, Opened::Rebuilt(reason)),
@@ -226,6 +230,7 @@ impl SearchIndex {
         }
     }
 
+    #[allow(clippy::needless_pass_by_value)]
     fn from_index(
         index: Index,
         f: Fields,
@@ -348,9 +353,7 @@ impl SearchIndex {
         d
     }
 
-    fn shapes(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<u64, (Option<String>, Shape)>>, IndexError> {
+    fn shapes(&self) -> Result<std::sync::MutexGuard<'_, Placed>, IndexError> {
         self.shapes.lock().map_err(|_| IndexError::Poisoned)
     }
 
@@ -457,11 +460,7 @@ impl SearchIndex {
 
     /// The clauses every match must meet except the facet selections:
     /// audience, text, cone, dates.
-    fn base_clauses(
-        &self,
-        r: &SearchRequest,
-        keys: &[String],
-    ) -> Result<Vec<(Occur, Box<dyn Query>)>, SearchError> {
+    fn base_clauses(&self, r: &SearchRequest, keys: &[String]) -> Result<Clauses, SearchError> {
         let f = &self.f;
         let audience = TermSetQuery::new(keys.iter().map(|k| Term::from_field_text(f.audience, k)));
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(audience))];

@@ -19,12 +19,17 @@
 
 pub mod asset;
 pub mod date;
+mod fitsmeta;
+pub mod harvest;
 pub mod index;
 pub mod request;
+pub mod sidecar;
 pub mod sky;
+pub mod votable;
 pub mod zones;
 
 pub use asset::{Asset, AssetKind, FacetName};
+pub use harvest::{HarvestProblem, HarvestProgress, Harvester, VolumeSource};
 pub use index::{Hit, IndexError, IndexOptions, Opened, SearchError, SearchIndex, SearchResults};
 pub use request::{Problem, RequestError, SearchRequest};
 pub use sky::{Cone, Footprint, Shape, SkyError, SkyPos};

@@ -201,7 +201,7 @@ mod tests {
             .map(|k| {
                 let centre = rng.pos();
                 let footprint = match k % 7 {
-                    0 | 1 | 2 => None,
+                    0..=2 => None,
                     3 => square(centre, 0.05),
                     4 => square(centre, 0.4),
                     5 => Some(Footprint::Circle {

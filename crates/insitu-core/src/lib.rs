@@ -2,8 +2,10 @@
 //! hashing and checks, sessions and API tokens), labs (launch, the state
 //! machine, the monitor, idle culling, re-adoption after a restart),
 //! desktop sessions and SAMP hubs, the datalab and data volume catalogues,
-//! and faceted search over them. A [`Platform`] holds them all and runs the
-//! operations that span several.
+//! faceted search over them, and the discovery portal (`search`: one index
+//! over datalabs, volumes and the datasets harvested from volumes, with
+//! cone search). A [`Platform`] holds them all and runs the operations
+//! that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and
@@ -20,6 +22,7 @@ pub mod error;
 pub mod labs;
 pub mod platform;
 pub mod query;
+pub mod search;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};

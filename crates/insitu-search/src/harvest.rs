@@ -142,6 +142,18 @@ impl Harvester {
         self.progress.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
+    /// Marks a harvest as started (before the thread that runs it is up),
+    /// so a report taken meanwhile says it runs.
+    pub fn mark_started(&self) {
+        self.update(|p| {
+            *p = HarvestProgress {
+                running: true,
+                started_at: Some(now()),
+                ..HarvestProgress::default()
+            }
+        });
+    }
+
     /// Whether a harvest is running now.
     pub fn is_running(&self) -> bool {
         self.progress().running
@@ -177,13 +189,7 @@ impl Harvester {
         sources: &[VolumeSource],
     ) -> Result<HarvestProgress, IndexError> {
         let _one = self.run.lock().map_err(|_| IndexError::Poisoned)?;
-        self.update(|p| {
-            *p = HarvestProgress {
-                running: true,
-                started_at: Some(now()),
-                ..HarvestProgress::default()
-            }
-        });
+        self.mark_started();
         let result = self.walk_all(index, sources);
         self.update(|p| {
             p.running = false;

@@ -26,6 +26,8 @@ use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
+pub mod discover;
+
 #[derive(Deserialize, Default)]
 pub struct Banner {
     #[serde(default)]
@@ -288,9 +290,10 @@ pub async fn datalab(
     let cat = s.platform.datalabs().catalogue();
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
+    let viewer = p.viewer();
     let my_volumes: Vec<_> = mine
         .iter()
-        .filter_map(|n| volumes.get(n))
+        .filter_map(|n| volumes.volume_for(&viewer, n).ok())
         .map(|v| wire::volume(v, true))
         .collect();
     match cat.get(&name) {
@@ -321,14 +324,16 @@ pub async fn volumes(
         Ok(m) => m,
         Err(e) => return failure_page(e),
     };
-    let (hits, counts) = search(volumes.all(), &filter, &VOLUME_FACETS);
+    let viewer = p.viewer();
+    let visible = volumes.visible(&viewer);
+    let (hits, counts) = search(&visible, &filter, &VOLUME_FACETS);
     let items: Vec<_> = hits
         .into_iter()
         .map(|v| wire::volume(v, mine_names.contains(&v.spec.name.to_string())))
         .collect();
     let mine: Vec<_> = mine_names
         .iter()
-        .filter_map(|n| volumes.get(n))
+        .filter_map(|n| volumes.volume_for(&viewer, n).ok())
         .map(|v| wire::volume(v, true))
         .collect();
     let facets = facet_views(&VOLUME_FACETS, &counts, &filter);
@@ -381,7 +386,7 @@ pub async fn volume(
     Query(banner): Query<Banner>,
 ) -> Response {
     let volumes = s.platform.volumes();
-    let Some(v) = volumes.get(&name) else {
+    let Ok(v) = volumes.volume_for(&p.viewer(), &name) else {
         return error_page(
             ErrorCode::VolumeNotFound,
             &format!("No data volume {name:?} in the catalogue."),
@@ -449,7 +454,7 @@ pub async fn volume_add(
     let r = s
         .platform
         .volumes()
-        .add_mine(&p.user_id, &name)
+        .add_mine(&p.user_id, &p.viewer(), &name)
         .await
         .map(|v| format!("{} added to your volumes.", v.spec.title));
     outcome(&target, r)
@@ -714,7 +719,7 @@ pub async fn admin_catalogue(
 }
 
 pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
-    let cat = s.platform.datalabs().reload();
+    let cat = s.platform.reload_catalogue().await;
     let msg = format!(
         "Catalogue reloaded: {} datalabs, {} problems.",
         cat.datalabs.len(),
@@ -744,11 +749,7 @@ pub async fn launch(
         volumes,
         file,
     };
-    match s
-        .platform
-        .launch(&p.user_id, p.username.as_str(), order)
-        .await
-    {
+    match s.platform.launch(&p, order).await {
         Ok(lab) => Redirect::to(&format!("/my-labs/{}", lab.id)).into_response(),
         Err(e) => {
             let target = safe_target(back.as_deref(), &format!("/datalabs/{name}"));

@@ -68,6 +68,8 @@ pub struct Options {
     pub gpus: Vec<String>,
     /// Serve every lab from an origin of its own, `http://<lab>.localhost:P`.
     pub per_lab_origins: bool,
+    /// Data volumes offered beside the demo ones.
+    pub extra_volumes: Vec<insitu_domain::volume::VolumeConfig>,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             lab_idle_timeout: "0s",
             gpus: Vec::new(),
             per_lab_origins: false,
+            extra_volumes: Vec::new(),
         }
     }
 }
@@ -137,7 +140,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         command = [\"python3\", \"-c\", \"print('allocating', flush=True); b = bytearray(512 << 20); print('allocated')\"]\n\
         [resources]\nmemory = \"96MiB\"\ncpu = 0.5\n";
     std::fs::write(catalogue.join("memhog.toml"), memhog).unwrap();
-    let volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
+    let mut volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
+    volumes.extend(opts.extra_volumes.clone());
     let database_url = match opts.db {
         Db::Sqlite => None,
         Db::Postgres => {

@@ -143,7 +143,8 @@ impl SearchRequest {
             let v = v.trim();
             match k.as_str() {
                 "q" => r.text = check_text(v)?,
-                "facet" if v.is_empty() => {}
+                // An empty field of a form is no value.
+                known if v.is_empty() && PARAMETERS.contains(&known) => {}
                 "facet" => {
                     let (name, value) = v
                         .split_once(':')
@@ -264,6 +265,12 @@ mod tests {
         assert_eq!(r.date_from, Some(1_577_836_800));
         assert_eq!((r.limit, r.offset), (5, 10));
         assert!(r.is_selected(FacetName::Mission, "gaia"));
+    }
+
+    #[test]
+    fn empty_form_fields_are_no_values() {
+        let r = parse("q=&facet=&ra=&dec=&radius=&date_from=&date_to=&limit=&offset=").unwrap();
+        assert_eq!(r, SearchRequest::default());
     }
 
     #[test]

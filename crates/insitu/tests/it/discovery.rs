@@ -552,3 +552,116 @@ async fn a_restricted_volume_exists_only_for_its_audience() {
         assert_eq!(r.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_scientist_searches_narrows_by_two_facets_and_launches_a_datalab() {
+    let Some(d) = crate::browser::Driver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    // A launchable query tool, so a result can be launched for real.
+    let webapp = repo_root().join("crates/insitu/tests/it/fixtures/webapp.py");
+    std::fs::write(
+        app.dir.path().join("catalogue/skyquery.toml"),
+        format!(
+            "title = \"Sky query\"\ndescription = \"Asks the archive for sources near a position\"\nversion = \"1\"\n\
+             kind = \"web\"\nlicense = \"MIT\"\n[launch]\ncommand = [\"python3\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\n\
+             readiness_path = \"/\"\n[tags]\ndomain = [\"astronomy\"]\nproperties = [\"query_tool\"]\n",
+            webapp.display()
+        ),
+    )
+    .unwrap();
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    harvested(&app, &admin).await;
+    app.user_with_role("nora", "user").await;
+
+    d.go(&app.u("/discover")).await;
+    d.wait_for("location.pathname === '/login'").await;
+    d.type_into("#username", "nora").await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-submit").await;
+    d.wait_for("location.pathname === '/discover'").await;
+    let kinds = d
+        .script("return [...document.querySelectorAll('.card')].map(c => c.dataset.kind);")
+        .await;
+    let kinds: Vec<&str> = kinds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"datalab") && kinds.contains(&"dataset") && kinds.contains(&"volume"),
+        "{kinds:?}"
+    );
+
+    // A search, then two facets, each ticked box searching again at once.
+    d.type_into("#search", "archive OR catalogues OR sky").await;
+    d.click("#search-submit").await;
+    d.wait_for("location.search.includes('q=')").await;
+    d.click("input[name=facet][value='type:datalab']").await;
+    d.wait_for("location.search.includes('type%3Adatalab')")
+        .await;
+    d.click("input[name=facet][value='property:query_tool']")
+        .await;
+    d.wait_for("location.search.includes('property%3Aquery_tool')")
+        .await;
+    let ids = d
+        .script("return [...document.querySelectorAll('.card')].map(c => c.dataset.id);")
+        .await;
+    let ids: Vec<&str> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"datalab:skyquery"), "{ids:?}");
+    assert!(ids.iter().all(|i| i.starts_with("datalab:")), "{ids:?}");
+    assert!(
+        !ids.contains(&"datalab:jupyterlab"),
+        "not a query tool: {ids:?}"
+    );
+    // A facet's counts ignore its own selection: other properties stay.
+    let counts = d
+        .script("return document.querySelector('fieldset[data-facet=property]').innerText;")
+        .await;
+    assert!(
+        counts.as_str().unwrap().contains("visualisation tool"),
+        "other properties stay counted: {counts}"
+    );
+    let shot = d.screenshot("discover-narrowed.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    d.click("button.launch[data-datalab=skyquery]").await;
+    d.wait_for("location.pathname.startsWith('/my-labs/')")
+        .await;
+    for _ in 0..600 {
+        let state = d
+            .script("const s = document.querySelector('#lab-state'); return s ? s.innerText : '';")
+            .await;
+        if state == "running" {
+            break;
+        }
+        assert_ne!(state, "failed", "the lab failed to start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_for("document.querySelector('#open')").await;
+    d.screenshot("discover-launched.png").await;
+    let token = app.token("nora", PASSWORD).await;
+    let (_, labs) = get_json(&plain(), &app.u("/api/v1/labs"), &token).await;
+    assert_eq!(labs["items"][0]["datalab"], "skyquery");
+    let id = labs["items"][0]["id"].as_str().unwrap();
+    plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+}

@@ -7,7 +7,11 @@
 //!
 //! Usage: search_bench RECORDS POSTGRES_URL [QUERIES_PER_CLIENT]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +31,29 @@ const FILTERS: [&str; 6] = ["F606W", "F814W", "G", "R", "I", "Z"];
 /// Words every record draws its description from; `survey` is in a fifth
 /// of them, each selective word in about one in a hundred.
 const COMMON: [&str; 12] = [
-    "image", "calibrated", "frame", "field", "pointing", "mosaic", "spectrum", "exposure",
-    "observation", "reduced", "level", "product",
+    "image",
+    "calibrated",
+    "frame",
+    "field",
+    "pointing",
+    "mosaic",
+    "spectrum",
+    "exposure",
+    "observation",
+    "reduced",
+    "level",
+    "product",
 ];
 const SELECTIVE: [&str; 10] = [
-    "nebula", "quasar", "cluster", "supernova", "pulsar", "galaxy", "comet", "nova", "blazar",
+    "nebula",
+    "quasar",
+    "cluster",
+    "supernova",
+    "pulsar",
+    "galaxy",
+    "comet",
+    "nova",
+    "blazar",
     "protostar",
 ];
 
@@ -95,14 +117,23 @@ fn records(n: usize) -> Vec<Record> {
                 description: words.join(" "),
                 ra,
                 dec,
-                date: format!("{year}-{:02}-{:02}", 1 + (rng.next() * 12.0) as u32 % 12, 1 + (rng.next() * 28.0) as u32),
+                date: format!(
+                    "{year}-{:02}-{:02}",
+                    1 + (rng.next() * 12.0) as u32 % 12,
+                    1 + (rng.next() * 28.0) as u32
+                ),
             }
         })
         .collect()
 }
 
 fn asset(r: &Record) -> Asset {
-    let mut a = Asset::new(AssetKind::Dataset, &format!("f{}.fits", r.id), &r.title, vec!["public".to_owned()]);
+    let mut a = Asset::new(
+        AssetKind::Dataset,
+        &format!("f{}.fits", r.id),
+        &r.title,
+        vec!["public".to_owned()],
+    );
     a.volume = Some("bench".to_owned());
     a.description = r.description.clone();
     a.mission = vec![r.mission.to_owned()];
@@ -148,25 +179,41 @@ fn row(name: &str, ours: (f64, f64), pg: (f64, f64)) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let url = args.get(2).cloned().expect("usage: search_bench RECORDS POSTGRES_URL [QUERIES]");
+    let n: usize = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let url = args
+        .get(2)
+        .cloned()
+        .expect("usage: search_bench RECORDS POSTGRES_URL [QUERIES]");
     let per_client: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(500);
-    println!("{n} synthetic dataset records, {per_client} queries per client, 2 clients, {} cores", std::thread::available_parallelism().map_or(1, |p| p.get()));
+    println!(
+        "{n} synthetic dataset records, {per_client} queries per client, 2 clients, {} cores",
+        std::thread::available_parallelism().map_or(1, |p| p.get())
+    );
     let recs = records(n);
 
     // The discovery index, on disk.
     let dir = tempfile::tempdir().unwrap();
-    let options = IndexOptions { threads: 2, memory_bytes: 1 << 30 };
+    let options = IndexOptions {
+        threads: 2,
+        memory_bytes: 1 << 30,
+    };
     let t = Instant::now();
     let (ix, _) = SearchIndex::open(&dir.path().join("ix"), options);
     for r in &recs {
-        ix.upsert(&asset(r)).unwrap();
+        ix.add(&asset(r)).unwrap();
     }
     ix.commit().unwrap();
     let ours_build = t.elapsed();
 
     // PostgreSQL with the same records.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let pool = rt.block_on(async {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
         for q in [
@@ -227,19 +274,35 @@ fn main() {
 
     // Warm both up.
     for i in 0..50 {
-        let r = SearchRequest::parse(Some(&format!("q={}&facet=mission:{}", word(0, i), mission(0, i)))).unwrap();
+        let r = SearchRequest::parse(Some(&format!(
+            "q={}&facet=mission:{}",
+            word(0, i),
+            mission(0, i)
+        )))
+        .unwrap();
         ix.search(&r, &keys).unwrap();
     }
     let sample = ix
         .search(&SearchRequest::parse(Some("q=survey")).unwrap(), &keys)
         .unwrap();
     let selective = ix
-        .search(&SearchRequest::parse(Some("q=nebula&facet=mission:Hubble")).unwrap(), &keys)
+        .search(
+            &SearchRequest::parse(Some("q=nebula&facet=mission:Hubble")).unwrap(),
+            &keys,
+        )
         .unwrap();
-    println!("(broad query: {} hits; selective query: {} hits)", sample.total, selective.total);
+    println!(
+        "(broad query: {} hits; selective query: {} hits)",
+        sample.total, selective.total
+    );
 
     let ours_sel = two_clients(per_client, |c, i| {
-        let r = SearchRequest::parse(Some(&format!("q={}&facet=mission:{}", word(c, i), mission(c, i)))).unwrap();
+        let r = SearchRequest::parse(Some(&format!(
+            "q={}&facet=mission:{}",
+            word(c, i),
+            mission(c, i)
+        )))
+        .unwrap();
         let found = ix.search(&r, &keys).unwrap();
         assert!(!found.facets[&FacetName::Instrument].is_empty());
     });
@@ -253,7 +316,11 @@ fn main() {
                 .bind(w).bind(m).fetch_all(&pool).await.unwrap();
         });
     });
-    row("selective text + mission filter + instrument counts", ours_sel, pg_sel);
+    row(
+        "selective text + mission filter + instrument counts",
+        ours_sel,
+        pg_sel,
+    );
 
     let ours_broad = two_clients(per_client / 5, |_, _| {
         let r = SearchRequest::parse(Some("q=survey")).unwrap();
@@ -269,7 +336,11 @@ fn main() {
                 .fetch_all(&pool).await.unwrap();
         });
     });
-    row("broad text (~20% hit) + mission counts", ours_broad, pg_broad);
+    row(
+        "broad text (~20% hit) + mission counts",
+        ours_broad,
+        pg_broad,
+    );
 
     let centre = |c: usize, i: usize| {
         let mut r = Rng(0xC0FFEE + (c * 100_003 + i) as u64);
@@ -277,7 +348,8 @@ fn main() {
     };
     let ours_cone = two_clients(per_client, |c, i| {
         let (ra, dec) = centre(c, i);
-        ix.cone(&Cone::new(ra, dec, 0.5).unwrap(), &keys, 10_000).unwrap();
+        ix.cone(&Cone::new(ra, dec, 0.5).unwrap(), &keys, 10_000)
+            .unwrap();
     });
     let pg_cone = two_clients(per_client, |c, i| {
         let (ra, dec) = centre(c, i);

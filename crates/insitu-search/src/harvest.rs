@@ -322,8 +322,12 @@ impl Harvester {
                 }
                 self.update(|p| p.files_read += 1);
                 match self.describe(source, &c, fingerprint) {
-                    Some(asset) => {
+                    Some(asset) if known.contains_key(&rel) => {
                         index.upsert(&asset)?;
+                        self.update(|p| p.files_indexed += 1);
+                    }
+                    Some(asset) => {
+                        index.add(&asset)?;
                         self.update(|p| p.files_indexed += 1);
                     }
                     None => {

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use tantivy::collector::{Count, DocSetCollector, FacetCollector, TopDocs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, Occur, Query, QueryParser, RangeQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, QueryParser, RangeQuery,
+    TermQuery,
 };
 use tantivy::schema::{
     FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
@@ -127,6 +127,28 @@ fn schema() -> (Schema, Fields) {
         doc: b.add_text_field("doc", STORED),
     };
     (b.build(), f)
+}
+
+/// Matches documents holding any of the terms, without scoring. Built of
+/// term queries rather than a term set, so that intersected with a
+/// selective clause it skips through the postings instead of reading all
+/// of them (`public` is on nearly every document).
+fn any_of(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .into_iter()
+        .map(|t| {
+            (
+                Occur::Should,
+                Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
+            )
+        })
+        .collect();
+    let inner: Box<dyn Query> = match clauses.len() {
+        0 => return Box::new(EmptyQuery),
+        1 => clauses.remove(0).1,
+        _ => Box::new(BooleanQuery::new(clauses)),
+    };
+    Box::new(ConstScoreQuery::new(inner, 0.0))
 }
 
 /// The stable 64-bit key of an asset id, used by the spatial index.
@@ -299,12 +321,11 @@ impl SearchIndex {
         Ok(serde_json::from_str(json)?)
     }
 
-    fn document(&self, a: &Asset) -> TantivyDocument {
+    fn document(&self, a: &Asset, id: &str, key: u64) -> TantivyDocument {
         let f = &self.f;
-        let id = a.id();
         let mut d = TantivyDocument::default();
-        d.add_text(f.id, &id);
-        d.add_u64(f.key, key_of(&id));
+        d.add_text(f.id, id);
+        d.add_u64(f.key, key);
         d.add_text(f.kind, a.kind().as_str());
         if let Some(v) = &a.volume {
             d.add_text(f.volume, v);
@@ -364,15 +385,29 @@ impl SearchIndex {
     /// Adds an asset, replacing the one of the same id. Seen after
     /// [`SearchIndex::commit`].
     pub fn upsert(&self, a: &Asset) -> Result<(), IndexError> {
+        self.put(a, true)
+    }
+
+    /// Adds an asset the index does not hold yet (cheaper than
+    /// [`SearchIndex::upsert`]: nothing to replace).
+    pub fn add(&self, a: &Asset) -> Result<(), IndexError> {
+        self.put(a, false)
+    }
+
+    fn put(&self, a: &Asset, replace: bool) -> Result<(), IndexError> {
         let id = a.id();
+        let key = key_of(&id);
+        let doc = self.document(a, &id, key);
         let writer = self.writer()?;
-        writer.delete_term(Term::from_field_text(self.f.id, &id));
-        writer.add_document(self.document(a))?;
+        if replace {
+            writer.delete_term(Term::from_field_text(self.f.id, &id));
+        }
+        writer.add_document(doc)?;
         drop(writer);
         let mut shapes = self.shapes()?;
         match &a.shape {
-            Some(s) => shapes.insert(key_of(&id), (a.volume.clone(), s.clone())),
-            None => shapes.remove(&key_of(&id)),
+            Some(s) => shapes.insert(key, (a.volume.clone(), s.clone())),
+            None => shapes.remove(&key),
         };
         Ok(())
     }
@@ -408,7 +443,7 @@ impl SearchIndex {
     pub fn replace_kind(&self, kind: AssetKind, assets: &[Asset]) -> Result<(), IndexError> {
         self.remove_kind(kind)?;
         for a in assets {
-            self.upsert(a)?;
+            self.add(a)?;
         }
         self.commit()
     }
@@ -462,8 +497,8 @@ impl SearchIndex {
     /// audience, text, cone, dates.
     fn base_clauses(&self, r: &SearchRequest, keys: &[String]) -> Result<Clauses, SearchError> {
         let f = &self.f;
-        let audience = TermSetQuery::new(keys.iter().map(|k| Term::from_field_text(f.audience, k)));
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(audience))];
+        let audience = any_of(keys.iter().map(|k| Term::from_field_text(f.audience, k)));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, audience)];
         if !r.text.trim().is_empty() {
             let q = self.parser.parse_query(&r.text).map_err(|e| {
                 RequestError::Syntax(match e {
@@ -478,13 +513,7 @@ impl SearchIndex {
         }
         if let Some(cone) = &r.cone {
             let keys = self.cone_keys(cone)?;
-            let q: Box<dyn Query> = if keys.is_empty() {
-                Box::new(EmptyQuery)
-            } else {
-                Box::new(TermSetQuery::new(
-                    keys.into_iter().map(|k| Term::from_field_u64(f.key, k)),
-                ))
-            };
+            let q = any_of(keys.into_iter().map(|k| Term::from_field_u64(f.key, k)));
             clauses.push((Occur::Must, q));
         }
         if r.date_from.is_some() || r.date_to.is_some() {
@@ -567,7 +596,7 @@ impl SearchIndex {
         let mut selections: Vec<(FacetName, Box<dyn Query>)> = Vec::new();
         for (facet, values) in &r.facets {
             let terms = self.facet_terms(&searcher, *facet, values)?;
-            selections.push((*facet, Box::new(TermSetQuery::new(terms))));
+            selections.push((*facet, any_of(terms)));
         }
         let query = |except: Option<FacetName>| -> Box<dyn Query> {
             let mut clauses: Vec<(Occur, Box<dyn Query>)> =
@@ -670,15 +699,11 @@ impl SearchIndex {
         let query = BooleanQuery::new(vec![
             (
                 Occur::Must,
-                Box::new(TermSetQuery::new(
-                    keys.iter().map(|k| Term::from_field_text(f.audience, k)),
-                )) as Box<dyn Query>,
+                any_of(found.iter().map(|k| Term::from_field_u64(f.key, *k))),
             ),
             (
                 Occur::Must,
-                Box::new(TermSetQuery::new(
-                    found.iter().map(|k| Term::from_field_u64(f.key, *k)),
-                )),
+                any_of(keys.iter().map(|k| Term::from_field_text(f.audience, k))),
             ),
         ]);
         let docs = searcher.search(&query, &DocSetCollector)?;

@@ -239,6 +239,19 @@ impl Harvester {
             .into_iter()
             .map(|a| (a.name.clone(), a.fingerprint.unwrap_or_default()))
             .collect();
+        if !source.root.is_dir() {
+            // Storage that is away (unmounted, unreachable) keeps what the
+            // index knows until it is back.
+            self.problem(
+                &source.name,
+                "",
+                format!(
+                    "the volume's source {} cannot be read",
+                    source.root.display()
+                ),
+            );
+            return Ok(());
+        }
         let settings = source.settings_digest();
         let mut seen: HashSet<String> = HashSet::new();
         let mut since_commit = 0u64;

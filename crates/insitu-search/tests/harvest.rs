@@ -241,3 +241,25 @@ fn sidecars_override_headers_and_bad_files_are_reported_not_indexed() {
     );
     assert_eq!(p.problem_count, 3, "{problems:?}");
 }
+
+#[test]
+fn a_volume_whose_storage_is_away_keeps_its_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = insitu_fits::generate_demo_volumes(&dir.path().join("demo")).unwrap();
+    let deep = demo.iter().find(|v| v.name == "deep-fields").unwrap();
+    let ix = SearchIndex::in_memory(IndexOptions::default());
+    let h = Harvester::new();
+    let src = [source("deep", &deep.path)];
+    h.run(&ix, &src).unwrap();
+    let before = all(&ix, "facet=type:dataset").total;
+    assert!(before > 0);
+    let away = dir.path().join("away");
+    std::fs::rename(&deep.path, &away).unwrap();
+    let p = h.run(&ix, &src).unwrap();
+    assert_eq!(p.files_removed, 0);
+    assert!(p.problems[0].reason.contains("cannot be read"), "{:?}", p.problems);
+    assert_eq!(all(&ix, "facet=type:dataset").total, before);
+    std::fs::rename(&away, &deep.path).unwrap();
+    let p = h.run(&ix, &src).unwrap();
+    assert_eq!((p.files_read, p.problem_count), (0, 0));
+}

@@ -257,7 +257,11 @@ fn a_volume_whose_storage_is_away_keeps_its_datasets() {
     std::fs::rename(&deep.path, &away).unwrap();
     let p = h.run(&ix, &src).unwrap();
     assert_eq!(p.files_removed, 0);
-    assert!(p.problems[0].reason.contains("cannot be read"), "{:?}", p.problems);
+    assert!(
+        p.problems[0].reason.contains("cannot be read"),
+        "{:?}",
+        p.problems
+    );
     assert_eq!(all(&ix, "facet=type:dataset").total, before);
     std::fs::rename(&away, &deep.path).unwrap();
     let p = h.run(&ix, &src).unwrap();

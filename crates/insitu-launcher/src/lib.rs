@@ -19,6 +19,7 @@ pub mod limits;
 pub mod netns;
 pub mod process;
 pub mod sandbox;
+pub mod seccomp;
 
 pub use limits::{Cgroups, Limits};
 pub use netns::NetNs;

@@ -542,6 +542,33 @@ pub fn recorded_end(pid: u32, start: u64, log_path: &Path) -> Option<SandboxEnd>
     })
 }
 
+/// Kills the sandbox recorded beside `log_path`, bubblewrap and init,
+/// where they are still the recorded processes (its supervisor then
+/// records the end and goes): how a test harness ends every sandbox a
+/// platform it ran had started. The control group, if any, is left to the
+/// caller.
+pub fn kill_recorded(log_path: &Path) {
+    let journal = record::read(&status_path(log_path));
+    let Some(Record::Started {
+        pid, start_ticks, ..
+    }) = journal.started
+    else {
+        return;
+    };
+    let mut victims = vec![(pid, start_ticks)];
+    if let Some(Record::Tool {
+        init, init_ticks, ..
+    }) = journal.tool
+    {
+        victims.push((init, init_ticks));
+    }
+    for (p, t) in victims {
+        if alive(p, t) {
+            signal(p, Signal::KILL);
+        }
+    }
+}
+
 /// Whether the tool itself died of a memory kill: a kill named it; or,
 /// where the kill could not be matched to it (the kernel log did not name
 /// the process, or the tool was never seen), it ended by SIGKILL after one.

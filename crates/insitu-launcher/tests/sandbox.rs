@@ -425,3 +425,41 @@ PY"#,
         "ordinary work still runs: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_recorded_sandbox_can_be_killed_from_its_log_alone() {
+    let Some(bwrap) = bwrap() else { return };
+    let f = fixture();
+    let log = f.root.join("lab.log");
+    // A duration of its own, so that other tests' sleepers do not count.
+    let mut s = spec(&f, "echo started; exec sleep 299");
+    s.die_with_parent = true;
+    let mut p = SandboxProcess::start(&bwrap, &s, &log).unwrap();
+    let sleepers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == "sleep\u{0}299\u{0}")
+            })
+            .count()
+    };
+    for _ in 0..100 {
+        if sleepers() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sleepers(), 1);
+    insitu_launcher::process::kill_recorded(&log);
+    for _ in 0..100 {
+        if p.status() != ExitStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(p.status(), ExitStatus::Exited(Some(137)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sleepers(), 0, "the tool went with it");
+}

@@ -560,6 +560,8 @@ impl Labs {
             share_network: true,
             run_as: Some(self.cfg.run_as),
             keep_caps: Vec::new(),
+            // Bound to the launcher's supervisor, which outlives the platform.
+            die_with_parent: true,
         };
         let network = self.network_of(&lab.user_id).await?;
         let netns = network.as_deref().map(|n| &n.0);
@@ -655,13 +657,49 @@ impl Labs {
             .then_some(&self.cfg.cgroups)
     }
 
-    /// Says so when the kernel killed part of the lab for lack of memory.
+    /// Says so when the kernel killed the tool itself for lack of memory.
     fn out_of_memory(&self, lab_id: &LabId, spec: &DatalabSpec) -> Option<String> {
-        let procs = self.procs.lock().ok()?;
+        let mut procs = self.procs.lock().ok()?;
         procs
-            .get(lab_id)?
-            .out_of_memory()
+            .get_mut(lab_id)?
+            .end()?
+            .killed_for_memory
             .then(|| oom_reason(Some(spec.resources.memory_bytes)))
+    }
+
+    /// Tells the user, in the lab's log, of each process of a running lab
+    /// that the kernel killed for lack of memory (a notebook's kernel, a
+    /// subprocess) while the tool runs on.
+    fn report_memory_kills(&self, lab_id: &LabId) {
+        let kills = match self.procs.lock() {
+            Ok(mut procs) => procs
+                .get_mut(lab_id)
+                .map(SandboxProcess::memory_kills)
+                .unwrap_or_default(),
+            Err(_) => return,
+        };
+        for k in kills.iter().filter(|k| !k.tool) {
+            let at =
+                k.at.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+            let what = match (&k.command, k.pid) {
+                (Some(c), Some(p)) => format!("{c} (pid {p})"),
+                _ => "a process".to_owned(),
+            };
+            tracing::warn!(lab = %lab_id, pid = ?k.pid, command = ?k.command, "a lab's process was killed for lack of memory");
+            let line = format!(
+                "[insitu] {what} was killed at {}: the lab reached its memory limit\n",
+                crate::clock::rfc3339(at)
+            );
+            let log = self.log_path(lab_id);
+            let written = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+            if let Err(e) = written {
+                tracing::warn!(lab = %lab_id, error = %e, "cannot write to a lab's log");
+            }
+        }
     }
 
     /// `Some(code)` once the lab's process has ended.
@@ -780,13 +818,34 @@ impl Labs {
                     }
                 }
                 other => {
+                    let gone = other.is_none();
                     if let Some(mut p) = other {
                         p.stop(Duration::from_secs(2)).await;
                     }
-                    let reason = format!(
-                        "the platform restarted while the lab was {}; its process was gone or could not be resumed",
-                        lab.state
-                    );
+                    // How it ended while the platform was away, where its
+                    // supervisor recorded it.
+                    let ended = match (lab.pid, lab.pid_start) {
+                        (Some(pid), Some(start)) if gone => u32::try_from(pid)
+                            .ok()
+                            .zip(u64::try_from(start).ok())
+                            .and_then(|(pid, start)| {
+                                insitu_launcher::process::recorded_end(pid, start, &log)
+                            }),
+                        _ => None,
+                    };
+                    let reason = match ended {
+                        Some(end) if end.killed_for_memory => {
+                            format!("{} while the platform was down", oom_reason(None))
+                        }
+                        Some(end) => format!(
+                            "the tool exited ({}) while the platform was down",
+                            describe(end.code)
+                        ),
+                        None => format!(
+                            "the platform restarted while the lab was {}; its process was gone or could not be resumed",
+                            lab.state
+                        ),
+                    };
                     self.end(&mut lab, LabState::Failed, reason).await?;
                 }
             }
@@ -812,10 +871,13 @@ impl Labs {
                 tracing::info!(lab = %lab.id, "idle lab stopped");
                 continue;
             }
+            self.report_memory_kills(&lab.id);
             if let Some(code) = self.exited(&lab.id) {
-                let process = self.procs.lock().ok().and_then(|mut p| p.remove(&lab.id));
+                let mut process = self.procs.lock().ok().and_then(|mut p| p.remove(&lab.id));
                 self.drop_route(&lab.id);
-                let oom = process.as_ref().is_some_and(SandboxProcess::out_of_memory);
+                let end = process.as_mut().and_then(SandboxProcess::end);
+                let oom = end.as_ref().is_some_and(|e| e.killed_for_memory);
+                let code = end.map_or(code, |e| e.code);
                 if let Some(mut p) = process {
                     // Ends what is left and removes its control group.
                     p.stop(Duration::ZERO).await;

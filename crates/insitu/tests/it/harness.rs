@@ -217,6 +217,20 @@ impl Drop for TestApp {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+        end_sandboxes(&self.config.data_dir);
+    }
+}
+
+/// Ends every sandbox (lab, SAMP hub) a server on `data_dir` started:
+/// they outlive the server by design, not the test.
+pub fn end_sandboxes(data_dir: &Path) {
+    for (dir, log) in [("labs", "lab.log"), ("samp", "hub.log")] {
+        let Ok(entries) = std::fs::read_dir(data_dir.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            insitu_launcher::process::kill_recorded(&e.path().join(log));
+        }
     }
 }
 

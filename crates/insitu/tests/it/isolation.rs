@@ -149,6 +149,63 @@ async fn a_tool_beyond_its_memory_limit_fails_and_says_so() {
 }
 
 #[tokio::test]
+async fn a_child_killed_for_memory_is_named_in_the_log_and_the_lab_runs_on() {
+    if !isolation_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    // The test web app with a memory limit, added to the catalogue.
+    let catalogue = app.dir.path().join("catalogue");
+    let testapp = std::fs::read_to_string(catalogue.join("testapp.toml")).unwrap();
+    std::fs::write(
+        catalogue.join("kidhog.toml"),
+        format!("{testapp}[resources]\nmemory = \"96MiB\"\n"),
+    )
+    .unwrap();
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(app.admin_token().await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t = app.user_with_role("kid", "user").await;
+    let lab = launch_running(&app, &t, "kidhog").await;
+    assert_eq!(lab["state"], "running", "{lab}");
+    let id = lab["id"].as_str().unwrap();
+    let (client, base) = open(&app, "kid", id).await;
+    let url = reqwest::Url::parse_with_params(&base, &[("allocate", "256")]).unwrap();
+    let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["allocated"], -9, "the child was killed: {page}");
+    let log_path = app.dir.path().join(format!("data/labs/{id}/lab.log"));
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("[insitu]") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let notice = log
+        .lines()
+        .find(|l| l.starts_with("[insitu] "))
+        .unwrap_or_else(|| panic!("no notice in the log: {log}"));
+    assert!(
+        notice.starts_with("[insitu] python3 (pid ")
+            && notice.ends_with("the lab reached its memory limit"),
+        "{notice}"
+    );
+    let (_, now) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), &t).await;
+    assert_eq!(now["state"], "running", "the lab runs on: {now}");
+    plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn every_lab_has_an_origin_of_its_own() {
     if !isolation_available() {
         return;

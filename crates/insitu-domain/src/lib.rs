@@ -18,7 +18,7 @@ pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
 };
 pub use id::{IdError, LabId, TokenId, UserId};
-pub use lab::{LabState, UnknownLabState};
+pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
 pub use volume::{VolumeMetadata, VolumeSpec};

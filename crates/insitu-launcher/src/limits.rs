@@ -323,6 +323,25 @@ impl Cgroups {
             .ok()
     }
 
+    /// The group's memory limit in bytes; `None` when it has none (or no
+    /// memory controller).
+    pub fn memory_limit(&self, name: &str) -> Option<u64> {
+        let d = self.dir_of(name, Controller::Memory)?;
+        let file = if matches!(self, Cgroups::V2 { .. }) {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        let limit: u64 = std::fs::read_to_string(d.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // cgroup v1 says "no limit" with a number near the largest page
+        // count; v2 says "max", which does not parse.
+        (limit < 1 << 62).then_some(limit)
+    }
+
     /// How many times the kernel killed a process of the group for lack of
     /// memory.
     pub fn oom_kills(&self, name: &str) -> u64 {

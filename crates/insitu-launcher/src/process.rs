@@ -234,6 +234,24 @@ impl SandboxProcess {
         Some(p)
     }
 
+    /// Finds again the sandbox whose status file sits beside `log_path`,
+    /// from what the launcher wrote there as it started it: for a sandbox
+    /// started just before the platform ended, whose pid its caller had not
+    /// recorded yet. `None` when none was recorded or it has ended.
+    pub fn adopt_recorded(
+        log_path: &Path,
+        cgroup: Option<(&Cgroups, &str)>,
+    ) -> Option<SandboxProcess> {
+        let journal = record::read(&status_path(log_path));
+        let Some(Record::Started {
+            pid, start_ticks, ..
+        }) = journal.started
+        else {
+            return None;
+        };
+        SandboxProcess::adopt_in(pid, start_ticks, log_path, cgroup)
+    }
+
     /// Takes up what the status file says of this sandbox.
     fn resume(&mut self, journal: &Journal) {
         if let Some(Record::Started {
@@ -388,6 +406,12 @@ impl SandboxProcess {
     pub fn memory_usage(&self) -> Option<u64> {
         let (c, name) = self.cgroup.as_ref()?;
         c.memory_usage(name)
+    }
+
+    /// The memory limit of the sandbox's control group, where one is set.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let (c, name) = self.cgroup.as_ref()?;
+        c.memory_limit(name)
     }
 
     /// Kills whatever is left in the sandbox's control group and removes the

@@ -156,7 +156,9 @@ async fn a_childs_memory_kill_is_reported_apart_from_the_tools_own_exit() {
     assert!(kill.pid.is_some() && !kill.tool, "{kills:?}");
     assert!(kill.at >= before - Duration::from_secs(1), "{kills:?}");
     assert!(p.memory_kills().is_empty(), "each kill is reported once");
+    assert_eq!(p.memory_limit(), Some(64 << 20), "the group's limit");
     p.stop(Duration::ZERO).await;
+    assert_eq!(p.memory_limit(), None, "no group, no limit");
     assert!(cg.dirs(&name).iter().all(|d| !d.exists()), "group removed");
 
     // The same tool with room enough.
@@ -518,6 +520,15 @@ async fn outlives_its_starter(netns: Option<&NetNs>, kill: bool) {
     let mut p = SandboxProcess::adopt_in(pid, start, &log, Some((&cg, &group)))
         .expect("the sandbox outlived the process that started it");
     assert_eq!(p.status(), ExitStatus::Running);
+    // Found from its status file alone, as for a launch whose pid its
+    // caller had not recorded yet.
+    let recorded = SandboxProcess::adopt_recorded(&log, Some((&cg, &group)))
+        .expect("the sandbox, found from its status file");
+    assert_eq!((recorded.pid, recorded.start_ticks), (pid, start));
+    assert!(
+        SandboxProcess::adopt_recorded(&dir.path().join("none.log"), None).is_none(),
+        "no status file, nothing to adopt"
+    );
     assert!(ticking(dir.path()).await, "the tool still runs");
     let members = cg.pids(&group);
     assert!(members.contains(&pid) && members.len() >= 3, "{members:?}");

@@ -592,19 +592,22 @@ impl Store {
         .bind(lab_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LabEventRecord {
-                    lab_id: parsed(r, "lab_id")?,
-                    at: r.try_get("at")?,
-                    kind: parsed(r, "kind")?,
-                    pid: r.try_get("pid")?,
-                    command: r.try_get("command")?,
-                    memory_limit: r.try_get("memory_limit")?,
-                    tool: r.try_get::<i64, _>("tool")? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(lab_event_from_row).collect()
+    }
+
+    /// The events of all of a user's labs, oldest first.
+    pub async fn lab_events_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<LabEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.lab_id, e.at, e.kind, e.pid, e.command, e.memory_limit, e.tool \
+             FROM lab_events e JOIN labs l ON l.id = e.lab_id WHERE l.user_id = $1 ORDER BY e.at, e.id",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(lab_event_from_row).collect()
     }
 
     pub async fn lab(&self, id: &LabId) -> Result<Option<LabRecord>, StoreError> {
@@ -645,6 +648,18 @@ impl Store {
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(lab_from_row).collect()
     }
+}
+
+fn lab_event_from_row(r: &AnyRow) -> Result<LabEventRecord, StoreError> {
+    Ok(LabEventRecord {
+        lab_id: parsed(r, "lab_id")?,
+        at: r.try_get("at")?,
+        kind: parsed(r, "kind")?,
+        pid: r.try_get("pid")?,
+        command: r.try_get("command")?,
+        memory_limit: r.try_get("memory_limit")?,
+        tool: r.try_get::<i64, _>("tool")? != 0,
+    })
 }
 
 fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {

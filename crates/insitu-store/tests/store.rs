@@ -420,8 +420,26 @@ async fn lab_events_and_activity_are_kept() {
         store.add_lab_event(&first).await.unwrap();
         assert_eq!(
             store.lab_events(&lab.id).await.unwrap(),
+            vec![first.clone(), later.clone()],
+            "{b}"
+        );
+        let other = store.create_user(user("ned", Role::User)).await.unwrap();
+        store
+            .create_lab(&new_lab("lab-ned", &other.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.lab_events_of_user(&u.id).await.unwrap(),
             vec![first, later],
             "{b}"
+        );
+        assert!(
+            store
+                .lab_events_of_user(&other.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "another user's labs have none: {b}"
         );
     }
 }

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// The file this configuration was read from (set by `insitu serve
+    /// --config`, never by the file itself): labs never see it.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// The lab proxy: labs are served from this second origin, never from the
@@ -78,6 +82,7 @@ impl Default for ServerConfig {
             labs: LabsConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
+            config_file: None,
         }
     }
 }
@@ -93,6 +98,7 @@ impl ServerConfig {
             admin: self.admin.clone(),
             labs: self.labs.clone(),
             volumes: self.volumes.clone(),
+            config_file: self.config_file.clone(),
         }
     }
 

@@ -448,6 +448,35 @@ mod tests {
     }
 
     #[test]
+    fn java_heaps_are_sized_from_the_labs_memory() {
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(e, _)| e == k).map(|(_, v)| v.clone())
+        };
+        let desktop = lab_environment(Some(1 << 30), true);
+        assert_eq!(get(&desktop, "_JAVA_OPTIONS").as_deref(), Some("-Xmx716m"));
+        assert_eq!(
+            get(&desktop, "JAVA_TOOL_OPTIONS").as_deref(),
+            Some("-Duser.home=/home/user -XX:MaxRAM=1073741824 -XX:MaxRAMPercentage=70")
+        );
+        // A notebook's own `java -Xmx…` keeps its word in a web lab.
+        assert_eq!(
+            get(&lab_environment(Some(1 << 30), false), "_JAVA_OPTIONS"),
+            None
+        );
+        // Without an enforced limit the JVM sizes itself.
+        let free = lab_environment(None, true);
+        assert_eq!(get(&free, "_JAVA_OPTIONS"), None);
+        assert_eq!(
+            get(&free, "JAVA_TOOL_OPTIONS").as_deref(),
+            Some("-Duser.home=/home/user")
+        );
+        assert_eq!(
+            get(&free, "SAMP_HUB").as_deref(),
+            Some("std-lockurl:file:///home/user/.samp")
+        );
+    }
+
+    #[test]
     fn records_are_read_from_the_hub_log() {
         let log = "INFO: Hub started\n\
             samp-record {\"at\": 1.5, \"event\": \"metadata\", \"client\": \"cli#1\", \"name\": \"topcat\"}\n\

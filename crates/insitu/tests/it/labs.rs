@@ -20,7 +20,7 @@ fn sandbox_available() -> bool {
 }
 
 pub(crate) async fn launch(
-    app: &TestApp,
+    app: &impl Server,
     token: &str,
     datalab: &str,
     volumes: &[&str],
@@ -37,7 +37,7 @@ pub(crate) async fn launch(
 }
 
 /// Polls the lab until it leaves the launch states.
-pub(crate) async fn settle(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn settle(app: &impl Server, token: &str, id: &str) -> Value {
     let start = Instant::now();
     loop {
         let (status, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), token).await;
@@ -461,155 +461,34 @@ async fn idle_labs_are_stopped_and_say_why() {
     assert!(tool_pids(&id).is_empty());
 }
 
-/// `insitu serve` as a process of its own; dropped, it ends with the
-/// sandboxes it started.
-struct ServerProcess {
-    child: std::process::Child,
-    data_dir: std::path::PathBuf,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        end_sandboxes(&self.data_dir);
-    }
-}
-
-/// `insitu serve` on `config`, its output in `out`.
-fn serve_process(config: &std::path::Path, out: &std::path::Path) -> std::process::Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_insitu"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(url: &str, out: &std::path::Path) {
-    for _ in 0..300 {
-        if plain()
-            .get(format!("{url}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the server did not come up: {}",
-        std::fs::read_to_string(out).unwrap_or_default()
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// The light form of the restart scenarios in `restart`: one web lab, the
+/// server's process ended by SIGKILL then SIGTERM.
 #[tokio::test]
 async fn labs_survive_the_end_of_the_server_process() {
     if !sandbox_available() {
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let catalogue = dir.path().join("catalogue");
-    std::fs::create_dir_all(&catalogue).unwrap();
-    let webapp = repo_root().join("crates/insitu/tests/it/fixtures/webapp.py");
-    std::fs::write(
-        catalogue.join("testapp.toml"),
-        format!(
-            "title = \"Test web app\"\ndescription = \"Answers\"\nversion = \"1\"\nkind = \"web\"\n\
-             license = \"MIT\"\n[launch]\ncommand = [\"python3\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\n\
-             readiness_path = \"/\"\n",
-            webapp.display()
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let mut config = insitu_web::ServerConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        data_dir: dir.path().join("data"),
-        catalogue_dir: catalogue,
-        ..insitu_web::ServerConfig::default()
-    };
-    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
-    config.proxy.listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
-    config.labs.expose = vec![repo_root()];
-    config.labs.start_timeout = "90s".to_owned();
-    let config_path = dir.path().join("insitu.toml");
-    std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
-    let out = dir.path().join("server.log");
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = ServerProcess {
-        child: serve_process(&config_path, &out),
-        data_dir: config.data_dir.clone(),
-    };
-    wait_healthy(&url, &out).await;
-
-    let r = plain()
-        .post(format!("{url}/api/v1/auth/token"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD, "token_name": "tests"}))
-        .send()
-        .await
-        .unwrap();
-    let t = r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let lab: Value = plain()
-        .post(format!("{url}/api/v1/labs"))
-        .bearer_auth(&t)
-        .json(&json!({"datalab": "testapp", "volumes": []}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = test_config(dir.path(), &Options::default()).await;
+    let mut server = ServerProcess::start(config, dir.path().join("insitu.toml")).await;
+    let t = server.admin_token().await;
+    let (status, lab) = launch(&server, &t, "testapp", &[]).await;
+    assert_eq!(status, 202, "{lab}");
     let id = lab["id"].as_str().unwrap().to_owned();
-    let lab_url = format!("{url}/api/v1/labs/{id}");
-    let start = Instant::now();
-    loop {
-        let (_, lab) = get_json(&plain(), &lab_url, &t).await;
-        if lab["state"] == "running" {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(90), "lab still {lab}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(settle(&server, &t, &id).await["state"], "running");
+    let lab_url = server.u(&format!("/api/v1/labs/{id}"));
     let before = tool_pids(&id);
     assert_eq!(before.len(), 1);
 
     for how in ["KILL", "TERM"] {
         // The server's process alone, as a crash or a service manager ends it.
-        let killed = std::process::Command::new("kill")
-            .args([format!("-{how}"), server.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        server.child.wait().unwrap();
+        server.end(how);
         assert_eq!(
             tool_pids(&id),
             before,
             "the lab outlived the server's SIG{how}"
         );
-        server.child = serve_process(&config_path, &out);
-        wait_healthy(&url, &out).await;
+        server.start_again().await;
         let (_, lab) = get_json(&plain(), &lab_url, &t).await;
         assert_eq!(
             lab["state"], "running",

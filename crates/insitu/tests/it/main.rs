@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod attacks;
 mod browser;
 mod catalogue;
 mod cli;
@@ -14,6 +15,8 @@ mod errors;
 mod isolation;
 mod jupyter;
 mod labs;
+mod lifecycle;
 mod openapi;
+mod restart;
 mod roles;
 mod volumes;

@@ -1,0 +1,4 @@
+//! Attacks on the platform's boundaries, each from where an attacker
+//! stands.
+
+mod lab;

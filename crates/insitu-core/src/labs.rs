@@ -629,7 +629,12 @@ impl Labs {
     /// started goes. The stopper records the end; when the stop came from
     /// another server process, the lab is recorded stopped here, once.
     async fn let_go(&self, lab: &mut LabRecord, ticket: &LaunchTicket) {
-        let was = lab.state;
+        // Its process was recorded once it was starting.
+        let was = if lab.pid.is_some() {
+            LabState::Starting
+        } else {
+            LabState::Pending
+        };
         self.end_process(lab, Duration::from_secs(2)).await;
         if *ticket.stop.borrow() {
             return;

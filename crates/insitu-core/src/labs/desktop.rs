@@ -207,10 +207,8 @@ pub struct SampHubs {
 
 /// The control group of a user's hub.
 pub fn hub_group(user_id: &UserId) -> String {
-    format!("{HUB_GROUP_PREFIX}{user_id}")
+    format!("samp-{user_id}")
 }
-
-const HUB_GROUP_PREFIX: &str = "samp-";
 
 impl SampHubs {
     /// Hubs keep their logs and pid files under `dir/<user id>/`; each
@@ -323,7 +321,9 @@ impl SampHubs {
     }
 
     /// After a restart: takes the hubs of users in `keep` over again, and
-    /// stops the others, with the groups of hubs no longer running.
+    /// stops the others. The hubs are those this platform ran (one
+    /// directory each beside their logs); a control group left of one that
+    /// no longer runs is removed. Other platforms' hubs are left alone.
     pub async fn adopt_all(&self, keep: &[UserId]) {
         let users: Vec<UserId> = std::fs::read_dir(&self.dir)
             .map(|rd| {
@@ -333,31 +333,28 @@ impl SampHubs {
             })
             .unwrap_or_default();
         for user in users {
-            let Some(mut hub) = self.adopt(&user, &self.log_path(&user)) else {
-                let _ = std::fs::remove_file(self.pid_path(&user));
-                continue;
-            };
-            if keep.contains(&user) {
-                tracing::info!(user = %user, pid = hub.pid, "SAMP hub re-adopted after restart");
-                if let Ok(mut hubs) = self.hubs.lock() {
-                    hubs.insert(user, hub);
+            match self.adopt(&user, &self.log_path(&user)) {
+                Some(hub) if keep.contains(&user) => {
+                    tracing::info!(user = %user, pid = hub.pid, "SAMP hub re-adopted after restart");
+                    if let Ok(mut hubs) = self.hubs.lock() {
+                        hubs.insert(user, hub);
+                    }
                 }
-            } else {
-                hub.stop(Duration::from_secs(3)).await;
-                let _ = std::fs::remove_file(self.pid_path(&user));
-                tracing::info!(user = %user, "SAMP hub stopped: no active lab left");
-            }
-        }
-        let Some(c) = &self.cgroups else { return };
-        let held: Vec<String> = self
-            .hubs
-            .lock()
-            .map(|h| h.keys().map(hub_group).collect())
-            .unwrap_or_default();
-        for name in c.group_names() {
-            if name.starts_with(HUB_GROUP_PREFIX) && !held.contains(&name) {
-                let (c, name) = (c.clone(), name.clone());
-                let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&name)).await;
+                Some(mut hub) => {
+                    hub.stop(Duration::from_secs(3)).await;
+                    let _ = std::fs::remove_file(self.pid_path(&user));
+                    tracing::info!(user = %user, "SAMP hub stopped: no active lab left");
+                }
+                None => {
+                    let _ = std::fs::remove_file(self.pid_path(&user));
+                    if let Some(c) = &self.cgroups {
+                        let (c, name) = (c.clone(), hub_group(&user));
+                        if c.dirs(&name).iter().any(|d| d.exists()) {
+                            let _ =
+                                tokio::task::spawn_blocking(move || c.kill_and_remove(&name)).await;
+                        }
+                    }
+                }
             }
         }
     }

@@ -12,6 +12,15 @@ use insitu_store::{LabEventRecord, LabRecord, StoreError};
 
 use super::{Labs, describe, describe_event, oom_reason, unix_seconds};
 
+/// What [`Labs::take_over`] found.
+enum TakeOver {
+    Taken,
+    /// Its sandbox has ended.
+    Gone,
+    /// It is no longer running (a stop came meanwhile).
+    Moved,
+}
+
 /// How often a lab's last activity is written to the store at most.
 const ACTIVITY_SAVED_EVERY: Duration = Duration::from_secs(30);
 
@@ -25,9 +34,15 @@ impl Labs {
             if self.launch_of(&lab.id).is_some() {
                 continue;
             }
-            if !self.has_process(&lab) && !self.take_over(&lab).await {
-                self.ended_unwatched(&mut lab).await?;
-                continue;
+            if !self.has_process(&lab) {
+                match self.take_over(&lab).await {
+                    TakeOver::Taken => {}
+                    TakeOver::Gone => {
+                        self.ended_unwatched(&mut lab).await?;
+                        continue;
+                    }
+                    TakeOver::Moved => continue,
+                }
             }
             if let Some(limit) = self.cfg.idle_timeout
                 && self.idle_for(&lab.id).is_some_and(|idle| idle >= limit)
@@ -57,11 +72,14 @@ impl Labs {
 
     /// Takes over a running lab this process has no process of (another
     /// server process started it): its sandbox, route and idle clock.
-    /// `false` when its sandbox is gone.
-    async fn take_over(&self, lab: &LabRecord) -> bool {
+    async fn take_over(&self, lab: &LabRecord) -> TakeOver {
         let Some(p) = self.find_process(lab) else {
-            return false;
+            return TakeOver::Gone;
         };
+        // Not one a stop here has just let go of.
+        if !matches!(self.store.lab(&lab.id).await, Ok(Some(l)) if l.state == LabState::Running) {
+            return TakeOver::Moved;
+        }
         tracing::info!(lab = %lab.id, pid = p.pid, "lab taken over");
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), p);
@@ -71,7 +89,7 @@ impl Labs {
             Ok(network) => self.set_route(lab, LabState::Running, network),
             Err(e) => tracing::warn!(lab = %lab.id, error = %e, "lab network lost"),
         }
-        true
+        TakeOver::Taken
     }
 
     /// A running lab whose sandbox ended while nothing here watched it.

@@ -241,6 +241,49 @@ async fn start(config: ServerConfig) -> Running {
     (url, tx, task)
 }
 
+/// A second server on the same database and data directory, as a second
+/// server process of one platform runs; dropped, it stops and leaves the
+/// labs to the first.
+pub struct Twin {
+    url: String,
+    config: ServerConfig,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn twin(&self) -> Twin {
+        let (url, shutdown, task) = start(self.config.clone()).await;
+        Twin {
+            url,
+            config: self.config.clone(),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Server for Twin {
+    fn u(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

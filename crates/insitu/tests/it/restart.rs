@@ -72,6 +72,15 @@ fn identities(lab_id: &str) -> Vec<(u32, u64)> {
     v
 }
 
+/// The lab's long-lived processes: those seen in two looks 2.5 s apart (a
+/// desktop session runs short commands every two seconds).
+async fn lasting(lab_id: &str) -> Vec<(u32, u64)> {
+    let first = identities(lab_id);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let second = identities(lab_id);
+    first.into_iter().filter(|p| second.contains(p)).collect()
+}
+
 /// A lab opened on the proxy: a client holding its lab cookie.
 struct Opened {
     client: reqwest::Client,
@@ -273,7 +282,10 @@ async fn restart_unnoticed(db: Db) {
     let mut ws = lab.websocket(&channels, None).await;
     assert_eq!(execute(&mut ws, "x = 41\nprint(x)").await.trim(), "41");
     // The labs' processes, the kernel's included.
-    let before: Vec<Vec<(u32, u64)>> = labs.iter().map(|id| identities(id)).collect();
+    let mut before: Vec<Vec<(u32, u64)>> = Vec::new();
+    for id in &labs {
+        before.push(lasting(id).await);
+    }
     for (id, procs) in labs.iter().zip(&before) {
         assert!(procs.len() >= 2, "{id}: {procs:?}");
     }

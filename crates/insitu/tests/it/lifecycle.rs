@@ -504,6 +504,43 @@ async fn proxied_traffic_keeps_a_lab_from_idle_culling() {
     );
 }
 
+/// A restart reconnects a lab's idle clock where it was, instead of
+/// starting it afresh.
+#[tokio::test]
+async fn the_idle_clock_resumes_where_it_was_after_a_restart() {
+    if !available() {
+        return;
+    }
+    let mut app = spawn_with(Options {
+        lab_idle_timeout: "5s",
+        ..Options::default()
+    })
+    .await;
+    let t = app.user_with_role("ivo", "user").await;
+    let (_, lab) = launch(&app, &t, "testapp", &[]).await;
+    let id = id_of(&lab);
+    assert_eq!(settle(&app, &t, &id).await["state"], "running");
+    let idle_since = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    app.restart().await;
+    let restarted = Instant::now();
+    assert_eq!(get_lab(&app, &t, &id).await["state"], "running");
+    let lab = wait_for(&app, &t, &id, Duration::from_secs(15), |l| {
+        l["state"] != "running"
+    })
+    .await;
+    assert!(
+        lab["reason"].as_str().unwrap().contains("idle culling"),
+        "{lab}"
+    );
+    assert!(
+        restarted.elapsed() < Duration::from_millis(4500),
+        "culled {:?} after the restart: the clock went on, not afresh",
+        restarted.elapsed()
+    );
+    assert!(idle_since.elapsed() >= Duration::from_millis(4500));
+}
+
 #[tokio::test]
 async fn a_restart_cannot_assign_a_gpu_twice() {
     if !available() {

@@ -8,8 +8,9 @@ answering every GET, not JupyterLab: twenty JupyterLabs do not fit on a
 small machine, and the figure is the platform's (re-adoption, probing,
 routes), not the tool's. Usage: bench/restart.py [labs] [rounds]  (after a
 release build; bench/restart.sh does it)."""
-import concurrent.futures, http.cookiejar, json, os, shutil, signal, socket, statistics, subprocess, sys
+import concurrent.futures, json, os, shutil, signal, socket, statistics, subprocess, sys
 import tempfile, time, urllib.request
+from http.cookiejar import CookieJar
 
 LABS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -53,7 +54,7 @@ def answers_through_proxy(url, token, lab_id):
     """A fresh ticket, redeemed, then the lab itself through the proxy."""
     try:
         link = http("POST", f"{url}/api/v1/labs/{lab_id}/open", token, timeout=5)["url"]
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
         with opener.open(link, timeout=5) as r:
             r.read()
         proxy = link.split("/labs/")[0]
@@ -102,13 +103,14 @@ def main():
     url = f"http://127.0.0.1:{port}"
     server = serve()
     results = []
+    ids, token = [], None
     try:
         while not healthy(url):
             time.sleep(0.05)
         token = http("POST", url + "/api/v1/auth/token", None,
                      {"username": "admin", "password": PASSWORD, "token_name": "bench"})["token"]
-        ids = [http("POST", url + "/api/v1/labs", token, {"datalab": "light", "volumes": []})["id"]
-               for _ in range(LABS)]
+        for _ in range(LABS):
+            ids.append(http("POST", url + "/api/v1/labs", token, {"datalab": "light", "volumes": []})["id"])
         for i in ids:
             while True:
                 lab = http("GET", f"{url}/api/v1/labs/{i}", token)
@@ -139,10 +141,21 @@ def main():
             xs = [r[2] for r in results if r[0] == name]
             print(f"after {name}: every lab answering again, median over {len(xs)} rounds "
                   f"{statistics.median(xs) * 1000:.0f} ms")
-        for i in ids:
-            http("POST", f"{url}/api/v1/labs/{i}/stop", token)
-        time.sleep(2.5)  # the user's network goes after its linger time
     finally:
+        # Labs outlive the server by design: they are stopped through it,
+        # failure or not, and the user's network goes after its linger time.
+        if server.poll() is not None and ids:
+            server = serve()
+            deadline = time.time() + 30
+            while not healthy(url) and time.time() < deadline:
+                time.sleep(0.05)
+        if server.poll() is None and token:
+            for i in ids:
+                try:
+                    http("POST", f"{url}/api/v1/labs/{i}/stop", token, timeout=30)
+                except Exception as e:
+                    print(f"could not stop lab {i}: {e}", file=sys.stderr)
+            time.sleep(2.5)
         server.terminate(); server.wait()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,5 +15,5 @@
 mod records;
 mod store;
 
-pub use records::{LabRecord, NewUser, SessionRecord, TokenRecord, UserRecord};
+pub use records::{LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord};
 pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};

@@ -29,8 +29,8 @@ mod time_fmt;
 mod wire;
 
 pub use access::{Access, Surface};
-pub use app::{App, BuildError};
+pub use app::{App, AppHandle, BuildError};
 pub use config::{ProxyConfig, ServerConfig};
-pub use insitu_core::{AdminConfig, InitialAdmin, LabsConfig, SessionConfig};
+pub use insitu_core::{AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, SessionConfig};
 pub use openapi::openapi_document;
 pub use routes::{RouteInfo, route_table};

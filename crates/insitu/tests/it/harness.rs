@@ -142,13 +142,6 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         command = [\"python3\", \"-c\", \"print('allocating', flush=True); b = bytearray(512 << 20); print('allocated')\"]\n\
         [resources]\nmemory = \"96MiB\"\ncpu = 0.5\n";
     std::fs::write(catalogue.join("memhog.toml"), memhog).unwrap();
-    // A tool that takes a secret but serves nothing: it says where it was
-    // to listen, and sleeps.
-    let noserve = "title = \"Serves nothing\"\ndescription = \"Never listens\"\nversion = \"1\"\n\
-        kind = \"web\"\nlicense = \"MIT\"\n[launch]\n\
-        command = [\"python3\", \"-c\", \"import sys, time; print('port', sys.argv[1], flush=True); time.sleep(600)\", \"{port}\"]\n\
-        credential = \"bearer\"\n";
-    std::fs::write(catalogue.join("noserve.toml"), noserve).unwrap();
     let volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
     let database_url = match opts.db {
         Db::Sqlite => None,

@@ -304,6 +304,20 @@ async fn a_lab_whose_port_another_process_serves_fails_and_that_process_learns_n
         ..Options::default()
     })
     .await;
+    // A tool that takes a secret but serves nothing: it says where it was
+    // to listen, and sleeps.
+    let noserve = "title = \"Serves nothing\"\ndescription = \"Never listens\"\nversion = \"1\"\n\
+        kind = \"web\"\nlicense = \"MIT\"\n[launch]\n\
+        command = [\"python3\", \"-c\", \"import sys, time; print('port', sys.argv[1], flush=True); time.sleep(600)\", \"{port}\"]\n\
+        credential = \"bearer\"\n";
+    std::fs::write(app.dir.path().join("catalogue/noserve.toml"), noserve).unwrap();
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(app.admin_token().await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let t = app.user_with_role("sam", "user").await;
     let (status, lab) = launch(&app, &t, "noserve", &[]).await;
     assert_eq!(status, 202, "{lab}");

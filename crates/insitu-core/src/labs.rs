@@ -1116,6 +1116,56 @@ impl Labs {
 mod tests {
     use super::*;
 
+    /// A one-shot server answering `status`; the request it got.
+    async fn answering(status: u16) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 2048];
+            let n = s.read(&mut buf).await.unwrap();
+            let head = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            s.write_all(head.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn the_probe_presents_the_credential_and_counts_only_a_real_answer() {
+        for (status, expected) in [
+            (200, Probe::Ready),
+            (302, Probe::Ready),
+            (401, Probe::Refused(401)),
+            (403, Probe::Refused(403)),
+            (404, Probe::NoAnswer),
+            (502, Probe::NoAnswer),
+        ] {
+            let (addr, request) = answering(status).await;
+            let got = probe(addr, "/labs/x/api/status", None, Some("token abc")).await;
+            assert_eq!(got, expected, "{status}");
+            let request = request.await.unwrap();
+            assert!(
+                request.starts_with("GET /labs/x/api/status HTTP/1.1\r\n")
+                    && request.contains("\r\nAuthorization: token abc\r\n"),
+                "{request}"
+            );
+        }
+        let (addr, request) = answering(200).await;
+        assert_eq!(probe(addr, "/", None, None).await, Probe::Ready);
+        assert!(!request.await.unwrap().contains("Authorization"));
+        let refused = StartFailure::NotReady {
+            secs: 60,
+            answered: Some(403),
+        };
+        assert!(
+            refused.to_string().contains("answered 403")
+                && refused.to_string().contains("launch.credential"),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn file_arguments_follow_the_command_only_with_a_file() {
         let spec = DatalabSpec::from_toml(

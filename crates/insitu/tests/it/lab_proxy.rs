@@ -241,3 +241,32 @@ async fn revoking_or_stopping_closes_a_labs_websockets() {
     assert!(ends(&mut ws).await, "the client sees its WebSocket close");
     counted(&app, &id, 0).await;
 }
+
+#[tokio::test]
+async fn an_invalid_proxy_url_stops_the_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = insitu_web::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..insitu_web::ServerConfig::default()
+    };
+    config.proxy.listen = "127.0.0.1:0".parse().unwrap();
+    for (url, why) in [
+        (
+            "https://{lab}.labs.example.org/labs",
+            "only scheme, host and port",
+        ),
+        ("ftp://labs.example.org", "http:// or https://"),
+        ("https://{lab}.{lab}.example.org", "only once"),
+    ] {
+        config.proxy.public_url = Some(url.to_owned());
+        let error = match insitu_web::App::build(config.clone()).await {
+            Ok(_) => panic!("{url} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.starts_with("proxy.public_url: ") && error.contains(why),
+            "{error}"
+        );
+    }
+}

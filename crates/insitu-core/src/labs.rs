@@ -81,9 +81,7 @@ pub enum StartFailure {
     NotReady { secs: u64, answered: Option<u16> },
     #[error(transparent)]
     Secret(#[from] secret::SecretFileError),
-    #[error(
-        "port {0}, where the tool was to listen, is served by a process outside the lab: the lab is stopped instead of serving it"
-    )]
+    #[error("port {0}, where the tool was to listen, is served by a process outside the lab")]
     PortTaken(u16),
 }
 

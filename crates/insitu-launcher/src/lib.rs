@@ -6,7 +6,8 @@
 //! platform's data directory hidden, own pid and ipc namespaces. [`limits`]
 //! gives each sandbox a control group with memory, CPU and process limits;
 //! [`netns`] keeps each user's sandboxes in a network namespace of their
-//! own. [`process`]
+//! own; [`listen`] tells whether a port is served by a sandbox's own
+//! processes or by someone else. [`process`]
 //! starts such a sandbox detached from the platform (so a platform restart
 //! leaves it running), keeps its output in a log file, finds it again after a
 //! restart, and stops its whole process tree.
@@ -16,6 +17,7 @@
 //! share it.
 
 pub mod limits;
+pub mod listen;
 pub mod netns;
 pub mod process;
 pub mod sandbox;
@@ -23,4 +25,4 @@ pub mod sandbox;
 pub use limits::{Cgroups, Limits};
 pub use netns::NetNs;
 pub use process::{ExitStatus, LaunchError, Placement, SandboxProcess};
-pub use sandbox::{Bind, HOME_PATH, SandboxSpec, StepBinds, VolumeMount};
+pub use sandbox::{Bind, HOME_PATH, PrivateEnv, SandboxSpec, StepBinds, VolumeMount};

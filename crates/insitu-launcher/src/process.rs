@@ -109,13 +109,23 @@ impl SandboxProcess {
         };
         let (out, err) = (open()?, open()?);
         let mut cmd = std::process::Command::new(bwrap);
+        // What bubblewrap reads on its stdin before the tool may run: the
+        // private variables (it reads them while parsing its arguments,
+        // before it forks), or a byte its `--block-fd` waits for. Written
+        // once the sandbox is in its control group.
+        let private = spec.private_env.args_data();
         let mut gate = None;
         if let Some((cgroups, name, limits)) = placement.cgroup {
             cgroups.create(name, &limits).map_err(LaunchError::Limits)?;
-            // bwrap waits for a byte on its stdin before it runs the tool.
+        }
+        if !private.is_empty() {
+            let (reader, writer) = std::io::pipe().map_err(LaunchError::Spawn)?;
+            cmd.stdin(reader);
+            gate = Some((writer, private));
+        } else if placement.cgroup.is_some() {
             let (reader, writer) = std::io::pipe().map_err(LaunchError::Spawn)?;
             cmd.args(["--block-fd", "0"]).stdin(reader);
-            gate = Some(writer);
+            gate = Some((writer, b"1".to_vec()));
         } else {
             cmd.stdin(Stdio::null());
         }
@@ -143,7 +153,7 @@ impl SandboxProcess {
                 .cgroup
                 .map(|(cgroups, name, _)| (cgroups.clone(), name.to_owned())),
         };
-        if let (Some(mut gate), Some((cgroups, name))) = (gate, process.cgroup.clone()) {
+        if let Some((cgroups, name)) = process.cgroup.clone() {
             // The parent first: whatever it forks from now on is born in the
             // group; then what it forked before.
             let mut moved = cgroups.join(&name, pid);
@@ -158,9 +168,12 @@ impl SandboxProcess {
                 let _ = cgroups.remove(&name);
                 return Err(LaunchError::Limits(e));
             }
+        }
+        if let Some((mut writer, data)) = gate {
             use std::io::Write;
             // An error means bwrap already ended; its status will say so.
-            let _ = gate.write_all(b"1");
+            // Dropping the writer closes the pipe: the end of `--args`.
+            let _ = writer.write_all(&data);
         }
         Ok(process)
     }

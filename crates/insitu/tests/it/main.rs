@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod attacks;
 mod browser;
 mod catalogue;
 mod cli;
@@ -13,6 +14,7 @@ mod desktop;
 mod errors;
 mod isolation;
 mod jupyter;
+mod lab_proxy;
 mod labs;
 mod openapi;
 mod roles;

@@ -13,6 +13,14 @@
 //! the memory kills in it as lab events), and a restart re-adopts each
 //! lab's process, probes it and reports it running again only once it
 //! answers (`adopt`).
+//!
+//! A tool that takes a secret (the datalab's `launch.credential`) gets one
+//! of its own at launch, in its environment only (see [`secret`]); the
+//! lab's route carries it for the proxy. A lab is running only once its
+//! tool answers on its port with that credential, and only if the socket
+//! listening there belongs to the lab's own processes: anything else
+//! listening on the port (another lab on the host's network) makes the
+//! launch fail, and is never sent the secret.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,11 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use insitu_domain::{DatalabSpec, LabEventKind, LabId, LabState, UserId, VolumeSpec};
+use insitu_launcher::listen::{PortHolder, port_holder};
 use insitu_launcher::netns::NetNsError;
 use insitu_launcher::sandbox::fill;
 use insitu_launcher::{
-    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, SandboxProcess, SandboxSpec,
-    VolumeMount,
+    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, PrivateEnv, SandboxProcess,
+    SandboxSpec, VolumeMount,
 };
 use insitu_store::{LabEventRecord, LabRecord, Store, StoreError};
 
@@ -34,6 +43,9 @@ use crate::error::Error;
 mod adopt;
 mod desktop;
 mod monitor;
+pub mod secret;
+
+pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
 /// Where a lab sees its user's workspace.
 pub const WORKSPACE_PATH: &str = insitu_launcher::HOME_PATH;
@@ -71,13 +83,27 @@ pub enum StartFailure {
     Store(#[from] StoreError),
     #[error("the tool exited ({}) before it was ready; last output: {tail}", describe(*code))]
     ExitedEarly { code: Option<i32>, tail: String },
-    #[error("the tool was not ready after {0} s")]
-    NotReady(u64),
-    #[error("the tool did not answer within {0} s after the platform restarted")]
-    NotReadyAfterRestart(u64),
+    #[error("the tool was not ready after {secs} s{}", refused(*answered))]
+    NotReady { secs: u64, answered: Option<u16> },
+    #[error("the tool did not answer within {secs} s after the platform restarted{}", refused(*answered))]
+    NotReadyAfterRestart { secs: u64, answered: Option<u16> },
+    #[error(transparent)]
+    Secret(#[from] secret::SecretFileError),
+    #[error("port {0}, where the tool was to listen, is served by a process outside the lab")]
+    PortTaken(u16),
     /// A stop came first; the stopper records the lab's end.
     #[error("stopped before it was running")]
     Stopped,
+}
+
+/// What a tool that refused the readiness probe wants.
+fn refused(answered: Option<u16>) -> String {
+    match answered {
+        Some(status) => format!(
+            "; it answered {status} on its readiness path: it wants a credential it was not given (see the datalab's launch.credential)"
+        ),
+        None => String::new(),
+    }
 }
 
 /// Why a user's network namespace could not be had.
@@ -146,6 +172,8 @@ pub struct LabRoute {
     /// The user who owns the lab.
     pub owner: UserId,
     pub state: LabState,
+    /// What the tool demands of every request, when it takes a secret.
+    pub access: Option<ToolAccess>,
 }
 
 /// The lab proxy as labs use it; the web crate implements it over
@@ -157,6 +185,9 @@ pub trait LabProxy: Send + Sync {
     fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> String;
     /// Ends every proxy session of a lab, closing its WebSockets.
     fn revoke_lab(&self, lab_id: &LabId);
+    /// Ends every proxy session of a user, in every lab, closing their
+    /// WebSockets (at once in this process; the session table follows).
+    fn revoke_user(&self, user_id: &UserId);
 }
 
 pub struct Labs {
@@ -346,10 +377,31 @@ impl Labs {
         Ok(proxy.entry_link(lab_id, user_id))
     }
 
+    /// Ends every proxy session of a user (see [`LabProxy::revoke_user`]).
+    pub fn revoke_user_sessions(&self, user_id: &UserId) {
+        if let Some(p) = self.proxy.get() {
+            p.revoke_user(user_id);
+        }
+    }
+
+    /// Where a lab's secret is kept (see [`secret`]).
+    fn secret_path(&self, lab_id: &LabId) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("labs")
+            .join(lab_id.as_str())
+            .join("secret")
+    }
+
     fn set_route(&self, lab: &LabRecord, state: LabState, network: Option<Arc<UserNetwork>>) {
         let Some(port) = lab.port.and_then(|p| u16::try_from(p).ok()) else {
             return;
         };
+        // The credential the tool was started with, kept beside the lab.
+        let access = ToolAccess::load(&self.secret_path(&lab.id)).unwrap_or_else(|e| {
+            tracing::warn!(lab = %lab.id, error = %e, "the lab's tool will refuse the proxy");
+            None
+        });
         if let Ok(mut r) = self.routes.write() {
             let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             r.insert(
@@ -359,6 +411,7 @@ impl Labs {
                     network,
                     owner: lab.user_id.clone(),
                     state,
+                    access,
                 },
             );
         }
@@ -369,6 +422,13 @@ impl Labs {
     fn drop_route(&self, lab_id: &LabId) {
         if let Ok(mut r) = self.routes.write() {
             r.remove(lab_id);
+        }
+        // The tool is gone or going: its secret opens nothing any more.
+        match std::fs::remove_file(self.secret_path(lab_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(lab = %lab_id, error = %e, "cannot remove the lab's secret");
+            }
+            _ => {}
         }
         if let Some(p) = self.proxy.get() {
             p.revoke_lab(lab_id);
@@ -675,20 +735,15 @@ impl Labs {
             .map_err(StartFailure::WorkspaceOwner)?;
         let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
+        let access = ToolAccess::generate(spec.launch.credential);
+        if let Some(access) = &access {
+            access.save(&self.secret_path(&lab.id))?;
+        }
+        let (env, private_env) = self.launch_env(spec, lab, port, &base_url, username, &access);
         let mut sandbox = SandboxSpec {
             command: launch_command(spec, port, &base_url, username, lab.file.as_deref()),
-            env: std::iter::once(("PATH".to_owned(), self.path_var()))
-                .chain(
-                    (!lab.gpus.is_empty())
-                        .then(|| ("CUDA_VISIBLE_DEVICES".to_owned(), lab.gpus.join(","))),
-                )
-                .chain(
-                    spec.launch
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), fill(v, port, &base_url, username))),
-                )
-                .collect(),
+            env,
+            private_env,
             workspace,
             volumes: volumes
                 .iter()
@@ -754,7 +809,11 @@ impl Labs {
                     code,
                     tail: insitu_launcher::process::log_tail(&log, 5).join(" | "),
                 },
-                Waited::TimedOut => StartFailure::NotReady(self.cfg.start_timeout.as_secs()),
+                Waited::TimedOut { answered } => StartFailure::NotReady {
+                    secs: self.cfg.start_timeout.as_secs(),
+                    answered,
+                },
+                Waited::PortTaken(port) => StartFailure::PortTaken(port),
             })?;
         self.record_activity(&lab.id);
         if !self
@@ -767,6 +826,39 @@ impl Labs {
         self.step(&lab.id, "ready");
         tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
         Ok(())
+    }
+
+    /// The tool's environment: what every lab gets and the datalab's
+    /// `launch.env`, and, private (on no command line), the lab's secret as
+    /// [`SECRET_VARIABLE`] and in the values holding `{secret}`.
+    fn launch_env(
+        &self,
+        spec: &DatalabSpec,
+        lab: &LabRecord,
+        port: u16,
+        base_url: &str,
+        username: &str,
+        access: &Option<ToolAccess>,
+    ) -> (Vec<(String, String)>, PrivateEnv) {
+        let placeholder = format!("{{{}}}", insitu_domain::datalab::SECRET_PLACEHOLDER);
+        let mut env = vec![("PATH".to_owned(), self.path_var())];
+        if !lab.gpus.is_empty() {
+            env.push(("CUDA_VISIBLE_DEVICES".to_owned(), lab.gpus.join(",")));
+        }
+        let mut private = PrivateEnv::default();
+        for (name, value) in &spec.launch.env {
+            let value = fill(value, port, base_url, username);
+            match access {
+                Some(a) if value.contains(&placeholder) => {
+                    private.set(name, value.replace(&placeholder, a.secret.expose()));
+                }
+                _ => env.push((name.clone(), value)),
+            }
+        }
+        if let Some(a) = access {
+            private.set(SECRET_VARIABLE, a.secret.expose());
+        }
+        (env, private)
     }
 
     /// Returns [`StartFailure::Stopped`] once the lab is to stop: told so
@@ -793,8 +885,9 @@ impl Labs {
         }
     }
 
-    /// Waits until the lab answers a probe on `path`, its process ends, the
-    /// deadline passes or a stop comes.
+    /// Waits until the lab's tool answers a probe on `path` with the lab's
+    /// credential, its process ends, the deadline passes, something outside
+    /// the lab serves its port, or a stop comes.
     async fn wait_ready(
         &self,
         lab: &LabRecord,
@@ -803,10 +896,15 @@ impl Labs {
         deadline: tokio::time::Instant,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), Waited> {
-        let Some(port) = lab.port.and_then(|p| u16::try_from(p).ok()) else {
+        let (Some(port), Some(sandbox)) = (
+            lab.port.and_then(|p| u16::try_from(p).ok()),
+            lab.pid.and_then(|p| u32::try_from(p).ok()),
+        ) else {
             return Err(Waited::Exited(None));
         };
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let access = ToolAccess::load(&self.secret_path(&lab.id)).ok().flatten();
+        let authorization = access.as_ref().and_then(ToolAccess::authorization);
+        let mut answered = None;
         let mut store_checked = tokio::time::Instant::now();
         loop {
             if *stop.borrow() {
@@ -815,11 +913,14 @@ impl Labs {
             if let Some(code) = self.exited(&lab.id) {
                 return Err(Waited::Exited(code));
             }
-            if ready(addr, path, network).await {
-                return Ok(());
+            match answers(sandbox, port, path, network, authorization.as_deref()).await {
+                Ok(Probe::Ready) => return Ok(()),
+                Ok(Probe::Refused(status)) => answered = Some(status),
+                Ok(Probe::NoAnswer) => {}
+                Err(taken) => return Err(taken),
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Waited::TimedOut);
+                return Err(Waited::TimedOut { answered });
             }
             // Another server process may have stopped it.
             if store_checked.elapsed() >= Duration::from_secs(1) {
@@ -1052,7 +1153,32 @@ async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
 enum Waited {
     Stopped,
     Exited(Option<i32>),
-    TimedOut,
+    /// Not in time; the status of its last refusal, if it refused.
+    TimedOut {
+        answered: Option<u16>,
+    },
+    /// Something outside the lab serves its port.
+    PortTaken(u16),
+}
+
+/// One probe of a lab's tool on its `port`, presenting `authorization`:
+/// only when the lab's own processes (the sandbox rooted at `sandbox`)
+/// serve the port, so that nothing else is asked, or sent the secret.
+async fn answers(
+    sandbox: u32,
+    port: u16,
+    path: &str,
+    network: Option<&UserNetwork>,
+    authorization: Option<&str>,
+) -> Result<Probe, Waited> {
+    match port_holder(sandbox, port) {
+        PortHolder::Outsider => Err(Waited::PortTaken(port)),
+        PortHolder::Nobody => Ok(Probe::NoAnswer),
+        PortHolder::Sandbox => {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            Ok(probe(addr, path, network, authorization).await)
+        }
+    }
 }
 
 /// The datalab's command with its placeholders filled in, and its file
@@ -1169,35 +1295,58 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// One readiness probe: any answer below 500 that is not 404 means the tool
-/// is serving.
-async fn ready(addr: std::net::SocketAddr, path: &str, network: Option<&UserNetwork>) -> bool {
+/// What one readiness probe got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// A real answer of the tool: below 500, and neither 404 nor a refusal.
+    Ready,
+    /// 401 or 403: the tool wants a credential it was not given.
+    Refused(u16),
+    /// No connection, no answer, or not yet a useful one.
+    NoAnswer,
+}
+
+/// One readiness probe of the tool at `addr`, presenting `authorization`
+/// (the tool's own credential) when it takes one.
+async fn probe(
+    addr: std::net::SocketAddr,
+    path: &str,
+    network: Option<&UserNetwork>,
+    authorization: Option<&str>,
+) -> Probe {
     let timeout = Duration::from_millis(500);
     let connected = match network {
         Some(n) => n.0.connect(addr, timeout).await,
         None => match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
             Ok(c) => c,
-            Err(_) => return false,
+            Err(_) => return Probe::NoAnswer,
         },
     };
     let Ok(mut stream) = connected else {
-        return false;
+        return Probe::NoAnswer;
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let credential = authorization.map_or_else(String::new, |a| format!("Authorization: {a}\r\n"));
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{credential}Connection: close\r\n\r\n");
     if stream.write_all(req.as_bytes()).await.is_err() {
-        return false;
+        return Probe::NoAnswer;
     }
     let mut buf = [0u8; 32];
     let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await
     else {
-        return false;
+        return Probe::NoAnswer;
     };
     let head = String::from_utf8_lossy(&buf[..n]);
-    head.split_whitespace()
+    match head
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
-        .is_some_and(|c| c < 500 && c != 404)
+    {
+        Some(status @ (401 | 403)) => Probe::Refused(status),
+        Some(status) if status < 500 && status != 404 => Probe::Ready,
+        _ => Probe::NoAnswer,
+    }
 }
 
 impl Labs {
@@ -1268,6 +1417,56 @@ impl Labs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-shot server answering `status`; the request it got.
+    async fn answering(status: u16) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 2048];
+            let n = s.read(&mut buf).await.unwrap();
+            let head = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            s.write_all(head.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn the_probe_presents_the_credential_and_counts_only_a_real_answer() {
+        for (status, expected) in [
+            (200, Probe::Ready),
+            (302, Probe::Ready),
+            (401, Probe::Refused(401)),
+            (403, Probe::Refused(403)),
+            (404, Probe::NoAnswer),
+            (502, Probe::NoAnswer),
+        ] {
+            let (addr, request) = answering(status).await;
+            let got = probe(addr, "/labs/x/api/status", None, Some("token abc")).await;
+            assert_eq!(got, expected, "{status}");
+            let request = request.await.unwrap();
+            assert!(
+                request.starts_with("GET /labs/x/api/status HTTP/1.1\r\n")
+                    && request.contains("\r\nAuthorization: token abc\r\n"),
+                "{request}"
+            );
+        }
+        let (addr, request) = answering(200).await;
+        assert_eq!(probe(addr, "/", None, None).await, Probe::Ready);
+        assert!(!request.await.unwrap().contains("Authorization"));
+        let refused = StartFailure::NotReady {
+            secs: 60,
+            answered: Some(403),
+        };
+        assert!(
+            refused.to_string().contains("answered 403")
+                && refused.to_string().contains("launch.credential"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn file_arguments_follow_the_command_only_with_a_file() {

@@ -1,7 +1,8 @@
 //! The platform's services, with no HTTP in them: accounts (password
 //! hashing and checks, sessions and API tokens), labs (launch, the state
-//! machine, the monitor, idle culling, re-adoption after a restart),
-//! desktop sessions and SAMP hubs, the datalab and data volume catalogues,
+//! machine, the monitor, idle culling, re-adoption after a restart, each
+//! tool's own secret), the lab proxy's persistent sessions, desktop
+//! sessions and SAMP hubs, the datalab and data volume catalogues,
 //! and faceted search over them. A [`Platform`] holds them all and runs the
 //! operations that span several.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod labs;
 pub mod platform;
+pub mod proxy_sessions;
 pub mod query;
 pub mod volumes;
 
@@ -28,5 +30,5 @@ pub use config::{
     AdminConfig, LabNetworkMode, LabsConfig, PlatformConfig, SampHubConfig, SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
-pub use insitu_store::{LabEventRecord, LabRecord, TokenRecord, UserRecord};
+pub use insitu_store::{LabEventRecord, LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -14,6 +14,7 @@ use crate::catalogue::Datalabs;
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
 use crate::error::Error;
 use crate::labs::{LabConfigView, LabProxy, Labs};
+use crate::proxy_sessions::{self, ProxySessions};
 use crate::volumes::{self, VolumeCatalogue, Volumes};
 
 /// What stops the platform from starting.
@@ -46,6 +47,7 @@ pub struct Platform {
     datalabs: Datalabs,
     volumes: Volumes,
     labs: Arc<Labs>,
+    proxy_sessions: ProxySessions,
 }
 
 impl Platform {
@@ -79,12 +81,14 @@ impl Platform {
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
         let labs = Labs::new(store.clone(), lab_config(&config, data_dir)?);
+        let proxy_sessions = ProxySessions::new(store.clone());
         let platform = Platform {
             store,
             accounts,
             datalabs,
             volumes,
             labs,
+            proxy_sessions,
         };
         Ok((platform, initial_admin))
     }
@@ -120,6 +124,21 @@ impl Platform {
 
     pub fn labs(&self) -> &Arc<Labs> {
         &self.labs
+    }
+
+    /// The lab proxy's sessions, as the platform keeps them.
+    pub fn proxy_sessions(&self) -> &ProxySessions {
+        &self.proxy_sessions
+    }
+
+    /// Ends every lab proxy session of a user, in every lab: at once in
+    /// this process (their WebSockets close), and in the session table
+    /// before it returns, so no server process honours them again. Call it
+    /// whenever a user must lose their labs' cookies: account disabled,
+    /// logout everywhere, password changed.
+    pub async fn revoke_proxy_sessions(&self, user_id: &UserId) -> Result<(), Error> {
+        self.labs.revoke_user_sessions(user_id);
+        self.proxy_sessions.remove_user(user_id).await
     }
 
     /// The database's kind (`sqlite`, `postgres`) and whether it answers.
@@ -168,12 +187,13 @@ impl Platform {
     }
 
     /// Starts the platform's background work: a sweep of stale sessions
-    /// every ten minutes, and the lab monitor every second (see
-    /// [`Labs::check_running`]). It stops when the returned value is
-    /// dropped.
+    /// (and expired lab proxy sessions) every ten minutes, and the lab
+    /// monitor every second (see [`Labs::check_running`]). It stops when
+    /// the returned value is dropped.
     pub fn maintain(&self) -> Maintenance {
         let store = self.store.clone();
         let session = self.accounts.session_config().clone();
+        let proxy_sessions = self.proxy_sessions.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(600));
             loop {
@@ -183,6 +203,14 @@ impl Platform {
                     Ok(n) if n > 0 => tracing::info!(removed = n, "stale sessions removed"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not remove stale sessions"),
+                }
+                match proxy_sessions
+                    .remove_expired(proxy_sessions::now_ms())
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired lab sessions removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not remove expired lab sessions"),
                 }
             }
         });

@@ -16,6 +16,7 @@ pub mod volume;
 
 pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
+    ToolCredential,
 };
 pub use id::{IdError, LabId, TokenId, UserId};
 pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};

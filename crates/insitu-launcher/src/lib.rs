@@ -8,18 +8,20 @@
 //! show, no host control group tree, own pid, ipc, uts and cgroup
 //! namespaces. [`limits`] gives each sandbox a control group with memory,
 //! CPU and process limits; [`netns`] keeps each user's sandboxes in a
-//! network namespace of their own; [`seccomp`] refuses the system calls
-//! that reach past the sandbox. [`process`] starts such a sandbox under a
-//! supervisor of its own (so a restart or crash of the platform leaves it
-//! running and its end recorded), finds it again after a restart, reports
-//! each memory kill in it as it happens ([`memory`]), and stops its whole
-//! process tree.
+//! network namespace of their own; [`listen`] tells whether a port is
+//! served by a sandbox's own processes or by someone else; [`seccomp`]
+//! refuses the system calls that reach past the sandbox. [`process`]
+//! starts such a sandbox under a supervisor of its own (so a restart or
+//! crash of the platform leaves it running and its end recorded), finds it
+//! again after a restart, reports each memory kill in it as it happens
+//! ([`memory`]), and stops its whole process tree.
 //!
 //! This crate knows nothing of HTTP, the store or the catalogue: the caller
 //! decides what to run and records what happened. Pipeline steps and labs
 //! share it.
 
 pub mod limits;
+pub mod listen;
 pub mod memory;
 pub mod netns;
 pub mod process;
@@ -31,4 +33,4 @@ pub use limits::{Cgroups, Limits};
 pub use memory::MemoryKill;
 pub use netns::NetNs;
 pub use process::{ExitStatus, LaunchError, Placement, SandboxEnd, SandboxProcess};
-pub use sandbox::{Bind, HOME_PATH, SandboxSpec, StepBinds, VolumeMount};
+pub use sandbox::{Bind, HOME_PATH, PrivateEnv, SandboxSpec, StepBinds, VolumeMount};

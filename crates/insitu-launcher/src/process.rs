@@ -194,7 +194,7 @@ impl SandboxProcess {
                 return Err(e.into());
             }
         };
-        admit(supervisor, go, cgroup, files)
+        admit(supervisor, go, cgroup, files, &spec.private_env.args_data())
     }
 
     /// Finds a sandbox again after a platform restart; `None` when that
@@ -695,6 +695,7 @@ fn admit(
     mut go: std::io::PipeWriter,
     cgroup: Option<(Cgroups, String)>,
     files: Files,
+    private: &[u8],
 ) -> Result<SandboxProcess, LaunchError> {
     let supervisor_pid = supervisor.id();
     let supervisor_id = (supervisor_pid, start_ticks(supervisor_pid).unwrap_or(0));
@@ -733,9 +734,18 @@ fn admit(
             source,
         });
     }
-    // The subshell's line, then bubblewrap's byte. An error means the
-    // supervisor already ended; its status will say so.
-    let _ = go.write_all(b"go\n1");
+    // The subshell's line, then what bubblewrap reads: the private
+    // variables (`--args 0`, while it parses its arguments, up to the end
+    // of the pipe; its `--block-fd` then finds that end), or the byte its
+    // `--block-fd` waits for. An error means the supervisor already ended;
+    // its status will say so. Dropping the writer closes the pipe.
+    let mut gate = b"go\n".to_vec();
+    if private.is_empty() {
+        gate.push(b'1');
+    } else {
+        gate.extend_from_slice(private);
+    }
+    let _ = go.write_all(&gate);
     drop(go);
     Ok(SandboxProcess {
         pid,

@@ -20,6 +20,11 @@ pub struct SandboxSpec {
     /// Program and arguments, placeholders already filled in.
     pub command: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Variables that must show on no command line (a lab's secret): set
+    /// after `env`, read by bubblewrap from its stdin (`--args 0`), so the
+    /// caller must write [`PrivateEnv::args_data`] there and close it, as
+    /// [`crate::SandboxProcess`] does.
+    pub private_env: PrivateEnv,
     /// The user's workspace, bound read-write at [`HOME_PATH`].
     pub workspace: PathBuf,
     /// Data volumes, bound read-only.
@@ -53,6 +58,56 @@ pub struct SandboxSpec {
     /// bubblewrap from a supervisor of its own that outlives the platform,
     /// so the sandbox ends with its supervisor, never with the platform.
     pub die_with_parent: bool,
+}
+
+/// Environment variables of a sandbox that must not be seen by other
+/// processes of the host: they travel through a pipe to bubblewrap, never
+/// in its arguments (which every process may read in `/proc`), and reach
+/// only the sandboxed process's environment. `Debug` shows their names.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PrivateEnv(Vec<(String, String)>);
+
+impl PrivateEnv {
+    /// Adds a variable; a later one of the same name wins. A name or value
+    /// holding a NUL byte, or a name holding `=`, is left out.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let (name, value) = (name.into(), value.into());
+        if name.is_empty() || name.contains(['\0', '=']) || value.contains('\0') {
+            return;
+        }
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, value));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The variables' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// What bubblewrap reads with `--args 0`: NUL-separated `--setenv`
+    /// arguments.
+    pub fn args_data(&self) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (name, value) in &self.0 {
+            for part in ["--setenv", name, value] {
+                data.extend_from_slice(part.as_bytes());
+                data.push(0);
+            }
+        }
+        data
+    }
+}
+
+impl std::fmt::Debug for PrivateEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.names().map(|n| format!("{n}=<redacted>")))
+            .finish()
+    }
 }
 
 /// What a tool running as root in a sandbox may still do: what container
@@ -256,6 +311,11 @@ pub(crate) fn bwrap_args_in(
     }
     for (k, v) in &env {
         push(&[&"--setenv", k, v]);
+    }
+    if !spec.private_env.is_empty() {
+        // The private variables, from the caller's pipe on bubblewrap's
+        // stdin: after the others, so they win.
+        push(&[&"--args", &"0"]);
     }
     match &step.workdir {
         Some(w) => push(&[&"--chdir", w]),
@@ -537,6 +597,42 @@ mod tests {
             bwrap_args(&spec),
             bwrap_args_with(&spec, &StepBinds::default())
         );
+    }
+
+    #[test]
+    fn private_variables_are_read_from_stdin_and_never_shown() {
+        let mut private = PrivateEnv::default();
+        private.set("LAB_SECRET", "s3cret-value");
+        private.set("BAD=NAME", "x");
+        private.set("NUL", "a\0b");
+        let spec = SandboxSpec {
+            command: vec!["tool".into()],
+            env: vec![("LAB_SECRET".into(), "public".into())],
+            private_env: private.clone(),
+            ..SandboxSpec::default()
+        };
+        let args: Vec<String> = bwrap_args(&spec)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = args.join(" ");
+        assert!(!joined.contains("s3cret-value"), "{joined}");
+        let public = args
+            .windows(3)
+            .position(|w| w == ["--setenv", "LAB_SECRET", "public"])
+            .unwrap();
+        let piped = args.windows(2).position(|w| w == ["--args", "0"]).unwrap();
+        assert!(public < piped && piped < args.len() - 2, "{joined}");
+        assert_eq!(
+            private.args_data(),
+            b"--setenv\0LAB_SECRET\0s3cret-value\0".to_vec()
+        );
+        assert_eq!(format!("{private:?}"), "[\"LAB_SECRET=<redacted>\"]");
+        let none = SandboxSpec {
+            private_env: PrivateEnv::default(),
+            ..spec
+        };
+        assert!(!bwrap_args(&none).contains(&"--args".into()));
     }
 
     #[test]

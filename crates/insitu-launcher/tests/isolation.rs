@@ -348,6 +348,37 @@ async fn cpu_quota_and_process_limit_hold() {
 }
 
 #[tokio::test]
+async fn private_variables_arrive_once_the_sandbox_is_in_its_group() {
+    let (Some(bwrap), Some(cg)) = (bwrap(), cgroups()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("private");
+    let mut s = spec(
+        dir.path(),
+        "echo \"secret=$LAB_SECRET\"; cat /proc/self/cgroup; sleep 30",
+    );
+    s.private_env.set("LAB_SECRET", "in-the-group-only");
+    let log = dir.path().join("lab.log");
+    let mut p =
+        SandboxProcess::start_in(&bwrap, &s, &log, limited(&cg, &name, Limits::default())).unwrap();
+    for _ in 0..200 {
+        if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("secret=")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(out.contains("secret=in-the-group-only"), "{out}");
+    let members = cg.pids(&name);
+    assert!(
+        members.contains(&p.pid) && members.len() >= 3,
+        "bwrap, the sandbox init and the tool are in the group: {members:?}"
+    );
+    p.stop(Duration::ZERO).await;
+}
+
+#[tokio::test]
 async fn labs_of_one_user_share_loopback_and_no_one_else_reaches_it() {
     let (Some(bwrap), Some(alice)) = (bwrap(), netns()) else {
         return;

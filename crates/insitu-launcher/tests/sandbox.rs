@@ -463,3 +463,50 @@ async fn a_recorded_sandbox_can_be_killed_from_its_log_alone() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sleepers(), 0, "the tool went with it");
 }
+
+/// Every process's command line on the host, joined.
+fn host_command_lines() -> String {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_private_variable_reaches_the_tool_and_no_command_line() {
+    let Some(bwrap) = bwrap() else { return };
+    let f = fixture();
+    let secret = format!("private-{}", std::process::id());
+    let mut s = spec(
+        &f,
+        "echo \"secret=$LAB_SECRET greeting=$LAB_GREETING\"; echo ready; sleep 30",
+    );
+    s.private_env.set("LAB_SECRET", secret.clone());
+    // A public variable of the same name loses to the private one.
+    s.env.push(("LAB_SECRET".into(), "public".into()));
+    let log = f.root.join("lab.log");
+    let mut p = SandboxProcess::start(&bwrap, &s, &log).unwrap();
+    for _ in 0..200 {
+        if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        out.contains(&format!("secret={secret} greeting=hello")),
+        "{out}"
+    );
+    assert!(
+        !host_command_lines().contains(&secret),
+        "the secret is on a command line"
+    );
+    assert!(
+        !format!("{s:?}").contains(&secret),
+        "Debug shows the secret"
+    );
+    p.stop(Duration::ZERO).await;
+}

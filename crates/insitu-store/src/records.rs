@@ -87,3 +87,16 @@ pub struct LabEventRecord {
     /// Whether the process was the lab's tool itself (the lab then ended).
     pub tool: bool,
 }
+
+/// A lab proxy session; the cookie's secret is never stored, only its
+/// SHA-256 (`digest`, 64 hex digits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySessionRecord {
+    pub digest: String,
+    pub lab_id: LabId,
+    pub user_id: UserId,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Unix milliseconds.
+    pub expires_at_ms: i64,
+}

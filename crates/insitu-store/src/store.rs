@@ -6,7 +6,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::records::{LabEventRecord, LabRecord, NewUser, SessionRecord, TokenRecord, UserRecord};
+use crate::records::{
+    LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -647,6 +649,93 @@ impl Store {
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(lab_from_row).collect()
+    }
+}
+
+impl Store {
+    /// Stores a new proxy session, then deletes the user's oldest sessions
+    /// beyond the newest `keep_per_user`, in one transaction.
+    pub async fn insert_proxy_session(
+        &self,
+        s: &ProxySessionRecord,
+        keep_per_user: usize,
+    ) -> Result<(), StoreError> {
+        let keep = i64::try_from(keep_per_user).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO proxy_sessions (digest, lab_id, user_id, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.digest)
+        .bind(s.lab_id.as_str())
+        .bind(s.user_id.as_str())
+        .bind(s.created_at_ms)
+        .bind(s.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM proxy_sessions WHERE user_id = $1 AND digest NOT IN \
+             (SELECT digest FROM proxy_sessions WHERE user_id = $2 \
+              ORDER BY created_at_ms DESC, digest DESC LIMIT $3)",
+        )
+        .bind(s.user_id.as_str())
+        .bind(s.user_id.as_str())
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The proxy session with this digest, expired or not.
+    pub async fn proxy_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<ProxySessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT digest, lab_id, user_id, created_at_ms, expires_at_ms \
+             FROM proxy_sessions WHERE digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ProxySessionRecord {
+                digest: r.try_get("digest")?,
+                lab_id: parsed(&r, "lab_id")?,
+                user_id: parsed(&r, "user_id")?,
+                created_at_ms: r.try_get("created_at_ms")?,
+                expires_at_ms: r.try_get("expires_at_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes every proxy session of a lab.
+    pub async fn delete_proxy_sessions_of_lab(&self, lab_id: &LabId) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM proxy_sessions WHERE lab_id = $1")
+            .bind(lab_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes every proxy session of a user.
+    pub async fn delete_proxy_sessions_of_user(&self, user_id: &UserId) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM proxy_sessions WHERE user_id = $1")
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes the proxy sessions that expired at or before `now_ms`.
+    pub async fn delete_expired_proxy_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM proxy_sessions WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 }
 

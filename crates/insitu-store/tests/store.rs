@@ -443,3 +443,111 @@ async fn lab_events_and_activity_are_kept() {
         );
     }
 }
+
+#[tokio::test]
+async fn proxy_sessions_are_kept_bounded_per_user_and_removed_by_lab_user_and_age() {
+    use insitu_domain::LabState;
+    use insitu_store::{LabRecord, ProxySessionRecord};
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let mut users = Vec::new();
+        for name in ["pia", "quy"] {
+            users.push(store.create_user(user(name, Role::User)).await.unwrap().id);
+        }
+        for (lab, owner) in [
+            ("lab-a", &users[0]),
+            ("lab-b", &users[0]),
+            ("lab-c", &users[1]),
+        ] {
+            store
+                .create_lab(&LabRecord {
+                    id: lab.parse().unwrap(),
+                    user_id: owner.clone(),
+                    datalab: "jupyterlab".into(),
+                    volumes: Vec::new(),
+                    gpus: Vec::new(),
+                    file: None,
+                    state: LabState::Running,
+                    reason: None,
+                    port: None,
+                    pid: None,
+                    pid_start: None,
+                    created_at: 1,
+                    started_at: None,
+                    stopped_at: None,
+                })
+                .await
+                .unwrap();
+        }
+        let session = |n: u8, lab: &str, user: usize, at: i64| ProxySessionRecord {
+            digest: format!("{n:02x}").repeat(32),
+            lab_id: lab.parse().unwrap(),
+            user_id: users[user].clone(),
+            created_at_ms: at,
+            expires_at_ms: at + 60_000,
+        };
+        // Five sessions of pia's, keeping her newest three; one of quy's.
+        for n in 0..5u8 {
+            let lab = if n % 2 == 0 { "lab-a" } else { "lab-b" };
+            let s = session(n, lab, 0, 1_000 + i64::from(n));
+            store.insert_proxy_session(&s, 3).await.unwrap();
+            assert_eq!(
+                store.proxy_session(&s.digest).await.unwrap(),
+                Some(s),
+                "{b}: the newest is always kept"
+            );
+        }
+        store
+            .insert_proxy_session(&session(9, "lab-c", 1, 1_000), 3)
+            .await
+            .unwrap();
+        let held = |n: u8| {
+            let store = store.clone();
+            async move {
+                store
+                    .proxy_session(&format!("{n:02x}").repeat(32))
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        };
+        for (n, kept) in [
+            (0, false),
+            (1, false),
+            (2, true),
+            (3, true),
+            (4, true),
+            (9, true),
+        ] {
+            assert_eq!(held(n).await, kept, "{b}: session {n}");
+        }
+
+        // Stopping lab-a ends its sessions only.
+        let gone = store
+            .delete_proxy_sessions_of_lab(&"lab-a".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(gone, 2, "{b}");
+        assert!(!held(2).await && held(3).await, "{b}");
+        // Expired ones go, at their expiry.
+        assert_eq!(
+            store.delete_expired_proxy_sessions(61_002).await.unwrap(),
+            1,
+            "{b}: session 9 expired at 61000"
+        );
+        assert!(!held(9).await && held(3).await, "{b}");
+        // A user's go with them.
+        store
+            .delete_proxy_sessions_of_user(&users[0])
+            .await
+            .unwrap();
+        assert!(!held(3).await, "{b}");
+        assert!(
+            store
+                .proxy_session(&"zz".repeat(32))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

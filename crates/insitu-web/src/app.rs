@@ -19,6 +19,8 @@ pub enum BuildError {
     Platform(#[from] SetupError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Proxy(#[from] crate::config::ProxySettingError),
     #[error("page templates: {0}")]
     Templates(#[from] minijinja::Error),
     #[error("OpenAPI document: {0}")]
@@ -30,7 +32,7 @@ pub struct App {
     state: AppState,
     proxy: insitu_proxy::Proxy,
     proxy_listener: TcpListener,
-    /// The proxy's URL as browsers reach it.
+    /// The proxy's URL as browsers reach it (`{lab}` for each lab's id).
     proxy_url: String,
 }
 
@@ -41,36 +43,36 @@ impl App {
     /// labs left from before a restart.
     pub async fn build(config: ServerConfig) -> Result<(App, Option<InitialAdmin>), BuildError> {
         metrics_layer::install();
+        // A bad proxy setting stops the start before anything is done.
+        let proxy_config = config
+            .proxy
+            .settings(config.public_url.clone().unwrap_or_else(|| "/".to_owned()))?;
         let (platform, initial_admin) = Platform::build(config.platform()).await?;
         let proxy_listener = TcpListener::bind(config.proxy.listen).await?;
-        let proxy_url = config
-            .proxy
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| {
-                format!(
-                    "http://{}",
-                    proxy_listener
-                        .local_addr()
-                        .map_or(config.proxy.listen, |a| a)
-                )
-            });
-        let mut proxy_config = insitu_proxy::ProxyConfig::new(
-            config.public_url.clone().unwrap_or_else(|| "/".to_owned()),
-        );
-        proxy_config.cookie_secure = proxy_url.starts_with("https://");
-        if let Some(t) = config.proxy.threads {
-            proxy_config.threads = t.max(1);
-        }
-        let proxy = insitu_proxy::Proxy::new(
+        // Where browsers reach labs: the configured URL, else the address
+        // the proxy listens on (one origin shared by all labs).
+        let public = match proxy_config.public_url.clone() {
+            Some(url) => url,
+            None => {
+                let bound = proxy_listener
+                    .local_addr()
+                    .map_or(config.proxy.listen, |a| a);
+                insitu_proxy::PublicUrl::parse(&format!("http://{bound}"))
+                    .map_err(crate::config::ProxySettingError::from)?
+            }
+        };
+        let proxy_url = public.to_string();
+        // Sessions are written through to the platform's table, so a
+        // restart keeps them and a revocation reaches every process.
+        let proxy = insitu_proxy::Proxy::with_session_table(
             proxy_config,
             Arc::new(lab_proxy::Directory(Arc::clone(platform.labs()))),
+            Arc::new(lab_proxy::Sessions(platform.proxy_sessions().clone())),
         );
         platform
             .open_labs(Arc::new(lab_proxy::Door {
                 proxy: proxy.clone(),
-                url: proxy_url.clone(),
+                url: public,
             }))
             .await?;
         let secure_cookies = config
@@ -95,7 +97,17 @@ impl App {
         ))
     }
 
-    /// Where the lab proxy listens, as browsers reach it.
+    /// A handle on the running platform and lab proxy, valid while the app
+    /// serves (for operators' tools and tests).
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            state: self.state.clone(),
+            proxy: self.proxy.clone(),
+        }
+    }
+
+    /// Where the lab proxy listens, as browsers reach it; with an origin
+    /// per lab, `{lab}` stands for the lab's id.
     pub fn proxy_url(&self) -> &str {
         &self.proxy_url
     }
@@ -133,5 +145,22 @@ impl App {
         drop(maintenance);
         self.state.platform.close().await;
         result
+    }
+}
+
+/// The platform's services and the lab proxy of an [`App`], cheap to clone.
+#[derive(Clone)]
+pub struct AppHandle {
+    state: AppState,
+    proxy: insitu_proxy::Proxy,
+}
+
+impl AppHandle {
+    pub fn platform(&self) -> &Platform {
+        &self.state.platform
+    }
+
+    pub fn proxy(&self) -> &insitu_proxy::Proxy {
+        &self.proxy
     }
 }

@@ -7,9 +7,11 @@
 //! other, and no module imports both. This crate holds no SQL and no
 //! platform logic: it turns HTTP into calls on the services and their
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
-//! also wires the lab proxy to the labs service (`lab_proxy`).
+//! also wires the lab proxy to the labs service and the platform's session
+//! table (`lab_proxy`), with its `[proxy]` settings.
 //! `App::build` + `App::serve` are what the binary and the tests call, the
-//! latter on a port-0 listener.
+//! latter on a port-0 listener; `App::handle` reaches the running platform
+//! and proxy.
 
 mod access;
 mod api;
@@ -29,8 +31,8 @@ mod time_fmt;
 mod wire;
 
 pub use access::{Access, Surface};
-pub use app::{App, BuildError};
+pub use app::{App, AppHandle, BuildError};
 pub use config::{ProxyConfig, ServerConfig};
-pub use insitu_core::{AdminConfig, InitialAdmin, LabsConfig, SessionConfig};
+pub use insitu_core::{AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, SessionConfig};
 pub use openapi::openapi_document;
 pub use routes::{RouteInfo, route_table};

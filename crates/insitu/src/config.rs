@@ -127,5 +127,29 @@ mod tests {
         std::fs::write(&f, EXAMPLE).unwrap();
         let c = load(Some(&f), std::iter::empty()).unwrap();
         assert_eq!(c.volumes.len(), 1);
+        // The lab proxy's settings it shows are the defaults.
+        let (shown, default) = (&c.proxy, insitu_web::ProxyConfig::default());
+        assert_eq!(shown.header_read_timeout, default.header_read_timeout);
+        assert_eq!(shown.keep_alive_timeout, default.keep_alive_timeout);
+        assert_eq!(shown.max_connections, default.max_connections);
+        assert_eq!(
+            shown.max_connections_per_client,
+            default.max_connections_per_client
+        );
+    }
+
+    #[test]
+    fn the_proxy_settings_come_from_the_environment_too() {
+        let env = [
+            ("INSITU_PROXY__PUBLIC_URL", "https://{lab}.labs.example.org"),
+            ("INSITU_PROXY__KEEP_ALIVE_TIMEOUT", "30s"),
+            ("INSITU_PROXY__MAX_CONNECTIONS_PER_CLIENT", "0"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = load(None, env.into_iter()).unwrap();
+        let proxy = c.proxy.settings("/".into()).unwrap();
+        assert!(proxy.public_url.unwrap().per_lab() && proxy.cookie_secure);
+        assert_eq!(proxy.keep_alive_timeout.as_secs(), 30);
+        assert_eq!(proxy.max_connections_per_client, 0);
     }
 }

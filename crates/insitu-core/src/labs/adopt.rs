@@ -16,7 +16,9 @@ use std::time::Duration;
 use insitu_domain::{LabState, UserId};
 use insitu_store::{LabRecord, StoreError};
 
-use super::{Labs, LaunchTicket, StartFailure, UserNetwork, Waited, describe, ready};
+use super::{
+    Labs, LaunchTicket, Probe, StartFailure, ToolAccess, UserNetwork, Waited, answers, describe,
+};
 
 /// A lab whose sandbox was found again, before it was probed.
 struct Found {
@@ -46,14 +48,29 @@ impl Labs {
         }
         let mut probes = tokio::task::JoinSet::new();
         for (i, f) in found.iter().enumerate() {
-            let (port, path, network) = (f.lab.port, f.path.clone(), f.network.clone());
+            let (port, sandbox) = (f.lab.port, f.lab.pid);
+            let (path, network) = (f.path.clone(), f.network.clone());
+            // With the credential the tool was started with, kept beside it.
+            let access = ToolAccess::load(&self.secret_path(&f.lab.id))
+                .ok()
+                .flatten();
             probes.spawn(async move {
-                let answered = match port.and_then(|p| u16::try_from(p).ok()) {
-                    Some(port) => {
-                        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                        ready(addr, &path, network.as_deref()).await
+                let answered = match (
+                    port.and_then(|p| u16::try_from(p).ok()),
+                    sandbox.and_then(|p| u32::try_from(p).ok()),
+                ) {
+                    (Some(port), Some(sandbox)) => {
+                        let authorization = access.as_ref().and_then(ToolAccess::authorization);
+                        let probe = answers(
+                            sandbox,
+                            port,
+                            &path,
+                            network.as_deref(),
+                            authorization.as_deref(),
+                        );
+                        matches!(probe.await, Ok(Probe::Ready))
                     }
-                    None => false,
+                    _ => false,
                 };
                 (i, answered)
             });
@@ -202,9 +219,12 @@ impl Labs {
                     describe(code)
                 )
             }),
-            Err(Waited::TimedOut) => {
-                StartFailure::NotReadyAfterRestart(self.cfg.start_timeout.as_secs()).to_string()
+            Err(Waited::TimedOut { answered }) => StartFailure::NotReadyAfterRestart {
+                secs: self.cfg.start_timeout.as_secs(),
+                answered,
             }
+            .to_string(),
+            Err(Waited::PortTaken(port)) => StartFailure::PortTaken(port).to_string(),
         };
         self.end_process(&lab, Duration::from_secs(2)).await;
         match self

@@ -7,8 +7,12 @@
 //! sandbox's private `/tmp`, a small window manager, the program, and then
 //! the VNC-over-WebSocket bridge (`websockify`) on the lab's loopback port,
 //! serving the noVNC client under the lab's base URL. The lab proxy relays
-//! it like any web lab: the proxy's per-lab cookie is the only credential,
-//! the VNC server has none and no URL carries one. The bridge also serves
+//! it like any web lab: the user's credential is the proxy's per-lab
+//! cookie, and no URL carries one. The bridge demands the lab's own secret
+//! (HTTP Basic, checked by [`AUTH_PLUGIN`], a websockify plugin that reads
+//! it from the environment) on its files and its WebSocket alike, which
+//! only the proxy presents; the VNC server listens on no port at all. The
+//! bridge also serves
 //! `insitu-windows.txt`, the program's windows and titles as the X server
 //! reports them. The program keeps running while no browser is connected;
 //! reconnecting shows the same display.
@@ -34,6 +38,15 @@ use crate::error::Error;
 
 /// The desktop session, run by `bash -c` inside the lab's sandbox.
 pub const SESSION_SCRIPT: &str = include_str!("desktop/session.sh");
+
+/// websockify's authentication plugin for desktop labs: HTTP Basic with
+/// the lab's secret, read from `INSITU_LAB_SECRET` (the stock plugin would
+/// need it on the command line). The session script writes it to a file
+/// of the sandbox's private `/tmp` and puts it on websockify's path.
+pub const AUTH_PLUGIN: &str = include_str!("desktop/websockify_auth.py");
+
+/// The variable that carries [`AUTH_PLUGIN`]'s source to the session.
+const AUTH_PLUGIN_VARIABLE: &str = "INSITU_DESKTOP_AUTH_PLUGIN";
 
 /// The SAMP hub, run by the virtualenv's `python3 -c`.
 pub const SAMP_HUB_SCRIPT: &str = include_str!("desktop/samp_hub.py");
@@ -108,6 +121,9 @@ impl Labs {
     ) {
         if spec.kind == DatalabKind::Desktop {
             sandbox.command = session_command(&spec.title, port, base_url, &sandbox.command);
+            sandbox
+                .env
+                .push((AUTH_PLUGIN_VARIABLE.to_owned(), AUTH_PLUGIN.to_owned()));
         }
         let limited = (self.cgroups().is_some() && spec.resources.memory_bytes > 0)
             .then_some(spec.resources.memory_bytes);
@@ -283,6 +299,8 @@ impl SampHubs {
                 .filter(|(k, _)| k == "PATH")
                 .cloned()
                 .collect(),
+            // Nothing of the lab's own: not its secret either.
+            private_env: insitu_launcher::PrivateEnv::default(),
             volumes: Vec::new(),
             devices: Vec::new(),
             ..lab.clone()

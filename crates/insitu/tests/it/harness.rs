@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use insitu_web::{App, ServerConfig};
+use insitu_web::{App, AppHandle, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -39,6 +39,8 @@ pub fn backends() -> Vec<Db> {
 pub struct TestApp {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The running platform and lab proxy (a new one after a restart).
+    pub handle: AppHandle,
     config: ServerConfig,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -76,6 +78,8 @@ pub struct Options {
     pub max_starting: usize,
     /// `labs.network_linger`.
     pub network_linger: &'static str,
+    /// Labs share the host's network (`labs.network = "host"`).
+    pub network_host: bool,
 }
 
 impl Default for Options {
@@ -88,6 +92,7 @@ impl Default for Options {
             per_lab_origins: false,
             max_starting: 10,
             network_linger: "5m",
+            network_host: false,
         }
     }
 }
@@ -108,10 +113,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path(), &opts).await;
-    let (url, shutdown, task) = start(config.clone()).await;
+    let (url, handle, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,
         dir,
+        handle,
         config,
         shutdown: Some(shutdown),
         task: Some(task),
@@ -213,6 +219,9 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
     config.labs.gpus = Some(opts.gpus.clone());
     config.labs.max_starting = opts.max_starting;
     config.labs.network_linger = opts.network_linger.to_owned();
+    if opts.network_host {
+        config.labs.network = insitu_web::LabNetworkMode::Host;
+    }
     let venv = repo_root().join(".venv/bin");
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);
@@ -222,6 +231,7 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
 
 type Running = (
     String,
+    AppHandle,
     oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 );
@@ -234,11 +244,12 @@ async fn start(config: ServerConfig) -> Running {
         initial.is_none(),
         "a configured admin password is not printed"
     );
+    let handle = app.handle();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.serve(listener, async move {
         let _ = rx.await;
     }));
-    (url, tx, task)
+    (url, handle, tx, task)
 }
 
 /// A second server on the same database and data directory, as a second
@@ -253,7 +264,7 @@ pub struct Twin {
 
 impl TestApp {
     pub async fn twin(&self) -> Twin {
-        let (url, shutdown, task) = start(self.config.clone()).await;
+        let (url, _, shutdown, task) = start(self.config.clone()).await;
         Twin {
             url,
             config: self.config.clone(),
@@ -356,6 +367,32 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// A browser-like client for the lab proxy that resolves each of the
+/// labs' own hosts, `<lab>.localhost`, to the proxy at `port` (browsers
+/// know names under .localhost are this machine; the resolver here does
+/// not).
+pub fn lab_browser(port: u16, lab_ids: &[&str]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none());
+    for id in lab_ids {
+        builder = builder.resolve(
+            &format!("{id}.localhost"),
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        );
+    }
+    builder.build().unwrap()
+}
+
+/// The stable code on one of the lab proxy's error pages.
+pub fn proxy_code(page: &str) -> String {
+    page.split("<code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// A logged-in cookie session and its CSRF token.
 pub struct Session {
     pub client: reqwest::Client,
@@ -372,8 +409,9 @@ impl TestApp {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let (url, shutdown, task) = start(self.config.clone()).await;
+        let (url, handle, shutdown, task) = start(self.config.clone()).await;
         self.url = url;
+        self.handle = handle;
         self.shutdown = Some(shutdown);
         self.task = Some(task);
     }

@@ -296,36 +296,46 @@ async fn every_lab_has_an_origin_of_its_own() {
         .unwrap();
     assert_eq!(page["path"], format!("/labs/{id1}/"));
     // The first lab's cookie belongs to its host only: lab two, asked for
-    // on its own origin or on lab one's, sees no credential.
+    // on its own origin, sees no credential; on lab one's, it is not served
+    // at all.
     let port = reqwest::Url::parse(&base).unwrap().port().unwrap();
     let (_, base2) = open(&app, "orla", id2).await;
     assert!(
         base2.starts_with(&format!("http://{id2}.localhost:")),
         "{base2}"
     );
-    let both = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&format!("{id1}.localhost"), ([127, 0, 0, 1], port).into())
-        .resolve(&format!("{id2}.localhost"), ([127, 0, 0, 1], port).into())
-        .build()
-        .unwrap();
+    let both = lab_browser(port, &[id1, id2]);
     // Sign in to lab one only, with this client.
     let session = app.login("orla", PASSWORD).await;
-    let r = session
-        .client
-        .get(app.u(&format!("/my-labs/{id1}/open")))
-        .send()
-        .await
-        .unwrap();
-    let ticket = r.headers()["location"].to_str().unwrap().to_owned();
+    let link = |id: &str| {
+        let client = session.client.clone();
+        let url = app.u(&format!("/my-labs/{id}/open"));
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            r.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+    let ticket = link(id1).await;
     assert_eq!(both.get(&ticket).send().await.unwrap().status(), 303);
     let one_page = both.get(format!("http://{id1}.localhost:{port}/labs/{id1}/"));
     assert_eq!(one_page.send().await.unwrap().status(), 200);
-    for url in [
-        format!("http://{id2}.localhost:{port}/labs/{id2}/"),
-        format!("http://{id1}.localhost:{port}/labs/{id2}/"),
-    ] {
-        assert_eq!(both.get(&url).send().await.unwrap().status(), 401, "{url}");
-    }
+    let r = both
+        .get(format!("http://{id2}.localhost:{port}/labs/{id2}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = both
+        .get(format!("http://{id1}.localhost:{port}/labs/{id2}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421, "lab two on lab one's host");
+    assert_eq!(proxy_code(&r.text().await.unwrap()), "lab_wrong_host");
+    // A ticket for lab two is redeemed on lab two's host only.
+    let ticket = link(id2).await;
+    let on_one = ticket.replacen(&format!("//{id2}."), &format!("//{id1}."), 1);
+    let r = both.get(&on_one).send().await.unwrap();
+    assert_eq!(r.status(), 421, "{on_one}");
+    assert_eq!(both.get(&ticket).send().await.unwrap().status(), 303);
 }

@@ -27,7 +27,7 @@ fn jupyter_available() -> bool {
 
 /// A browser session on the platform that has opened a lab on the proxy.
 pub(crate) struct Opened {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     xsrf: std::sync::Mutex<Option<String>>,
     /// `http://proxy/labs/<id>/`
     pub(crate) base: String,

@@ -14,6 +14,7 @@ mod desktop;
 mod errors;
 mod isolation;
 mod jupyter;
+mod lab_proxy;
 mod labs;
 mod lifecycle;
 mod openapi;

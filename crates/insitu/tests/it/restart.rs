@@ -298,7 +298,7 @@ async fn restart_unnoticed(db: Db) {
             let (_, slow) = launch(&server, &s, "slowapp", &[]).await;
             let slow = id_of(&slow);
             wait_for(&server, &s, &slow, Duration::from_secs(30), |l| {
-                steps(l).contains(&"waiting_for_readiness".to_owned())
+                l["state"] == "starting" && steps(l).contains(&"waiting_for_readiness".to_owned())
             })
             .await;
             let (_, queued) = launch(&server, &s, "testapp", &[]).await;

@@ -131,9 +131,8 @@ impl Opened {
 }
 
 /// Opens a lab with a fresh ticket from the platform (the proxy session is
-/// new). A lab's old cookie surviving a restart is the proxy's own
-/// promise, tested where proxy sessions are kept: extend this helper there
-/// to also try the cookie a test held before the restart.
+/// new). The cookie a browser held before the restart working on is the
+/// proxy's session table's promise: see `the_old_cookie_still_opens`.
 async fn open_after_restart(server: &ServerProcess, token: &str, id: &str) -> Opened {
     let r = plain()
         .post(server.u(&format!("/api/v1/labs/{id}/open")))
@@ -162,6 +161,18 @@ async fn open_after_restart(server: &ServerProcess, token: &str, id: &str) -> Op
         base: format!("{origin}/labs/{id}/"),
         cookie,
     }
+}
+
+/// The lab cookie a browser held before a restart opens the lab after it
+/// (the proxy keeps its sessions in the platform's store).
+async fn the_old_cookie_still_opens(held: &Opened, how: &str) {
+    let r = held
+        .client
+        .get(format!("{}api/status", held.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the old cookie after SIG{how}");
 }
 
 type Socket =
@@ -264,6 +275,12 @@ async fn restart_unnoticed(db: Db) {
     // A notebook's kernel with a variable in it, over a WebSocket that
     // stays open.
     let lab = open_after_restart(&server, &t, &jupyter).await;
+    // The cookie this browser holds, tried again after each restart.
+    let held = Opened {
+        client: lab.client.clone(),
+        base: lab.base.clone(),
+        cookie: lab.cookie.clone(),
+    };
     let xsrf = lab.xsrf().await;
     let r = lab
         .client
@@ -345,6 +362,7 @@ async fn restart_unnoticed(db: Db) {
             let gone: Vec<_> = procs.iter().filter(|p| !now.contains(p)).collect();
             assert!(gone.is_empty(), "{id} lost {gone:?} to SIG{how}: {now:?}");
         }
+        the_old_cookie_still_opens(&held, how).await;
         // Through the proxy again, with a new ticket.
         let lab = open_after_restart(&server, &t, &jupyter).await;
         let r = lab

@@ -159,18 +159,6 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
         format!("{testapp}[resources]\ngpu = 1\n"),
     )
     .unwrap();
-    // Answers only once `~/go-<lab id>` exists in the workspace, so a test
-    // decides how long the lab waits for readiness.
-    std::fs::write(
-        catalogue.join("slowapp.toml"),
-        format!(
-            "title = \"Slow web app\"\ndescription = \"Ready when told\"\nversion = \"1\"\nkind = \"web\"\n\
-             license = \"MIT\"\n[launch]\ncommand = [\"sh\", \"-c\", \"{SLOW_START}\", \"slowapp\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\n\
-             readiness_path = \"/\"\n",
-            webapp.display()
-        ),
-    )
-    .unwrap();
     let crashes = "title = \"Crashes\"\ndescription = \"Exits at once\"\nversion = \"1\"\nkind = \"web\"\n\
         license = \"MIT\"\n[launch]\n\
         command = [\"sh\", \"-c\", \"echo starting up; echo 'fatal: no licence server' >&2; exit 3\"]\n";
@@ -250,6 +238,34 @@ async fn start(config: ServerConfig) -> Running {
         let _ = rx.await;
     }));
     (url, handle, tx, task)
+}
+
+/// Adds the slow test tool to a catalogue: it answers only once
+/// `~/go-<lab id>` exists in the workspace, so a test decides how long the
+/// lab waits for readiness (see `lifecycle::let_answer`).
+pub fn add_slowapp(catalogue: &Path) {
+    let webapp = repo_root().join("crates/insitu/tests/it/fixtures/webapp.py");
+    std::fs::write(
+        catalogue.join("slowapp.toml"),
+        format!(
+            "title = \"Slow web app\"\ndescription = \"Ready when told\"\nversion = \"1\"\nkind = \"web\"\n\
+             license = \"MIT\"\n[launch]\ncommand = [\"sh\", \"-c\", \"{SLOW_START}\", \"slowapp\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\n\
+             readiness_path = \"/\"\n",
+            webapp.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Reloads a server's catalogue (after a test added a datalab to it).
+pub async fn reload_catalogue(app: &impl Server) {
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(app.admin_token().await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// A second server on the same database and data directory, as a second

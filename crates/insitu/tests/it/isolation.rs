@@ -138,7 +138,19 @@ async fn a_tool_beyond_its_memory_limit_fails_and_says_so() {
     let lab = launch_running(&app, &t, "memhog").await;
     assert_eq!(lab["state"], "failed", "{lab}");
     let reason = lab["reason"].as_str().unwrap();
-    assert!(reason.contains("memory limit of 96 MiB"), "{reason}");
+    // Which process, the limit and when.
+    assert!(
+        reason.starts_with("the tool (python3, pid ")
+            && reason.contains(") used more than its memory limit of 96 MiB and was killed at "),
+        "{reason}"
+    );
+    let events = lab["events"].as_array().unwrap_or_else(|| panic!("{lab}"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["tool"] == true && e["command"] == "python3" && e["kind"] == "memory_kill"),
+        "the kill is one of the lab's events: {lab}"
+    );
     let id = lab["id"].as_str().unwrap();
     let log =
         std::fs::read_to_string(app.dir.path().join(format!("data/labs/{id}/lab.log"))).unwrap();

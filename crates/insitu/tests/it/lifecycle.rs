@@ -128,6 +128,8 @@ async fn a_stop_in_any_state_of_a_launch_wins_and_leaves_nothing_behind() {
         ..Options::default()
     })
     .await;
+    add_slowapp(&app.dir.path().join("catalogue"));
+    reload_catalogue(&app).await;
     let t = app.user_with_role("stan", "user").await;
     let (status, slow) = launch(&app, &t, "slowapp", &[]).await;
     assert_eq!(status, 202, "{slow}");
@@ -214,6 +216,8 @@ async fn two_servers_on_one_database_agree_that_a_stop_wins() {
         ..Options::default()
     })
     .await;
+    add_slowapp(&app.dir.path().join("catalogue"));
+    reload_catalogue(&app).await;
     let twin = app.twin().await;
     let t = app.user_with_role("tara", "user").await;
     let (_, slow) = launch(&app, &t, "slowapp", &[]).await;

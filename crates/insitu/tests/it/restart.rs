@@ -257,6 +257,7 @@ async fn restart_unnoticed(db: Db) {
     .await;
     config.labs.max_per_user = 4;
     std::fs::write(config.catalogue_dir.join("desktoptest.toml"), DESKTOP_LAB).unwrap();
+    add_slowapp(&config.catalogue_dir);
     let mut server = ServerProcess::start(config, dir.path().join("insitu.toml")).await;
     let t = server.user_with_role("rhea", "user").await;
     let mut labs = Vec::new();

@@ -913,7 +913,10 @@ impl Labs {
             if let Some(code) = self.exited(&lab.id) {
                 return Err(Waited::Exited(code));
             }
-            match answers(sandbox, port, path, network, authorization.as_deref()).await {
+            let holder = tokio::task::spawn_blocking(move || port_holder(sandbox, port))
+                .await
+                .unwrap_or(PortHolder::Outsider);
+            match answers(holder, port, path, network, authorization.as_deref()).await {
                 Ok(Probe::Ready) => return Ok(()),
                 Ok(Probe::Refused(status)) => answered = Some(status),
                 Ok(Probe::NoAnswer) => {}
@@ -1162,16 +1165,16 @@ enum Waited {
 }
 
 /// One probe of a lab's tool on its `port`, presenting `authorization`:
-/// only when the lab's own processes (the sandbox rooted at `sandbox`)
-/// serve the port, so that nothing else is asked, or sent the secret.
+/// only when the lab's own processes serve the port (`holder`, from
+/// [`port_holder`]), so that nothing else is asked, or sent the secret.
 async fn answers(
-    sandbox: u32,
+    holder: PortHolder,
     port: u16,
     path: &str,
     network: Option<&UserNetwork>,
     authorization: Option<&str>,
 ) -> Result<Probe, Waited> {
-    match port_holder(sandbox, port) {
+    match holder {
         PortHolder::Outsider => Err(Waited::PortTaken(port)),
         PortHolder::Nobody => Ok(Probe::NoAnswer),
         PortHolder::Sandbox => {

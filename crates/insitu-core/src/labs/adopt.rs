@@ -10,15 +10,38 @@
 //! with the exit its supervisor recorded. What ended labs left behind
 //! (control groups, SAMP hubs, network namespaces) is removed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use insitu_domain::{LabState, UserId};
+use insitu_launcher::listen::{Listeners, PortHolder};
 use insitu_store::{LabRecord, StoreError};
 
 use super::{
     Labs, LaunchTicket, Probe, StartFailure, ToolAccess, UserNetwork, Waited, answers, describe,
 };
+
+/// Who serves each lab's port (sandbox pid, port), reading each network
+/// namespace's listeners once for all the labs in it.
+fn port_holders(sandboxes: &[Option<(u32, u16)>]) -> Vec<Option<(PortHolder, u16)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut by_network: HashMap<u64, Listeners> = HashMap::new();
+    sandboxes
+        .iter()
+        .map(|s| {
+            let (pid, port) = (*s)?;
+            let holder = match std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+                Ok(ns) => by_network
+                    .entry(ns.ino())
+                    .or_insert_with(|| Listeners::of(pid))
+                    .holder(pid, port),
+                Err(_) => PortHolder::Nobody,
+            };
+            Some((holder, port))
+        })
+        .collect()
+}
 
 /// A lab whose sandbox was found again, before it was probed.
 struct Found {
@@ -46,33 +69,36 @@ impl Labs {
                 found.push(f);
             }
         }
+        let sandboxes: Vec<Option<(u32, u16)>> = found
+            .iter()
+            .map(|f| {
+                let pid = f.lab.pid.and_then(|p| u32::try_from(p).ok())?;
+                Some((pid, f.lab.port.and_then(|p| u16::try_from(p).ok())?))
+            })
+            .collect();
+        let holders = tokio::task::spawn_blocking(move || port_holders(&sandboxes))
+            .await
+            .unwrap_or_default();
         let mut probes = tokio::task::JoinSet::new();
         for (i, f) in found.iter().enumerate() {
-            let (port, sandbox) = (f.lab.port, f.lab.pid);
+            let Some(&(holder, port)) = holders.get(i).and_then(Option::as_ref) else {
+                continue;
+            };
             let (path, network) = (f.path.clone(), f.network.clone());
             // With the credential the tool was started with, kept beside it.
             let access = ToolAccess::load(&self.secret_path(&f.lab.id))
                 .ok()
                 .flatten();
             probes.spawn(async move {
-                let answered = match (
-                    port.and_then(|p| u16::try_from(p).ok()),
-                    sandbox.and_then(|p| u32::try_from(p).ok()),
-                ) {
-                    (Some(port), Some(sandbox)) => {
-                        let authorization = access.as_ref().and_then(ToolAccess::authorization);
-                        let probe = answers(
-                            sandbox,
-                            port,
-                            &path,
-                            network.as_deref(),
-                            authorization.as_deref(),
-                        );
-                        matches!(probe.await, Ok(Probe::Ready))
-                    }
-                    _ => false,
-                };
-                (i, answered)
+                let authorization = access.as_ref().and_then(ToolAccess::authorization);
+                let probe = answers(
+                    holder,
+                    port,
+                    &path,
+                    network.as_deref(),
+                    authorization.as_deref(),
+                );
+                (i, matches!(probe.await, Ok(Probe::Ready)))
             });
         }
         let mut answered = vec![false; found.len()];

@@ -19,7 +19,7 @@ use insitu_launcher::{
     Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, SandboxProcess, SandboxSpec,
     VolumeMount,
 };
-use insitu_store::{LabRecord, Store, StoreError};
+use insitu_store::{LabAdmission, LabRecord, Store, StoreError};
 
 use crate::clock::now;
 use crate::error::Error;
@@ -140,6 +140,9 @@ pub trait LabProxy: Send + Sync {
     fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> String;
     /// Ends every proxy session of a lab, closing its WebSockets.
     fn revoke_lab(&self, lab_id: &LabId);
+    /// Ends every proxy session of a user, whatever the lab, closing their
+    /// WebSockets (logout, password change, account disabled).
+    fn revoke_user(&self, user_id: &UserId);
 }
 
 pub struct Labs {
@@ -426,19 +429,6 @@ impl Labs {
         file: Option<String>,
     ) -> Result<LabRecord, Error> {
         self.check_desktop(spec)?;
-        let active = self
-            .store
-            .labs_of_user(user_id)
-            .await?
-            .into_iter()
-            .filter(|l| l.state.is_active())
-            .count();
-        if active >= self.cfg.max_labs_per_user {
-            return Err(Error::LabQuotaExceeded {
-                active,
-                limit: self.cfg.max_labs_per_user,
-            });
-        }
         let _gpu_guard = self.gpu_lock.lock().await;
         let gpus = self.assign_gpus(spec).await?;
         let lab = LabRecord {
@@ -457,7 +447,14 @@ impl Labs {
             started_at: None,
             stopped_at: None,
         };
-        self.store.create_lab(&lab).await?;
+        // Counted and recorded at once, so parallel launches cannot pass
+        // the limit.
+        let limit = self.cfg.max_labs_per_user;
+        if let LabAdmission::OverLimit { active } =
+            self.store.create_lab_within(&lab, limit).await?
+        {
+            return Err(Error::LabQuotaExceeded { active, limit });
+        }
         self.step(&lab.id, "queued");
         let me = Arc::clone(self);
         let (spec, username, record) = (spec.clone(), username.to_owned(), lab.clone());
@@ -687,19 +684,43 @@ impl Labs {
     }
 
     /// Stops a lab: its whole process tree ends; the workspace stays.
-    pub async fn stop(&self, mut lab: LabRecord) -> Result<LabRecord, Error> {
+    pub async fn stop(&self, lab: LabRecord) -> Result<LabRecord, Error> {
+        self.stop_because(lab, "stopped by the user").await
+    }
+
+    /// Stops a lab, recording `reason` as why.
+    async fn stop_because(&self, mut lab: LabRecord, reason: &str) -> Result<LabRecord, Error> {
         if !lab.state.is_active() {
             return Ok(lab);
         }
         self.transition(&mut lab, LabState::Stopping).await?;
         self.stop_process(&lab.id, Duration::from_secs(5)).await;
-        self.end(
-            &mut lab,
-            LabState::Stopped,
-            "stopped by the user".to_owned(),
-        )
-        .await?;
+        self.end(&mut lab, LabState::Stopped, reason.to_owned())
+            .await?;
         Ok(lab)
+    }
+
+    /// Stops every active lab of a user with `reason`, and ends their proxy
+    /// sessions; returns how many labs were stopped.
+    pub async fn stop_all_of(&self, user_id: &UserId, reason: &str) -> Result<usize, Error> {
+        self.revoke_proxy_sessions(user_id);
+        let mut stopped = 0;
+        for lab in self.store.labs_of_user(user_id).await? {
+            if lab.state.is_active() {
+                self.stop_because(lab, reason).await?;
+                stopped += 1;
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// Ends every proxy session of a user (their labs keep running): open
+    /// lab pages and WebSockets are cut, and the user opens their labs
+    /// again from the platform.
+    pub fn revoke_proxy_sessions(&self, user_id: &UserId) {
+        if let Some(p) = self.proxy.get() {
+            p.revoke_user(user_id);
+        }
     }
 
     /// Removes what ended labs of this platform left behind while it was

@@ -50,7 +50,7 @@ impl LabNetwork for Namespace {
 }
 
 /// The proxy, as labs use it: tickets into a lab, and revocation when it
-/// stops.
+/// stops or its user is logged out or disabled.
 pub struct Door {
     pub proxy: Proxy,
     /// The proxy's URL as browsers reach it; `{lab}` in it is the lab's id.
@@ -69,5 +69,9 @@ impl LabProxy for Door {
 
     fn revoke_lab(&self, lab_id: &LabId) {
         self.proxy.revoke_lab(lab_id.as_str());
+    }
+
+    fn revoke_user(&self, user_id: &UserId) {
+        self.proxy.revoke_user(user_id.as_str());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use insitu_web::{App, ServerConfig};
+use insitu_web::{App, Secret, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -68,6 +68,8 @@ pub struct Options {
     pub gpus: Vec<String>,
     /// Serve every lab from an origin of its own, `http://<lab>.localhost:P`.
     pub per_lab_origins: bool,
+    /// Any further change to the configuration.
+    pub configure: fn(&mut ServerConfig),
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             lab_idle_timeout: "0s",
             gpus: Vec::new(),
             per_lab_origins: false,
+            configure: |_| {},
         }
     }
 }
@@ -142,11 +145,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         Db::Sqlite => None,
         Db::Postgres => {
             let admin = std::env::var("INSITU_TEST_POSTGRES_URL").unwrap();
-            Some(
+            Some(Secret::new(
                 insitu_store::create_postgres_database(&admin, &format!("insitu_it_{}", unique()))
                     .await
                     .unwrap(),
-            )
+            ))
         }
     };
     let mut config = ServerConfig {
@@ -157,7 +160,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         volumes,
         ..ServerConfig::default()
     };
-    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    config.admin.password = Some(Secret::new(ADMIN_PASSWORD));
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
     config.proxy.listen = "127.0.0.1:0".parse().unwrap();
@@ -178,6 +181,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);
     }
+    (opts.configure)(&mut config);
     let (url, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,
@@ -241,6 +245,19 @@ pub fn browser() -> reqwest::Client {
 pub struct Session {
     pub client: reqwest::Client,
     pub csrf: String,
+}
+
+impl Session {
+    /// Asks the platform to open a lab, as the *Open* button does (a POST
+    /// with the CSRF token): a redirect to the lab proxy with a ticket.
+    pub async fn open_lab(&self, app: &TestApp, id: &str) -> reqwest::Response {
+        self.client
+            .post(app.u(&format!("/my-labs/{id}/open")))
+            .form(&[("csrf", self.csrf.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 impl TestApp {

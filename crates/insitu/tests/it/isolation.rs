@@ -32,12 +32,7 @@ async fn launch_running(app: &TestApp, token: &str, datalab: &str) -> Value {
 /// lab cookie and the lab's base URL.
 async fn open(app: &TestApp, user: &str, id: &str) -> (reqwest::Client, String) {
     let session = app.login(user, PASSWORD).await;
-    let r = session
-        .client
-        .get(app.u(&format!("/my-labs/{id}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = session.open_lab(app, id).await;
     assert_eq!(r.status(), 303);
     let ticket_url = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let host = ticket_url.host_str().unwrap().to_owned();
@@ -193,12 +188,7 @@ async fn every_lab_has_an_origin_of_its_own() {
         .unwrap();
     // Sign in to lab one only, with this client.
     let session = app.login("orla", PASSWORD).await;
-    let r = session
-        .client
-        .get(app.u(&format!("/my-labs/{id1}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = session.open_lab(&app, id1).await;
     let ticket = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(both.get(&ticket).send().await.unwrap().status(), 303);
     let one_page = both.get(format!("http://{id1}.localhost:{port}/labs/{id1}/"));

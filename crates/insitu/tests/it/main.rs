@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod attacks;
 mod browser;
 mod catalogue;
 mod cli;

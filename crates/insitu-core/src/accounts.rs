@@ -8,7 +8,8 @@
 //! go through a short-lived in-memory cache so listing endpoints do not hit
 //! the database on every request; every change that must take effect at once
 //! (logout, revoke, disable, role change, password change) evicts the user's
-//! entries from it.
+//! entries from it. Failed logins are throttled, and Argon2 work bounded, by
+//! [`throttle`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -9,7 +9,9 @@
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
 //! also wires the lab proxy to the labs service (`lab_proxy`).
 //! `App::build` + `App::serve` are what the binary and the tests call, the
-//! latter on a port-0 listener.
+//! latter on a port-0 listener; `listener` serves the router with header
+//! and idle timeouts and a connection limit, and every response carries the
+//! headers of `security_headers`.
 
 mod access;
 mod api;

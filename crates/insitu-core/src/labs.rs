@@ -700,18 +700,37 @@ impl Labs {
         Ok(lab)
     }
 
-    /// Stops every active lab of a user with `reason`, and ends their proxy
-    /// sessions; returns how many labs were stopped.
-    pub async fn stop_all_of(&self, user_id: &UserId, reason: &str) -> Result<usize, Error> {
+    /// Stops every active lab of a user with `reason`, all at once, and
+    /// ends their proxy sessions; returns how many labs were stopped. The
+    /// work runs in a task of its own, so it completes even when the caller
+    /// (a request whose client went away) is dropped.
+    pub async fn stop_all_of(
+        self: &Arc<Self>,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<usize, Error> {
         self.revoke_proxy_sessions(user_id);
-        let mut stopped = 0;
-        for lab in self.store.labs_of_user(user_id).await? {
-            if lab.state.is_active() {
-                self.stop_because(lab, reason).await?;
-                stopped += 1;
+        let (me, user_id, reason) = (Arc::clone(self), user_id.clone(), reason.to_owned());
+        let all = tokio::spawn(async move {
+            let mut stops = tokio::task::JoinSet::new();
+            for lab in me.store.labs_of_user(&user_id).await? {
+                if lab.state.is_active() {
+                    let (me, reason) = (Arc::clone(&me), reason.clone());
+                    stops.spawn(async move { me.stop_because(lab, &reason).await });
+                }
             }
-        }
-        Ok(stopped)
+            // Every lab is stopped even when one fails; the first failure
+            // is reported.
+            let (mut stopped, mut failure) = (0, None);
+            while let Some(done) = stops.join_next().await {
+                match done.map_err(Error::from).and_then(|r| r) {
+                    Ok(_) => stopped += 1,
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            failure.map_or(Ok(stopped), Err)
+        });
+        all.await?
     }
 
     /// Ends every proxy session of a user (their labs keep running): open

@@ -5,7 +5,8 @@
 # 1,000-job scatter of it, and the same scatter with a JavaScript expression
 # in every job. Prints medians and ratios (bench/cwl_bench.py does the timing).
 #
-# Usage: bench/cwl.sh [extra cwl_bench.py flags, e.g. --runs 10 --n 1000]
+# Usage: bench/cwl.sh [extra cwl_bench.py flags, e.g. --runs 10 --n 1000, or
+#        --insitu-before OLD/insitu-cwl to measure an earlier build in the same rounds]
 # Environment:
 #   CWL_BENCH_DIR       where the cwltool venv and the commonwl driver live
 #                       (default var/bench, ignored by git; reused across runs)

@@ -15,7 +15,7 @@ Prints a Markdown table of medians (min in brackets) and the ratio of each
 runner's median to Insitu's (sandboxed) median.
 
 Usage: bench/cwl_bench.py --insitu BIN --cwltool BIN [--commonwl BIN |
-       --commonwl-skip REASON] [--runs 5] [--heavy-runs 3] [--n 1000]
+       --commonwl-skip REASON] [--insitu-before BIN] [--runs 5] [--heavy-runs 3] [--n 1000]
        [--only tool,scatter,scatter-js]
 bench/cwl.sh builds and installs everything, then calls this."""
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
@@ -104,6 +104,9 @@ def runners(a):
     r["insitu"] = (ins([]), "insitu-cwl, default: the run's jobs in one shared bwrap sandbox (spawner inside)")
     r["insitu --sandbox-per-step"] = (ins(["--sandbox-per-step"]), "insitu-cwl, a bwrap sandbox of its own for every job")
     r["insitu --no-sandbox"] = (ins(["--no-sandbox"]), "insitu-cwl, plain processes")
+    if a.insitu_before:
+        before = lambda w, cwl, job, out: [a.insitu_before, "--quiet", "--outdir", out, cwl, job]
+        r["insitu (before)"] = (before, f"insitu-cwl built before a change ({a.insitu_before}), default mode")
 
     def cwltool(w, cwl, job, out):
         par = [] if w == "tool" else ["--parallel"]
@@ -142,6 +145,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--insitu", required=True)
     ap.add_argument("--cwltool", required=True)
+    ap.add_argument("--insitu-before", help="an earlier insitu-cwl binary, measured in the same rounds")
     ap.add_argument("--commonwl")
     ap.add_argument("--commonwl-skip", default="")
     ap.add_argument("--runs", type=int, default=5, help="runs of the single tool")
@@ -153,6 +157,8 @@ def main():
     a.insitu, a.cwltool = os.path.abspath(a.insitu), os.path.abspath(a.cwltool)
     if a.commonwl:
         a.commonwl = os.path.abspath(a.commonwl)
+    if a.insitu_before:
+        a.insitu_before = os.path.abspath(a.insitu_before)
 
     d = tempfile.mkdtemp(prefix="insitu-cwl-bench-")
     try:

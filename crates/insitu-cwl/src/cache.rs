@@ -31,11 +31,12 @@
 //! inputs in place are never looked up or stored; only successful jobs are
 //! stored.
 
-use crate::ContainerMode;
 use crate::error::{CwlError, Result};
 use crate::expr::{Evaluator, Scope};
 use crate::files;
-use crate::process::{Inherited, Reqs, RunCtx};
+use crate::log::Log;
+use crate::options::ContainerMode;
+use crate::requirements::Reqs;
 use serde_json::{Map, Value, json};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
@@ -48,7 +49,7 @@ const FORMAT: u32 = 1;
 const OUTPUT_JSON: &str = "output.json";
 /// Prefix of locations relative to an entry in its `output.json`.
 const ENTRY_LOC: &str = "insitu-cache:";
-/// Deepest directory tree hashed or copied.
+/// Deepest directory tree hashed.
 const MAX_DEPTH: usize = 64;
 
 /// Identity of a file's bytes as last hashed: device, inode, size, mtime.
@@ -93,10 +94,13 @@ impl JobCache {
     /// The key of a job, or `None` when the tool opts out of reuse
     /// (`WorkReuse`, in-place updates) or its inputs cannot be hashed (a
     /// warning; the job then runs uncached). `inputs` are the prepared
-    /// inputs before staging, `runtime` the job's runtime object.
+    /// inputs before staging, `runtime` the job's runtime object,
+    /// `containers` what `DockerRequirement` does in the run.
+    #[allow(clippy::too_many_arguments)]
     pub fn job_key(
         &self,
-        ctx: &RunCtx,
+        log: Log,
+        containers: ContainerMode,
         p: &Value,
         reqs: &Reqs,
         ev: &Evaluator,
@@ -111,10 +115,10 @@ impl JobCache {
         if !reuse_enabled(reqs, ev, &scope)? {
             return Ok(None);
         }
-        match self.key(p, reqs, inputs, runtime, ctx.containers) {
+        match self.key(p, reqs, inputs, runtime, containers) {
             Ok(k) => Ok(Some(k)),
             Err(e) => {
-                ctx.log(&format!(
+                log.line(&format!(
                     "warning: not using the cache for this job: cannot hash its inputs: {e}"
                 ));
                 Ok(None)
@@ -138,7 +142,7 @@ impl JobCache {
         let mut effective = Map::new();
         // Every requirement class the engine knows: its effective value
         // (requirement, else hint) is part of the key.
-        for class in crate::process::KNOWN {
+        for class in crate::requirements::KNOWN {
             if let Some(r) = reqs.get(class) {
                 effective.insert((*class).to_string(), self.identity(r, true)?);
             }
@@ -288,18 +292,23 @@ impl JobCache {
         Ok(hex(&h.finalize()))
     }
 
-    /// The output object of a complete entry for `key`, copied into a fresh
-    /// directory of the run; `None` when there is none. An unusable entry
-    /// is logged, removed, and reported as missing.
-    pub fn lookup(&self, key: &str, ctx: &RunCtx) -> Option<Value> {
+    /// The output object of a complete entry for `key`, copied into a
+    /// directory `fresh` makes (in the run); `None` when there is none. An
+    /// unusable entry is logged, removed, and reported as missing.
+    pub fn lookup(
+        &self,
+        key: &str,
+        log: Log,
+        fresh: impl FnOnce() -> Result<PathBuf>,
+    ) -> Option<Value> {
         let entry = self.dir.join(key);
         if entry.symlink_metadata().is_err() {
             return None;
         }
-        match restore(key, &entry, ctx) {
+        match restore(key, &entry, fresh) {
             Ok(v) => Some(v),
             Err(why) => {
-                ctx.log(&format!(
+                log.line(&format!(
                     "ignoring the unusable cache entry {}: {why}",
                     entry.display()
                 ));
@@ -311,9 +320,9 @@ impl JobCache {
 
     /// Store a successful job: its output directory and output object.
     /// Failing to store is a warning, never a failure of the job.
-    pub fn store(&self, key: &str, outdir: &Path, output: &Value, ctx: &RunCtx) {
+    pub fn store(&self, key: &str, outdir: &Path, output: &Value, log: Log) {
         if let Err(e) = self.try_store(key, outdir, output) {
-            ctx.log(&format!(
+            log.line(&format!(
                 "warning: could not store the job in the cache: {e}"
             ));
         }
@@ -327,7 +336,7 @@ impl JobCache {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{key}-"))
             .tempdir_in(&self.dir)?;
-        copy_tree(outdir, &tmp.path().join("out"), 0)?;
+        files::copy_tree(outdir, &tmp.path().join("out"), files::ANY_LINK)?;
         let mut stored = output.clone();
         let mut ext = Outside {
             root: tmp.path().to_path_buf(),
@@ -397,21 +406,6 @@ fn reuse_enabled(reqs: &Reqs, ev: &Evaluator, scope: &Scope) -> Result<bool> {
     }
 }
 
-/// A name for a job in log lines: its step (and scatter position), else
-/// the tool's id.
-pub fn job_name(p: &Value, inh: &Inherited) -> String {
-    match (&inh.step, inh.scatter_index) {
-        (Some(s), Some(i)) => format!("{s}[{i}]"),
-        (Some(s), None) => s.clone(),
-        _ => p
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .unwrap_or("the tool")
-            .to_string(),
-    }
-}
-
 /// Remove the loader's machine-specific keys (`__base`) at any depth.
 fn strip_private(v: &mut Value) {
     match v {
@@ -447,35 +441,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Copy a file or tree, following links; dangling links and special files
-/// inside a tree are left out.
-fn copy_tree(src: &Path, dst: &Path, depth: usize) -> Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(CwlError::Execution(format!(
-            "{}: directory tree too deep (a link loop?)",
-            src.display()
-        )));
-    }
-    let md = std::fs::metadata(src)
-        .map_err(|e| CwlError::Execution(format!("{}: {e}", src.display())))?;
-    if md.is_dir() {
-        std::fs::create_dir_all(dst)?;
-        for e in std::fs::read_dir(src)? {
-            let e = e?;
-            let child = e.path();
-            match std::fs::metadata(&child) {
-                Ok(m) if m.is_dir() || m.is_file() => {
-                    copy_tree(&child, &dst.join(e.file_name()), depth + 1)?
-                }
-                _ => {}
-            }
-        }
-    } else {
-        std::fs::copy(src, dst)?;
-    }
-    Ok(())
-}
-
 /// Rewrites an output object's locations relative to a new entry, copying
 /// what lies outside the job's output directory into `ext/N/`.
 struct Outside {
@@ -498,16 +463,16 @@ impl Outside {
                 return Ok(join_rel(dst, rel));
             }
         }
-        let name = p
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "x".into());
+        let name = match files::basename(p) {
+            n if n.is_empty() => "x".to_string(),
+            n => n,
+        };
         let dst = format!("ext/{}/{name}", self.copied.len());
         let target = self.root.join(&dst);
         if let Some(d) = target.parent() {
             std::fs::create_dir_all(d)?;
         }
-        copy_tree(p, &target, 0)?;
+        files::copy_tree(p, &target, files::ANY_LINK)?;
         self.copied.push((p.to_path_buf(), dst.clone()));
         Ok(dst)
     }
@@ -550,7 +515,7 @@ fn join_rel(base: &str, rel: &Path) -> String {
 
 /// Read an entry back: check it, copy it into a fresh directory of the
 /// run, and point its output object there.
-fn restore(key: &str, entry: &Path, ctx: &RunCtx) -> Result<Value> {
+fn restore(key: &str, entry: &Path, fresh: impl FnOnce() -> Result<PathBuf>) -> Result<Value> {
     let bad = |why: String| CwlError::Execution(why);
     let text =
         std::fs::read(entry.join(OUTPUT_JSON)).map_err(|e| bad(format!("{OUTPUT_JSON}: {e}")))?;
@@ -566,11 +531,11 @@ fn restore(key: &str, entry: &Path, ctx: &RunCtx) -> Result<Value> {
         _ => return Err(bad(format!("{OUTPUT_JSON} holds no output object"))),
     };
     check_entry(&out, entry)?;
-    let dir = ctx.fresh_dir("cached")?;
+    let dir = fresh()?;
     for sub in ["out", "ext"] {
         let src = entry.join(sub);
         if src.is_dir() {
-            copy_tree(&src, &dir.join(sub), 0)?;
+            files::copy_tree(&src, &dir.join(sub), files::ANY_LINK)?;
         }
     }
     point_to(&mut out, &dir);
@@ -645,8 +610,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::executor::LocalExecutor;
-    use std::sync::Arc;
+    use crate::requirements::Inherited;
 
     const TOOL: &str = r#"{"class": "CommandLineTool", "cwlVersion": "v1.2",
         "id": "cat", "baseCommand": ["cat"], "__base": "/somewhere",
@@ -747,9 +711,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let cache = JobCache::open(&t.path().join("cache")).unwrap();
         let run = t.path().join("run");
-        std::fs::create_dir_all(&run).unwrap();
-        let mut ctx = RunCtx::new(run, 1, Arc::new(LocalExecutor));
-        ctx.quiet = true;
+        let log = Log { quiet: true };
+        let n = std::cell::Cell::new(0);
+        let fresh = || {
+            n.set(n.get() + 1);
+            let d = run.join(format!("cached{}", n.get()));
+            std::fs::create_dir_all(&d)?;
+            Ok(d)
+        };
         let outdir = t.path().join("job/out");
         let input = file(&t.path().join("inputs"), "in.txt", "input\n");
         let own = file(&outdir, "o.txt", "output\n");
@@ -763,14 +732,14 @@ mod tests {
         files::fill_fs(&mut link, "no_listing").unwrap();
         let out = json!({"own": own, "same": input, "link": link, "n": 3});
         let key = "0123456789abcdef0123456789abcdef01234567";
-        assert!(cache.lookup(key, &ctx).is_none());
-        cache.store(key, &outdir, &out, &ctx);
+        assert!(cache.lookup(key, log, fresh).is_none());
+        cache.store(key, &outdir, &out, log);
         let entry = cache.dir().join(key);
         assert!(
             !entry.join("out/link.txt").is_symlink(),
             "copies, not links"
         );
-        let got = cache.lookup(key, &ctx).unwrap();
+        let got = cache.lookup(key, log, fresh).unwrap();
         assert_eq!(got["n"], 3);
         for (k, text) in [
             ("own", "output\n"),
@@ -778,23 +747,23 @@ mod tests {
             ("link", "input\n"),
         ] {
             let p = got[k]["path"].as_str().unwrap();
-            assert!(p.starts_with(ctx.tmp_root.to_str().unwrap()), "{p}");
+            assert!(p.starts_with(run.to_str().unwrap()), "{p}");
             assert_eq!(std::fs::read_to_string(p).unwrap(), text);
             assert_eq!(got[k]["basename"], out[k]["basename"]);
         }
         // Storing again keeps the first entry.
-        cache.store(key, &outdir, &json!({}), &ctx);
-        assert_eq!(cache.lookup(key, &ctx).unwrap()["n"], 3);
+        cache.store(key, &outdir, &json!({}), log);
+        assert_eq!(cache.lookup(key, log, fresh).unwrap()["n"], 3);
         // A changed file makes the entry unusable: it is dropped.
         std::fs::write(entry.join("out/o.txt"), "truncated").unwrap();
-        assert!(cache.lookup(key, &ctx).is_none());
+        assert!(cache.lookup(key, log, fresh).is_none());
         assert!(!entry.exists());
         // So does a broken output.json.
-        cache.store(key, &outdir, &out, &ctx);
+        cache.store(key, &outdir, &out, log);
         std::fs::write(entry.join(OUTPUT_JSON), "{\"cache form").unwrap();
-        assert!(cache.lookup(key, &ctx).is_none());
-        cache.store(key, &outdir, &out, &ctx);
-        assert!(cache.lookup(key, &ctx).is_some());
+        assert!(cache.lookup(key, log, fresh).is_none());
+        cache.store(key, &outdir, &out, log);
+        assert!(cache.lookup(key, log, fresh).is_some());
         // No temporary directories are left behind.
         let left: Vec<_> = std::fs::read_dir(cache.dir())
             .unwrap()

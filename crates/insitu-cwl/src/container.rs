@@ -7,33 +7,60 @@
 //! tool sets one), inputs read-only; the network is off unless the tool
 //! asks for `NetworkAccess`; the image's entrypoint and `PATH` apply.
 
+use crate::access::Access;
 use crate::error::{CwlError, Result};
-use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program};
-use crate::sandbox::step_binds;
+use crate::executor::{
+    CommandSpec, ContainerRun, ExecFuture, Executor, resolve_program, step_binds,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// What a job needs of a container: the image and the places its
-/// directories appear inside.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ContainerRun {
-    /// Image name or id, made available by [`Podman::ensure_image`].
-    pub image: String,
-    /// Where the job's output directory (and working directory) appears.
-    pub outdir: PathBuf,
-    /// Host files or directories shown at other paths inside:
-    /// `(host, container, writable)` (absolute `entryname`s of
-    /// InitialWorkDirRequirement).
-    pub mounts: Vec<(PathBuf, PathBuf, bool)>,
+/// How an image may be made for a job.
+#[derive(Debug)]
+pub struct Build<'a> {
+    /// Whether the job has `NetworkAccess`.
+    pub network: bool,
+    /// Whether the run is confined: builds then get the network only with
+    /// `NetworkAccess`.
+    pub confined: bool,
+    /// Where image files (`dockerLoad`, `dockerImport`) may be read.
+    pub access: &'a Access,
+}
+
+impl Build<'_> {
+    /// Whether a build or import must not reach the network.
+    fn offline(&self) -> bool {
+        self.confined && !self.network
+    }
+}
+
+/// The name of the image `req` names: `dockerImageId`, else `dockerPull`,
+/// else one made from the `dockerFile` text.
+pub fn image_name(req: &Value) -> Result<String> {
+    let field = |k: &str| req.get(k).and_then(Value::as_str);
+    match (
+        field("dockerImageId"),
+        field("dockerPull"),
+        field("dockerFile"),
+    ) {
+        (Some(id), _, _) => Ok(id.to_string()),
+        (None, Some(p), _) => Ok(p.to_string()),
+        (None, None, Some(f)) => Ok(format!("localhost/insitu-cwl-build:{}", short_hash(f))),
+        _ => Err(CwlError::Validation(
+            "DockerRequirement names no image (dockerPull, dockerImageId or dockerFile)".into(),
+        )),
+    }
 }
 
 /// A podman that works on this machine.
 #[derive(Debug)]
 pub struct Podman {
     podman: PathBuf,
+    /// The user and group containers run as, when not the engine's.
+    run_as: Option<(u32, u32)>,
     /// Images known to be present (checked or made in this run).
     ready: tokio::sync::Mutex<HashSet<String>>,
     /// Distinguishes the container names of one run.
@@ -70,6 +97,7 @@ impl Podman {
         }
         Ok(Podman {
             podman,
+            run_as: None,
             ready: tokio::sync::Mutex::new(HashSet::new()),
             counter: AtomicUsize::new(0),
         })
@@ -95,72 +123,84 @@ impl Podman {
         )))
     }
 
-    /// Make the image a `DockerRequirement` names available and return the
-    /// name to run. `base` is the directory of the document (for a relative
-    /// `dockerLoad`), `scratch` a directory for a `dockerFile` build.
-    pub async fn ensure_image(&self, req: &Value, base: &Path, scratch: &Path) -> Result<String> {
+    /// The user and group containers run as, when not the engine's.
+    pub fn running_as(mut self, run_as: Option<(u32, u32)>) -> Podman {
+        self.run_as = run_as;
+        self
+    }
+
+    /// Make image `name` (see [`image_name`]) that `DockerRequirement` `req`
+    /// describes available. `base` is the directory of the document (for
+    /// a relative `dockerLoad`), `scratch` a directory for a `dockerFile`
+    /// build.
+    pub async fn ensure_image(
+        &self,
+        req: &Value,
+        name: &str,
+        base: &Path,
+        scratch: &Path,
+        build: &Build<'_>,
+    ) -> Result<()> {
         let field = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
-        let (pull, id) = (field("dockerPull"), field("dockerImageId"));
-        let file = field("dockerFile");
-        let name = match (&id, &pull, &file) {
-            (Some(id), _, _) => id.clone(),
-            (None, Some(p), _) => p.clone(),
-            (None, None, Some(f)) => format!("localhost/insitu-cwl-build:{}", short_hash(f)),
-            _ => {
-                return Err(CwlError::Validation(
-                    "DockerRequirement names no image (dockerPull, dockerImageId or dockerFile)"
-                        .into(),
-                ));
-            }
-        };
         let mut ready = self.ready.lock().await;
-        if ready.contains(&name) {
-            return Ok(name);
+        if ready.contains(name) {
+            return Ok(());
         }
         let present = self
-            .podman(&["image", "exists", &name])
+            .podman(&["image", "exists", name])
             .await?
             .status
             .success();
         if !present {
             if let Some(load) = field("dockerLoad") {
                 let path = crate::files::loc_to_path(&crate::loader::resolve_location(&load, base));
+                build.access.check("dockerLoad", &path)?;
                 let path = path.display().to_string();
                 self.podman_ok(
                     &format!("cannot load image {name} from {path}"),
                     &["load", "-q", "-i", &path],
                 )
                 .await?;
-            } else if let Some(text) = &file {
+            } else if let Some(text) = field("dockerFile") {
                 std::fs::create_dir_all(scratch)?;
                 std::fs::write(scratch.join("Dockerfile"), text)?;
                 let dir = scratch.display().to_string();
+                let mut args = vec!["build", "-q", "-t", name];
+                if build.offline() {
+                    args.push("--network=none");
+                }
+                args.push(&dir);
                 self.podman_ok(
                     &format!("cannot build image {name} from its dockerFile"),
-                    &["build", "-q", "-t", &name, &dir],
+                    &args,
                 )
                 .await?;
             } else if let Some(url) = field("dockerImport") {
                 let src = crate::files::loc_to_path(&crate::loader::resolve_location(&url, base));
                 let src = if src.exists() {
+                    build.access.check("dockerImport", &src)?;
                     src.display().to_string()
+                } else if build.offline() {
+                    return Err(CwlError::Execution(format!(
+                        "dockerImport {url}: fetching an image needs NetworkAccess in this run"
+                    )));
                 } else {
                     url.clone()
                 };
                 self.podman_ok(
                     &format!("cannot import image {name} from {url}"),
-                    &["import", "-q", &src, &name],
+                    &["import", "-q", &src, name],
                 )
                 .await?;
-            } else if let Some(p) = &pull {
+            } else if let Some(p) = field("dockerPull") {
                 self.podman_ok(
                     &format!("image {p} is not on this machine and cannot be pulled"),
-                    &["pull", "-q", p],
+                    &["pull", "-q", &p],
                 )
                 .await?;
             }
             if !self
-                .podman(&["image", "exists", &name])
+                .podman(&["image", "exists", name])
                 .await?
                 .status
                 .success()
@@ -170,8 +210,8 @@ impl Podman {
                 )));
             }
         }
-        ready.insert(name.clone());
-        Ok(name)
+        ready.insert(name.to_string());
+        Ok(())
     }
 
     /// The arguments after `podman` that run `spec` in `c` as `name`.
@@ -191,6 +231,13 @@ impl Podman {
         }
         if spec.stdin.is_some() {
             a.push("--interactive".into());
+        }
+        if let Some((uid, gid)) = self.run_as {
+            a.extend([
+                format!("--user={uid}:{gid}"),
+                "--cap-drop=all".into(),
+                "--security-opt=no-new-privileges".into(),
+            ]);
         }
         let inside_out = |p: &Path| -> PathBuf {
             match p.strip_prefix(&spec.cwd) {
@@ -302,6 +349,7 @@ mod tests {
         };
         let p = Podman {
             podman: "podman".into(),
+            run_as: None,
             ready: Default::default(),
             counter: AtomicUsize::new(0),
         };

@@ -20,16 +20,23 @@ pub enum CwlError {
     /// A tool ran and failed permanently.
     #[error("execution failed: {0}")]
     Execution(String),
+    /// Tools must run in a sandbox and none can be made here.
+    #[error(
+        "no sandbox: {0}; tools run only in a sandbox, unless --no-sandbox runs them as plain processes"
+    )]
+    NoSandbox(String),
     /// An I/O problem on the host.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl CwlError {
-    /// Exit code following the cwl-runner convention (33 = unsupported).
+    /// Exit code following the cwl-runner convention (33 = unsupported),
+    /// and 69 (`EX_UNAVAILABLE`) when no sandbox can be made.
     pub fn exit_code(&self) -> i32 {
         match self {
             CwlError::Unsupported(_) => 33,
+            CwlError::NoSandbox(_) => 69,
             _ => 1,
         }
     }

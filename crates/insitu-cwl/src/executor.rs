@@ -1,12 +1,16 @@
-//! How a command is run: the [`Executor`] trait, the local process
-//! executor and the process plumbing (redirections, time limit) shared with
-//! the bubblewrap sandbox executor in [`crate::sandbox`]. A Slurm executor
-//! would implement the same trait.
+//! How a command is run: what a job asks for ([`CommandSpec`], with the
+//! binds a sandbox or container makes of it, [`step_binds`]), the
+//! [`Executor`] trait, the local process executor and the process plumbing
+//! (redirections, time limit) shared with the bubblewrap sandbox executor
+//! in [`crate::sandbox`], the run's shared sandbox in [`crate::spawner`] and
+//! podman in [`crate::container`]. A Slurm executor would implement the
+//! same trait. This module depends on none of them.
 
 use crate::error::{CwlError, Result};
+use insitu_launcher::sandbox::{Bind, StepBinds};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
@@ -40,7 +44,77 @@ pub struct CommandSpec {
     pub network: bool,
     /// The container to run in (`DockerRequirement`), for the container
     /// executor ([`crate::container`]).
-    pub container: Option<crate::container::ContainerRun>,
+    pub container: Option<ContainerRun>,
+}
+
+/// What a job needs of a container: the image and the places its
+/// directories appear inside.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerRun {
+    /// Image name or id, made available by
+    /// [`crate::container::Podman::ensure_image`].
+    pub image: String,
+    /// Where the job's output directory (and working directory) appears.
+    pub outdir: PathBuf,
+    /// Host files or directories shown at other paths inside:
+    /// `(host, container, writable)` (absolute `entryname`s of
+    /// InitialWorkDirRequirement).
+    pub mounts: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+/// The job's binds: read-only inputs first (paths that exist, without ones
+/// inside the writable directories or already covered by a parent), then
+/// the writable directories. Paths are bound as the tool sees them, not
+/// resolved: a staged link may point at another job's output link, and
+/// bubblewrap resolves the source while the link's own path must exist.
+pub fn step_binds(spec: &CommandSpec) -> StepBinds {
+    let abs = |p: &Path| -> Option<PathBuf> {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        p.exists().then_some(p)
+    };
+    let mut writable: Vec<PathBuf> = vec![];
+    for p in [&spec.cwd, &spec.tmpdir]
+        .into_iter()
+        .chain(&spec.read_write_paths)
+        .filter_map(|p| abs(p))
+    {
+        if !writable.contains(&p) {
+            writable.push(p);
+        }
+    }
+    let mut ro: Vec<PathBuf> = spec
+        .read_only_paths
+        .iter()
+        .filter_map(|p| abs(p))
+        .filter(|p| !writable.iter().any(|w| p.starts_with(w)))
+        .collect();
+    ro.sort();
+    ro.dedup();
+    let mut kept: Vec<PathBuf> = Vec::with_capacity(ro.len());
+    for p in ro {
+        if !kept.iter().any(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    let binds = kept
+        .into_iter()
+        .map(|path| Bind {
+            path,
+            writable: false,
+        })
+        .chain(writable.into_iter().map(|path| Bind {
+            path,
+            writable: true,
+        }))
+        .collect();
+    StepBinds {
+        binds,
+        workdir: Some(spec.cwd.clone()),
+    }
 }
 
 /// Boxed future returned by executors.
@@ -54,7 +128,10 @@ pub trait Executor: Send + Sync {
 
 /// Runs commands as plain local child processes.
 #[derive(Debug, Default)]
-pub struct LocalExecutor;
+pub struct LocalExecutor {
+    /// The user and group commands run as, when not the engine's.
+    pub run_as: Option<(u32, u32)>,
+}
 
 impl Executor for LocalExecutor {
     fn run<'a>(&'a self, spec: &'a CommandSpec) -> ExecFuture<'a> {
@@ -68,8 +145,18 @@ impl Executor for LocalExecutor {
                 .current_dir(&spec.cwd)
                 .env_clear()
                 .envs(&spec.env);
+            run_as(&mut cmd, self.run_as);
             run_to_end(cmd, spec).await
         })
+    }
+}
+
+/// Start `cmd` as `run_as` (user, group), without supplementary groups,
+/// when given.
+pub fn run_as(cmd: &mut tokio::process::Command, run_as: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = run_as {
+        // Dropping from root also drops supplementary groups.
+        cmd.uid(uid).gid(gid);
     }
 }
 

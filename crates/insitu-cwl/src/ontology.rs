@@ -301,6 +301,14 @@ impl Formats {
         }
     }
 
+    /// The local schema files the process lists.
+    pub fn schema_files(&self) -> &[PathBuf] {
+        match &self.mode {
+            Mode::Ontology { files, .. } => files,
+            Mode::Exact => &[],
+        }
+    }
+
     /// Whether the process reasons with `$schemas`.
     pub fn uses_ontology(&self) -> bool {
         matches!(self.mode, Mode::Ontology { .. })

@@ -1,11 +1,19 @@
-//! Shared run context, requirement lookup and input preparation common to
-//! all process classes.
+//! What every process of a run shares ([`RunCtx`]: the job directories'
+//! root, slots, cores and memory, the executor, the cache, the provenance
+//! recorder), and the preparation of a process's inputs (defaults, types,
+//! listings, contents, secondary files, formats).
 
+use crate::access::Access;
+use crate::cache::JobCache;
 use crate::container::Podman;
 use crate::error::{CwlError, Result};
 use crate::executor::Executor;
 use crate::expr::{Evaluator, Scope};
-use crate::files::{self, Schemas};
+use crate::files;
+use crate::log::Log;
+use crate::options::ContainerMode;
+use crate::requirements::Reqs;
+use crate::types::{self, Schemas};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,11 +43,17 @@ pub struct RunCtx {
     /// Counts of step jobs, for the progress display.
     pub progress: Arc<Progress>,
     /// What `DockerRequirement` does in this run.
-    pub containers: crate::ContainerMode,
+    pub containers: ContainerMode,
     /// The container engine, probed when a job first needs it.
     podman: tokio::sync::OnceCell<std::result::Result<Arc<Podman>, String>>,
     /// The job cache (`--cachedir`), if any.
-    pub cache: Option<Arc<crate::cache::JobCache>>,
+    pub cache: Option<Arc<JobCache>>,
+    /// Where the run may read (its own directory included).
+    pub access: Access,
+    /// Whether the run is confined ([`crate::options::Confinement`]).
+    pub confined: bool,
+    /// The user and group tools run as, when not the engine's.
+    pub run_as: Option<(u32, u32)>,
 }
 
 /// Step jobs (one per step, one per scattered job) of a run: known so far,
@@ -79,16 +93,23 @@ impl RunCtx {
             quiet: false,
             recorder: None,
             progress: Arc::new(Progress::default()),
-            containers: crate::ContainerMode::Auto,
+            containers: ContainerMode::Auto,
             podman: tokio::sync::OnceCell::new(),
             cache: None,
+            access: Access::anywhere(),
+            confined: false,
+            run_as: None,
         }
     }
 
     /// The container engine, or why there is none.
     pub async fn podman(&self) -> std::result::Result<Arc<Podman>, String> {
         self.podman
-            .get_or_init(|| async { Podman::probe().await.map(Arc::new) })
+            .get_or_init(|| async {
+                Podman::probe()
+                    .await
+                    .map(|p| Arc::new(p.running_as(self.run_as)))
+            })
             .await
             .clone()
     }
@@ -145,11 +166,14 @@ impl RunCtx {
         Ok(p)
     }
 
+    /// Where log lines go.
+    pub fn logger(&self) -> Log {
+        Log { quiet: self.quiet }
+    }
+
     /// Log a progress line on stderr unless quiet.
     pub fn log(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("[insitu-cwl] {msg}");
-        }
+        self.logger().line(msg);
     }
 }
 
@@ -189,183 +213,20 @@ pub struct Reservation {
     ),
 }
 
-/// Requirements and hints inherited from enclosing workflows and steps,
-/// in decreasing priority.
-#[derive(Clone, Debug, Default)]
-pub struct Inherited {
-    /// Requirements (outermost last).
-    pub reqs: Vec<Value>,
-    /// Hints (outermost last).
-    pub hints: Vec<Value>,
-    /// Whether this process runs inside a workflow (secondary files are then
-    /// expected on the inputs rather than discovered next to them).
-    pub nested: bool,
-    /// Report `DockerRequirement` as unsupported instead of running the
-    /// command on the host.
-    pub reject_docker: bool,
-    /// Step path from the top workflow (`align`, `sub/sort`), for
-    /// provenance and progress.
-    pub step: Option<String>,
-    /// Position of this job in its step's scatter.
-    pub scatter_index: Option<usize>,
-    /// Provenance record of the enclosing process (of this process once
-    /// it runs).
-    pub record: Option<usize>,
-}
-
-/// The requirement classes this engine knows.
-pub(crate) const KNOWN: &[&str] = &[
-    "InlineJavascriptRequirement",
-    "SchemaDefRequirement",
-    "InitialWorkDirRequirement",
-    "EnvVarRequirement",
-    "ShellCommandRequirement",
-    "ResourceRequirement",
-    "WorkReuse",
-    "NetworkAccess",
-    "InplaceUpdateRequirement",
-    "ToolTimeLimit",
-    "SubworkflowFeatureRequirement",
-    "ScatterFeatureRequirement",
-    "MultipleInputFeatureRequirement",
-    "StepInputExpressionRequirement",
-    "LoadListingRequirement",
-    "DockerRequirement",
-    "SoftwareRequirement",
-];
-
-/// The effective requirements of one process.
-#[derive(Clone, Debug)]
-pub struct Reqs {
-    list: Vec<Value>,
-    hints: Vec<Value>,
-    reject_docker: bool,
-    /// See [`Inherited::nested`].
-    pub nested: bool,
-}
-
-impl Reqs {
-    /// Combine a process's requirements with inherited ones; fail for
-    /// unsupported requirements.
-    pub fn of(p: &Value, inh: &Inherited) -> Result<Reqs> {
-        let own: Vec<Value> = p
-            .get("requirements")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for r in &own {
-            let c = r.get("class").and_then(Value::as_str).unwrap_or("");
-            if c == "DockerRequirement" && inh.reject_docker {
-                return Err(CwlError::Unsupported(
-                    "DockerRequirement: containers are turned off (--reject-docker)".into(),
-                ));
-            }
-            if !KNOWN.contains(&c) {
-                return Err(CwlError::Unsupported(format!("unknown requirement '{c}'")));
-            }
-        }
-        let mut list = own;
-        list.extend(inh.reqs.iter().cloned());
-        let mut hints: Vec<Value> = p
-            .get("hints")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        hints.extend(inh.hints.iter().cloned());
-        Ok(Reqs {
-            list,
-            hints,
-            reject_docker: inh.reject_docker,
-            nested: inh.nested,
-        })
-    }
-
-    /// The requirement (or hint) of the given class, if any.
-    pub fn get(&self, class: &str) -> Option<&Value> {
-        self.list
-            .iter()
-            .find(|r| r.get("class").and_then(Value::as_str) == Some(class))
-            .or_else(|| {
-                self.hints
-                    .iter()
-                    .find(|r| r.get("class").and_then(Value::as_str) == Some(class))
-            })
-    }
-
-    /// The `DockerRequirement` in force, and whether it is a requirement
-    /// (true) or only a hint.
-    pub fn docker(&self) -> Option<(&Value, bool)> {
-        let is = |r: &&Value| r.get("class").and_then(Value::as_str) == Some("DockerRequirement");
-        match self.list.iter().find(is) {
-            Some(r) => Some((r, true)),
-            None => self.hints.iter().find(is).map(|h| (h, false)),
-        }
-    }
-
-    /// Inherited set for children of this process.
-    pub fn inherit(&self) -> Inherited {
-        Inherited {
-            reqs: self.list.clone(),
-            hints: self.hints.clone(),
-            reject_docker: self.reject_docker,
-            nested: true,
-            ..Default::default()
-        }
-    }
-
-    /// Named schema types.
-    pub fn schemas(&self) -> Schemas {
-        let mut s = Schemas::new();
-        for r in self.list.iter().rev() {
-            if r.get("class").and_then(Value::as_str) == Some("SchemaDefRequirement") {
-                for t in r
-                    .get("types")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(n) = t.get("name").and_then(Value::as_str) {
-                        s.insert(n.to_string(), t.clone());
-                        s.insert(crate::loader::shortname(n), t.clone());
-                    }
-                }
-            }
-        }
-        s
-    }
-
-    /// Build the expression evaluator.
-    pub fn evaluator(&self, ctx: &RunCtx) -> Evaluator {
-        let mut ev = Evaluator {
-            timeout: ctx.js_timeout,
-            ..Default::default()
-        };
-        if let Some(r) = self.get("InlineJavascriptRequirement") {
-            ev.js = true;
-            for l in r
-                .get("expressionLib")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(s) = l.as_str() {
-                    ev.lib.push(s.to_string());
-                }
-            }
-        }
-        ev
-    }
-}
-
-/// Fill in defaults, check types and presence, load contents and listings.
+/// Fill in defaults, check types and presence, load contents and listings;
+/// every File and Directory must be one `access` allows.
 pub fn prepare_inputs(
     p: &Value,
     job: &Value,
     reqs: &Reqs,
     ev: &Evaluator,
+    access: &Access,
 ) -> Result<Map<String, Value>> {
     let schemas = reqs.schemas();
     let formats = crate::ontology::Formats::of(p);
+    for f in formats.schema_files() {
+        access.check("$schemas file", f)?;
+    }
     let mut format_expressions: Vec<(String, &Value)> = vec![];
     let mut out = Map::new();
     let default_listing = reqs
@@ -398,16 +259,19 @@ pub fn prepare_inputs(
         {
             v = d.clone();
         }
-        if v.is_null() && !files::is_optional(&t) {
+        if v.is_null() && !types::is_optional(&t) {
             return Err(CwlError::Input(format!("missing required input '{id}'")));
         }
-        if !v.is_null() && !files::matches(&v, &t, &schemas) {
+        if !v.is_null() && !types::matches(&v, &t, &schemas) {
             return Err(CwlError::Input(format!(
                 "input '{id}': value {} does not match type {}",
                 short_json(&v),
                 t
             )));
         }
+        let what = format!("input '{id}'");
+        // Before anything is listed or read from them.
+        access.check_value(&what, &v)?;
         let listing = inp
             .get("loadListing")
             .and_then(Value::as_str)
@@ -430,6 +294,8 @@ pub fn prepare_inputs(
             discover_secondary(&mut v, sf, ev, job, !reqs.nested)?;
         }
         record_secondary(&mut v, &t, &schemas, ev, job, !reqs.nested, &formats)?;
+        // What listings and secondary files added.
+        access.check_value(&what, &v)?;
         if let Some(f) = inp.get("format") {
             if crate::expr::has_expr(&f.to_string()) {
                 if !v.is_null() {
@@ -467,11 +333,11 @@ fn record_secondary(
     discover: bool,
     formats: &crate::ontology::Formats,
 ) -> Result<()> {
-    let rt = files::resolve_type(t, schemas).clone();
+    let rt = types::resolve_type(t, schemas).clone();
     match (&rt, v) {
         (Value::Array(alts), v) => {
             for a in alts {
-                if files::matches(v, a, schemas) {
+                if types::matches(v, a, schemas) {
                     return record_secondary(v, a, schemas, ev, job, discover, formats);
                 }
             }
@@ -632,12 +498,9 @@ pub fn secondary_files(
                         continue;
                     }
                     let p = files::loc_to_path(&loc);
-                    let wanted = p.file_name().map(|x| x.to_string_lossy().into_owned());
+                    let wanted = files::basename(&p);
                     let present = existing.iter().any(|e| {
-                        e.get("basename")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                            == wanted
+                        e.get("basename").and_then(Value::as_str) == Some(wanted.as_str())
                     });
                     if present {
                         continue;

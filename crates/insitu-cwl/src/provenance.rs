@@ -178,18 +178,8 @@ impl Builder {
     /// Copy the File/Directory `v` into `data/` (once) and describe it; its id.
     fn data_entity(&mut self, v: &Value, param: Option<&str>) -> Result<Option<String>> {
         let class = v.get("class").and_then(Value::as_str).unwrap_or("");
-        let base = v
-            .get("basename")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| {
-                v.get("location").and_then(Value::as_str).and_then(|l| {
-                    files::loc_to_path(l)
-                        .file_name()
-                        .map(|s| s.to_string_lossy().into_owned())
-                })
-            })
-            .unwrap_or_else(|| "unnamed".into());
+        let base =
+            files::checked_basename(files::Entry::of(v).and_then(|e| e.basename()).as_deref())?;
         let src = v
             .get("location")
             .and_then(Value::as_str)
@@ -250,7 +240,7 @@ impl Builder {
                         let target = self.dir.join(&rel);
                         std::fs::create_dir_all(&target)?;
                         if let Some(p) = src.as_ref().filter(|p| p.is_dir()) {
-                            copy_tree(p, &target)?;
+                            files::copy_tree(p, &target, files::ANY_LINK)?;
                         }
                         (
                             rel.clone(),
@@ -345,21 +335,6 @@ fn collect_files(v: &Value, out: &mut Vec<Value>) {
         Value::Array(a) => a.iter().for_each(|x| collect_files(x, out)),
         _ => {}
     }
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    std::fs::create_dir_all(dst)?;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let p = e.path();
-        let t = dst.join(e.file_name());
-        if p.is_dir() {
-            copy_tree(&p, &t)?;
-        } else if p.is_file() {
-            std::fs::copy(&p, &t)?;
-        }
-    }
-    Ok(())
 }
 
 /// The RO-Crate type of a CWL parameter type.

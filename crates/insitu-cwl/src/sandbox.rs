@@ -9,8 +9,8 @@
 //! read-write), and starts in its output directory.
 
 use crate::error::CwlError;
-use crate::executor::{CommandSpec, ExecFuture, Executor, run_to_end};
-use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, TOOL_CAPS, bwrap_args_with};
+use crate::executor::{CommandSpec, ExecFuture, Executor, run_to_end, step_binds};
+use insitu_launcher::sandbox::{SandboxSpec, TOOL_CAPS, bwrap_args_with};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,6 +22,10 @@ pub struct SandboxExecutor {
     /// Host paths shown read-only at the same place (tool installations
     /// under `/home`, `/root` or `/tmp`, which sandboxes otherwise replace).
     pub expose: Vec<PathBuf>,
+    /// The unprivileged user and group bubblewrap (and so the tool) runs
+    /// as, in a user namespace of its own and without capabilities; `None`
+    /// keeps the engine's.
+    pub run_as: Option<(u32, u32)>,
 }
 
 /// Where `bwrap` is: `$INSITU_BWRAP`, else the first `bwrap` on `PATH`,
@@ -41,8 +45,12 @@ pub fn find_bwrap() -> PathBuf {
 
 impl SandboxExecutor {
     /// An executor using the given `bwrap` binary.
-    pub fn new(bwrap: PathBuf, expose: Vec<PathBuf>) -> Self {
-        SandboxExecutor { bwrap, expose }
+    pub fn new(bwrap: PathBuf, expose: Vec<PathBuf>, run_as: Option<(u32, u32)>) -> Self {
+        SandboxExecutor {
+            bwrap,
+            expose,
+            run_as,
+        }
     }
 
     /// Find `bwrap` and check that it can start a sandbox on this machine
@@ -52,12 +60,16 @@ impl SandboxExecutor {
     /// A successful check is remembered until the next boot (or a new
     /// bwrap binary) by a marker file of this user in the temporary
     /// directory, so a run does not pay for a second sandbox each time.
-    pub async fn probe(expose: Vec<PathBuf>) -> std::result::Result<Self, String> {
-        let ex = SandboxExecutor::new(find_bwrap(), expose);
+    /// With `run_as`, the check runs as that user.
+    pub async fn probe(
+        expose: Vec<PathBuf>,
+        run_as: Option<(u32, u32)>,
+    ) -> std::result::Result<Self, String> {
+        let ex = SandboxExecutor::new(find_bwrap(), expose, run_as);
         if !ex.bwrap.is_file() {
             return Err(format!("bubblewrap not found ({})", ex.bwrap.display()));
         }
-        let marker = probe_marker(&ex.bwrap);
+        let marker = probe_marker(&ex.bwrap, run_as);
         if marker.as_ref().is_some_and(|(m, uid)| owned_file(m, *uid)) {
             return Ok(ex);
         }
@@ -68,11 +80,13 @@ impl SandboxExecutor {
             tmpdir: dir,
             ..CommandSpec::default()
         };
-        let out = tokio::process::Command::new(&ex.bwrap)
-            .args(ex.args(&spec))
+        let mut cmd = tokio::process::Command::new(&ex.bwrap);
+        cmd.args(ex.args(&spec))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        crate::executor::run_as(&mut cmd, run_as);
+        let out = cmd
             .output()
             .await
             .map_err(|e| format!("cannot run {}: {e}", ex.bwrap.display()))?;
@@ -106,7 +120,7 @@ impl SandboxExecutor {
                 .collect(),
             expose: self.expose.clone(),
             share_network: spec.network,
-            keep_caps: tool_caps(),
+            keep_caps: tool_caps(self.run_as),
             ..SandboxSpec::default()
         };
         bwrap_args_with(&sandbox, &step_binds(spec))
@@ -114,24 +128,25 @@ impl SandboxExecutor {
 }
 
 /// The capabilities a step keeps: [`TOOL_CAPS`] where the engine runs as
-/// root (a step running as root then behaves as root in a container), none
-/// otherwise.
-pub(crate) fn tool_caps() -> Vec<String> {
-    if rustix::process::geteuid().is_root() {
+/// root and its tools too (a step running as root then behaves as root in
+/// a container), none otherwise.
+pub(crate) fn tool_caps(run_as: Option<(u32, u32)>) -> Vec<String> {
+    if run_as.is_none() && rustix::process::geteuid().is_root() {
         TOOL_CAPS.iter().map(|c| c.to_string()).collect()
     } else {
         vec![]
     }
 }
 
-/// The marker of a successful probe of `bwrap` by this user since boot,
-/// and the user id that must own it.
-fn probe_marker(bwrap: &Path) -> Option<(PathBuf, u32)> {
+/// The marker of a successful probe of `bwrap` by this user (for tools
+/// running as `run_as`) since boot, and the user id that must own it.
+fn probe_marker(bwrap: &Path, run_as: Option<(u32, u32)>) -> Option<(PathBuf, u32)> {
     use std::os::unix::fs::MetadataExt;
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let mtime = std::fs::metadata(bwrap).ok()?.mtime();
     let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let name = format!("insitu-cwl-bwrap-ok-{uid}-{}-{mtime}", boot.trim());
+    let tools = run_as.map_or(String::new(), |(u, g)| format!("-as-{u}-{g}"));
+    let name = format!("insitu-cwl-bwrap-ok-{uid}{tools}-{}-{mtime}", boot.trim());
     Some((std::env::temp_dir().join(name), uid))
 }
 
@@ -139,61 +154,6 @@ fn probe_marker(bwrap: &Path) -> Option<(PathBuf, u32)> {
 fn owned_file(p: &Path, uid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.uid() == uid)
-}
-
-/// The job's binds: read-only inputs first (paths that exist, without ones
-/// inside the writable directories or already covered by a parent), then
-/// the writable directories. Paths are bound as the tool sees them, not
-/// resolved: a staged link may point at another job's output link, and
-/// bubblewrap resolves the source while the link's own path must exist.
-pub(crate) fn step_binds(spec: &CommandSpec) -> StepBinds {
-    let abs = |p: &Path| -> Option<PathBuf> {
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().ok()?.join(p)
-        };
-        p.exists().then_some(p)
-    };
-    let mut writable: Vec<PathBuf> = vec![];
-    for p in [&spec.cwd, &spec.tmpdir]
-        .into_iter()
-        .chain(&spec.read_write_paths)
-        .filter_map(|p| abs(p))
-    {
-        if !writable.contains(&p) {
-            writable.push(p);
-        }
-    }
-    let mut ro: Vec<PathBuf> = spec
-        .read_only_paths
-        .iter()
-        .filter_map(|p| abs(p))
-        .filter(|p| !writable.iter().any(|w| p.starts_with(w)))
-        .collect();
-    ro.sort();
-    ro.dedup();
-    let mut kept: Vec<PathBuf> = Vec::with_capacity(ro.len());
-    for p in ro {
-        if !kept.iter().any(|k| p.starts_with(k)) {
-            kept.push(p);
-        }
-    }
-    let binds = kept
-        .into_iter()
-        .map(|path| Bind {
-            path,
-            writable: false,
-        })
-        .chain(writable.into_iter().map(|path| Bind {
-            path,
-            writable: true,
-        }))
-        .collect();
-    StepBinds {
-        binds,
-        workdir: Some(spec.cwd.clone()),
-    }
 }
 
 impl Executor for SandboxExecutor {
@@ -204,6 +164,7 @@ impl Executor for SandboxExecutor {
             }
             let mut cmd = tokio::process::Command::new(&self.bwrap);
             cmd.args(self.args(spec)).current_dir(&spec.cwd).env_clear();
+            crate::executor::run_as(&mut cmd, self.run_as);
             run_to_end(cmd, spec).await
         })
     }
@@ -234,7 +195,7 @@ mod tests {
             ],
             ..CommandSpec::default()
         };
-        let ex = SandboxExecutor::new("/usr/bin/bwrap".into(), vec![]);
+        let ex = SandboxExecutor::new("/usr/bin/bwrap".into(), vec![], None);
         let args: Vec<String> = ex
             .args(&spec)
             .into_iter()

@@ -20,8 +20,8 @@
 //! `--sandbox-per-step` gives every job its own sandbox.
 
 use crate::error::{CwlError, Result};
-use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program};
-use crate::sandbox::{SandboxExecutor, step_binds};
+use crate::executor::{CommandSpec, ExecFuture, Executor, resolve_program, step_binds};
+use crate::sandbox::SandboxExecutor;
 use insitu_launcher::sandbox::{Bind, SandboxSpec, StepBinds, bwrap_args_with, shown_from_host};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -49,6 +49,9 @@ enum Request {
         stdin: Option<PathBuf>,
         stdout: Option<PathBuf>,
         stderr: Option<PathBuf>,
+        /// The user and group the command runs as, when not the spawner's.
+        #[serde(default)]
+        run_as: Option<(u32, u32)>,
     },
     /// Kill a command's process group (time limit).
     Kill { id: u64 },
@@ -132,7 +135,18 @@ pub fn serve() -> i32 {
                 stdin,
                 stdout,
                 stderr,
-            } => match start(&argv, &cwd, &env, &stdin, &stdout, &stderr) {
+                run_as,
+            } => match start(
+                &argv,
+                &cwd,
+                &env,
+                &Streams {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                run_as,
+            ) {
                 Err(e) => reply(
                     &out,
                     &Reply {
@@ -256,14 +270,21 @@ fn freeze(dir: &Path) -> std::result::Result<(), String> {
         .map_err(|e| format!("cannot make {} read-only: {e}", dir.display()))
 }
 
-/// Start one command inside the spawner.
+/// Where a command's standard streams come from and go.
+struct Streams {
+    stdin: Option<PathBuf>,
+    stdout: Option<PathBuf>,
+    stderr: Option<PathBuf>,
+}
+
+/// Start one command inside the spawner, as `run_as` when given (the
+/// switch from root leaves it no capabilities).
 fn start(
     argv: &[String],
     cwd: &Path,
     env: &[(String, String)],
-    stdin: &Option<PathBuf>,
-    stdout: &Option<PathBuf>,
-    stderr: &Option<PathBuf>,
+    streams: &Streams,
+    run_as: Option<(u32, u32)>,
 ) -> std::result::Result<std::process::Child, String> {
     use std::os::unix::process::CommandExt;
     let Some(prog) = argv.first() else {
@@ -279,6 +300,11 @@ fn start(
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
+    if let Some((uid, gid)) = run_as {
+        // Dropping from root also drops supplementary groups.
+        cmd.uid(uid).gid(gid);
+    }
+    let (stdin, stdout, stderr) = (&streams.stdin, &streams.stdout, &streams.stderr);
     let open = |p: &Path| std::fs::File::open(p).map_err(|e| format!("stdin {}: {e}", p.display()));
     let create = |p: &Path| {
         std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
@@ -318,6 +344,8 @@ pub struct RunSandbox {
     freezing: bool,
     /// Output directories made read-only so far.
     frozen: Mutex<std::collections::HashSet<PathBuf>>,
+    /// The user and group jobs run as, when not the spawner's.
+    run_as: Option<(u32, u32)>,
 }
 
 impl RunSandbox {
@@ -362,9 +390,16 @@ impl RunSandbox {
         });
         // As root, the spawner keeps what it needs to make finished jobs'
         // directories read-only, and drops it for everything it starts.
-        let mut keep_caps = crate::sandbox::tool_caps();
-        if !keep_caps.is_empty() {
+        // When tools run as another user it starts them as that user (and
+        // makes their output files in directories that user owns); the
+        // switch leaves them no capabilities.
+        let mut keep_caps = crate::sandbox::tool_caps(base.run_as);
+        if rustix::process::geteuid().is_root() {
             keep_caps.extend(["CAP_SYS_ADMIN".into(), "CAP_SETPCAP".into()]);
+            if base.run_as.is_some() {
+                keep_caps
+                    .extend(["CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"].map(String::from));
+            }
         }
         let spec = SandboxSpec {
             command: vec![exe.display().to_string(), SUBCOMMAND.into()],
@@ -379,13 +414,14 @@ impl RunSandbox {
                 workdir: Some(root.clone()),
             },
         );
-        let mut child = tokio::process::Command::new(base.bwrap())
-            .args(args)
+        let mut cmd = tokio::process::Command::new(base.bwrap());
+        cmd.args(args)
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the run's sandbox: {e}"))?;
         let (Some(writer), Some(reader)) = (child.stdin.take(), child.stdout.take()) else {
@@ -424,6 +460,7 @@ impl RunSandbox {
             read_only: kept,
             freezing: false,
             frozen: Mutex::default(),
+            run_as: base.run_as,
         };
         // Jobs go there only once it answers (bwrap may refuse a bind).
         let (id, rx) = sandbox.expect_reply();
@@ -506,6 +543,7 @@ impl RunSandbox {
             stdin: spec.stdin.clone(),
             stdout: spec.stdout.clone(),
             stderr: spec.stderr.clone(),
+            run_as: self.run_as,
         })
         .await?;
         let prog = spec.argv.first().map(String::as_str).unwrap_or("");

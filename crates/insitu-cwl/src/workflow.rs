@@ -5,7 +5,8 @@
 
 use crate::error::{CwlError, Result};
 use crate::expr::Scope;
-use crate::process::{Inherited, Reqs, RunCtx, prepare_inputs};
+use crate::process::{RunCtx, prepare_inputs};
+use crate::requirements::{Inherited, Reqs};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -250,8 +251,8 @@ fn gather(
 async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) -> Result<Value> {
     check_workflow(&p)?;
     let reqs = Reqs::of(&p, &inh)?;
-    let ev = reqs.evaluator(&ctx);
-    let inputs = prepare_inputs(&p, &job, &reqs, &ev)?;
+    let ev = reqs.evaluator(ctx.js_timeout);
+    let inputs = prepare_inputs(&p, &job, &reqs, &ev, &ctx.access)?;
     let mut state: HashMap<String, Value> = inputs.clone().into_iter().collect();
     let mut known: HashSet<String> = state.keys().cloned().collect();
     let steps: Vec<Value> = p
@@ -434,7 +435,7 @@ async fn run_workflow(p: Value, job: Value, inh: Inherited, ctx: Arc<RunCtx>) ->
             )?
         };
         let t = o.get("type").cloned().unwrap_or(Value::Null);
-        if !v.is_null() && !crate::files::matches(&v, &t, &reqs.schemas()) {
+        if !v.is_null() && !crate::types::matches(&v, &t, &reqs.schemas()) {
             return Err(CwlError::Execution(format!(
                 "workflow output '{id}': value {} does not match type {t}",
                 crate::process::short_json(&v)
@@ -583,6 +584,12 @@ async fn run_step(
     }
     for (k, j) in jobs.into_iter().enumerate() {
         let mut j = j;
+        // Defaults of the step come from the document: read nothing (a
+        // valueFrom's loadContents) from where the run may not.
+        if ctx.access.is_limited() {
+            ctx.access
+                .check_value("step input", &Value::Object(j.clone()))?;
+        }
         // valueFrom
         let snapshot = Value::Object(j.clone());
         let mut fs_snapshot = snapshot.clone();
@@ -697,10 +704,10 @@ mod tests {
     use super::*;
 
     fn inputs() -> Map<String, Value> {
-        let Value::Object(m) = json!({"a": [1, 2], "b": ["x", "y", "z"], "c": 0}) else {
-            unreachable!()
-        };
-        m
+        json!({"a": [1, 2], "b": ["x", "y", "z"], "c": 0})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
     }
 
     #[test]

@@ -48,12 +48,23 @@ async fn serve(addr: &str) {
 }
 
 async fn hold(url: &str, n: usize, secs: u64, cookie: Option<String>) {
+    let origin = url
+        .replacen("ws://", "http://", 1)
+        .split("/labs/")
+        .next()
+        .unwrap()
+        .to_owned();
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
         let mut request = url.into_client_request().unwrap();
         if let Some(c) = &cookie {
             request.headers_mut().insert("cookie", c.parse().unwrap());
         }
+        // As a browser page of the proxy's origin: the lab proxy refuses
+        // WebSocket upgrades from any other.
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .unwrap_or_else(|e| panic!("connection {i}: {e}"));

@@ -28,11 +28,20 @@ pub enum ErrorCode {
     LabStarting,
     /// 502: the lab's server did not answer.
     LabUpstreamUnreachable,
+    /// 421: with an origin per lab, the request's host is not this lab's.
+    LabWrongHost,
+    /// 403: the request comes from a page of another origin, or is a
+    /// WebSocket upgrade without the lab's `Origin`.
+    LabOriginForbidden,
+    /// 503: the platform's session table could not be read.
+    LabSessionsUnavailable,
+    /// 503: too many open connections (overall or from this address).
+    TooManyConnections,
 }
 
 impl ErrorCode {
     /// Every code, in table order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::NotFound,
         ErrorCode::LabAuthRequired,
         ErrorCode::LabTicketInvalid,
@@ -40,6 +49,10 @@ impl ErrorCode {
         ErrorCode::LabNotRunning,
         ErrorCode::LabStarting,
         ErrorCode::LabUpstreamUnreachable,
+        ErrorCode::LabWrongHost,
+        ErrorCode::LabOriginForbidden,
+        ErrorCode::LabSessionsUnavailable,
+        ErrorCode::TooManyConnections,
     ];
 
     /// The snake_case code shown on the page.
@@ -52,6 +65,10 @@ impl ErrorCode {
             ErrorCode::LabNotRunning => "lab_not_running",
             ErrorCode::LabStarting => "lab_starting",
             ErrorCode::LabUpstreamUnreachable => "lab_upstream_unreachable",
+            ErrorCode::LabWrongHost => "lab_wrong_host",
+            ErrorCode::LabOriginForbidden => "lab_origin_forbidden",
+            ErrorCode::LabSessionsUnavailable => "lab_sessions_unavailable",
+            ErrorCode::TooManyConnections => "too_many_connections",
         }
     }
 
@@ -60,9 +77,12 @@ impl ErrorCode {
         match self {
             ErrorCode::NotFound | ErrorCode::LabNotRunning => StatusCode::NOT_FOUND,
             ErrorCode::LabAuthRequired | ErrorCode::LabTicketInvalid => StatusCode::UNAUTHORIZED,
-            ErrorCode::LabForbidden => StatusCode::FORBIDDEN,
-            ErrorCode::LabStarting => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::LabForbidden | ErrorCode::LabOriginForbidden => StatusCode::FORBIDDEN,
+            ErrorCode::LabStarting
+            | ErrorCode::LabSessionsUnavailable
+            | ErrorCode::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::LabUpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            ErrorCode::LabWrongHost => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -75,6 +95,10 @@ impl ErrorCode {
             ErrorCode::LabNotRunning => "This lab is stopped or does not exist",
             ErrorCode::LabStarting => "This lab is starting",
             ErrorCode::LabUpstreamUnreachable => "This lab is not answering",
+            ErrorCode::LabWrongHost => "This lab lives at another address",
+            ErrorCode::LabOriginForbidden => "Request from another site refused",
+            ErrorCode::LabSessionsUnavailable => "Lab sessions are unavailable",
+            ErrorCode::TooManyConnections => "Too many connections",
         }
     }
 
@@ -97,13 +121,35 @@ impl ErrorCode {
             ErrorCode::LabUpstreamUnreachable => {
                 "The lab is running but its server did not answer. It may still be starting or may have crashed; try again shortly, or restart it from the platform."
             }
+            ErrorCode::LabWrongHost => {
+                "Every lab is served only at its own address, and this is not it. Open the lab from the platform."
+            }
+            ErrorCode::LabOriginForbidden => {
+                "This request was sent by a page of another site, which may not use this lab."
+            }
+            ErrorCode::LabSessionsUnavailable => {
+                "The platform could not check your session for this lab. Try again in a few seconds."
+            }
+            ErrorCode::TooManyConnections => {
+                "The lab proxy has too many open connections. Try again in a few seconds."
+            }
         }
     }
 
     fn link_text(self) -> &'static str {
         match self {
-            ErrorCode::LabAuthRequired | ErrorCode::LabTicketInvalid => "Open the platform",
+            ErrorCode::LabAuthRequired | ErrorCode::LabTicketInvalid | ErrorCode::LabWrongHost => {
+                "Open the platform"
+            }
             _ => "Back to the platform",
+        }
+    }
+
+    fn retry_after(self) -> Option<&'static str> {
+        match self {
+            ErrorCode::LabStarting => Some(RETRY_AFTER_SECS),
+            ErrorCode::LabSessionsUnavailable | ErrorCode::TooManyConnections => Some("5"),
+            _ => None,
         }
     }
 }
@@ -111,35 +157,79 @@ impl ErrorCode {
 /// Rendered pages, indexed by code.
 pub(crate) struct Pages {
     bodies: [Bytes; ErrorCode::ALL.len()],
+    /// The whole `too_many_connections` response, written straight to a
+    /// socket the proxy will not serve.
+    refusal: Bytes,
 }
 
 impl Pages {
     pub(crate) fn new(platform_url: &str) -> Self {
         let link = escape_html(platform_url);
-        Self {
-            bodies: ErrorCode::ALL.map(|code| Bytes::from(render(code, &link))),
-        }
+        let bodies = ErrorCode::ALL.map(|code| Bytes::from(render(code, &link)));
+        let refusal = raw_response(
+            ErrorCode::TooManyConnections,
+            &bodies[ErrorCode::TooManyConnections as usize],
+        );
+        Self { bodies, refusal }
     }
 
     /// Body and headers of the page for `code`.
     pub(crate) fn get(&self, code: ErrorCode, headers: &mut HeaderMap) -> Bytes {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        headers.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-        );
-        if code == ErrorCode::LabStarting {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        for (name, value) in page_headers() {
+            headers.insert(name, value);
+        }
+        if let Some(seconds) = code.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         // `ALL` lists the variants in declaration order.
         self.bodies[code as usize].clone()
     }
+
+    /// `HTTP/1.1 503` with the `too_many_connections` page and `Connection: close`.
+    pub(crate) fn refusal(&self) -> &[u8] {
+        &self.refusal
+    }
+}
+
+fn page_headers() -> [(http::HeaderName, HeaderValue); 5] {
+    [
+        (
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ),
+        (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        ),
+    ]
+}
+
+fn raw_response(code: ErrorCode, body: &[u8]) -> Bytes {
+    let status = code.status();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    for (name, value) in page_headers() {
+        head.push_str(name.as_str());
+        head.push_str(": ");
+        head.push_str(value.to_str().unwrap_or(""));
+        head.push_str("\r\n");
+    }
+    if let Some(seconds) = code.retry_after() {
+        head.push_str("retry-after: ");
+        head.push_str(seconds);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    Bytes::from(bytes)
 }
 
 fn render(code: ErrorCode, link: &str) -> String {
@@ -197,8 +287,29 @@ mod tests {
             assert!(body.contains("https://insitu.example/?a=1&amp;b=&quot;2&quot;"));
             assert_eq!(
                 headers.contains_key(RETRY_AFTER),
-                code == ErrorCode::LabStarting
+                code.retry_after().is_some()
             );
         }
+    }
+
+    #[test]
+    fn codes_are_listed_in_declaration_order_and_unique() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i);
+        }
+        let names: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_response() {
+        let pages = Pages::new("/");
+        let text = std::str::from_utf8(pages.refusal()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head.contains("\r\nconnection: close\r\n"));
+        assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())));
+        assert!(body.contains("<code>too_many_connections</code>"));
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::Inner;
 use crate::activity::INTERVAL;
+use crate::server::Connection;
 
 /// Size of the relay buffer of each direction.
 const BUFFER: usize = 16 * 1024;
@@ -22,6 +23,8 @@ pub(crate) struct WebSocketContext {
     pub(crate) lab_id: Box<str>,
     /// Resolves when the session is revoked or removed.
     pub(crate) revoked: watch::Receiver<bool>,
+    /// The client connection: it stays counted while the WebSocket lives.
+    pub(crate) connection: Arc<Connection>,
 }
 
 pub(crate) async fn run(
@@ -40,7 +43,9 @@ pub(crate) async fn run(
     let WebSocketContext {
         lab_id,
         mut revoked,
+        connection: _connection,
     } = context;
+    let _counted = inner.websocket_opened(&lab_id);
     let mut shutdown = inner.shutdown.subscribe();
     let (client_read, client_write) = tokio::io::split(TokioIo::new(client));
     let (upstream_read, upstream_write) = tokio::io::split(TokioIo::new(upstream));

@@ -25,6 +25,7 @@ impl LabDirectory for Directory {
                 .map(|n| Arc::new(Namespace(n)) as Arc<dyn LabNetwork>),
             owner: route.owner.to_string(),
             state: route.state,
+            credential: None,
         })
     }
 

@@ -6,9 +6,12 @@
 
 mod bad_input;
 mod cache;
+mod confined;
 mod container;
 mod formats;
 mod fuzz;
+mod lints;
+mod modules;
 mod outputs;
 mod progress;
 mod provenance;
@@ -52,11 +55,17 @@ impl Scratch {
 
     /// Run `insitu-cwl ARGS` in this directory with `--outdir out`.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[])
+    }
+
+    /// [`Scratch::run`] with environment variables set.
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-cwl"))
             .current_dir(self.dir.path())
             .arg("--outdir")
             .arg(self.dir.path().join("out"))
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         Run(out)
@@ -85,6 +94,21 @@ impl Run {
             )
         })
     }
+}
+
+/// Whether any file under `dir` (links not followed) holds `needle`.
+pub fn outputs_hold(dir: &Path, needle: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => outputs_hold(&p, needle),
+            Ok(t) if t.is_file() => std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle)),
+            _ => false,
+        }
+    })
 }
 
 /// Whether bubblewrap can make a sandbox here (else sandbox tests skip).

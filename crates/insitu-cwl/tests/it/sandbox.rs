@@ -402,3 +402,46 @@ steps:
         }
     }
 }
+
+/// A tool that leaves a mark at `path` when it runs.
+fn marking_tool(path: &std::path::Path) -> String {
+    format!(
+        "cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [touch, '{}']
+inputs: []
+outputs: []
+",
+        path.display()
+    )
+}
+
+#[test]
+fn without_a_sandbox_tools_run_only_when_asked_to() {
+    let s = Scratch::new();
+    let mark = s.path().join("ran");
+    s.file("mark.cwl", &marking_tool(&mark));
+    s.file("wf.cwl", &super::one_step("mark.cwl", &[], &[]));
+    let no_bwrap = [("INSITU_BWRAP", "/nonexistent/bwrap")];
+    // By default, quiet or not, a lone tool or a workflow: a clear error,
+    // its own exit code, and nothing runs.
+    for args in [
+        &["mark.cwl"][..],
+        &["--quiet", "mark.cwl"][..],
+        &["--quiet", "wf.cwl"][..],
+    ] {
+        let r = s.run_with_env(args, &no_bwrap);
+        let err = r.stderr();
+        assert_eq!(r.code(), 69, "{args:?}: {err}");
+        assert!(
+            err.contains("no sandbox") && err.contains("/nonexistent/bwrap"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("--no-sandbox"), "{args:?}: {err}");
+        assert!(!mark.exists(), "{args:?}: the tool ran");
+    }
+    // Asked for explicitly, it runs as a plain process.
+    let r = s.run_with_env(&["--quiet", "--no-sandbox", "mark.cwl"], &no_bwrap);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(mark.exists());
+}

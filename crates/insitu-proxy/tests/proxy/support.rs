@@ -20,7 +20,9 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use insitu_proxy::{LabDirectory, LabNetwork, LabRoute, LabState, Proxy, ProxyConfig};
+use insitu_proxy::{
+    LabCredential, LabDirectory, LabNetwork, LabRoute, LabState, Proxy, ProxyConfig, SessionTable,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
@@ -46,6 +48,7 @@ impl Directory {
                 network: None,
                 owner: owner.to_owned(),
                 state,
+                credential: None,
             },
         );
     }
@@ -59,6 +62,27 @@ impl Directory {
                 network: Some(network),
                 owner: OWNER.to_owned(),
                 state: LabState::Running,
+                credential: None,
+            },
+        );
+    }
+
+    /// Sets a running lab of `owner` whose tool requires `credential`.
+    pub fn set_credential(
+        &self,
+        lab_id: &str,
+        upstream: SocketAddr,
+        owner: &str,
+        credential: Option<LabCredential>,
+    ) {
+        self.labs.lock().unwrap().insert(
+            lab_id.to_owned(),
+            LabRoute {
+                upstream,
+                network: None,
+                owner: owner.to_owned(),
+                state: LabState::Running,
+                credential,
             },
         );
     }
@@ -95,6 +119,8 @@ pub struct Rig {
     pub directory: Arc<Directory>,
     pub upstream: Upstream,
     pub client: Client<HttpConnector, Full<Bytes>>,
+    pub config: ProxyConfig,
+    pub table: Option<Arc<dyn SessionTable>>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -108,32 +134,66 @@ impl Rig {
     }
 
     pub async fn with_config(config: ProxyConfig) -> Rig {
+        Rig::with(|c, _| *c = config, None).await
+    }
+
+    /// A rig whose configuration `configure` adjusts, knowing the proxy's
+    /// address, and whose sessions go through to `table`.
+    pub async fn with(
+        configure: impl FnOnce(&mut ProxyConfig, SocketAddr),
+        table: Option<Arc<dyn SessionTable>>,
+    ) -> Rig {
         let upstream = Upstream::start().await;
         let directory = Arc::new(Directory::default());
         directory.set(LAB, upstream.addr, OWNER, LabState::Running);
-        let proxy = Proxy::new(config, directory.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(proxy.clone().serve(listener, async {
-            let _ = stopped.await;
-        }));
-        Rig {
-            proxy,
+        let mut config = ProxyConfig::new(PLATFORM_URL);
+        configure(&mut config, addr);
+        let mut rig = Rig {
+            proxy: Proxy::new(config.clone(), directory.clone()),
             addr,
             directory,
             upstream,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            stop: Some(stop),
-            served: Some(served),
-        }
+            config,
+            table,
+            stop: None,
+            served: None,
+        };
+        rig.serve(listener);
+        rig
+    }
+
+    /// A new proxy (as after a restart of the platform) on the same
+    /// directory and session table, on the same address.
+    pub async fn restart(&mut self) {
+        self.shut_down().await.unwrap();
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.client = Client::builder(TokioExecutor::new()).build_http();
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let directory: Arc<dyn LabDirectory> = self.directory.clone();
+        self.proxy = match &self.table {
+            Some(table) => {
+                Proxy::with_session_table(self.config.clone(), directory, Arc::clone(table))
+            }
+            None => Proxy::new(self.config.clone(), directory),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.served = Some(tokio::spawn(self.proxy.clone().serve(listener, async {
+            let _ = stopped.await;
+        })));
+        self.stop = Some(stop);
     }
 
     /// Tells the proxy to shut down; returns what `serve` returned.
     pub async fn shut_down(&mut self) -> std::io::Result<()> {
         let _ = self.stop.take().unwrap().send(());
         let served = self.served.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(5), served)
+        tokio::time::timeout(Duration::from_secs(15), served)
             .await
             .expect("serve returns after shutdown")
             .unwrap()
@@ -175,9 +235,17 @@ impl Rig {
 
     /// Redeems a fresh ticket of `user` for `lab_id`; returns the cookie pair.
     pub async fn sign_in(&self, lab_id: &str, user: &str) -> String {
+        self.sign_in_at(lab_id, user, &[]).await
+    }
+
+    /// Same, with extra request headers (a `Host`, say).
+    pub async fn sign_in_at(&self, lab_id: &str, user: &str, headers: &[(&str, &str)]) -> String {
         let ticket = self.proxy.issue_ticket(lab_id, user);
         let reply = self
-            .get(&format!("/labs/{lab_id}/_insitu/auth?ticket={ticket}"), &[])
+            .get(
+                &format!("/labs/{lab_id}/_insitu/auth?ticket={ticket}"),
+                headers,
+            )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
         let set_cookie = reply.header(SET_COOKIE.as_str()).unwrap();
@@ -231,6 +299,16 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start() -> Upstream {
+        Upstream::serve(None).await
+    }
+
+    /// An upstream that answers only requests (and upgrades) carrying
+    /// `Authorization: <authorization>`, and 401 with a challenge otherwise.
+    pub async fn start_guarded(authorization: &str) -> Upstream {
+        Upstream::serve(Some(Arc::from(authorization))).await
+    }
+
+    async fn serve(required: Option<Arc<str>>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -241,9 +319,21 @@ impl Upstream {
                     return;
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
+                let required = required.clone();
                 tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let required = required.clone();
+                        async move {
+                            match required {
+                                Some(required) if !authorized(&request, &required) => {
+                                    Ok(challenge())
+                                }
+                                _ => upstream(request).await,
+                            }
+                        }
+                    });
                     let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service_fn(upstream))
+                        .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()
                         .await;
                 });
@@ -255,6 +345,22 @@ impl Upstream {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+}
+
+/// Exactly one `Authorization`, equal to `required`.
+fn authorized(request: &Request<Incoming>, required: &str) -> bool {
+    let mut values = request.headers().get_all("authorization").iter();
+    values.next().is_some_and(|v| v == required) && values.next().is_none()
+}
+
+fn challenge() -> Response<UpstreamBody> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(b"denied"))));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        "www-authenticate",
+        HeaderValue::from_static("Basic realm=\"lab\""),
+    );
+    response
 }
 
 /// An address nothing listens on.
@@ -417,4 +523,103 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     check()
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket to `path` on the proxy with `headers` (a cookie, an
+/// `Origin`, a `Host`); the refusal's status otherwise.
+pub async fn open_websocket(
+    rig: &Rig,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Socket, StatusCode> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}{}", rig.addr, path)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, response)) => {
+            assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+            Ok(socket)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+/// Sends `message` and expects it back within five seconds.
+pub async fn echo(socket: &mut Socket, message: Message) {
+    socket.send(message.clone()).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("an echo in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, message);
+}
+
+/// Writes `request` (raw HTTP/1.1) and reads one response: its status and
+/// body; `None` when the connection is closed (or reset) instead.
+pub async fn raw_exchange(
+    stream: &mut tokio::net::TcpStream,
+    request: &str,
+) -> Option<(u16, String)> {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(request.as_bytes()).await.ok()?;
+    read_response(stream).await
+}
+
+/// Reads one response with a `Content-Length` body; `None` on end of
+/// stream or error.
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while buffer.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
+    Some((status, body))
+}
+
+/// Whether the peer closes `stream` (end of stream or reset) within `within`.
+pub async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut chunk)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
 }

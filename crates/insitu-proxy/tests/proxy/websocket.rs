@@ -23,6 +23,10 @@ async fn connect(rig: &Rig, cookie: Option<&str>) -> Result<Socket, StatusCode> 
             .headers_mut()
             .insert("cookie", cookie.parse().unwrap());
     }
+    // As a browser does, from a page of the proxy's own origin.
+    request
+        .headers_mut()
+        .insert("origin", format!("http://{}", rig.addr).parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, response)) => {
             assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
@@ -110,6 +114,7 @@ async fn revocation_closes_open_websockets() {
     let cookie = rig.sign_in(LAB, OWNER).await;
     let mut socket = connect(&rig, Some(&cookie)).await.unwrap();
     echo(&mut socket, Message::text("before")).await;
+    assert_eq!(rig.proxy.open_websockets(LAB), 1);
     rig.proxy.revoke_lab(LAB);
     let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
         .await
@@ -118,6 +123,7 @@ async fn revocation_closes_open_websockets() {
         matches!(next, None | Some(Err(_))),
         "connection closed, got {next:?}"
     );
+    assert!(eventually(|| rig.proxy.open_websockets(LAB) == 0).await);
     assert_eq!(
         connect(&rig, Some(&cookie)).await.err(),
         Some(StatusCode::UNAUTHORIZED)

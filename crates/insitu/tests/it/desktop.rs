@@ -287,6 +287,9 @@ async fn topcat_and_ds9_launch_from_the_catalogue_and_show_their_windows_through
         if let Some(c) = &cookie {
             req.headers_mut().insert("cookie", c.parse().unwrap());
         }
+        // From a page of the lab's origin: refused for the cookie alone.
+        let origin = base.split("/labs/").next().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
         match tokio_tungstenite::connect_async(req).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
                 assert!([401, 403, 404].contains(&r.status().as_u16()), "{r:?}")
@@ -871,6 +874,9 @@ impl Vnc {
             .into_client_request()
             .unwrap();
         req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        // noVNC's page is on the lab's origin; the proxy wants that Origin.
+        let origin = base.split("/labs/").next().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
         req.headers_mut()
             .insert("sec-websocket-protocol", "binary".parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();

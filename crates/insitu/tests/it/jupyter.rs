@@ -145,6 +145,9 @@ impl Opened {
         let mut req = ws_url.into_client_request().unwrap();
         req.headers_mut()
             .insert("cookie", self.cookie.parse().unwrap());
+        // JupyterLab's page is on the lab's origin; the proxy wants that Origin.
+        let origin = self.base.split("/labs/").next().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("WebSocket through the proxy");
@@ -240,6 +243,9 @@ async fn a_notebook_reads_fits_from_a_volume_and_its_workspace_persists() {
         .unwrap();
     req.headers_mut()
         .insert("cookie", "insitu_lab_forged=abc".parse().unwrap());
+    // From a page of the lab's origin: refused for the cookie alone.
+    let origin = lab.base.split("/labs/").next().unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
     assert!(
         tokio_tungstenite::connect_async(req).await.is_err(),
         "the upgrade is refused"

@@ -1,0 +1,109 @@
+//! What a run is asked to do: [`RunOptions`] and the modes inside it. The
+//! command line ([`crate::cli`]) and the platform fill them in; nothing here
+//! does any work.
+
+use std::path::PathBuf;
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Final output directory.
+    pub outdir: PathBuf,
+    /// Maximum number of concurrently running tools.
+    pub parallel: usize,
+    /// Suppress progress messages.
+    pub quiet: bool,
+    /// What `DockerRequirement` does.
+    pub containers: ContainerMode,
+    /// Time limit of one JavaScript expression evaluation.
+    pub js_timeout: std::time::Duration,
+    /// Whether tools run in a bubblewrap sandbox.
+    pub sandbox: SandboxMode,
+    /// Give every job a sandbox of its own instead of running the jobs
+    /// that can in the run's shared sandbox ([`crate::spawner`]).
+    pub sandbox_per_step: bool,
+    /// Host paths shown read-only inside sandboxes (tool installations under
+    /// `/home`, `/root` or `/tmp`).
+    pub sandbox_expose: Vec<PathBuf>,
+    /// Write a Workflow Run RO-Crate of the run into this directory.
+    pub provenance: Option<PathBuf>,
+    /// Keep a progress line (jobs done/running/total) on stderr, which
+    /// must be a terminal; replaces the per-command log lines.
+    pub progress: bool,
+    /// Reuse the results of CommandLineTool jobs stored in this directory,
+    /// and store new ones there ([`crate::cache`]).
+    pub cachedir: Option<PathBuf>,
+    /// What the run may read and whom its tools run as.
+    pub confinement: Confinement,
+}
+
+/// Limits for a run made on a user's behalf (the platform's pipeline
+/// runs): `insitu cwl run --allow-root DIR... --run-as UID:GID`. The
+/// default is a user's own run: their documents and inputs from anywhere
+/// they can read, tools as the engine's user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confinement {
+    /// Documents, job orders and every input File and Directory must lie,
+    /// links resolved, under one of these directories (the run's own
+    /// directory is added); `None` leaves them unlimited.
+    pub roots: Option<Vec<PathBuf>>,
+    /// The unprivileged user and group every tool runs as, without
+    /// capabilities (never 0; the engine must run as root to switch);
+    /// `None` keeps the engine's.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl Confinement {
+    /// Whether the run is made on someone's behalf: then container builds
+    /// (`dockerFile`, `dockerImport`) get the network only with
+    /// `NetworkAccess`, as the tools do.
+    pub fn is_confined(&self) -> bool {
+        self.roots.is_some() || self.run_as.is_some()
+    }
+}
+
+/// What `DockerRequirement` does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContainerMode {
+    /// The tool runs in a podman container. Without a working podman, a
+    /// requirement is unsupported (exit 33) and a hint is ignored.
+    #[default]
+    Auto,
+    /// Ignored: tools run on the host, in the sandbox (`--no-container`).
+    Off,
+    /// Unsupported: exit 33 (`--reject-docker`).
+    Reject,
+}
+
+/// Whether CommandLineTools run in a bubblewrap sandbox
+/// ([`crate::sandbox::SandboxExecutor`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Sandboxed, or the run fails before any tool runs
+    /// ([`crate::CwlError::NoSandbox`]).
+    #[default]
+    Required,
+    /// Plain local processes, only when asked for (`--no-sandbox`).
+    Off,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            outdir: PathBuf::from("."),
+            parallel: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            quiet: false,
+            containers: ContainerMode::Auto,
+            js_timeout: std::time::Duration::from_secs(20),
+            sandbox: SandboxMode::Required,
+            sandbox_per_step: false,
+            sandbox_expose: vec![],
+            provenance: None,
+            progress: false,
+            cachedir: None,
+            confinement: Confinement::default(),
+        }
+    }
+}

@@ -76,6 +76,7 @@ error_codes! {
     GpuUnavailable = ("gpu_unavailable", 409, "The datalab needs more GPUs than the datazone has free."),
     RateLimited = ("rate_limited", 429, "Too many failed logins for this account from this address, from this address or for this account, or too many passwords being checked at once; wait before trying again."),
     DatabaseUnavailable = ("database_unavailable", 503, "The platform's database cannot be reached."),
+    TooManyConnections = ("too_many_connections", 503, "The server holds as many connections as it allows, in all or from this client address; the connection is closed: retry shortly."),
     Internal = ("internal", 500, "An unexpected server error; the log holds the details."),
 }
 

@@ -84,9 +84,14 @@ pub struct HttpConfig {
     /// A connection on which nothing is read or written for this long is
     /// closed (a body sent a byte at a time, a client that stops reading).
     pub idle_timeout: String,
-    /// Most connections open at once; further ones wait in the kernel's
-    /// queue until one closes.
+    /// Most connections open at once; past it a new connection is answered
+    /// `too_many_connections` (503) and closed.
     pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6
+    /// client by its /64); 0: no limit. Connections from a trusted proxy
+    /// are not counted against it (behind one, every client shares its
+    /// address).
+    pub max_connections_per_client: usize,
     /// Reverse proxies in front of the platform, as addresses or networks
     /// (`10.0.0.0/8`, `::1`). Only a connection from one of them has its
     /// `X-Forwarded-For` believed (the rightmost address that is not one of
@@ -101,6 +106,7 @@ impl Default for HttpConfig {
             header_timeout: "15s".to_owned(),
             idle_timeout: "60s".to_owned(),
             max_connections: 1024,
+            max_connections_per_client: 128,
             trusted_proxies: Vec::new(),
         }
     }
@@ -198,6 +204,7 @@ pub struct Listening {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
     pub trusted_proxies: Vec<Network>,
 }
 
@@ -215,6 +222,7 @@ impl HttpConfig {
             header_timeout: duration("http.header_timeout", &self.header_timeout)?,
             idle_timeout: duration("http.idle_timeout", &self.idle_timeout)?,
             max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
             trusted_proxies: self
                 .trusted_proxies
                 .iter()

@@ -1,10 +1,13 @@
 //! The platform's listener: HTTP/1.1 connections served by hyper with a
 //! timer, so a client that sends its headers slowly (slowloris), sits idle
 //! on a kept-alive connection, trickles a body or stops reading a response
-//! is cut off, and at most `max_connections` connections are served at
-//! once (further ones wait in the kernel's accept queue). Each request
-//! carries the peer's address (`ConnectInfo`), from which `client` works
-//! out the client's.
+//! is cut off. At most `max_connections` connections are open at once, and
+//! `max_connections_per_client` from one client address (the lab proxy's
+//! [`ConnectionLimiter`], counting an IPv6 client by its /64; trusted
+//! proxies are counted in the total only); past that a connection is
+//! answered `too_many_connections` and closed. Each request carries the
+//! peer's address (`ConnectInfo`), from which `client` works out the
+//! client's.
 
 use std::future::Future;
 use std::io;
@@ -20,6 +23,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use insitu_api::{ApiError, ErrorCode};
+use insitu_proxy::ConnectionLimiter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -27,6 +32,14 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::config::Listening;
+
+/// How often at most refusals are logged.
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+/// Refused connections answered at once (each read for at most a second,
+/// so that the answer follows the request); past that they are closed
+/// without a word.
+const REFUSALS_ANSWERED: usize = 256;
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// How long open requests may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -39,7 +52,11 @@ pub async fn serve(
     limits: &Listening,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let all = ConnectionLimiter::new(limits.max_connections, 0);
+    let per_client = ConnectionLimiter::new(0, limits.max_connections_per_client);
+    let refusal: Arc<[u8]> = refusal().into();
+    let answering = Arc::new(Semaphore::new(REFUSALS_ANSWERED));
+    let mut last_logged: Option<Instant> = None;
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -48,11 +65,6 @@ pub async fn serve(
         .keep_alive(true);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot,
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slot else { break };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -65,6 +77,29 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let trusted = limits.trusted_proxies.iter().any(|n| n.contains(peer.ip()));
+        let slot = all.try_acquire(peer.ip()).and_then(|total| {
+            let mine = if trusted {
+                None
+            } else {
+                Some(per_client.try_acquire(peer.ip())?)
+            };
+            Some((total, mine))
+        });
+        let Some(slot) = slot else {
+            if let Ok(answering) = Arc::clone(&answering).try_acquire_owned() {
+                let refusal = Arc::clone(&refusal);
+                tokio::spawn(async move {
+                    refuse(stream, &refusal).await;
+                    drop(answering);
+                });
+            }
+            if last_logged.is_none_or(|t| t.elapsed() >= REFUSALS_LOGGED_EVERY) {
+                last_logged = Some(Instant::now());
+                tracing::warn!(peer = %peer, open = all.open(), "connection limit reached: refusing connections");
+            }
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let service = router
@@ -91,6 +126,45 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Reads the request's head (for a second at most), answers with
+/// `refusal` and closes.
+async fn refuse(mut stream: TcpStream, refusal: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = [0u8; 4096];
+    let read = async {
+        let mut seen = 0;
+        while seen < head.len() {
+            match stream.read(&mut head[seen..]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen += n,
+            }
+            if head[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_TIME, read).await;
+    let _ = tokio::time::timeout(REFUSAL_TIME, stream.write_all(refusal)).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The whole answer to a connection past the limits.
+fn refusal() -> Vec<u8> {
+    let code = ErrorCode::TooManyConnections;
+    let body = serde_json::to_string(&ApiError::new(
+        code,
+        "the server holds as many connections as it allows; retry shortly",
+    ))
+    .unwrap_or_default();
+    format!(
+        "HTTP/1.1 {} Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        code.status(),
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// A connection that fails with `TimedOut` once nothing has been read or

@@ -433,33 +433,79 @@ async fn half_sent_headers_and_trickled_bodies_are_cut_off() {
     );
 }
 
+/// Opens a connection from `from` and lets the server accept it.
+async fn hold_connection(app: &TestApp, from: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(address_of(app)).await.unwrap()
+}
+
+/// A request from `from` on a connection of its own: the status and the
+/// error code, if any.
+async fn health_from(app: &TestApp, from: &str) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<IpAddr>().unwrap())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = client
+        .get(app.u("/healthz"))
+        .header("connection", "close")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body["code"].as_str().map(str::to_owned))
+}
+
 #[tokio::test]
-async fn connections_past_the_limit_wait_for_a_free_one() {
+async fn one_client_cannot_take_every_connection_and_floods_are_refused() {
     let app = spawn_with(Options {
-        configure: |c| c.http.max_connections = 3,
+        configure: |c| {
+            c.http.max_connections = 4;
+            c.http.max_connections_per_client = 2;
+        },
         ..Options::default()
     })
     .await;
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(
-            tokio::net::TcpStream::connect(address_of(&app))
-                .await
-                .unwrap(),
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let quick = reqwest::Client::builder()
-        .timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap();
-    assert!(
-        quick.get(app.u("/healthz")).send().await.is_err(),
-        "a fourth connection is not served while three are open"
+    let settle = || tokio::time::sleep(Duration::from_millis(500));
+    let mut flood = vec![
+        hold_connection(&app, "127.0.0.2").await,
+        hold_connection(&app, "127.0.0.2").await,
+    ];
+    settle().await;
+    let refused = (503, Some("too_many_connections".to_owned()));
+    assert_eq!(
+        health_from(&app, "127.0.0.2").await,
+        refused,
+        "a third from one address"
     );
-    held.pop();
-    let r = plain().get(app.u("/healthz")).send().await.unwrap();
-    assert_eq!(r.status(), 200, "once one closes, the next is served");
+    assert_eq!(
+        health_from(&app, "127.0.0.3").await.0,
+        200,
+        "another client is served"
+    );
+    settle().await;
+    flood.push(hold_connection(&app, "127.0.0.3").await);
+    flood.push(hold_connection(&app, "127.0.0.4").await);
+    settle().await;
+
+    assert_eq!(
+        health_from(&app, "127.0.0.5").await,
+        refused,
+        "past the total"
+    );
+    flood.pop();
+    settle().await;
+    assert_eq!(
+        health_from(&app, "127.0.0.5").await.0,
+        200,
+        "once one closes, the next is served"
+    );
 }
 
 #[tokio::test]
@@ -1121,7 +1167,6 @@ async fn hostile_urls_get_a_coded_error_on_every_route() {
 }
 
 #[tokio::test]
-#[ignore = "the per-user bounds on tickets and proxy sessions come with the lab proxy's hardening, not yet merged"]
 async fn tickets_and_proxy_sessions_per_user_are_bounded() {
     if !sandbox_available() {
         return;

@@ -28,7 +28,7 @@ use insitu_launcher::{
     Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, PrivateEnv, SandboxProcess,
     SandboxSpec, VolumeMount,
 };
-use insitu_store::{LabRecord, Store, StoreError};
+use insitu_store::{LabAdmission, LabRecord, Store, StoreError};
 
 use crate::clock::now;
 use crate::error::Error;
@@ -170,6 +170,9 @@ pub trait LabProxy: Send + Sync {
     fn revoke_lab(&self, lab_id: &LabId);
     /// Ends every proxy session of a user, in every lab, closing their
     /// WebSockets (at once in this process; the session table follows).
+    /// The platform calls it through
+    /// [`crate::platform::Platform::revoke_proxy_sessions`], which also
+    /// clears the table before it returns.
     fn revoke_user(&self, user_id: &UserId);
 }
 
@@ -486,19 +489,6 @@ impl Labs {
         file: Option<String>,
     ) -> Result<LabRecord, Error> {
         self.check_desktop(spec)?;
-        let active = self
-            .store
-            .labs_of_user(user_id)
-            .await?
-            .into_iter()
-            .filter(|l| l.state.is_active())
-            .count();
-        if active >= self.cfg.max_labs_per_user {
-            return Err(Error::LabQuotaExceeded {
-                active,
-                limit: self.cfg.max_labs_per_user,
-            });
-        }
         let _gpu_guard = self.gpu_lock.lock().await;
         let gpus = self.assign_gpus(spec).await?;
         let lab = LabRecord {
@@ -517,7 +507,14 @@ impl Labs {
             started_at: None,
             stopped_at: None,
         };
-        self.store.create_lab(&lab).await?;
+        // Counted and recorded at once, so parallel launches cannot pass
+        // the limit.
+        let limit = self.cfg.max_labs_per_user;
+        if let LabAdmission::OverLimit { active } =
+            self.store.create_lab_within(&lab, limit).await?
+        {
+            return Err(Error::LabQuotaExceeded { active, limit });
+        }
         self.step(&lab.id, "queued");
         let me = Arc::clone(self);
         let (spec, username, record) = (spec.clone(), username.to_owned(), lab.clone());
@@ -791,19 +788,55 @@ impl Labs {
     }
 
     /// Stops a lab: its whole process tree ends; the workspace stays.
-    pub async fn stop(&self, mut lab: LabRecord) -> Result<LabRecord, Error> {
+    pub async fn stop(&self, lab: LabRecord) -> Result<LabRecord, Error> {
+        self.stop_because(lab, "stopped by the user").await
+    }
+
+    /// Stops a lab, recording `reason` as why.
+    async fn stop_because(&self, mut lab: LabRecord, reason: &str) -> Result<LabRecord, Error> {
         if !lab.state.is_active() {
             return Ok(lab);
         }
         self.transition(&mut lab, LabState::Stopping).await?;
         self.stop_process(&lab.id, Duration::from_secs(5)).await;
-        self.end(
-            &mut lab,
-            LabState::Stopped,
-            "stopped by the user".to_owned(),
-        )
-        .await?;
+        self.end(&mut lab, LabState::Stopped, reason.to_owned())
+            .await?;
         Ok(lab)
+    }
+
+    /// Stops every active lab of a user with `reason`, all at once; returns
+    /// how many labs were stopped. Each stopped lab's proxy sessions end
+    /// with it; the user's others are the caller's to end
+    /// ([`crate::platform::Platform::revoke_proxy_sessions`], before this,
+    /// so that open lab pages are cut without waiting for the stops). The
+    /// work runs in a task of its own, so it completes even when the caller
+    /// (a request whose client went away) is dropped.
+    pub async fn stop_all_of(
+        self: &Arc<Self>,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<usize, Error> {
+        let (me, user_id, reason) = (Arc::clone(self), user_id.clone(), reason.to_owned());
+        let all = tokio::spawn(async move {
+            let mut stops = tokio::task::JoinSet::new();
+            for lab in me.store.labs_of_user(&user_id).await? {
+                if lab.state.is_active() {
+                    let (me, reason) = (Arc::clone(&me), reason.clone());
+                    stops.spawn(async move { me.stop_because(lab, &reason).await });
+                }
+            }
+            // Every lab is stopped even when one fails; the first failure
+            // is reported.
+            let (mut stopped, mut failure) = (0, None);
+            while let Some(done) = stops.join_next().await {
+                match done.map_err(Error::from).and_then(|r| r) {
+                    Ok(_) => stopped += 1,
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            failure.map_or(Ok(stopped), Err)
+        });
+        all.await?
     }
 
     /// Removes what ended labs of this platform left behind while it was

@@ -26,7 +26,9 @@ pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
-pub use config::{AdminConfig, LabNetworkMode, LabsConfig, PlatformConfig, SessionConfig};
+pub use config::{
+    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig, SessionConfig,
+};
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

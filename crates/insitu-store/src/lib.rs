@@ -17,4 +17,6 @@ mod records;
 mod store;
 
 pub use records::{LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord};
-pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};
+pub use store::{
+    Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
+};

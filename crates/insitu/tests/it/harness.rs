@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use insitu_web::{App, AppHandle, ServerConfig};
+use insitu_web::{App, AppHandle, Secret, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -72,6 +72,8 @@ pub struct Options {
     pub per_lab_origins: bool,
     /// Labs share the host's network (`labs.network = "host"`).
     pub network_host: bool,
+    /// Any further change to the configuration.
+    pub configure: fn(&mut ServerConfig),
 }
 
 impl Default for Options {
@@ -83,6 +85,7 @@ impl Default for Options {
             gpus: Vec::new(),
             per_lab_origins: false,
             network_host: false,
+            configure: |_| {},
         }
     }
 }
@@ -147,11 +150,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         Db::Sqlite => None,
         Db::Postgres => {
             let admin = std::env::var("INSITU_TEST_POSTGRES_URL").unwrap();
-            Some(
+            Some(Secret::new(
                 insitu_store::create_postgres_database(&admin, &format!("insitu_it_{}", unique()))
                     .await
                     .unwrap(),
-            )
+            ))
         }
     };
     let mut config = ServerConfig {
@@ -162,7 +165,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         volumes,
         ..ServerConfig::default()
     };
-    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    config.admin.password = Some(Secret::new(ADMIN_PASSWORD));
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
     config.proxy.listen = "127.0.0.1:0".parse().unwrap();
@@ -186,6 +189,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);
     }
+    (opts.configure)(&mut config);
     let (url, handle, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,
@@ -278,6 +282,19 @@ pub fn proxy_code(page: &str) -> String {
 pub struct Session {
     pub client: reqwest::Client,
     pub csrf: String,
+}
+
+impl Session {
+    /// Asks the platform to open a lab, as the *Open* button does (a POST
+    /// with the CSRF token): a redirect to the lab proxy with a ticket.
+    pub async fn open_lab(&self, app: &TestApp, id: &str) -> reqwest::Response {
+        self.client
+            .post(app.u(&format!("/my-labs/{id}/open")))
+            .form(&[("csrf", self.csrf.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 impl TestApp {

@@ -92,6 +92,20 @@ impl LabEntry {
             .as_u16()
     }
 
+    /// What the lab proxy at `proxy_url` (a restarted server's, at its new
+    /// address) answers this entry's cookie on the lab's page: the status
+    /// and the proxy's error code.
+    pub(crate) async fn page_on(&self, proxy_url: &str) -> (u16, String) {
+        let path = self.base.strip_prefix(&self.origin).unwrap();
+        let r = plain()
+            .get(format!("{proxy_url}{path}"))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), proxy_code(&r.text().await.unwrap()))
+    }
+
     /// A WebSocket to the lab through the proxy, as the lab's page opens it.
     pub(crate) async fn websocket(&self) -> WebSocket {
         let url = format!("{}echo", self.base.replacen("http://", "ws://", 1));

@@ -34,6 +34,9 @@ pub fn backends() -> Vec<Db> {
 
 pub struct TestApp {
     pub url: String,
+    /// The lab proxy's URL as browsers reach it (`{lab}` for a lab's id
+    /// with per-lab origins); a new port after a restart unless fixed.
+    pub proxy_url: String,
     pub dir: tempfile::TempDir,
     /// The running platform and lab proxy (a new one after a restart).
     pub handle: AppHandle,
@@ -190,9 +193,10 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         config.labs.tool_path.push(venv);
     }
     (opts.configure)(&mut config);
-    let (url, handle, shutdown, task) = start(config.clone()).await;
+    let (url, proxy_url, handle, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,
+        proxy_url,
         dir,
         handle,
         config,
@@ -202,6 +206,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
 }
 
 type Running = (
+    String,
     String,
     AppHandle,
     oneshot::Sender<()>,
@@ -217,11 +222,12 @@ async fn start(config: ServerConfig) -> Running {
         "a configured admin password is not printed"
     );
     let handle = app.handle();
+    let proxy_url = app.proxy_url().to_owned();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.serve(listener, async move {
         let _ = rx.await;
     }));
-    (url, handle, tx, task)
+    (url, proxy_url, handle, tx, task)
 }
 
 impl Drop for TestApp {
@@ -307,8 +313,9 @@ impl TestApp {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let (url, handle, shutdown, task) = start(self.config.clone()).await;
+        let (url, proxy_url, handle, shutdown, task) = start(self.config.clone()).await;
         self.url = url;
+        self.proxy_url = proxy_url;
         self.handle = handle;
         self.shutdown = Some(shutdown);
         self.task = Some(task);

@@ -52,7 +52,7 @@ async fn a_disabled_users_lab_cookie_and_websocket_die_and_their_labs_stop() {
     if !sandbox_available() {
         return;
     }
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let mallory = app.user_with_role("mallory", "user").await;
     let id = running_lab(&app, &mallory, "testapp").await;
     let entry = enter_lab(&app, &mallory, &id).await;
@@ -74,6 +74,15 @@ async fn a_disabled_users_lab_cookie_and_websocket_die_and_their_labs_stop() {
     req.headers_mut()
         .insert("origin", entry.origin.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    // And for good: a restarted server, which knows sessions only from the
+    // table, refuses the cookie as a session it does not have (not merely
+    // as a lab that is not running).
+    app.restart().await;
+    assert_eq!(
+        entry.page_on(&app.proxy_url).await,
+        (401, "lab_auth_required".to_owned()),
+        "after a restart, the disabled user's lab cookie is still refused"
+    );
 
     // The lab itself was stopped, saying why (read once the account is
     // enabled again, since a disabled account reads nothing).
@@ -91,9 +100,10 @@ async fn logging_out_or_changing_the_password_cuts_the_users_lab_sessions() {
     if !sandbox_available() {
         return;
     }
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let token = app.user_with_role("lena", "user").await;
     let id = running_lab(&app, &token, "testapp").await;
+    let mut cut = Vec::new();
 
     // Logging out of one browser.
     let entry = enter_lab(&app, &token, &id).await;
@@ -109,6 +119,7 @@ async fn logging_out_or_changing_the_password_cuts_the_users_lab_sessions() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_cut(&entry, &mut ws, "logging out").await;
+    cut.push(("logging out", entry));
 
     // "Log out everywhere", from the account page.
     let entry = enter_lab(&app, &token, &id).await;
@@ -125,6 +136,7 @@ async fn logging_out_or_changing_the_password_cuts_the_users_lab_sessions() {
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_cut(&entry, &mut ws, "logging out everywhere").await;
+    cut.push(("logging out everywhere", entry));
     let r = other_browser
         .client
         .get(app.u("/api/v1/me"))
@@ -149,11 +161,24 @@ async fn logging_out_or_changing_the_password_cuts_the_users_lab_sessions() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_cut(&entry, &mut ws, "a password change").await;
+    cut.push(("a password change", entry));
 
     // The lab itself runs on: the user opens it again.
     assert_eq!(lab_state(&app, &token, &id).await["state"], "running");
     let entry = enter_lab(&app, &token, &id).await;
     assert_eq!(entry.page_status().await, 200);
+
+    // A restarted server knows sessions only from the table: the cut ones
+    // stay cut while the lab runs on, and the new one still opens it.
+    app.restart().await;
+    for (after, entry) in &cut {
+        assert_eq!(
+            entry.page_on(&app.proxy_url).await,
+            (401, "lab_auth_required".to_owned()),
+            "after {after} and a restart, the old lab cookie is still refused"
+        );
+    }
+    assert_eq!(entry.page_on(&app.proxy_url).await.0, 200);
     plain()
         .post(app.u(&format!("/api/v1/labs/{id}/stop")))
         .bearer_auth(&token)

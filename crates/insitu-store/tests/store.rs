@@ -531,3 +531,95 @@ async fn two_stores_on_one_database_never_remove_the_last_admin() {
         );
     }
 }
+
+/// A database migrated by an earlier release (every migration of its
+/// backend but the newest) takes the rest at start and keeps its
+/// accounts; checked on every backend, so both directories hold the same
+/// versions and each applies on top of its predecessors.
+#[tokio::test]
+async fn a_database_migrated_before_takes_the_newer_migrations_at_start() {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut databases = vec![(
+        "sqlite",
+        format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
+    )];
+    if let Ok(admin) = std::env::var("INSITU_TEST_POSTGRES_URL") {
+        let name = format!("insitu_store_{}", uuid_like());
+        let url = insitu_store::create_postgres_database(&admin, &name)
+            .await
+            .unwrap();
+        databases.push(("postgres", url));
+    }
+    let versions = |backend: &str| {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut files: Vec<_> = std::fs::read_dir(source)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let names = |files: &[std::path::PathBuf]| -> Vec<String> {
+        files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&versions("sqlite")),
+        names(&versions("postgres")),
+        "both backends have the same migrations"
+    );
+    for (backend, url) in databases {
+        let files = versions(backend);
+        let (newest, older) = files.split_last().unwrap();
+        let earlier = tempfile::tempdir().unwrap();
+        for f in older {
+            std::fs::copy(f, earlier.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::migrate::Migrator::new(earlier.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, role, disabled, created_at) \
+             VALUES ('u-before', 'before', 'x', 'user', 0, 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let kept = store
+            .user_by_username(&"before".parse::<Username>().unwrap())
+            .await
+            .unwrap();
+        assert!(kept.is_some(), "{backend}: the account made before is kept");
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let applied: Vec<i64> =
+            sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<i64, _>("version"))
+                .collect();
+        let expected: Vec<i64> = files
+            .iter()
+            .map(|f| {
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                name.split('_').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(applied, expected, "{backend}: {newest:?} applied on top");
+        pool.close().await;
+    }
+}

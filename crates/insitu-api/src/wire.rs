@@ -51,6 +51,10 @@ pub struct Me {
 pub struct PasswordChangeRequest {
     pub current_password: String,
     pub new_password: String,
+    /// Revoke every API token of the account too (default: true). The
+    /// account's browser sessions and lab sessions end either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_tokens: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -35,7 +35,7 @@ use insitu_launcher::{
     Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, PrivateEnv, SandboxProcess,
     SandboxSpec, VolumeMount,
 };
-use insitu_store::{LabEventRecord, LabRecord, Store, StoreError};
+use insitu_store::{LabAdmission, LabEventRecord, LabRecord, Store, StoreError};
 
 use crate::clock::now;
 use crate::error::Error;
@@ -187,6 +187,9 @@ pub trait LabProxy: Send + Sync {
     fn revoke_lab(&self, lab_id: &LabId);
     /// Ends every proxy session of a user, in every lab, closing their
     /// WebSockets (at once in this process; the session table follows).
+    /// The platform calls it through
+    /// [`crate::platform::Platform::revoke_proxy_sessions`], which also
+    /// clears the table before it returns.
     fn revoke_user(&self, user_id: &UserId);
 }
 
@@ -550,19 +553,6 @@ impl Labs {
         file: Option<String>,
     ) -> Result<LabRecord, Error> {
         self.check_desktop(spec)?;
-        let active = self
-            .store
-            .labs_of_user(user_id)
-            .await?
-            .into_iter()
-            .filter(|l| l.state.is_active())
-            .count();
-        if active >= self.cfg.max_labs_per_user {
-            return Err(Error::LabQuotaExceeded {
-                active,
-                limit: self.cfg.max_labs_per_user,
-            });
-        }
         let _gpu_guard = self.gpu_lock.lock().await;
         let gpus = self.assign_gpus(spec).await?;
         let lab = LabRecord {
@@ -581,7 +571,14 @@ impl Labs {
             started_at: None,
             stopped_at: None,
         };
-        self.store.create_lab(&lab).await?;
+        // Counted and recorded at once, so parallel launches cannot pass
+        // the limit.
+        let limit = self.cfg.max_labs_per_user;
+        if let LabAdmission::OverLimit { active } =
+            self.store.create_lab_within(&lab, limit).await?
+        {
+            return Err(Error::LabQuotaExceeded { active, limit });
+        }
         self.step(&lab.id, "queued");
         let ticket = self.register_launch(&lab.id);
         let me = Arc::clone(self);
@@ -703,7 +700,7 @@ impl Labs {
             *lab = now;
         }
         if lab.state == LabState::Stopping {
-            let reason = stop_reason(was, &self.progress(&lab.id));
+            let reason = stop_reason("stopped by the user", was, &self.progress(&lab.id));
             if let Err(e) = self
                 .end(lab, &[LabState::Stopping], LabState::Stopped, reason)
                 .await
@@ -1070,7 +1067,48 @@ impl Labs {
     /// (a launch in flight ends what it started, and never reaches
     /// running); the workspace stays. The answer is the lab as it ended,
     /// its reason saying what the stop found.
-    pub async fn stop(&self, mut lab: LabRecord) -> Result<LabRecord, Error> {
+    pub async fn stop(&self, lab: LabRecord) -> Result<LabRecord, Error> {
+        self.stop_because(lab, "stopped by the user").await
+    }
+
+    /// Stops every active lab of a user with `reason`, all at once; returns
+    /// how many labs were stopped. Each stopped lab's proxy sessions end
+    /// with it; the user's others are the caller's to end
+    /// ([`crate::platform::Platform::revoke_proxy_sessions`], before this,
+    /// so that open lab pages are cut without waiting for the stops). The
+    /// work runs in a task of its own, so it completes even when the caller
+    /// (a request whose client went away) is dropped.
+    pub async fn stop_all_of(
+        self: &Arc<Self>,
+        user_id: &UserId,
+        reason: &str,
+    ) -> Result<usize, Error> {
+        let (me, user_id, reason) = (Arc::clone(self), user_id.clone(), reason.to_owned());
+        let all = tokio::spawn(async move {
+            let mut stops = tokio::task::JoinSet::new();
+            for lab in me.store.labs_of_user(&user_id).await? {
+                if lab.state.is_active() {
+                    let (me, reason) = (Arc::clone(&me), reason.clone());
+                    stops.spawn(async move { me.stop_because(lab, &reason).await });
+                }
+            }
+            // Every lab is stopped even when one fails; the first failure
+            // is reported.
+            let (mut stopped, mut failure) = (0, None);
+            while let Some(done) = stops.join_next().await {
+                match done.map_err(Error::from).and_then(|r| r) {
+                    Ok(_) => stopped += 1,
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            failure.map_or(Ok(stopped), Err)
+        });
+        all.await?
+    }
+
+    /// Stops a lab (see [`Labs::stop`]), `why` saying who or what stopped
+    /// it; the lab's reason adds the state the stop found it in.
+    async fn stop_because(&self, mut lab: LabRecord, why: &str) -> Result<LabRecord, Error> {
         let from = loop {
             if !lab.state.is_active() {
                 return Ok(lab);
@@ -1086,7 +1124,7 @@ impl Labs {
                 break from;
             }
         };
-        let reason = stop_reason(from, &self.progress(&lab.id));
+        let reason = stop_reason(why, from, &self.progress(&lab.id));
         if let Some(launch) = self.launch_of(&lab.id) {
             launch.stop.send_replace(true);
             let mut done = launch.done.subscribe();
@@ -1129,17 +1167,16 @@ impl Labs {
     }
 }
 
-/// What a stop a lab in state `from` did, in the lab's reason.
-fn stop_reason(from: LabState, progress: &[Step]) -> String {
+/// The lab's reason after a stop (`why`: who or what stopped it) found it
+/// in state `from`.
+fn stop_reason(why: &str, from: LabState, progress: &[Step]) -> String {
     match from {
-        LabState::Pending => {
-            "stopped by the user while it was pending (before its tool started)".to_owned()
-        }
+        LabState::Pending => format!("{why} while it was pending (before its tool started)"),
         LabState::Starting if progress.iter().any(|s| s.step == "waiting_for_readiness") => {
-            "stopped by the user while it was starting (waiting for its tool to answer)".to_owned()
+            format!("{why} while it was starting (waiting for its tool to answer)")
         }
-        LabState::Starting => "stopped by the user while it was starting".to_owned(),
-        _ => "stopped by the user".to_owned(),
+        LabState::Starting => format!("{why} while it was starting"),
+        _ => why.to_owned(),
     }
 }
 

@@ -27,7 +27,8 @@ pub mod volumes;
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
-    AdminConfig, LabNetworkMode, LabsConfig, PlatformConfig, SampHubConfig, SessionConfig,
+    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig, SampHubConfig,
+    SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{LabEventRecord, LabRecord, ProxySessionRecord, TokenRecord, UserRecord};

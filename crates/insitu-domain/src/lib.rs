@@ -1,6 +1,6 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, the lab state machine, datalab definitions, data volume
-//! definitions and SPDX licence checks.
+//! ids, roles, secrets that never print, the lab state machine, datalab
+//! definitions, data volume definitions and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -11,6 +11,7 @@ pub mod id;
 pub mod lab;
 pub mod name;
 pub mod role;
+pub mod secret;
 pub mod spdx;
 pub mod volume;
 
@@ -22,4 +23,5 @@ pub use id::{IdError, LabId, TokenId, UserId};
 pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
+pub use secret::Secret;
 pub use volume::{VolumeMetadata, VolumeSpec};

@@ -19,4 +19,6 @@ mod store;
 pub use records::{
     LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
 };
-pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};
+pub use store::{
+    Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
+};

@@ -54,6 +54,24 @@ impl StoreError {
     }
 }
 
+/// What [`Store::update_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserUpdate {
+    Done,
+    /// Nothing: the change would have left no active administrator.
+    WouldLeaveNoAdmin,
+}
+
+/// What [`Store::create_lab_within`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabAdmission {
+    Created,
+    /// Nothing: the user already has `active` active labs.
+    OverLimit {
+        active: usize,
+    },
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -201,6 +219,62 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")?)
     }
 
+    /// Changes an account's role and/or disables or enables it, unless the
+    /// change would leave no active administrator: checked and applied in
+    /// one transaction holding the active administrators' rows (PostgreSQL)
+    /// or the database's write lock (SQLite), so two administrators demoting
+    /// each other at once, even from two server processes, leave one.
+    /// Disabling also ends the account's sessions.
+    pub async fn update_user(
+        &self,
+        user_id: &UserId,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<UserUpdate, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        // On SQLite the first statement writes, so the transaction holds
+        // the write lock from here on.
+        if let Some(role) = role {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(disabled) = disabled {
+            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                .bind(i64::from(disabled))
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if disabled {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let may_remove_admin = role.is_some_and(|r| r != Role::Admin) || disabled == Some(true);
+        if may_remove_admin {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if row.try_get::<i64, _>("n")? == 0 {
+                tx.rollback().await?;
+                return Ok(UserUpdate::WouldLeaveNoAdmin);
+            }
+        }
+        tx.commit().await?;
+        Ok(UserUpdate::Done)
+    }
+
     pub async fn set_role(&self, user_id: &UserId, role: Role) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role.as_str())
@@ -244,6 +318,15 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Ends every session of a user.
+    pub async fn delete_sessions_of(&self, user_id: &UserId) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     pub async fn record_login(&self, user_id: &UserId, now: i64) -> Result<(), StoreError> {
@@ -408,6 +491,18 @@ impl Store {
         Ok(Some(hash))
     }
 
+    /// Revokes every live token of a user; returns how many.
+    pub async fn revoke_all_tokens(&self, user_id: &UserId, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn touch_token(&self, token_id: &TokenId, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
@@ -468,7 +563,51 @@ impl Store {
 const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
 
 impl Store {
+    /// Records a new lab unless its user already has `limit` active labs:
+    /// the count and the insert are one transaction holding the user's row
+    /// (PostgreSQL) or the database's write lock (SQLite), so parallel
+    /// launches, even from two server processes, never pass the limit.
+    pub async fn create_lab_within(
+        &self,
+        l: &LabRecord,
+        limit: usize,
+    ) -> Result<LabAdmission, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(l.user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // On SQLite the insert is the first statement, so the transaction
+        // holds the write lock from here on.
+        Self::insert_lab(&mut tx, l).await?;
+        let mut count = sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM labs WHERE user_id = $1 AND state IN ({})",
+            placeholders(2, LabState::ACTIVE.len())
+        )))
+        .bind(l.user_id.as_str());
+        for state in LabState::ACTIVE {
+            count = count.bind(state.as_str());
+        }
+        let n = count.fetch_one(&mut *tx).await?.try_get::<i64, _>("n")?;
+        let active = usize::try_from(n).unwrap_or(usize::MAX);
+        if active > limit {
+            tx.rollback().await?;
+            return Ok(LabAdmission::OverLimit {
+                active: active.saturating_sub(1),
+            });
+        }
+        tx.commit().await?;
+        Ok(LabAdmission::Created)
+    }
+
     pub async fn create_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_lab(&mut conn, l).await
+    }
+
+    async fn insert_lab(conn: &mut sqlx::AnyConnection, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
              created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -487,7 +626,7 @@ impl Store {
         .bind(l.created_at)
         .bind(l.started_at)
         .bind(l.stopped_at)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -638,10 +777,9 @@ impl Store {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=states.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {LAB_COLUMNS} FROM labs WHERE state IN ({}) ORDER BY created_at",
-            placeholders.join(", ")
+            placeholders(1, states.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for state in states {
@@ -781,6 +919,14 @@ where
     let raw: String = row.try_get(column)?;
     raw.parse()
         .map_err(|e| StoreError::Corrupt(format!("{column} {raw:?}: {e}")))
+}
+
+/// `$first, $first+1, …`, `n` of them.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn split_list(s: &str) -> Vec<String> {

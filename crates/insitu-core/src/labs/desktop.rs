@@ -404,8 +404,15 @@ impl SampHubs {
 
     /// What the user's hub recorded, oldest first (the whole log, across
     /// the hubs the user had).
+    /// The newest records of a user's hub: at most [`SAMP_RECORDS_MAX`],
+    /// read from at most the last [`SAMP_LOG_READ_MAX`] bytes of its log
+    /// (whose size the user's tools control, through what they send).
     pub fn records(&self, user_id: &UserId) -> Vec<SampRecord> {
-        parse_records(&std::fs::read_to_string(self.log_path(user_id)).unwrap_or_default())
+        let tail = log_tail_bytes(&self.log_path(user_id), SAMP_LOG_READ_MAX).unwrap_or_default();
+        let mut records = parse_records(&tail);
+        let extra = records.len().saturating_sub(SAMP_RECORDS_MAX);
+        records.drain(..extra);
+        records
     }
 }
 
@@ -419,6 +426,28 @@ fn in_network(pid: u32, netns: Option<&NetNs>) -> bool {
         None => std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()),
     };
     matches!((theirs, wanted), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Most bytes of a hub's log read for its records.
+pub const SAMP_LOG_READ_MAX: u64 = 1 << 20;
+/// Most records returned.
+pub const SAMP_RECORDS_MAX: usize = 1000;
+
+/// The last `max` bytes of a file, from the first whole line among them.
+fn log_tail_bytes(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    Ok(match (start > 0, text.find('\n')) {
+        (true, Some(i)) => text[i + 1..].to_owned(),
+        (true, None) => String::new(),
+        (false, _) => text.into_owned(),
+    })
 }
 
 fn parse_records(log: &str) -> Vec<SampRecord> {
@@ -489,6 +518,32 @@ mod tests {
             get(&free, "SAMP_HUB").as_deref(),
             Some("std-lockurl:file:///home/user/.samp")
         );
+    }
+
+    #[test]
+    fn a_huge_hub_log_is_read_only_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let hubs = SampHubs::new(dir.path().to_path_buf(), None, Limits::default());
+        let user: UserId = "0190a8c4-5f3e-7d2a-8b1c-123456789abc".parse().unwrap();
+        let log = hubs.log_path(&user);
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        // A tool floods the hub: 8 MiB of records, the newest last.
+        let mut text = String::new();
+        let mut n = 0;
+        while text.len() < 8 << 20 {
+            text.push_str(&format!(
+                "samp-record {{\"at\": {n}, \"event\": \"message\", \"mtype\": \"{}\"}}\n",
+                "x".repeat(200)
+            ));
+            n += 1;
+        }
+        std::fs::write(&log, &text).unwrap();
+        let records = hubs.records(&user);
+        assert_eq!(records.len(), SAMP_RECORDS_MAX);
+        assert_eq!(records.last().unwrap().at, f64::from(n - 1));
+        // A log shorter than the limit is read whole.
+        std::fs::write(&log, "samp-record {\"at\": 1, \"event\": \"metadata\"}\n").unwrap();
+        assert_eq!(hubs.records(&user).len(), 1);
     }
 
     #[test]

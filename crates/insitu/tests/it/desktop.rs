@@ -193,10 +193,8 @@ async fn topcat_and_ds9_launch_from_the_catalogue_and_show_their_windows_through
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         d.wait_for("document.querySelector('#open')").await;
-        let open = d
-            .script("return document.querySelector('#open').href;")
-            .await;
-        d.go(open.as_str().unwrap()).await;
+        // *Open* posts the CSRF token and opens the lab in a new tab.
+        d.click_into_new_tab("#open").await;
         wait_connected(&d).await;
         let url = d.script("return location.href;").await;
         let url = url.as_str().unwrap().to_owned();
@@ -268,12 +266,7 @@ async fn topcat_and_ds9_launch_from_the_catalogue_and_show_their_windows_through
     // HTTP, and the WebSocket upgrade is refused.
     app.user_with_role("otto", "user").await;
     let otto = app.login("otto", PASSWORD).await;
-    let r = otto
-        .client
-        .get(app.u(&format!("/my-labs/{id}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = otto.open_lab(&app, &id).await;
     assert_eq!(r.status(), 404, "no ticket for another user's lab");
     let base = url.split("vnc.html").next().unwrap().to_owned();
     let r = otto

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use insitu_web::{App, AppHandle, ServerConfig};
+use insitu_web::{App, AppHandle, Secret, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -38,6 +38,9 @@ pub fn backends() -> Vec<Db> {
 
 pub struct TestApp {
     pub url: String,
+    /// The lab proxy's URL as browsers reach it (`{lab}` for a lab's id
+    /// with per-lab origins); a new port after a restart unless fixed.
+    pub proxy_url: String,
     pub dir: tempfile::TempDir,
     /// The running platform and lab proxy (a new one after a restart).
     pub handle: AppHandle,
@@ -80,6 +83,8 @@ pub struct Options {
     pub network_linger: &'static str,
     /// Labs share the host's network (`labs.network = "host"`).
     pub network_host: bool,
+    /// Any further change to the configuration.
+    pub configure: fn(&mut ServerConfig),
 }
 
 impl Default for Options {
@@ -93,6 +98,7 @@ impl Default for Options {
             max_starting: 10,
             network_linger: "5m",
             network_host: false,
+            configure: |_| {},
         }
     }
 }
@@ -113,9 +119,10 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path(), &opts).await;
-    let (url, handle, shutdown, task) = start(config.clone()).await;
+    let (url, proxy_url, handle, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,
+        proxy_url,
         dir,
         handle,
         config,
@@ -173,11 +180,11 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
         Db::Sqlite => None,
         Db::Postgres => {
             let admin = std::env::var("INSITU_TEST_POSTGRES_URL").unwrap();
-            Some(
+            Some(Secret::new(
                 insitu_store::create_postgres_database(&admin, &format!("insitu_it_{}", unique()))
                     .await
                     .unwrap(),
-            )
+            ))
         }
     };
     let mut config = ServerConfig {
@@ -188,7 +195,7 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
         volumes,
         ..ServerConfig::default()
     };
-    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    config.admin.password = Some(Secret::new(ADMIN_PASSWORD));
     config.session.idle_timeout = opts.idle_timeout.to_owned();
     config.labs.start_timeout = "90s".to_owned();
     config.proxy.listen = "127.0.0.1:0".parse().unwrap();
@@ -214,10 +221,12 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);
     }
+    (opts.configure)(&mut config);
     config
 }
 
 type Running = (
+    String,
     String,
     AppHandle,
     oneshot::Sender<()>,
@@ -233,11 +242,12 @@ async fn start(config: ServerConfig) -> Running {
         "a configured admin password is not printed"
     );
     let handle = app.handle();
+    let proxy_url = app.proxy_url().to_owned();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.serve(listener, async move {
         let _ = rx.await;
     }));
-    (url, handle, tx, task)
+    (url, proxy_url, handle, tx, task)
 }
 
 /// Adds the slow test tool to a catalogue: it answers only once
@@ -280,7 +290,7 @@ pub struct Twin {
 
 impl TestApp {
     pub async fn twin(&self) -> Twin {
-        let (url, _, shutdown, task) = start(self.config.clone()).await;
+        let (url, _, _, shutdown, task) = start(self.config.clone()).await;
         Twin {
             url,
             config: self.config.clone(),
@@ -415,6 +425,19 @@ pub struct Session {
     pub csrf: String,
 }
 
+impl Session {
+    /// Asks the platform to open a lab, as the *Open* button does (a POST
+    /// with the CSRF token): a redirect to the lab proxy with a ticket.
+    pub async fn open_lab(&self, app: &TestApp, id: &str) -> reqwest::Response {
+        self.client
+            .post(app.u(&format!("/my-labs/{id}/open")))
+            .form(&[("csrf", self.csrf.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 impl TestApp {
     /// Stops the server (labs keep running) and starts a new one on the same
     /// data directory and database, at a new address.
@@ -425,8 +448,9 @@ impl TestApp {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let (url, handle, shutdown, task) = start(self.config.clone()).await;
+        let (url, proxy_url, handle, shutdown, task) = start(self.config.clone()).await;
         self.url = url;
+        self.proxy_url = proxy_url;
         self.handle = handle;
         self.shutdown = Some(shutdown);
         self.task = Some(task);
@@ -580,7 +604,7 @@ pub trait Server {
     /// namespace and SAMP hub), read from the server's database.
     async fn user_id(&self, username: &str) -> String {
         let url = self.config().platform().database_url();
-        let store = insitu_store::Store::connect(&url).await.unwrap();
+        let store = insitu_store::Store::connect(url.expose()).await.unwrap();
         let user = store
             .user_by_username(&username.parse().unwrap())
             .await

@@ -32,12 +32,7 @@ async fn launch_running(app: &TestApp, token: &str, datalab: &str) -> Value {
 /// lab cookie and the lab's base URL.
 async fn open(app: &TestApp, user: &str, id: &str) -> (reqwest::Client, String) {
     let session = app.login(user, PASSWORD).await;
-    let r = session
-        .client
-        .get(app.u(&format!("/my-labs/{id}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = session.open_lab(app, id).await;
     assert_eq!(r.status(), 303);
     let ticket_url = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let host = ticket_url.host_str().unwrap().to_owned();
@@ -320,10 +315,9 @@ async fn every_lab_has_an_origin_of_its_own() {
     // Sign in to lab one only, with this client.
     let session = app.login("orla", PASSWORD).await;
     let link = |id: &str| {
-        let client = session.client.clone();
-        let url = app.u(&format!("/my-labs/{id}/open"));
+        let (session, app, id) = (&session, &app, id.to_owned());
         async move {
-            let r = client.get(url).send().await.unwrap();
+            let r = session.open_lab(app, &id).await;
             r.headers()["location"].to_str().unwrap().to_owned()
         }
     };

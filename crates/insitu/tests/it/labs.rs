@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-fn sandbox_available() -> bool {
+pub(crate) fn sandbox_available() -> bool {
     if std::path::Path::new("/usr/bin/bwrap").exists() {
         return true;
     }
@@ -117,12 +117,7 @@ async fn a_web_tool_launches_reports_progress_and_stops() {
     // Opened from the platform, the lab is served by the proxy's origin; the
     // tool never sees the platform's cookies.
     let session = app.login("mona", PASSWORD).await;
-    let r = session
-        .client
-        .get(app.u(&format!("/my-labs/{id}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = session.open_lab(&app, &id).await;
     assert_eq!(r.status(), 303);
     let ticket_url = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(
@@ -157,12 +152,7 @@ async fn a_web_tool_launches_reports_progress_and_stops() {
     // Nobody else opens it: not through the platform, not with a bare request.
     app.user_with_role("mona-rival", "user").await;
     let rival = app.login("mona-rival", PASSWORD).await;
-    let r = rival
-        .client
-        .get(app.u(&format!("/my-labs/{id}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = rival.open_lab(&app, &id).await;
     assert_eq!(r.status(), 404);
     let r = rival.client.get(&lab_url).send().await.unwrap();
     assert_eq!(r.status(), 401, "no lab cookie, no lab");

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::harness::*;
 use crate::labs::{launch, settle};
 use crate::lifecycle::{available, id_of, open_lab};
+use insitu_web::Secret;
 
 /// What the lab's tool found doing `action` (`read`, `list`, `write`) to
 /// `path`: `Ok` with the text or entries, `Err` with the error's text.
@@ -62,7 +63,10 @@ async fn a_lab_reads_neither_the_configuration_nor_the_database_nor_what_the_ope
     }
     write_public(&root.join("etc/readable.txt"), "beside the configuration");
     write_public(&root.join("secrets/token.txt"), "an operator's secret");
-    config.database_url = Some(format!("sqlite://{}", root.join("db/insitu.db").display()));
+    config.database_url = Some(Secret::new(format!(
+        "sqlite://{}",
+        root.join("db/insitu.db").display()
+    )));
     config.labs.hidden.push(root.join("secrets"));
     let config_path = root.join("etc/insitu.toml");
     let server = ServerProcess::start(config, config_path.clone()).await;

@@ -1,7 +1,8 @@
 //! The platform's services, with no HTTP in them: accounts (password
 //! hashing and checks, sessions and API tokens), labs (launch, the state
-//! machine, the monitor, idle culling, re-adoption after a restart),
-//! desktop sessions and SAMP hubs, the datalab and data volume catalogues,
+//! machine, the monitor, idle culling, re-adoption after a restart, each
+//! tool's own secret), the lab proxy's persistent sessions, desktop
+//! sessions and SAMP hubs, the datalab and data volume catalogues,
 //! faceted search over them, and the discovery portal (`search`: one index
 //! over datalabs, volumes and the datasets harvested from volumes, with
 //! cone search). A [`Platform`] holds them all and runs the operations
@@ -21,13 +22,17 @@ pub mod config;
 pub mod error;
 pub mod labs;
 pub mod platform;
+pub mod proxy_sessions;
 pub mod query;
 pub mod search;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
-pub use config::{AdminConfig, LabNetworkMode, LabsConfig, PlatformConfig, SessionConfig};
+pub use config::{
+    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig, SampHubConfig,
+    SessionConfig,
+};
 pub use error::{Error, PasswordRule, Result};
-pub use insitu_store::{LabRecord, TokenRecord, UserRecord};
+pub use insitu_store::{LabEventRecord, LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -2,18 +2,20 @@
 //! operations that span several of them (a launch needs the catalogue, the
 //! volumes and the labs).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu_domain::{Viewer, VolumeSpec};
-use insitu_launcher::Cgroups;
-use insitu_store::{LabRecord, Store, StoreError};
+use insitu_domain::{Role, UserId, Username, Viewer, VolumeSpec};
+use insitu_launcher::{Cgroups, Limits};
+use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
-use crate::accounts::{self, Accounts, InitialAdmin, Principal};
+use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
 use crate::catalogue::{Catalogue, Datalabs};
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
 use crate::error::Error;
 use crate::labs::{LabConfigView, LabProxy, Labs};
+use crate::proxy_sessions::{self, ProxySessions};
 use crate::search::Search;
 use crate::volumes::{self, VolumeCatalogue, Volumes};
 
@@ -29,6 +31,9 @@ pub enum SetupError {
     #[error(transparent)]
     Service(#[from] Error),
 }
+
+/// Why a disabled user's labs were stopped, as the lab records say.
+pub const DISABLED_REASON: &str = "the account was disabled by an administrator";
 
 /// A lab to launch, as the user asked for it.
 #[derive(Debug, Clone)]
@@ -48,6 +53,7 @@ pub struct Platform {
     volumes: Volumes,
     labs: Arc<Labs>,
     search: Search,
+    proxy_sessions: ProxySessions,
 }
 
 impl Platform {
@@ -58,6 +64,7 @@ impl Platform {
         config: PlatformConfig,
     ) -> Result<(Platform, Option<InitialAdmin>), SetupError> {
         config.session.validate()?;
+        config.login.validate()?;
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
         }
@@ -70,14 +77,15 @@ impl Platform {
         if config.database_url.is_none() {
             std::fs::create_dir_all(&config.data_dir)?;
         }
-        let store = Store::connect(&config.database_url()).await?;
+        let store = Store::connect(config.database_url().expose()).await?;
         let initial_admin = accounts::bootstrap_admin(&store, &config.admin).await?;
         let datalabs = Datalabs::load(&config.catalogue_dir);
         let volumes = Volumes::new(
             VolumeCatalogue::from_config(&config.volumes)?,
             store.clone(),
         );
-        let accounts = Accounts::new(store.clone(), config.session.clone()).await?;
+        let accounts =
+            Accounts::new(store.clone(), config.session.clone(), config.login.clone()).await?;
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
         let search = {
@@ -88,6 +96,7 @@ impl Platform {
                 .map_err(Error::from)?
         };
         let labs = Labs::new(store.clone(), lab_config(&config, data_dir)?);
+        let proxy_sessions = ProxySessions::new(store.clone());
         let platform = Platform {
             store,
             accounts,
@@ -95,6 +104,7 @@ impl Platform {
             volumes,
             labs,
             search,
+            proxy_sessions,
         };
         Ok((platform, initial_admin))
     }
@@ -104,7 +114,15 @@ impl Platform {
     pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
         self.labs.set_proxy(proxy);
         self.labs.prepare_dirs()?;
-        self.labs.adopt_all().await?;
+        let datalabs = &self.datalabs;
+        let readiness = |name: &str| {
+            datalabs
+                .catalogue()
+                .datalab(name)
+                .ok()
+                .map(|d| d.launch.readiness_path.clone())
+        };
+        self.labs.adopt_all(&readiness).await?;
         Ok(())
     }
 
@@ -138,6 +156,78 @@ impl Platform {
             tracing::error!(error = %e, "the search index could not follow the catalogue");
         }
         fresh
+    }
+
+    /// The lab proxy's sessions, as the platform keeps them.
+    pub fn proxy_sessions(&self) -> &ProxySessions {
+        &self.proxy_sessions
+    }
+
+    /// Ends every lab proxy session of a user, in every lab: at once in
+    /// this process (their WebSockets close), and in the session table
+    /// before it returns, so no server process honours them again, even
+    /// after a restart. Every way of cutting a user off goes through it:
+    /// account disabled, logout, logout everywhere, password changed.
+    pub async fn revoke_proxy_sessions(&self, user_id: &UserId) -> Result<(), Error> {
+        self.labs.revoke_user_sessions(user_id);
+        self.proxy_sessions.remove_user(user_id).await
+    }
+
+    /// Changes an account's role or disables it (an administrator's act).
+    /// Disabling cuts the user off everywhere at once: their sessions and
+    /// tokens stop, their lab sessions on the proxy end (open WebSockets
+    /// close) and their labs are stopped with [`DISABLED_REASON`].
+    pub async fn update_user(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<UserRecord, Error> {
+        let user = self.accounts.update_user(username, role, disabled).await?;
+        if disabled == Some(true) && user.disabled {
+            // The labs are stopped even when the session table cannot be
+            // cleared (stopping a lab clears its rows too); the failure is
+            // still reported.
+            let revoked = self.revoke_proxy_sessions(&user.id).await;
+            let stopped = self.labs.stop_all_of(&user.id, DISABLED_REASON).await?;
+            tracing::info!(username = %user.username, labs = stopped, "disabled account's labs stopped");
+            revoked?;
+        }
+        Ok(user)
+    }
+
+    /// Changes the caller's password (see [`Accounts::change_password`]);
+    /// their lab sessions on the proxy end too.
+    pub async fn change_password(
+        &self,
+        username: &Username,
+        current: &str,
+        new: &str,
+        client: IpAddr,
+        revoke_tokens: bool,
+    ) -> Result<(), Error> {
+        let user = self
+            .accounts
+            .change_password(username, current, new, client, revoke_tokens)
+            .await?;
+        self.revoke_proxy_sessions(&user.id).await
+    }
+
+    /// Logs the caller out: the browser session they came with ends, and
+    /// so do all their lab sessions on the proxy (their labs keep
+    /// running; opening one again takes a new ticket from the platform).
+    pub async fn log_out(&self, caller: &Principal) -> Result<(), Error> {
+        if let Via::Session { id_hash, .. } = &caller.via {
+            self.accounts.close_session(id_hash).await?;
+        }
+        self.revoke_proxy_sessions(&caller.user_id).await
+    }
+
+    /// Logs a user out everywhere: every browser session of theirs and
+    /// every lab session on the proxy end. API tokens stay.
+    pub async fn log_out_everywhere(&self, user_id: &UserId) -> Result<(), Error> {
+        self.accounts.end_all_sessions(user_id).await?;
+        self.revoke_proxy_sessions(user_id).await
     }
 
     /// The database's kind (`sqlite`, `postgres`) and whether it answers.
@@ -184,14 +274,15 @@ impl Platform {
     }
 
     /// Starts the platform's background work: a harvest of the data
-    /// volumes into the discovery index, a sweep of stale sessions every
-    /// ten minutes, and the lab monitor every second (see
-    /// [`Labs::check_running`]). It stops when the returned value is
-    /// dropped (a harvest under way finishes its volume).
+    /// volumes into the discovery index, a sweep of stale sessions (and
+    /// expired lab proxy sessions) every ten minutes, and the lab monitor
+    /// every second (see [`Labs::check_running`]). It stops when the
+    /// returned value is dropped (a harvest under way finishes its volume).
     pub fn maintain(&self) -> Maintenance {
         self.search.start_harvest();
         let store = self.store.clone();
         let session = self.accounts.session_config().clone();
+        let proxy_sessions = self.proxy_sessions.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(600));
             loop {
@@ -201,6 +292,14 @@ impl Platform {
                     Ok(n) if n > 0 => tracing::info!(removed = n, "stale sessions removed"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not remove stale sessions"),
+                }
+                match proxy_sessions
+                    .remove_expired(proxy_sessions::now_ms())
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired lab sessions removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not remove expired lab sessions"),
                 }
             }
         });
@@ -240,9 +339,13 @@ fn lab_config(
     data_dir: std::path::PathBuf,
 ) -> Result<LabConfigView, ConfigError> {
     let labs = &config.labs;
+    if labs.max_starting == 0 {
+        return Err(ConfigError::MaxStarting);
+    }
+    let hub = &labs.samp_hub;
     Ok(LabConfigView {
         bwrap: labs.bwrap.clone(),
-        hidden: vec![data_dir.clone()],
+        hidden: config.hidden_from_labs(&data_dir),
         data_dir,
         max_labs_per_user: labs.max_per_user,
         start_timeout: Duration::from_secs(labs.start_timeout_secs()),
@@ -261,5 +364,12 @@ fn lab_config(
         },
         max_processes: labs.max_processes,
         network_per_user: labs.network == LabNetworkMode::User,
+        network_linger: labs.network_linger()?,
+        max_starting: labs.max_starting,
+        samp_hub: Limits {
+            memory_bytes: Some(hub.memory_bytes()?),
+            cpus: (hub.cpu > 0.0).then_some(hub.cpu),
+            max_pids: (hub.max_processes > 0).then_some(hub.max_processes),
+        },
     })
 }

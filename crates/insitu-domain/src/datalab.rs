@@ -15,6 +15,11 @@ use crate::spdx;
 /// Placeholders a launch command or environment value may contain.
 pub const PLACEHOLDERS: [&str; 4] = ["port", "base_url", "workspace", "user"];
 
+/// The placeholder for the lab's own secret (see [`ToolCredential`]). Only
+/// `launch.env` values may hold it: a command line is visible to every
+/// process of the host.
+pub const SECRET_PLACEHOLDER: &str = "secret";
+
 /// The placeholder for the file a lab is launched on: the file's path
 /// inside the lab. Only `launch.file_arguments` may hold it.
 pub const FILE_PLACEHOLDER: &str = "file";
@@ -92,11 +97,87 @@ impl fmt::Display for Property {
     }
 }
 
+/// How a lab's tool takes the lab's own secret, which the lab proxy then
+/// presents on every request it forwards (in place of anything the browser
+/// sends): code that reaches the tool's port without the proxy (another
+/// lab on the host's network, a process of the host) is refused by the
+/// tool itself. The tool gets the secret in its environment only, as
+/// `INSITU_LAB_SECRET` and wherever `launch.env` says `{secret}`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ToolCredential {
+    /// The tool requires nothing: anyone who reaches its port may use it
+    /// (the default for third-party web tools).
+    #[default]
+    None,
+    /// `Authorization: token <secret>`: JupyterLab, given the secret as
+    /// `JUPYTER_TOKEN`.
+    JupyterToken,
+    /// `Authorization: Basic` of `insitu:<secret>`: websockify in desktop
+    /// labs (and tools that take a password).
+    Basic,
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+}
+
+impl ToolCredential {
+    /// Every form, in the order the definition's error message lists them.
+    pub const ALL: [ToolCredential; 4] = [
+        ToolCredential::JupyterToken,
+        ToolCredential::Basic,
+        ToolCredential::Bearer,
+        ToolCredential::None,
+    ];
+
+    /// The user name of the Basic form.
+    pub const BASIC_USER: &str = "insitu";
+
+    /// The name used in definitions (`launch.credential`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolCredential::None => "none",
+            ToolCredential::JupyterToken => "jupyter-token",
+            ToolCredential::Basic => "basic",
+            ToolCredential::Bearer => "bearer",
+        }
+    }
+
+    /// Whether the tool takes a secret at all.
+    pub fn requires_secret(self) -> bool {
+        self != ToolCredential::None
+    }
+}
+
+impl fmt::Display for ToolCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ToolCredential {
+    type Err = UnknownCredential;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ToolCredential::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCredential(s.to_owned()))
+    }
+}
+
+/// A `launch.credential` that is none of the known forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not one of \"jupyter-token\", \"basic\", \"bearer\", \"none\"")]
+pub struct UnknownCredential(pub String);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LaunchSpec {
     /// Program and arguments; may hold `{port}`, `{base_url}`, `{workspace}`, `{user}`.
     pub command: Vec<String>,
-    /// Environment set for the tool; values may hold the same placeholders.
+    /// Environment set for the tool; values may hold the same placeholders,
+    /// and `{secret}` (the lab's secret) when the tool takes one.
     pub env: BTreeMap<String, String>,
     /// Path (below the lab's base URL) that answers 200 once the tool is ready.
     pub readiness_path: String,
@@ -104,6 +185,10 @@ pub struct LaunchSpec {
     /// holding `{file}` (the file's path inside the lab) and the other
     /// placeholders; empty when the datalab opens no files.
     pub file_arguments: Vec<String>,
+    /// How the tool takes the lab's secret (`launch.credential`): `none`
+    /// by default for web tools; desktop labs always take `basic`
+    /// (websockify's).
+    pub credential: ToolCredential,
 }
 
 impl LaunchSpec {
@@ -185,6 +270,7 @@ struct RawLaunch {
     readiness_path: String,
     #[serde(default)]
     file_arguments: Vec<String>,
+    credential: Option<String>,
 }
 
 fn default_readiness() -> String {
@@ -279,12 +365,12 @@ impl DatalabSpec {
             err("launch.command", "must name a program".to_owned());
         }
         for (i, arg) in raw.launch.command.iter().enumerate() {
-            if let Err(reason) = check_placeholders(arg, false) {
+            if let Err(reason) = check_placeholders(arg, Place::Command) {
                 err(&format!("launch.command[{i}]"), reason.to_string());
             }
         }
         for (i, arg) in raw.launch.file_arguments.iter().enumerate() {
-            if let Err(reason) = check_placeholders(arg, true) {
+            if let Err(reason) = check_placeholders(arg, Place::FileArguments) {
                 err(&format!("launch.file_arguments[{i}]"), reason.to_string());
             }
         }
@@ -304,10 +390,16 @@ impl DatalabSpec {
                     "is not a valid variable name".to_owned(),
                 );
             }
-            if let Err(reason) = check_placeholders(v, false) {
+            if let Err(reason) = check_placeholders(v, Place::Env) {
                 err(&format!("launch.env.{k}"), reason.to_string());
             }
         }
+        let credential = parse_credential(
+            raw.launch.credential.as_deref(),
+            kind,
+            &raw.launch.env,
+            &mut err,
+        );
         if !raw.launch.readiness_path.starts_with('/') {
             err("launch.readiness_path", "must start with '/'".to_owned());
         }
@@ -370,6 +462,7 @@ impl DatalabSpec {
                     env: raw.launch.env,
                     readiness_path: raw.launch.readiness_path,
                     file_arguments: raw.launch.file_arguments,
+                    credential,
                 },
                 resources: Resources {
                     cpu: raw.resources.cpu,
@@ -412,11 +505,68 @@ fn toml_error(e: &toml::de::Error) -> DefinitionError {
     }
 }
 
+/// How the tool takes its secret: `launch.credential`, by default `none`
+/// for a web tool and `basic` for a desktop lab (whose websockify takes
+/// nothing else). A `{secret}` in `launch.env` needs a tool that takes one.
+fn parse_credential(
+    raw: Option<&str>,
+    kind: Option<DatalabKind>,
+    env: &BTreeMap<String, String>,
+    err: &mut impl FnMut(&str, String),
+) -> ToolCredential {
+    let credential = match (raw, kind) {
+        (None, Some(DatalabKind::Desktop)) => ToolCredential::Basic,
+        (None, _) => ToolCredential::None,
+        (Some(text), _) => match text.parse::<ToolCredential>() {
+            Ok(c) => c,
+            Err(e) => {
+                err("launch.credential", e.to_string());
+                return ToolCredential::None;
+            }
+        },
+    };
+    if kind == Some(DatalabKind::Desktop) && credential != ToolCredential::Basic {
+        err(
+            "launch.credential",
+            format!(
+                "{:?}: a desktop lab is served by websockify, which takes \"basic\"",
+                credential.as_str()
+            ),
+        );
+    }
+    let secret = format!("{{{SECRET_PLACEHOLDER}}}");
+    if !credential.requires_secret() {
+        for (k, v) in env {
+            if v.contains(&secret) {
+                err(
+                    &format!("launch.env.{k}"),
+                    format!(
+                        "{secret} needs a tool that takes the lab's secret: set launch.credential"
+                    ),
+                );
+            }
+        }
+    }
+    credential
+}
+
+/// Where a placeholder is written: each place allows its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Command,
+    FileArguments,
+    Env,
+}
+
 /// What is wrong with the placeholders of a launch argument or value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlaceholderError {
     #[error("has a '{{' without a closing '}}'")]
     Unclosed,
+    #[error(
+        "{{{0}}} may appear only in launch.env values: a command line is visible to every process of the host"
+    )]
+    SecretOutsideEnv(String),
     #[error(
         "{{{0}}} may appear only in launch.file_arguments, which are added when a lab is launched on a file"
     )]
@@ -432,9 +582,9 @@ fn known_placeholders() -> String {
     PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
 }
 
-/// Checks the placeholders of a command argument or environment value;
-/// `{file}` only where `file` says it may be.
-fn check_placeholders(s: &str, file: bool) -> Result<(), PlaceholderError> {
+/// Checks the placeholders of a command argument or environment value:
+/// `{file}` only in file arguments, `{secret}` only in the environment.
+fn check_placeholders(s: &str, place: Place) -> Result<(), PlaceholderError> {
     let mut rest = s;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
@@ -442,10 +592,14 @@ fn check_placeholders(s: &str, file: bool) -> Result<(), PlaceholderError> {
             return Err(PlaceholderError::Unclosed);
         };
         let key = &after[..close];
-        if key == FILE_PLACEHOLDER && !file {
+        if key == FILE_PLACEHOLDER && place != Place::FileArguments {
             return Err(PlaceholderError::FileOutsideFileArguments(key.to_owned()));
         }
-        if key != FILE_PLACEHOLDER && !PLACEHOLDERS.contains(&key) {
+        if key == SECRET_PLACEHOLDER && place != Place::Env {
+            return Err(PlaceholderError::SecretOutsideEnv(key.to_owned()));
+        }
+        let special = [FILE_PLACEHOLDER, SECRET_PLACEHOLDER];
+        if !special.contains(&key) && !PLACEHOLDERS.contains(&key) {
             return Err(PlaceholderError::Unknown {
                 key: key.to_owned(),
             });
@@ -620,6 +774,65 @@ properties = ["analysis_tool"]
         let errs = DatalabSpec::from_toml("x", &in_command).unwrap_err();
         assert_eq!(errs[0].field, "launch.command[1]", "{errs:?}");
         assert!(errs[0].reason.contains("file_arguments"), "{errs:?}");
+    }
+
+    #[test]
+    fn the_credential_says_how_the_tool_takes_its_secret() {
+        let web = DatalabSpec::from_toml("x", GOOD).unwrap();
+        assert_eq!(web.launch.credential, ToolCredential::None, "web default");
+        let with = |line: &str| GOOD.replace("readiness_path", &format!("{line}\nreadiness_path"));
+        for (text, form) in [
+            ("jupyter-token", ToolCredential::JupyterToken),
+            ("basic", ToolCredential::Basic),
+            ("bearer", ToolCredential::Bearer),
+            ("none", ToolCredential::None),
+        ] {
+            let d =
+                DatalabSpec::from_toml("x", &with(&format!("credential = \"{text}\""))).unwrap();
+            assert_eq!(d.launch.credential, form);
+            assert_eq!(form.as_str(), text);
+        }
+        let errs = DatalabSpec::from_toml("x", &with("credential = \"password\"")).unwrap_err();
+        assert_eq!(errs[0].field, "launch.credential", "{errs:?}");
+        assert!(errs[0].reason.contains("\"jupyter-token\""), "{errs:?}");
+
+        let desktop = GOOD.replace("kind = \"web\"", "kind = \"desktop\"");
+        let d = DatalabSpec::from_toml("x", &desktop).unwrap();
+        assert_eq!(
+            d.launch.credential,
+            ToolCredential::Basic,
+            "desktop default"
+        );
+        let bearer = desktop.replace("readiness_path", "credential = \"none\"\nreadiness_path");
+        let errs = DatalabSpec::from_toml("x", &bearer).unwrap_err();
+        assert!(errs[0].reason.contains("websockify"), "{errs:?}");
+    }
+
+    #[test]
+    fn the_secret_goes_only_into_the_environment_of_a_tool_that_takes_one() {
+        let env = |credential: &str| {
+            GOOD.replace(
+                "[resources]",
+                &format!(
+                    "credential = \"{credential}\"\n[launch.env]\nJUPYTER_TOKEN = \"{{secret}}\"\n[resources]"
+                ),
+            )
+        };
+        let d = DatalabSpec::from_toml("x", &env("jupyter-token")).unwrap();
+        assert_eq!(d.launch.env["JUPYTER_TOKEN"], "{secret}");
+        let errs = DatalabSpec::from_toml("x", &env("none")).unwrap_err();
+        assert_eq!(errs[0].field, "launch.env.JUPYTER_TOKEN", "{errs:?}");
+
+        let in_command = GOOD.replace("--port={port}", "--token={secret}");
+        let errs = DatalabSpec::from_toml("x", &in_command).unwrap_err();
+        assert_eq!(errs[0].field, "launch.command[1]", "{errs:?}");
+        assert!(errs[0].reason.contains("launch.env"), "{errs:?}");
+        let in_file_arguments = GOOD.replace(
+            "readiness_path",
+            "file_arguments = [\"{file}\", \"{secret}\"]\nreadiness_path",
+        );
+        let errs = DatalabSpec::from_toml("x", &in_file_arguments).unwrap_err();
+        assert_eq!(errs[0].field, "launch.file_arguments[1]", "{errs:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, who may see what (audiences), the lab state machine, datalab definitions, data volume
-//! definitions and SPDX licence checks.
+//! ids, roles, who may see what (audiences), secrets that never print, the
+//! lab state machine, datalab definitions, data volume definitions and SPDX
+//! licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -12,15 +13,18 @@ pub mod id;
 pub mod lab;
 pub mod name;
 pub mod role;
+pub mod secret;
 pub mod spdx;
 pub mod volume;
 
 pub use audience::{Audience, Grant, GrantError, Viewer};
 pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
+    ToolCredential,
 };
 pub use id::{IdError, LabId, TokenId, UserId};
-pub use lab::{LabState, UnknownLabState};
+pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
+pub use secret::Secret;
 pub use volume::{VolumeMetadata, VolumeSpec};

@@ -4,8 +4,9 @@
 //! file in the data directory, the embedded default) and PostgreSQL (when the
 //! database URL says so). Each backend has its own migration directory, run at
 //! start. The SQL is kept to the common subset of both (`$n` parameters,
-//! `BIGINT` times in Unix seconds, 0/1 for booleans, `ON CONFLICT DO
-//! NOTHING`), and the same test suite runs against both.
+//! `BIGINT` times in Unix seconds, or milliseconds where a column's name
+//! says so, 0/1 for booleans, `ON CONFLICT DO NOTHING`), and the same test
+//! suite runs against both.
 //!
 //! The store knows nothing of HTTP, sessions' cookies or password hashing: it
 //! keeps records and answers queries over them. Records speak the domain's
@@ -15,5 +16,9 @@
 mod records;
 mod store;
 
-pub use records::{LabRecord, NewUser, SessionRecord, TokenRecord, UserRecord};
-pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};
+pub use records::{
+    LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
+};
+pub use store::{
+    Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
+};

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use insitu_core::{InitialAdmin, Platform, SetupError};
 use tokio::net::TcpListener;
 
-use crate::config::ServerConfig;
+use crate::auth::CookieNames;
+use crate::config::{ServerConfig, WebConfigError};
 use crate::lab_proxy;
 use crate::state::{AppState, Inner};
-use crate::{metrics_layer, openapi, routes, templates};
+use crate::{listener, metrics_layer, openapi, routes, security_headers, templates};
 
 /// What stops the server from being built.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,11 @@ pub enum BuildError {
     #[error(transparent)]
     Platform(#[from] SetupError),
     #[error(transparent)]
+    Config(#[from] WebConfigError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Proxy(#[from] crate::config::ProxySettingError),
     #[error("page templates: {0}")]
     Templates(#[from] minijinja::Error),
     #[error("OpenAPI document: {0}")]
@@ -30,8 +35,10 @@ pub struct App {
     state: AppState,
     proxy: insitu_proxy::Proxy,
     proxy_listener: TcpListener,
-    /// The proxy's URL as browsers reach it.
+    /// The proxy's URL as browsers reach it (`{lab}` for each lab's id).
     proxy_url: String,
+    /// The headers every response carries (see `security_headers`).
+    csp: axum::http::HeaderValue,
 }
 
 impl App {
@@ -41,48 +48,60 @@ impl App {
     /// labs left from before a restart.
     pub async fn build(config: ServerConfig) -> Result<(App, Option<InitialAdmin>), BuildError> {
         metrics_layer::install();
+        // A bad setting stops the start before anything is done.
+        let listening = config.http.parse()?;
+        config.metrics.validate()?;
+        let proxy_config = config
+            .proxy
+            .settings(config.public_url.clone().unwrap_or_else(|| "/".to_owned()))?;
         let (platform, initial_admin) = Platform::build(config.platform()).await?;
         let proxy_listener = TcpListener::bind(config.proxy.listen).await?;
-        let proxy_url = config
-            .proxy
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| {
-                format!(
-                    "http://{}",
-                    proxy_listener
-                        .local_addr()
-                        .map_or(config.proxy.listen, |a| a)
-                )
-            });
-        let mut proxy_config = insitu_proxy::ProxyConfig::new(
-            config.public_url.clone().unwrap_or_else(|| "/".to_owned()),
-        );
-        proxy_config.cookie_secure = proxy_url.starts_with("https://");
-        if let Some(t) = config.proxy.threads {
-            proxy_config.threads = t.max(1);
-        }
-        let proxy = insitu_proxy::Proxy::new(
+        // Where browsers reach labs: the configured URL, else the address
+        // the proxy listens on (one origin shared by all labs).
+        let public = match proxy_config.public_url.clone() {
+            Some(url) => url,
+            None => {
+                let bound = proxy_listener
+                    .local_addr()
+                    .map_or(config.proxy.listen, |a| a);
+                insitu_proxy::PublicUrl::parse(&format!("http://{bound}"))
+                    .map_err(crate::config::ProxySettingError::from)?
+            }
+        };
+        let proxy_url = public.to_string();
+        // Sessions are written through to the platform's table, so a
+        // restart keeps them and a revocation reaches every process.
+        let proxy = insitu_proxy::Proxy::with_session_table(
             proxy_config,
             Arc::new(lab_proxy::Directory(Arc::clone(platform.labs()))),
+            Arc::new(lab_proxy::Sessions(platform.proxy_sessions().clone())),
         );
         platform
             .open_labs(Arc::new(lab_proxy::Door {
                 proxy: proxy.clone(),
-                url: proxy_url.clone(),
+                url: public,
             }))
             .await?;
         let secure_cookies = config
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
+        let csp = axum::http::HeaderValue::from_str(
+            &security_headers::content_security_policy(&proxy_url),
+        )
+        .unwrap_or_else(|_| {
+            axum::http::HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            )
+        });
         let state = AppState(Arc::new(Inner {
             openapi_json: serde_json::to_string_pretty(&openapi::openapi_document())?,
             templates: templates::environment()?,
             config,
             platform,
             secure_cookies,
+            cookies: CookieNames::new(secure_cookies),
+            listening,
         }));
         Ok((
             App {
@@ -90,21 +109,36 @@ impl App {
                 proxy,
                 proxy_listener,
                 proxy_url,
+                csp,
             },
             initial_admin,
         ))
     }
 
-    /// Where the lab proxy listens, as browsers reach it.
+    /// A handle on the running platform and lab proxy, valid while the app
+    /// serves (for operators' tools and tests).
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            state: self.state.clone(),
+            proxy: self.proxy.clone(),
+        }
+    }
+
+    /// Where the lab proxy listens, as browsers reach it; with an origin
+    /// per lab, `{lab}` stands for the lab's id.
     pub fn proxy_url(&self) -> &str {
         &self.proxy_url
     }
 
     pub fn router(&self) -> axum::Router {
-        routes::router(self.state.clone())
+        routes::router(self.state.clone()).layer(axum::middleware::from_fn_with_state(
+            self.csp.clone(),
+            security_headers::add,
+        ))
     }
 
-    /// Serves until `shutdown` completes, then drains open requests.
+    /// Serves until `shutdown` completes, then drains open requests. The
+    /// listener applies `http`'s timeouts and connection limit.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -124,14 +158,30 @@ impl App {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop_rx))
-            .await;
+        let result =
+            listener::serve(listener, router, &self.state.listening, stopped(stop_rx)).await;
         if let Ok(Err(e)) = proxy.await {
             tracing::warn!(error = %e, "lab proxy ended with an error");
         }
         drop(maintenance);
         self.state.platform.close().await;
         result
+    }
+}
+
+/// The platform's services and the lab proxy of an [`App`], cheap to clone.
+#[derive(Clone)]
+pub struct AppHandle {
+    state: AppState,
+    proxy: insitu_proxy::Proxy,
+}
+
+impl AppHandle {
+    pub fn platform(&self) -> &Platform {
+        &self.state.platform
+    }
+
+    pub fn proxy(&self) -> &insitu_proxy::Proxy {
+        &self.proxy
     }
 }

@@ -8,22 +8,30 @@
 //! Observatory's Simple Cone Search in VOTables. This crate holds no SQL and no
 //! platform logic: it turns HTTP into calls on the services and their
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
-//! also wires the lab proxy to the labs service (`lab_proxy`).
+//! also wires the lab proxy to the labs service and the platform's session
+//! table (`lab_proxy`), with its `[proxy]` settings.
 //! `App::build` + `App::serve` are what the binary and the tests call, the
-//! latter on a port-0 listener.
+//! latter on a port-0 listener; `App::handle` reaches the running platform
+//! and proxy; `listener` serves the router with header and idle timeouts
+//! and a connection limit, and every response carries the headers of
+//! `security_headers`.
 
 mod access;
 mod api;
 mod app;
 mod auth;
+mod client;
 mod config;
 mod error;
 mod error_page;
 mod lab_proxy;
+mod listener;
 mod metrics_layer;
 mod openapi;
 mod pages;
+mod redirect;
 mod routes;
+mod security_headers;
 mod state;
 mod templates;
 mod time_fmt;
@@ -31,8 +39,11 @@ mod vo;
 mod wire;
 
 pub use access::{Access, Surface};
-pub use app::{App, BuildError};
-pub use config::{ProxyConfig, ServerConfig};
-pub use insitu_core::{AdminConfig, InitialAdmin, LabsConfig, SessionConfig};
+pub use app::{App, AppHandle, BuildError};
+pub use config::{HttpConfig, MetricsAccess, MetricsConfig, ProxyConfig, ServerConfig};
+pub use insitu_core::{
+    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig, SessionConfig,
+};
+pub use insitu_domain::Secret;
 pub use openapi::openapi_document;
 pub use routes::{RouteInfo, route_table};

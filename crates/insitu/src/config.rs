@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 11] = [
+const SERVER_KEYS: [&str; 14] = [
     "listen",
     "public_url",
     "data_dir",
@@ -20,6 +20,9 @@ const SERVER_KEYS: [&str; 11] = [
     "catalogue_dir",
     "max_body_bytes",
     "session",
+    "login",
+    "http",
+    "metrics",
     "admin",
     "labs",
     "proxy",
@@ -101,6 +104,8 @@ mod tests {
         let env = [
             ("INSITU_LISTEN", "127.0.0.1:9999"),
             ("INSITU_SESSION__LIFETIME", "3h"),
+            ("INSITU_HTTP__MAX_CONNECTIONS", "64"),
+            ("INSITU_LOGIN__FAILURES_PER_CLIENT", "5"),
             ("INSITU_URL", "http://client-setting"),
             ("HOME", "/root"),
         ]
@@ -109,6 +114,8 @@ mod tests {
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.session.lifetime_secs(), 3 * 3600);
         assert_eq!(c.session.idle_secs(), 300);
+        assert_eq!(c.http.max_connections, 64);
+        assert_eq!(c.login.failures_per_client, 5);
     }
 
     #[test]
@@ -127,5 +134,29 @@ mod tests {
         std::fs::write(&f, EXAMPLE).unwrap();
         let c = load(Some(&f), std::iter::empty()).unwrap();
         assert_eq!(c.volumes.len(), 1);
+        // The lab proxy's settings it shows are the defaults.
+        let (shown, default) = (&c.proxy, insitu_web::ProxyConfig::default());
+        assert_eq!(shown.header_read_timeout, default.header_read_timeout);
+        assert_eq!(shown.keep_alive_timeout, default.keep_alive_timeout);
+        assert_eq!(shown.max_connections, default.max_connections);
+        assert_eq!(
+            shown.max_connections_per_client,
+            default.max_connections_per_client
+        );
+    }
+
+    #[test]
+    fn the_proxy_settings_come_from_the_environment_too() {
+        let env = [
+            ("INSITU_PROXY__PUBLIC_URL", "https://{lab}.labs.example.org"),
+            ("INSITU_PROXY__KEEP_ALIVE_TIMEOUT", "30s"),
+            ("INSITU_PROXY__MAX_CONNECTIONS_PER_CLIENT", "0"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = load(None, env.into_iter()).unwrap();
+        let proxy = c.proxy.settings("/".into()).unwrap();
+        assert!(proxy.public_url.unwrap().per_lab() && proxy.cookie_secure);
+        assert_eq!(proxy.keep_alive_timeout.as_secs(), 30);
+        assert_eq!(proxy.max_connections_per_client, 0);
     }
 }

@@ -4,16 +4,18 @@
 //! administrators, the harvest's progress.
 
 use axum::Extension;
-use axum::extract::{Form, Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use insitu_core::{LaunchOrder, Principal};
 use insitu_search::{FacetName, SearchRequest};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{Banner, banner_from_query, error_banner, page, safe_target, ser, with_banner};
-use crate::error::ApiFailure;
+use super::{
+    Banner, banner_from_query, error_banner, page, safe_target, see_other, ser, with_banner,
+};
+use crate::error::{ApiFailure, PageForm};
 use crate::state::AppState;
 use crate::wire;
 
@@ -173,7 +175,7 @@ pub struct OpenForm {
 pub async fn open_dataset(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Form(f): Form<OpenForm>,
+    PageForm(f): PageForm<OpenForm>,
 ) -> Response {
     let order = LaunchOrder {
         datalab: f.datalab,
@@ -181,7 +183,7 @@ pub async fn open_dataset(
         file: Some(f.file),
     };
     match s.platform.launch(&p, order).await {
-        Ok(lab) => Redirect::to(&format!("/my-labs/{}", lab.id)).into_response(),
+        Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),
         Err(e) => error_banner(&safe_target(Some(&f.back), "/discover"), e),
     }
 }
@@ -189,7 +191,7 @@ pub async fn open_dataset(
 pub async fn admin_search(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(banner): Query<Banner>,
+    banner: Banner,
 ) -> Response {
     let progress = wire::harvest(&s.platform.search().progress());
     let busy = progress.running;

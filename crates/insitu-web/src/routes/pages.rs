@@ -82,11 +82,11 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             || get(pages::my_lab),
         ),
         page(
-            "GET",
+            "POST",
             "/my-labs/{id}/open",
             USER,
-            "Open a running lab (through the lab proxy)",
-            || get(pages::my_lab_open),
+            "Open a running lab (through the lab proxy): a form with the CSRF field",
+            || post(pages::my_lab_open),
         ),
         page("POST", "/my-labs/{id}/stop", USER, "Stop a lab", || {
             post(pages::my_lab_stop)
@@ -121,6 +121,13 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         page("POST", "/account/password", USER, "Change password", || {
             post(pages::account_password)
         }),
+        page(
+            "POST",
+            "/account/logout-everywhere",
+            USER,
+            "Log out in every browser and on the lab proxy",
+            || post(pages::logout_everywhere),
+        ),
         page(
             "POST",
             "/account/tokens",
@@ -175,6 +182,13 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             Access::Public,
             "The discovery page's script",
             || get(pages::discover::script),
+        ),
+        page(
+            "GET",
+            "/static/insitu.js",
+            Access::Public,
+            "The pages' script (no page has inline code)",
+            || get(pages::script),
         ),
     ]
 }

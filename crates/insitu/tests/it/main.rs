@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod attacks;
 mod browser;
 mod catalogue;
 mod cli;
@@ -14,7 +15,10 @@ mod discovery;
 mod errors;
 mod isolation;
 mod jupyter;
+mod lab_proxy;
 mod labs;
+mod lifecycle;
 mod openapi;
+mod restart;
 mod roles;
 mod volumes;

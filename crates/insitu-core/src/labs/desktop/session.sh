@@ -4,8 +4,10 @@
 # listens only on a unix socket in the sandbox's private /tmp, a window
 # manager that keeps the program's windows filling the screen, the program,
 # and finally the VNC-over-WebSocket bridge (websockify) on 127.0.0.1:PORT,
-# which also serves the noVNC client under BASE_URL. No TCP port but the
-# bridge's is opened; the X display listens on no abstract socket either, so
+# which also serves the noVNC client under BASE_URL. The bridge demands the
+# lab's secret (INSITU_LAB_SECRET, as HTTP Basic, checked by the plugin in
+# INSITU_DESKTOP_AUTH_PLUGIN) of every request; no other process of the
+# session gets it. No TCP port but the bridge's is opened; the X display listens on no abstract socket either, so
 # display :1 of two labs sharing a network namespace never clash.
 # The program keeps running when the browser disconnects; the session
 # ends when the program does, and ending the sandbox ends everything.
@@ -14,6 +16,19 @@ port=$1 base_url=$2 geometry=$3 title=$4
 shift 4
 [ "${1:-}" = "--" ] && shift
 log() { printf 'insitu-desktop: %s\n' "$*"; }
+
+# The lab's secret is for the bridge alone: not in the environment of the X
+# server or the program.
+secret=${INSITU_LAB_SECRET:-}
+auth_plugin=${INSITU_DESKTOP_AUTH_PLUGIN:-}
+unset INSITU_LAB_SECRET INSITU_DESKTOP_AUTH_PLUGIN
+if [ -z "$secret" ] || [ -z "$auth_plugin" ]; then
+  # Only a bare session for a benchmark, on the host, may go without.
+  if [ "${INSITU_DESKTOP_NO_AUTH:-}" != 1 ]; then
+    log "no lab secret: the bridge would serve anyone who reaches its port"
+    exit 1
+  fi
+fi
 
 # Outside a sandbox (bench/desktop.py runs the session bare for its direct
 # comparison) the run directory and display can be moved.
@@ -90,7 +105,13 @@ while IFS=$'\t' read -r id name; do log "window $id: $name"; done <"$list"
   done
 ) &
 
-websockify --web "$web" --unix-target "$rfb" "127.0.0.1:$port" &
+auth=()
+if [ -n "$secret" ]; then
+  printf '%s\n' "$auth_plugin" >"$run/insitu_websockify_auth.py"
+  auth=(--web-auth --auth-plugin insitu_websockify_auth.LabSecretAuth)
+fi
+INSITU_LAB_SECRET=$secret PYTHONPATH=$run \
+  websockify "${auth[@]}" --web "$web" --unix-target "$rfb" "127.0.0.1:$port" &
 # The lab lives as long as the program: its exit ends the session (and the
 # sandbox with it), with the program's exit code.
 wait "$program"

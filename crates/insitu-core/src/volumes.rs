@@ -150,8 +150,22 @@ impl Volumes {
         Ok(v)
     }
 
-    pub async fn remove_mine(&self, user_id: &UserId, name: &str) -> Result<(), Error> {
-        self.volume(name)?;
+    /// Removes a volume from the user's volumes (when absent, no change).
+    /// A volume the viewer may not see answers as one that does not exist,
+    /// unless it is among their volumes already (added before they lost
+    /// sight of it): then it goes.
+    pub async fn remove_mine(
+        &self,
+        user_id: &UserId,
+        viewer: &Viewer,
+        name: &str,
+    ) -> Result<(), Error> {
+        if self.volume_for(viewer, name).is_err() {
+            self.volume(name)?;
+            if !self.mine(user_id).await?.iter().any(|n| n == name) {
+                return Err(Error::VolumeNotFound(name.to_owned()));
+            }
+        }
         self.store.remove_my_volume(user_id, name).await?;
         self.forget_mine(user_id);
         Ok(())

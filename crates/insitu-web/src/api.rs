@@ -332,7 +332,10 @@ pub async fn remove_my_volume(
     Extension(p): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    s.platform.volumes().remove_mine(&p.user_id, &name).await?;
+    s.platform
+        .volumes()
+        .remove_mine(&p.user_id, &p.viewer(), &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

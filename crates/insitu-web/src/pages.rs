@@ -531,7 +531,7 @@ pub async fn volume_remove(
     let r = s
         .platform
         .volumes()
-        .remove_mine(&p.user_id, &name)
+        .remove_mine(&p.user_id, &p.viewer(), &name)
         .await
         .map(|()| format!("{name} removed from your volumes."));
     outcome(&target, r)

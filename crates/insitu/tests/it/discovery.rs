@@ -502,6 +502,17 @@ async fn a_restricted_volume_exists_only_for_its_audience() {
         assert_eq!(put(&alice).await.unwrap().status(), 200);
         let r = put(&bob).await.unwrap();
         assert_eq!(r.status(), 404);
+        // Removing it answers as for a volume that does not exist, so the
+        // name cannot be probed that way either.
+        let delete = |who: &str| {
+            client
+                .delete(app.u("/api/v1/me/volumes/secret-survey"))
+                .bearer_auth(who)
+                .send()
+        };
+        let r = delete(&bob).await.unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "volume_not_found");
         let launch = |who: &str, body: Value| {
             client
                 .post(app.u("/api/v1/labs"))

@@ -4,7 +4,8 @@
 # with a GIN index, cone search with Debian's q3c extension), in one run:
 # build rate, then p50/p99 of a selective text query with a mission filter
 # and instrument counts, a broad text query (~20% of records) with mission
-# counts, and a 0.5 degree cone, from two client threads each.
+# counts, and a 0.5 degree cone, from two client threads each; also the CPU
+# seconds the index build used, which hold on a busy machine.
 # Usage: bench/search.sh [records] [queries per client]   (1000000, 500)
 # Starts its own PostgreSQL (installing postgresql and postgresql-15-q3c
 # when missing) and stops it afterwards.

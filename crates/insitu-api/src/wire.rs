@@ -311,3 +311,100 @@ pub struct SampRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
 }
+
+/// One asset found by the discovery portal: a datalab, pipeline, data
+/// volume or dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SearchHit {
+    /// `datalab:<name>`, `volume:<name>`, `dataset:<volume>/<path>`,
+    /// `pipeline:<name>`.
+    pub id: String,
+    /// `datalab`, `pipeline`, `volume` or `dataset`.
+    pub kind: String,
+    /// The datalab's, pipeline's or volume's name; a dataset's path inside
+    /// its volume.
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// The volume a dataset lies in.
+    pub volume: Option<String>,
+    /// A dataset's path as a lab that mounts its volume sees it (a
+    /// volume's mount path).
+    pub file: Option<String>,
+    pub properties: Vec<String>,
+    pub domain: Vec<String>,
+    pub mission: Vec<String>,
+    pub instrument: Vec<String>,
+    pub filter: Vec<String>,
+    pub telescope: Option<String>,
+    pub object: Option<String>,
+    /// Start of the observation, ISO 8601 UTC.
+    pub date_obs: Option<String>,
+    /// Exposure time, seconds.
+    pub exptime: Option<f64>,
+    /// Centre, ICRS degrees.
+    pub ra: Option<f64>,
+    pub dec: Option<f64>,
+    /// Radius of a circle around the centre holding the whole footprint
+    /// (degrees; 0 without a footprint, 180 for the whole sky).
+    pub extent_deg: Option<f64>,
+    /// Degrees from the cone's centre to the dataset's centre (cone
+    /// searches).
+    pub distance_deg: Option<f64>,
+    /// Image axes.
+    pub image: Vec<u64>,
+    /// Table columns.
+    pub columns: Vec<String>,
+    pub rows: Option<u64>,
+    pub size_bytes: Option<u64>,
+    /// `web` or `desktop`, for datalabs.
+    pub datalab_kind: Option<String>,
+    /// Whether a datalab can be launched on a file.
+    pub opens_files: bool,
+}
+
+/// A page of discovery results with the counts of every facet.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SearchResponse {
+    /// How many assets match in all.
+    pub total: usize,
+    pub items: Vec<SearchHit>,
+    /// Per facet (`type`, `property`, `domain`, `mission`, `instrument`,
+    /// `filter`, `year`, `volume`), its values with how many matches carry
+    /// each, most first. A facet's counts ignore that facet's own
+    /// selection.
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+}
+
+/// A file the harvester could not take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HarvestProblem {
+    pub volume: String,
+    /// The file's path inside the volume.
+    pub file: String,
+    pub reason: String,
+}
+
+/// How the harvest of the data volumes into the discovery index is going,
+/// or went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HarvestStatus {
+    pub running: bool,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The volume being walked.
+    pub volume: Option<String>,
+    /// Dataset files found (FITS files and files with a sidecar).
+    pub files_seen: u64,
+    /// Files read because they were new or had changed.
+    pub files_read: u64,
+    /// Files read and put in the index.
+    pub files_indexed: u64,
+    /// Files skipped because nothing about them changed.
+    pub files_unchanged: u64,
+    /// Datasets dropped because their file is gone.
+    pub files_removed: u64,
+    /// Files not taken, with the reason (the first 200).
+    pub problems: Vec<HarvestProblem>,
+    pub problem_count: u64,
+}

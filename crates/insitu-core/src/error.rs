@@ -21,6 +21,11 @@ pub enum Error {
         expected: Vec<&'static str>,
     },
 
+    #[error(transparent)]
+    InvalidSearch(#[from] insitu_search::RequestError),
+    #[error(transparent)]
+    SearchIndex(insitu_search::IndexError),
+
     #[error("you have no lab {0:?}")]
     LabNotFound(String),
     #[error("lab {id} is {state}; only a running lab opens")]

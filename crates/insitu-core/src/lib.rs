@@ -3,8 +3,10 @@
 //! machine, the monitor, idle culling, re-adoption after a restart, each
 //! tool's own secret), the lab proxy's persistent sessions, desktop
 //! sessions and SAMP hubs, the datalab and data volume catalogues,
-//! and faceted search over them. A [`Platform`] holds them all and runs the
-//! operations that span several.
+//! faceted search over them, and the discovery portal (`search`: one index
+//! over datalabs, volumes and the datasets harvested from volumes, with
+//! cone search). A [`Platform`] holds them all and runs the operations
+//! that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and
@@ -22,6 +24,7 @@ pub mod labs;
 pub mod platform;
 pub mod proxy_sessions;
 pub mod query;
+pub mod search;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};

@@ -6,16 +6,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu_domain::{Role, UserId, Username, VolumeSpec};
+use insitu_domain::{Role, UserId, Username, Viewer, VolumeSpec};
 use insitu_launcher::{Cgroups, Limits};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
 use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
-use crate::catalogue::Datalabs;
+use crate::catalogue::{Catalogue, Datalabs};
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
 use crate::error::Error;
 use crate::labs::{LabConfigView, LabProxy, Labs};
 use crate::proxy_sessions::{self, ProxySessions};
+use crate::search::Search;
 use crate::volumes::{self, VolumeCatalogue, Volumes};
 
 /// What stops the platform from starting.
@@ -51,6 +52,7 @@ pub struct Platform {
     datalabs: Datalabs,
     volumes: Volumes,
     labs: Arc<Labs>,
+    search: Search,
     proxy_sessions: ProxySessions,
 }
 
@@ -86,6 +88,13 @@ impl Platform {
             Accounts::new(store.clone(), config.session.clone(), config.login.clone()).await?;
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
+        let search = {
+            let (catalogue, entries) = (datalabs.catalogue(), volumes.all().to_vec());
+            let dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || Search::open(&dir, &catalogue, &entries))
+                .await
+                .map_err(Error::from)?
+        };
         let labs = Labs::new(store.clone(), lab_config(&config, data_dir)?);
         let proxy_sessions = ProxySessions::new(store.clone());
         let platform = Platform {
@@ -94,6 +103,7 @@ impl Platform {
             datalabs,
             volumes,
             labs,
+            search,
             proxy_sessions,
         };
         Ok((platform, initial_admin))
@@ -130,6 +140,22 @@ impl Platform {
 
     pub fn labs(&self) -> &Arc<Labs> {
         &self.labs
+    }
+
+    /// The discovery portal's index and harvester.
+    pub fn search(&self) -> &Search {
+        &self.search
+    }
+
+    /// Reloads the datalab catalogue from its directory; the discovery
+    /// index follows before this returns.
+    pub async fn reload_catalogue(&self) -> Arc<Catalogue> {
+        let fresh = self.datalabs.reload();
+        let (search_cat, this) = (Arc::clone(&fresh), &self.search);
+        if let Err(e) = this.sync_datalabs(&search_cat) {
+            tracing::error!(error = %e, "the search index could not follow the catalogue");
+        }
+        fresh
     }
 
     /// The lab proxy's sessions, as the platform keeps them.
@@ -210,15 +236,12 @@ impl Platform {
         (self.store.backend().as_str(), answer)
     }
 
-    /// Validates a launch and starts it: the datalab and volumes must be in
-    /// the catalogues, and a file to open must be a file in one of those
-    /// volumes (see [`volumes::resolve_launch_file`]).
-    pub async fn launch(
-        &self,
-        user_id: &UserId,
-        username: &str,
-        order: LaunchOrder,
-    ) -> Result<LabRecord, Error> {
+    /// Validates a launch and starts it: the datalab must be in the
+    /// catalogue, the volumes in the catalogue and visible to the caller,
+    /// and a file to open must be a file in one of those volumes (see
+    /// [`volumes::resolve_launch_file`]).
+    pub async fn launch(&self, who: &Principal, order: LaunchOrder) -> Result<LabRecord, Error> {
+        let viewer: Viewer = who.viewer();
         let cat = self.datalabs.catalogue();
         let spec = cat.datalab(&order.datalab)?;
         let mut volumes = Vec::new();
@@ -226,7 +249,7 @@ impl Platform {
             if volumes.iter().any(|v: &VolumeSpec| v.name.as_str() == name) {
                 continue;
             }
-            volumes.push(self.volumes.volume(name)?.spec.clone());
+            volumes.push(self.volumes.volume_for(&viewer, name)?.spec.clone());
         }
         let file = match order.file {
             None => None,
@@ -236,7 +259,8 @@ impl Platform {
                 });
             }
             Some(file) => {
-                let (selected, all) = (volumes.clone(), self.volumes.all().to_vec());
+                // Only visible volumes may be named in an error.
+                let (selected, all) = (volumes.clone(), self.volumes.visible(&viewer));
                 let resolved = tokio::task::spawn_blocking(move || {
                     volumes::resolve_launch_file(&selected, &all, &file)
                 })
@@ -245,15 +269,17 @@ impl Platform {
             }
         };
         self.labs
-            .launch(user_id, username, spec, volumes, file)
+            .launch(&who.user_id, who.username.as_str(), spec, volumes, file)
             .await
     }
 
-    /// Starts the platform's background work: a sweep of stale sessions
-    /// (and expired lab proxy sessions) every ten minutes, and the lab
-    /// monitor every second (see [`Labs::check_running`]). It stops when
-    /// the returned value is dropped.
+    /// Starts the platform's background work: a harvest of the data
+    /// volumes into the discovery index, a sweep of stale sessions (and
+    /// expired lab proxy sessions) every ten minutes, and the lab monitor
+    /// every second (see [`Labs::check_running`]). It stops when the
+    /// returned value is dropped (a harvest under way finishes its volume).
     pub fn maintain(&self) -> Maintenance {
+        self.search.start_harvest();
         let store = self.store.clone();
         let session = self.accounts.session_config().clone();
         let proxy_sessions = self.proxy_sessions.clone();

@@ -1,13 +1,15 @@
 //! The data volume catalogue: volumes defined in the configuration, with
 //! their size counted once at start; and each user's own list of volumes
-//! ("my volumes").
+//! ("my volumes"). A volume restricted in the configuration (`visible_to`)
+//! exists only for those its audience admits: for anyone else it is not
+//! listed, not found by name, not addable and not mountable.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use insitu_domain::volume::VolumeConfig;
-use insitu_domain::{Name, UserId, VolumeSpec};
+use insitu_domain::{Name, UserId, Viewer, VolumeSpec};
 
 use insitu_store::Store;
 
@@ -88,9 +90,28 @@ impl Volumes {
         }
     }
 
-    /// Every volume, sorted by name.
+    /// Every volume, sorted by name, whoever may see it (for the platform's
+    /// own work; what users see goes through [`Volumes::visible`]).
     pub fn all(&self) -> &[VolumeEntry] {
         &self.catalogue.volumes
+    }
+
+    /// The volumes the viewer may see, sorted by name.
+    pub fn visible(&self, viewer: &Viewer) -> Vec<VolumeEntry> {
+        self.catalogue
+            .volumes
+            .iter()
+            .filter(|v| v.spec.audience.admits(viewer))
+            .cloned()
+            .collect()
+    }
+
+    /// The volume of this name if the viewer may see it; otherwise the
+    /// same answer as for a volume that does not exist.
+    pub fn volume_for(&self, viewer: &Viewer, name: &str) -> Result<&VolumeEntry, Error> {
+        self.get(name)
+            .filter(|v| v.spec.audience.admits(viewer))
+            .ok_or_else(|| Error::VolumeNotFound(name.to_owned()))
     }
 
     pub fn get(&self, name: &str) -> Option<&VolumeEntry> {
@@ -115,16 +136,36 @@ impl Volumes {
         Ok(fresh)
     }
 
-    /// Adds a catalogued volume to the user's volumes (again is no change).
-    pub async fn add_mine(&self, user_id: &UserId, name: &str) -> Result<&VolumeEntry, Error> {
-        let v = self.volume(name)?;
+    /// Adds a catalogued volume the viewer may see to the user's volumes
+    /// (again is no change).
+    pub async fn add_mine(
+        &self,
+        user_id: &UserId,
+        viewer: &Viewer,
+        name: &str,
+    ) -> Result<&VolumeEntry, Error> {
+        let v = self.volume_for(viewer, name)?;
         self.store.add_my_volume(user_id, name, now()).await?;
         self.forget_mine(user_id);
         Ok(v)
     }
 
-    pub async fn remove_mine(&self, user_id: &UserId, name: &str) -> Result<(), Error> {
-        self.volume(name)?;
+    /// Removes a volume from the user's volumes (when absent, no change).
+    /// A volume the viewer may not see answers as one that does not exist,
+    /// unless it is among their volumes already (added before they lost
+    /// sight of it): then it goes.
+    pub async fn remove_mine(
+        &self,
+        user_id: &UserId,
+        viewer: &Viewer,
+        name: &str,
+    ) -> Result<(), Error> {
+        if self.volume_for(viewer, name).is_err() {
+            self.volume(name)?;
+            if !self.mine(user_id).await?.iter().any(|n| n == name) {
+                return Err(Error::VolumeNotFound(name.to_owned()));
+            }
+        }
         self.store.remove_my_volume(user_id, name).await?;
         self.forget_mine(user_id);
         Ok(())
@@ -287,6 +328,7 @@ mod tests {
             mount_path: None,
             zone: None,
             metadata: Default::default(),
+            visible_to: None,
         })
         .unwrap()
     }

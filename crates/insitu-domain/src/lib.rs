@@ -1,11 +1,13 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, secrets that never print, the lab state machine, datalab
-//! definitions, data volume definitions and SPDX licence checks.
+//! ids, roles, who may see what (audiences), secrets that never print, the
+//! lab state machine, datalab definitions, data volume definitions and SPDX
+//! licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
 //! once at the edge (`FromStr`, `parse_*`) and trusted afterwards.
 
+pub mod audience;
 pub mod datalab;
 pub mod id;
 pub mod lab;
@@ -15,6 +17,7 @@ pub mod secret;
 pub mod spdx;
 pub mod volume;
 
+pub use audience::{Audience, Grant, GrantError, Viewer};
 pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
     ToolCredential,

@@ -5,6 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::audience::Audience;
 use crate::datalab::DefinitionError;
 use crate::name::Name;
 
@@ -40,6 +41,10 @@ pub struct VolumeConfig {
     pub zone: Option<String>,
     #[serde(default)]
     pub metadata: VolumeMetadata,
+    /// Who may see and mount the volume: grants such as `user:alice`,
+    /// `role:developer` or `team:planck`. Unset: everyone.
+    #[serde(default)]
+    pub visible_to: Option<Vec<String>>,
 }
 
 /// A validated data volume.
@@ -52,6 +57,8 @@ pub struct VolumeSpec {
     pub mount_path: PathBuf,
     pub zone: Name,
     pub metadata: VolumeMetadata,
+    /// Who may see it, list it, count it, add it and mount it.
+    pub audience: Audience,
 }
 
 impl VolumeSpec {
@@ -87,6 +94,9 @@ impl VolumeSpec {
         if let Err(reason) = check_mount_path(&mount_path) {
             err("mount_path", reason.to_string());
         }
+        let audience = Audience::parse(c.visible_to.as_deref())
+            .map_err(|reason| err("visible_to", reason.to_string()))
+            .unwrap_or_default();
         match (name, zone) {
             (Some(name), Some(zone)) if errors.is_empty() => Ok(VolumeSpec {
                 name,
@@ -96,6 +106,7 @@ impl VolumeSpec {
                 mount_path,
                 zone,
                 metadata: c.metadata,
+                audience,
             }),
             _ => Err(errors),
         }
@@ -164,6 +175,7 @@ mod tests {
             mount_path: None,
             zone: None,
             metadata: VolumeMetadata::default(),
+            visible_to: None,
         }
     }
 
@@ -186,5 +198,23 @@ mod tests {
         let errs = VolumeSpec::from_config(c).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "source", "mount_path"]);
+    }
+
+    #[test]
+    fn visible_to_restricts_the_audience_and_bad_grants_are_named() {
+        let mut c = cfg("gaia-dr4");
+        c.visible_to = Some(vec!["user:alice".into(), "role:developer".into()]);
+        let v = VolumeSpec::from_config(c.clone()).unwrap();
+        assert_eq!(v.audience.grants(), ["user:alice", "role:developer"]);
+        assert!(
+            VolumeSpec::from_config(cfg("open"))
+                .unwrap()
+                .audience
+                .is_public()
+        );
+        c.visible_to = Some(vec!["everyone".into()]);
+        let errs = VolumeSpec::from_config(c).unwrap_err();
+        assert_eq!(errs[0].field, "visible_to");
+        assert!(errs[0].reason.contains("everyone"), "{}", errs[0].reason);
     }
 }

@@ -13,11 +13,14 @@
 //! * Demo data ([`generate_demo_volumes`]): an all-sky map, three deep-field
 //!   images with a TAN WCS and the catalogue of their stars, all clearly
 //!   marked as simulated, byte-identical on every run.
+//! * Sky ([`CelestialWcs`]): where an image lies, from its header's WCS
+//!   (`TAN`, `SIN`, all-sky `CAR`; equatorial or Galactic axes), in ICRS.
 
 mod card;
 mod demo;
 mod reader;
 mod rng;
+mod sky;
 mod wcs;
 mod writer;
 
@@ -30,6 +33,7 @@ pub use reader::{
     Hdu, HduKind, ImageF32, Table, TableColumn, read_bintable, read_headers, read_headers_from,
     read_image_f32,
 };
+pub use sky::{CelestialWcs, Frame, Projection, galactic_to_icrs};
 pub use wcs::TanWcs;
 pub use writer::{Column, ColumnData, FitsWriter, Header, Pixels, create};
 

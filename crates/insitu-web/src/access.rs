@@ -12,10 +12,12 @@ pub enum Access {
     Role(Role),
 }
 
-/// Whether a route speaks JSON (API) or HTML (pages); failures are answered
-/// in the same language.
+/// Whether a route speaks JSON (API), HTML (pages) or VOTable (the
+/// Virtual Observatory endpoints); failures are answered in the same
+/// language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
     Api,
     Page,
+    VoTable,
 }

@@ -277,7 +277,8 @@ pub async fn list_volumes(
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, true)?;
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await?;
-    let (hits, facets) = search(volumes.all(), &filter, &VOLUME_FACETS);
+    let visible = volumes.visible(&p.viewer());
+    let (hits, facets) = search(&visible, &filter, &VOLUME_FACETS);
     let items = hits
         .into_iter()
         .map(|v| wire::volume(v, mine.iter().any(|m| m == v.spec.name.as_str())))
@@ -291,7 +292,7 @@ pub async fn get_volume(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Volume>> {
     let volumes = s.platform.volumes();
-    let v = volumes.volume(&name)?;
+    let v = volumes.volume_for(&p.viewer(), &name)?;
     let mine = volumes.mine(&p.user_id).await?;
     Ok(Json(wire::volume(v, mine.contains(&name))))
 }
@@ -302,10 +303,12 @@ pub async fn my_volumes(
 ) -> ApiResult<Json<List<Volume>>> {
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await?;
-    // A volume removed from the configuration simply drops out of the list.
+    // A volume removed from the configuration, or hidden from the caller
+    // since, simply drops out of the list.
+    let viewer = p.viewer();
     let items = mine
         .iter()
-        .filter_map(|n| volumes.get(n))
+        .filter_map(|n| volumes.volume_for(&viewer, n).ok())
         .map(|v| wire::volume(v, true))
         .collect();
     Ok(Json(List { items }))
@@ -316,7 +319,11 @@ pub async fn add_my_volume(
     Extension(p): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Volume>> {
-    let v = s.platform.volumes().add_mine(&p.user_id, &name).await?;
+    let v = s
+        .platform
+        .volumes()
+        .add_mine(&p.user_id, &p.viewer(), &name)
+        .await?;
     Ok(Json(wire::volume(v, true)))
 }
 
@@ -325,7 +332,10 @@ pub async fn remove_my_volume(
     Extension(p): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    s.platform.volumes().remove_mine(&p.user_id, &name).await?;
+    s.platform
+        .volumes()
+        .remove_mine(&p.user_id, &p.viewer(), &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -369,8 +379,31 @@ pub async fn catalogue_problems(State(s): State<AppState>) -> Json<List<Catalogu
 
 pub async fn reload_catalogue(State(s): State<AppState>) -> Json<List<CatalogueProblem>> {
     Json(List {
-        items: s.platform.datalabs().reload().problems.clone(),
+        items: s.platform.reload_catalogue().await.problems.clone(),
     })
+}
+
+/// The discovery portal: one search over datalabs, volumes and datasets.
+pub async fn search_assets(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<SearchResponse>> {
+    let request =
+        insitu_search::SearchRequest::parse(q.as_deref()).map_err(insitu_core::Error::from)?;
+    let found = s.platform.search().search(&p.viewer(), request).await?;
+    Ok(Json(wire::search_response(&found)))
+}
+
+pub async fn harvest_status(State(s): State<AppState>) -> Json<HarvestStatus> {
+    Json(wire::harvest(&s.platform.search().progress()))
+}
+
+pub async fn start_harvest(State(s): State<AppState>) -> (StatusCode, Json<HarvestStatus>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(wire::harvest(&s.platform.search().start_harvest())),
+    )
 }
 
 fn lab_of(s: &AppState, l: &LabRecord, events: &[LabEventRecord]) -> Lab {
@@ -387,10 +420,7 @@ pub async fn launch_lab(
         volumes: req.volumes,
         file: req.file,
     };
-    let lab = s
-        .platform
-        .launch(&p.user_id, p.username.as_str(), order)
-        .await?;
+    let lab = s.platform.launch(&p, order).await?;
     Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab, &[]))))
 }
 

@@ -260,6 +260,7 @@ fn reject(surface: Surface, e: ApiFailure, req: &Request) -> Response {
             Redirect::to(&format!("/login?next={next}")).into_response()
         }
         Surface::Page => error_page(e.code(), &e.0.message),
+        Surface::VoTable => crate::vo::failure(&e),
     }
 }
 

@@ -52,6 +52,7 @@ impl From<CoreError> for ApiFailure {
             CoreError::DatalabNotFound(_) => ErrorCode::DatalabNotFound,
             CoreError::VolumeNotFound(_) => ErrorCode::VolumeNotFound,
             CoreError::InvalidQuery { .. } => ErrorCode::InvalidQuery,
+            CoreError::InvalidSearch(r) => search_code(r.problem()),
             CoreError::LabNotFound(_) => ErrorCode::LabNotFound,
             CoreError::LabNotRunning { .. } => ErrorCode::LabNotRunning,
             CoreError::LabQuotaExceeded { .. } => ErrorCode::LabQuotaExceeded,
@@ -83,6 +84,7 @@ impl From<CoreError> for ApiFailure {
                 return internal();
             }
             CoreError::PasswordHash(_)
+            | CoreError::SearchIndex(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
             | CoreError::Poisoned => {
@@ -91,6 +93,18 @@ impl From<CoreError> for ApiFailure {
             }
         };
         ApiFailure::new(code, e.to_string())
+    }
+}
+
+/// The code of each kind of bad search.
+pub fn search_code(p: insitu_search::Problem) -> ErrorCode {
+    use insitu_search::Problem;
+    match p {
+        Problem::Parameter => ErrorCode::InvalidQuery,
+        Problem::UnknownFacet => ErrorCode::UnknownFacet,
+        Problem::TooLong => ErrorCode::QueryTooLong,
+        Problem::Cone => ErrorCode::InvalidCone,
+        Problem::Syntax => ErrorCode::InvalidSearchSyntax,
     }
 }
 

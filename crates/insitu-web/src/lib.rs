@@ -4,7 +4,8 @@
 //!
 //! The JSON API (`api`) and the pages (`pages`) are two parallel thin
 //! adapters over the platform's services in `insitu-core`; neither calls the
-//! other, and no module imports both. This crate holds no SQL and no
+//! other, and no module imports both. A third, `vo`, answers the Virtual
+//! Observatory's Simple Cone Search in VOTables. This crate holds no SQL and no
 //! platform logic: it turns HTTP into calls on the services and their
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
 //! also wires the lab proxy to the labs service and the platform's session
@@ -34,6 +35,7 @@ mod security_headers;
 mod state;
 mod templates;
 mod time_fmt;
+mod vo;
 mod wire;
 
 pub use access::{Access, Surface};

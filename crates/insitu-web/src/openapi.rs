@@ -16,7 +16,7 @@ pub fn openapi_document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for route in route_table()
         .into_iter()
-        .filter(|r| r.surface == Surface::Api)
+        .filter(|r| r.surface != Surface::Page)
     {
         let mut op = Map::new();
         op.insert("summary".into(), json!(route.summary));
@@ -52,6 +52,10 @@ pub fn openapi_document() -> Value {
         let ok = match body {
             Some(schema) => json!({"description": "Success",
                 "content": {"application/json": {"schema": schema(&mut generator).to_value()}}}),
+            None if route.surface == Surface::VoTable => {
+                json!({"description": "Success: a VOTable (errors are VOTables too, with QUERY_STATUS ERROR)",
+                    "content": {"application/x-votable+xml": {"schema": {"type": "string"}}}})
+            }
             None if route.path == "/metrics" => {
                 json!({"description": "Success", "content": {"text/plain": {"schema": {"type": "string"}}}})
             }

@@ -29,6 +29,8 @@ use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
+pub mod discover;
+
 /// The notice or error a redirect carries in the query, and `next`. Read
 /// leniently: a parameter that cannot be read is no banner, never an error.
 #[derive(Default)]
@@ -348,9 +350,10 @@ pub async fn datalab(
     let cat = s.platform.datalabs().catalogue();
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
+    let viewer = p.viewer();
     let my_volumes: Vec<_> = mine
         .iter()
-        .filter_map(|n| volumes.get(n))
+        .filter_map(|n| volumes.volume_for(&viewer, n).ok())
         .map(|v| wire::volume(v, true))
         .collect();
     match cat.get(&name) {
@@ -381,14 +384,16 @@ pub async fn volumes(
         Ok(m) => m,
         Err(e) => return failure_page(e),
     };
-    let (hits, counts) = search(volumes.all(), &filter, &VOLUME_FACETS);
+    let viewer = p.viewer();
+    let visible = volumes.visible(&viewer);
+    let (hits, counts) = search(&visible, &filter, &VOLUME_FACETS);
     let items: Vec<_> = hits
         .into_iter()
         .map(|v| wire::volume(v, mine_names.contains(&v.spec.name.to_string())))
         .collect();
     let mine: Vec<_> = mine_names
         .iter()
-        .filter_map(|n| volumes.get(n))
+        .filter_map(|n| volumes.volume_for(&viewer, n).ok())
         .map(|v| wire::volume(v, true))
         .collect();
     let facets = facet_views(&VOLUME_FACETS, &counts, &filter);
@@ -442,7 +447,7 @@ pub async fn volume(
     banner: Banner,
 ) -> Response {
     let volumes = s.platform.volumes();
-    let Some(v) = volumes.get(&name) else {
+    let Ok(v) = volumes.volume_for(&p.viewer(), &name) else {
         return error_page(
             ErrorCode::VolumeNotFound,
             &format!("No data volume {name:?} in the catalogue."),
@@ -510,7 +515,7 @@ pub async fn volume_add(
     let r = s
         .platform
         .volumes()
-        .add_mine(&p.user_id, &name)
+        .add_mine(&p.user_id, &p.viewer(), &name)
         .await
         .map(|v| format!("{} added to your volumes.", v.spec.title));
     outcome(&target, r)
@@ -526,7 +531,7 @@ pub async fn volume_remove(
     let r = s
         .platform
         .volumes()
-        .remove_mine(&p.user_id, &name)
+        .remove_mine(&p.user_id, &p.viewer(), &name)
         .await
         .map(|()| format!("{name} removed from your volumes."));
     outcome(&target, r)
@@ -783,7 +788,7 @@ pub async fn admin_catalogue(
 }
 
 pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
-    let cat = s.platform.datalabs().reload();
+    let cat = s.platform.reload_catalogue().await;
     let msg = format!(
         "Catalogue reloaded: {} datalabs, {} problems.",
         cat.datalabs.len(),
@@ -813,11 +818,7 @@ pub async fn launch(
         volumes,
         file,
     };
-    match s
-        .platform
-        .launch(&p.user_id, p.username.as_str(), order)
-        .await
-    {
+    match s.platform.launch(&p, order).await {
         Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),
         Err(e) => {
             let target = safe_target(back.as_deref(), &format!("/datalabs/{}", segment(&name)));

@@ -68,6 +68,28 @@ fn api_route(
     }
 }
 
+/// A Virtual Observatory route: GET, answering VOTables.
+fn vo_route(
+    path: &'static str,
+    access: Access,
+    summary: &'static str,
+    query: &'static [&'static str],
+    handler: fn() -> MethodRouter<AppState>,
+) -> RouteInfo {
+    RouteInfo {
+        method: "GET",
+        path,
+        surface: Surface::VoTable,
+        access,
+        summary,
+        tag: "discovery",
+        request: None,
+        response: (200, None),
+        query,
+        handler,
+    }
+}
+
 fn page(
     method: &'static str,
     path: &'static str,

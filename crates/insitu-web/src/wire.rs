@@ -10,6 +10,88 @@ use insitu_domain::DatalabSpec;
 
 use crate::time_fmt::rfc3339;
 
+/// An asset the discovery portal found.
+pub fn search_hit(h: &insitu_search::Hit) -> insitu_api::SearchHit {
+    let a = &h.asset;
+    let centre = a.shape.as_ref().map(|s| s.centre);
+    insitu_api::SearchHit {
+        id: a.id(),
+        kind: a.kind().as_str().to_owned(),
+        name: a.name.clone(),
+        title: a.title.clone(),
+        description: a.description.clone(),
+        volume: a.volume.clone(),
+        file: a.file.clone(),
+        properties: a.properties.clone(),
+        domain: a.domain.clone(),
+        mission: a.mission.clone(),
+        instrument: a.instrument.clone(),
+        filter: a.filter.clone(),
+        telescope: a.telescope.clone(),
+        object: a.object.clone(),
+        date_obs: a.date_obs.clone(),
+        exptime: a.exptime,
+        ra: centre.map(|c| c.ra),
+        dec: centre.map(|c| c.dec),
+        extent_deg: a.shape.as_ref().map(insitu_search::Shape::bounding_radius),
+        distance_deg: h.distance,
+        image: a.image.clone(),
+        columns: a.columns.clone(),
+        rows: a.rows,
+        size_bytes: a.size_bytes,
+        datalab_kind: a.datalab_kind.clone(),
+        opens_files: a.opens_files,
+    }
+}
+
+/// A page of discovery results.
+pub fn search_response(r: &insitu_search::SearchResults) -> insitu_api::SearchResponse {
+    insitu_api::SearchResponse {
+        total: r.total,
+        items: r.hits.iter().map(search_hit).collect(),
+        facets: r
+            .facets
+            .iter()
+            .map(|(f, counts)| {
+                let list = counts
+                    .iter()
+                    .map(|(value, n)| insitu_api::FacetCount {
+                        value: value.clone(),
+                        count: usize::try_from(*n).unwrap_or(usize::MAX),
+                    })
+                    .collect();
+                (f.as_str().to_owned(), list)
+            })
+            .collect(),
+    }
+}
+
+/// The harvest's progress.
+pub fn harvest(p: &insitu_search::HarvestProgress) -> insitu_api::HarvestStatus {
+    let at = |t: Option<i64>| t.map(rfc3339);
+    insitu_api::HarvestStatus {
+        running: p.running,
+        started_at: at(p.started_at),
+        finished_at: at(p.finished_at),
+        volume: p.volume.clone(),
+        files_seen: p.files_seen,
+        files_read: p.files_read,
+        files_indexed: p.files_indexed,
+        files_unchanged: p.files_unchanged,
+        files_removed: p.files_removed,
+        problems: p
+            .problems
+            .iter()
+            .map(|x| insitu_api::HarvestProblem {
+                volume: x.volume.clone(),
+                file: x.file.clone(),
+                reason: x.reason.clone(),
+            })
+            .collect(),
+        problem_count: p.problem_count,
+    }
+}
+
 pub fn me(u: &UserRecord) -> Me {
     Me {
         username: u.username.to_string(),

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use insitu_api::{Datalab, DatalabList, Lab, LabLogs, List, Me, TokenCreated, Volume, VolumeList};
+use insitu_api::{
+    Datalab, DatalabList, HarvestStatus, Lab, LabLogs, List, Me, SearchResponse, TokenCreated,
+    Volume, VolumeList,
+};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -64,6 +67,22 @@ enum Command {
     /// Labs: launch datalabs, follow, stop, read logs.
     #[command(subcommand)]
     Labs(LabsCommand),
+    /// Search datalabs, data volumes and datasets at once (the discovery
+    /// portal): `insitu search "m31 OR andromeda" --facet mission=Gaia`,
+    /// `insitu search --cone 10.68 41.27 0.5`.
+    Search(SearchArgs),
+    /// Harvest the data volumes into the discovery index now, or show how
+    /// the harvest goes (administrators).
+    Harvest {
+        /// Only show the progress; start nothing.
+        #[arg(long)]
+        status: bool,
+        /// Wait until the harvest finishes, showing its progress.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -111,6 +130,33 @@ struct DatalabFilter {
     /// analysis_tool, visualisation_tool, query_tool, development_tool.
     #[arg(long)]
     property: Vec<String>,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Free text (tantivy's query language: every word must match, OR,
+    /// "quoted phrases", mission:gaia).
+    query: Option<String>,
+    /// A facet value to narrow by, name=value (repeatable): type, property,
+    /// domain, mission, instrument, filter, year, volume.
+    #[arg(long)]
+    facet: Vec<String>,
+    /// A cone: RA, Dec and radius in degrees (ICRS).
+    #[arg(long, num_args = 3, value_names = ["RA", "DEC", "RADIUS"], allow_negative_numbers = true)]
+    cone: Option<Vec<String>>,
+    /// Observed on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Observed on or before this day (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// Print the facet counts too.
+    #[arg(long)]
+    counts: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -514,6 +560,8 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             Ok(())
         }
         Command::Labs(cmd) => labs_command(cmd).await,
+        Command::Search(args) => search_command(args).await,
+        Command::Harvest { status, wait, json } => harvest_command(status, wait, json).await,
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Config(_)
@@ -602,6 +650,119 @@ async fn logout() -> Result<(), ClientError> {
                 path.display()
             )));
         }
+    }
+    Ok(())
+}
+
+async fn search_command(a: SearchArgs) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    let mut q: Vec<(String, String)> = Vec::new();
+    push_query(&mut q, "q", a.query.iter());
+    for f in &a.facet {
+        let Some((name, value)) = f.split_once('=') else {
+            return Err(ClientError::Other(format!(
+                "--facet {f:?} must be name=value, e.g. --facet mission=Gaia"
+            )));
+        };
+        q.push(("facet".to_owned(), format!("{name}:{value}")));
+    }
+    if let Some(cone) = &a.cone {
+        for (k, v) in ["ra", "dec", "radius"].iter().zip(cone) {
+            q.push(((*k).to_owned(), v.clone()));
+        }
+    }
+    push_query(&mut q, "date_from", a.from.iter());
+    push_query(&mut q, "date_to", a.to.iter());
+    q.push(("limit".to_owned(), a.limit.to_string()));
+    let found: SearchResponse = c
+        .call(Method::GET, &with_query("/api/v1/search", &q), None)
+        .await?;
+    if a.json {
+        return print_json(&found);
+    }
+    let rows: Vec<Vec<String>> = found
+        .items
+        .iter()
+        .map(|h| {
+            let place = match (h.ra, h.dec) {
+                (Some(ra), Some(dec)) => format!("{ra:.4} {dec:+.4}"),
+                _ => String::new(),
+            };
+            vec![
+                h.kind.clone(),
+                h.volume
+                    .as_ref()
+                    .map_or_else(|| h.name.clone(), |v| format!("{v}/{}", h.name)),
+                h.mission.join(","),
+                h.instrument.join(","),
+                place,
+                h.title.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["TYPE", "NAME", "MISSION", "INSTRUMENT", "RA DEC", "TITLE"],
+        &rows,
+    );
+    println!("{} of {} shown", found.items.len(), found.total);
+    if a.counts {
+        for (facet, counts) in &found.facets {
+            let list: Vec<String> = counts
+                .iter()
+                .map(|c| format!("{} ({})", c.value, c.count))
+                .collect();
+            if !list.is_empty() {
+                println!("{facet}: {}", list.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn harvest_command(status: bool, wait: bool, json: bool) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    let path = "/api/v1/admin/search/harvest";
+    let mut h: HarvestStatus = if status {
+        c.call(Method::GET, path, None).await?
+    } else {
+        c.call(Method::POST, path, None).await?
+    };
+    while wait && h.running {
+        if !json {
+            eprintln!(
+                "{} seen, {} read, {} indexed, {} problems{}",
+                h.files_seen,
+                h.files_read,
+                h.files_indexed,
+                h.problem_count,
+                h.volume
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        h = c.call(Method::GET, path, None).await?;
+    }
+    if json {
+        return print_json(&h);
+    }
+    println!(
+        "{}: {} seen, {} read, {} indexed, {} unchanged, {} removed, {} problems",
+        if h.running {
+            "harvesting"
+        } else {
+            "harvest done"
+        },
+        h.files_seen,
+        h.files_read,
+        h.files_indexed,
+        h.files_unchanged,
+        h.files_removed,
+        h.problem_count
+    );
+    for p in &h.problems {
+        println!("  {}/{}: {}", p.volume, p.file, p.reason);
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ pub fn demo_volumes(root: &Path) -> anyhow::Result<Vec<VolumeConfig>> {
                     mission: get("mission"),
                     instrument: get("instrument"),
                 },
+                visible_to: None,
             }
         })
         .collect())

@@ -4,7 +4,7 @@
 use axum::routing::{delete, get, patch, post, put};
 use insitu_api::*;
 
-use super::{ADMIN, MODERATOR, RouteInfo, USER, api_route, schema};
+use super::{ADMIN, MODERATOR, RouteInfo, USER, api_route, schema, vo_route};
 use crate::access::Access;
 use crate::api;
 
@@ -31,6 +31,17 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         || get(api::list_volumes),
     );
     volumes.query = &["q", "domain", "mission", "instrument", "zone"];
+    let mut discover = api_route(
+        "GET",
+        "/api/v1/search",
+        USER,
+        "discovery",
+        "Search datalabs, data volumes and datasets at once: free text `q` (tantivy's query language: every word must match, `OR`, quotes, `mission:gaia`), `facet=name:value` (repeatable; type, property, domain, mission, instrument, filter, year, volume), a cone (`ra`, `dec`, `radius` in degrees, ICRS), `date_from`/`date_to` (YYYY-MM-DD), `limit`, `offset`; with counts per facet. Only what the caller may see is found or counted",
+        None,
+        (200, Some(schema::<SearchResponse>)),
+        || get(api::search_assets),
+    );
+    discover.query = &insitu_search::request::PARAMETERS;
     vec![
         api_route(
             "GET",
@@ -151,6 +162,14 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             None,
             (204, None),
             || delete(api::revoke_token),
+        ),
+        discover,
+        vo_route(
+            "/api/v1/scs",
+            USER,
+            "IVOA Simple Cone Search 1.03 over the datasets of the volumes the caller may see: `RA`, `DEC`, `SR` in degrees (ICRS), `MAXREC`; a VOTable with the datasets whose footprint (or centre, without one) lies within SR, nearest first; errors as VOTables with QUERY_STATUS ERROR and the error code",
+            &["RA", "DEC", "SR", "MAXREC"],
+            || get(crate::vo::cone_search),
         ),
         datalabs,
         api_route(
@@ -323,6 +342,26 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             None,
             (200, Some(schema::<List<CatalogueProblem>>)),
             || get(api::catalogue_problems),
+        ),
+        api_route(
+            "GET",
+            "/api/v1/admin/search/harvest",
+            ADMIN,
+            "admin",
+            "How the harvest of the data volumes into the discovery index is going: files seen, read, indexed, unchanged, removed, and the files not taken with the reason",
+            None,
+            (200, Some(schema::<HarvestStatus>)),
+            || get(api::harvest_status),
+        ),
+        api_route(
+            "POST",
+            "/api/v1/admin/search/harvest",
+            ADMIN,
+            "admin",
+            "Harvest the data volumes now (only new and changed files are read); follow it with GET",
+            None,
+            (202, Some(schema::<HarvestStatus>)),
+            || post(api::start_harvest),
         ),
         api_route(
             "POST",

@@ -24,6 +24,34 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         page("POST", "/logout", USER, "Log out", || post(pages::logout)),
         page(
             "GET",
+            "/discover",
+            USER,
+            "Discovery portal: one search over datalabs, data volumes and datasets, with facets and cone search",
+            || get(pages::discover::discover),
+        ),
+        page(
+            "POST",
+            "/discover/open",
+            USER,
+            "Open a dataset in a chosen datalab (launched with its volume mounted)",
+            || post(pages::discover::open_dataset),
+        ),
+        page(
+            "GET",
+            "/admin/search",
+            ADMIN,
+            "Discovery index: the harvest's progress and problems",
+            || get(pages::discover::admin_search),
+        ),
+        page(
+            "POST",
+            "/admin/search/harvest",
+            ADMIN,
+            "Harvest the data volumes now",
+            || post(pages::discover::admin_search_harvest),
+        ),
+        page(
+            "GET",
             "/datalabs",
             USER,
             "Datalab catalogue with search and facets",
@@ -147,6 +175,13 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             Access::Public,
             "Style sheet",
             || get(pages::stylesheet),
+        ),
+        page(
+            "GET",
+            "/static/discover.js",
+            Access::Public,
+            "The discovery page's script",
+            || get(pages::discover::script),
         ),
         page(
             "GET",

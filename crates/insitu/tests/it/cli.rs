@@ -318,3 +318,59 @@ fn cwl_pipelines_run_through_insitu() {
         "unsupported is 33, as cwl-runners say"
     );
 }
+
+#[tokio::test]
+async fn search_and_harvest_from_the_command_line() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    crate::discovery::harvested(&app, &admin).await;
+    let cli = Cli::new();
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "admin", "--password-stdin"],
+            Some(ADMIN_PASSWORD),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli
+        .run_async(
+            &[
+                "search",
+                "object:m31",
+                "--facet",
+                "type=dataset",
+                "--facet",
+                "filter=g",
+                "--json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["items"][0]["id"], "dataset:deep-fields/skysim_m31_g.fits");
+    let (code, out, err) = cli
+        .run_async(
+            &["search", "--cone", "83.82", "-5.39", "0.05", "--counts"],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("skysim_m42_g.fits") && out.contains("type: "),
+        "{out}"
+    );
+    assert!(!out.contains("skysim_m31_g.fits"), "{out}");
+    let (code, _, err) = cli
+        .run_async(&["search", "--facet", "colour=red"], None)
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unknown_facet"), "{err}");
+    let (code, out, err) = cli.run_async(&["harvest", "--wait"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("harvest done") && out.contains("0 read"),
+        "{out}"
+    );
+}

@@ -77,6 +77,8 @@ pub struct Options {
     pub gpus: Vec<String>,
     /// Serve every lab from an origin of its own, `http://<lab>.localhost:P`.
     pub per_lab_origins: bool,
+    /// Data volumes offered beside the demo ones.
+    pub extra_volumes: Vec<insitu_domain::volume::VolumeConfig>,
     /// `labs.max_starting`.
     pub max_starting: usize,
     /// `labs.network_linger`.
@@ -95,6 +97,7 @@ impl Default for Options {
             lab_idle_timeout: "0s",
             gpus: Vec::new(),
             per_lab_origins: false,
+            extra_volumes: Vec::new(),
             max_starting: 10,
             network_linger: "5m",
             network_host: false,
@@ -175,7 +178,8 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
         command = [\"python3\", \"-c\", \"print('allocating', flush=True); b = bytearray(512 << 20); print('allocated')\"]\n\
         [resources]\nmemory = \"96MiB\"\ncpu = 0.5\n";
     std::fs::write(catalogue.join("memhog.toml"), memhog).unwrap();
-    let volumes = insitu::demo::demo_volumes(&dir.join("volumes")).unwrap();
+    let mut volumes = insitu::demo::demo_volumes(&dir.join("volumes")).unwrap();
+    volumes.extend(opts.extra_volumes.clone());
     let database_url = match opts.db {
         Db::Sqlite => None,
         Db::Postgres => {

@@ -1110,7 +1110,7 @@ async fn hostile_urls_get_a_coded_error_on_every_route() {
             let mut req = client.request(method, app.u(&path)).bearer_auth(&token);
             if route.method != "GET" {
                 req = match route.surface {
-                    Surface::Api => req.json(&json!({})),
+                    Surface::Api | Surface::VoTable => req.json(&json!({})),
                     Surface::Page => req.form(&[("back", "%ff")]),
                 };
             }
@@ -1141,6 +1141,20 @@ async fn hostile_urls_get_a_coded_error_on_every_route() {
                 }
                 Surface::Page => {
                     assert!(kind.starts_with("text/html"), "{what}: {kind} {body:.200}");
+                    assert!(
+                        codes.iter().any(|c| body.contains(c)),
+                        "{what}: {body:.200}"
+                    );
+                }
+                Surface::VoTable => {
+                    assert!(
+                        kind.starts_with("application/x-votable+xml"),
+                        "{what}: {kind} {body:.200}"
+                    );
+                    assert!(
+                        body.contains(r#"<INFO name="QUERY_STATUS" value="ERROR">"#),
+                        "{what}: {body:.200}"
+                    );
                     assert!(
                         codes.iter().any(|c| body.contains(c)),
                         "{what}: {body:.200}"

@@ -73,6 +73,8 @@ pub enum StartFailure {
     Workspace(std::io::Error),
     #[error("cannot hand the workspace to the lab user: {0}")]
     WorkspaceOwner(std::io::Error),
+    #[error("cannot lay out the lab's home in the workspace: {0}")]
+    Home(std::io::Error),
     #[error("no free port: {0}")]
     NoPort(std::io::Error),
     #[error(transparent)]
@@ -730,6 +732,15 @@ impl Labs {
         let (uid, gid) = self.cfg.run_as;
         std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
             .map_err(StartFailure::WorkspaceOwner)?;
+        let prepared =
+            insitu_launcher::home::prepare(&workspace, (uid, gid)).map_err(StartFailure::Home)?;
+        if !prepared.moved.is_empty() {
+            tracing::info!(
+                lab = %lab.id,
+                moved = ?prepared.moved,
+                "workspace laid out as the lab's home: its files moved into my_workspace"
+            );
+        }
         let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
         let access = ToolAccess::generate(spec.launch.credential);
@@ -749,6 +760,8 @@ impl Labs {
                     target: v.mount_path.clone(),
                 })
                 .collect(),
+            // Teams come with their workspaces; none yet.
+            team_workspaces: Vec::new(),
             hidden: self.cfg.hidden.clone(),
             devices: gpu_devices(&lab.gpus),
             expose: self.exposed(),

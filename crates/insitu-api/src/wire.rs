@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use insitu_domain::{DatalabKind, Property, Role, VolumeMetadata};
+use insitu_domain::{DatalabKind, Property, Role, TeamRole, VolumeMetadata};
 use serde::{Deserialize, Serialize};
 
 /// A list response. Listings carry their facet counts where they have facets.
@@ -310,4 +310,49 @@ pub struct SampRecord {
     /// `samp.ok`, `samp.warning` or `samp.error`, for `reply`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+/// A team the caller belongs to or is invited to.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Team {
+    pub name: String,
+    /// The caller's role in the team.
+    pub role: TeamRole,
+    /// Whether the caller accepted (a member) or is only invited.
+    pub accepted: bool,
+    /// Where the caller's labs see the team workspace (once accepted; from
+    /// the next launch).
+    pub workspace_path: String,
+    /// Members and invitees, owners first.
+    pub members: Vec<TeamMember>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TeamMember {
+    pub username: String,
+    pub role: TeamRole,
+    /// `false` while the invitation is pending.
+    pub accepted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeamRequest {
+    pub name: String,
+}
+
+/// Invites a user by username; they become a member when they accept.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    pub username: String,
+    /// `member` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TeamRole>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    pub role: TeamRole,
 }

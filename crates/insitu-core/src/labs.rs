@@ -75,6 +75,8 @@ pub enum StartFailure {
     WorkspaceOwner(std::io::Error),
     #[error("cannot lay out the lab's home in the workspace: {0}")]
     Home(std::io::Error),
+    #[error("cannot mount the team workspaces: {0}")]
+    TeamWorkspaces(Box<Error>),
     #[error("no free port: {0}")]
     NoPort(std::io::Error),
     #[error(transparent)]
@@ -504,12 +506,14 @@ impl Labs {
     }
 
     /// Lets the lab user traverse (not list) the data directory down to the
-    /// workspaces, which sandboxes bind from there.
+    /// workspaces and team workspaces, which sandboxes bind from there.
     pub fn prepare_dirs(&self) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let workspaces = self.cfg.data_dir.join("workspaces");
+        let teams = self.cfg.data_dir.join("teams");
         std::fs::create_dir_all(&workspaces)?;
-        for dir in [&self.cfg.data_dir, &workspaces] {
+        std::fs::create_dir_all(&teams)?;
+        for dir in [&self.cfg.data_dir, &workspaces, &teams] {
             let mode = std::fs::metadata(dir)?.permissions().mode();
             if mode & 0o001 == 0 {
                 std::fs::set_permissions(
@@ -530,6 +534,11 @@ impl Labs {
         })
         .await
         .unwrap_or((0, 0))
+    }
+
+    /// The teams, as far as labs need them: their workspaces.
+    pub fn teams(&self) -> crate::teams::Teams {
+        crate::teams::Teams::new(self.store.clone(), &self.cfg.data_dir, self.cfg.run_as)
     }
 
     pub fn workspace_of(&self, username: &str) -> PathBuf {
@@ -741,6 +750,12 @@ impl Labs {
                 "workspace laid out as the lab's home: its files moved into my_workspace"
             );
         }
+        // The teams the user is a member of now, at this launch.
+        let team_workspaces = self
+            .teams()
+            .workspaces_of(&lab.user_id)
+            .await
+            .map_err(|e| StartFailure::TeamWorkspaces(Box::new(e)))?;
         let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
         let access = ToolAccess::generate(spec.launch.credential);
@@ -760,8 +775,7 @@ impl Labs {
                     target: v.mount_path.clone(),
                 })
                 .collect(),
-            // Teams come with their workspaces; none yet.
-            team_workspaces: Vec::new(),
+            team_workspaces,
             hidden: self.cfg.hidden.clone(),
             devices: gpu_devices(&lab.gpus),
             expose: self.exposed(),

@@ -2,7 +2,7 @@
 //! hashing and checks, sessions and API tokens), labs (launch, the state
 //! machine, the monitor, idle culling, re-adoption after a restart, each
 //! tool's own secret), the lab proxy's persistent sessions, desktop
-//! sessions and SAMP hubs, the datalab and data volume catalogues,
+//! sessions and SAMP hubs, teams and their workspaces, the datalab and data volume catalogues,
 //! and faceted search over them. A [`Platform`] holds them all and runs the
 //! operations that span several.
 //!
@@ -22,6 +22,7 @@ pub mod labs;
 pub mod platform;
 pub mod proxy_sessions;
 pub mod query;
+pub mod teams;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};

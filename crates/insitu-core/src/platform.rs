@@ -128,6 +128,11 @@ impl Platform {
         &self.volumes
     }
 
+    /// Teams and their workspaces.
+    pub fn teams(&self) -> crate::teams::Teams {
+        self.labs.teams()
+    }
+
     pub fn labs(&self) -> &Arc<Labs> {
         &self.labs
     }

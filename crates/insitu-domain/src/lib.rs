@@ -1,5 +1,5 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, secrets that never print, the lab state machine, datalab
+//! ids, roles (of users and in teams), secrets that never print, the lab state machine, datalab
 //! definitions, data volume definitions and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
@@ -13,6 +13,7 @@ pub mod name;
 pub mod role;
 pub mod secret;
 pub mod spdx;
+pub mod team;
 pub mod volume;
 
 pub use datalab::{
@@ -24,4 +25,5 @@ pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
 pub use secret::Secret;
+pub use team::{TeamRole, UnknownTeamRole};
 pub use volume::{VolumeMetadata, VolumeSpec};

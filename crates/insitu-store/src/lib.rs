@@ -15,6 +15,7 @@
 
 mod records;
 mod store;
+mod teams;
 
 pub use records::{
     LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
@@ -22,3 +23,4 @@ pub use records::{
 pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
 };
+pub use teams::{MemberChange, TeamChange, TeamMemberRecord};

@@ -71,6 +71,15 @@ impl From<CoreError> for ApiFailure {
             CoreError::LastAdmin => ErrorCode::LastAdmin,
             CoreError::TokenName | CoreError::TokenExpiry => ErrorCode::InvalidRequest,
             CoreError::TokenNotFound => ErrorCode::TokenNotFound,
+            CoreError::TeamNotFound(_) => ErrorCode::TeamNotFound,
+            CoreError::InvalidTeamName { .. } => ErrorCode::InvalidTeamName,
+            CoreError::TeamNameTaken(_) => ErrorCode::TeamNameTaken,
+            CoreError::NotTeamOwner(_) => ErrorCode::NotTeamOwner,
+            CoreError::InviteYourself => ErrorCode::InvalidInvitation,
+            CoreError::UserDisabled(_) => ErrorCode::UserDisabled,
+            CoreError::AlreadyInTeam { .. } => ErrorCode::AlreadyInTeam,
+            CoreError::NotInTeam { .. } => ErrorCode::NotInTeam,
+            CoreError::LastOwner(_) => ErrorCode::LastOwner,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(
@@ -83,6 +92,7 @@ impl From<CoreError> for ApiFailure {
                 return internal();
             }
             CoreError::PasswordHash(_)
+            | CoreError::TeamWorkspace(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
             | CoreError::Poisoned => {

@@ -318,3 +318,55 @@ fn cwl_pipelines_run_through_insitu() {
         "unsupported is 33, as cwl-runners say"
     );
 }
+
+#[tokio::test]
+async fn teams_from_the_command_line() {
+    let app = spawn_app().await;
+    app.user_with_role("tara", "user").await;
+    app.user_with_role("tom", "user").await;
+    let (tara, tom) = (Cli::new(), Cli::new());
+    for (cli, who) in [(&tara, "tara"), (&tom, "tom")] {
+        let (code, _, err) = cli
+            .run_async(
+                &["login", &app.url, "--username", who, "--password-stdin"],
+                Some(&format!("{PASSWORD}\n")),
+            )
+            .await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = tara.run_async(&["teams", "create", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/home/user/team_workspaces/optics"), "{out}");
+    let (code, _, err) = tara.run_async(&["teams", "create", "Optics!"], None).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid_team_name"), "{err}");
+    let (code, _, err) = tara
+        .run_async(&["teams", "invite", "optics", "tom"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = tom
+        .run_async(&["teams", "invite", "optics", "tara"], None)
+        .await;
+    assert_eq!(code, 4, "an invitee is no owner: {err}");
+    let (code, _, err) = tom.run_async(&["teams", "accept", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = tom.run_async(&["teams", "list", "--json"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let teams: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(teams[0]["name"], "optics");
+    assert_eq!(teams[0]["accepted"], true);
+    let (code, _, err) = tara.run_async(&["teams", "leave", "optics"], None).await;
+    assert_eq!(code, 1, "the last owner stays: {err}");
+    assert!(err.contains("last_owner"), "{err}");
+    let (code, _, err) = tara
+        .run_async(&["teams", "role", "optics", "tom", "owner"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = tara.run_async(&["teams", "leave", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = tom.run_async(&["teams", "show", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tom") && !out.contains("tara"), "{out}");
+    let (code, _, err) = tara.run_async(&["teams", "show", "optics"], None).await;
+    assert_eq!(code, 5, "{err}");
+}

@@ -356,3 +356,21 @@ pub struct InviteRequest {
 pub struct UpdateMemberRequest {
     pub role: TeamRole,
 }
+
+/// Who a lab is shared with and who is connected to it (the owner's view).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabSharing {
+    /// Usernames the owner shares the lab with.
+    pub shared_with: Vec<String>,
+    /// Users connected through the lab proxy now, the owner among them.
+    pub connected: Vec<LabConnection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabConnection {
+    pub username: String,
+    /// Signed-in browser sessions in the lab.
+    pub sessions: usize,
+    /// Open WebSockets to the lab.
+    pub websockets: usize,
+}

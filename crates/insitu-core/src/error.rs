@@ -88,6 +88,10 @@ pub enum Error {
     NotInTeam { username: String, team: String },
     #[error("this would leave team {0} without an owner: make another member an owner first")]
     LastOwner(String),
+    #[error("a lab is not shared with its owner")]
+    ShareWithYourself,
+    #[error("the lab is not shared with {0}")]
+    ShareNotFound(String),
     #[error("cannot make the team workspace: {0}")]
     TeamWorkspace(std::io::Error),
 

@@ -44,6 +44,7 @@ mod adopt;
 mod desktop;
 mod monitor;
 pub mod secret;
+pub mod share;
 
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
@@ -175,6 +176,8 @@ pub struct LabRoute {
     pub network: Option<Arc<UserNetwork>>,
     /// The user who owns the lab.
     pub owner: UserId,
+    /// The users the owner shares it with (see [`share`]).
+    pub shared_with: Vec<UserId>,
     pub state: LabState,
     /// What the tool demands of every request, when it takes a secret.
     pub access: Option<ToolAccess>,
@@ -189,6 +192,11 @@ pub trait LabProxy: Send + Sync {
     fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> String;
     /// Ends every proxy session of a lab, closing its WebSockets.
     fn revoke_lab(&self, lab_id: &LabId);
+    /// Ends the proxy sessions of one user in one lab (a share revoked),
+    /// closing their WebSockets, at once in this process.
+    fn revoke_lab_user(&self, lab_id: &LabId, user_id: &UserId);
+    /// Who is connected to a lab through the proxy, in this process.
+    fn connected(&self, lab_id: &LabId) -> Vec<share::Connection>;
     /// Ends every proxy session of a user, in every lab, closing their
     /// WebSockets (at once in this process; the session table follows).
     /// The platform calls it through
@@ -228,6 +236,8 @@ pub struct Labs {
     start_slots: tokio::sync::Semaphore,
     /// When each lab's activity was last written to the store.
     activity_saved: Mutex<HashMap<LabId, std::time::Instant>>,
+    /// The users each lab is shared with, as the store has them.
+    shares: std::sync::RwLock<HashMap<LabId, Vec<UserId>>>,
 }
 
 /// A launch in flight: how a stop reaches it, and how the stopper learns
@@ -284,6 +294,7 @@ impl Labs {
             launches: Mutex::new(HashMap::new()),
             start_slots: tokio::sync::Semaphore::new(cfg.max_starting.max(1)),
             activity_saved: Mutex::new(HashMap::new()),
+            shares: std::sync::RwLock::new(HashMap::new()),
             cfg,
         })
     }
@@ -417,6 +428,8 @@ impl Labs {
                     upstream,
                     network,
                     owner: lab.user_id.clone(),
+                    // Filled in from `shares` when the route is read.
+                    shared_with: Vec::new(),
                     state,
                     access,
                 },
@@ -1419,7 +1432,9 @@ async fn probe(
 impl Labs {
     /// Where the proxy finds a lab, while it has a process.
     pub fn route(&self, lab_id: &str) -> Option<LabRoute> {
-        self.routes.read().ok()?.get(lab_id).cloned()
+        let mut route = self.routes.read().ok()?.get(lab_id).cloned()?;
+        route.shared_with = self.shared_with(lab_id);
+        Some(route)
     }
 
     /// A user's labs, newest first.
@@ -1459,10 +1474,10 @@ impl Labs {
         self.stop(lab).await
     }
 
-    /// A single-use link that logs the user into their running lab on the
-    /// proxy's origin.
+    /// A single-use link that logs the user into their running lab, or one
+    /// shared with them, on the proxy's origin.
     pub async fn open(&self, user_id: &UserId, id: &LabId) -> Result<String, Error> {
-        let lab = self.own(user_id, id).await?;
+        let lab = self.own_or_shared(user_id, id).await?;
         if lab.state != LabState::Running {
             return Err(Error::LabNotRunning {
                 id: lab.id,

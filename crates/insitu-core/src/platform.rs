@@ -104,6 +104,7 @@ impl Platform {
     pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
         self.labs.set_proxy(proxy);
         self.labs.prepare_dirs()?;
+        self.labs.load_shares().await?;
         let datalabs = &self.datalabs;
         let readiness = |name: &str| {
             datalabs

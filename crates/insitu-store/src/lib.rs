@@ -14,6 +14,7 @@
 //! parse is `StoreError::Corrupt`, never a panic.
 
 mod records;
+mod shares;
 mod store;
 mod teams;
 

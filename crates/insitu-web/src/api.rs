@@ -554,3 +554,67 @@ pub async fn remove_member(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
+    LabSharing {
+        shared_with: s.shared_with.iter().map(ToString::to_string).collect(),
+        connected: s
+            .connected
+            .into_iter()
+            .map(|(username, c)| LabConnection {
+                username,
+                sessions: c.sessions,
+                websockets: c.websockets,
+            })
+            .collect(),
+    }
+}
+
+pub async fn lab_shares(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<LabSharing>> {
+    let sharing = s
+        .platform
+        .labs()
+        .sharing(&p.user_id, p.username.as_str(), &lab_id(&id)?)
+        .await?;
+    Ok(Json(lab_sharing(sharing)))
+}
+
+pub async fn share_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((id, username)): ApiPath<(String, String)>,
+) -> ApiResult<Json<LabSharing>> {
+    let sharing = s
+        .platform
+        .labs()
+        .share(&p.user_id, p.username.as_str(), &lab_id(&id)?, &username)
+        .await?;
+    Ok(Json(lab_sharing(sharing)))
+}
+
+pub async fn unshare_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((id, username)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.platform
+        .labs()
+        .unshare(&p.user_id, &lab_id(&id)?, &username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn labs_shared_with_me(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<List<Lab>>> {
+    let labs = s.platform.labs().shared_with_me(&p.user_id).await?;
+    Ok(Json(List {
+        // The owner's events stay the owner's.
+        items: labs.iter().map(|l| lab_of(&s, l, &[])).collect(),
+    }))
+}

@@ -80,6 +80,8 @@ impl From<CoreError> for ApiFailure {
             CoreError::AlreadyInTeam { .. } => ErrorCode::AlreadyInTeam,
             CoreError::NotInTeam { .. } => ErrorCode::NotInTeam,
             CoreError::LastOwner(_) => ErrorCode::LastOwner,
+            CoreError::ShareWithYourself => ErrorCode::InvalidShare,
+            CoreError::ShareNotFound(_) => ErrorCode::ShareNotFound,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(

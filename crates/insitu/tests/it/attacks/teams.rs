@@ -363,3 +363,130 @@ async fn a_team_workspace_is_in_its_members_labs_only_and_read_write() {
         Ok(json!([]))
     );
 }
+
+#[tokio::test]
+async fn a_shared_lab_admits_named_users_only_until_the_share_is_revoked() {
+    use crate::attacks::{echoes, enter_lab, is_cut, running_lab};
+    if !available() {
+        return;
+    }
+    let mut app = spawn_app().await;
+    let ann = app.user_with_role("ann", "user").await;
+    let bob = app.user_with_role("bob", "user").await;
+    let eve = app.user_with_role("eve", "admin").await;
+    app.user_with_role("dan", "user").await;
+    let admin = app.admin_token().await;
+    call(
+        &app,
+        &admin,
+        M::PATCH,
+        "/api/v1/admin/users/dan",
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    let id = running_lab(&app, &ann, "testapp").await;
+    let lab = format!("/api/v1/labs/{id}");
+    let shares = format!("{lab}/shares");
+    let not_found = (404, "lab_not_found");
+
+    // Not shared: no way in, not even for an administrator.
+    for token in [&bob, &eve] {
+        let r = call(&app, token, M::POST, &format!("{lab}/open"), None).await;
+        assert_eq!(code(&r), not_found);
+    }
+    // Bad input.
+    for (who, expected) in [
+        ("ann", (422, "invalid_share")),
+        ("ghost", (404, "user_not_found")),
+        ("dan", (409, "user_disabled")),
+    ] {
+        let r = call(&app, &ann, M::PUT, &format!("{shares}/{who}"), None).await;
+        assert_eq!(code(&r), expected, "{who}: {}", r.1);
+    }
+    let r = call(&app, &ann, M::DELETE, &format!("{shares}/eve"), None).await;
+    assert_eq!(code(&r), (404, "share_not_found"));
+    let r = call(&app, &bob, M::PUT, &format!("{shares}/bob"), None).await;
+    assert_eq!(code(&r), not_found, "only the owner shares");
+
+    let r = call(&app, &ann, M::PUT, &format!("{shares}/bob"), None).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["shared_with"], json!(["bob"]));
+    let (_, shared) = call(&app, &bob, M::GET, "/api/v1/labs/shared", None).await;
+    assert_eq!(shared["items"][0]["id"], id.as_str(), "{shared}");
+    let (_, none) = call(&app, &eve, M::GET, "/api/v1/labs/shared", None).await;
+    assert_eq!(none["items"], json!([]));
+
+    // Bob uses the lab with a session of his own, HTTP and WebSocket.
+    let bobs = enter_lab(&app, &bob, &id).await;
+    assert_eq!(bobs.page_status().await, 200);
+    let mut ws = bobs.websocket().await;
+    assert!(echoes(&mut ws, "hello from bob").await);
+    let anns = enter_lab(&app, &ann, &id).await;
+    assert_eq!(anns.page_status().await, 200);
+    let mut anns_ws = anns.websocket().await;
+    // A shared user does nothing else with the lab.
+    for (method, path) in [
+        (M::POST, format!("{lab}/stop")),
+        (M::GET, format!("{lab}/logs")),
+        (M::GET, lab.clone()),
+        (M::GET, shares.clone()),
+        (M::PUT, format!("{shares}/eve")),
+        (M::DELETE, format!("{shares}/bob")),
+    ] {
+        let r = call(&app, &bob, method.clone(), &path, None).await;
+        assert_eq!(code(&r), not_found, "{method} {path}: {}", r.1);
+    }
+    // The owner sees who is connected.
+    let (status, sharing) = call(&app, &ann, M::GET, &shares, None).await;
+    assert_eq!(status, 200);
+    let connected = |name: &str| {
+        sharing["connected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["username"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(connected("bob")["websockets"], 1, "{sharing}");
+    assert!(
+        connected("bob")["sessions"].as_u64() >= Some(1),
+        "{sharing}"
+    );
+    assert_eq!(connected("ann")["websockets"], 1, "{sharing}");
+
+    // Revoked: cut off at once, the open WebSocket included; the owner
+    // stays.
+    let r = call(&app, &ann, M::DELETE, &format!("{shares}/bob"), None).await;
+    assert_eq!(r.0, 204, "{}", r.1);
+    assert!(is_cut(&mut ws).await, "bob's WebSocket is closed");
+    assert_eq!(
+        bobs.page_on(&app.proxy_url).await,
+        (401, "lab_auth_required".to_owned())
+    );
+    let r = call(&app, &bob, M::POST, &format!("{lab}/open"), None).await;
+    assert_eq!(code(&r), not_found);
+    assert!(echoes(&mut anns_ws, "ann stays").await);
+    assert_eq!(anns.page_status().await, 200);
+
+    // Shared again, then a restart: the share holds; revoked before a
+    // restart, it stays revoked.
+    call(&app, &ann, M::PUT, &format!("{shares}/bob"), None).await;
+    let again = enter_lab(&app, &bob, &id).await;
+    assert_eq!(again.page_status().await, 200);
+    app.restart().await;
+    assert_eq!(
+        again.page_on(&app.proxy_url).await.0,
+        200,
+        "the share outlives a restart"
+    );
+    let r = call(&app, &ann, M::DELETE, &format!("{shares}/bob"), None).await;
+    assert_eq!(r.0, 204);
+    app.restart().await;
+    assert_eq!(
+        again.page_on(&app.proxy_url).await,
+        (401, "lab_auth_required".to_owned())
+    );
+    assert_eq!(anns.page_on(&app.proxy_url).await.0, 200);
+    call(&app, &ann, M::POST, &format!("{lab}/stop"), None).await;
+}

@@ -16,3 +16,12 @@ CREATE TABLE team_members (
     PRIMARY KEY (team_name, user_id)
 );
 CREATE INDEX team_members_user ON team_members(user_id);
+
+-- The users an owner shares a running lab with.
+CREATE TABLE lab_shares (
+    lab_id TEXT NOT NULL REFERENCES labs(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (lab_id, user_id)
+);
+CREATE INDEX lab_shares_user ON lab_shares(user_id);

@@ -868,3 +868,70 @@ async fn two_owners_leaving_at_once_leave_one() {
         assert_eq!(members[0].role, TeamRole::Owner);
     }
 }
+
+#[tokio::test]
+async fn revoking_a_share_ends_that_users_sessions_in_that_lab_only() {
+    use insitu_store::ProxySessionRecord;
+    for (store, _dir) in backends().await {
+        let ann = store.create_user(user("ann", Role::User)).await.unwrap();
+        let bob = store.create_user(user("bob", Role::User)).await.unwrap();
+        for id in ["lab-a", "lab-b"] {
+            store.create_lab(&pending_lab(id, &ann.id)).await.unwrap();
+        }
+        let (a, b) = ("lab-a".parse().unwrap(), "lab-b".parse().unwrap());
+        assert!(store.add_lab_share(&a, &bob.id, 1).await.unwrap());
+        assert!(!store.add_lab_share(&a, &bob.id, 2).await.unwrap(), "once");
+        assert!(store.add_lab_share(&b, &bob.id, 3).await.unwrap());
+        let names: Vec<_> = store
+            .lab_shares(&a)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n.to_string())
+            .collect();
+        assert_eq!(names, ["bob"]);
+        assert_eq!(
+            store.labs_shared_with(&bob.id).await.unwrap(),
+            [b.clone(), a.clone()]
+        );
+        assert_eq!(store.all_lab_shares().await.unwrap().len(), 2);
+        let session = |n: u8, lab: &str, user: &insitu_domain::UserId| ProxySessionRecord {
+            digest: format!("{n:02x}").repeat(32),
+            lab_id: lab.parse().unwrap(),
+            user_id: user.clone(),
+            created_at_ms: 1,
+            expires_at_ms: i64::MAX,
+        };
+        for s in [
+            session(1, "lab-a", &bob.id),
+            session(2, "lab-b", &bob.id),
+            session(3, "lab-a", &ann.id),
+        ] {
+            store.insert_proxy_session(&s, 10).await.unwrap();
+        }
+        assert!(store.remove_lab_share(&a, &bob.id).await.unwrap());
+        assert!(!store.remove_lab_share(&a, &bob.id).await.unwrap());
+        assert!(
+            store
+                .proxy_session(&"01".repeat(32))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .proxy_session(&"02".repeat(32))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .proxy_session(&"03".repeat(32))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.labs_shared_with(&bob.id).await.unwrap(), [b]);
+    }
+}

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -22,6 +22,8 @@ const TEMPLATES: [(&str, &str); 12] = [
     ("error.html", include_str!("templates/error.html")),
     ("labs.html", include_str!("templates/labs.html")),
     ("lab.html", include_str!("templates/lab.html")),
+    ("teams.html", include_str!("templates/teams.html")),
+    ("team.html", include_str!("templates/team.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

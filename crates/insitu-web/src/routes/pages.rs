@@ -41,6 +41,51 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         ),
         page(
             "GET",
+            "/teams",
+            USER,
+            "The caller's teams and invitations; create a team",
+            || get(pages::teams),
+        ),
+        page("POST", "/teams", USER, "Create a team", || {
+            post(pages::team_create)
+        }),
+        page(
+            "GET",
+            "/teams/{team}",
+            USER,
+            "One team: members, invitations, roles",
+            || get(pages::team),
+        ),
+        page(
+            "POST",
+            "/teams/{team}/invite",
+            USER,
+            "Invite a user into a team (owners)",
+            || post(pages::team_invite),
+        ),
+        page(
+            "POST",
+            "/teams/{team}/accept",
+            USER,
+            "Accept an invitation into a team",
+            || post(pages::team_accept),
+        ),
+        page(
+            "POST",
+            "/teams/{team}/members/{username}/role",
+            USER,
+            "Change a member's role (owners)",
+            || post(pages::team_member_role),
+        ),
+        page(
+            "POST",
+            "/teams/{team}/members/{username}/remove",
+            USER,
+            "Leave a team, decline an invitation, or remove a member (owners)",
+            || post(pages::team_member_remove),
+        ),
+        page(
+            "GET",
             "/my-labs",
             USER,
             "The caller's labs with live state",

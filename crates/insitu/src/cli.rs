@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use insitu_api::{
-    Datalab, DatalabList, Lab, LabLogs, List, Me, Team, TokenCreated, Volume, VolumeList,
+    Datalab, DatalabList, Lab, LabLogs, LabOpen, LabSharing, List, Me, Team, TokenCreated, Volume,
+    VolumeList,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -218,6 +219,25 @@ enum LabsCommand {
     Stop { id: String },
     /// Show the last lines the lab's tool wrote.
     Logs { id: String },
+    /// Print a single-use link that opens a running lab (mine, or one
+    /// shared with me) on the lab proxy.
+    Open { id: String },
+    /// Share my running lab with a user: they open it with their own
+    /// session, and can do nothing else with it.
+    Share { id: String, username: String },
+    /// Stop sharing my lab with a user: they are cut off at once.
+    Unshare { id: String, username: String },
+    /// Who my lab is shared with, and who is connected to it.
+    Shares {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Labs other users share with me.
+    Shared {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -918,6 +938,63 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             for line in logs.lines {
                 println!("{line}");
             }
+            Ok(())
+        }
+        LabsCommand::Open { id } => {
+            let link: LabOpen = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/labs/{}/open", seg(&id)),
+                    None,
+                )
+                .await?;
+            println!("{}", link.url);
+            Ok(())
+        }
+        LabsCommand::Share { id, username } => {
+            let path = format!("/api/v1/labs/{}/shares/{}", seg(&id), seg(&username));
+            let _: LabSharing = c.call(Method::PUT, &path, None).await?;
+            println!("lab {id} shared with {username}");
+            Ok(())
+        }
+        LabsCommand::Unshare { id, username } => {
+            let path = format!("/api/v1/labs/{}/shares/{}", seg(&id), seg(&username));
+            c.call_no_body(Method::DELETE, &path).await?;
+            println!("lab {id} no longer shared with {username}");
+            Ok(())
+        }
+        LabsCommand::Shares { id, json } => {
+            let path = format!("/api/v1/labs/{}/shares", seg(&id));
+            let sharing: LabSharing = c.call(Method::GET, &path, None).await?;
+            if json {
+                return print_json(&sharing);
+            }
+            println!("shared with: {}", sharing.shared_with.join(", "));
+            let rows: Vec<Vec<String>> = sharing
+                .connected
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.sessions.to_string(),
+                        u.websockets.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["CONNECTED", "SESSIONS", "WEBSOCKETS"], &rows);
+            Ok(())
+        }
+        LabsCommand::Shared { json } => {
+            let list: List<Lab> = c.call(Method::GET, "/api/v1/labs/shared", None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|l| vec![l.id.clone(), l.datalab.clone(), l.state.clone()])
+                .collect();
+            print_table(&["ID", "DATALAB", "STATE"], &rows);
             Ok(())
         }
     }

@@ -6,7 +6,12 @@
 //! user's sessions in the proxy, closing their open WebSockets. A shared
 //! user may open the lab, nothing else: stopping, sharing and the lab's
 //! logs stay the owner's. Shares are loaded again at start, so a restart
-//! changes nothing.
+//! changes nothing. With several server processes on one database, a
+//! share is in the routes of the process that made it (and of every
+//! process after its restart); a revocation holds at once for new
+//! tickets everywhere (they are checked against the store) and reaches
+//! another process's open sessions with its session recheck, as other
+//! revocations do.
 
 use std::collections::HashMap;
 
@@ -57,18 +62,27 @@ impl Labs {
             .unwrap_or_default()
     }
 
-    /// A lab the user owns or that is shared with them.
+    /// A lab the user owns or that is shared with them, as the store says
+    /// (not this process's memory: another server process on the same
+    /// database may have revoked the share).
     pub async fn own_or_shared(
         &self,
         user_id: &UserId,
         id: &LabId,
     ) -> Result<insitu_store::LabRecord, Error> {
-        match self.store.lab(id).await? {
-            Some(l) if l.user_id == *user_id || self.shared_with(id.as_str()).contains(user_id) => {
-                Ok(l)
-            }
-            _ => Err(Error::LabNotFound(id.to_string())),
+        let not_found = || Error::LabNotFound(id.to_string());
+        let lab = self.store.lab(id).await?.ok_or_else(not_found)?;
+        if lab.user_id == *user_id
+            || self
+                .store
+                .lab_shares(id)
+                .await?
+                .iter()
+                .any(|(u, _)| u == user_id)
+        {
+            return Ok(lab);
         }
+        Err(not_found())
     }
 
     /// The active labs shared with a user, newest first.

@@ -555,21 +555,6 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
-    LabSharing {
-        shared_with: s.shared_with.iter().map(ToString::to_string).collect(),
-        connected: s
-            .connected
-            .into_iter()
-            .map(|(username, c)| LabConnection {
-                username,
-                sessions: c.sessions,
-                websockets: c.websockets,
-            })
-            .collect(),
-    }
-}
-
 pub async fn lab_shares(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -580,7 +565,7 @@ pub async fn lab_shares(
         .labs()
         .sharing(&p.user_id, p.username.as_str(), &lab_id(&id)?)
         .await?;
-    Ok(Json(lab_sharing(sharing)))
+    Ok(Json(wire::lab_sharing(sharing)))
 }
 
 pub async fn share_lab(
@@ -593,7 +578,7 @@ pub async fn share_lab(
         .labs()
         .share(&p.user_id, p.username.as_str(), &lab_id(&id)?, &username)
         .await?;
-    Ok(Json(lab_sharing(sharing)))
+    Ok(Json(wire::lab_sharing(sharing)))
 }
 
 pub async fn unshare_lab(

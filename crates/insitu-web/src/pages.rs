@@ -845,8 +845,13 @@ pub async fn my_labs(
         .collect();
     let busy = labs.iter().any(|l| l.state.is_changing());
     let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
-    let extra =
-        context! { labs => ser(&items), busy, workspace_bytes => used, workspace_files => files };
+    let shared: Vec<_> = match s.platform.labs().shared_with_me(&p.user_id).await {
+        Ok(l) => l.iter().map(|l| lab_of(&s, l, &[])).collect(),
+        Err(e) => return failure_page(e),
+    };
+    let extra = context! {
+        labs => ser(&items), shared => ser(&shared), busy, workspace_bytes => used, workspace_files => files
+    };
     page(&s, "labs.html", Some(&p), "labs", &banner, extra)
 }
 
@@ -867,6 +872,10 @@ pub async fn my_lab(
         Err(e) => return failure_page(e),
     };
     let view = lab_of(&s, &lab, &events);
+    let sharing = match labs.sharing(&p.user_id, p.username.as_str(), &lab.id).await {
+        Ok(sh) => wire::lab_sharing(sh),
+        Err(e) => return failure_page(e),
+    };
     let logs = labs.log_tail(&lab.id, 60).await;
     let busy = lab.state.is_changing();
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
@@ -887,7 +896,7 @@ pub async fn my_lab(
         Some(&p),
         "labs",
         &banner,
-        context! { lab => ser(&view), logs, busy, steps },
+        context! { lab => ser(&view), sharing => ser(&sharing), logs, busy, steps },
     )
 }
 
@@ -1070,4 +1079,43 @@ pub async fn team_member_remove(
         // Refused: back to the team, where the reason is shown.
         Err(e) => error_banner(&format!("/teams/{}", segment(&name)), e),
     }
+}
+
+#[derive(Deserialize)]
+pub struct ShareForm {
+    username: String,
+}
+
+pub async fn my_lab_share(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(id): PagePath<String>,
+    PageForm(f): PageForm<ShareForm>,
+) -> Response {
+    let shared = async {
+        let lab = lab_id(&id)?;
+        s.platform
+            .labs()
+            .share(&p.user_id, p.username.as_str(), &lab, &f.username)
+            .await
+    };
+    let r = shared
+        .await
+        .map(|_| format!("Lab shared with {}.", f.username));
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
+}
+
+pub async fn my_lab_unshare(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath((id, username)): PagePath<(String, String)>,
+) -> Response {
+    let revoked = async {
+        let lab = lab_id(&id)?;
+        s.platform.labs().unshare(&p.user_id, &lab, &username).await
+    };
+    let r = revoked
+        .await
+        .map(|()| format!("{username} no longer has this lab."));
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
 }

@@ -1,8 +1,8 @@
 //! The platform's records as the API sends them (and the pages show them).
 
 use insitu_api::{
-    ApiToken, Datalab, DatalabResources, DatalabTags, Lab, LabEvent, LaunchStep, Me, Team,
-    TeamMember, User, Volume,
+    ApiToken, Datalab, DatalabResources, DatalabTags, Lab, LabConnection, LabEvent, LabSharing,
+    LaunchStep, Me, Team, TeamMember, User, Volume,
 };
 use insitu_core::labs::{Step, describe_event};
 use insitu_core::teams::{TeamView, Teams};
@@ -125,6 +125,21 @@ pub fn team(t: &TeamView) -> Team {
                 username: m.username.to_string(),
                 role: m.role,
                 accepted: m.accepted,
+            })
+            .collect(),
+    }
+}
+
+pub fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
+    LabSharing {
+        shared_with: s.shared_with.iter().map(ToString::to_string).collect(),
+        connected: s
+            .connected
+            .into_iter()
+            .map(|(username, c)| LabConnection {
+                username,
+                sessions: c.sessions,
+                websockets: c.websockets,
             })
             .collect(),
     }

@@ -40,6 +40,20 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             || post(pages::launch),
         ),
         page(
+            "POST",
+            "/my-labs/{id}/share",
+            USER,
+            "Share a running lab with a user (its owner)",
+            || post(pages::my_lab_share),
+        ),
+        page(
+            "POST",
+            "/my-labs/{id}/shares/{username}/remove",
+            USER,
+            "Stop sharing a lab with a user: they are cut off at once",
+            || post(pages::my_lab_unshare),
+        ),
+        page(
             "GET",
             "/teams",
             USER,

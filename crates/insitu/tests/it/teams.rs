@@ -1,5 +1,6 @@
-//! The team pages as a browser uses them: create, invite, accept, what an
-//! owner and a member see and may do, refusals shown in the error banner.
+//! The team and sharing pages as a browser uses them: create, invite,
+//! accept, what an owner and a member see and may do, a lab shared and
+//! revoked from its page; refusals shown in the error banner.
 
 use crate::harness::*;
 
@@ -90,4 +91,64 @@ async fn teams_are_made_and_joined_from_their_pages() {
     assert_eq!(status, 404);
     let to = submit(&app, &bob, "/teams/optics/members/bob/remove", &[]).await;
     assert_eq!(to, "/teams?notice=You left optics.");
+}
+
+#[tokio::test]
+async fn a_lab_is_shared_and_revoked_from_its_page() {
+    if !crate::lifecycle::available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let rosa_token = app.user_with_role("rosa", "user").await;
+    app.user_with_role("tom", "user").await;
+    let id = crate::attacks::running_lab(&app, &rosa_token, "testapp").await;
+    let rosa = app.login("rosa", PASSWORD).await;
+    let tom = app.login("tom", PASSWORD).await;
+    let lab_page = format!("/my-labs/{id}");
+
+    let (_, page) = text(&app, &rosa, &lab_page).await;
+    assert!(page.contains("Nobody: only you use this lab."), "{page}");
+    let to = submit(
+        &app,
+        &rosa,
+        &format!("{lab_page}/share"),
+        &[("username", "rosa")],
+    )
+    .await;
+    assert_eq!(
+        to,
+        format!("{lab_page}?error=a lab is not shared with its owner")
+    );
+    let to = submit(
+        &app,
+        &rosa,
+        &format!("{lab_page}/share"),
+        &[("username", "tom")],
+    )
+    .await;
+    assert_eq!(to, format!("{lab_page}?notice=Lab shared with tom."));
+    let (_, page) = text(&app, &rosa, &lab_page).await;
+    assert!(page.contains("data-username=\"tom\""), "{page}");
+
+    // Tom finds it under his labs and opens it; its own page stays rosa's.
+    let (_, labs) = text(&app, &tom, "/my-labs").await;
+    assert!(
+        labs.contains("Shared with me") && labs.contains(&id),
+        "{labs}"
+    );
+    let r = tom.open_lab(&app, &id).await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/_insitu/auth?ticket=")
+    );
+    assert_eq!(text(&app, &tom, &lab_page).await.0, 404);
+
+    let to = submit(&app, &rosa, &format!("{lab_page}/shares/tom/remove"), &[]).await;
+    assert_eq!(to, format!("{lab_page}?notice=tom no longer has this lab."));
+    assert_eq!(tom.open_lab(&app, &id).await.status(), 404);
+    let (_, labs) = text(&app, &tom, "/my-labs").await;
+    assert!(!labs.contains("Shared with me"), "{labs}");
 }

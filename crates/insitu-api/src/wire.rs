@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use insitu_domain::{DatalabKind, Property, Role, VolumeMetadata};
+use insitu_domain::{DatalabKind, Property, Role, TeamRole, VolumeMetadata};
 use serde::{Deserialize, Serialize};
 
 /// A list response. Listings carry their facet counts where they have facets.
@@ -407,4 +407,67 @@ pub struct HarvestStatus {
     /// Files not taken, with the reason (the first 200).
     pub problems: Vec<HarvestProblem>,
     pub problem_count: u64,
+}
+
+/// A team the caller belongs to or is invited to.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Team {
+    pub name: String,
+    /// The caller's role in the team.
+    pub role: TeamRole,
+    /// Whether the caller accepted (a member) or is only invited.
+    pub accepted: bool,
+    /// Where the caller's labs see the team workspace (once accepted; from
+    /// the next launch).
+    pub workspace_path: String,
+    /// Members and invitees, owners first.
+    pub members: Vec<TeamMember>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TeamMember {
+    pub username: String,
+    pub role: TeamRole,
+    /// `false` while the invitation is pending.
+    pub accepted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeamRequest {
+    pub name: String,
+}
+
+/// Invites a user by username; they become a member when they accept.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    pub username: String,
+    /// `member` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TeamRole>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    pub role: TeamRole,
+}
+
+/// Who a lab is shared with and who is connected to it (the owner's view).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabSharing {
+    /// Usernames the owner shares the lab with.
+    pub shared_with: Vec<String>,
+    /// Users connected through the lab proxy now, the owner among them.
+    pub connected: Vec<LabConnection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabConnection {
+    pub username: String,
+    /// Signed-in browser sessions in the lab.
+    pub sessions: usize,
+    /// Open WebSockets to the lab.
+    pub websockets: usize,
 }

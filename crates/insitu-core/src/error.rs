@@ -75,6 +75,31 @@ pub enum Error {
     #[error("you have no live token with this id")]
     TokenNotFound,
 
+    #[error("you are in no team {0:?}")]
+    TeamNotFound(String),
+    #[error("team name {name:?} {reason}")]
+    InvalidTeamName { name: String, reason: NameError },
+    #[error("the team name {0} is taken")]
+    TeamNameTaken(String),
+    #[error("only an owner of team {0} may do this")]
+    NotTeamOwner(String),
+    #[error("you cannot invite yourself")]
+    InviteYourself,
+    #[error("user {0} is disabled")]
+    UserDisabled(String),
+    #[error("{username} is already in team {team} (or invited)")]
+    AlreadyInTeam { username: String, team: String },
+    #[error("{username} is not in team {team}")]
+    NotInTeam { username: String, team: String },
+    #[error("this would leave team {0} without an owner: make another member an owner first")]
+    LastOwner(String),
+    #[error("a lab is not shared with its owner")]
+    ShareWithYourself,
+    #[error("the lab is not shared with {0}")]
+    ShareNotFound(String),
+    #[error("cannot make the team workspace: {0}")]
+    TeamWorkspace(std::io::Error),
+
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("hashing a password: {0}")]

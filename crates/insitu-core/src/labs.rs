@@ -44,6 +44,7 @@ mod adopt;
 mod desktop;
 mod monitor;
 pub mod secret;
+pub mod share;
 
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
@@ -73,6 +74,10 @@ pub enum StartFailure {
     Workspace(std::io::Error),
     #[error("cannot hand the workspace to the lab user: {0}")]
     WorkspaceOwner(std::io::Error),
+    #[error("cannot lay out the lab's home in the workspace: {0}")]
+    Home(std::io::Error),
+    #[error("cannot mount the team workspaces: {0}")]
+    TeamWorkspaces(Box<Error>),
     #[error("no free port: {0}")]
     NoPort(std::io::Error),
     #[error(transparent)]
@@ -171,6 +176,8 @@ pub struct LabRoute {
     pub network: Option<Arc<UserNetwork>>,
     /// The user who owns the lab.
     pub owner: UserId,
+    /// The users the owner shares it with (see [`share`]).
+    pub shared_with: Vec<UserId>,
     pub state: LabState,
     /// What the tool demands of every request, when it takes a secret.
     pub access: Option<ToolAccess>,
@@ -185,6 +192,11 @@ pub trait LabProxy: Send + Sync {
     fn entry_link(&self, lab_id: &LabId, user_id: &UserId) -> String;
     /// Ends every proxy session of a lab, closing its WebSockets.
     fn revoke_lab(&self, lab_id: &LabId);
+    /// Ends the proxy sessions of one user in one lab (a share revoked),
+    /// closing their WebSockets, at once in this process.
+    fn revoke_lab_user(&self, lab_id: &LabId, user_id: &UserId);
+    /// Who is connected to a lab through the proxy, in this process.
+    fn connected(&self, lab_id: &LabId) -> Vec<share::Connection>;
     /// Ends every proxy session of a user, in every lab, closing their
     /// WebSockets (at once in this process; the session table follows).
     /// The platform calls it through
@@ -224,6 +236,8 @@ pub struct Labs {
     start_slots: tokio::sync::Semaphore,
     /// When each lab's activity was last written to the store.
     activity_saved: Mutex<HashMap<LabId, std::time::Instant>>,
+    /// The users each lab is shared with, as the store has them.
+    shares: std::sync::RwLock<HashMap<LabId, Vec<UserId>>>,
 }
 
 /// A launch in flight: how a stop reaches it, and how the stopper learns
@@ -280,6 +294,7 @@ impl Labs {
             launches: Mutex::new(HashMap::new()),
             start_slots: tokio::sync::Semaphore::new(cfg.max_starting.max(1)),
             activity_saved: Mutex::new(HashMap::new()),
+            shares: std::sync::RwLock::new(HashMap::new()),
             cfg,
         })
     }
@@ -413,6 +428,8 @@ impl Labs {
                     upstream,
                     network,
                     owner: lab.user_id.clone(),
+                    // Filled in from `shares` when the route is read.
+                    shared_with: Vec::new(),
                     state,
                     access,
                 },
@@ -502,12 +519,14 @@ impl Labs {
     }
 
     /// Lets the lab user traverse (not list) the data directory down to the
-    /// workspaces, which sandboxes bind from there.
+    /// workspaces and team workspaces, which sandboxes bind from there.
     pub fn prepare_dirs(&self) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let workspaces = self.cfg.data_dir.join("workspaces");
+        let teams = self.cfg.data_dir.join("teams");
         std::fs::create_dir_all(&workspaces)?;
-        for dir in [&self.cfg.data_dir, &workspaces] {
+        std::fs::create_dir_all(&teams)?;
+        for dir in [&self.cfg.data_dir, &workspaces, &teams] {
             let mode = std::fs::metadata(dir)?.permissions().mode();
             if mode & 0o001 == 0 {
                 std::fs::set_permissions(
@@ -528,6 +547,11 @@ impl Labs {
         })
         .await
         .unwrap_or((0, 0))
+    }
+
+    /// The teams, as far as labs need them: their workspaces.
+    pub fn teams(&self) -> crate::teams::Teams {
+        crate::teams::Teams::new(self.store.clone(), &self.cfg.data_dir, self.cfg.run_as)
     }
 
     pub fn workspace_of(&self, username: &str) -> PathBuf {
@@ -730,6 +754,21 @@ impl Labs {
         let (uid, gid) = self.cfg.run_as;
         std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
             .map_err(StartFailure::WorkspaceOwner)?;
+        let prepared =
+            insitu_launcher::home::prepare(&workspace, (uid, gid)).map_err(StartFailure::Home)?;
+        if !prepared.moved.is_empty() {
+            tracing::info!(
+                lab = %lab.id,
+                moved = ?prepared.moved,
+                "workspace laid out as the lab's home: its files moved into my_workspace"
+            );
+        }
+        // The teams the user is a member of now, at this launch.
+        let team_workspaces = self
+            .teams()
+            .workspaces_of(&lab.user_id)
+            .await
+            .map_err(|e| StartFailure::TeamWorkspaces(Box::new(e)))?;
         let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
         let access = ToolAccess::generate(spec.launch.credential);
@@ -749,6 +788,7 @@ impl Labs {
                     target: v.mount_path.clone(),
                 })
                 .collect(),
+            team_workspaces,
             hidden: self.cfg.hidden.clone(),
             devices: gpu_devices(&lab.gpus),
             expose: self.exposed(),
@@ -1392,7 +1432,9 @@ async fn probe(
 impl Labs {
     /// Where the proxy finds a lab, while it has a process.
     pub fn route(&self, lab_id: &str) -> Option<LabRoute> {
-        self.routes.read().ok()?.get(lab_id).cloned()
+        let mut route = self.routes.read().ok()?.get(lab_id).cloned()?;
+        route.shared_with = self.shared_with(lab_id);
+        Some(route)
     }
 
     /// A user's labs, newest first.
@@ -1432,10 +1474,10 @@ impl Labs {
         self.stop(lab).await
     }
 
-    /// A single-use link that logs the user into their running lab on the
-    /// proxy's origin.
+    /// A single-use link that logs the user into their running lab, or one
+    /// shared with them, on the proxy's origin.
     pub async fn open(&self, user_id: &UserId, id: &LabId) -> Result<String, Error> {
-        let lab = self.own(user_id, id).await?;
+        let lab = self.own_or_shared(user_id, id).await?;
         if lab.state != LabState::Running {
             return Err(Error::LabNotRunning {
                 id: lab.id,

@@ -2,11 +2,11 @@
 //! hashing and checks, sessions and API tokens), labs (launch, the state
 //! machine, the monitor, idle culling, re-adoption after a restart, each
 //! tool's own secret), the lab proxy's persistent sessions, desktop
-//! sessions and SAMP hubs, the datalab and data volume catalogues,
-//! faceted search over them, and the discovery portal (`search`: one index
-//! over datalabs, volumes and the datasets harvested from volumes, with
-//! cone search). A [`Platform`] holds them all and runs the operations
-//! that span several.
+//! sessions and SAMP hubs, teams and their workspaces, the datalab and data
+//! volume catalogues, faceted search over them, and the discovery portal
+//! (`search`: one index over datalabs, volumes and the datasets harvested
+//! from volumes, with cone search). A [`Platform`] holds them all and runs
+//! the operations that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and
@@ -25,6 +25,7 @@ pub mod platform;
 pub mod proxy_sessions;
 pub mod query;
 pub mod search;
+pub mod teams;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};

@@ -114,6 +114,7 @@ impl Platform {
     pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
         self.labs.set_proxy(proxy);
         self.labs.prepare_dirs()?;
+        self.labs.load_shares().await?;
         let datalabs = &self.datalabs;
         let readiness = |name: &str| {
             datalabs
@@ -136,6 +137,11 @@ impl Platform {
 
     pub fn volumes(&self) -> &Volumes {
         &self.volumes
+    }
+
+    /// Teams and their workspaces.
+    pub fn teams(&self) -> crate::teams::Teams {
+        self.labs.teams()
     }
 
     pub fn labs(&self) -> &Arc<Labs> {

@@ -1,7 +1,7 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, who may see what (audiences), secrets that never print, the
-//! lab state machine, datalab definitions, data volume definitions and SPDX
-//! licence checks.
+//! ids, roles (of users and in teams), who may see what (audiences), secrets
+//! that never print, the lab state machine, datalab definitions, data volume
+//! definitions and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -15,6 +15,7 @@ pub mod name;
 pub mod role;
 pub mod secret;
 pub mod spdx;
+pub mod team;
 pub mod volume;
 
 pub use audience::{Audience, Grant, GrantError, Viewer};
@@ -27,4 +28,5 @@ pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
 pub use secret::Secret;
+pub use team::{TeamRole, UnknownTeamRole};
 pub use volume::{VolumeMetadata, VolumeSpec};

@@ -14,12 +14,15 @@
 //! starts such a sandbox under a supervisor of its own (so a restart or
 //! crash of the platform leaves it running and its end recorded), finds it
 //! again after a restart, reports each memory kill in it as it happens
-//! ([`memory`]), and stops its whole process tree.
+//! ([`memory`]), and stops its whole process tree. [`home`] says what a
+//! lab's home holds (`my_workspace`, `team_workspaces/<team>`,
+//! `data/<volume>`) and readies a workspace for it.
 //!
 //! This crate knows nothing of HTTP, the store or the catalogue: the caller
 //! decides what to run and records what happened. Pipeline steps and labs
 //! share it.
 
+pub mod home;
 pub mod limits;
 pub mod listen;
 pub mod memory;
@@ -33,4 +36,6 @@ pub use limits::{Cgroups, Limits};
 pub use memory::MemoryKill;
 pub use netns::NetNs;
 pub use process::{ExitStatus, LaunchError, Placement, SandboxEnd, SandboxProcess};
-pub use sandbox::{Bind, HOME_PATH, PrivateEnv, SandboxSpec, StepBinds, VolumeMount};
+pub use sandbox::{
+    Bind, HOME_PATH, PrivateEnv, SandboxSpec, StepBinds, TeamWorkspace, VolumeMount,
+};

@@ -14,6 +14,16 @@ pub struct VolumeMount {
     pub target: PathBuf,
 }
 
+/// A team workspace in a sandbox's home.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamWorkspace {
+    /// The team's name: the directory it has under
+    /// `team_workspaces/` in the home.
+    pub name: String,
+    /// Directory on the host.
+    pub source: PathBuf,
+}
+
 /// Everything a sandbox needs; paths are host paths unless named otherwise.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SandboxSpec {
@@ -25,10 +35,17 @@ pub struct SandboxSpec {
     /// caller must write [`PrivateEnv::args_data`] there and close it, as
     /// [`crate::SandboxProcess`] does.
     pub private_env: PrivateEnv,
-    /// The user's workspace, bound read-write at [`HOME_PATH`].
+    /// The user's workspace, bound read-write at [`HOME_PATH`], the home
+    /// laid out as [`crate::home`] says: `my_workspace/`, and a sandbox's
+    /// own read-only `data/` (a link to each volume) and
+    /// `team_workspaces/` (each of `team_workspaces`). Empty: no home.
     pub workspace: PathBuf,
     /// Data volumes, bound read-only.
     pub volumes: Vec<VolumeMount>,
+    /// Team workspaces, bound read-write at
+    /// `team_workspaces/<name>` in the home (with a workspace only); a
+    /// name that is not a plain file name is left out.
+    pub team_workspaces: Vec<TeamWorkspace>,
     /// Host paths the sandbox must not see (the platform's data directory,
     /// its configuration, its database): directories or files, links
     /// resolved. Each is covered, wherever the sandbox would show it (at
@@ -268,6 +285,11 @@ pub(crate) fn bwrap_args_in(
     for v in &spec.volumes {
         push(&[&"--ro-bind", &v.source, &v.target]);
     }
+    if has_workspace {
+        for arg in home_args(spec) {
+            push(&[&arg]);
+        }
+    }
     for arg in cover_args(&late) {
         push(&[&arg]);
     }
@@ -326,6 +348,47 @@ pub(crate) fn bwrap_args_in(
         push(&[c]);
     }
     a
+}
+
+/// The home's own directories (see [`crate::home`]): `data/`, a read-only
+/// tmpfs of links to the volumes' mount paths, and `team_workspaces/`, a
+/// read-only tmpfs holding each team workspace's read-write bind.
+fn home_args(spec: &SandboxSpec) -> Vec<OsString> {
+    let home = Path::new(HOME_PATH);
+    let data = home.join(crate::home::DATA);
+    let teams = home.join(crate::home::TEAM_WORKSPACES);
+    let mut a: Vec<OsString> = vec!["--tmpfs".into(), data.clone().into()];
+    let mut linked: Vec<&str> = Vec::new();
+    for v in &spec.volumes {
+        if let Some(name) = crate::home::data_link_name(&v.target)
+            && !linked.contains(&name)
+        {
+            linked.push(name);
+            a.extend([
+                "--symlink".into(),
+                v.target.clone().into(),
+                data.join(name).into(),
+            ]);
+        }
+    }
+    a.extend(["--remount-ro".into(), data.into()]);
+    a.extend(["--tmpfs".into(), teams.clone().into()]);
+    for t in team_workspaces(spec) {
+        a.extend([
+            "--bind".into(),
+            t.source.clone().into(),
+            teams.join(&t.name).into(),
+        ]);
+    }
+    a.extend(["--remount-ro".into(), teams.into()]);
+    a
+}
+
+/// The spec's team workspaces whose names can be directories.
+fn team_workspaces(spec: &SandboxSpec) -> impl Iterator<Item = &TeamWorkspace> {
+    spec.team_workspaces
+        .iter()
+        .filter(|t| crate::home::is_plain_name(&t.name))
 }
 
 /// Top-level directories that volumes (or the home) are mounted below:
@@ -396,10 +459,16 @@ fn hidden_views(
         .iter()
         .filter_map(|v| Some((real(&v.source)?, v.target.clone())))
         .collect();
-    if !spec.workspace.as_os_str().is_empty()
-        && let Some(ws) = real(&spec.workspace)
-    {
-        late_map.push((ws, PathBuf::from(HOME_PATH)));
+    if !spec.workspace.as_os_str().is_empty() {
+        if let Some(ws) = real(&spec.workspace) {
+            late_map.push((ws, PathBuf::from(HOME_PATH)));
+        }
+        let teams = Path::new(HOME_PATH).join(crate::home::TEAM_WORKSPACES);
+        for t in team_workspaces(spec) {
+            if let Some(source) = real(&t.source) {
+                late_map.push((source, teams.join(&t.name)));
+            }
+        }
     }
     let (mut early, mut late) = (Vec::new(), Vec::new());
     for h in spec.hidden.iter().filter(|h| h.is_absolute()) {
@@ -547,6 +616,66 @@ mod tests {
             "exposed paths come after /tmp and before what is hidden"
         );
         assert!(joined.ends_with("-- tool --port=1"));
+    }
+
+    #[test]
+    fn the_home_links_volumes_and_binds_team_workspaces_read_only_around() {
+        let spec = SandboxSpec {
+            command: vec!["tool".into()],
+            workspace: "/srv/ws/alice".into(),
+            volumes: vec![VolumeMount {
+                source: "/srv/archive/gaia".into(),
+                target: "/media/data/gaia".into(),
+            }],
+            team_workspaces: vec![
+                TeamWorkspace {
+                    name: "astro".into(),
+                    source: "/srv/teams/astro".into(),
+                },
+                TeamWorkspace {
+                    name: "../../etc".into(),
+                    source: "/srv/teams/evil".into(),
+                },
+            ],
+            ..SandboxSpec::default()
+        };
+        let args: Vec<String> = bwrap_args(&spec)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let at = |w: &[&str]| {
+            args.windows(w.len())
+                .position(|x| x == w)
+                .unwrap_or_else(|| panic!("{w:?} in {args:?}"))
+        };
+        let home = at(&["--bind", "/srv/ws/alice", "/home/user"]);
+        let volume = at(&["--ro-bind", "/srv/archive/gaia", "/media/data/gaia"]);
+        let data = at(&["--tmpfs", "/home/user/data"]);
+        let link = at(&["--symlink", "/media/data/gaia", "/home/user/data/gaia"]);
+        let data_ro = at(&["--remount-ro", "/home/user/data"]);
+        let teams = at(&["--tmpfs", "/home/user/team_workspaces"]);
+        let team = at(&[
+            "--bind",
+            "/srv/teams/astro",
+            "/home/user/team_workspaces/astro",
+        ]);
+        let teams_ro = at(&["--remount-ro", "/home/user/team_workspaces"]);
+        assert!(home < volume && volume < data && data < link && link < data_ro);
+        assert!(data_ro < teams && teams < team && team < teams_ro);
+        assert!(
+            !args.iter().any(|a| a.contains("evil")),
+            "a team name that is no plain name is left out: {args:?}"
+        );
+        let no_home = SandboxSpec {
+            workspace: PathBuf::new(),
+            ..spec
+        };
+        assert!(
+            !bwrap_args(&no_home)
+                .iter()
+                .any(|a| a.to_string_lossy().contains("team_workspaces")),
+            "no workspace, no home"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use insitu_launcher::{ExitStatus, HOME_PATH, SandboxProcess, SandboxSpec, VolumeMount};
+use insitu_launcher::{
+    ExitStatus, HOME_PATH, SandboxProcess, SandboxSpec, TeamWorkspace, VolumeMount, home,
+};
 
 fn bwrap() -> Option<PathBuf> {
     let p = PathBuf::from("/usr/bin/bwrap");
@@ -113,6 +115,70 @@ async fn volumes_are_read_only_and_the_workspace_persists() {
         std::fs::read_to_string(f.root.join("volume/data.txt")).unwrap(),
         "archive"
     );
+}
+
+#[tokio::test]
+async fn the_home_shows_my_workspace_team_workspaces_and_data_and_volumes_stay_read_only() {
+    let Some(bwrap) = bwrap() else { return };
+    let f = fixture();
+    let lab_user = (65534, 65534);
+    // A workspace from before the layout: its notebook moves to my_workspace.
+    std::fs::write(f.root.join("ws/old.ipynb"), "{}").unwrap();
+    home::prepare(&f.root.join("ws"), lab_user).unwrap();
+    std::fs::create_dir_all(f.root.join("team")).unwrap();
+    std::fs::write(f.root.join("team/shared.txt"), "team notes").unwrap();
+    std::os::unix::fs::chown(f.root.join("team"), Some(65534), Some(65534)).unwrap();
+    let script = "cd; ls; echo --; ls my_workspace; readlink data/demo; cat data/demo/data.txt; echo; \
+         echo x > data/demo/new.txt 2>/dev/null || echo VOLUME_WRITE_REFUSED; \
+         ln -s /etc data/etc 2>/dev/null || echo DATA_LINK_REFUSED; \
+         cat team_workspaces/astro/shared.txt; echo; \
+         echo t > team_workspaces/astro/from-lab.txt && echo TEAM_WRITE_OK; \
+         mkdir team_workspaces/other 2>/dev/null || echo TEAMS_DIR_REFUSED; \
+         echo m > my_workspace/mine.txt && echo MINE_OK; \
+         echo teams: $(ls team_workspaces)";
+    let mut s = spec(&f, script);
+    s.run_as = Some(lab_user);
+    s.team_workspaces = vec![
+        TeamWorkspace {
+            name: "astro".into(),
+            source: f.root.join("team"),
+        },
+        TeamWorkspace {
+            name: "..".into(),
+            source: f.root.join("volume"),
+        },
+    ];
+    let (code, log) = run_to_end(&bwrap, &s, &f.root.join("lab.log")).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.starts_with("data\nmy_workspace\nteam_workspaces\n--\nold.ipynb\n"),
+        "{log}"
+    );
+    assert!(log.contains("/media/data/demo\narchive\n"), "{log}");
+    for refused in [
+        "VOLUME_WRITE_REFUSED",
+        "DATA_LINK_REFUSED",
+        "TEAMS_DIR_REFUSED",
+    ] {
+        assert!(log.contains(refused), "{refused}: {log}");
+    }
+    assert!(log.contains("team notes\nTEAM_WRITE_OK\n"), "{log}");
+    assert!(log.contains("MINE_OK\nteams: astro\n"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("team/from-lab.txt")).unwrap(),
+        "t\n"
+    );
+    assert!(f.root.join("ws/my_workspace/mine.txt").is_file());
+    assert!(!f.root.join("volume/new.txt").exists());
+    // The mount points stay empty in the workspace itself.
+    for dir in ["data", "team_workspaces"] {
+        assert_eq!(
+            std::fs::read_dir(f.root.join("ws").join(dir))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ impl LabDirectory for One {
             upstream: self.0,
             network: None,
             owner: "bench-user".into(),
+            shared_with: Vec::new(),
             state: LabState::Running,
             credential: None,
         })

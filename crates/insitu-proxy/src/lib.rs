@@ -5,8 +5,11 @@
 //! ([`Proxy::issue_ticket`]); the browser redeems it at
 //! `/labs/<id>/_insitu/auth` for a per-lab proxy session cookie, and from
 //! then on every HTTP request and WebSocket upgrade is authenticated,
-//! re-authorised against the [`LabDirectory`] and streamed to the lab's
-//! upstream without buffering. This crate must never depend on the store,
+//! re-authorised against the [`LabDirectory`] (the lab's owner and the
+//! users it is shared with, [`LabRoute::shared_with`]) and streamed to the
+//! lab's upstream without buffering. [`Proxy::connected`] tells who holds
+//! sessions and open WebSockets in a lab; [`Proxy::revoke_lab_user`] cuts
+//! one user off one lab. This crate must never depend on the store,
 //! the platform's services (`insitu-core`) or the web crate: it talks to the
 //! platform only through the [`LabDirectory`] and [`SessionTable`] traits
 //! and the [`Proxy`] handle, and shares only the domain's vocabulary
@@ -126,6 +129,26 @@ pub trait LabNetwork: Send + Sync + fmt::Debug + 'static {
     ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<tokio::net::TcpStream>> + Send>>;
 }
 
+/// A user connected to a lab (see [`Proxy::connected`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub user_id: String,
+    /// Live proxy sessions (browsers signed in to the lab).
+    pub sessions: usize,
+    /// Open WebSockets.
+    pub websockets: usize,
+}
+
+impl Connected {
+    fn new(user_id: String) -> Connected {
+        Connected {
+            user_id,
+            sessions: 0,
+            websockets: 0,
+        }
+    }
+}
+
 /// Where a lab is served and who may use it.
 #[derive(Debug, Clone)]
 pub struct LabRoute {
@@ -135,6 +158,9 @@ pub struct LabRoute {
     pub network: Option<Arc<dyn LabNetwork>>,
     /// Id of the user who owns the lab.
     pub owner: String,
+    /// Ids of the users the owner shares the running lab with: they use
+    /// it as the owner does, through sessions of their own.
+    pub shared_with: Vec<String>,
     /// Current state.
     pub state: LabState,
     /// What the lab's tool requires on every request (its own secret in
@@ -147,6 +173,7 @@ impl PartialEq for LabRoute {
     fn eq(&self, other: &Self) -> bool {
         self.upstream == other.upstream
             && self.owner == other.owner
+            && self.shared_with == other.shared_with
             && self.state == other.state
             && self.credential == other.credential
             && match (&self.network, &other.network) {
@@ -280,8 +307,8 @@ pub(crate) struct Inner {
     table_runtime: OnceLock<tokio::runtime::Handle>,
     pub(crate) lookups: Semaphore,
     pub(crate) limiter: ConnectionLimiter,
-    /// Open WebSockets per lab.
-    websockets: Mutex<HashMap<Box<str>, usize>>,
+    /// Open WebSockets per lab and user.
+    websockets: Mutex<HashMap<WebSocketKey, usize>>,
     pub(crate) activity: ActivityLimiter,
     pub(crate) pages: Pages,
     pub(crate) client: Client<connect::LabConnector, Incoming>,
@@ -311,17 +338,23 @@ impl Inner {
         }
     }
 
-    /// Counts a WebSocket of `lab_id` until the guard is dropped.
-    pub(crate) fn websocket_opened(self: &Arc<Self>, lab_id: &str) -> WebSocketGuard {
+    /// Counts a WebSocket of `user_id` in `lab_id` until the guard is
+    /// dropped.
+    pub(crate) fn websocket_opened(
+        self: &Arc<Self>,
+        lab_id: &str,
+        user_id: &Arc<str>,
+    ) -> WebSocketGuard {
+        let key: WebSocketKey = (lab_id.into(), Arc::clone(user_id));
         *self
             .websockets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(lab_id.into())
+            .entry(key.clone())
             .or_default() += 1;
         WebSocketGuard {
             inner: Arc::clone(self),
-            lab_id: lab_id.into(),
+            key,
         }
     }
 }
@@ -329,8 +362,11 @@ impl Inner {
 /// One open WebSocket of a lab, counted while it lives.
 pub(crate) struct WebSocketGuard {
     inner: Arc<Inner>,
-    lab_id: Box<str>,
+    key: WebSocketKey,
 }
+
+/// A lab's id and a user's: what open WebSockets are counted by.
+type WebSocketKey = (Box<str>, Arc<str>);
 
 impl Drop for WebSocketGuard {
     fn drop(&mut self) {
@@ -339,10 +375,10 @@ impl Drop for WebSocketGuard {
             .websockets
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.lab_id) {
+        if let Some(count) = open.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.lab_id);
+                open.remove(&self.key);
             }
         }
     }
@@ -505,13 +541,43 @@ impl Proxy {
 
     /// WebSockets open to a lab through the proxy.
     pub fn open_websockets(&self, lab_id: &str) -> usize {
-        self.inner
+        self.connected(lab_id).iter().map(|c| c.websockets).sum()
+    }
+
+    /// Who is connected to a lab: each user with a live session or an
+    /// open WebSocket in it (in this process), by user id.
+    pub fn connected(&self, lab_id: &str) -> Vec<Connected> {
+        let mut by_user: std::collections::BTreeMap<String, Connected> =
+            std::collections::BTreeMap::new();
+        for (user_id, sessions) in self.inner.sessions.of_lab(lab_id, Instant::now()) {
+            by_user
+                .entry(user_id.clone())
+                .or_insert_with(|| Connected::new(user_id))
+                .sessions += sessions;
+        }
+        let open = self
+            .inner
             .websockets
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(lab_id)
-            .copied()
-            .unwrap_or(0)
+            .unwrap_or_else(PoisonError::into_inner);
+        for ((lab, user_id), count) in open.iter() {
+            if &**lab == lab_id {
+                by_user
+                    .entry(user_id.to_string())
+                    .or_insert_with(|| Connected::new(user_id.to_string()))
+                    .websockets += count;
+            }
+        }
+        by_user.into_values().collect()
+    }
+
+    /// Ends the sessions of one user in one lab (a share revoked), closing
+    /// their open WebSockets, in this process at once. The caller removes
+    /// them from the session table and from the lab's route: a session
+    /// that comes back from the table is then refused by the route.
+    pub fn revoke_lab_user(&self, lab_id: &str, user_id: &str) {
+        self.inner.sessions.revoke_lab_user(lab_id, user_id);
+        tracing::debug!(lab_id, user_id, "revoked proxy sessions of a user in a lab");
     }
 
     /// Serves connections from `listener` until `shutdown` completes, then

@@ -369,6 +369,7 @@ fn authorize(
                 websocket: match (websocket, session.revoked) {
                     (true, Some(revoked)) => Some(WebSocketContext {
                         lab_id: id.into(),
+                        user_id: Arc::clone(&session.user_id),
                         revoked,
                         connection: Arc::clone(connection),
                     }),
@@ -423,10 +424,10 @@ async fn persist(inner: &Inner, record: StoredSession) {
     }
 }
 
-/// The authorisation rule, checked on every request: today only the owner
-/// may use a lab. Sharing will be added here.
+/// The authorisation rule, checked on every request and WebSocket
+/// upgrade: the owner, and the users the owner shares the lab with.
 fn may_use(route: &LabRoute, user_id: &str) -> bool {
-    route.owner == user_id
+    route.owner == user_id || route.shared_with.iter().any(|u| u == user_id)
 }
 
 /// Where a checked request goes.

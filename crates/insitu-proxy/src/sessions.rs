@@ -475,6 +475,26 @@ impl SessionStore {
         self.revoke(|session| *session.user_id == *user_id);
     }
 
+    /// Removes the sessions of one user in one lab and signals their open
+    /// WebSocket connections.
+    pub(crate) fn revoke_lab_user(&self, lab_id: &str, user_id: &str) {
+        self.revoke(|session| *session.lab_id == *lab_id && *session.user_id == *user_id);
+    }
+
+    /// The live sessions of a lab, counted per user id.
+    pub(crate) fn of_lab(&self, lab_id: &str, now: Instant) -> Vec<(String, usize)> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for shard in &self.shards {
+            let sessions = shard.read().unwrap_or_else(PoisonError::into_inner);
+            for s in sessions.values() {
+                if *s.lab_id == *lab_id && (s.expires > now || s.revoked.receiver_count() > 0) {
+                    *counts.entry(s.user_id.to_string()).or_default() += 1;
+                }
+            }
+        }
+        counts.into_iter().collect()
+    }
+
     fn tombstone(
         &self,
         map: impl Fn(&mut Tombstones) -> &mut HashMap<Box<str>, SystemTime>,

@@ -21,6 +21,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// What the relay needs to know about the WebSocket's lab and session.
 pub(crate) struct WebSocketContext {
     pub(crate) lab_id: Box<str>,
+    /// The session's user.
+    pub(crate) user_id: Arc<str>,
     /// Resolves when the session is revoked or removed.
     pub(crate) revoked: watch::Receiver<bool>,
     /// The client connection: it stays counted while the WebSocket lives.
@@ -42,10 +44,11 @@ pub(crate) async fn run(
     };
     let WebSocketContext {
         lab_id,
+        user_id,
         mut revoked,
         connection: _connection,
     } = context;
-    let _counted = inner.websocket_opened(&lab_id);
+    let _counted = inner.websocket_opened(&lab_id, &user_id);
     let mut shutdown = inner.shutdown.subscribe();
     let (client_read, client_write) = tokio::io::split(TokioIo::new(client));
     let (upstream_read, upstream_write) = tokio::io::split(TokioIo::new(upstream));

@@ -14,7 +14,9 @@
 //! parse is `StoreError::Corrupt`, never a panic.
 
 mod records;
+mod shares;
 mod store;
+mod teams;
 
 pub use records::{
     LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
@@ -22,3 +24,4 @@ pub use records::{
 pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
 };
+pub use teams::{MemberChange, TeamChange, TeamMemberRecord};

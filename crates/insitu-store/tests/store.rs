@@ -750,3 +750,188 @@ async fn a_database_migrated_before_takes_the_newer_migrations_at_start() {
         pool.close().await;
     }
 }
+
+#[tokio::test]
+async fn teams_invite_accept_and_always_keep_an_owner() {
+    use insitu_domain::{Name, TeamRole};
+    use insitu_store::{MemberChange, TeamChange};
+    for (store, _dir) in backends().await {
+        let ann = store.create_user(user("ann", Role::User)).await.unwrap();
+        let bob = store.create_user(user("bob", Role::User)).await.unwrap();
+        let team: Name = "astro".parse().unwrap();
+        assert!(store.create_team(&team, &ann.id, 1).await.unwrap());
+        assert!(
+            !store.create_team(&team, &bob.id, 2).await.unwrap(),
+            "taken"
+        );
+        assert!(store.team_exists(&team).await.unwrap());
+        assert!(
+            store
+                .invite_member(&team, &bob.id, TeamRole::Member, &ann.id, 3)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .invite_member(&team, &bob.id, TeamRole::Owner, &ann.id, 4)
+                .await
+                .unwrap(),
+            "invited once"
+        );
+        let bobs = store.teams_of_user(&bob.id).await.unwrap();
+        assert_eq!(bobs.len(), 1);
+        assert!(!bobs[0].accepted && bobs[0].role == TeamRole::Member);
+        let accept = store
+            .change_member(&team, &bob.id, MemberChange::Accept)
+            .await
+            .unwrap();
+        assert_eq!(accept, TeamChange::Done);
+        let members = store.team_members(&team).await.unwrap();
+        let names: Vec<_> = members.iter().map(|m| m.username.as_str()).collect();
+        assert_eq!(names, ["ann", "bob"], "owners first");
+        assert!(members.iter().all(|m| m.accepted));
+        // The only owner can neither leave nor step down.
+        for change in [
+            MemberChange::Remove,
+            MemberChange::SetRole(TeamRole::Member),
+        ] {
+            assert_eq!(
+                store.change_member(&team, &ann.id, change).await.unwrap(),
+                TeamChange::WouldLeaveNoOwner
+            );
+        }
+        // An invited owner does not count until they accept.
+        store
+            .change_member(&team, &bob.id, MemberChange::Remove)
+            .await
+            .unwrap();
+        store
+            .invite_member(&team, &bob.id, TeamRole::Owner, &ann.id, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .change_member(&team, &ann.id, MemberChange::Remove)
+                .await
+                .unwrap(),
+            TeamChange::WouldLeaveNoOwner
+        );
+        store
+            .change_member(&team, &bob.id, MemberChange::Accept)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .change_member(&team, &ann.id, MemberChange::Remove)
+                .await
+                .unwrap(),
+            TeamChange::Done
+        );
+        assert_eq!(
+            store
+                .change_member(&team, &ann.id, MemberChange::Remove)
+                .await
+                .unwrap(),
+            TeamChange::NotMember
+        );
+        assert!(store.teams_of_user(&ann.id).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn two_owners_leaving_at_once_leave_one() {
+    use insitu_domain::{Name, TeamRole};
+    use insitu_store::{MemberChange, TeamChange};
+    for (a, b, _dir) in store_pairs().await {
+        let ann = a.create_user(user("ann", Role::User)).await.unwrap();
+        let bob = a.create_user(user("bob", Role::User)).await.unwrap();
+        let team: Name = "pair".parse().unwrap();
+        a.create_team(&team, &ann.id, 1).await.unwrap();
+        a.invite_member(&team, &bob.id, TeamRole::Owner, &ann.id, 2)
+            .await
+            .unwrap();
+        a.change_member(&team, &bob.id, MemberChange::Accept)
+            .await
+            .unwrap();
+        let (x, y) = tokio::join!(
+            a.change_member(&team, &ann.id, MemberChange::Remove),
+            b.change_member(&team, &bob.id, MemberChange::Remove),
+        );
+        let outcomes = [x.unwrap(), y.unwrap()];
+        assert!(outcomes.contains(&TeamChange::Done), "{outcomes:?}");
+        assert!(
+            outcomes.contains(&TeamChange::WouldLeaveNoOwner),
+            "{outcomes:?}"
+        );
+        let members = a.team_members(&team).await.unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].role, TeamRole::Owner);
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_share_ends_that_users_sessions_in_that_lab_only() {
+    use insitu_store::ProxySessionRecord;
+    for (store, _dir) in backends().await {
+        let ann = store.create_user(user("ann", Role::User)).await.unwrap();
+        let bob = store.create_user(user("bob", Role::User)).await.unwrap();
+        for id in ["lab-a", "lab-b"] {
+            store.create_lab(&pending_lab(id, &ann.id)).await.unwrap();
+        }
+        let (a, b) = ("lab-a".parse().unwrap(), "lab-b".parse().unwrap());
+        assert!(store.add_lab_share(&a, &bob.id, 1).await.unwrap());
+        assert!(!store.add_lab_share(&a, &bob.id, 2).await.unwrap(), "once");
+        assert!(store.add_lab_share(&b, &bob.id, 3).await.unwrap());
+        let names: Vec<_> = store
+            .lab_shares(&a)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n.to_string())
+            .collect();
+        assert_eq!(names, ["bob"]);
+        assert_eq!(
+            store.labs_shared_with(&bob.id).await.unwrap(),
+            [b.clone(), a.clone()]
+        );
+        assert_eq!(store.all_lab_shares().await.unwrap().len(), 2);
+        let session = |n: u8, lab: &str, user: &insitu_domain::UserId| ProxySessionRecord {
+            digest: format!("{n:02x}").repeat(32),
+            lab_id: lab.parse().unwrap(),
+            user_id: user.clone(),
+            created_at_ms: 1,
+            expires_at_ms: i64::MAX,
+        };
+        for s in [
+            session(1, "lab-a", &bob.id),
+            session(2, "lab-b", &bob.id),
+            session(3, "lab-a", &ann.id),
+        ] {
+            store.insert_proxy_session(&s, 10).await.unwrap();
+        }
+        assert!(store.remove_lab_share(&a, &bob.id).await.unwrap());
+        assert!(!store.remove_lab_share(&a, &bob.id).await.unwrap());
+        assert!(
+            store
+                .proxy_session(&"01".repeat(32))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .proxy_session(&"02".repeat(32))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .proxy_session(&"03".repeat(32))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.labs_shared_with(&bob.id).await.unwrap(), [b]);
+    }
+}

@@ -506,3 +506,130 @@ pub async fn my_workspace(
         files,
     })
 }
+
+pub async fn my_teams(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<List<Team>>> {
+    let teams = s.platform.teams().mine(&p.user_id).await?;
+    Ok(Json(List {
+        items: teams.iter().map(wire::team).collect(),
+    }))
+}
+
+pub async fn create_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiJson(req): ApiJson<CreateTeamRequest>,
+) -> ApiResult<(StatusCode, Json<Team>)> {
+    let team = s.platform.teams().create(&p.user_id, &req.name).await?;
+    Ok((StatusCode::CREATED, Json(wire::team(&team))))
+}
+
+pub async fn get_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Team>> {
+    let team = s.platform.teams().get(&p.user_id, &name).await?;
+    Ok(Json(wire::team(&team)))
+}
+
+pub async fn invite_member(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<InviteRequest>,
+) -> ApiResult<(StatusCode, Json<Team>)> {
+    let role = req.role.unwrap_or(insitu_domain::TeamRole::Member);
+    let team = s
+        .platform
+        .teams()
+        .invite(&p.user_id, &name, &req.username, role)
+        .await?;
+    Ok((StatusCode::CREATED, Json(wire::team(&team))))
+}
+
+pub async fn accept_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Team>> {
+    let team = s.platform.teams().accept(&p.user_id, &name).await?;
+    Ok(Json(wire::team(&team)))
+}
+
+pub async fn update_member(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((name, username)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<UpdateMemberRequest>,
+) -> ApiResult<Json<Team>> {
+    let team = s
+        .platform
+        .teams()
+        .set_role(&p.user_id, &name, &username, req.role)
+        .await?;
+    Ok(Json(wire::team(&team)))
+}
+
+pub async fn remove_member(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((name, username)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.platform
+        .teams()
+        .remove(&p.user_id, &name, &username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn lab_shares(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<LabSharing>> {
+    let sharing = s
+        .platform
+        .labs()
+        .sharing(&p.user_id, p.username.as_str(), &lab_id(&id)?)
+        .await?;
+    Ok(Json(wire::lab_sharing(sharing)))
+}
+
+pub async fn share_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((id, username)): ApiPath<(String, String)>,
+) -> ApiResult<Json<LabSharing>> {
+    let sharing = s
+        .platform
+        .labs()
+        .share(&p.user_id, p.username.as_str(), &lab_id(&id)?, &username)
+        .await?;
+    Ok(Json(wire::lab_sharing(sharing)))
+}
+
+pub async fn unshare_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((id, username)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.platform
+        .labs()
+        .unshare(&p.user_id, &lab_id(&id)?, &username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn labs_shared_with_me(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<List<Lab>>> {
+    let labs = s.platform.labs().shared_with_me(&p.user_id).await?;
+    Ok(Json(List {
+        // The owner's events stay the owner's.
+        items: labs.iter().map(|l| lab_of(&s, l, &[])).collect(),
+    }))
+}

@@ -72,6 +72,17 @@ impl From<CoreError> for ApiFailure {
             CoreError::LastAdmin => ErrorCode::LastAdmin,
             CoreError::TokenName | CoreError::TokenExpiry => ErrorCode::InvalidRequest,
             CoreError::TokenNotFound => ErrorCode::TokenNotFound,
+            CoreError::TeamNotFound(_) => ErrorCode::TeamNotFound,
+            CoreError::InvalidTeamName { .. } => ErrorCode::InvalidTeamName,
+            CoreError::TeamNameTaken(_) => ErrorCode::TeamNameTaken,
+            CoreError::NotTeamOwner(_) => ErrorCode::NotTeamOwner,
+            CoreError::InviteYourself => ErrorCode::InvalidInvitation,
+            CoreError::UserDisabled(_) => ErrorCode::UserDisabled,
+            CoreError::AlreadyInTeam { .. } => ErrorCode::AlreadyInTeam,
+            CoreError::NotInTeam { .. } => ErrorCode::NotInTeam,
+            CoreError::LastOwner(_) => ErrorCode::LastOwner,
+            CoreError::ShareWithYourself => ErrorCode::InvalidShare,
+            CoreError::ShareNotFound(_) => ErrorCode::ShareNotFound,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(
@@ -85,6 +96,7 @@ impl From<CoreError> for ApiFailure {
             }
             CoreError::PasswordHash(_)
             | CoreError::SearchIndex(_)
+            | CoreError::TeamWorkspace(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
             | CoreError::Poisoned => {

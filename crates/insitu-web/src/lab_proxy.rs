@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use insitu_core::ProxySessionRecord;
+use insitu_core::labs::share::Connection;
 use insitu_core::labs::{LabProxy, Labs, ToolAccess, UserNetwork};
 use insitu_core::proxy_sessions::ProxySessions;
 use insitu_domain::{LabId, ToolCredential, UserId};
@@ -31,6 +32,7 @@ impl LabDirectory for Directory {
                 .network
                 .map(|n| Arc::new(Namespace(n)) as Arc<dyn LabNetwork>),
             owner: route.owner.to_string(),
+            shared_with: route.shared_with.iter().map(ToString::to_string).collect(),
             state: route.state,
             credential: route.access.as_ref().and_then(credential),
         })
@@ -171,6 +173,23 @@ impl LabProxy for Door {
 
     fn revoke_user(&self, user_id: &UserId) {
         drop(self.proxy.revoke_user(user_id.as_str()));
+    }
+
+    fn revoke_lab_user(&self, lab_id: &LabId, user_id: &UserId) {
+        self.proxy
+            .revoke_lab_user(lab_id.as_str(), user_id.as_str());
+    }
+
+    fn connected(&self, lab_id: &LabId) -> Vec<Connection> {
+        self.proxy
+            .connected(lab_id.as_str())
+            .into_iter()
+            .map(|c| Connection {
+                user_id: c.user_id,
+                sessions: c.sessions,
+                websockets: c.websockets,
+            })
+            .collect()
     }
 }
 

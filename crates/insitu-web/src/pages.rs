@@ -846,8 +846,13 @@ pub async fn my_labs(
         .collect();
     let busy = labs.iter().any(|l| l.state.is_changing());
     let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
-    let extra =
-        context! { labs => ser(&items), busy, workspace_bytes => used, workspace_files => files };
+    let shared: Vec<_> = match s.platform.labs().shared_with_me(&p.user_id).await {
+        Ok(l) => l.iter().map(|l| lab_of(&s, l, &[])).collect(),
+        Err(e) => return failure_page(e),
+    };
+    let extra = context! {
+        labs => ser(&items), shared => ser(&shared), busy, workspace_bytes => used, workspace_files => files
+    };
     page(&s, "labs.html", Some(&p), "labs", &banner, extra)
 }
 
@@ -868,6 +873,10 @@ pub async fn my_lab(
         Err(e) => return failure_page(e),
     };
     let view = lab_of(&s, &lab, &events);
+    let sharing = match labs.sharing(&p.user_id, p.username.as_str(), &lab.id).await {
+        Ok(sh) => wire::lab_sharing(sh),
+        Err(e) => return failure_page(e),
+    };
     let logs = labs.log_tail(&lab.id, 60).await;
     let busy = lab.state.is_changing();
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
@@ -888,7 +897,7 @@ pub async fn my_lab(
         Some(&p),
         "labs",
         &banner,
-        context! { lab => ser(&view), logs, busy, steps },
+        context! { lab => ser(&view), sharing => ser(&sharing), logs, busy, steps },
     )
 }
 
@@ -920,4 +929,194 @@ pub async fn my_lab_open(
         }
         Err(e) => failure_page(e),
     }
+}
+
+pub async fn teams(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    banner: Banner,
+) -> Response {
+    let teams: Vec<insitu_api::Team> = match s.platform.teams().mine(&p.user_id).await {
+        Ok(ts) => ts.iter().map(wire::team).collect(),
+        Err(e) => return failure_page(e),
+    };
+    let extra = context! { teams => ser(&teams) };
+    page(&s, "teams.html", Some(&p), "teams", &banner, extra)
+}
+
+pub async fn team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(name): PagePath<String>,
+    banner: Banner,
+) -> Response {
+    let team = match s.platform.teams().get(&p.user_id, &name).await {
+        Ok(t) => t,
+        Err(e) => return failure_page(e),
+    };
+    let owner = team.me.accepted && team.me.role == insitu_domain::TeamRole::Owner;
+    let extra = context! { t => ser(&wire::team(&team)), owner };
+    page(&s, "team.html", Some(&p), "teams", &banner, extra)
+}
+
+#[derive(Deserialize)]
+pub struct TeamForm {
+    name: String,
+}
+
+pub async fn team_create(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PageForm(f): PageForm<TeamForm>,
+) -> Response {
+    match s.platform.teams().create(&p.user_id, &f.name).await {
+        Ok(t) => with_banner(
+            &format!("/teams/{}", segment(t.name.as_str())),
+            "notice",
+            &format!("Team {} created.", t.name),
+        ),
+        Err(e) => error_banner("/teams", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    username: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+fn team_role(raw: Option<&str>) -> Result<insitu_domain::TeamRole, String> {
+    raw.unwrap_or("member")
+        .parse()
+        .map_err(|e: insitu_domain::UnknownTeamRole| e.to_string())
+}
+
+pub async fn team_invite(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(name): PagePath<String>,
+    PageForm(f): PageForm<InviteForm>,
+) -> Response {
+    let back = format!("/teams/{}", segment(&name));
+    let role = match team_role(f.role.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return with_banner(&back, "error", &e),
+    };
+    let r = s
+        .platform
+        .teams()
+        .invite(&p.user_id, &name, &f.username, role)
+        .await
+        .map(|_| format!("{} invited as {role}.", f.username));
+    outcome(&back, r)
+}
+
+pub async fn team_accept(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(name): PagePath<String>,
+) -> Response {
+    let back = format!("/teams/{}", segment(&name));
+    let r = s
+        .platform
+        .teams()
+        .accept(&p.user_id, &name)
+        .await
+        .map(|t| format!("You joined {}: its workspace is in your next labs.", t.name));
+    outcome(&back, r)
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    role: String,
+}
+
+pub async fn team_member_role(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath((name, username)): PagePath<(String, String)>,
+    PageForm(f): PageForm<RoleForm>,
+) -> Response {
+    let back = format!("/teams/{}", segment(&name));
+    let role = match team_role(Some(&f.role)) {
+        Ok(r) => r,
+        Err(e) => return with_banner(&back, "error", &e),
+    };
+    let r = s
+        .platform
+        .teams()
+        .set_role(&p.user_id, &name, &username, role)
+        .await
+        .map(|_| format!("{username} is now {role}."));
+    outcome(&back, r)
+}
+
+pub async fn team_member_remove(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath((name, username)): PagePath<(String, String)>,
+) -> Response {
+    let leaving = username == p.username.as_str();
+    let back = if leaving {
+        "/teams".to_owned()
+    } else {
+        format!("/teams/{}", segment(&name))
+    };
+    let r = s
+        .platform
+        .teams()
+        .remove(&p.user_id, &name, &username)
+        .await
+        .map(|()| {
+            if leaving {
+                format!("You left {name}.")
+            } else {
+                format!("{username} removed from {name}.")
+            }
+        });
+    match r {
+        Ok(notice) => with_banner(&back, "notice", &notice),
+        // Refused: back to the team, where the reason is shown.
+        Err(e) => error_banner(&format!("/teams/{}", segment(&name)), e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ShareForm {
+    username: String,
+}
+
+pub async fn my_lab_share(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(id): PagePath<String>,
+    PageForm(f): PageForm<ShareForm>,
+) -> Response {
+    let shared = async {
+        let lab = lab_id(&id)?;
+        s.platform
+            .labs()
+            .share(&p.user_id, p.username.as_str(), &lab, &f.username)
+            .await
+    };
+    let r = shared
+        .await
+        .map(|_| format!("Lab shared with {}.", f.username));
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
+}
+
+pub async fn my_lab_unshare(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath((id, username)): PagePath<(String, String)>,
+) -> Response {
+    let revoked = async {
+        let lab = lab_id(&id)?;
+        s.platform.labs().unshare(&p.user_id, &lab, &username).await
+    };
+    let r = revoked
+        .await
+        .map(|()| format!("{username} no longer has this lab."));
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
 }

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -27,6 +27,8 @@ const TEMPLATES: [(&str, &str); 14] = [
         "admin_search.html",
         include_str!("templates/admin_search.html"),
     ),
+    ("teams.html", include_str!("templates/teams.html")),
+    ("team.html", include_str!("templates/team.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

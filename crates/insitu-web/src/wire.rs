@@ -1,9 +1,11 @@
 //! The platform's records as the API sends them (and the pages show them).
 
 use insitu_api::{
-    ApiToken, Datalab, DatalabResources, DatalabTags, Lab, LabEvent, LaunchStep, Me, User, Volume,
+    ApiToken, Datalab, DatalabResources, DatalabTags, Lab, LabConnection, LabEvent, LabSharing,
+    LaunchStep, Me, Team, TeamMember, User, Volume,
 };
 use insitu_core::labs::{Step, describe_event};
+use insitu_core::teams::{TeamView, Teams};
 use insitu_core::volumes::VolumeEntry;
 use insitu_core::{LabEventRecord, LabRecord, TokenRecord, UserRecord};
 use insitu_domain::DatalabSpec;
@@ -189,5 +191,38 @@ pub fn volume(v: &VolumeEntry, in_my_volumes: bool) -> Volume {
         file_count: v.file_count,
         size_bytes: v.size_bytes,
         in_my_volumes,
+    }
+}
+
+pub fn team(t: &TeamView) -> Team {
+    Team {
+        name: t.name.to_string(),
+        role: t.me.role,
+        accepted: t.me.accepted,
+        workspace_path: Teams::lab_path(&t.name),
+        members: t
+            .members
+            .iter()
+            .map(|m| TeamMember {
+                username: m.username.to_string(),
+                role: m.role,
+                accepted: m.accepted,
+            })
+            .collect(),
+    }
+}
+
+pub fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
+    LabSharing {
+        shared_with: s.shared_with.iter().map(ToString::to_string).collect(),
+        connected: s
+            .connected
+            .into_iter()
+            .map(|(username, c)| LabConnection {
+                username,
+                sessions: c.sessions,
+                websockets: c.websockets,
+            })
+            .collect(),
     }
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use insitu_api::{
-    Datalab, DatalabList, HarvestStatus, Lab, LabLogs, List, Me, SearchResponse, TokenCreated,
-    Volume, VolumeList,
+    Datalab, DatalabList, HarvestStatus, Lab, LabLogs, LabOpen, LabSharing, List, Me,
+    SearchResponse, Team, TokenCreated, Volume, VolumeList,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -83,6 +83,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Teams and their workspaces: create, invite, accept, leave, remove.
+    #[command(subcommand)]
+    Teams(TeamsCommand),
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -190,6 +193,44 @@ enum VolumesCommand {
 }
 
 #[derive(Subcommand)]
+enum TeamsCommand {
+    /// My teams and invitations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a team; I become its owner.
+    Create { name: String },
+    /// Show a team and its members.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invite a user into a team (owners).
+    Invite {
+        team: String,
+        username: String,
+        /// Invite them as an owner.
+        #[arg(long)]
+        owner: bool,
+    },
+    /// Accept my invitation into a team.
+    Accept { team: String },
+    /// Leave a team, or decline an invitation.
+    Leave { team: String },
+    /// Remove a member from a team, or withdraw an invitation (owners).
+    Remove { team: String, username: String },
+    /// Make a member an owner or a plain member (owners).
+    Role {
+        team: String,
+        username: String,
+        /// owner or member.
+        role: insitu_domain::TeamRole,
+    },
+}
+
+#[derive(Subcommand)]
 enum LabsCommand {
     /// Launch a datalab.
     Launch {
@@ -221,6 +262,25 @@ enum LabsCommand {
     Stop { id: String },
     /// Show the last lines the lab's tool wrote.
     Logs { id: String },
+    /// Print a single-use link that opens a running lab (mine, or one
+    /// shared with me) on the lab proxy.
+    Open { id: String },
+    /// Share my running lab with a user: they open it with their own
+    /// session, and can do nothing else with it.
+    Share { id: String, username: String },
+    /// Stop sharing my lab with a user: they are cut off at once.
+    Unshare { id: String, username: String },
+    /// Who my lab is shared with, and who is connected to it.
+    Shares {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Labs other users share with me.
+    Shared {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -562,6 +622,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
         Command::Labs(cmd) => labs_command(cmd).await,
         Command::Search(args) => search_command(args).await,
         Command::Harvest { status, wait, json } => harvest_command(status, wait, json).await,
+        Command::Teams(cmd) => teams_command(cmd).await,
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Config(_)
@@ -822,6 +883,120 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+fn print_team(t: &Team) {
+    let me = if t.accepted {
+        t.role.as_str().to_owned()
+    } else {
+        format!("invited as {}", t.role)
+    };
+    println!("{} ({me}), in labs at {}", t.name, t.workspace_path);
+    let rows: Vec<Vec<String>> = t
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.username.clone(),
+                m.role.to_string(),
+                if m.accepted { "member" } else { "invited" }.to_owned(),
+            ]
+        })
+        .collect();
+    print_table(&["USERNAME", "ROLE", "STATE"], &rows);
+}
+
+async fn teams_command(cmd: TeamsCommand) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    let team_path = |team: &str| format!("/api/v1/teams/{}", seg(team));
+    let member_path =
+        |team: &str, user: &str| format!("/api/v1/teams/{}/members/{}", seg(team), seg(user));
+    match cmd {
+        TeamsCommand::List { json } => {
+            let list: List<Team> = c.call(Method::GET, "/api/v1/teams", None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.role.to_string(),
+                        if t.accepted { "member" } else { "invited" }.to_owned(),
+                        t.members.len().to_string(),
+                        t.workspace_path.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["TEAM", "ROLE", "STATE", "MEMBERS", "IN LABS AT"], &rows);
+            Ok(())
+        }
+        TeamsCommand::Create { name } => {
+            let body = serde_json::json!({ "name": name });
+            let t: Team = c.call(Method::POST, "/api/v1/teams", Some(&body)).await?;
+            println!(
+                "created team {}; its workspace is at {} in your next labs",
+                t.name, t.workspace_path
+            );
+            Ok(())
+        }
+        TeamsCommand::Show { name, json } => {
+            let t: Team = c.call(Method::GET, &team_path(&name), None).await?;
+            if json {
+                return print_json(&t);
+            }
+            print_team(&t);
+            Ok(())
+        }
+        TeamsCommand::Invite {
+            team,
+            username,
+            owner,
+        } => {
+            let role = if owner { "owner" } else { "member" };
+            let body = serde_json::json!({ "username": username, "role": role });
+            let path = format!("{}/members", team_path(&team));
+            let _: Team = c.call(Method::POST, &path, Some(&body)).await?;
+            println!("invited {username} into {team} as {role}; they join when they accept");
+            Ok(())
+        }
+        TeamsCommand::Accept { team } => {
+            let path = format!("{}/accept", team_path(&team));
+            let t: Team = c.call(Method::POST, &path, None).await?;
+            println!(
+                "joined {}; its workspace is at {} in your next labs",
+                t.name, t.workspace_path
+            );
+            Ok(())
+        }
+        TeamsCommand::Leave { team } => {
+            let me: Me = c.call(Method::GET, "/api/v1/me", None).await?;
+            c.call_no_body(Method::DELETE, &member_path(&team, &me.username))
+                .await?;
+            println!("left {team}");
+            Ok(())
+        }
+        TeamsCommand::Remove { team, username } => {
+            c.call_no_body(Method::DELETE, &member_path(&team, &username))
+                .await?;
+            println!("removed {username} from {team}");
+            Ok(())
+        }
+        TeamsCommand::Role {
+            team,
+            username,
+            role,
+        } => {
+            let body = serde_json::json!({ "role": role });
+            let _: Team = c
+                .call(Method::PATCH, &member_path(&team, &username), Some(&body))
+                .await?;
+            println!("{username} is now {role} of {team}");
+            Ok(())
+        }
+    }
+}
+
 async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
     let c = Client::logged_in()?;
     match cmd {
@@ -921,6 +1096,63 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             for line in logs.lines {
                 println!("{line}");
             }
+            Ok(())
+        }
+        LabsCommand::Open { id } => {
+            let link: LabOpen = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/labs/{}/open", seg(&id)),
+                    None,
+                )
+                .await?;
+            println!("{}", link.url);
+            Ok(())
+        }
+        LabsCommand::Share { id, username } => {
+            let path = format!("/api/v1/labs/{}/shares/{}", seg(&id), seg(&username));
+            let _: LabSharing = c.call(Method::PUT, &path, None).await?;
+            println!("lab {id} shared with {username}");
+            Ok(())
+        }
+        LabsCommand::Unshare { id, username } => {
+            let path = format!("/api/v1/labs/{}/shares/{}", seg(&id), seg(&username));
+            c.call_no_body(Method::DELETE, &path).await?;
+            println!("lab {id} no longer shared with {username}");
+            Ok(())
+        }
+        LabsCommand::Shares { id, json } => {
+            let path = format!("/api/v1/labs/{}/shares", seg(&id));
+            let sharing: LabSharing = c.call(Method::GET, &path, None).await?;
+            if json {
+                return print_json(&sharing);
+            }
+            println!("shared with: {}", sharing.shared_with.join(", "));
+            let rows: Vec<Vec<String>> = sharing
+                .connected
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.sessions.to_string(),
+                        u.websockets.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["CONNECTED", "SESSIONS", "WEBSOCKETS"], &rows);
+            Ok(())
+        }
+        LabsCommand::Shared { json } => {
+            let list: List<Lab> = c.call(Method::GET, "/api/v1/labs/shared", None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|l| vec![l.id.clone(), l.datalab.clone(), l.state.clone()])
+                .collect();
+            print_table(&["ID", "DATALAB", "STATE"], &rows);
             Ok(())
         }
     }

@@ -60,7 +60,9 @@ impl ClientError {
                 ErrorCode::Unauthenticated
                 | ErrorCode::InvalidCredentials
                 | ErrorCode::AccountDisabled => exit::UNAUTHENTICATED,
-                ErrorCode::Forbidden | ErrorCode::CsrfFailed => exit::FORBIDDEN,
+                ErrorCode::Forbidden | ErrorCode::CsrfFailed | ErrorCode::NotTeamOwner => {
+                    exit::FORBIDDEN
+                }
                 c if c.status() == 404 => exit::NOT_FOUND,
                 _ => exit::FAILURE,
             },

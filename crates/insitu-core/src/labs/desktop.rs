@@ -302,6 +302,7 @@ impl SampHubs {
             // Nothing of the lab's own: not its secret either.
             private_env: insitu_launcher::PrivateEnv::default(),
             volumes: Vec::new(),
+            team_workspaces: Vec::new(),
             devices: Vec::new(),
             ..lab.clone()
         };

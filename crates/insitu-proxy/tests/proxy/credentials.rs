@@ -177,6 +177,7 @@ async fn the_secret_never_comes_back() {
         upstream: guarded.addr,
         network: None,
         owner: OWNER.into(),
+        shared_with: Vec::new(),
         state: LabState::Running,
         credential: Some(credential),
     };

@@ -12,10 +12,13 @@
 //!   going straight to a tool's port, another lab's host, tickets on the
 //!   wrong host, WebSockets from another origin, a squatted port, and a
 //!   flood of tickets and sessions from one account.
+//! - `teams`: a member, an invitee and an outsider against a team's
+//!   routes and its workspace, from the API and from their labs.
 
 mod lab;
 mod platform;
 mod proxy;
+mod teams;
 
 use std::time::Duration;
 

@@ -374,3 +374,115 @@ async fn search_and_harvest_from_the_command_line() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn teams_from_the_command_line() {
+    let app = spawn_app().await;
+    app.user_with_role("tara", "user").await;
+    app.user_with_role("tom", "user").await;
+    let (tara, tom) = (Cli::new(), Cli::new());
+    for (cli, who) in [(&tara, "tara"), (&tom, "tom")] {
+        let (code, _, err) = cli
+            .run_async(
+                &["login", &app.url, "--username", who, "--password-stdin"],
+                Some(&format!("{PASSWORD}\n")),
+            )
+            .await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = tara.run_async(&["teams", "create", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/home/user/team_workspaces/optics"), "{out}");
+    let (code, _, err) = tara.run_async(&["teams", "create", "Optics!"], None).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid_team_name"), "{err}");
+    let (code, _, err) = tara
+        .run_async(&["teams", "invite", "optics", "tom"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = tom
+        .run_async(&["teams", "invite", "optics", "tara"], None)
+        .await;
+    assert_eq!(code, 4, "an invitee is no owner: {err}");
+    let (code, _, err) = tom.run_async(&["teams", "accept", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = tom.run_async(&["teams", "list", "--json"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let teams: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(teams[0]["name"], "optics");
+    assert_eq!(teams[0]["accepted"], true);
+    let (code, _, err) = tara.run_async(&["teams", "leave", "optics"], None).await;
+    assert_eq!(code, 1, "the last owner stays: {err}");
+    assert!(err.contains("last_owner"), "{err}");
+    let (code, _, err) = tara
+        .run_async(&["teams", "role", "optics", "tom", "owner"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = tara.run_async(&["teams", "leave", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = tom.run_async(&["teams", "show", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tom") && !out.contains("tara"), "{out}");
+    let (code, _, err) = tara.run_async(&["teams", "show", "optics"], None).await;
+    assert_eq!(code, 5, "{err}");
+}
+
+#[tokio::test]
+async fn sharing_a_lab_from_the_command_line() {
+    if !std::path::Path::new("/usr/bin/bwrap").exists() {
+        assert!(std::env::var("INSITU_REQUIRE_SANDBOX").as_deref() != Ok("1"));
+        return;
+    }
+    let app = spawn_app().await;
+    app.user_with_role("rosa", "user").await;
+    app.user_with_role("tom", "user").await;
+    let (rosa, tom) = (Cli::new(), Cli::new());
+    for (cli, who) in [(&rosa, "rosa"), (&tom, "tom")] {
+        let (code, _, err) = cli
+            .run_async(
+                &["login", &app.url, "--username", who, "--password-stdin"],
+                Some(&format!("{PASSWORD}\n")),
+            )
+            .await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, _, err) = rosa
+        .run_async(&["labs", "launch", "testapp", "--wait"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = rosa.run_async(&["labs", "ls", "--json"], None).await;
+    let labs: Value = serde_json::from_str(&out).unwrap();
+    let id = labs[0]["id"].as_str().unwrap().to_owned();
+    let (code, _, err) = tom.run_async(&["labs", "open", &id], None).await;
+    assert_eq!(code, 5, "not shared yet: {err}");
+    let (code, _, err) = rosa.run_async(&["labs", "share", &id, "rosa"], None).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid_share"), "{err}");
+    let (code, _, err) = rosa.run_async(&["labs", "share", &id, "tom"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = tom.run_async(&["labs", "shared", "--json"], None).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()[0]["id"],
+        id.as_str()
+    );
+    let (code, out, err) = tom.run_async(&["labs", "open", &id], None).await;
+    assert_eq!(code, 0, "{err}");
+    let r = browser().get(out.trim()).send().await.unwrap();
+    assert_eq!(r.status(), 303, "tom's link opens the lab");
+    let (code, out, _) = rosa
+        .run_async(&["labs", "shares", &id, "--json"], None)
+        .await;
+    assert_eq!(code, 0);
+    let sharing: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sharing["shared_with"], serde_json::json!(["tom"]));
+    assert_eq!(sharing["connected"][0]["username"], "tom", "{sharing}");
+    let (code, _, _) = tom.run_async(&["labs", "stop", &id], None).await;
+    assert_eq!(code, 5, "a shared user does not stop the lab");
+    let (code, _, err) = rosa.run_async(&["labs", "unshare", &id, "tom"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = tom.run_async(&["labs", "open", &id], None).await;
+    assert_eq!(code, 5);
+    let (code, _, _) = rosa.run_async(&["labs", "stop", &id], None).await;
+    assert_eq!(code, 0);
+}

@@ -277,3 +277,94 @@ async fn a_notebook_reads_fits_from_a_volume_and_its_workspace_persists() {
             .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_browser_shows_my_workspace_team_workspaces_and_the_volumes() {
+    if !jupyter_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let token = app.user_with_role("hana", "user").await;
+    // A workspace from before the layout: a notebook at its top, settings.
+    let workspace = app.dir.path().join("data/workspaces/hana");
+    std::fs::create_dir_all(workspace.join(".jupyter")).unwrap();
+    let notebook = json!({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+    std::fs::write(workspace.join("old.ipynb"), notebook.to_string()).unwrap();
+    let (id, lab) = launch_and_open(&app, "hana", &token).await;
+    let get = |path: String| {
+        let lab = &lab;
+        async move {
+            let r = lab
+                .client
+                .get(format!("{}api/contents/{path}", lab.base))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let names = |listing: &Value| -> Vec<String> {
+        let mut n: Vec<String> = listing["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let (status, top) = get(String::new()).await;
+    assert_eq!(status, 200, "{top}");
+    assert_eq!(names(&top), ["data", "my_workspace", "team_workspaces"]);
+    let (status, mine) = get("my_workspace".into()).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(names(&mine), ["old.ipynb"], "the old notebook kept");
+    let (status, volume) = get("data/deep-fields".into()).await;
+    assert_eq!(status, 200, "the volume is reachable: {volume}");
+    assert!(
+        names(&volume).contains(&"skysim_m31_g.fits".to_owned()),
+        "{volume}"
+    );
+    let (status, teams) = get("team_workspaces".into()).await;
+    assert_eq!((status, names(&teams).len()), (200, 0), "{teams}");
+
+    let text = json!({"type": "file", "format": "text", "content": "x"});
+    for refused in [
+        "data/deep-fields/mine.txt",
+        "data/mine.txt",
+        "team_workspaces/mine.txt",
+    ] {
+        let (status, body) = lab
+            .api(
+                reqwest::Method::PUT,
+                &format!("api/contents/{refused}"),
+                text.clone(),
+            )
+            .await;
+        assert!(status >= 400, "{refused}: {status} {body}");
+        assert_eq!(get(refused.to_owned()).await.0, 404, "{refused}");
+    }
+    let (status, body) = lab
+        .api(
+            reqwest::Method::PUT,
+            "api/contents/my_workspace/new.txt",
+            text,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("my_workspace/new.txt")).unwrap(),
+        "x"
+    );
+    assert!(
+        workspace.join(".jupyter").is_dir(),
+        "settings stay at the top"
+    );
+    plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+}

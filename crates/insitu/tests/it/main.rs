@@ -21,4 +21,5 @@ mod lifecycle;
 mod openapi;
 mod restart;
 mod roles;
+mod teams;
 mod volumes;

@@ -12,6 +12,7 @@ fn concrete(path: &str) -> String {
     path.replace("{name}", "deep-fields")
         .replace("{username}", "nobody-here")
         .replace("{id}", "no-such-token")
+        .replace("{team}", "no-such-team")
 }
 
 #[tokio::test]

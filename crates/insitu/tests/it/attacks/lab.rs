@@ -15,7 +15,7 @@ use insitu_web::Secret;
 
 /// What the lab's tool found doing `action` (`read`, `list`, `write`) to
 /// `path`: `Ok` with the text or entries, `Err` with the error's text.
-async fn attempt(
+pub(crate) async fn attempt(
     client: &reqwest::Client,
     base: &str,
     action: &str,

@@ -1,6 +1,7 @@
 //! The platform's vocabulary as pure types and rules: validated names and
 //! ids, roles, the lab state machine, datalab definitions, data volume
-//! definitions and SPDX licence checks.
+//! definitions, pipelines (references, versions, details) and the run
+//! state machine, and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -10,6 +11,7 @@ pub mod datalab;
 pub mod id;
 pub mod lab;
 pub mod name;
+pub mod pipeline;
 pub mod role;
 pub mod spdx;
 pub mod volume;
@@ -18,8 +20,11 @@ pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
     ToolCredential,
 };
-pub use id::{IdError, LabId, TokenId, UserId};
+pub use id::{IdError, LabId, RunId, TokenId, UserId};
 pub use lab::{LabState, UnknownLabState};
 pub use name::{Name, NameError, Username};
+pub use pipeline::{
+    PipelineMeta, PipelineOwner, PipelineRef, PipelineVersion, RawPipelineMeta, RunState,
+};
 pub use role::Role;
 pub use volume::{VolumeMetadata, VolumeSpec};

@@ -13,8 +13,12 @@
 //! types (ids, lab states), parsed from their columns; a value that does not
 //! parse is `StoreError::Corrupt`, never a panic.
 
+mod pipelines;
 mod records;
 mod store;
 
-pub use records::{LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord};
+pub use records::{
+    LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord, SessionRecord,
+    TokenRecord, UserRecord,
+};
 pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};

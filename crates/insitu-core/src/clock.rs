@@ -5,3 +5,8 @@ use time::OffsetDateTime;
 pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
+
+/// Now, in Unix milliseconds (pipelines and runs keep times so).
+pub fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}

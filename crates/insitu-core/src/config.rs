@@ -23,6 +23,7 @@ pub struct PlatformConfig {
     pub session: SessionConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
+    pub pipelines: PipelinesConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
 }
@@ -47,6 +48,7 @@ impl std::fmt::Debug for PlatformConfig {
             .field("session", &self.session)
             .field("admin", &self.admin)
             .field("labs", &self.labs)
+            .field("pipelines", &self.pipelines)
             .field("volumes", &self.volumes)
             .finish()
     }
@@ -167,6 +169,78 @@ impl LabsConfig {
     }
 }
 
+/// Pipelines and their runs on the local sandbox datazone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelinesConfig {
+    /// Directory of the system pipelines shipped with the platform, one
+    /// directory per pipeline (its CWL files and `pipeline.toml`).
+    pub catalogue_dir: PathBuf,
+    /// The CWL engine (`insitu-cwl`); unset: the one beside the `insitu`
+    /// program (the server fills it in), without which nothing runs.
+    pub engine: Option<PathBuf>,
+    /// Runs executing at once on this datazone; the others wait in the
+    /// queue, served in turn between users.
+    pub slots: usize,
+    /// Runs one user may have executing at once.
+    pub max_running_per_user: usize,
+    /// Runs one user may have waiting in the queue.
+    pub max_queued_per_user: usize,
+    /// Tool jobs one run executes at once (unset: the machine's cores).
+    pub parallel: Option<usize>,
+    /// Job directories and the cache of ended runs are removed this long
+    /// after they end; outputs, logs, events and provenance stay ("0s":
+    /// kept for ever).
+    pub keep_intermediate: String,
+    /// The `insitu` command-line client that labs find on their `PATH` to
+    /// submit and follow runs (unset: none; the server fills in its own
+    /// program).
+    pub lab_cli: Option<PathBuf>,
+    /// Where the socket labs reach the platform through is made (shown
+    /// read-only in every lab); unset: `/run/insitu-<digest of the data
+    /// directory>`.
+    pub lab_socket_dir: Option<PathBuf>,
+}
+
+impl Default for PipelinesConfig {
+    fn default() -> Self {
+        PipelinesConfig {
+            catalogue_dir: PathBuf::from("catalogue/pipelines"),
+            engine: None,
+            slots: 4,
+            max_running_per_user: 2,
+            max_queued_per_user: 100,
+            parallel: None,
+            keep_intermediate: "7d".to_owned(),
+            lab_cli: None,
+            lab_socket_dir: None,
+        }
+    }
+}
+
+impl PipelinesConfig {
+    /// How long intermediate files are kept, `None` for ever.
+    pub fn keep_intermediate(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        match self.keep_intermediate.as_str() {
+            "0s" | "0" => Ok(None),
+            t => insitu_domain::datalab::parse_duration(t)
+                .map(|s| Some(std::time::Duration::from_secs(s)))
+                .map_err(|reason| ConfigError::Duration {
+                    setting: "pipelines.keep_intermediate",
+                    reason,
+                }),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.keep_intermediate()?;
+        if self.slots == 0 || self.max_running_per_user == 0 || self.parallel == Some(0) {
+            return Err(ConfigError::PipelineSlots);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -262,6 +336,10 @@ pub enum ConfigError {
     },
     #[error("data volume {0:?} is defined twice")]
     VolumeTwice(String),
+    #[error(
+        "pipelines.slots, pipelines.max_running_per_user and pipelines.parallel must be at least 1"
+    )]
+    PipelineSlots,
 }
 
 fn list(problems: &[DefinitionError]) -> String {

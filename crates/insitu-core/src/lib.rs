@@ -3,7 +3,8 @@
 //! machine, the monitor, idle culling, re-adoption after a restart, each
 //! tool's own secret), the lab proxy's persistent sessions, desktop
 //! sessions and SAMP hubs, the datalab and data volume catalogues,
-//! and faceted search over them. A [`Platform`] holds them all and runs the
+//! and faceted search over them, the pipeline catalogue (`pipelines`) and
+//! pipeline runs (`runs`: queue, engine, progress, outputs, provenance). A [`Platform`] holds them all and runs the
 //! operations that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
@@ -19,14 +20,18 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod labs;
+pub mod pipelines;
 pub mod platform;
 pub mod proxy_sessions;
 pub mod query;
+pub mod runs;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
-pub use config::{AdminConfig, LabNetworkMode, LabsConfig, PlatformConfig, SessionConfig};
+pub use config::{
+    AdminConfig, LabNetworkMode, LabsConfig, PipelinesConfig, PlatformConfig, SessionConfig,
+};
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -14,7 +14,9 @@ use crate::catalogue::Datalabs;
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
 use crate::error::Error;
 use crate::labs::{LabConfigView, LabProxy, Labs};
+use crate::pipelines::Pipelines;
 use crate::proxy_sessions::{self, ProxySessions};
+use crate::runs::{Runs, RunsConfigView};
 use crate::volumes::{self, VolumeCatalogue, Volumes};
 
 /// What stops the platform from starting.
@@ -48,6 +50,8 @@ pub struct Platform {
     volumes: Volumes,
     labs: Arc<Labs>,
     proxy_sessions: ProxySessions,
+    pipelines: Arc<Pipelines>,
+    runs: Arc<Runs>,
 }
 
 impl Platform {
@@ -61,6 +65,7 @@ impl Platform {
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
         }
+        config.pipelines.validate()?;
         insitu_domain::datalab::parse_duration(&config.labs.start_timeout).map_err(|reason| {
             ConfigError::Duration {
                 setting: "labs.start_timeout",
@@ -80,8 +85,21 @@ impl Platform {
         let accounts = Accounts::new(store.clone(), config.session.clone()).await?;
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
-        let labs = Labs::new(store.clone(), lab_config(&config, data_dir)?);
+        let labs = Labs::new(store.clone(), lab_config(&config, data_dir.clone())?);
         let proxy_sessions = ProxySessions::new(store.clone());
+        let pipelines = Arc::new(Pipelines::new(
+            store.clone(),
+            &config.pipelines.catalogue_dir,
+            config.pipelines.engine.clone(),
+            data_dir.join("pipelines").join("scratch"),
+        ));
+        let runs = Runs::new(
+            store.clone(),
+            runs_config(&config, data_dir)?,
+            Arc::clone(&pipelines),
+            Arc::clone(&labs),
+            volumes.all().iter().map(|v| v.spec.clone()).collect(),
+        );
         let platform = Platform {
             store,
             accounts,
@@ -89,6 +107,8 @@ impl Platform {
             volumes,
             labs,
             proxy_sessions,
+            pipelines,
+            runs,
         };
         Ok((platform, initial_admin))
     }
@@ -99,7 +119,19 @@ impl Platform {
         self.labs.set_proxy(proxy);
         self.labs.prepare_dirs()?;
         self.labs.adopt_all().await?;
+        self.runs.prepare_dirs()?;
+        self.runs.adopt_all().await?;
         Ok(())
+    }
+
+    /// The pipeline catalogue.
+    pub fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.pipelines
+    }
+
+    /// Pipeline runs.
+    pub fn runs(&self) -> &Arc<Runs> {
+        &self.runs
     }
 
     pub fn accounts(&self) -> &Accounts {
@@ -216,7 +248,19 @@ impl Platform {
                 }
             }
         });
-        Maintenance(vec![sweeper, monitor])
+        let runs = Arc::clone(&self.runs);
+        let scheduler = tokio::spawn(runs.keep_scheduling());
+        let runs = Arc::clone(&self.runs);
+        let retention = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = runs.sweep().await {
+                    tracing::warn!(error = %e, "could not remove ended runs' intermediate files");
+                }
+            }
+        });
+        Maintenance(vec![sweeper, monitor, scheduler, retention])
     }
 
     /// Closes the database's connections.
@@ -234,6 +278,37 @@ impl Drop for Maintenance {
             task.abort();
         }
     }
+}
+
+/// The runs' view of the configuration, with the data directory resolved.
+fn runs_config(
+    config: &PlatformConfig,
+    data_dir: std::path::PathBuf,
+) -> Result<RunsConfigView, ConfigError> {
+    let p = &config.pipelines;
+    let labs = &config.labs;
+    Ok(RunsConfigView {
+        hidden: vec![data_dir.clone()],
+        data_dir,
+        slots: p.slots,
+        max_running_per_user: p.max_running_per_user,
+        max_queued_per_user: p.max_queued_per_user,
+        parallel: p.parallel.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        keep_intermediate: p.keep_intermediate()?,
+        run_as: (labs.run_as_uid, labs.run_as_gid),
+        tool_path: labs.tool_path.clone(),
+        expose: labs.expose.clone(),
+        bwrap: labs.bwrap.clone(),
+        cgroups: if labs.enforce_limits {
+            Cgroups::detect("insitu-runs")
+        } else {
+            Cgroups::Unavailable("turned off by labs.enforce_limits".into())
+        },
+        max_processes: labs.max_processes,
+        network_per_run: labs.network == LabNetworkMode::User,
+    })
 }
 
 /// The labs' view of the configuration, with the data directory resolved.

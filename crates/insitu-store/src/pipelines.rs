@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use insitu_domain::{Name, RunId, RunState, UserId};
+use insitu_domain::{Name, RunId, RunState, UserId, Username};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -22,6 +22,15 @@ const VERSION_COLUMNS: &str = "owner_id, name, version, description, keywords, a
 const RUN_COLUMNS: &str = "id, user_id, pipeline, version, state, reason, notice, job, resumed_from, lineage, pid, pid_start, outputs, created_at_ms, started_at_ms, finished_at_ms, cleaned_at_ms";
 
 impl Store {
+    /// The username of a user id (runs name their owner by id).
+    pub async fn username_of(&self, user_id: &UserId) -> Result<Option<Username>, StoreError> {
+        let row = sqlx::query("SELECT username FROM users WHERE id = $1")
+            .bind(user_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parsed(&r, "username")).transpose()
+    }
+
     /// Keeps a new pipeline version; `Ok(false)` when the pipeline already
     /// has this version (versions never change).
     pub async fn insert_pipeline_version(

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use insitu_core::{AdminConfig, LabsConfig, PlatformConfig, SessionConfig};
+use insitu_core::{AdminConfig, LabsConfig, PipelinesConfig, PlatformConfig, SessionConfig};
 use insitu_domain::volume::VolumeConfig;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,7 @@ pub struct ServerConfig {
     pub session: SessionConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
+    pub pipelines: PipelinesConfig,
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
@@ -139,6 +140,7 @@ impl Default for ServerConfig {
             session: SessionConfig::default(),
             admin: AdminConfig::default(),
             labs: LabsConfig::default(),
+            pipelines: PipelinesConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
         }
@@ -155,6 +157,7 @@ impl ServerConfig {
             session: self.session.clone(),
             admin: self.admin.clone(),
             labs: self.labs.clone(),
+            pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
         }
     }

@@ -33,6 +33,8 @@ mod wire;
 pub use access::{Access, Surface};
 pub use app::{App, AppHandle, BuildError};
 pub use config::{ProxyConfig, ServerConfig};
-pub use insitu_core::{AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, SessionConfig};
+pub use insitu_core::{
+    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, PipelinesConfig, SessionConfig,
+};
 pub use openapi::openapi_document;
 pub use routes::{RouteInfo, route_table};

@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 11] = [
+const SERVER_KEYS: [&str; 12] = [
     "listen",
     "public_url",
     "data_dir",
@@ -22,6 +22,7 @@ const SERVER_KEYS: [&str; 11] = [
     "session",
     "admin",
     "labs",
+    "pipelines",
     "proxy",
     "volumes",
 ];

@@ -40,9 +40,9 @@ pub struct RunOptions {
     /// Give every tool job a log file in this directory for what it writes
     /// and does not capture (named in its events).
     pub step_logs: Option<PathBuf>,
-    /// Make the jobs' directories under this directory, and keep them
-    /// after the run, instead of in a temporary directory removed at the
-    /// end.
+    /// Make the jobs' directories in a new directory (`run-N`) of this
+    /// one, and keep them after the run, instead of in a temporary
+    /// directory removed at the end.
     pub workdir: Option<PathBuf>,
     /// Host paths no job's sandbox shows (the platform's data directory).
     pub hidden: Vec<PathBuf>,

@@ -108,7 +108,7 @@ pub fn failed_before_start(opts: &RunOptions, error: &CwlError) {
 }
 
 /// Where the jobs' directories go: a temporary directory removed with the
-/// run, or the one `--workdir` names, kept.
+/// run, or a new directory (`run-N`) in the one `--workdir` names, kept.
 enum RunDir {
     Temporary(tempfile::TempDir),
     Kept(PathBuf),
@@ -118,9 +118,20 @@ impl RunDir {
     fn make(workdir: Option<&Path>) -> Result<RunDir> {
         Ok(match workdir {
             None => RunDir::Temporary(tempfile::Builder::new().prefix("insitu-cwl-").tempdir()?),
+            // A directory of its own inside: another run (a rerun) may
+            // have left its jobs there.
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                RunDir::Kept(std::fs::canonicalize(dir)?)
+                let dir = std::fs::canonicalize(dir)?;
+                let mut n = 0u32;
+                loop {
+                    let mine = dir.join(format!("run-{n}"));
+                    match std::fs::create_dir(&mine) {
+                        Ok(()) => break RunDir::Kept(mine),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         })
     }

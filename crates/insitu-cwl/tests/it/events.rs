@@ -108,8 +108,9 @@ fn steps_and_jobs_are_reported_with_positions_exit_codes_and_logs() {
     let end = of_kind(&all, "step_finished");
     assert_eq!(end.len(), 1);
     assert_eq!(end[0]["status"], "failed");
-    // The job directories stay where --workdir put them.
-    let kept: Vec<String> = std::fs::read_dir(s.path().join("work"))
+    // The job directories stay where --workdir put them, in a directory
+    // of the run's own.
+    let kept: Vec<String> = std::fs::read_dir(s.path().join("work/run-0"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();

@@ -16,6 +16,8 @@ use insitu_core::volumes::VOLUME_FACETS;
 use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
 use insitu_domain::Role;
 
+pub mod pipelines;
+
 use crate::auth::{clear_session_cookie, session_cookie};
 use crate::error::{ApiJson, ApiResult};
 use crate::state::AppState;

@@ -68,6 +68,18 @@ impl From<CoreError> for ApiFailure {
             CoreError::LastAdmin => ErrorCode::LastAdmin,
             CoreError::TokenName | CoreError::TokenExpiry => ErrorCode::InvalidRequest,
             CoreError::TokenNotFound => ErrorCode::TokenNotFound,
+            CoreError::PipelineNotFound(_) | CoreError::PipelineVersionNotFound { .. } => {
+                ErrorCode::PipelineNotFound
+            }
+            CoreError::InvalidPipeline(_) => ErrorCode::InvalidPipeline,
+            CoreError::InvalidCwl(_) => ErrorCode::InvalidCwl,
+            CoreError::PipelineVersionExists { .. } => ErrorCode::PipelineVersionExists,
+            CoreError::InvalidJob(_) => ErrorCode::InvalidJob,
+            CoreError::RunNotFound(_) => ErrorCode::RunNotFound,
+            CoreError::RunQueueFull { .. } => ErrorCode::RunQuotaExceeded,
+            CoreError::RunNotResumable { .. } => ErrorCode::RunNotResumable,
+            CoreError::RunNotEnded { .. } | CoreError::RunHasNo { .. } => ErrorCode::RunNotEnded,
+            CoreError::NoEngine => ErrorCode::EngineUnavailable,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(
@@ -82,7 +94,9 @@ impl From<CoreError> for ApiFailure {
             CoreError::PasswordHash(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
-            | CoreError::Poisoned => {
+            | CoreError::Poisoned
+            | CoreError::EngineFailed(_)
+            | CoreError::Io(_) => {
                 tracing::error!(error = %e, "internal error");
                 return internal();
             }

@@ -19,6 +19,8 @@ use insitu_domain::Role;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
+pub mod pipelines;
+
 use crate::auth::{self, LOGIN_CSRF_COOKIE, clear_session_cookie, session_cookie};
 use crate::error::ApiFailure;
 use crate::error_page::{error_page, failure_page};

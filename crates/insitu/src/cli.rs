@@ -64,6 +64,12 @@ enum Command {
     /// Labs: launch datalabs, follow, stop, read logs.
     #[command(subcommand)]
     Labs(LabsCommand),
+    /// The pipeline catalogue: list, show, validate and push CWL pipelines.
+    #[command(subcommand)]
+    Pipelines(crate::cli_pipelines::PipelinesCommand),
+    /// Pipeline runs: submit, follow, read logs, cancel, resume, download.
+    #[command(subcommand)]
+    Runs(crate::cli_pipelines::RunsCommand),
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -265,6 +271,8 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         let volumes = crate::demo::demo_volumes(&root)?;
         tracing::info!(count = volumes.len(), root = %root.display(), "demo data volumes ready");
         config.volumes.extend(volumes);
+        config.pipelines.catalogue_dir = std::fs::canonicalize(&config.pipelines.catalogue_dir)
+            .unwrap_or(config.pipelines.catalogue_dir);
         // JupyterLab from the virtualenv the run script makes.
         let venv = std::path::Path::new(".venv/bin");
         if venv.join("jupyter-lab").exists() && config.labs.tool_path.is_empty() {
@@ -276,6 +284,14 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         if config.proxy.public_url.is_none() && proxy.ip().is_loopback() && proxy.port() != 0 {
             config.proxy.public_url = Some(format!("http://{{lab}}.localhost:{}", proxy.port()));
         }
+    }
+    // The engine and the command-line client labs find are this program's
+    // companions, unless the configuration says otherwise.
+    if config.pipelines.engine.is_none() {
+        config.pipelines.engine = crate::cwl::find_engine();
+    }
+    if config.pipelines.lab_cli.is_none() {
+        config.pipelines.lab_cli = std::env::current_exe().ok();
     }
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -512,6 +528,10 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             Ok(())
         }
         Command::Labs(cmd) => labs_command(cmd).await,
+        Command::Pipelines(cmd) => {
+            crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
+        }
+        Command::Runs(cmd) => crate::cli_pipelines::runs(&Client::logged_in()?, cmd).await,
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Config(_)
@@ -638,7 +658,7 @@ fn print_json<T: Serialize>(v: &T) -> Result<(), ClientError> {
     Ok(())
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

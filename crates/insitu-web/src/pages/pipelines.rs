@@ -1,0 +1,1 @@
+//! Pages of the pipeline catalogue, the development page and runs.

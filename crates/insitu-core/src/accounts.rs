@@ -8,22 +8,30 @@
 //! go through a short-lived in-memory cache so listing endpoints do not hit
 //! the database on every request; every change that must take effect at once
 //! (logout, revoke, disable, role change, password change) evicts the user's
-//! entries from it.
+//! entries from it. Failed logins are throttled, and Argon2 work bounded, by
+//! [`throttle`].
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::net::IpAddr;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use insitu_domain::{Role, TokenId, UserId, Username};
-use insitu_store::{NewUser, SessionRecord, Store, StoreError, TokenRecord, UserRecord};
+use insitu_store::{
+    NewUser, SessionRecord, Store, StoreError, TokenRecord, UserRecord, UserUpdate,
+};
 use sha2::{Digest, Sha256};
 
 use crate::clock::now;
-use crate::config::{AdminConfig, ConfigError, SessionConfig};
+use crate::config::{AdminConfig, ConfigError, LoginConfig, SessionConfig};
 use crate::error::{Error, PasswordRule};
+
+pub mod throttle;
+
+use throttle::{PasswordGate, Throttle};
 
 pub const TOKEN_PREFIX: &str = "insitu_";
 
@@ -31,8 +39,6 @@ pub const TOKEN_PREFIX: &str = "insitu_";
 const CACHE_TTL: Duration = Duration::from_secs(5);
 /// How often at most a session's or token's last use is written back.
 const TOUCH_EVERY_SECS: i64 = 60;
-const LOGIN_FAILURES_ALLOWED: u32 = 10;
-const LOGIN_WINDOW_SECS: i64 = 300;
 
 /// An authenticated caller: who they are, and how they proved it.
 #[derive(Debug, Clone)]
@@ -71,7 +77,10 @@ pub struct Accounts {
     store: Store,
     session: SessionConfig,
     cache: RwLock<HashMap<String, CacheEntry>>,
-    login_failures: Mutex<HashMap<String, (u32, i64)>>,
+    /// Failed logins, counted before each check (see [`throttle`]).
+    throttle: Throttle,
+    /// Bounds the Argon2 work done at once.
+    gate: PasswordGate,
     dummy_hash: String,
 }
 
@@ -146,13 +155,18 @@ pub fn check_new_password(
 }
 
 impl Accounts {
-    pub async fn new(store: Store, session: SessionConfig) -> Result<Accounts, Error> {
+    pub async fn new(
+        store: Store,
+        session: SessionConfig,
+        login: LoginConfig,
+    ) -> Result<Accounts, Error> {
         let dummy_hash = hash_password(&new_secret()).await?;
         Ok(Accounts {
             store,
             session,
             cache: RwLock::new(HashMap::new()),
-            login_failures: Mutex::new(HashMap::new()),
+            gate: PasswordGate::new(login.concurrent_checks, login.queued_checks),
+            throttle: Throttle::new(login),
             dummy_hash,
         })
     }
@@ -161,29 +175,36 @@ impl Accounts {
         &self.session
     }
 
-    /// Checks a username and password. Unknown users cost the same time as
-    /// known ones, and repeated failures for one username are throttled.
+    /// Checks a username and password tried from `client`. Unknown users
+    /// cost the same time as known ones. The try is counted as a failure
+    /// before the password is verified (see [`throttle`]), and refused
+    /// without a check once the account, the client address or the pair of
+    /// them has failed too often; it is refused at once when too many
+    /// checks are running and waiting.
     pub async fn check_credentials(
         &self,
         username: &str,
         password: &str,
+        client: IpAddr,
     ) -> Result<UserRecord, Error> {
-        let key = username.to_lowercase();
-        let t = now();
-        {
-            let failures = self.login_failures.lock().map_err(|_| Error::Poisoned)?;
-            if let Some((n, since)) = failures.get(&key)
-                && *n >= LOGIN_FAILURES_ALLOWED
-                && t - since < LOGIN_WINDOW_SECS
-            {
-                return Err(Error::RateLimited {
-                    retry_in_secs: LOGIN_WINDOW_SECS - (t - since),
-                });
-            }
-        }
-        let user = match username.parse::<Username>() {
-            Ok(u) => self.store.user_by_username(&u).await?,
-            Err(_) => None,
+        let name = username.parse::<Username>().ok();
+        let reservation = self
+            .throttle
+            .reserve(username, name.is_some(), client, now())
+            .map_err(|retry_in_secs| Error::RateLimited { retry_in_secs })?;
+        let Ok(_pass) = self.gate.enter().await else {
+            self.throttle.release(&reservation);
+            return Err(Error::PasswordChecksBusy);
+        };
+        let user = match &name {
+            Some(u) => match self.store.user_by_username(u).await {
+                Ok(user) => user,
+                Err(e) => {
+                    self.throttle.release(&reservation);
+                    return Err(e.into());
+                }
+            },
+            None => None,
         };
         let hash = user
             .as_ref()
@@ -191,25 +212,30 @@ impl Accounts {
         let ok = verify_password(hash, password).await;
         match user {
             Some(user) if ok => {
-                self.login_failures
-                    .lock()
-                    .map_err(|_| Error::Poisoned)?
-                    .remove(&key);
+                self.throttle.succeeded(&reservation);
                 if user.disabled {
                     return Err(Error::AccountDisabled);
                 }
                 Ok(user)
             }
-            _ => {
-                let mut failures = self.login_failures.lock().map_err(|_| Error::Poisoned)?;
-                let entry = failures.entry(key).or_insert((0, t));
-                if t - entry.1 >= LOGIN_WINDOW_SECS {
-                    *entry = (0, t);
-                }
-                entry.0 += 1;
-                Err(Error::InvalidCredentials)
-            }
+            _ => Err(Error::InvalidCredentials),
         }
+    }
+
+    /// Hashes a new password, within the bound on Argon2 work at once.
+    async fn hash_new_password(&self, password: &str) -> Result<String, Error> {
+        let _pass = self
+            .gate
+            .enter()
+            .await
+            .map_err(|_| Error::PasswordChecksBusy)?;
+        hash_password(password).await
+    }
+
+    /// Failed-login counters held: (account and address pairs, addresses,
+    /// accounts); each is bounded by `login.max_tracked`.
+    pub fn login_counters(&self) -> (usize, usize, usize) {
+        self.throttle.tracked()
     }
 
     /// Opens a browser session; returns the cookie value and the CSRF token.
@@ -274,10 +300,11 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
+        client: IpAddr,
         token_name: &str,
         expires_in_days: Option<u32>,
     ) -> Result<(String, TokenRecord), Error> {
-        let user = self.check_credentials(username, password).await?;
+        let user = self.check_credentials(username, password, client).await?;
         let (token, record) = self
             .create_token(&user.id, token_name, expires_in_days)
             .await?;
@@ -302,19 +329,37 @@ impl Accounts {
         Ok(self.store.list_tokens(user_id).await?)
     }
 
-    /// Changes a user's password after checking the current one; every
-    /// session of theirs ends.
+    /// Changes a user's password after checking the current one (tried
+    /// from `client`); every session of theirs ends, and with
+    /// `revoke_tokens` every API token of theirs too. Returns the account,
+    /// whose lab sessions the caller ends as well.
     pub async fn change_password(
         &self,
         username: &Username,
         current: &str,
         new: &str,
-    ) -> Result<(), Error> {
-        let user = self.check_credentials(username.as_str(), current).await?;
+        client: IpAddr,
+        revoke_tokens: bool,
+    ) -> Result<UserRecord, Error> {
+        let user = self
+            .check_credentials(username.as_str(), current, client)
+            .await?;
         check_new_password(&self.session, username.as_str(), new)?;
-        let hash = hash_password(new).await?;
+        let hash = self.hash_new_password(new).await?;
         self.store.set_password_hash(&user.id, &hash).await?;
+        if revoke_tokens {
+            let n = self.store.revoke_all_tokens(&user.id, now()).await?;
+            tracing::info!(username = %user.username, tokens = n, "API tokens revoked with a password change");
+        }
         self.evict_user(&user.id);
+        Ok(user)
+    }
+
+    /// Ends every browser session of a user ("log out everywhere"); API
+    /// tokens stay.
+    pub async fn end_all_sessions(&self, user_id: &UserId) -> Result<(), Error> {
+        self.store.delete_sessions_of(user_id).await?;
+        self.evict_user(user_id);
         Ok(())
     }
 
@@ -341,7 +386,7 @@ impl Accounts {
             reason,
         })?;
         check_new_password(&self.session, username.as_str(), password)?;
-        let password_hash = hash_password(password).await?;
+        let password_hash = self.hash_new_password(password).await?;
         match self
             .store
             .create_user(NewUser {
@@ -359,7 +404,9 @@ impl Accounts {
     }
 
     /// Applies a role change or (dis)abling; refuses to leave no active
-    /// admin. The account's sessions and tokens see the change at once.
+    /// admin, atomically in the store (two administrators demoting each
+    /// other at once leave one). The account's sessions and tokens see the
+    /// change at once.
     pub async fn update_user(
         &self,
         username: &str,
@@ -373,20 +420,9 @@ impl Accounts {
             .user_by_username(&name)
             .await?
             .ok_or_else(not_found)?;
-        let stays_admin =
-            role.unwrap_or(user.role) == Role::Admin && !disabled.unwrap_or(user.disabled);
-        if user.role == Role::Admin
-            && !user.disabled
-            && !stays_admin
-            && self.store.count_active_admins().await? <= 1
-        {
-            return Err(Error::LastAdmin);
-        }
-        if let Some(role) = role {
-            self.store.set_role(&user.id, role).await?;
-        }
-        if let Some(disabled) = disabled {
-            self.store.set_disabled(&user.id, disabled).await?;
+        match self.store.update_user(&user.id, role, disabled).await? {
+            UserUpdate::Done => {}
+            UserUpdate::WouldLeaveNoAdmin => return Err(Error::LastAdmin),
         }
         self.evict_user(&user.id);
         let updated = self
@@ -557,7 +593,7 @@ pub(crate) async fn bootstrap_admin(
                 reason,
             })?;
     let (password, generated) = match &admin.password {
-        Some(p) => (p.clone(), false),
+        Some(p) => (p.expose().to_owned(), false),
         None => (new_secret().chars().take(20).collect::<String>(), true),
     };
     let password_hash = hash_password(&password).await?;

@@ -1,57 +1,80 @@
 //! Settings of the platform's services, and what is wrong with them. Every
 //! field has a default, so the embedded default needs no file at all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use insitu_domain::datalab::QuantityError;
 use insitu_domain::volume::VolumeConfig;
-use insitu_domain::{DefinitionError, NameError};
+use insitu_domain::{DefinitionError, NameError, Secret};
 use serde::{Deserialize, Serialize};
 
 /// What the platform's services are built from (the server's
-/// configuration less what only HTTP needs).
-#[derive(Clone)]
+/// configuration less what only HTTP needs). Its secrets are [`Secret`]s,
+/// so `Debug` shows none.
+#[derive(Debug, Clone)]
 pub struct PlatformConfig {
     /// Where the platform keeps its state (SQLite file, workspaces, lab
     /// logs).
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`. Defaults to
     /// `sqlite://<data_dir>/insitu.db`.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// Directory of datalab definitions, one `<name>.toml` per datalab.
     pub catalogue_dir: PathBuf,
     pub session: SessionConfig,
+    pub login: LoginConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
     pub pipelines: PipelinesConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// The configuration file the server was started with, if any: labs
+    /// never see it.
+    pub config_file: Option<PathBuf>,
 }
 
 impl PlatformConfig {
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("insitu.db").display()))
+    pub fn database_url(&self) -> Secret {
+        self.database_url.clone().unwrap_or_else(|| {
+            Secret::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("insitu.db").display()
+            ))
+        })
+    }
+
+    /// What no lab may see: the data directory, the configuration file,
+    /// the SQLite database (its directory, so that its `-wal`, `-shm` and
+    /// `-journal` files made later are covered too; the files themselves
+    /// when it sits at the top of the file system) and the operator's
+    /// `labs.hidden`.
+    pub fn hidden_from_labs(&self, data_dir: &Path) -> Vec<PathBuf> {
+        let mut hidden = vec![data_dir.to_owned()];
+        hidden.extend(self.config_file.iter().cloned());
+        if let Some(db) = sqlite_path(self.database_url().expose()) {
+            let db = std::path::absolute(&db).unwrap_or(db);
+            match db.parent() {
+                Some(dir) if dir.components().count() > 2 => hidden.push(dir.to_owned()),
+                _ => {
+                    for suffix in ["", "-wal", "-shm", "-journal"] {
+                        let mut name = db.as_os_str().to_owned();
+                        name.push(suffix);
+                        hidden.push(PathBuf::from(name));
+                    }
+                }
+            }
+        }
+        hidden.extend(self.labs.hidden.iter().cloned());
+        hidden
     }
 }
 
-impl std::fmt::Debug for PlatformConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlatformConfig")
-            .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(insitu_store::redact_url),
-            )
-            .field("catalogue_dir", &self.catalogue_dir)
-            .field("session", &self.session)
-            .field("admin", &self.admin)
-            .field("labs", &self.labs)
-            .field("pipelines", &self.pipelines)
-            .field("volumes", &self.volumes)
-            .finish()
-    }
+/// The file of a `sqlite:` database URL.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +127,50 @@ pub struct LabsConfig {
     pub enforce_limits: bool,
     /// Processes (and threads) one lab may have at once.
     pub max_processes: u64,
+    /// Labs that may be starting at once; further launches wait, queued,
+    /// until one of them is running or has failed.
+    pub max_starting: usize,
+    /// How long a user's network namespace outlives their last lab (a
+    /// relaunch within it reuses the namespace).
+    pub network_linger: String,
+    /// Host paths no lab may see, besides the platform's data directory,
+    /// its configuration file and its database, which are always hidden:
+    /// directories or files holding the platform's secrets.
+    pub hidden: Vec<PathBuf>,
+    /// The limits of each user's SAMP hub, which runs in a control group of
+    /// its own like a lab.
+    pub samp_hub: SampHubConfig,
+}
+
+/// The control group of a user's SAMP hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampHubConfig {
+    /// Hard memory limit (`256MiB`).
+    pub memory: String,
+    /// Cores' worth of CPU time.
+    pub cpu: f64,
+    /// Processes and threads.
+    pub max_processes: u64,
+}
+
+impl Default for SampHubConfig {
+    fn default() -> Self {
+        SampHubConfig {
+            memory: "256MiB".to_owned(),
+            cpu: 0.5,
+            max_processes: 64,
+        }
+    }
+}
+
+impl SampHubConfig {
+    pub fn memory_bytes(&self) -> Result<u64, ConfigError> {
+        insitu_domain::datalab::parse_bytes(&self.memory).map_err(|reason| ConfigError::Quantity {
+            setting: "labs.samp_hub.memory",
+            reason,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +195,10 @@ impl Default for LabsConfig {
             network: LabNetworkMode::User,
             enforce_limits: true,
             max_processes: 4096,
+            max_starting: 10,
+            network_linger: "5m".to_owned(),
+            hidden: vec![PathBuf::from("/etc/insitu")],
+            samp_hub: SampHubConfig::default(),
         }
     }
 }
@@ -143,6 +214,15 @@ impl LabsConfig {
                     reason,
                 }),
         }
+    }
+
+    pub fn network_linger(&self) -> Result<std::time::Duration, ConfigError> {
+        insitu_domain::datalab::parse_duration(&self.network_linger)
+            .map(std::time::Duration::from_secs)
+            .map_err(|reason| ConfigError::Duration {
+                setting: "labs.network_linger",
+                reason,
+            })
     }
 
     /// The configured GPUs, or those `nvidia-smi -L` lists.
@@ -241,21 +321,82 @@ impl PipelinesConfig {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Username of the administrator created on first start.
     pub username: String,
     /// Their password; when unset a random one is generated and printed once.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
-impl std::fmt::Debug for AdminConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminConfig")
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
+/// How failed logins are counted and how much password checking the
+/// server does at once. Failures are counted per account and client
+/// address, per client address and per account, each in a window; a check
+/// is refused before the password is verified once a count is reached,
+/// so parallel guesses get no more tries than sequential ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed logins for one account from one client address per window.
+    pub failures_per_client: u32,
+    /// Failed logins from one client address, whatever the accounts
+    /// (password spraying).
+    pub failures_per_address: u32,
+    /// Failed logins for one account from all addresses together (guessing
+    /// spread over many addresses). Reaching it makes the account wait
+    /// from every address, so it is set well above `failures_per_client`.
+    pub failures_per_account: u32,
+    /// How long the counts last (`5m`).
+    pub window: String,
+    /// Most counters kept per kind; when full, expired ones and then the
+    /// oldest are forgotten, so usernames or addresses an attacker invents
+    /// cannot grow the server's memory.
+    pub max_tracked: usize,
+    /// Passwords verified or hashed at once (each Argon2 check takes about
+    /// 19 MiB and a core for tens of milliseconds).
+    pub concurrent_checks: usize,
+    /// Checks that may wait for a free slot; past that a login is answered
+    /// `rate_limited` at once instead of queueing.
+    pub queued_checks: usize,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            failures_per_client: 10,
+            failures_per_address: 100,
+            failures_per_account: 100,
+            window: "5m".to_owned(),
+            max_tracked: 10_000,
+            concurrent_checks: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            queued_checks: 64,
+        }
+    }
+}
+
+impl LoginConfig {
+    /// The window in seconds; the configuration is checked at start.
+    pub fn window_secs(&self) -> i64 {
+        secs(&self.window, 300)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        insitu_domain::datalab::parse_duration(&self.window).map_err(|reason| {
+            ConfigError::Duration {
+                setting: "login.window",
+                reason,
+            }
+        })?;
+        if self.failures_per_client == 0
+            || self.failures_per_address == 0
+            || self.failures_per_account == 0
+            || self.max_tracked == 0
+            || self.concurrent_checks == 0
+        {
+            return Err(ConfigError::LoginLimitZero);
+        }
+        Ok(())
     }
 }
 
@@ -325,8 +466,19 @@ pub enum ConfigError {
         setting: &'static str,
         reason: QuantityError,
     },
+    #[error("{setting}: {reason}")]
+    Quantity {
+        setting: &'static str,
+        reason: QuantityError,
+    },
+    #[error("labs.max_starting must be at least 1")]
+    MaxStarting,
     #[error("session.min_password_length must be at least 8")]
     MinPasswordLength,
+    #[error(
+        "login.failures_per_client, failures_per_address, failures_per_account, max_tracked and concurrent_checks must be at least 1"
+    )]
+    LoginLimitZero,
     #[error("admin.username {name:?} {reason}")]
     AdminUsername { name: String, reason: NameError },
     #[error("data volume {name:?} in the configuration: {}", list(problems))]
@@ -345,4 +497,55 @@ pub enum ConfigError {
 fn list(problems: &[DefinitionError]) -> String {
     let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
     list.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(database_url: Option<&str>) -> PlatformConfig {
+        PlatformConfig {
+            data_dir: PathBuf::from("/var/lib/insitu"),
+            database_url: database_url.map(Secret::from),
+            catalogue_dir: PathBuf::from("/srv/catalogue"),
+            session: SessionConfig::default(),
+            login: LoginConfig::default(),
+            admin: AdminConfig::default(),
+            labs: LabsConfig::default(),
+            volumes: Vec::new(),
+            config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
+        }
+    }
+
+    #[test]
+    fn labs_never_see_the_configuration_or_the_database() {
+        let data = Path::new("/var/lib/insitu");
+        let paths = |url| config(url).hidden_from_labs(data);
+        assert_eq!(
+            paths(Some("sqlite:///srv/db/insitu.db?mode=rwc")),
+            [
+                "/var/lib/insitu",
+                "/opt/insitu/insitu.toml",
+                "/srv/db",
+                "/etc/insitu"
+            ]
+            .map(PathBuf::from)
+        );
+        // The default database is in the data directory; hiding that again
+        // is harmless.
+        assert!(paths(None).contains(&PathBuf::from("/var/lib/insitu")));
+        // At the top of the file system, the files themselves.
+        let top = paths(Some("sqlite:/insitu.db"));
+        for f in [
+            "/insitu.db",
+            "/insitu.db-wal",
+            "/insitu.db-shm",
+            "/insitu.db-journal",
+        ] {
+            assert!(top.contains(&PathBuf::from(f)), "{top:?}");
+        }
+        assert!(!top.contains(&PathBuf::from("/")), "{top:?}");
+        // PostgreSQL keeps no file here.
+        assert_eq!(paths(Some("postgres://u@db/insitu")).len(), 3);
+    }
 }

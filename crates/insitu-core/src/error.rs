@@ -50,8 +50,10 @@ pub enum Error {
     AccountDisabled,
     #[error("the account no longer exists")]
     AccountGone,
-    #[error("too many failed logins for this account; try again in {retry_in_secs} s")]
+    #[error("too many failed logins; try again in {retry_in_secs} s")]
     RateLimited { retry_in_secs: i64 },
+    #[error("too many passwords are being checked right now; try again in a moment")]
+    PasswordChecksBusy,
     #[error("{0}")]
     WeakPassword(PasswordRule),
     #[error("username {username:?} {reason}")]

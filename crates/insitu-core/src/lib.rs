@@ -30,8 +30,9 @@ pub mod volumes;
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
-    AdminConfig, LabNetworkMode, LabsConfig, PipelinesConfig, PlatformConfig, SessionConfig,
+    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
+    SampHubConfig, SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
-pub use insitu_store::{LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
+pub use insitu_store::{LabEventRecord, LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

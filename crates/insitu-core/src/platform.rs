@@ -2,14 +2,15 @@
 //! operations that span several of them (a launch needs the catalogue, the
 //! volumes and the labs).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu_domain::{UserId, VolumeSpec};
-use insitu_launcher::Cgroups;
-use insitu_store::{LabRecord, Store, StoreError};
+use insitu_domain::{Role, UserId, Username, VolumeSpec};
+use insitu_launcher::{Cgroups, Limits};
+use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
-use crate::accounts::{self, Accounts, InitialAdmin};
+use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
 use crate::catalogue::Datalabs;
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
 use crate::error::Error;
@@ -31,6 +32,9 @@ pub enum SetupError {
     #[error(transparent)]
     Service(#[from] Error),
 }
+
+/// Why a disabled user's labs were stopped, as the lab records say.
+pub const DISABLED_REASON: &str = "the account was disabled by an administrator";
 
 /// A lab to launch, as the user asked for it.
 #[derive(Debug, Clone)]
@@ -62,6 +66,7 @@ impl Platform {
         config: PlatformConfig,
     ) -> Result<(Platform, Option<InitialAdmin>), SetupError> {
         config.session.validate()?;
+        config.login.validate()?;
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
         }
@@ -75,14 +80,15 @@ impl Platform {
         if config.database_url.is_none() {
             std::fs::create_dir_all(&config.data_dir)?;
         }
-        let store = Store::connect(&config.database_url()).await?;
+        let store = Store::connect(config.database_url().expose()).await?;
         let initial_admin = accounts::bootstrap_admin(&store, &config.admin).await?;
         let datalabs = Datalabs::load(&config.catalogue_dir);
         let volumes = Volumes::new(
             VolumeCatalogue::from_config(&config.volumes)?,
             store.clone(),
         );
-        let accounts = Accounts::new(store.clone(), config.session.clone()).await?;
+        let accounts =
+            Accounts::new(store.clone(), config.session.clone(), config.login.clone()).await?;
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
         let labs = Labs::new(store.clone(), lab_config(&config, data_dir.clone())?);
@@ -118,7 +124,15 @@ impl Platform {
     pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
         self.labs.set_proxy(proxy);
         self.labs.prepare_dirs()?;
-        self.labs.adopt_all().await?;
+        let datalabs = &self.datalabs;
+        let readiness = |name: &str| {
+            datalabs
+                .catalogue()
+                .datalab(name)
+                .ok()
+                .map(|d| d.launch.readiness_path.clone())
+        };
+        self.labs.adopt_all(&readiness).await?;
         self.runs.prepare_dirs()?;
         self.runs.adopt_all().await?;
         Ok(())
@@ -157,12 +171,69 @@ impl Platform {
 
     /// Ends every lab proxy session of a user, in every lab: at once in
     /// this process (their WebSockets close), and in the session table
-    /// before it returns, so no server process honours them again. Call it
-    /// whenever a user must lose their labs' cookies: account disabled,
-    /// logout everywhere, password changed.
+    /// before it returns, so no server process honours them again, even
+    /// after a restart. Every way of cutting a user off goes through it:
+    /// account disabled, logout, logout everywhere, password changed.
     pub async fn revoke_proxy_sessions(&self, user_id: &UserId) -> Result<(), Error> {
         self.labs.revoke_user_sessions(user_id);
         self.proxy_sessions.remove_user(user_id).await
+    }
+
+    /// Changes an account's role or disables it (an administrator's act).
+    /// Disabling cuts the user off everywhere at once: their sessions and
+    /// tokens stop, their lab sessions on the proxy end (open WebSockets
+    /// close) and their labs are stopped with [`DISABLED_REASON`].
+    pub async fn update_user(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<UserRecord, Error> {
+        let user = self.accounts.update_user(username, role, disabled).await?;
+        if disabled == Some(true) && user.disabled {
+            // The labs are stopped even when the session table cannot be
+            // cleared (stopping a lab clears its rows too); the failure is
+            // still reported.
+            let revoked = self.revoke_proxy_sessions(&user.id).await;
+            let stopped = self.labs.stop_all_of(&user.id, DISABLED_REASON).await?;
+            tracing::info!(username = %user.username, labs = stopped, "disabled account's labs stopped");
+            revoked?;
+        }
+        Ok(user)
+    }
+
+    /// Changes the caller's password (see [`Accounts::change_password`]);
+    /// their lab sessions on the proxy end too.
+    pub async fn change_password(
+        &self,
+        username: &Username,
+        current: &str,
+        new: &str,
+        client: IpAddr,
+        revoke_tokens: bool,
+    ) -> Result<(), Error> {
+        let user = self
+            .accounts
+            .change_password(username, current, new, client, revoke_tokens)
+            .await?;
+        self.revoke_proxy_sessions(&user.id).await
+    }
+
+    /// Logs the caller out: the browser session they came with ends, and
+    /// so do all their lab sessions on the proxy (their labs keep
+    /// running; opening one again takes a new ticket from the platform).
+    pub async fn log_out(&self, caller: &Principal) -> Result<(), Error> {
+        if let Via::Session { id_hash, .. } = &caller.via {
+            self.accounts.close_session(id_hash).await?;
+        }
+        self.revoke_proxy_sessions(&caller.user_id).await
+    }
+
+    /// Logs a user out everywhere: every browser session of theirs and
+    /// every lab session on the proxy end. API tokens stay.
+    pub async fn log_out_everywhere(&self, user_id: &UserId) -> Result<(), Error> {
+        self.accounts.end_all_sessions(user_id).await?;
+        self.revoke_proxy_sessions(user_id).await
     }
 
     /// The database's kind (`sqlite`, `postgres`) and whether it answers.
@@ -288,7 +359,8 @@ fn runs_config(
     let p = &config.pipelines;
     let labs = &config.labs;
     Ok(RunsConfigView {
-        hidden: vec![data_dir.clone()],
+        // What no lab sees, no job sees either.
+        hidden: config.hidden_from_labs(&data_dir),
         data_dir,
         slots: p.slots,
         max_running_per_user: p.max_running_per_user,
@@ -317,9 +389,13 @@ fn lab_config(
     data_dir: std::path::PathBuf,
 ) -> Result<LabConfigView, ConfigError> {
     let labs = &config.labs;
+    if labs.max_starting == 0 {
+        return Err(ConfigError::MaxStarting);
+    }
+    let hub = &labs.samp_hub;
     Ok(LabConfigView {
         bwrap: labs.bwrap.clone(),
-        hidden: vec![data_dir.clone()],
+        hidden: config.hidden_from_labs(&data_dir),
         data_dir,
         max_labs_per_user: labs.max_per_user,
         start_timeout: Duration::from_secs(labs.start_timeout_secs()),
@@ -338,5 +414,12 @@ fn lab_config(
         },
         max_processes: labs.max_processes,
         network_per_user: labs.network == LabNetworkMode::User,
+        network_linger: labs.network_linger()?,
+        max_starting: labs.max_starting,
+        samp_hub: Limits {
+            memory_bytes: Some(hub.memory_bytes()?),
+            cpus: (hub.cpu > 0.0).then_some(hub.cpu),
+            max_pids: (hub.max_processes > 0).then_some(hub.max_processes),
+        },
     })
 }

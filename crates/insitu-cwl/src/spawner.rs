@@ -473,6 +473,8 @@ impl RunSandbox {
             expose: base.expose.clone(),
             hidden: base.hidden.clone(),
             keep_caps,
+            // The run's sandbox ends with the engine (and its jobs with it).
+            die_with_parent: true,
             ..SandboxSpec::default()
         };
         let args = bwrap_args_with(

@@ -1,7 +1,7 @@
 //! The platform's vocabulary as pure types and rules: validated names and
-//! ids, roles, the lab state machine, datalab definitions, data volume
-//! definitions, pipelines (references, versions, details) and the run
-//! state machine, and SPDX licence checks.
+//! ids, roles, secrets that never print, the lab state machine, datalab
+//! definitions, data volume definitions, pipelines (references, versions,
+//! details) and the run state machine, and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -13,6 +13,7 @@ pub mod lab;
 pub mod name;
 pub mod pipeline;
 pub mod role;
+pub mod secret;
 pub mod spdx;
 pub mod volume;
 
@@ -21,10 +22,11 @@ pub use datalab::{
     ToolCredential,
 };
 pub use id::{IdError, LabId, RunId, TokenId, UserId};
-pub use lab::{LabState, UnknownLabState};
+pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use pipeline::{
     PipelineMeta, PipelineOwner, PipelineRef, PipelineVersion, RawPipelineMeta, RunState,
 };
 pub use role::Role;
+pub use secret::Secret;
 pub use volume::{VolumeMetadata, VolumeSpec};

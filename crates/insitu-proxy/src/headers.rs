@@ -10,6 +10,9 @@ use http::{HeaderMap, HeaderValue};
 
 /// Prefix of every cookie the platform or the proxy sets; none reaches a lab.
 const INSITU_COOKIE_PREFIX: &[u8] = b"insitu_";
+/// The prefixes browsers give meaning to (the platform's cookies are
+/// `__Host-insitu_…` over https); browsers read them regardless of case.
+const BROWSER_COOKIE_PREFIXES: [&[u8]; 2] = [b"__Host-", b"__Secure-"];
 /// Prefix of the proxy's per-lab session cookie.
 pub(crate) const LAB_COOKIE_PREFIX: &str = "insitu_lab_";
 /// Prefix of platform API tokens (`Authorization: Bearer insitu_…`).
@@ -156,9 +159,22 @@ pub(crate) fn strip_platform_credentials(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a cookie's name is one of ours, with or without a browser's
+/// prefix: over https the platform's session is `__Host-insitu_session`,
+/// which a browser also sends to a lab proxy on the same host name at
+/// another port (cookies know no ports).
 fn is_insitu_cookie(name: &[u8]) -> bool {
-    name.len() >= INSITU_COOKIE_PREFIX.len()
-        && name[..INSITU_COOKIE_PREFIX.len()].eq_ignore_ascii_case(INSITU_COOKIE_PREFIX)
+    let name = BROWSER_COOKIE_PREFIXES
+        .iter()
+        .find_map(|prefix| strip_prefix_ignore_case(name, prefix))
+        .unwrap_or(name);
+    strip_prefix_ignore_case(name, INSITU_COOKIE_PREFIX).is_some()
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 fn strip_insitu_cookies(headers: &mut HeaderMap) {
@@ -267,6 +283,16 @@ mod tests {
         ]);
         strip_platform_credentials(&mut headers);
         assert_eq!(headers["cookie"], "theme=dark; _xsrf=abc");
+
+        // The platform's cookies over https, sent along to a proxy on the
+        // same host name.
+        let mut headers = map(&[(
+            "cookie",
+            "__Host-insitu_session=s; __host-INSITU_login_csrf=c; \
+             __Secure-insitu_x=1; __Host-theme=dark; insitu=kept",
+        )]);
+        strip_platform_credentials(&mut headers);
+        assert_eq!(headers["cookie"], "__Host-theme=dark; insitu=kept");
         assert!(!headers.contains_key("authorization"));
         assert!(!headers.contains_key("expect"));
 
@@ -284,6 +310,11 @@ mod tests {
         let mut headers = map(&[
             ("set-cookie", "insitu_lab_y=x; Path=/labs/y/"),
             ("set-cookie", "_xsrf=1; Path=/"),
+            (
+                "set-cookie",
+                "__Host-insitu_session=planted; Path=/; Secure",
+            ),
+            ("set-cookie", " __secure-insitu_lab_y=x; Secure"),
         ]);
         strip_insitu_set_cookies(&mut headers);
         let values: Vec<_> = headers.get_all("set-cookie").iter().collect();

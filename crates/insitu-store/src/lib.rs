@@ -18,7 +18,9 @@ mod records;
 mod store;
 
 pub use records::{
-    LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord, SessionRecord,
-    TokenRecord, UserRecord,
+    LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
+    SessionRecord, TokenRecord, UserRecord,
 };
-pub use store::{Backend, Store, StoreError, create_postgres_database, redact_url};
+pub use store::{
+    Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
+};

@@ -7,7 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::records::{
-    LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
+    LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -52,6 +52,24 @@ impl StoreError {
             )
         )
     }
+}
+
+/// What [`Store::update_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserUpdate {
+    Done,
+    /// Nothing: the change would have left no active administrator.
+    WouldLeaveNoAdmin,
+}
+
+/// What [`Store::create_lab_within`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabAdmission {
+    Created,
+    /// Nothing: the user already has `active` active labs.
+    OverLimit {
+        active: usize,
+    },
 }
 
 /// Handle to the database; cheap to clone.
@@ -201,6 +219,62 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")?)
     }
 
+    /// Changes an account's role and/or disables or enables it, unless the
+    /// change would leave no active administrator: checked and applied in
+    /// one transaction holding the active administrators' rows (PostgreSQL)
+    /// or the database's write lock (SQLite), so two administrators demoting
+    /// each other at once, even from two server processes, leave one.
+    /// Disabling also ends the account's sessions.
+    pub async fn update_user(
+        &self,
+        user_id: &UserId,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<UserUpdate, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        // On SQLite the first statement writes, so the transaction holds
+        // the write lock from here on.
+        if let Some(role) = role {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(disabled) = disabled {
+            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                .bind(i64::from(disabled))
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if disabled {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let may_remove_admin = role.is_some_and(|r| r != Role::Admin) || disabled == Some(true);
+        if may_remove_admin {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if row.try_get::<i64, _>("n")? == 0 {
+                tx.rollback().await?;
+                return Ok(UserUpdate::WouldLeaveNoAdmin);
+            }
+        }
+        tx.commit().await?;
+        Ok(UserUpdate::Done)
+    }
+
     pub async fn set_role(&self, user_id: &UserId, role: Role) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role.as_str())
@@ -244,6 +318,15 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Ends every session of a user.
+    pub async fn delete_sessions_of(&self, user_id: &UserId) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     pub async fn record_login(&self, user_id: &UserId, now: i64) -> Result<(), StoreError> {
@@ -408,6 +491,18 @@ impl Store {
         Ok(Some(hash))
     }
 
+    /// Revokes every live token of a user; returns how many.
+    pub async fn revoke_all_tokens(&self, user_id: &UserId, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn touch_token(&self, token_id: &TokenId, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
@@ -468,7 +563,51 @@ impl Store {
 const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
 
 impl Store {
+    /// Records a new lab unless its user already has `limit` active labs:
+    /// the count and the insert are one transaction holding the user's row
+    /// (PostgreSQL) or the database's write lock (SQLite), so parallel
+    /// launches, even from two server processes, never pass the limit.
+    pub async fn create_lab_within(
+        &self,
+        l: &LabRecord,
+        limit: usize,
+    ) -> Result<LabAdmission, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(l.user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // On SQLite the insert is the first statement, so the transaction
+        // holds the write lock from here on.
+        Self::insert_lab(&mut tx, l).await?;
+        let mut count = sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM labs WHERE user_id = $1 AND state IN ({})",
+            placeholders(2, LabState::ACTIVE.len())
+        )))
+        .bind(l.user_id.as_str());
+        for state in LabState::ACTIVE {
+            count = count.bind(state.as_str());
+        }
+        let n = count.fetch_one(&mut *tx).await?.try_get::<i64, _>("n")?;
+        let active = usize::try_from(n).unwrap_or(usize::MAX);
+        if active > limit {
+            tx.rollback().await?;
+            return Ok(LabAdmission::OverLimit {
+                active: active.saturating_sub(1),
+            });
+        }
+        tx.commit().await?;
+        Ok(LabAdmission::Created)
+    }
+
     pub async fn create_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_lab(&mut conn, l).await
+    }
+
+    async fn insert_lab(conn: &mut sqlx::AnyConnection, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
              created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -487,7 +626,7 @@ impl Store {
         .bind(l.created_at)
         .bind(l.started_at)
         .bind(l.stopped_at)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -509,6 +648,107 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Writes a lab's changing fields only while its stored state is one
+    /// of `expected` (compare and set), so that two writers (a launch and a
+    /// stop, or two server processes) never both win; returns whether it
+    /// wrote.
+    pub async fn update_lab_if(
+        &self,
+        l: &LabRecord,
+        expected: &[LabState],
+    ) -> Result<bool, StoreError> {
+        if expected.is_empty() {
+            return Ok(false);
+        }
+        let placeholders: Vec<String> = (9..9 + expected.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
+             stopped_at = $7 WHERE id = $8 AND state IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(l.state.as_str())
+            .bind(&l.reason)
+            .bind(l.port)
+            .bind(l.pid)
+            .bind(l.pid_start)
+            .bind(l.started_at)
+            .bind(l.stopped_at)
+            .bind(l.id.as_str());
+        for state in expected {
+            query = query.bind(state.as_str());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Records when a lab's proxied traffic was last noted (Unix seconds).
+    pub async fn set_lab_activity(&self, id: &LabId, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE labs SET last_active_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// When a lab's proxied traffic was last recorded, if ever.
+    pub async fn lab_activity(&self, id: &LabId) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT last_active_at FROM labs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("last_active_at")?,
+            None => None,
+        })
+    }
+
+    /// Keeps something that happened to a lab.
+    pub async fn add_lab_event(&self, e: &LabEventRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lab_events (id, lab_id, at, kind, pid, command, memory_limit, tool) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(e.lab_id.as_str())
+        .bind(e.at)
+        .bind(e.kind.as_str())
+        .bind(e.pid)
+        .bind(&e.command)
+        .bind(e.memory_limit)
+        .bind(i64::from(e.tool))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A lab's events, oldest first.
+    pub async fn lab_events(&self, lab_id: &LabId) -> Result<Vec<LabEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT lab_id, at, kind, pid, command, memory_limit, tool FROM lab_events \
+             WHERE lab_id = $1 ORDER BY at, id",
+        )
+        .bind(lab_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(lab_event_from_row).collect()
+    }
+
+    /// The events of all of a user's labs, oldest first.
+    pub async fn lab_events_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<LabEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.lab_id, e.at, e.kind, e.pid, e.command, e.memory_limit, e.tool \
+             FROM lab_events e JOIN labs l ON l.id = e.lab_id WHERE l.user_id = $1 ORDER BY e.at, e.id",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(lab_event_from_row).collect()
     }
 
     pub async fn lab(&self, id: &LabId) -> Result<Option<LabRecord>, StoreError> {
@@ -537,10 +777,9 @@ impl Store {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (1..=states.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {LAB_COLUMNS} FROM labs WHERE state IN ({}) ORDER BY created_at",
-            placeholders.join(", ")
+            placeholders(1, states.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for state in states {
@@ -638,6 +877,18 @@ impl Store {
     }
 }
 
+fn lab_event_from_row(r: &AnyRow) -> Result<LabEventRecord, StoreError> {
+    Ok(LabEventRecord {
+        lab_id: parsed(r, "lab_id")?,
+        at: r.try_get("at")?,
+        kind: parsed(r, "kind")?,
+        pid: r.try_get("pid")?,
+        command: r.try_get("command")?,
+        memory_limit: r.try_get("memory_limit")?,
+        tool: r.try_get::<i64, _>("tool")? != 0,
+    })
+}
+
 fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
     let volumes: String = row.try_get("volumes")?;
     let gpus: String = row.try_get("gpus")?;
@@ -668,6 +919,14 @@ where
     let raw: String = row.try_get(column)?;
     raw.parse()
         .map_err(|e| StoreError::Corrupt(format!("{column} {raw:?}: {e}")))
+}
+
+/// `$first, $first+1, …`, `n` of them.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn split_list(s: &str) -> Vec<String> {

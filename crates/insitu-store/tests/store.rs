@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use insitu_domain::{Role, Username};
-use insitu_store::{NewUser, SessionRecord, Store, StoreError, TokenRecord};
+use insitu_domain::{LabState, Role, Username};
+use insitu_store::{
+    LabAdmission, LabRecord, NewUser, SessionRecord, Store, StoreError, TokenRecord, UserUpdate,
+};
 
 async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
@@ -25,6 +27,45 @@ async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
         ),
     }
     out
+}
+
+/// Two stores on one database (as two server processes would have), for
+/// every backend.
+async fn store_pairs() -> Vec<(Store, Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("insitu.db").display());
+    let a = Store::connect(&url).await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    let mut out = vec![(a, b, Some(dir))];
+    if let Ok(admin) = std::env::var("INSITU_TEST_POSTGRES_URL") {
+        let name = format!("insitu_store_{}", uuid_like());
+        let url = insitu_store::create_postgres_database(&admin, &name)
+            .await
+            .unwrap();
+        let a = Store::connect(&url).await.unwrap();
+        let b = Store::connect(&url).await.unwrap();
+        out.push((a, b, None));
+    }
+    out
+}
+
+fn pending_lab(id: &str, user_id: &insitu_domain::UserId) -> LabRecord {
+    LabRecord {
+        id: id.parse().unwrap(),
+        user_id: user_id.clone(),
+        datalab: "testapp".into(),
+        volumes: Vec::new(),
+        gpus: Vec::new(),
+        file: None,
+        state: LabState::Pending,
+        reason: None,
+        port: None,
+        pid: None,
+        pid_start: None,
+        created_at: 10,
+        started_at: None,
+        stopped_at: None,
+    }
 }
 
 fn uuid_like() -> String {
@@ -259,8 +300,6 @@ async fn reopening_keeps_data_and_refuses_bad_urls() {
 
 #[tokio::test]
 async fn labs_are_recorded_and_updated() {
-    use insitu_domain::LabState;
-    use insitu_store::LabRecord;
     for (store, _dir) in backends().await {
         let b = store.backend().as_str();
         let u = store.create_user(user("kim", Role::User)).await.unwrap();
@@ -313,6 +352,133 @@ async fn labs_are_recorded_and_updated() {
         assert!(
             store.lab(&"nope".parse().unwrap()).await.unwrap().is_none(),
             "{b}"
+        );
+    }
+}
+
+fn new_lab(id: &str, user_id: &insitu_domain::UserId) -> insitu_store::LabRecord {
+    insitu_store::LabRecord {
+        id: id.parse().unwrap(),
+        user_id: user_id.clone(),
+        datalab: "jupyterlab".into(),
+        volumes: Vec::new(),
+        gpus: Vec::new(),
+        file: None,
+        state: insitu_domain::LabState::Pending,
+        reason: None,
+        port: None,
+        pid: None,
+        pid_start: None,
+        created_at: 10,
+        started_at: None,
+        stopped_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_lab_changes_state_only_from_the_state_its_writer_expects() {
+    use insitu_domain::LabState;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let u = store.create_user(user("lee", Role::User)).await.unwrap();
+        let lab = new_lab("lab-cas", &u.id);
+        store.create_lab(&lab).await.unwrap();
+        // A stop and a launch race: the stop moves the lab on first.
+        let mut stop = lab.clone();
+        stop.state = LabState::Stopping;
+        assert!(
+            store
+                .update_lab_if(&stop, &[LabState::Pending, LabState::Starting])
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        let mut launch = lab.clone();
+        launch.state = LabState::Starting;
+        launch.pid = Some(42);
+        assert!(
+            !store
+                .update_lab_if(&launch, &[LabState::Pending])
+                .await
+                .unwrap(),
+            "the launch no longer finds its lab pending: {b}"
+        );
+        let now = store.lab(&lab.id).await.unwrap().unwrap();
+        assert_eq!((now.state, now.pid), (LabState::Stopping, None), "{b}");
+        assert!(
+            !store.update_lab_if(&launch, &[]).await.unwrap(),
+            "no expected state, no write: {b}"
+        );
+        let mut missing = launch.clone();
+        missing.id = "nope".parse().unwrap();
+        assert!(
+            !store
+                .update_lab_if(&missing, &LabState::ACTIVE)
+                .await
+                .unwrap(),
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lab_events_and_activity_are_kept() {
+    use insitu_domain::LabEventKind;
+    use insitu_store::LabEventRecord;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let u = store.create_user(user("mae", Role::User)).await.unwrap();
+        let lab = new_lab("lab-ev", &u.id);
+        store.create_lab(&lab).await.unwrap();
+        assert_eq!(store.lab_activity(&lab.id).await.unwrap(), None, "{b}");
+        store.set_lab_activity(&lab.id, 1234).await.unwrap();
+        assert_eq!(
+            store.lab_activity(&lab.id).await.unwrap(),
+            Some(1234),
+            "{b}"
+        );
+        assert!(store.lab_events(&lab.id).await.unwrap().is_empty(), "{b}");
+        let later = LabEventRecord {
+            lab_id: lab.id.clone(),
+            at: 20,
+            kind: LabEventKind::MemoryKill,
+            pid: None,
+            command: None,
+            memory_limit: None,
+            tool: true,
+        };
+        let first = LabEventRecord {
+            at: 15,
+            pid: Some(4321),
+            command: Some("python3".into()),
+            memory_limit: Some(256 << 20),
+            tool: false,
+            ..later.clone()
+        };
+        store.add_lab_event(&later).await.unwrap();
+        store.add_lab_event(&first).await.unwrap();
+        assert_eq!(
+            store.lab_events(&lab.id).await.unwrap(),
+            vec![first.clone(), later.clone()],
+            "{b}"
+        );
+        let other = store.create_user(user("ned", Role::User)).await.unwrap();
+        store
+            .create_lab(&new_lab("lab-ned", &other.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.lab_events_of_user(&u.id).await.unwrap(),
+            vec![first, later],
+            "{b}"
+        );
+        assert!(
+            store
+                .lab_events_of_user(&other.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "another user's labs have none: {b}"
         );
     }
 }
@@ -490,6 +656,39 @@ async fn pipeline_versions_are_kept_per_owner_and_never_replaced() {
 }
 
 #[tokio::test]
+async fn two_stores_on_one_database_hold_the_lab_limit() {
+    for (a, b, _dir) in store_pairs().await {
+        let backend = a.backend().as_str();
+        let u = a.create_user(user("kim", Role::User)).await.unwrap();
+        let mut ended = pending_lab("ended", &u.id);
+        ended.state = LabState::Stopped;
+        a.create_lab(&ended).await.unwrap();
+        let mut launches = tokio::task::JoinSet::new();
+        for n in 0..16 {
+            let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let lab = pending_lab(&format!("lab-{n}"), &u.id);
+            launches.spawn(async move { store.create_lab_within(&lab, 2).await.unwrap() });
+        }
+        let mut created = 0;
+        while let Some(done) = launches.join_next().await {
+            match done.unwrap() {
+                LabAdmission::Created => created += 1,
+                LabAdmission::OverLimit { active } => assert_eq!(active, 2, "{backend}"),
+            }
+        }
+        assert_eq!(created, 2, "{backend}: a stopped lab does not count");
+        let active = b
+            .labs_of_user(&u.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|l| l.state.is_active())
+            .count();
+        assert_eq!(active, 2, "{backend}");
+    }
+}
+
+#[tokio::test]
 async fn runs_move_between_states_only_from_the_expected_one() {
     use insitu_domain::{RunId, RunState};
     use insitu_store::RunRecord;
@@ -550,5 +749,132 @@ async fn runs_move_between_states_only_from_the_expected_one() {
         store.update_run(&run).await.unwrap();
         assert!(store.runs_to_clean(100).await.unwrap().is_empty(), "{b}");
         assert_eq!(store.runs_of_lineage(&id).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn two_stores_on_one_database_never_remove_the_last_admin() {
+    for (a, b, _dir) in store_pairs().await {
+        let backend = a.backend().as_str();
+        let mut survivor = a.create_user(user("root", Role::Admin)).await.unwrap();
+        for round in 0..10 {
+            let rival = a
+                .create_user(user(&format!("rival-{round}"), Role::Admin))
+                .await
+                .unwrap();
+            let (x, y) = tokio::join!(
+                a.update_user(&survivor.id, Some(Role::User), None),
+                b.update_user(&rival.id, None, Some(true)),
+            );
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(
+                [x, y].contains(&UserUpdate::Done) && x != y,
+                "{backend} round {round}: {x:?} {y:?}"
+            );
+            assert_eq!(a.count_active_admins().await.unwrap(), 1, "{backend}");
+            if x == UserUpdate::Done {
+                survivor = rival;
+            }
+        }
+        // A change that keeps an administrator is never refused.
+        let other = a.create_user(user("other", Role::User)).await.unwrap();
+        assert_eq!(
+            a.update_user(&other.id, Some(Role::Moderator), Some(true))
+                .await
+                .unwrap(),
+            UserUpdate::Done
+        );
+    }
+}
+
+/// A database migrated by an earlier release (every migration of its
+/// backend but the newest) takes the rest at start and keeps its
+/// accounts; checked on every backend, so both directories hold the same
+/// versions and each applies on top of its predecessors.
+#[tokio::test]
+async fn a_database_migrated_before_takes_the_newer_migrations_at_start() {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut databases = vec![(
+        "sqlite",
+        format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
+    )];
+    if let Ok(admin) = std::env::var("INSITU_TEST_POSTGRES_URL") {
+        let name = format!("insitu_store_{}", uuid_like());
+        let url = insitu_store::create_postgres_database(&admin, &name)
+            .await
+            .unwrap();
+        databases.push(("postgres", url));
+    }
+    let versions = |backend: &str| {
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut files: Vec<_> = std::fs::read_dir(source)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let names = |files: &[std::path::PathBuf]| -> Vec<String> {
+        files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&versions("sqlite")),
+        names(&versions("postgres")),
+        "both backends have the same migrations"
+    );
+    for (backend, url) in databases {
+        let files = versions(backend);
+        let (newest, older) = files.split_last().unwrap();
+        let earlier = tempfile::tempdir().unwrap();
+        for f in older {
+            std::fs::copy(f, earlier.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::migrate::Migrator::new(earlier.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, role, disabled, created_at) \
+             VALUES ('u-before', 'before', 'x', 'user', 0, 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let kept = store
+            .user_by_username(&"before".parse::<Username>().unwrap())
+            .await
+            .unwrap();
+        assert!(kept.is_some(), "{backend}: the account made before is kept");
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let applied: Vec<i64> =
+            sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<i64, _>("version"))
+                .collect();
+        let expected: Vec<i64> = files
+            .iter()
+            .map(|f| {
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                name.split('_').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(applied, expected, "{backend}: {newest:?} applied on top");
+        pool.close().await;
     }
 }

@@ -4,7 +4,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use insitu_api::*;
@@ -13,13 +13,15 @@ use insitu_core::catalogue::DATALAB_FACETS;
 use insitu_core::labs::{WORKSPACE_PATH, lab_id};
 use insitu_core::query::{Filter, search};
 use insitu_core::volumes::VOLUME_FACETS;
-use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
+use insitu_core::{LabEventRecord, LabRecord, LaunchOrder, Principal, Via};
 use insitu_domain::Role;
 
 pub mod pipelines;
 
-use crate::auth::{clear_session_cookie, session_cookie};
-use crate::error::{ApiJson, ApiResult};
+use crate::auth::{clear_session_cookie, constant_time_eq, session_cookie};
+use crate::client::ClientAddr;
+use crate::config::MetricsAccess;
+use crate::error::{ApiFailure, ApiJson, ApiPath, ApiResult};
 use crate::state::AppState;
 use crate::wire;
 
@@ -45,15 +47,55 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-pub async fn metrics() -> Response {
-    (
+/// The metrics, to whom `metrics.access` allows.
+pub async fn metrics(
+    State(s): State<AppState>,
+    p: Option<Extension<Principal>>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    match s.config.metrics.access {
+        MetricsAccess::Public => {}
+        MetricsAccess::Admin => match p {
+            Some(Extension(p)) if p.role.allows(Role::Admin) => {}
+            Some(_) => {
+                return Err(ApiFailure::new(
+                    ErrorCode::Forbidden,
+                    "the metrics are for administrators",
+                ));
+            }
+            None => {
+                return Err(ApiFailure::new(
+                    ErrorCode::Unauthenticated,
+                    "the metrics are for administrators: log in or send an API token",
+                ));
+            }
+        },
+        MetricsAccess::Token => {
+            let sent = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            let expected = s.config.metrics.token.as_ref().map(|t| t.expose());
+            match (sent, expected) {
+                (Some(sent), Some(expected)) if constant_time_eq(sent, expected) => {}
+                _ => {
+                    return Err(ApiFailure::new(
+                        ErrorCode::Unauthenticated,
+                        "send the metrics secret as 'Authorization: Bearer <secret>'",
+                    ));
+                }
+            }
+        }
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
         crate::metrics_layer::render(),
     )
-        .into_response()
+        .into_response())
 }
 
 pub async fn openapi(State(s): State<AppState>) -> Response {
@@ -69,11 +111,12 @@ pub async fn openapi(State(s): State<AppState>) -> Response {
 
 pub async fn login(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let accounts = s.platform.accounts();
     let user = accounts
-        .check_credentials(&req.username, &req.password)
+        .check_credentials(&req.username, &req.password, client)
         .await?;
     let (secret, csrf) = accounts.open_session(&user).await?;
     let body = LoginResponse {
@@ -87,13 +130,12 @@ pub async fn login(
         .into_response())
 }
 
+/// Ends the caller's session and their lab sessions on the proxy.
 pub async fn logout(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Response> {
-    if let Via::Session { id_hash, .. } = &p.via {
-        s.platform.accounts().close_session(id_hash).await?;
-    }
+    s.platform.log_out(&p).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, clear_session_cookie(&s))],
@@ -101,8 +143,24 @@ pub async fn logout(
         .into_response())
 }
 
+/// Ends every session of the caller's, in every browser, and their lab
+/// sessions on the proxy; API tokens stay.
+pub async fn logout_everywhere(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Response> {
+    s.platform.log_out_everywhere(&p.user_id).await?;
+    let clear = matches!(p.via, Via::Session { .. }).then(|| clear_session_cookie(&s));
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Some(c) = clear.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}
+
 pub async fn token_login(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<TokenLoginRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let (token, record) = s
@@ -111,6 +169,7 @@ pub async fn token_login(
         .token_for_login(
             &req.username,
             &req.password,
+            client,
             &req.token_name,
             req.expires_in_days,
         )
@@ -132,14 +191,22 @@ pub async fn me(
     Ok(Json(wire::me(&user)))
 }
 
+/// Changes the caller's password: their sessions and lab sessions end, and
+/// (unless `revoke_tokens` is false) their API tokens are revoked.
 pub async fn change_password(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<PasswordChangeRequest>,
 ) -> ApiResult<StatusCode> {
     s.platform
-        .accounts()
-        .change_password(&p.username, &req.current_password, &req.new_password)
+        .change_password(
+            &p.username,
+            &req.current_password,
+            &req.new_password,
+            client,
+            req.revoke_tokens.unwrap_or(true),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -176,7 +243,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let id = token_id(&id)?;
     s.platform.accounts().revoke_token(&p.user_id, &id).await?;
@@ -198,7 +265,7 @@ pub async fn list_datalabs(
 
 pub async fn get_datalab(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Datalab>> {
     let cat = s.platform.datalabs().catalogue();
     Ok(Json(wire::datalab(cat.datalab(&name)?)))
@@ -223,7 +290,7 @@ pub async fn list_volumes(
 pub async fn get_volume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Volume>> {
     let volumes = s.platform.volumes();
     let v = volumes.volume(&name)?;
@@ -249,7 +316,7 @@ pub async fn my_volumes(
 pub async fn add_my_volume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Volume>> {
     let v = s.platform.volumes().add_mine(&p.user_id, &name).await?;
     Ok(Json(wire::volume(v, true)))
@@ -258,7 +325,7 @@ pub async fn add_my_volume(
 pub async fn remove_my_volume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     s.platform.volumes().remove_mine(&p.user_id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -286,12 +353,11 @@ pub async fn create_user(
 
 pub async fn update_user(
     State(s): State<AppState>,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
     let user = s
         .platform
-        .accounts()
         .update_user(&username, req.role, req.disabled)
         .await?;
     Ok(Json(wire::user(&user)))
@@ -309,8 +375,8 @@ pub async fn reload_catalogue(State(s): State<AppState>) -> Json<List<CatalogueP
     })
 }
 
-fn lab_of(s: &AppState, l: &LabRecord) -> Lab {
-    wire::lab(l, s.platform.labs().progress(&l.id))
+fn lab_of(s: &AppState, l: &LabRecord, events: &[LabEventRecord]) -> Lab {
+    wire::lab(l, s.platform.labs().progress(&l.id), events)
 }
 
 pub async fn launch_lab(
@@ -327,7 +393,7 @@ pub async fn launch_lab(
         .platform
         .launch(&p.user_id, p.username.as_str(), order)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab))))
+    Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab, &[]))))
 }
 
 pub async fn list_labs(
@@ -335,37 +401,43 @@ pub async fn list_labs(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<List<Lab>>> {
     let labs = s.platform.labs().of_user(&p.user_id).await?;
+    let events = s.platform.labs().events_of_user(&p.user_id).await?;
     Ok(Json(List {
-        items: labs.iter().map(|l| lab_of(&s, l)).collect(),
+        items: labs
+            .iter()
+            .map(|l| lab_of(&s, l, events.get(&l.id).map_or(&[], Vec::as_slice)))
+            .collect(),
     }))
 }
 
 pub async fn get_lab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Lab>> {
     let lab = s.platform.labs().own(&p.user_id, &lab_id(&id)?).await?;
-    Ok(Json(lab_of(&s, &lab)))
+    let events = s.platform.labs().events(&lab.id).await?;
+    Ok(Json(lab_of(&s, &lab, &events)))
 }
 
 pub async fn stop_lab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Lab>> {
     let stopped = s
         .platform
         .labs()
         .stop_own(&p.user_id, &lab_id(&id)?)
         .await?;
-    Ok(Json(lab_of(&s, &stopped)))
+    let events = s.platform.labs().events(&stopped.id).await?;
+    Ok(Json(lab_of(&s, &stopped, &events)))
 }
 
 pub async fn lab_logs(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<LabLogs>> {
     let labs = s.platform.labs();
     let lab = labs.own(&p.user_id, &lab_id(&id)?).await?;
@@ -388,7 +460,7 @@ pub async fn my_samp(
 pub async fn open_lab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<LabOpen>> {
     Ok(Json(LabOpen {
         url: s.platform.labs().open(&p.user_id, &lab_id(&id)?).await?,

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use insitu_core::{InitialAdmin, Platform, SetupError};
 use tokio::net::TcpListener;
 
-use crate::config::ServerConfig;
+use crate::auth::CookieNames;
+use crate::config::{ServerConfig, WebConfigError};
 use crate::lab_proxy;
 use crate::state::{AppState, Inner};
-use crate::{metrics_layer, openapi, routes, templates};
+use crate::{listener, metrics_layer, openapi, routes, security_headers, templates};
 
 /// What stops the server from being built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
     Platform(#[from] SetupError),
+    #[error(transparent)]
+    Config(#[from] WebConfigError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -34,6 +37,8 @@ pub struct App {
     proxy_listener: TcpListener,
     /// The proxy's URL as browsers reach it (`{lab}` for each lab's id).
     proxy_url: String,
+    /// The headers every response carries (see `security_headers`).
+    csp: axum::http::HeaderValue,
 }
 
 impl App {
@@ -43,7 +48,9 @@ impl App {
     /// labs left from before a restart.
     pub async fn build(config: ServerConfig) -> Result<(App, Option<InitialAdmin>), BuildError> {
         metrics_layer::install();
-        // A bad proxy setting stops the start before anything is done.
+        // A bad setting stops the start before anything is done.
+        let listening = config.http.parse()?;
+        config.metrics.validate()?;
         let proxy_config = config
             .proxy
             .settings(config.public_url.clone().unwrap_or_else(|| "/".to_owned()))?;
@@ -79,12 +86,22 @@ impl App {
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
+        let csp = axum::http::HeaderValue::from_str(
+            &security_headers::content_security_policy(&proxy_url),
+        )
+        .unwrap_or_else(|_| {
+            axum::http::HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            )
+        });
         let state = AppState(Arc::new(Inner {
             openapi_json: serde_json::to_string_pretty(&openapi::openapi_document())?,
             templates: templates::environment()?,
             config,
             platform,
             secure_cookies,
+            cookies: CookieNames::new(secure_cookies),
+            listening,
         }));
         Ok((
             App {
@@ -92,6 +109,7 @@ impl App {
                 proxy,
                 proxy_listener,
                 proxy_url,
+                csp,
             },
             initial_admin,
         ))
@@ -113,10 +131,14 @@ impl App {
     }
 
     pub fn router(&self) -> axum::Router {
-        routes::router(self.state.clone())
+        routes::router(self.state.clone()).layer(axum::middleware::from_fn_with_state(
+            self.csp.clone(),
+            security_headers::add,
+        ))
     }
 
-    /// Serves until `shutdown` completes, then drains open requests.
+    /// Serves until `shutdown` completes, then drains open requests. The
+    /// listener applies `http`'s timeouts and connection limit.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -136,9 +158,8 @@ impl App {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop_rx))
-            .await;
+        let result =
+            listener::serve(listener, router, &self.state.listening, stopped(stop_rx)).await;
         if let Ok(Err(e)) = proxy.await {
             tracing::warn!(error = %e, "lab proxy ended with an error");
         }

@@ -1,6 +1,13 @@
 //! Who is calling, on the HTTP side: the session cookie or bearer token a
 //! request carries (resolved by the accounts service in `insitu-core`), the
 //! cookies the platform sets, and the per-route check of role and CSRF.
+//!
+//! Served over https, the platform's cookies carry the `__Host-` prefix:
+//! browsers keep such a cookie only when the platform's own host set it
+//! (`Secure`, `Path=/`, no `Domain`), so a page on a sibling host (a lab
+//! on `*.labs.example.org`) cannot plant a session or a login token that
+//! the platform would read. A request carrying a cookie of the platform's
+//! twice is refused (`ambiguous_session`) rather than guessed at.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -21,6 +28,42 @@ pub const SESSION_COOKIE: &str = "insitu_session";
 pub const LOGIN_CSRF_COOKIE: &str = "insitu_login_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// The names of the platform's cookies: `__Host-` prefixed over https.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieNames {
+    pub session: &'static str,
+    pub login_csrf: &'static str,
+}
+
+impl CookieNames {
+    pub fn new(secure: bool) -> CookieNames {
+        if secure {
+            CookieNames {
+                session: "__Host-insitu_session",
+                login_csrf: "__Host-insitu_login_csrf",
+            }
+        } else {
+            CookieNames {
+                session: SESSION_COOKIE,
+                login_csrf: LOGIN_CSRF_COOKIE,
+            }
+        }
+    }
+}
+
+/// A cookie of the platform's sent more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateCookie;
+
+impl From<DuplicateCookie> for ApiFailure {
+    fn from(_: DuplicateCookie) -> ApiFailure {
+        ApiFailure::new(
+            ErrorCode::AmbiguousSession,
+            "the request carries a session cookie twice (another site may have planted one): clear this site's cookies and log in again",
+        )
+    }
+}
+
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
@@ -31,6 +74,7 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 pub async fn resolve(
     accounts: &Accounts,
     headers: &HeaderMap,
+    session_cookie: &str,
 ) -> Result<Option<Principal>, ApiFailure> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let value = auth.to_str().unwrap_or("");
@@ -48,25 +92,33 @@ pub async fn resolve(
             )),
         };
     }
-    match cookie(headers, SESSION_COOKIE) {
+    match cookie(headers, session_cookie)? {
         Some(secret) => Ok(accounts.resolve_session(secret).await?),
         None => Ok(None),
     }
 }
 
-/// The value of one cookie from the `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+/// The value of one cookie from the `Cookie` headers; a cookie sent twice
+/// (one planted with another `Path` or `Domain`) is an error, never a
+/// guess at which one is real.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, DuplicateCookie> {
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    let first = found.next();
+    match found.next() {
+        Some(_) => Err(DuplicateCookie),
+        None => Ok(first),
+    }
 }
 
-/// A `Set-Cookie` value with the platform's attributes.
+/// A `Set-Cookie` value with the platform's attributes (never a `Domain`:
+/// the cookie belongs to the platform's host alone).
 pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> String {
     format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
@@ -77,7 +129,7 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> S
 /// The `Set-Cookie` value that opens a browser session.
 pub fn session_cookie(s: &AppState, secret: &str) -> String {
     set_cookie(
-        SESSION_COOKIE,
+        s.cookies.session,
         secret,
         s.config.session.lifetime_secs(),
         s.secure_cookies,
@@ -86,7 +138,7 @@ pub fn session_cookie(s: &AppState, secret: &str) -> String {
 
 /// The `Set-Cookie` value that ends a browser session.
 pub fn clear_session_cookie(s: &AppState) -> String {
-    set_cookie(SESSION_COOKIE, "", 0, s.secure_cookies)
+    set_cookie(s.cookies.session, "", 0, s.secure_cookies)
 }
 
 fn is_safe_method(m: &Method) -> bool {
@@ -101,12 +153,18 @@ pub async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let principal = match resolve(state.platform.accounts(), req.headers()).await {
+    let resolved = resolve(
+        state.platform.accounts(),
+        req.headers(),
+        state.cookies.session,
+    )
+    .await;
+    let principal = match resolved {
         Ok(p) => p,
-        Err(e) if access == Access::Public => {
-            let _ = e;
-            None
-        }
+        // A planted second session cookie is refused everywhere, so it can
+        // neither log a victim in as the attacker nor be ignored silently.
+        Err(e) if e.code() == ErrorCode::AmbiguousSession => return reject(surface, e, &req),
+        Err(_) if access == Access::Public => None,
         Err(e) => return reject(surface, e, &req),
     };
     if let Access::Role(required) = access {
@@ -210,10 +268,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookies_are_parsed_from_any_header() {
+    fn cookies_are_parsed_from_any_header_and_never_taken_twice() {
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, "a=1; insitu_session=xyz".parse().unwrap());
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
-        assert_eq!(cookie(&h, "b"), None);
+        assert_eq!(cookie(&h, SESSION_COOKIE), Ok(Some("xyz")));
+        assert_eq!(cookie(&h, "b"), Ok(None));
+        assert_eq!(cookie(&h, "__Host-insitu_session"), Ok(None));
+        h.append(header::COOKIE, "insitu_session=planted".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE), Err(DuplicateCookie));
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            "insitu_session=planted; insitu_session=xyz"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Err(DuplicateCookie));
     }
 }

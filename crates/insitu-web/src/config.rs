@@ -2,13 +2,20 @@
 //! needs no file at all. The settings of the platform's services (sessions,
 //! the first administrator, labs) are `insitu-core`'s types.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use insitu_core::{AdminConfig, LabsConfig, PipelinesConfig, PlatformConfig, SessionConfig};
+use insitu_core::{
+    AdminConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig, SessionConfig,
+};
+use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
 use serde::{Deserialize, Serialize};
 
+/// The server's settings. Every secret in it (the database URL, which may
+/// hold a password, the first administrator's password, the metrics
+/// secret) is a [`Secret`], so `Debug` never shows one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -21,18 +28,25 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`. Defaults to
     /// `sqlite://<data_dir>/insitu.db`.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// Directory of datalab definitions, one `<name>.toml` per datalab.
     pub catalogue_dir: PathBuf,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     pub session: SessionConfig,
+    pub login: LoginConfig,
+    pub http: HttpConfig,
+    pub metrics: MetricsConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
     pub pipelines: PipelinesConfig,
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// The file this configuration was read from (set by `insitu serve
+    /// --config`, never by the file itself): labs never see it.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// The lab proxy: labs are served from this second origin, never from the
@@ -81,6 +95,178 @@ impl Default for ProxyConfig {
     }
 }
 
+/// The platform's listener: how long clients may take and how many may be
+/// connected, and which reverse proxies are believed about client
+/// addresses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How long a client may take to send a request's headers, and how long
+    /// a kept-alive connection may wait for its next request.
+    pub header_timeout: String,
+    /// A connection on which nothing is read or written for this long is
+    /// closed (a body sent a byte at a time, a client that stops reading).
+    pub idle_timeout: String,
+    /// Most connections open at once; past it a new connection is answered
+    /// `too_many_connections` (503) and closed.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6
+    /// client by its /64); 0: no limit. Connections from a trusted proxy
+    /// are not counted against it (behind one, every client shares its
+    /// address).
+    pub max_connections_per_client: usize,
+    /// Reverse proxies in front of the platform, as addresses or networks
+    /// (`10.0.0.0/8`, `::1`). Only a connection from one of them has its
+    /// `X-Forwarded-For` believed (the rightmost address that is not one of
+    /// them is the client's); from anywhere else the header is ignored.
+    /// Login throttling counts failures per client address.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout: "15s".to_owned(),
+            idle_timeout: "60s".to_owned(),
+            max_connections: 1024,
+            max_connections_per_client: 128,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone.
+    Public,
+    /// Administrators (session or API token).
+    Admin,
+    /// A scraper sending `Authorization: Bearer <metrics.token>`.
+    Token,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub access: MetricsAccess,
+    /// The bearer secret for `access = "token"` (at least 16 characters).
+    pub token: Option<Secret>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            access: MetricsAccess::Public,
+            token: None,
+        }
+    }
+}
+
+/// A setting of the web layer that stops the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("{setting}: {reason}")]
+    Duration {
+        setting: &'static str,
+        reason: insitu_domain::datalab::QuantityError,
+    },
+    #[error("http.max_connections must be at least 1")]
+    NoConnections,
+    #[error("http.trusted_proxies: {0:?} is not an address or a network (10.0.0.0/8)")]
+    TrustedProxy(String),
+    #[error("metrics.access = \"token\" needs metrics.token of at least 16 characters")]
+    MetricsToken,
+}
+
+/// An address or network (`10.0.0.0/8`) of a trusted reverse proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(s: &str) -> Option<Network> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Network { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The listener's settings, checked and parsed.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub trusted_proxies: Vec<Network>,
+}
+
+impl HttpConfig {
+    pub fn parse(&self) -> Result<Listening, WebConfigError> {
+        let duration = |setting: &'static str, value: &str| {
+            insitu_domain::datalab::parse_duration(value)
+                .map(Duration::from_secs)
+                .map_err(|reason| WebConfigError::Duration { setting, reason })
+        };
+        if self.max_connections == 0 {
+            return Err(WebConfigError::NoConnections);
+        }
+        Ok(Listening {
+            header_timeout: duration("http.header_timeout", &self.header_timeout)?,
+            idle_timeout: duration("http.idle_timeout", &self.idle_timeout)?,
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            trusted_proxies: self
+                .trusted_proxies
+                .iter()
+                .map(|p| Network::parse(p).ok_or_else(|| WebConfigError::TrustedProxy(p.clone())))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl MetricsConfig {
+    pub fn validate(&self) -> Result<(), WebConfigError> {
+        match (&self.access, &self.token) {
+            (MetricsAccess::Token, None) => Err(WebConfigError::MetricsToken),
+            (MetricsAccess::Token, Some(t)) if t.expose().chars().count() < 16 => {
+                Err(WebConfigError::MetricsToken)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A `[proxy]` setting that stops the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxySettingError {
@@ -110,7 +296,7 @@ impl ProxyConfig {
     ) -> Result<insitu_proxy::ProxyConfig, ProxySettingError> {
         let duration = |setting: &'static str, text: &str| {
             insitu_domain::datalab::parse_duration(text)
-                .map(std::time::Duration::from_secs)
+                .map(Duration::from_secs)
                 .map_err(|reason| ProxySettingError::Duration { setting, reason })
         };
         let public_url = self.public_url()?;
@@ -138,11 +324,15 @@ impl Default for ServerConfig {
             catalogue_dir: PathBuf::from("catalogue/datalabs"),
             max_body_bytes: 256 * 1024,
             session: SessionConfig::default(),
+            login: LoginConfig::default(),
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
             admin: AdminConfig::default(),
             labs: LabsConfig::default(),
             pipelines: PipelinesConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
+            config_file: None,
         }
     }
 }
@@ -155,10 +345,12 @@ impl ServerConfig {
             database_url: self.database_url.clone(),
             catalogue_dir: self.catalogue_dir.clone(),
             session: self.session.clone(),
+            login: self.login.clone(),
             admin: self.admin.clone(),
             labs: self.labs.clone(),
             pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
+            config_file: self.config_file.clone(),
         }
     }
 
@@ -173,7 +365,6 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn the_proxy_settings_default_to_the_proxys_own() {
@@ -230,5 +421,51 @@ mod tests {
         };
         let err = bad_time.settings("/".into()).unwrap_err().to_string();
         assert!(err.starts_with("proxy.keep_alive_timeout:"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_no_secret_of_the_configuration() {
+        let mut c = ServerConfig {
+            database_url: Some(Secret::new(
+                "postgres://insitu:pg-password-7f3a@db.example.org/insitu?password=pg-query-secret-9c1e",
+            )),
+            ..ServerConfig::default()
+        };
+        c.admin.password = Some(Secret::new("first-admin-password-5d2b"));
+        c.metrics.access = MetricsAccess::Token;
+        c.metrics.token = Some(Secret::new("metrics-bearer-secret-8e4f"));
+        for shown in [
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{:?}", c.platform()),
+        ] {
+            for secret in [
+                "pg-password-7f3a",
+                "pg-query-secret-9c1e",
+                "first-admin-password-5d2b",
+                "metrics-bearer-secret-8e4f",
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let n = Network::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.200.1.2".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one = Network::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "example.org", "10.0.0.0/x", ""] {
+            assert_eq!(Network::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! How failures leave the server: every API error is JSON carrying a stable
-//! code from `insitu_api::ErrorCode`; the JSON body extractor maps every way a
-//! body can be wrong onto one of those codes.
+//! code from `insitu_api::ErrorCode`. The extractors here (JSON bodies, path
+//! parameters, forms, raw bodies) map every way a request can be wrong onto
+//! one of those codes: as JSON on the API, as the error page on pages.
+//! Handlers never use axum's own extractors that answer in plain text.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use insitu_api::{ApiError, ErrorCode};
 use insitu_core::Error as CoreError;
@@ -60,7 +63,7 @@ impl From<CoreError> for ApiFailure {
             CoreError::InvalidCredentials => ErrorCode::InvalidCredentials,
             CoreError::AccountDisabled => ErrorCode::AccountDisabled,
             CoreError::AccountGone => ErrorCode::Unauthenticated,
-            CoreError::RateLimited { .. } => ErrorCode::RateLimited,
+            CoreError::RateLimited { .. } | CoreError::PasswordChecksBusy => ErrorCode::RateLimited,
             CoreError::WeakPassword(_) => ErrorCode::WeakPassword,
             CoreError::InvalidUsername { .. } => ErrorCode::InvalidUsername,
             CoreError::UsernameTaken(_) => ErrorCode::UsernameTaken,
@@ -147,6 +150,122 @@ fn json_rejection(r: JsonRejection) -> ApiFailure {
             ApiFailure::new(ErrorCode::PayloadTooLarge, "the request body is too large")
         }
         other => ApiFailure::new(ErrorCode::MalformedJson, other.body_text()),
+    }
+}
+
+/// Path parameters; a value that cannot be read is `invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(path_rejection(&r)),
+        }
+    }
+}
+
+fn path_rejection(r: &PathRejection) -> ApiFailure {
+    ApiFailure::new(
+        ErrorCode::InvalidPath,
+        match r {
+            PathRejection::FailedToDeserializePathParams(_) => {
+                "a parameter in the URL's path is not valid UTF-8"
+            }
+            _ => "the URL's path cannot be read",
+        },
+    )
+}
+
+/// What a page does with a failure: the error page with the code's status.
+pub struct PageFailure(pub ApiFailure);
+
+impl IntoResponse for PageFailure {
+    fn into_response(self) -> Response {
+        crate::error_page::failure_page(self.0)
+    }
+}
+
+/// Path parameters of a page; a value that cannot be read is the error
+/// page with `invalid_path`.
+pub struct PagePath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PagePath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = PageFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(PagePath(v)),
+            Err(r) => Err(PageFailure(path_rejection(&r))),
+        }
+    }
+}
+
+/// A page's form; a body that is not the form is the error page with the
+/// matching code.
+pub struct PageForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for PageForm<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = PageFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Form::<T>::from_request(req, state).await {
+            Ok(axum::extract::Form(v)) => Ok(PageForm(v)),
+            Err(r) => Err(PageFailure(form_rejection(&r))),
+        }
+    }
+}
+
+fn form_rejection(r: &FormRejection) -> ApiFailure {
+    match r {
+        FormRejection::InvalidFormContentType(_) => ApiFailure::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the form as application/x-www-form-urlencoded",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiFailure::new(ErrorCode::PayloadTooLarge, "the form is too large")
+        }
+        _ => ApiFailure::new(
+            ErrorCode::InvalidRequest,
+            "the form lacks a field or has one of the wrong kind",
+        ),
+    }
+}
+
+/// A page's raw body (a form read field by field); too large a body is the
+/// error page with `payload_too_large`.
+pub struct PageBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for PageBody {
+    type Rejection = PageFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(PageBody(b)),
+            Err(r) => Err(PageFailure(bytes_rejection(&r))),
+        }
+    }
+}
+
+fn bytes_rejection(r: &BytesRejection) -> ApiFailure {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiFailure::new(ErrorCode::PayloadTooLarge, "the form is too large")
+    } else {
+        ApiFailure::new(ErrorCode::InvalidRequest, "the request body cannot be read")
     }
 }
 

@@ -150,7 +150,7 @@ fn from_unix_ms(ms: i64) -> SystemTime {
 }
 
 /// The proxy, as labs use it: tickets into a lab, and revocation when it
-/// stops or its user must lose access.
+/// stops or its user is logged out or disabled.
 pub struct Door {
     pub proxy: Proxy,
     /// The proxy's URL as browsers reach it: each lab's origin.

@@ -11,22 +11,28 @@
 //! table (`lab_proxy`), with its `[proxy]` settings.
 //! `App::build` + `App::serve` are what the binary and the tests call, the
 //! latter on a port-0 listener; `App::handle` reaches the running platform
-//! and proxy.
+//! and proxy; `listener` serves the router with header and idle timeouts
+//! and a connection limit, and every response carries the headers of
+//! `security_headers`.
 
 mod access;
 mod api;
 mod app;
 mod auth;
+mod client;
 mod config;
 mod error;
 mod error_page;
 mod graph_svg;
 mod lab_proxy;
+mod listener;
 mod metrics_layer;
 mod openapi;
 mod pages;
 mod pipeline_wire;
+mod redirect;
 mod routes;
+mod security_headers;
 mod state;
 mod templates;
 mod time_fmt;
@@ -34,9 +40,11 @@ mod wire;
 
 pub use access::{Access, Surface};
 pub use app::{App, AppHandle, BuildError};
-pub use config::{ProxyConfig, ServerConfig};
+pub use config::{HttpConfig, MetricsAccess, MetricsConfig, ProxyConfig, ServerConfig};
 pub use insitu_core::{
-    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, PipelinesConfig, SessionConfig,
+    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
+    SessionConfig,
 };
+pub use insitu_domain::Secret;
 pub use openapi::openapi_document;
 pub use routes::{RouteInfo, route_table};

@@ -66,6 +66,7 @@ pub fn openapi_document() -> Value {
         responses.insert(status.to_string(), ok);
         for code in error_codes(
             route.method,
+            route.path,
             route.access,
             route.request.is_some(),
             !route.query.is_empty(),
@@ -120,7 +121,8 @@ pub fn openapi_document() -> Value {
             "schemas": schemas,
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer", "description": "Personal API token"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "insitu_session"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "insitu_session",
+                    "description": "The browser session; named `__Host-insitu_session` when the platform is served over https. A request carrying it twice is refused (`ambiguous_session`)."},
             },
         },
         "security": [{"token": []}, {"session": []}],
@@ -147,9 +149,32 @@ fn path_params(path: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Routes that check a password: their tries are throttled.
+const PASSWORD_ROUTES: [&str; 3] = [
+    "/api/v1/auth/login",
+    "/api/v1/auth/token",
+    "/api/v1/me/password",
+];
+
 /// The error codes a route can answer with, from what it is.
-fn error_codes(method: &str, access: Access, has_body: bool, has_query: bool) -> Vec<ErrorCode> {
+fn error_codes(
+    method: &str,
+    path: &str,
+    access: Access,
+    has_body: bool,
+    has_query: bool,
+) -> Vec<ErrorCode> {
     let mut codes = Vec::new();
+    if path.contains('{') {
+        codes.push(ErrorCode::InvalidPath);
+    }
+    if PASSWORD_ROUTES.contains(&path) {
+        codes.push(ErrorCode::RateLimited);
+    }
+    if path == "/metrics" {
+        // When `metrics.access` keeps them to administrators or a secret.
+        codes.extend([ErrorCode::Unauthenticated, ErrorCode::Forbidden]);
+    }
     if has_body {
         codes.extend([
             ErrorCode::MalformedJson,
@@ -162,7 +187,11 @@ fn error_codes(method: &str, access: Access, has_body: bool, has_query: bool) ->
         codes.push(ErrorCode::InvalidQuery);
     }
     if let Access::Role(role) = access {
-        codes.extend([ErrorCode::Unauthenticated, ErrorCode::AccountDisabled]);
+        codes.extend([
+            ErrorCode::Unauthenticated,
+            ErrorCode::AccountDisabled,
+            ErrorCode::AmbiguousSession,
+        ]);
         if role > insitu_domain::Role::User {
             codes.push(ErrorCode::Forbidden);
         }

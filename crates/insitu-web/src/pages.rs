@@ -5,7 +5,8 @@
 //! services.
 
 use axum::Extension;
-use axum::extract::{Form, Path, Query, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use insitu_api::ErrorCode;
@@ -14,28 +15,37 @@ use insitu_core::catalogue::DATALAB_FACETS;
 use insitu_core::labs::lab_id;
 use insitu_core::query::{Filter, search};
 use insitu_core::volumes::VOLUME_FACETS;
-use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
+use insitu_core::{LabEventRecord, LabRecord, LaunchOrder, Principal};
 use insitu_domain::Role;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
 pub mod pipelines;
 
-use crate::auth::{self, LOGIN_CSRF_COOKIE, clear_session_cookie, session_cookie};
-use crate::error::ApiFailure;
+use crate::auth::{self, clear_session_cookie, session_cookie};
+use crate::client::ClientAddr;
+use crate::error::{ApiFailure, PageBody, PageForm, PagePath};
 use crate::error_page::{error_page, failure_page};
+use crate::redirect::safe_target;
 use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
-#[derive(Deserialize, Default)]
+/// The notice or error a redirect carries in the query, and `next`. Read
+/// leniently: a parameter that cannot be read is no banner, never an error.
+#[derive(Default)]
 pub struct Banner {
-    #[serde(default)]
     notice: Option<String>,
-    #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
     next: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Banner {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.uri.query().map(banner_from_query).unwrap_or_default())
+    }
 }
 
 fn ser<T: Serialize>(v: &T) -> Value {
@@ -80,18 +90,29 @@ fn page(
     render(s, name, context! { ..extra, ..base(p, nav, banner) })
 }
 
-/// Only same-site paths are followed after login or a form.
-fn safe_target(next: Option<&str>, fallback: &str) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => fallback.to_owned(),
+fn with_banner(target: &str, kind: &str, text: &str) -> Response {
+    let sep = if target.contains('?') { '&' } else { '?' };
+    let text: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    see_other(&format!("{target}{sep}{kind}={text}"))
+}
+
+/// A redirect to `target`; one that cannot be a header (it never should)
+/// goes home instead of failing.
+fn see_other(target: &str) -> Response {
+    match HeaderValue::from_str(target) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => Redirect::to("/").into_response(),
     }
 }
 
-fn with_banner(target: &str, kind: &str, text: &str) -> Redirect {
-    let sep = if target.contains('?') { '&' } else { '?' };
-    let text: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
-    Redirect::to(&format!("{target}{sep}{kind}={text}"))
+/// A value from the URL, put back into a path as one segment.
+fn segment(value: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(value, SEGMENT).to_string()
 }
 
 /// Back to `target` with the failure's message in the error banner.
@@ -99,8 +120,8 @@ fn error_banner(target: &str, e: insitu_core::Error) -> Response {
     with_banner(target, "error", &ApiFailure::from(e).0.message).into_response()
 }
 
-fn lab_of(s: &AppState, l: &LabRecord) -> insitu_api::Lab {
-    wire::lab(l, s.platform.labs().progress(&l.id))
+fn lab_of(s: &AppState, l: &LabRecord, events: &[LabEventRecord]) -> insitu_api::Lab {
+    wire::lab(l, s.platform.labs().progress(&l.id), events)
 }
 
 fn outcome(target: &str, result: Result<String, insitu_core::Error>) -> Response {
@@ -131,16 +152,33 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+pub async fn script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        crate::templates::SCRIPT,
+    )
+        .into_response()
+}
+
 pub async fn login_form(
     State(s): State<AppState>,
     p: Option<Extension<Principal>>,
-    Query(banner): Query<Banner>,
+    banner: Banner,
 ) -> Response {
     if p.is_some() {
-        return Redirect::to(&safe_target(banner.next.as_deref(), "/datalabs")).into_response();
+        return see_other(&safe_target(banner.next.as_deref(), "/datalabs"));
     }
     let login_csrf = new_secret();
-    let cookie = auth::set_cookie(LOGIN_CSRF_COOKIE, &login_csrf, 3600, s.secure_cookies);
+    let cookie = auth::set_cookie(s.cookies.login_csrf, &login_csrf, 3600, s.secure_cookies);
     let next = safe_target(banner.next.as_deref(), "/datalabs");
     let mut resp = page(
         &s,
@@ -168,30 +206,38 @@ pub struct LoginForm {
 
 pub async fn login_submit(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: axum::http::HeaderMap,
-    Form(f): Form<LoginForm>,
+    PageForm(f): PageForm<LoginForm>,
 ) -> Response {
     let next = safe_target(Some(&f.next), "/datalabs");
     let back = format!(
         "/login?next={}",
         form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
     );
-    let cookie_csrf = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    // A login token sent twice (one planted by another site) is no token.
+    let cookie_csrf = auth::cookie(&headers, s.cookies.login_csrf)
+        .ok()
+        .flatten()
+        .unwrap_or("");
     if cookie_csrf.is_empty() || !auth::constant_time_eq(cookie_csrf, &f.csrf) {
         return with_banner(&back, "error", "The login form expired; please try again.")
             .into_response();
     }
     let accounts = s.platform.accounts();
-    let user = match accounts.check_credentials(&f.username, &f.password).await {
+    let user = match accounts
+        .check_credentials(&f.username, &f.password, client)
+        .await
+    {
         Ok(u) => u,
         Err(e) => return error_banner(&back, e),
     };
     match accounts.open_session(&user).await {
         Ok((secret, _csrf)) => {
-            let mut resp = Redirect::to(&next).into_response();
+            let mut resp = see_other(&next);
             for c in [
                 session_cookie(&s, &secret),
-                auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, s.secure_cookies),
+                auth::set_cookie(s.cookies.login_csrf, "", 0, s.secure_cookies),
             ] {
                 if let Ok(v) = HeaderValue::from_str(&c) {
                     resp.headers_mut().append(header::SET_COOKIE, v);
@@ -203,14 +249,28 @@ pub async fn login_submit(
     }
 }
 
+/// Logs out this browser, and the user's labs on the proxy.
 pub async fn logout(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Response {
-    if let Via::Session { id_hash, .. } = &p.via
-        && let Err(e) = s.platform.accounts().close_session(id_hash).await
-    {
+    if let Err(e) = s.platform.log_out(&p).await {
         return failure_page(e);
     }
-    let mut resp = with_banner("/login", "notice", "You are logged out.").into_response();
-    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&s)) {
+    logged_out(&s, "You are logged out.")
+}
+
+/// Logs the user out in every browser and on the proxy.
+pub async fn logout_everywhere(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Response {
+    if let Err(e) = s.platform.log_out_everywhere(&p.user_id).await {
+        return failure_page(e);
+    }
+    logged_out(&s, "You are logged out everywhere.")
+}
+
+fn logged_out(s: &AppState, notice: &str) -> Response {
+    let mut resp = with_banner("/login", "notice", notice).into_response();
+    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(s)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
@@ -284,8 +344,8 @@ pub async fn datalabs(
 pub async fn datalab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    Query(banner): Query<Banner>,
+    PagePath(name): PagePath<String>,
+    banner: Banner,
 ) -> Response {
     let cat = s.platform.datalabs().catalogue();
     let volumes = s.platform.volumes();
@@ -350,6 +410,7 @@ fn banner_from_query(q: &str) -> Banner {
         match k.as_ref() {
             "notice" => b.notice = Some(v.into_owned()),
             "error" => b.error = Some(v.into_owned()),
+            "next" => b.next = Some(v.into_owned()),
             _ => {}
         }
     }
@@ -379,8 +440,8 @@ fn is_fits(name: &str) -> bool {
 pub async fn volume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    Query(banner): Query<Banner>,
+    PagePath(name): PagePath<String>,
+    banner: Banner,
 ) -> Response {
     let volumes = s.platform.volumes();
     let Some(v) = volumes.get(&name) else {
@@ -444,8 +505,8 @@ pub struct BackForm {
 pub async fn volume_add(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    Form(f): Form<BackForm>,
+    PagePath(name): PagePath<String>,
+    PageForm(f): PageForm<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
     let r = s
@@ -460,8 +521,8 @@ pub async fn volume_add(
 pub async fn volume_remove(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    Form(f): Form<BackForm>,
+    PagePath(name): PagePath<String>,
+    PageForm(f): PageForm<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
     let r = s
@@ -516,7 +577,7 @@ async fn account_page(
 pub async fn account(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(banner): Query<Banner>,
+    banner: Banner,
 ) -> Response {
     account_page(&s, &p, &banner, None).await
 }
@@ -526,20 +587,29 @@ pub struct PasswordForm {
     current_password: String,
     new_password: String,
     confirm: String,
+    /// The "also revoke my API tokens" box: present when ticked.
+    #[serde(default)]
+    revoke_tokens: Option<String>,
 }
 
 pub async fn account_password(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Form(f): Form<PasswordForm>,
+    ClientAddr(client): ClientAddr,
+    PageForm(f): PageForm<PasswordForm>,
 ) -> Response {
     if f.new_password != f.confirm {
         return with_banner("/account", "error", "The two new passwords differ.").into_response();
     }
     let changed = s
         .platform
-        .accounts()
-        .change_password(&p.username, &f.current_password, &f.new_password)
+        .change_password(
+            &p.username,
+            &f.current_password,
+            &f.new_password,
+            client,
+            f.revoke_tokens.is_some(),
+        )
         .await;
     match changed {
         Ok(()) => with_banner("/login", "notice", "Password changed. Please log in again.")
@@ -558,7 +628,7 @@ pub struct TokenForm {
 pub async fn account_token_create(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Form(f): Form<TokenForm>,
+    PageForm(f): PageForm<TokenForm>,
 ) -> Response {
     let days = match f.expires_in_days.trim() {
         "" => None,
@@ -591,7 +661,7 @@ pub async fn account_token_create(
 pub async fn account_token_revoke(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> Response {
     let revoked = async {
         let id = token_id(&id)?;
@@ -615,7 +685,7 @@ struct UserView {
 pub async fn admin_users(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(banner): Query<Banner>,
+    banner: Banner,
 ) -> Response {
     let users: Vec<UserView> = match s.platform.accounts().users().await {
         Ok(us) => us
@@ -644,7 +714,7 @@ pub struct CreateUserForm {
 
 pub async fn admin_user_create(
     State(s): State<AppState>,
-    Form(f): Form<CreateUserForm>,
+    PageForm(f): PageForm<CreateUserForm>,
 ) -> Response {
     let role = match f.role.parse::<Role>() {
         Ok(r) => r,
@@ -670,8 +740,8 @@ pub struct UpdateUserForm {
 
 pub async fn admin_user_update(
     State(s): State<AppState>,
-    Path(username): Path<String>,
-    Form(f): Form<UpdateUserForm>,
+    PagePath(username): PagePath<String>,
+    PageForm(f): PageForm<UpdateUserForm>,
 ) -> Response {
     let role = match f.role.as_deref().map(str::parse::<Role>).transpose() {
         Ok(r) => r,
@@ -680,7 +750,6 @@ pub async fn admin_user_update(
     let disabled = f.disabled.as_deref().map(|d| d == "true");
     let r = s
         .platform
-        .accounts()
         .update_user(&username, role, disabled)
         .await
         .map(|u| {
@@ -697,7 +766,7 @@ pub async fn admin_user_update(
 pub async fn admin_catalogue(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(banner): Query<Banner>,
+    banner: Banner,
 ) -> Response {
     let cat = s.platform.datalabs().catalogue();
     let extra = context! {
@@ -728,8 +797,8 @@ pub async fn admin_catalogue_reload(State(s): State<AppState>) -> Response {
 pub async fn launch(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    body: axum::body::Bytes,
+    PagePath(name): PagePath<String>,
+    PageBody(body): PageBody,
 ) -> Response {
     let mut volumes = Vec::new();
     let (mut file, mut back) = (None, None);
@@ -751,9 +820,9 @@ pub async fn launch(
         .launch(&p.user_id, p.username.as_str(), order)
         .await
     {
-        Ok(lab) => Redirect::to(&format!("/my-labs/{}", lab.id)).into_response(),
+        Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),
         Err(e) => {
-            let target = safe_target(back.as_deref(), &format!("/datalabs/{name}"));
+            let target = safe_target(back.as_deref(), &format!("/datalabs/{}", segment(&name)));
             error_banner(&target, e)
         }
     }
@@ -762,13 +831,20 @@ pub async fn launch(
 pub async fn my_labs(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(banner): Query<Banner>,
+    banner: Banner,
 ) -> Response {
     let labs = match s.platform.labs().of_user(&p.user_id).await {
         Ok(l) => l,
         Err(e) => return failure_page(e),
     };
-    let items: Vec<_> = labs.iter().map(|l| lab_of(&s, l)).collect();
+    let events = match s.platform.labs().events_of_user(&p.user_id).await {
+        Ok(e) => e,
+        Err(e) => return failure_page(e),
+    };
+    let items: Vec<_> = labs
+        .iter()
+        .map(|l| lab_of(&s, l, events.get(&l.id).map_or(&[], Vec::as_slice)))
+        .collect();
     let busy = labs.iter().any(|l| l.state.is_changing());
     let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
     let extra =
@@ -779,8 +855,8 @@ pub async fn my_labs(
 pub async fn my_lab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
-    Query(banner): Query<Banner>,
+    PagePath(id): PagePath<String>,
+    banner: Banner,
 ) -> Response {
     let labs = s.platform.labs();
     let own = async { labs.own(&p.user_id, &lab_id(&id)?).await };
@@ -788,7 +864,11 @@ pub async fn my_lab(
         Ok(l) => l,
         Err(e) => return failure_page(e),
     };
-    let view = lab_of(&s, &lab);
+    let events = match labs.events(&lab.id).await {
+        Ok(e) => e,
+        Err(e) => return failure_page(e),
+    };
+    let view = lab_of(&s, &lab, &events);
     let logs = labs.log_tail(&lab.id, 60).await;
     let busy = lab.state.is_changing();
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();
@@ -816,7 +896,7 @@ pub async fn my_lab(
 pub async fn my_lab_stop(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> Response {
     let stopped = async {
         let id = lab_id(&id)?;
@@ -825,19 +905,19 @@ pub async fn my_lab_stop(
     let r = stopped
         .await
         .map(|_| "Lab stopped; your workspace is kept.".to_owned());
-    outcome(&format!("/my-labs/{id}"), r)
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
 }
 
 pub async fn my_lab_open(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> Response {
     let opened = async { s.platform.labs().open(&p.user_id, &lab_id(&id)?).await };
     match opened.await {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => see_other(&url),
         Err(e @ insitu_core::Error::LabNotRunning { .. }) => {
-            error_banner(&format!("/my-labs/{id}"), e)
+            error_banner(&format!("/my-labs/{}", segment(&id)), e)
         }
         Err(e) => failure_page(e),
     }

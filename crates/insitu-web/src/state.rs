@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use insitu_core::Platform;
 
-use crate::config::ServerConfig;
+use crate::auth::CookieNames;
+use crate::config::{Listening, ServerConfig};
 
 /// Shared state of every request; cheap to clone.
 #[derive(Clone)]
@@ -18,6 +19,10 @@ pub struct Inner {
     pub templates: minijinja::Environment<'static>,
     pub openapi_json: String,
     pub secure_cookies: bool,
+    /// The platform's cookie names (`__Host-` prefixed over https).
+    pub cookies: CookieNames,
+    /// The listener's settings, parsed (trusted proxies among them).
+    pub listening: Listening,
 }
 
 impl Deref for AppState {

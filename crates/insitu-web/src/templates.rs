@@ -25,6 +25,7 @@ const TEMPLATES: [(&str, &str); 12] = [
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");
+pub const SCRIPT: &str = include_str!("static/insitu.js");
 
 pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();

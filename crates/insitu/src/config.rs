@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 12] = [
+const SERVER_KEYS: [&str; 15] = [
     "listen",
     "public_url",
     "data_dir",
@@ -20,6 +20,9 @@ const SERVER_KEYS: [&str; 12] = [
     "catalogue_dir",
     "max_body_bytes",
     "session",
+    "login",
+    "http",
+    "metrics",
     "admin",
     "labs",
     "pipelines",
@@ -102,6 +105,8 @@ mod tests {
         let env = [
             ("INSITU_LISTEN", "127.0.0.1:9999"),
             ("INSITU_SESSION__LIFETIME", "3h"),
+            ("INSITU_HTTP__MAX_CONNECTIONS", "64"),
+            ("INSITU_LOGIN__FAILURES_PER_CLIENT", "5"),
             ("INSITU_URL", "http://client-setting"),
             ("HOME", "/root"),
         ]
@@ -110,6 +115,8 @@ mod tests {
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.session.lifetime_secs(), 3 * 3600);
         assert_eq!(c.session.idle_secs(), 300);
+        assert_eq!(c.http.max_connections, 64);
+        assert_eq!(c.login.failures_per_client, 5);
     }
 
     #[test]

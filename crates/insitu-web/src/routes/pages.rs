@@ -54,11 +54,11 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             || get(pages::my_lab),
         ),
         page(
-            "GET",
+            "POST",
             "/my-labs/{id}/open",
             USER,
-            "Open a running lab (through the lab proxy)",
-            || get(pages::my_lab_open),
+            "Open a running lab (through the lab proxy): a form with the CSRF field",
+            || post(pages::my_lab_open),
         ),
         page("POST", "/my-labs/{id}/stop", USER, "Stop a lab", || {
             post(pages::my_lab_stop)
@@ -93,6 +93,13 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         page("POST", "/account/password", USER, "Change password", || {
             post(pages::account_password)
         }),
+        page(
+            "POST",
+            "/account/logout-everywhere",
+            USER,
+            "Log out in every browser and on the lab proxy",
+            || post(pages::logout_everywhere),
+        ),
         page(
             "POST",
             "/account/tokens",
@@ -140,6 +147,13 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             Access::Public,
             "Style sheet",
             || get(pages::stylesheet),
+        ),
+        page(
+            "GET",
+            "/static/insitu.js",
+            Access::Public,
+            "The pages' script (no page has inline code)",
+            || get(pages::script),
         ),
     ]
 }

@@ -60,12 +60,7 @@ async fn launch_and_open(app: &TestApp, user: &str, token: &str) -> (String, Ope
 
 pub(crate) async fn open(app: &TestApp, user: &str, id: &str) -> Opened {
     let s = app.login(user, PASSWORD).await;
-    let r = s
-        .client
-        .get(app.u(&format!("/my-labs/{id}/open")))
-        .send()
-        .await
-        .unwrap();
+    let r = s.open_lab(app, id).await;
     let ticket_url = r.headers()["location"].to_str().unwrap().to_owned();
     let origin = ticket_url.split("/labs/").next().unwrap().to_owned();
     let r = s.client.get(&ticket_url).send().await.unwrap();

@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use super::running_lab;
 use crate::harness::*;
-use crate::labs::{launch, settle};
+use crate::labs::{launch, sandbox_available, settle};
 
 fn require(what: &str, variable: &str, paths: &[&str]) -> bool {
     let ok = paths.iter().all(|p| std::path::Path::new(p).exists());
@@ -23,10 +24,6 @@ fn require(what: &str, variable: &str, paths: &[&str]) -> bool {
         eprintln!("skipping: {what} is missing");
     }
     ok
-}
-
-fn sandbox_available() -> bool {
-    require("bubblewrap", "INSITU_REQUIRE_SANDBOX", &["/usr/bin/bwrap"])
 }
 
 fn jupyter_available() -> bool {
@@ -46,16 +43,6 @@ fn desktop_available() -> bool {
             "INSITU_REQUIRE_DESKTOP",
             &["/usr/bin/Xvnc", "/usr/bin/websockify", "/usr/bin/ds9"],
         )
-}
-
-/// Launches `datalab` for the token's user and waits until it runs.
-async fn running(app: &TestApp, token: &str, datalab: &str) -> String {
-    let (status, lab) = launch(app, token, datalab, &[]).await;
-    assert_eq!(status, 202, "{lab}");
-    let id = lab["id"].as_str().unwrap().to_owned();
-    let lab = settle(app, token, &id).await;
-    assert_eq!(lab["state"], "running", "{lab}");
-    id
 }
 
 /// A sign-in link into the user's lab (a single-use ticket).
@@ -127,9 +114,9 @@ async fn code_in_another_users_lab_on_the_hosts_network_is_refused_by_the_tools(
     .await;
     let alice = app.user_with_role("alice", "user").await;
     let mallory = app.user_with_role("mallory", "user").await;
-    let jupyter = running(&app, &alice, "jupyterlab").await;
-    let desktop = running(&app, &alice, "ds9").await;
-    let attacker = running(&app, &mallory, "testapp").await;
+    let jupyter = running_lab(&app, &alice, "jupyterlab").await;
+    let desktop = running_lab(&app, &alice, "ds9").await;
+    let attacker = running_lab(&app, &mallory, "testapp").await;
     let (jport, dport) = (lab_port(&jupyter), lab_port(&desktop));
     let (mallory_lab, base) = enter(&app, &mallory, &attacker).await;
 
@@ -224,8 +211,8 @@ async fn another_labs_host_a_ticket_there_and_foreign_websockets_are_refused() {
     })
     .await;
     let alice = app.user_with_role("alba", "user").await;
-    let other = running(&app, &alice, "testapp").await;
-    let jupyter = running(&app, &alice, "jupyterlab").await;
+    let other = running_lab(&app, &alice, "testapp").await;
+    let jupyter = running_lab(&app, &alice, "jupyterlab").await;
     let link = ticket(&app, &alice, &jupyter).await;
     let port = reqwest::Url::parse(&link).unwrap().port().unwrap();
     let client = lab_browser(port, &[&other, &jupyter]);
@@ -382,7 +369,7 @@ async fn tickets_and_sessions_of_one_account_stay_bounded_under_a_flood() {
     })
     .await;
     let t = app.user_with_role("flo", "user").await;
-    let id = running(&app, &t, "testapp").await;
+    let id = running_lab(&app, &t, "testapp").await;
     let mut links = Vec::new();
     for _ in 0..20 {
         links.push(ticket(&app, &t, &id).await);

@@ -40,7 +40,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     if args.first().map(String::as_str) == Some(spawner::SUBCOMMAND) {
-        return spawner::serve(&args[1..]);
+        return spawner::serve();
     }
     let (command, opts) = parse(&args);
     match command {

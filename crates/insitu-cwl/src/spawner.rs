@@ -79,13 +79,8 @@ struct Reply {
 }
 
 /// The spawner's loop, inside the run's sandbox; returns when its standard
-/// input closes (the engine is done or gone). `binds` are the places bound
-/// into the sandbox below directories it does not show from the host:
-/// bubblewrap made the directories above them for root alone, and the
-/// tools' user must pass through them (see [`open_ancestors`]).
-pub fn serve(binds: &[String]) -> i32 {
-    let binds: Vec<PathBuf> = binds.iter().map(PathBuf::from).collect();
-    open_ancestors(&binds);
+/// input closes (the engine is done or gone).
+pub fn serve() -> i32 {
     let freezing = match take_mount_capability() {
         Ok(f) => f,
         Err(e) => {
@@ -208,28 +203,6 @@ pub fn serve(binds: &[String]) -> i32 {
         }
     }
     0
-}
-
-/// Lets everyone pass through (not list) the directories bubblewrap made
-/// above `binds` inside the sandbox (mode 0700, root's): those of its own
-/// file systems, never a bind itself or anything inside one, so nothing of
-/// the host changes. They hold nothing but the way to the binds.
-fn open_ancestors(binds: &[PathBuf]) {
-    use std::os::unix::fs::PermissionsExt;
-    for b in binds {
-        for a in b.ancestors().skip(1) {
-            if a == Path::new("/") || binds.iter().any(|other| a.starts_with(other)) {
-                continue;
-            }
-            if let Ok(m) = std::fs::symlink_metadata(a)
-                && m.is_dir()
-                && m.permissions().mode() & 0o111 != 0o111
-            {
-                let mode = (m.permissions().mode() & 0o7777) | 0o111;
-                let _ = std::fs::set_permissions(a, std::fs::Permissions::from_mode(mode));
-            }
-        }
-    }
 }
 
 /// The capabilities a step keeps as root, as a set (the same names as
@@ -459,17 +432,8 @@ impl RunSandbox {
                     .extend(["CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"].map(String::from));
             }
         }
-        // The binds below what the sandbox does not show from the host:
-        // the spawner opens the way to them for the tools' user.
-        let mut command = vec![exe.display().to_string(), SUBCOMMAND.into()];
-        command.extend(
-            binds
-                .iter()
-                .filter(|b| !base.shows_from_host(&b.path))
-                .map(|b| b.path.display().to_string()),
-        );
         let spec = SandboxSpec {
-            command,
+            command: vec![exe.display().to_string(), SUBCOMMAND.into()],
             expose: base.expose.clone(),
             hidden: base.hidden.clone(),
             keep_caps,

@@ -4,9 +4,8 @@
 use axum::routing::{get, post};
 use insitu_api::*;
 
-use super::{DEVELOPER, RouteInfo, USER, api_route, page, schema};
+use super::{DEVELOPER, RouteInfo, USER, api_route, schema};
 use crate::api::pipelines as api;
-use crate::pages::pipelines as pages;
 
 pub(super) fn api_rows() -> Vec<RouteInfo> {
     let mut get_run = api_route(

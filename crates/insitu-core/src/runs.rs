@@ -232,8 +232,7 @@ impl Runs {
             return Err(Error::InvalidCwl(check.diagnostics.clone()));
         };
         job::check(process, &order.job).map_err(Error::InvalidJob)?;
-        job::to_host(&order.job, &self.places(&viewer.username))
-            .map_err(Error::InvalidJob)?;
+        job::to_host(&order.job, &self.places(&viewer.username)).map_err(Error::InvalidJob)?;
         self.queue(viewer, &version, order.job, None).await
     }
 
@@ -357,10 +356,7 @@ impl Runs {
             } else {
                 vec![String::new()]
             };
-            waiting_steps = names
-                .into_iter()
-                .filter(|n| !started.contains(n))
-                .collect();
+            waiting_steps = names.into_iter().filter(|n| !started.contains(n)).collect();
         }
         RunView {
             record,
@@ -752,7 +748,12 @@ impl Runs {
     }
 
     /// Follows a running run until it ends, then finishes it.
-    fn follow(self: &Arc<Self>, run: RunRecord, process: Option<EngineProcess>, network: Option<String>) {
+    fn follow(
+        self: &Arc<Self>,
+        run: RunRecord,
+        process: Option<EngineProcess>,
+        network: Option<String>,
+    ) {
         let (tx, _) = watch::channel(Progress::default());
         let live = Arc::new(Live {
             engine: tokio::sync::Mutex::new(process),
@@ -806,43 +807,45 @@ impl Runs {
             .live_of(&run.id)
             .map(|l| l.progress.borrow().clone())
             .unwrap_or_else(|| progress::read_all(&dir.join("events.jsonl")));
-        let (state, reason, outputs) = match &progress.end {
-            Some(end) if end.succeeded => match self.publish(&run).await {
-                Ok(outputs) => (RunState::Succeeded, None, Some(outputs)),
-                Err(e) => (
-                    RunState::Failed,
-                    Some(format!("the outputs could not be put in your workspace: {e}")),
-                    None,
-                ),
-            },
-            Some(end) => (
-                RunState::Failed,
-                Some(
-                    end.error
-                        .clone()
-                        .unwrap_or_else(|| format!("the engine failed (exit code {})", end.exit_code)),
-                ),
-                None,
-            ),
-            None => {
-                let tail = insitu_launcher::process::log_tail(&dir.join("engine.log"), 3).join(" | ");
-                (
-                    RunState::Failed,
-                    Some(format!(
-                        "the engine ended ({}) without finishing the run{}",
-                        code.map_or("killed, or its exit status unknown".into(), |c| format!(
-                            "exit code {c}"
+        let (state, reason, outputs) =
+            match &progress.end {
+                Some(end) if end.succeeded => match self.publish(&run).await {
+                    Ok(outputs) => (RunState::Succeeded, None, Some(outputs)),
+                    Err(e) => (
+                        RunState::Failed,
+                        Some(format!(
+                            "the outputs could not be put in your workspace: {e}"
                         )),
-                        if tail.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; its last words: {tail}")
-                        }
-                    )),
+                        None,
+                    ),
+                },
+                Some(end) => (
+                    RunState::Failed,
+                    Some(end.error.clone().unwrap_or_else(|| {
+                        format!("the engine failed (exit code {})", end.exit_code)
+                    })),
                     None,
-                )
-            }
-        };
+                ),
+                None => {
+                    let tail =
+                        insitu_launcher::process::log_tail(&dir.join("engine.log"), 3).join(" | ");
+                    (
+                        RunState::Failed,
+                        Some(format!(
+                            "the engine ended ({}) without finishing the run{}",
+                            code.map_or("killed, or its exit status unknown".into(), |c| format!(
+                                "exit code {c}"
+                            )),
+                            if tail.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; its last words: {tail}")
+                            }
+                        )),
+                        None,
+                    )
+                }
+            };
         self.finish_with(&mut run, state, reason, outputs).await;
     }
 
@@ -867,7 +870,9 @@ impl Runs {
                 tracing::info!(run = %run.id, state = %state, reason = ?run.reason, "run ended");
             }
             Ok(false) => {}
-            Err(e) => tracing::error!(run = %run.id, error = %e, "could not record how a run ended"),
+            Err(e) => {
+                tracing::error!(run = %run.id, error = %e, "could not record how a run ended")
+            }
         }
         self.forget(&run.id).await;
     }
@@ -935,7 +940,11 @@ impl Runs {
                     .ok()
                     .zip(u64::try_from(start).ok())
                     .and_then(|(pid, start)| {
-                        EngineProcess::adopt(pid, start, self.cgroups().map(|c| (c, group.as_str())))
+                        EngineProcess::adopt(
+                            pid,
+                            start,
+                            self.cgroups().map(|c| (c, group.as_str())),
+                        )
                     }),
                 _ => None,
             };
@@ -983,7 +992,10 @@ impl Runs {
             .filter(|j| j.finished_at_ms.is_some())
             .count();
         // The next start writes a fresh stream.
-        let _ = std::fs::rename(&events, events.with_extension(format!("jsonl.{}", now_ms())));
+        let _ = std::fs::rename(
+            &events,
+            events.with_extension(format!("jsonl.{}", now_ms())),
+        );
         run.state = RunState::Queued;
         run.pid = None;
         run.pid_start = None;
@@ -1070,10 +1082,10 @@ fn prepare_run_dir(
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     std::fs::write(dir.join("job.json"), job)?;
     std::fs::create_dir_all(cache)?;
-    if !workspace.exists() {
-        std::fs::create_dir_all(workspace)?;
-        std::os::unix::fs::chown(workspace, Some(uid), Some(gid))?;
-    }
+    // The workspace belongs to the labs' user, as a lab's launch makes
+    // it, whoever made it first.
+    std::fs::create_dir_all(workspace)?;
+    std::os::unix::fs::chown(workspace, Some(uid), Some(gid))?;
     Ok(())
 }
 
@@ -1096,6 +1108,8 @@ fn read_log(path: &Path, from: u64, max: usize) -> Result<Vec<u8>, Error> {
     }
     f.seek(SeekFrom::Start(from)).map_err(Error::Io)?;
     let mut buf = Vec::new();
-    f.take(max as u64).read_to_end(&mut buf).map_err(Error::Io)?;
+    f.take(max as u64)
+        .read_to_end(&mut buf)
+        .map_err(Error::Io)?;
     Ok(buf)
 }

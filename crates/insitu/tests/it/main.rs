@@ -20,4 +20,5 @@ mod lifecycle;
 mod openapi;
 mod restart;
 mod roles;
+mod runs;
 mod volumes;

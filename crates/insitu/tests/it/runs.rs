@@ -1,0 +1,614 @@
+//! Pipelines run for real through the platform: a user's pipeline pushed
+//! over the API, its runs executed by the CWL engine with every tool in a
+//! bubblewrap sandbox, followed step by step, their logs, outputs in the
+//! workspace, cancel, resume after a failure, the queue's limits and bad
+//! input.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// The engine is built (`cargo build --manifest-path crates/insitu-cwl/…`)
+/// and bubblewrap is here; else the test is skipped (or fails where the
+/// test command requires them).
+pub(crate) fn engine_available() -> bool {
+    if !crate::labs::sandbox_available() {
+        return false;
+    }
+    if insitu::cwl::find_engine().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("INSITU_REQUIRE_CWL").as_deref() != Ok("1"),
+        "the CWL engine is required but not built"
+    );
+    eprintln!("skipping: the CWL engine is not built");
+    false
+}
+
+/// Options that give the platform the checkout's system pipelines and
+/// engine.
+pub(crate) fn with_pipelines(db: Db, configure: fn(&mut insitu_web::ServerConfig)) -> Options {
+    Options {
+        db,
+        configure,
+        ..Options::default()
+    }
+}
+
+pub(crate) fn pipelines_config(config: &mut insitu_web::ServerConfig) {
+    config.pipelines.catalogue_dir = repo_root().join("catalogue/pipelines");
+    config.pipelines.engine = insitu::cwl::find_engine();
+    config.pipelines.parallel = Some(2);
+}
+
+/// A two-step pipeline: `shout` upper-cases every line given (scattered),
+/// `join` concatenates the results, unless the `flag` file says `fail`:
+/// then it fails, after writing to its log.
+pub(crate) const SHOUT: &str = r#"cwlVersion: v1.2
+class: Workflow
+requirements:
+  ScatterFeatureRequirement: {}
+inputs:
+  words: string[]
+  flag: File
+outputs:
+  joined: {type: File, outputSource: join/out}
+steps:
+  shout:
+    run: shout.cwl
+    scatter: word
+    in: {word: words}
+    out: [out]
+  join:
+    run:
+      class: CommandLineTool
+      baseCommand: [sh, -c, 'if grep -q fail "$0"; then echo joining failed on purpose >&2; exit 7; fi; cat "$@"']
+      inputs:
+        flag: {type: File, inputBinding: {position: 1}}
+        parts: {type: 'File[]', inputBinding: {position: 2}}
+      stdout: joined.txt
+      outputs: {out: {type: stdout}}
+    in: {parts: shout/out, flag: flag}
+    out: [out]
+"#;
+
+pub(crate) const SHOUT_TOOL: &str = r#"cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: [sh, -c, 'echo "shouting $0" >&2; echo "$0" | tr a-z A-Z']
+inputs:
+  word: {type: string, inputBinding: {position: 1}}
+stdout: out.txt
+outputs:
+  out: {type: stdout}
+"#;
+
+/// Pushes a pipeline of the user's own; returns the status and body.
+pub(crate) async fn push(
+    app: &impl Server,
+    token: &str,
+    name: &str,
+    version: &str,
+    files: &[(&str, &str)],
+) -> (u16, Value) {
+    let files: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), Value::String((*t).to_owned())))
+        .collect();
+    let r = plain()
+        .post(app.u("/api/v1/pipelines"))
+        .bearer_auth(token)
+        .json(&json!({
+            "name": name, "version": version, "description": "Shouts words",
+            "keywords": ["test"], "author": "A. Tester", "licence": "MIT",
+            "main": files.keys().next().unwrap(), "files": files,
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub(crate) async fn push_shout(app: &impl Server, token: &str) {
+    let (status, body) = push(
+        app,
+        token,
+        "shout",
+        "1.0.0",
+        &[("main.cwl", SHOUT), ("shout.cwl", SHOUT_TOOL)],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+pub(crate) async fn submit(
+    app: &impl Server,
+    token: &str,
+    pipeline: &str,
+    job: Value,
+) -> (u16, Value) {
+    let r = plain()
+        .post(app.u("/api/v1/runs"))
+        .bearer_auth(token)
+        .json(&json!({"pipeline": pipeline, "job": job}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub(crate) async fn post(app: &impl Server, token: &str, path: &str) -> (u16, Value) {
+    let r = plain()
+        .post(app.u(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Follows a run (long-polling) until it ends; returns its last view.
+pub(crate) async fn finish(app: &impl Server, token: &str, id: &str, within: Duration) -> Value {
+    let start = Instant::now();
+    let mut seen = 0;
+    loop {
+        let (status, run) = get_json(
+            &plain(),
+            &app.u(&format!("/api/v1/runs/{id}?since={seen}&wait=5")),
+            token,
+        )
+        .await;
+        assert_eq!(status, 200, "{run}");
+        if ["succeeded", "failed", "cancelled"].contains(&run["state"].as_str().unwrap()) {
+            return run;
+        }
+        seen = run["events_seen"].as_u64().unwrap();
+        assert!(start.elapsed() < within, "run still {run}");
+    }
+}
+
+/// Writes `flag.txt` in the user's workspace; returns it as a job names
+/// it (as labs see it).
+pub(crate) fn write_flag(app: &TestApp, user: &str, text: &str) -> Value {
+    let ws = workspace(app, user);
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("flag.txt"), text).unwrap();
+    json!({"class": "File", "path": "/home/user/flag.txt"})
+}
+
+pub(crate) fn workspace(app: &TestApp, user: &str) -> std::path::PathBuf {
+    app.dir.path().join("data/workspaces").join(user)
+}
+
+fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}
+
+async fn job_log(app: &impl Server, token: &str, id: &str, job: u64) -> String {
+    let (status, log) = get_json(
+        &plain(),
+        &app.u(&format!("/api/v1/runs/{id}/logs?job={job}")),
+        token,
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    log["text"].as_str().unwrap().to_owned()
+}
+
+/// A run from submission to its outputs in the workspace: per-step
+/// progress with the scatter's count, each job's log, and the outputs
+/// where the user's labs see them.
+#[tokio::test]
+async fn a_run_goes_from_the_queue_to_outputs_in_the_workspace() {
+    if !engine_available() {
+        return;
+    }
+    for db in backends() {
+        let app = spawn_with(with_pipelines(db, pipelines_config)).await;
+        let token = app.user_with_role("ada", "user").await;
+        push_shout(&app, &token).await;
+        let flag = write_flag(&app, "ada", "ok");
+        let (status, run) = submit(
+            &app,
+            &token,
+            "ada/shout",
+            json!({"words": ["alpha", "beta", "gamma"], "flag": flag}),
+        )
+        .await;
+        assert_eq!(status, 202, "{run}");
+        assert!(
+            ["queued", "running"].contains(&run["state"].as_str().unwrap()),
+            "{run}"
+        );
+        let id = run["id"].as_str().unwrap().to_owned();
+        let run = finish(&app, &token, &id, Duration::from_secs(120)).await;
+        assert_eq!(run["state"], "succeeded", "{run}");
+        let shout = step(&run, "shout");
+        assert_eq!(shout["scatter"], true);
+        assert_eq!(
+            (shout["jobs"].as_u64(), shout["done"].as_u64()),
+            (Some(3), Some(3)),
+            "{shout}"
+        );
+        assert_eq!(shout["phase"], "succeeded", "{shout}");
+        assert_eq!(step(&run, "join")["phase"], "succeeded", "{run}");
+
+        // Every job's log, by step and scatter position.
+        let (status, jobs) = get_json(
+            &plain(),
+            &app.u(&format!("/api/v1/runs/{id}/jobs?step=shout")),
+            &token,
+        )
+        .await;
+        assert_eq!(status, 200, "{jobs}");
+        let jobs = jobs["items"].as_array().unwrap().clone();
+        assert_eq!(jobs.len(), 3, "{jobs:?}");
+        for j in &jobs {
+            assert_eq!(j["exit_code"], 0, "{j}");
+            let word = ["alpha", "beta", "gamma"][j["index"].as_u64().unwrap() as usize];
+            let log = job_log(&app, &token, &id, j["job"].as_u64().unwrap()).await;
+            assert!(log.contains(&format!("shouting {word}")), "{log}");
+        }
+
+        // The outputs, in the workspace under runs/<id>/.
+        let ws = workspace(&app, "ada").join("runs").join(&id);
+        let joined = std::fs::read_to_string(ws.join("joined.txt")).unwrap();
+        assert_eq!(joined, "ALPHA\nBETA\nGAMMA\n");
+        assert_eq!(run["output_dir"], format!("/home/user/runs/{id}"));
+        let out = &run["outputs"]["joined"];
+        assert_eq!(
+            out["path"],
+            format!("/home/user/runs/{id}/joined.txt"),
+            "{run}"
+        );
+
+        // The list has it; the provenance crate downloads as a zip.
+        let (_, list) = get_json(&plain(), &app.u("/api/v1/runs"), &token).await;
+        assert!(
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == id.as_str())
+        );
+        let r = plain()
+            .get(app.u(&format!("/api/v1/runs/{id}/provenance")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let zip = r.bytes().await.unwrap();
+        assert_eq!(&zip[..4], b"PK\x03\x04");
+        let text = String::from_utf8_lossy(&zip);
+        assert!(text.contains("ro-crate-metadata.json"), "a crate");
+    }
+}
+
+/// A run that fails says which step failed, with its exit code and log;
+/// resumed, it reuses the steps that finished and runs the rest.
+#[tokio::test]
+async fn a_failed_run_resumes_reusing_the_steps_that_finished() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let token = app.user_with_role("ada", "user").await;
+    push_shout(&app, &token).await;
+    let flag = write_flag(&app, "ada", "fail");
+    let (status, run) = submit(
+        &app,
+        &token,
+        "ada/shout",
+        json!({"words": ["x", "y"], "flag": flag}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = finish(&app, &token, &id, Duration::from_secs(120)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(step(&run, "shout")["phase"], "succeeded", "{run}");
+    let join = step(&run, "join");
+    assert_eq!(join["phase"], "failed", "{run}");
+    let (_, jobs) = get_json(
+        &plain(),
+        &app.u(&format!("/api/v1/runs/{id}/jobs?step=join")),
+        &token,
+    )
+    .await;
+    let failed = &jobs["items"][0];
+    assert_eq!(failed["exit_code"], 7, "{jobs}");
+    let log = job_log(&app, &token, &id, failed["job"].as_u64().unwrap()).await;
+    assert!(log.contains("joining failed on purpose"), "{log}");
+    // A failed run cannot be resumed by another user, nor a running one at all.
+    let other = app.user_with_role("bob", "user").await;
+    let (status, body) = post(&app, &other, &format!("/api/v1/runs/{id}/resume")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("run_not_found"))
+    );
+
+    // The user mends the cause and resumes: the shouts are reused.
+    write_flag(&app, "ada", "ok");
+    let (status, resumed) = post(&app, &token, &format!("/api/v1/runs/{id}/resume")).await;
+    assert_eq!(status, 202, "{resumed}");
+    assert_eq!(resumed["resumed_from"], id.as_str());
+    let rid = resumed["id"].as_str().unwrap().to_owned();
+    let resumed = finish(&app, &token, &rid, Duration::from_secs(120)).await;
+    assert_eq!(resumed["state"], "succeeded", "{resumed}");
+    let shout = step(&resumed, "shout");
+    assert_eq!(shout["reused"], 2, "{resumed}");
+    let joined = std::fs::read_to_string(
+        workspace(&app, "ada")
+            .join("runs")
+            .join(&rid)
+            .join("joined.txt"),
+    )
+    .unwrap();
+    assert_eq!(joined, "X\nY\n");
+    // A succeeded run does not resume.
+    let (status, body) = post(&app, &token, &format!("/api/v1/runs/{rid}/resume")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("run_not_resumable"))
+    );
+}
+
+/// A pipeline whose one step sleeps for `seconds` (a number no other test
+/// uses, so its processes are found by their command line).
+pub(crate) fn sleepy(seconds: u32) -> String {
+    format!(
+        "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [sleep, '{seconds}']\n\
+         inputs: {{}}\noutputs: {{}}\n"
+    )
+}
+
+/// The processes whose command line is `sleep <seconds>`.
+pub(crate) fn sleepers(seconds: u32) -> Vec<u32> {
+    let want = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == want.as_bytes()))
+        .collect()
+}
+
+pub(crate) async fn wait_until(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < within, "still not: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Cancel ends the whole process tree, and the run ends `cancelled`; a
+/// queued run is cancelled before it starts.
+#[tokio::test]
+async fn cancel_ends_the_runs_whole_process_tree() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, |c| {
+        pipelines_config(c);
+        c.pipelines.max_running_per_user = 1;
+    }))
+    .await;
+    let token = app.user_with_role("ada", "user").await;
+    let (status, body) = push(&app, &token, "sleepy", "1", &[("main.cwl", &sleepy(4711))]).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, first) = submit(&app, &token, "ada/sleepy", json!({})).await;
+    let (_, second) = submit(&app, &token, "ada/sleepy", json!({})).await;
+    let (first, second) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+    wait_until("the step sleeps", Duration::from_secs(60), async || {
+        !sleepers(4711).is_empty()
+    })
+    .await;
+    let (_, run) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{first}")), &token).await;
+    assert_eq!(run["state"], "running");
+    assert_eq!(run["steps"][0]["phase"], "running", "{run}");
+    let (_, queued) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{second}")), &token).await;
+    assert_eq!(queued["state"], "queued", "one run of a user at a time");
+    // The queued one first: it never starts.
+    let (status, body) = post(&app, &token, &format!("/api/v1/runs/{second}/cancel")).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    let (status, body) = post(&app, &token, &format!("/api/v1/runs/{first}/cancel")).await;
+    assert_eq!(status, 200, "{body}");
+    let run = finish(&app, &token, first, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "cancelled", "{run}");
+    wait_until(
+        "the step's process is gone",
+        Duration::from_secs(10),
+        async || sleepers(4711).is_empty(),
+    )
+    .await;
+    let (_, run) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{second}")), &token).await;
+    assert_eq!(run["state"], "cancelled");
+    assert!(run["started_at"].is_null(), "{run}");
+}
+
+/// Slots are shared round robin between users: one user's queue of runs
+/// does not hold back another's run; a user's queue has a limit.
+#[tokio::test]
+async fn the_queue_serves_users_in_turn_within_their_limits() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, |c| {
+        pipelines_config(c);
+        c.pipelines.slots = 2;
+        c.pipelines.max_running_per_user = 2;
+        c.pipelines.max_queued_per_user = 3;
+    }))
+    .await;
+    let ada = app.user_with_role("ada", "user").await;
+    let bob = app.user_with_role("bob", "user").await;
+    for t in [&ada, &bob] {
+        let (status, body) = push(&app, t, "sleepy", "1", &[("main.cwl", &sleepy(4712))]).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Ada fills the slots and her queue; the next is refused.
+    let mut ada_runs = Vec::new();
+    for _ in 0..5 {
+        let (status, run) = submit(&app, &ada, "ada/sleepy", json!({})).await;
+        assert_eq!(status, 202, "{run}");
+        ada_runs.push(run["id"].as_str().unwrap().to_owned());
+        // Each waits to be started, so the queue fills in order.
+        if ada_runs.len() <= 2 {
+            let n = ada_runs.len();
+            wait_until("ada's runs start", Duration::from_secs(60), async || {
+                sleepers(4712).len() >= n
+            })
+            .await;
+        }
+    }
+    let (status, body) = submit(&app, &ada, "ada/sleepy", json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("run_quota_exceeded")),
+        "{body}"
+    );
+    // Bob's run is next when a slot frees, before ada's three waiting.
+    let (status, bobs) = submit(&app, &bob, "bob/sleepy", json!({})).await;
+    assert_eq!(status, 202, "{bobs}");
+    let bobs = bobs["id"].as_str().unwrap().to_owned();
+    let (status, _) = post(&app, &ada, &format!("/api/v1/runs/{}/cancel", ada_runs[0])).await;
+    assert_eq!(status, 200);
+    wait_until("bob's run starts", Duration::from_secs(60), async || {
+        get_json(&plain(), &app.u(&format!("/api/v1/runs/{bobs}")), &bob)
+            .await
+            .1["state"]
+            == "running"
+    })
+    .await;
+    for id in &ada_runs[2..] {
+        let (_, run) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{id}")), &ada).await;
+        assert_eq!(run["state"], "queued", "{run}");
+    }
+    for id in &ada_runs[1..] {
+        post(&app, &ada, &format!("/api/v1/runs/{id}/cancel")).await;
+    }
+    post(&app, &bob, &format!("/api/v1/runs/{bobs}/cancel")).await;
+    wait_until("every step ended", Duration::from_secs(30), async || {
+        sleepers(4712).is_empty()
+    })
+    .await;
+}
+
+/// Bad input gets a stable error code: invalid CWL (with its line), an
+/// unknown pipeline or run, a job of the wrong types or naming a file
+/// outside the user's places.
+#[tokio::test]
+async fn bad_input_gets_a_stable_error_code() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let token = app.user_with_role("ada", "user").await;
+    push_shout(&app, &token).await;
+    // Invalid CWL: refused at push, its line named; valid at validate.
+    let broken = SHOUT.replace("    scatter: word\n", "    scatter: word\n    bogus: [\n");
+    let (status, body) = push(
+        &app,
+        &token,
+        "broken",
+        "1",
+        &[("main.cwl", &broken), ("shout.cwl", SHOUT_TOOL)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_cwl")),
+        "{body}"
+    );
+    let r = plain()
+        .post(app.u("/api/v1/pipelines/validate"))
+        .bearer_auth(&token)
+        .json(&json!({"main": "main.cwl", "files": {"main.cwl": broken, "shout.cwl": SHOUT_TOOL}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let check: Value = r.json().await.unwrap();
+    assert_eq!(check["valid"], false, "{check}");
+    let d = &check["diagnostics"][0];
+    assert_eq!(d["file"], "main.cwl", "{check}");
+    assert!(d["line"].as_u64().unwrap() >= 16, "{check}");
+    // A version never changes; a bad licence or name is refused.
+    let (status, body) = push(
+        &app,
+        &token,
+        "shout",
+        "1.0.0",
+        &[("main.cwl", SHOUT), ("shout.cwl", SHOUT_TOOL)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("pipeline_version_exists")),
+        "{body}"
+    );
+    let (status, body) = push(&app, &token, "../etc", "1", &[("main.cwl", &sleepy(1))]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_pipeline")),
+        "{body}"
+    );
+    // Unknown pipeline and run.
+    let (status, body) = submit(&app, &token, "ada/nothing", json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("pipeline_not_found")),
+        "{body}"
+    );
+    let (status, body) = get_json(&plain(), &app.u("/api/v1/runs/0123456789ab"), &token).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("run_not_found")),
+        "{body}"
+    );
+    let (status, body) = get_json(&plain(), &app.u("/api/v1/runs/..%2f..%2fetc"), &token).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("run_not_found")),
+        "{body}"
+    );
+    // Jobs that do not fit.
+    let flag = write_flag(&app, "ada", "ok");
+    for job in [
+        json!({"words": "not a list", "flag": flag}),
+        json!({"words": [1, 2], "flag": flag}),
+        json!({"flag": flag}),
+        json!({"words": ["a"], "flag": flag, "surprise": 1}),
+        json!({"words": ["a"], "flag": {"class": "File", "path": "/home/user/missing.txt"}}),
+        json!({"words": ["a"], "flag": {"class": "File", "path": "/etc/passwd"}}),
+        json!({"words": ["a"], "flag": {"class": "File", "location": "file:///etc/passwd"}}),
+        json!({"words": ["a"], "flag": {"class": "File", "path": "/home/user/../../../etc/passwd"}}),
+        json!(["not", "an", "object"]),
+    ] {
+        let (status, body) = submit(&app, &token, "ada/shout", job.clone()).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("invalid_job")),
+            "{job}: {body}"
+        );
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
+}

@@ -612,3 +612,131 @@ async fn bad_input_gets_a_stable_error_code() {
         assert!(!body["message"].as_str().unwrap().is_empty());
     }
 }
+
+/// The system pipelines do real science on the demo volumes: source
+/// extraction finds the demo generator's sources on every deep field,
+/// where they are, at their magnitudes.
+#[tokio::test]
+async fn source_extraction_finds_the_demo_sources() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let token = app.user_with_role("ada", "user").await;
+    let (_, list) = get_json(&plain(), &app.u("/api/v1/pipelines"), &token).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reference"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"source-extraction") && names.contains(&"allsky-cutouts"),
+        "{list}"
+    );
+    let images: Vec<Value> = ["m31", "m42", "ngc253"]
+        .iter()
+        .map(|f| json!({"class": "File", "path": format!("/media/data/deep-fields/skysim_{f}_g.fits")}))
+        .collect();
+    let (status, run) = submit(
+        &app,
+        &token,
+        "source-extraction",
+        json!({
+            "images": images,
+            "truth": {"class": "File", "path": "/media/data/source-catalogue/deepfields_sources.fits"},
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = finish(&app, &token, &id, Duration::from_secs(600)).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(step(&run, "extract")["done"], 3, "{run}");
+    let out = workspace(&app, "ada").join("runs").join(&id);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let fields = report["fields"].as_object().unwrap();
+    assert_eq!(fields.len(), 3, "{report}");
+    for (field, r) in fields {
+        // 45 true sources per field; faint ones near the threshold may
+        // be missed, but nearly all are found, few are invented, and
+        // those found are where the truth puts them.
+        assert_eq!(r["expected"], 45, "{field}: {r}");
+        assert!(r["completeness"].as_f64().unwrap() >= 0.8, "{field}: {r}");
+        assert!(r["false_detections"].as_u64().unwrap() <= 5, "{field}: {r}");
+        assert!(
+            r["position_rms_arcsec"].as_f64().unwrap() < 0.5,
+            "{field}: {r}"
+        );
+        assert!(
+            r["median_dmag"].as_f64().unwrap().abs() < 0.2,
+            "{field}: {r}"
+        );
+    }
+    assert!(out.join("sources.csv").is_file());
+}
+
+/// The all-sky cut-outs keep the map's pixels with a WCS that puts each
+/// target at its centre.
+#[tokio::test]
+async fn allsky_cutouts_centre_each_target() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let token = app.user_with_role("ada", "user").await;
+    let (status, run) = submit(
+        &app,
+        &token,
+        "allsky-cutouts",
+        json!({"map": {"class": "File", "path": "/media/data/allsky-survey/allsky_skysim_car.fits"}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = finish(&app, &token, &id, Duration::from_secs(600)).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let out = workspace(&app, "ada").join("runs").join(&id);
+    let targets = [
+        ("galactic-centre", 0.0, 0.0),
+        ("cygnus", 80.0, 1.0),
+        ("anticentre", 180.0, 0.0),
+        ("dipole", 264.0, 48.0),
+    ];
+    let mut stats = std::collections::BTreeMap::new();
+    for (name, glon, glat) in targets {
+        assert!(out.join(format!("{name}.png")).is_file(), "{name}");
+        let s: Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("{name}.json"))).unwrap())
+                .unwrap();
+        // The cut-out's own WCS (a plate carrée, as the map's) puts its
+        // middle pixel on the target, to within a pixel.
+        let hdus = insitu_fits::read_headers(&out.join(format!("{name}.fits"))).unwrap();
+        let h = &hdus[0];
+        let world = |axis: u8| {
+            let n = h.get_f64(&format!("NAXIS{axis}")).unwrap();
+            let crpix = h.get_f64(&format!("CRPIX{axis}")).unwrap();
+            let crval = h.get_f64(&format!("CRVAL{axis}")).unwrap();
+            let cdelt = h.get_f64(&format!("CDELT{axis}")).unwrap();
+            (crval + ((n + 1.0) / 2.0 - crpix) * cdelt, cdelt.abs())
+        };
+        let ((l, dl), (b, db)) = (world(1), world(2));
+        let off = (l - glon + 540.0).rem_euclid(360.0) - 180.0;
+        assert!(
+            off.abs() <= dl && (b - glat).abs() <= db,
+            "{name}: ({l}, {b}) for ({glon}, {glat})"
+        );
+        stats.insert(name, s);
+    }
+    // The demo sky's truth: the Galactic centre is the brightest of the
+    // four; at the dipole's apex the sky is the dipole's 3.36 mK (the
+    // plane is far away there).
+    let max = |n: &str| stats[n]["max"].as_f64().unwrap();
+    for n in ["cygnus", "anticentre", "dipole"] {
+        assert!(max("galactic-centre") > 3.0 * max(n), "{stats:?}");
+    }
+    let dipole = stats["dipole"]["mean"].as_f64().unwrap();
+    assert!((dipole - 3.36).abs() < 0.3, "{dipole}");
+    assert!(out.join("mosaic.png").is_file());
+}

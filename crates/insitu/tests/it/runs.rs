@@ -740,3 +740,199 @@ async fn allsky_cutouts_centre_each_target() {
     assert!((dipole - 3.36).abs() < 0.3, "{dipole}");
     assert!(out.join("mosaic.png").is_file());
 }
+
+/// A run goes on while the server's process is killed and started again:
+/// its engine is re-adopted, the step runs once, and the run finishes
+/// with its outputs.
+#[tokio::test]
+async fn a_run_survives_the_end_of_the_server_process() {
+    if !engine_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), &Options::default()).await;
+    pipelines_config(&mut config);
+    let mut server = ServerProcess::start(config, dir.path().join("insitu.toml")).await;
+    let token = server.user_with_role("ada", "user").await;
+    let tool = "cwlVersion: v1.2\nclass: CommandLineTool\n\
+        baseCommand: [sh, -c, 'sleep 3.713; echo slept']\ninputs: {}\n\
+        stdout: slept.txt\noutputs: {slept: {type: stdout}}\n";
+    let (status, body) = push(&server, &token, "slow", "1", &[("main.cwl", tool)]).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = submit(&server, &token, "ada/slow", json!({})).await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let sleeps = || {
+        let want = b"sleep\x003.713\x00";
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == want))
+            .collect::<Vec<_>>()
+    };
+    wait_until("the step runs", Duration::from_secs(60), async || {
+        !sleeps().is_empty()
+    })
+    .await;
+    let before = sleeps();
+    server.end("KILL");
+    assert_eq!(sleeps(), before, "the step goes on without the server");
+    server.start_again().await;
+    let run = finish(&server, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert!(run["notice"].is_null(), "nothing ran twice: {run}");
+    assert_eq!(run["steps"][0]["jobs"], 1, "{run}");
+    let out = server
+        .config
+        .data_dir
+        .join("workspaces/ada/runs")
+        .join(&id)
+        .join("slept.txt");
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "slept\n");
+}
+
+/// The real `insitu` binary against a real server, as a script or a lab's
+/// terminal uses it (`INSITU_URL`, `INSITU_TOKEN`).
+async fn insitu(
+    app: &TestApp,
+    token: &str,
+    cwd: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String) {
+    let (url, token, cwd) = (app.url.clone(), token.to_owned(), cwd.to_owned());
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_insitu"))
+            .args(&args)
+            .current_dir(cwd)
+            .env("INSITU_URL", url)
+            .env("INSITU_TOKEN", token)
+            .env("INSITU_CONFIG_DIR", "/nonexistent")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// `insitu pipelines validate|push|list` and `insitu runs
+/// submit --wait|ls|logs|download`, end to end.
+#[tokio::test]
+async fn the_cli_pushes_a_pipeline_and_follows_its_run() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let token = app.user_with_role("ada", "user").await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("shout");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("shout.cwl"), SHOUT_TOOL).unwrap();
+    std::fs::write(
+        dir.join("main.cwl"),
+        SHOUT.replace("in: {word: words}", "in: {word: wrods}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        "description = \"Shouts\"\nversion = \"2.0.0\"\nkeywords = [\"test\"]\nauthor = \"Ada\"\nlicence = \"MIT\"\nmain = \"main.cwl\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["pipelines", "validate", "shout/main.cwl"],
+    )
+    .await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains("source 'wrods' does not exist"), "{out}{err}");
+    std::fs::write(dir.join("main.cwl"), SHOUT).unwrap();
+    let (code, out, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["pipelines", "validate", "shout/main.cwl"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = insitu(&app, &token, work.path(), &["pipelines", "push", "shout"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) =
+        insitu(&app, &token, work.path(), &["pipelines", "list", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["reference"] == "ada/shout" && p["version"] == "2.0.0"),
+        "{list}"
+    );
+
+    write_flag(&app, "ada", "ok");
+    std::fs::write(
+        work.path().join("job.yml"),
+        "words: [one, two]\nflag: {class: File, path: /home/user/flag.txt}\n",
+    )
+    .unwrap();
+    let (code, out, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["runs", "submit", "ada/shout", "job.yml", "--wait", "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let run: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let id = run["id"].as_str().unwrap();
+    let (code, out, _) = insitu(&app, &token, work.path(), &["runs", "ls"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(id) && out.contains("succeeded"), "{out}");
+    let (_, jobs) = get_json(
+        &plain(),
+        &app.u(&format!("/api/v1/runs/{id}/jobs?step=shout")),
+        &token,
+    )
+    .await;
+    let job = jobs["items"][0]["job"].as_u64().unwrap().to_string();
+    let (code, out, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["runs", "logs", id, "--job", &job],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shouting "), "{out}");
+    let (code, _, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["runs", "download", id, "-o", "prov.zip"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        &std::fs::read(work.path().join("prov.zip")).unwrap()[..2],
+        b"PK"
+    );
+    // A failing run fails the command, and names why.
+    write_flag(&app, "ada", "fail");
+    let (code, out, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["runs", "submit", "ada/shout", "job.yml", "--wait"],
+    )
+    .await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("failed"), "{out}{err}");
+}

@@ -79,13 +79,17 @@ pub enum Error {
     InvalidPipeline(Vec<DefinitionError>),
     #[error("the CWL is not valid: {}", list(.0))]
     InvalidCwl(Vec<Diagnostic>),
-    #[error("pipeline {pipeline} already has a version {version}; versions never change: give the new one another number")]
+    #[error(
+        "pipeline {pipeline} already has a version {version}; versions never change: give the new one another number"
+    )]
     PipelineVersionExists { pipeline: String, version: String },
     #[error("{0}")]
     InvalidJob(String),
     #[error("you have no run {0:?}")]
     RunNotFound(String),
-    #[error("you already have {queued} runs waiting; the limit is {limit}: wait for some to start, or cancel some")]
+    #[error(
+        "you already have {queued} runs waiting; the limit is {limit}: wait for some to start, or cancel some"
+    )]
     RunQueueFull { queued: usize, limit: usize },
     #[error("run {id} is {state}; only a failed or cancelled run resumes")]
     RunNotResumable { id: RunId, state: RunState },
@@ -97,7 +101,9 @@ pub enum Error {
     },
     #[error("run {id} has no {what}")]
     RunHasNo { id: RunId, what: &'static str },
-    #[error("no CWL engine is installed (pipelines.engine): pipelines can be neither checked nor run")]
+    #[error(
+        "no CWL engine is installed (pipelines.engine): pipelines can be neither checked nor run"
+    )]
     NoEngine,
     #[error("the CWL engine failed: {0}")]
     EngineFailed(String),

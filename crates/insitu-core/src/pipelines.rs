@@ -667,10 +667,12 @@ fn load_shipped(dir: &Path) -> Shipped {
         };
         let meta_path = d.join("pipeline.toml");
         let meta = match std::fs::read_to_string(&meta_path)
-            .map_err(|e| vec![DefinitionError {
-                field: "file".into(),
-                reason: format!("cannot read: {e}"),
-            }])
+            .map_err(|e| {
+                vec![DefinitionError {
+                    field: "file".into(),
+                    reason: format!("cannot read: {e}"),
+                }]
+            })
             .and_then(|t| PipelineMeta::from_toml(&t))
         {
             Ok(m) => m,
@@ -742,14 +744,21 @@ mod tests {
         assert_eq!(d.file.as_deref(), Some("workflow.cwl"));
         assert_eq!((d.line, d.column), (Some(5), Some(1)));
         assert_eq!(d.message, "unknown field 'stepz' in Workflow");
-        assert_eq!(d.to_string(), "workflow.cwl:5:1: unknown field 'stepz' in Workflow");
+        assert_eq!(
+            d.to_string(),
+            "workflow.cwl:5:1: unknown field 'stepz' in Workflow"
+        );
         let d = diagnostic(
             "/var/lib/insitu/pipelines/scratch/check-abc/workflow.cwl: input error: document /etc/passwd \
              leads to /etc/passwd, outside the directories this run may read (--allow-root)",
             dir,
         );
         assert_eq!(d.file, None);
-        assert!(d.message.starts_with("input error: document /etc/passwd"), "{}", d.message);
+        assert!(
+            d.message.starts_with("input error: document /etc/passwd"),
+            "{}",
+            d.message
+        );
         assert!(!d.message.contains("scratch"));
     }
 
@@ -762,8 +771,7 @@ mod tests {
 
     #[test]
     fn names_sizes_and_the_main_file_are_checked() {
-        let files: BTreeMap<String, String> =
-            [("workflow.cwl".to_owned(), "x".to_owned())].into();
+        let files: BTreeMap<String, String> = [("workflow.cwl".to_owned(), "x".to_owned())].into();
         assert!(check_names("workflow.cwl", &files).is_ok());
         assert!(check_names("other.cwl", &files).is_err());
         let traversal: BTreeMap<String, String> =

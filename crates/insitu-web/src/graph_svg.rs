@@ -170,7 +170,10 @@ mod tests {
         let svg = svg(&Graph::of(&p));
         assert!(!svg.contains("<script"), "{svg}");
         assert!(svg.contains("x&lt;script&gt;"));
-        assert!(svg.contains(r#"class="node step scatter subworkflow conditional""#), "{svg}");
+        assert!(
+            svg.contains(r#"class="node step scatter subworkflow conditional""#),
+            "{svg}"
+        );
         assert!(svg.contains("scatter, subworkflow, when"));
         assert_eq!(svg.matches("<path class=\"edge\"").count(), 1);
     }

@@ -45,7 +45,10 @@ fn summary_of(v: &Version, versions: Vec<String>) -> PipelineSummary {
 }
 
 pub fn summary(s: &Summary) -> PipelineSummary {
-    summary_of(&s.latest, s.versions.iter().map(ToString::to_string).collect())
+    summary_of(
+        &s.latest,
+        s.versions.iter().map(ToString::to_string).collect(),
+    )
 }
 
 pub fn graph(g: &Graph) -> PipelineGraph {

@@ -213,7 +213,10 @@ pub async fn pipelines(c: &Client, cmd: PipelinesCommand) -> Result<(), ClientEr
             Ok(())
         }
         PipelinesCommand::Validate { file, json } => {
-            let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let main = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -234,7 +237,10 @@ pub async fn pipelines(c: &Client, cmd: PipelinesCommand) -> Result<(), ClientEr
             if check.valid {
                 Ok(())
             } else {
-                Err(ClientError::Other(format!("{} is not valid CWL", file.display())))
+                Err(ClientError::Other(format!(
+                    "{} is not valid CWL",
+                    file.display()
+                )))
             }
         }
         PipelinesCommand::Push { dir, name, json } => {
@@ -369,7 +375,11 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
                 .call(Method::GET, &format!("/api/v1/runs/{}", seg(&id)), None)
                 .await?;
             let jobs: List<RunJob> = c
-                .call(Method::GET, &format!("/api/v1/runs/{}/jobs", seg(&id)), None)
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/runs/{}/jobs", seg(&id)),
+                    None,
+                )
                 .await?;
             if json {
                 return print_json(&json!({"run": run, "jobs": jobs.items}));

@@ -77,7 +77,9 @@ impl CwlType {
                 "Any" => CwlType::Any,
                 other => schemas
                     .iter()
-                    .find(|d| d.get("name").and_then(Value::as_str).map(short) == Some(short(other)))
+                    .find(|d| {
+                        d.get("name").and_then(Value::as_str).map(short) == Some(short(other))
+                    })
                     .map(|d| CwlType::parse_depth(d, schemas, depth + 1))
                     .unwrap_or(CwlType::Named {
                         name: other.to_owned(),
@@ -268,10 +270,10 @@ impl CwlType {
                     match m.get(&f.name) {
                         None | Some(Value::Null) if f.ty.is_optional() => {}
                         None => return Err(format!(".{}: missing ({})", f.name, f.ty.display())),
-                        Some(value) => f
-                            .ty
-                            .check_depth(value, depth + 1)
-                            .map_err(|e| format!(".{}: {e}", f.name))?,
+                        Some(value) => {
+                            f.ty.check_depth(value, depth + 1)
+                                .map_err(|e| format!(".{}: {e}", f.name))?
+                        }
                     }
                 }
                 if let Some(extra) = m.keys().find(|k| !fields.iter().any(|f| f.name == **k)) {
@@ -507,7 +509,9 @@ mod tests {
             "expected File[], got a string"
         );
         assert_eq!(
-            files.check(&json!([{"class": "Directory", "path": "/x"}])).unwrap_err(),
+            files
+                .check(&json!([{"class": "Directory", "path": "/x"}]))
+                .unwrap_err(),
             "[0]: expected File, got a Directory"
         );
         let maybe = CwlType::parse(&json!(["null", "int"]), &[]);
@@ -515,7 +519,9 @@ mod tests {
         assert!(maybe.is_optional() && maybe.check(&json!(null)).is_ok());
         assert_eq!(maybe.required(), CwlType::Int);
         assert!(maybe.check(&json!(2.5)).is_err());
-        let schemas = [json!({"name": "#stretch", "type": "enum", "symbols": ["#stretch/linear", "#stretch/log"]})];
+        let schemas = [
+            json!({"name": "#stretch", "type": "enum", "symbols": ["#stretch/linear", "#stretch/log"]}),
+        ];
         let e = CwlType::parse(&json!("#stretch"), &schemas);
         assert_eq!(e.display(), "enum(linear|log)");
         assert!(e.check(&json!("log")).is_ok());

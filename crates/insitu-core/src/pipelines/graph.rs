@@ -119,7 +119,11 @@ impl Graph {
                 for input in &s.inputs {
                     for src in &input.source {
                         if let Some((from, out)) = find(src, &nodes) {
-                            let label = if out.is_empty() { input.id.clone() } else { out };
+                            let label = if out.is_empty() {
+                                input.id.clone()
+                            } else {
+                                out
+                            };
                             edges.push(Edge {
                                 from,
                                 to: first_step + k,
@@ -260,8 +264,7 @@ impl Graph {
         }
         #[allow(clippy::cast_precision_loss)]
         {
-            self.width =
-                2.0 * MARGIN + layers.len() as f64 * (NODE_W + GAP_X) - GAP_X.min(NODE_W);
+            self.width = 2.0 * MARGIN + layers.len() as f64 * (NODE_W + GAP_X) - GAP_X.min(NODE_W);
         }
         self.height = 2.0 * MARGIN + height.max(NODE_H);
     }
@@ -305,12 +308,16 @@ mod tests {
         assert_eq!(at("images").detail, "File[]");
         assert_eq!(g.edges.len(), 4);
         let labels: Vec<&str> = g.edges.iter().map(|e| e.label.as_str()).collect();
-        assert!(labels.contains(&"catalogue") && labels.contains(&"report"), "{labels:?}");
+        assert!(
+            labels.contains(&"catalogue") && labels.contains(&"report"),
+            "{labels:?}"
+        );
         // No two nodes overlap, and all lie inside the drawing.
         for (i, a) in g.nodes.iter().enumerate() {
             assert!(a.x + a.w <= g.width && a.y + a.h <= g.height, "{a:?}");
             for b in &g.nodes[i + 1..] {
-                let apart = a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+                let apart =
+                    a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
                 assert!(apart, "{a:?} {b:?}");
             }
         }

@@ -76,7 +76,10 @@ impl EngineProcess {
         if let Some((cgroups, name, limits)) = &l.cgroup {
             cgroups.create(name, limits)?;
         }
-        let cgroup = l.cgroup.as_ref().map(|(c, n, _)| ((*c).clone(), (*n).to_owned()));
+        let cgroup = l
+            .cgroup
+            .as_ref()
+            .map(|(c, n, _)| ((*c).clone(), (*n).to_owned()));
         let spawned = match l.netns {
             Some(ns) => ns
                 .run(move || cmd.spawn())
@@ -331,7 +334,9 @@ mod tests {
         let mut tree = Vec::new();
         for _ in 0..100 {
             tree = descendants(e.pid);
-            if std::fs::read_to_string(&out).unwrap_or_default().contains("started")
+            if std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .contains("started")
                 && tree.len() >= 2
             {
                 break;

@@ -107,7 +107,11 @@ fn translate(
 }
 
 /// Puts one File or Directory at its host location.
-fn place(m: &mut Map<String, Value>, places: &Places, roots: &mut Vec<PathBuf>) -> Result<(), String> {
+fn place(
+    m: &mut Map<String, Value>,
+    places: &Places,
+    roots: &mut Vec<PathBuf>,
+) -> Result<(), String> {
     let named = match (m.get("path"), m.get("location")) {
         (Some(Value::String(p)), _) => Some(p.clone()),
         (None, Some(Value::String(l))) => Some(match l.strip_prefix("file://") {
@@ -297,7 +301,10 @@ mod tests {
             (root.join("secret.txt").display().to_string(), "neither"),
             ("/home/user/escape.txt".into(), "link"),
             ("/home/user/../../etc/passwd".into(), "without '.' or '..'"),
-            ("/media/data/deep-fields/missing.fits".into(), "does not exist"),
+            (
+                "/media/data/deep-fields/missing.fits".into(),
+                "does not exist",
+            ),
             ("/media/data/other/x".into(), "neither"),
             ("relative.txt".into(), "absolute"),
             ("/etc/passwd".into(), "neither"),

@@ -382,13 +382,25 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("events.jsonl");
         let mut f = std::fs::File::create(&path).unwrap();
-        writeln!(f, r#"{{"event":"run_started","at_ms":1,"pid":5,"version":"0.1.0"}}"#).unwrap();
-        writeln!(f, r#"{{"event":"step_started","step":"extract","jobs":3,"scatter":true,"at_ms":2}}"#).unwrap();
+        writeln!(
+            f,
+            r#"{{"event":"run_started","at_ms":1,"pid":5,"version":"0.1.0"}}"#
+        )
+        .unwrap();
+        writeln!(
+            f,
+            r#"{{"event":"step_started","step":"extract","jobs":3,"scatter":true,"at_ms":2}}"#
+        )
+        .unwrap();
         for j in 0..3 {
             writeln!(f, r#"{{"event":"job_started","job":{j},"step":"extract","index":{j},"at_ms":3,"log":"x"}}"#).unwrap();
         }
         // Half a line: still being written.
-        write!(f, r#"{{"event":"job_finished","job":0,"step":"extract","index":0,"#).unwrap();
+        write!(
+            f,
+            r#"{{"event":"job_finished","job":0,"step":"extract","index":0,"#
+        )
+        .unwrap();
         f.flush().unwrap();
         let mut reader = EventReader::new(&path);
         let mut p = Progress::default();
@@ -397,7 +409,11 @@ mod tests {
         }
         assert_eq!(p.steps[0].running, 3);
         assert_eq!(p.steps[0].phase, Phase::Running);
-        writeln!(f, r#""at_ms":4,"status":"success","exit_code":0,"error":null,"log":"x"}}"#).unwrap();
+        writeln!(
+            f,
+            r#""at_ms":4,"status":"success","exit_code":0,"error":null,"log":"x"}}"#
+        )
+        .unwrap();
         writeln!(f, r#"{{"event":"job_finished","job":1,"step":"extract","index":1,"at_ms":5,"status":"failed","exit_code":3,"error":"boom","log":"x"}}"#).unwrap();
         writeln!(f, r#"{{"event":"something_new","at_ms":5}}"#).unwrap();
         for e in reader.read_new() {

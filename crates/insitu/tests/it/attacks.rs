@@ -8,12 +8,16 @@
 //!   what the operator hides, the host's control groups and another lab's.
 //! - `platform`: the platform's own listener, accounts, sessions, cookies,
 //!   pages and API.
+//! - `pipelines`: another user's pipelines, runs, logs and outputs; what
+//!   a step can read and write; CWL and job orders reaching for host
+//!   paths.
 //! - `proxy`: labs through and around the lab proxy: another lab's code
 //!   going straight to a tool's port, another lab's host, tickets on the
 //!   wrong host, WebSockets from another origin, a squatted port, and a
 //!   flood of tickets and sessions from one account.
 
 mod lab;
+mod pipelines;
 mod platform;
 mod proxy;
 

@@ -272,14 +272,6 @@ pub struct PipelinesConfig {
     /// after they end; outputs, logs, events and provenance stay ("0s":
     /// kept for ever).
     pub keep_intermediate: String,
-    /// The `insitu` command-line client that labs find on their `PATH` to
-    /// submit and follow runs (unset: none; the server fills in its own
-    /// program).
-    pub lab_cli: Option<PathBuf>,
-    /// Where the socket labs reach the platform through is made (shown
-    /// read-only in every lab); unset: `/run/insitu-<digest of the data
-    /// directory>`.
-    pub lab_socket_dir: Option<PathBuf>,
 }
 
 impl Default for PipelinesConfig {
@@ -292,8 +284,6 @@ impl Default for PipelinesConfig {
             max_queued_per_user: 100,
             parallel: None,
             keep_intermediate: "7d".to_owned(),
-            lab_cli: None,
-            lab_socket_dir: None,
         }
     }
 }
@@ -512,6 +502,7 @@ mod tests {
             login: LoginConfig::default(),
             admin: AdminConfig::default(),
             labs: LabsConfig::default(),
+            pipelines: PipelinesConfig::default(),
             volumes: Vec::new(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }

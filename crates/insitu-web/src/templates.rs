@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -22,6 +22,11 @@ const TEMPLATES: [(&str, &str); 12] = [
     ("error.html", include_str!("templates/error.html")),
     ("labs.html", include_str!("templates/labs.html")),
     ("lab.html", include_str!("templates/lab.html")),
+    ("pipelines.html", include_str!("templates/pipelines.html")),
+    ("pipeline.html", include_str!("templates/pipeline.html")),
+    ("develop.html", include_str!("templates/develop.html")),
+    ("runs.html", include_str!("templates/runs.html")),
+    ("run.html", include_str!("templates/run.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

@@ -287,13 +287,10 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
             config.proxy.public_url = Some(format!("http://{{lab}}.localhost:{}", proxy.port()));
         }
     }
-    // The engine and the command-line client labs find are this program's
-    // companions, unless the configuration says otherwise.
+    // The engine is this program's companion, unless the configuration
+    // says otherwise.
     if config.pipelines.engine.is_none() {
         config.pipelines.engine = crate::cwl::find_engine();
-    }
-    if config.pipelines.lab_cli.is_none() {
-        config.pipelines.lab_cli = std::env::current_exe().ok();
     }
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -495,7 +495,7 @@ async fn finish(c: &Client, mut run: Run, wait: bool, json: bool) -> Result<(), 
 }
 
 fn bar(done: usize, total: usize, width: usize) -> String {
-    let filled = if total == 0 { 0 } else { done * width / total };
+    let filled = (done * width).checked_div(total).unwrap_or(0);
     (0..width)
         .map(|i| if i < filled { '#' } else { '.' })
         .collect()

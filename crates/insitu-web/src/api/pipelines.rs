@@ -66,7 +66,7 @@ fn number<T: std::str::FromStr>(q: &HashMap<String, String>, key: &str) -> ApiRe
         .transpose()
 }
 
-fn reference(owner: &str, name: &str) -> ApiResult<PipelineRef> {
+pub(crate) fn reference(owner: &str, name: &str) -> ApiResult<PipelineRef> {
     PipelineRef::from_parts(owner, name).map_err(|_| {
         ApiFailure::from(insitu_core::Error::PipelineNotFound(format!(
             "{owner}/{name}"
@@ -96,7 +96,7 @@ pub async fn validate(
     Ok(Json(pw::check(&check)))
 }
 
-async fn detail(
+pub(crate) async fn detail(
     s: &AppState,
     p: &Principal,
     r: &PipelineRef,

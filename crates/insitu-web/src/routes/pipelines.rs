@@ -4,8 +4,10 @@
 use axum::routing::{get, post};
 use insitu_api::*;
 
-use super::{DEVELOPER, RouteInfo, USER, api_route, schema};
+use super::{DEVELOPER, RouteInfo, USER, api_route, page, schema};
+use crate::access::Access;
 use crate::api::pipelines as api;
+use crate::pages::pipelines as pages;
 
 pub(super) fn api_rows() -> Vec<RouteInfo> {
     let mut get_run = api_route(
@@ -159,5 +161,45 @@ pub(super) fn api_rows() -> Vec<RouteInfo> {
 }
 
 pub(super) fn page_rows() -> Vec<RouteInfo> {
-    vec![]
+    vec![
+        page("GET", "/pipelines", USER, "The pipeline catalogue", || {
+            get(pages::list)
+        }),
+        page(
+            "GET",
+            "/pipelines/develop",
+            USER,
+            "The pipeline development page: editor, validation, graph, details",
+            || get(pages::develop),
+        ),
+        page(
+            "GET",
+            "/pipelines/{owner}/{name}",
+            USER,
+            "A pipeline: details, graph and a run form made from its inputs",
+            || get(pages::show),
+        ),
+        page("GET", "/runs", USER, "My runs", || get(pages::runs)),
+        page(
+            "GET",
+            "/runs/{id}",
+            USER,
+            "A run with its live progress and log",
+            || get(pages::run),
+        ),
+        page(
+            "GET",
+            "/static/pipelines.js",
+            Access::Public,
+            "The pipeline pages' script",
+            || get(pages::script),
+        ),
+        page(
+            "GET",
+            "/static/codemirror/{file}",
+            Access::Public,
+            "The code editor (CodeMirror, from the system's installation)",
+            || get(pages::codemirror),
+        ),
+    ]
 }

@@ -936,3 +936,157 @@ async fn the_cli_pushes_a_pipeline_and_follows_its_run() {
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("failed"), "{out}{err}");
 }
+
+/// A pipeline counting a file's bytes or lines, as a scientist writes it
+/// in the development page.
+const COUNT: &str = "cwlVersion: v1.2
+class: Workflow
+label: Count
+inputs:
+  text: File
+  unit: {type: string, default: c}
+outputs:
+  count: {type: File, outputSource: count/out}
+steps:
+  count:
+    run:
+      class: CommandLineTool
+      baseCommand: [wc]
+      inputs:
+        unit: {type: string, inputBinding: {prefix: \"-\", separate: false, position: 1}}
+        text: {type: File, inputBinding: {position: 2}}
+      stdout: count.txt
+      outputs: {out: {type: stdout}}
+    in: {text: text, unit: unit}
+    out: [out]
+";
+
+/// In a real browser: the development page's editor shows a validation
+/// error at its line, the fix makes it valid and draws the graph; the
+/// pipeline is saved, run from the form made from its inputs, and its
+/// page follows the run to its end.
+#[tokio::test]
+async fn a_scientist_develops_a_pipeline_and_runs_it_in_the_browser() {
+    if !engine_available() {
+        return;
+    }
+    let Some(d) = crate::browser::Driver::start().await else {
+        return;
+    };
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    app.user_with_role("lena", "user").await;
+    d.go(&app.u("/pipelines/develop")).await;
+    d.wait_for("location.pathname === '/login'").await;
+    d.type_into("#username", "lena").await;
+    d.type_into("#password", PASSWORD).await;
+    d.click("#login-submit").await;
+    d.wait_for("location.pathname === '/pipelines/develop'")
+        .await;
+    d.wait_for("document.querySelector('.CodeMirror') !== null")
+        .await;
+    // Line 17 indented one space short.
+    let broken = COUNT.replace("      stdout: count.txt", "     stdout: count.txt");
+    d.script(&format!(
+        "document.querySelector('.CodeMirror').CodeMirror.setValue({});",
+        serde_json::to_string(&broken).unwrap()
+    ))
+    .await;
+    d.click("#validate").await;
+    d.wait_for("document.getElementById('status').textContent.startsWith('CWL invalid')")
+        .await;
+    let marked = d
+        .script(
+            "const cm = document.querySelector('.CodeMirror').CodeMirror; \
+             const lines = []; cm.eachLine(l => { const i = cm.lineInfo(l); \
+             if ((i.bgClass || '').includes('cwl-error-line')) lines.push(i.line + 1); }); return lines;",
+        )
+        .await;
+    assert_eq!(marked, json!([17]), "the error is marked at its line");
+    let listed = d
+        .script("return document.getElementById('diagnostics').textContent;")
+        .await;
+    assert!(listed.as_str().unwrap().contains("main.cwl:17"), "{listed}");
+    d.screenshot("pipeline-invalid.png").await;
+
+    // The fix, typed at the start of line 17.
+    d.script("const cm = document.querySelector('.CodeMirror').CodeMirror; cm.focus(); cm.setCursor({line: 16, ch: 0});").await;
+    let input = d.find(".CodeMirror textarea").await;
+    d.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{input}/value"),
+        json!({"text": " "}),
+    )
+    .await;
+    let text = d
+        .script("return document.querySelector('.CodeMirror').CodeMirror.getValue();")
+        .await;
+    assert_eq!(text.as_str().unwrap(), COUNT);
+    d.click("#validate").await;
+    d.wait_for("document.getElementById('status').textContent.startsWith('CWL valid')")
+        .await;
+    assert_eq!(
+        d.script("return document.querySelectorAll('.cwl-error-line').length;")
+            .await,
+        0
+    );
+    let graph = d
+        .script("return document.querySelector('#graph svg')?.textContent ?? '';")
+        .await;
+    let graph = graph.as_str().unwrap();
+    for node in ["text", "unit", "count"] {
+        assert!(graph.contains(node), "{node} in the graph: {graph}");
+    }
+    d.screenshot("pipeline-valid.png").await;
+
+    d.type_into("#meta-name", "count").await;
+    d.type_into("#meta-description", "Counts bytes or lines")
+        .await;
+    d.type_into("#meta-keywords", "text, count").await;
+    d.click("#push").await;
+    d.wait_for("location.pathname === '/pipelines/lena/count'")
+        .await;
+    // The form made from its inputs: a file from a volume, a string.
+    d.find("label.field[data-input=text][data-kind=file]").await;
+    d.find("label.field[data-input=unit][data-kind=text]").await;
+    d.type_into(
+        "label.field[data-input=text] input",
+        "/media/data/deep-fields/skysim_m31_g.fits",
+    )
+    .await;
+    d.screenshot("pipeline-form.png").await;
+    d.click("#submit-run").await;
+    d.wait_for("location.pathname.startsWith('/runs/')").await;
+    let id = d.script("return location.pathname.split('/')[2];").await;
+    let id = id.as_str().unwrap().to_owned();
+    let start = Instant::now();
+    while d
+        .script("return document.getElementById('run-state').textContent;")
+        .await
+        != "succeeded"
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the page never showed the end"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let step = d
+        .script("return document.querySelector('#steps tr[data-step=count] .phase').textContent;")
+        .await;
+    assert_eq!(step, "succeeded");
+    d.screenshot("run-succeeded.png").await;
+    let size = std::fs::metadata(app.dir.path().join("volumes/deep-fields/skysim_m31_g.fits"))
+        .unwrap()
+        .len();
+    let count = std::fs::read_to_string(
+        workspace(&app, "lena")
+            .join("runs")
+            .join(&id)
+            .join("count.txt"),
+    )
+    .unwrap();
+    assert!(
+        count.starts_with(&size.to_string()),
+        "{count} for {size} bytes"
+    );
+}

@@ -1090,3 +1090,142 @@ async fn a_scientist_develops_a_pipeline_and_runs_it_in_the_browser() {
         "{count} for {size} bytes"
     );
 }
+
+/// The retention rule: once `pipelines.keep_intermediate` has passed
+/// since a run ended, its job directories and cache go; its outputs,
+/// logs and provenance stay.
+#[tokio::test]
+async fn intermediate_files_go_after_the_retention_time_and_outputs_stay() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, |c| {
+        pipelines_config(c);
+        c.pipelines.keep_intermediate = "1s".to_owned();
+    }))
+    .await;
+    let token = app.user_with_role("ada", "user").await;
+    push_shout(&app, &token).await;
+    let flag = write_flag(&app, "ada", "ok");
+    let (_, run) = submit(
+        &app,
+        &token,
+        "ada/shout",
+        json!({"words": ["a"], "flag": flag}),
+    )
+    .await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = finish(&app, &token, &id, Duration::from_secs(120)).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let runs = app.handle.platform().runs();
+    let dir = runs.run_dir(&id.parse().unwrap());
+    let cache = app.dir.path().join("data/run-cache");
+    let cached = || walk(&cache);
+    assert!(dir.join("work").is_dir(), "job directories while kept");
+    assert!(cached() > 0, "a cache while kept");
+    // Not yet: it ended less than the time ago.
+    assert_eq!(runs.sweep().await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(runs.sweep().await.unwrap(), 1);
+    assert!(!dir.join("work").exists());
+    assert_eq!(cached(), 0, "the cache is gone");
+    let out = workspace(&app, "ada")
+        .join("runs")
+        .join(&id)
+        .join("joined.txt");
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "A\n");
+    let (status, log) = get_json(
+        &plain(),
+        &app.u(&format!("/api/v1/runs/{id}/logs?job=1")),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    let r = plain()
+        .get(app.u(&format!("/api/v1/runs/{id}/provenance")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Swept once only.
+    assert_eq!(runs.sweep().await.unwrap(), 0);
+}
+
+/// Files below a directory, recursively.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+/// A developer pushes a version of their own pipeline to the system
+/// catalogue; every user then runs it by its bare name. A user may not.
+#[tokio::test]
+async fn a_developer_pushes_their_pipeline_to_the_system_catalogue() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let dev = app.user_with_role("dev", "developer").await;
+    let user = app.user_with_role("ada", "user").await;
+    push_shout(&app, &user).await;
+    let (status, body) = post(
+        &app,
+        &user,
+        "/api/v1/pipelines/ada/shout/versions/1.0.0/push-to-system",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    push_shout(&app, &dev).await;
+    let (status, body) = post(
+        &app,
+        &dev,
+        "/api/v1/pipelines/dev/shout/versions/1.0.0/push-to-system",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["reference"], "shout", "{body}");
+    let (_, list) = get_json(&plain(), &app.u("/api/v1/pipelines"), &user).await;
+    let shout = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["reference"] == "shout")
+        .cloned();
+    let shout = shout.unwrap();
+    assert_eq!(
+        (shout["owner"].as_str(), shout["origin"].as_str()),
+        (Some("system"), Some("pushed")),
+        "{list}"
+    );
+    let flag = write_flag(&app, "ada", "ok");
+    let (status, run) = submit(
+        &app,
+        &user,
+        "shout",
+        json!({"words": ["sys"], "flag": flag}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let run = finish(
+        &app,
+        &user,
+        run["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+}

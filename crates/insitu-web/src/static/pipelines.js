@@ -256,13 +256,49 @@ function runPage(root) {
     }
   };
 
+  // The log shown: the engine's (null) or a job's; switching starts over.
+  let logJob = null;
+  let logGeneration = 0;
   async function followLog() {
+    const generation = ++logGeneration;
+    const job = logJob === null ? "" : `&job=${logJob}`;
+    log.textContent = "";
+    logFrom = 0;
+    document.getElementById("log-of").textContent = logJob === null ? "of the engine" : `of job ${logJob}`;
     for (;;) {
-      const r = await api("GET", `/api/v1/runs/${id}/logs?from=${logFrom}&wait=20`);
-      if (!r.ok) return;
+      const r = await api("GET", `/api/v1/runs/${id}/logs?from=${logFrom}&wait=20${job}`);
+      if (!r.ok || generation !== logGeneration) return;
       log.textContent += r.data.text;
       logFrom = r.data.next;
       if (r.data.done) return;
+    }
+  }
+
+  async function showJobs() {
+    const r = await api("GET", `/api/v1/runs/${id}/jobs`);
+    if (!r.ok) return;
+    const body = document.querySelector("#jobs tbody");
+    body.replaceChildren();
+    for (const j of r.data.items) {
+      const tr = document.createElement("tr");
+      tr.dataset.job = j.job;
+      for (const text of [j.job, j.step ?? "", j.index ?? "", j.phase, j.exit_code ?? ""]) {
+        const td = document.createElement("td");
+        td.textContent = String(text);
+        tr.append(td);
+      }
+      const td = document.createElement("td");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "show-log";
+      b.textContent = "Log";
+      b.addEventListener("click", () => {
+        logJob = j.job;
+        followLog();
+      });
+      td.append(b);
+      tr.append(td);
+      body.append(tr);
     }
   }
 
@@ -274,6 +310,7 @@ function runPage(root) {
         continue;
       }
       render(r.data);
+      if (r.data.events_seen !== seen || ENDED.includes(r.data.state)) showJobs();
       seen = r.data.events_seen;
       if (ENDED.includes(r.data.state)) return;
     }
@@ -284,6 +321,7 @@ function runPage(root) {
     const r = await api("POST", `/api/v1/runs/${id}/resume`);
     if (r.ok) location.href = `/runs/${encodeURIComponent(r.data.id)}`;
   });
+  showJobs();
   follow();
   followLog();
 }

@@ -1074,6 +1074,10 @@ async fn a_scientist_develops_a_pipeline_and_runs_it_in_the_browser() {
         .script("return document.querySelector('#steps tr[data-step=count] .phase').textContent;")
         .await;
     assert_eq!(step, "succeeded");
+    // A job's log, from the jobs' table.
+    d.click("#jobs tr[data-job] button.show-log").await;
+    d.wait_for("document.getElementById('log-of').textContent.startsWith('of job')")
+        .await;
     d.screenshot("run-succeeded.png").await;
     let size = std::fs::metadata(app.dir.path().join("volumes/deep-fields/skysim_m31_g.fits"))
         .unwrap()

@@ -112,6 +112,24 @@ async fn another_user_sees_nothing_of_a_users_pipelines_and_runs() {
                 "{action}: {body}"
             );
         }
+        // Nor through the pages, logged in.
+        let bob_pages = app.login("bob", PASSWORD).await;
+        for path in ["/pipelines/ada/shout".to_owned(), format!("/runs/{id}")] {
+            let r = bob_pages.client.get(app.u(&path)).send().await.unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+            let page = r.text().await.unwrap();
+            assert!(
+                !page.contains("secret") && !page.contains("Shouts words"),
+                "{page}"
+            );
+        }
+        let r = bob_pages
+            .client
+            .get(app.u("/pipelines"))
+            .send()
+            .await
+            .unwrap();
+        assert!(!r.text().await.unwrap().contains("ada/shout"));
         // Nobody without a credential.
         for path in [
             "/api/v1/pipelines",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use insitu_api::*;
@@ -16,7 +16,7 @@ use insitu_core::pipelines::Viewer;
 use insitu_core::runs::{RunOrder, run_id};
 use insitu_domain::{PipelineRef, RawPipelineMeta, RunState};
 
-use crate::error::{ApiFailure, ApiJson, ApiResult};
+use crate::error::{ApiFailure, ApiJson, ApiPath, ApiResult};
 use crate::pipeline_wire as pw;
 use crate::state::AppState;
 
@@ -122,7 +122,7 @@ pub(crate) async fn detail(
 pub async fn show(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((owner, name)): Path<(String, String)>,
+    ApiPath((owner, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PipelineVersionDetail>> {
     let r = reference(&owner, &name)?;
     Ok(Json(detail(&s, &p, &r, None).await?))
@@ -131,7 +131,7 @@ pub async fn show(
 pub async fn show_version(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((owner, name, version)): Path<(String, String, String)>,
+    ApiPath((owner, name, version)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<PipelineVersionDetail>> {
     let r = reference(&owner, &name)?;
     Ok(Json(detail(&s, &p, &r, Some(&version)).await?))
@@ -162,7 +162,7 @@ pub async fn push(
 pub async fn push_to_system(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((owner, name, version)): Path<(String, String, String)>,
+    ApiPath((owner, name, version)): ApiPath<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<PipelineVersionDetail>)> {
     let r = reference(&owner, &name)?;
     let v = s
@@ -211,7 +211,7 @@ pub async fn list_runs(
 pub async fn get_run(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Run>> {
     let q = query(raw.as_deref(), &["since", "state", "wait"])?;
@@ -244,7 +244,7 @@ pub async fn get_run(
 pub async fn run_jobs(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<List<RunJob>>> {
     let q = query(raw.as_deref(), &["step"])?;
@@ -265,7 +265,7 @@ pub async fn run_jobs(
 pub async fn run_logs(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<RunLog>> {
     let q = query(raw.as_deref(), &["job", "from", "wait"])?;
@@ -294,7 +294,7 @@ pub async fn run_logs(
 pub async fn cancel_run(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Run>> {
     let v = viewer(&p);
     let runs = s.platform.runs();
@@ -306,7 +306,7 @@ pub async fn cancel_run(
 pub async fn resume_run(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let v = viewer(&p);
     let runs = s.platform.runs();
@@ -320,7 +320,7 @@ pub async fn resume_run(
 pub async fn provenance(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let id = run_id(&id)?;
     let path = s.platform.runs().provenance_zip(&viewer(&p), &id).await?;

@@ -8,9 +8,9 @@
 
 use axum::Extension;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use insitu_api::{PipelineInput, PipelineVersionDetail};
+use insitu_api::{ErrorCode, PipelineInput, PipelineVersionDetail};
 use insitu_core::Principal;
 use insitu_core::runs::run_id;
 use insitu_domain::Role;
@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use super::{Banner, page, ser};
 use crate::api::pipelines::{detail, reference, viewer};
 use crate::error::PagePath;
-use crate::error_page::failure_page;
+use crate::error_page::{error_page, failure_page};
 use crate::pipeline_wire as pw;
 use crate::state::AppState;
 
@@ -333,7 +333,7 @@ pub async fn codemirror(PagePath(file): PagePath<String>) -> Response {
         "codemirror.js" => ("lib/codemirror.js", "text/javascript; charset=utf-8"),
         "codemirror.css" => ("lib/codemirror.css", "text/css; charset=utf-8"),
         "yaml.js" => ("mode/yaml/yaml.js", "text/javascript; charset=utf-8"),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return error_page(ErrorCode::NotFound, "no such file of the code editor"),
     };
     match tokio::fs::read(std::path::Path::new(CODEMIRROR_DIR).join(path)).await {
         Ok(bytes) => (
@@ -347,6 +347,9 @@ pub async fn codemirror(PagePath(file): PagePath<String>) -> Response {
             bytes,
         )
             .into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => error_page(
+            ErrorCode::NotFound,
+            "the code editor (libjs-codemirror) is not installed here",
+        ),
     }
 }

@@ -129,10 +129,13 @@ pub fn svg(g: &Graph) -> String {
         if n.conditional {
             marks.push("when");
         }
+        // The marks always show; the detail gets the room left.
         let detail = if marks.is_empty() {
-            n.detail.clone()
+            fit(&n.detail, 30)
         } else {
-            format!("{} · {}", n.detail, marks.join(", "))
+            let marks = marks.join(", ");
+            let room = 30usize.saturating_sub(marks.chars().count() + 3).max(4);
+            format!("{} · {marks}", fit(&n.detail, room))
         };
         s.push_str(&format!(
             r##"<text x="{:.1}" y="{:.1}" font-size="13" font-weight="600" fill="#111827">{}</text>"##,
@@ -144,7 +147,7 @@ pub fn svg(g: &Graph) -> String {
             r##"<text x="{:.1}" y="{:.1}" font-size="10.5" fill="#4b5563">{}</text>"##,
             n.x + 10.0,
             n.y + 37.0,
-            escape(&fit(&detail, 30))
+            escape(&detail)
         ));
         s.push_str("</g>");
     }

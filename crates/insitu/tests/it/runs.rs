@@ -1233,3 +1233,75 @@ async fn a_developer_pushes_their_pipeline_to_the_system_catalogue() {
     .await;
     assert_eq!(run["state"], "succeeded", "{run}");
 }
+
+/// When the engine is gone too (the machine rebooted, say), the run is
+/// queued again and resumes from its cache: the step that finished is
+/// reused, the one cut short runs again, and the user is told.
+#[tokio::test]
+async fn a_run_whose_engine_died_with_the_server_resumes_and_says_so() {
+    if !engine_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path(), &Options::default()).await;
+    pipelines_config(&mut config);
+    let mut server = ServerProcess::start(config, dir.path().join("insitu.toml")).await;
+    let token = server.user_with_role("ada", "user").await;
+    let workflow = "cwlVersion: v1.2\nclass: Workflow\ninputs: {}\n\
+        outputs: {out: {type: File, outputSource: second/out}}\nsteps:\n\
+        \x20 first:\n    run:\n      class: CommandLineTool\n      baseCommand: [echo, first]\n\
+        \x20     inputs: {}\n      stdout: first.txt\n      outputs: {out: {type: stdout}}\n\
+        \x20   in: {}\n    out: [out]\n\
+        \x20 second:\n    run:\n      class: CommandLineTool\n\
+        \x20     baseCommand: [sh, -c, 'sleep 2.717; cat \"$0\"']\n\
+        \x20     inputs: {f: {type: File, inputBinding: {position: 1}}}\n\
+        \x20     stdout: second.txt\n      outputs: {out: {type: stdout}}\n\
+        \x20   in: {f: first/out}\n    out: [out]\n";
+    let (status, body) = push(&server, &token, "two", "1", &[("main.cwl", workflow)]).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, run) = submit(&server, &token, "ada/two", json!({})).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let sleeps = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c == b"sleep\x002.717\x00")
+            })
+            .count()
+    };
+    wait_until(
+        "the second step runs",
+        Duration::from_secs(60),
+        async || sleeps() > 0,
+    )
+    .await;
+    server.end("KILL");
+    // The engine and its tools go too, as in a reboot.
+    let groups = insitu_launcher::Cgroups::detect("insitu-runs");
+    assert!(groups.kill_and_remove(&id), "the run had a control group");
+    wait_until("the step is gone", Duration::from_secs(10), async || {
+        sleeps() == 0
+    })
+    .await;
+    server.start_again().await;
+    let run = finish(&server, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let notice = run["notice"].as_str().unwrap_or_default();
+    assert!(notice.contains("queued again"), "the user is told: {run}");
+    assert_eq!(run["steps"][0]["step"], "first", "{run}");
+    assert_eq!(
+        run["steps"][0]["reused"], 1,
+        "the finished step is reused: {run}"
+    );
+    assert_eq!(run["steps"][1]["reused"], 0, "{run}");
+    let out = server
+        .config
+        .data_dir
+        .join("workspaces/ada/runs")
+        .join(&id)
+        .join("second.txt");
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "first\n");
+}

@@ -102,18 +102,62 @@ fn field(i: &PipelineInput) -> Field {
     }
 }
 
-/// Places a form offers for files: the workspace and the data volumes, as
-/// labs and jobs name them.
-fn places(s: &AppState) -> Vec<String> {
-    let mut v = vec![insitu_core::labs::WORKSPACE_PATH.to_owned() + "/"];
-    v.extend(
-        s.platform
-            .volumes()
-            .all()
-            .iter()
-            .map(|e| format!("{}/", e.spec.mount_path.display())),
-    );
-    v
+/// What a form offers for files and directories: the workspace and the
+/// data volumes, and what they hold (a few levels deep, at most
+/// `PLACES_EACH` entries from each), as labs and jobs name them. Links
+/// are not followed.
+async fn places(s: &AppState, p: &Principal) -> Vec<String> {
+    let mut roots: Vec<(std::path::PathBuf, String)> = vec![(
+        s.platform.labs().workspace_of(p.username.as_str()),
+        insitu_core::labs::WORKSPACE_PATH.to_owned(),
+    )];
+    roots.extend(s.platform.volumes().all().iter().map(|e| {
+        (
+            e.spec.source.clone(),
+            e.spec.mount_path.display().to_string(),
+        )
+    }));
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (host, seen) in roots {
+            out.push(format!("{seen}/"));
+            let mut found = Vec::new();
+            list_below(&host, &seen, 3, &mut found);
+            out.extend(found);
+        }
+        out
+    })
+    .await
+    .unwrap_or_default()
+}
+
+const PLACES_EACH: usize = 200;
+
+fn list_below(host: &std::path::Path, seen: &str, depth: u8, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(host) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        if out.len() >= PLACES_EACH {
+            return;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let Ok(kind) = e.file_type() else { continue };
+        let at = format!("{seen}/{name}");
+        if kind.is_dir() {
+            out.push(format!("{at}/"));
+            if depth > 1 {
+                list_below(&e.path(), &at, depth - 1, out);
+            }
+        } else if kind.is_file() {
+            out.push(at);
+        }
+    }
 }
 
 pub async fn list(
@@ -163,7 +207,7 @@ pub async fn show(
         context! {
             d => ser(&d),
             fields => ser(&fields),
-            places => places(&s),
+            places => places(&s, &p).await,
             push_to_system => mine && may_push_to_system(&p),
         },
     )

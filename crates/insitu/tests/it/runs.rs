@@ -1048,6 +1048,23 @@ async fn a_scientist_develops_a_pipeline_and_runs_it_in_the_browser() {
     // The form made from its inputs: a file from a volume, a string.
     d.find("label.field[data-input=text][data-kind=file]").await;
     d.find("label.field[data-input=unit][data-kind=text]").await;
+    // The files it offers: the workspace's and the volumes'.
+    let offered = d
+        .script("return [...document.querySelectorAll('#places option')].map(o => o.value);")
+        .await;
+    let offered: Vec<&str> = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for place in [
+        "/home/user/",
+        "/media/data/deep-fields/skysim_m31_g.fits",
+        "/media/data/source-catalogue/deepfields_sources.fits",
+    ] {
+        assert!(offered.contains(&place), "{place} in {offered:?}");
+    }
     d.type_into(
         "label.field[data-input=text] input",
         "/media/data/deep-fields/skysim_m31_g.fits",

@@ -4,8 +4,8 @@
 //! tool's own secret), the lab proxy's persistent sessions, desktop
 //! sessions and SAMP hubs, the datalab and data volume catalogues,
 //! and faceted search over them, the pipeline catalogue (`pipelines`) and
-//! pipeline runs (`runs`: queue, engine, progress, outputs, provenance). A [`Platform`] holds them all and runs the
-//! operations that span several.
+//! pipeline runs (`runs`: queue, engine, progress, outputs, provenance). A
+//! [`Platform`] holds them all and runs the operations that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and

@@ -4,7 +4,8 @@
 //!
 //! The JSON API (`api`) and the pages (`pages`) are two parallel thin
 //! adapters over the platform's services in `insitu-core`; neither calls the
-//! other, and no module imports both. This crate holds no SQL and no
+//! other, and no module imports both (what both need of pipelines is in
+//! `pipeline_wire`). This crate holds no SQL and no
 //! platform logic: it turns HTTP into calls on the services and their
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
 //! also wires the lab proxy to the labs service and the platform's session

@@ -1,4 +1,6 @@
-//! Pipelines and runs as the API sends them (and the pages show them).
+//! Pipelines and runs as the API sends them and the pages show them, and
+//! the few service calls both make the same way (the caller as a viewer,
+//! a reference from a path, a version's details).
 
 use insitu_api::{
     CwlDiagnostic, GraphEdge, GraphNode, PipelineCheck, PipelineGraph, PipelineInput,
@@ -12,6 +14,47 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::graph_svg;
+
+use insitu_core::pipelines::Viewer;
+use insitu_core::{Platform, Principal};
+use insitu_domain::PipelineRef;
+
+pub fn viewer(p: &Principal) -> Viewer {
+    Viewer {
+        user_id: p.user_id.clone(),
+        username: p.username.clone(),
+    }
+}
+
+/// A reference from a path's owner and name; one that cannot be a
+/// reference is a pipeline not found.
+pub fn reference(owner: &str, name: &str) -> Result<PipelineRef, insitu_core::Error> {
+    PipelineRef::from_parts(owner, name)
+        .map_err(|_| insitu_core::Error::PipelineNotFound(format!("{owner}/{name}")))
+}
+
+/// A version of a pipeline the caller may see (the newest without
+/// `version`), with every version's number and the engine's check.
+pub async fn detail(
+    platform: &Platform,
+    p: &Principal,
+    r: &PipelineRef,
+    version: Option<&str>,
+) -> Result<PipelineVersionDetail, insitu_core::Error> {
+    let pipelines = platform.pipelines();
+    let all = pipelines.versions(&viewer(p), r).await?;
+    let versions: Vec<String> = all.iter().map(|v| v.meta.version.to_string()).collect();
+    let v = match version {
+        None => all.into_iter().next(),
+        Some(want) => all.into_iter().find(|v| v.meta.version.as_str() == want),
+    }
+    .ok_or_else(|| insitu_core::Error::PipelineVersionNotFound {
+        pipeline: r.to_string(),
+        version: version.unwrap_or_default().to_owned(),
+    })?;
+    let check = pipelines.check(&v).await?;
+    Ok(version_detail(&v, versions, &check))
+}
 
 /// Unix milliseconds as RFC 3339.
 pub fn rfc3339_ms(ms: i64) -> String {

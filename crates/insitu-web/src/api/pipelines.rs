@@ -12,23 +12,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use insitu_api::*;
 use insitu_core::Principal;
-use insitu_core::pipelines::Viewer;
 use insitu_core::runs::{RunOrder, run_id};
-use insitu_domain::{PipelineRef, RawPipelineMeta, RunState};
+use insitu_domain::{RawPipelineMeta, RunState};
 
 use crate::error::{ApiFailure, ApiJson, ApiPath, ApiResult};
-use crate::pipeline_wire as pw;
+use crate::pipeline_wire::{self as pw, detail, reference, viewer};
 use crate::state::AppState;
 
 /// The longest a request waits for news of a run or its logs.
 const MAX_WAIT: Duration = Duration::from_secs(60);
-
-pub fn viewer(p: &Principal) -> Viewer {
-    Viewer {
-        user_id: p.user_id.clone(),
-        username: p.username.clone(),
-    }
-}
 
 /// The query string's parameters, each at most once, from `allowed`.
 fn query(raw: Option<&str>, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
@@ -66,14 +58,6 @@ fn number<T: std::str::FromStr>(q: &HashMap<String, String>, key: &str) -> ApiRe
         .transpose()
 }
 
-pub(crate) fn reference(owner: &str, name: &str) -> ApiResult<PipelineRef> {
-    PipelineRef::from_parts(owner, name).map_err(|_| {
-        ApiFailure::from(insitu_core::Error::PipelineNotFound(format!(
-            "{owner}/{name}"
-        )))
-    })
-}
-
 pub async fn list(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -96,36 +80,13 @@ pub async fn validate(
     Ok(Json(pw::check(&check)))
 }
 
-pub(crate) async fn detail(
-    s: &AppState,
-    p: &Principal,
-    r: &PipelineRef,
-    version: Option<&str>,
-) -> ApiResult<PipelineVersionDetail> {
-    let pipelines = s.platform.pipelines();
-    let all = pipelines.versions(&viewer(p), r).await?;
-    let versions: Vec<String> = all.iter().map(|v| v.meta.version.to_string()).collect();
-    let v = match version {
-        None => all.into_iter().next(),
-        Some(want) => all.into_iter().find(|v| v.meta.version.as_str() == want),
-    }
-    .ok_or_else(|| {
-        ApiFailure::from(insitu_core::Error::PipelineVersionNotFound {
-            pipeline: r.to_string(),
-            version: version.unwrap_or_default().to_owned(),
-        })
-    })?;
-    let check = pipelines.check(&v).await?;
-    Ok(pw::version_detail(&v, versions, &check))
-}
-
 pub async fn show(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     ApiPath((owner, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PipelineVersionDetail>> {
     let r = reference(&owner, &name)?;
-    Ok(Json(detail(&s, &p, &r, None).await?))
+    Ok(Json(detail(&s.platform, &p, &r, None).await?))
 }
 
 pub async fn show_version(
@@ -134,7 +95,7 @@ pub async fn show_version(
     ApiPath((owner, name, version)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<PipelineVersionDetail>> {
     let r = reference(&owner, &name)?;
-    Ok(Json(detail(&s, &p, &r, Some(&version)).await?))
+    Ok(Json(detail(&s.platform, &p, &r, Some(&version)).await?))
 }
 
 pub async fn push(
@@ -155,7 +116,7 @@ pub async fn push(
         .pipelines()
         .push(&viewer(&p), &req.name, meta, req.files)
         .await?;
-    let d = detail(&s, &p, &v.reference, Some(v.meta.version.as_str())).await?;
+    let d = detail(&s.platform, &p, &v.reference, Some(v.meta.version.as_str())).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -170,7 +131,7 @@ pub async fn push_to_system(
         .pipelines()
         .push_to_system(&viewer(&p), &r, &version)
         .await?;
-    let d = detail(&s, &p, &v.reference, Some(v.meta.version.as_str())).await?;
+    let d = detail(&s.platform, &p, &v.reference, Some(v.meta.version.as_str())).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 

@@ -19,10 +19,9 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::{Banner, page, ser};
-use crate::api::pipelines::{detail, reference, viewer};
 use crate::error::PagePath;
 use crate::error_page::{error_page, failure_page};
-use crate::pipeline_wire as pw;
+use crate::pipeline_wire::{self as pw, detail, reference, viewer};
 use crate::state::AppState;
 
 /// Where Debian's `libjs-codemirror` puts CodeMirror 5.
@@ -221,7 +220,9 @@ async fn found(
     version: Option<&str>,
 ) -> Result<PipelineVersionDetail, Response> {
     let r = reference(owner, name).map_err(failure_page)?;
-    detail(s, p, &r, version).await.map_err(failure_page)
+    detail(&s.platform, p, &r, version)
+        .await
+        .map_err(failure_page)
 }
 
 /// One parameter of a query string, read leniently (a page never fails on

@@ -8,6 +8,9 @@ want=(build-essential pkg-config ca-certificates curl bubblewrap iproute2 python
 # catalogue's desktop programs.
 want+=(tigervnc-standalone-server websockify novnc matchbox-window-manager x11-utils xdotool
        topcat saods9 aladin ftools-fv qfitsview)
+# The pipeline development page's code editor (CodeMirror 5, served by the
+# platform from /usr/share/javascript/codemirror).
+want+=(libjs-codemirror)
 case "${1:-run}" in
   run) ;;
   # xclip: the desktop clipboard test sets and reads the X clipboard in a lab.

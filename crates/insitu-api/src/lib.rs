@@ -5,7 +5,9 @@
 //! renamed everywhere. This crate knows no HTTP library and does no I/O.
 
 pub mod error;
+pub mod pipelines;
 pub mod wire;
 
 pub use error::{ApiError, ErrorCode};
+pub use pipelines::*;
 pub use wire::*;

@@ -25,6 +25,7 @@ pub struct PlatformConfig {
     pub login: LoginConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
+    pub pipelines: PipelinesConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
     /// The configuration file the server was started with, if any: labs
@@ -248,6 +249,68 @@ impl LabsConfig {
     }
 }
 
+/// Pipelines and their runs on the local sandbox datazone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelinesConfig {
+    /// Directory of the system pipelines shipped with the platform, one
+    /// directory per pipeline (its CWL files and `pipeline.toml`).
+    pub catalogue_dir: PathBuf,
+    /// The CWL engine (`insitu-cwl`); unset: the one beside the `insitu`
+    /// program (the server fills it in), without which nothing runs.
+    pub engine: Option<PathBuf>,
+    /// Runs executing at once on this datazone; the others wait in the
+    /// queue, served in turn between users.
+    pub slots: usize,
+    /// Runs one user may have executing at once.
+    pub max_running_per_user: usize,
+    /// Runs one user may have waiting in the queue.
+    pub max_queued_per_user: usize,
+    /// Tool jobs one run executes at once (unset: the machine's cores).
+    pub parallel: Option<usize>,
+    /// Job directories and the cache of ended runs are removed this long
+    /// after they end; outputs, logs, events and provenance stay ("0s":
+    /// kept for ever).
+    pub keep_intermediate: String,
+}
+
+impl Default for PipelinesConfig {
+    fn default() -> Self {
+        PipelinesConfig {
+            catalogue_dir: PathBuf::from("catalogue/pipelines"),
+            engine: None,
+            slots: 4,
+            max_running_per_user: 2,
+            max_queued_per_user: 100,
+            parallel: None,
+            keep_intermediate: "7d".to_owned(),
+        }
+    }
+}
+
+impl PipelinesConfig {
+    /// How long intermediate files are kept, `None` for ever.
+    pub fn keep_intermediate(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        match self.keep_intermediate.as_str() {
+            "0s" | "0" => Ok(None),
+            t => insitu_domain::datalab::parse_duration(t)
+                .map(|s| Some(std::time::Duration::from_secs(s)))
+                .map_err(|reason| ConfigError::Duration {
+                    setting: "pipelines.keep_intermediate",
+                    reason,
+                }),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.keep_intermediate()?;
+        if self.slots == 0 || self.max_running_per_user == 0 || self.parallel == Some(0) {
+            return Err(ConfigError::PipelineSlots);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -415,6 +478,10 @@ pub enum ConfigError {
     },
     #[error("data volume {0:?} is defined twice")]
     VolumeTwice(String),
+    #[error(
+        "pipelines.slots, pipelines.max_running_per_user and pipelines.parallel must be at least 1"
+    )]
+    PipelineSlots,
 }
 
 fn list(problems: &[DefinitionError]) -> String {
@@ -435,6 +502,7 @@ mod tests {
             login: LoginConfig::default(),
             admin: AdminConfig::default(),
             labs: LabsConfig::default(),
+            pipelines: PipelinesConfig::default(),
             volumes: Vec::new(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }

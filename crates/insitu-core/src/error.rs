@@ -2,9 +2,10 @@
 //! variants. The text of a variant is written for the user; the web crate
 //! turns each variant into a public error code in one place.
 
-use insitu_domain::{LabId, LabState, Name, NameError};
+use insitu_domain::{DefinitionError, LabId, LabState, Name, NameError, RunId, RunState};
 use insitu_store::StoreError;
 
+use crate::pipelines::Diagnostic;
 use crate::volumes::LaunchFileError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -99,6 +100,44 @@ pub enum Error {
     ShareNotFound(String),
     #[error("cannot make the team workspace: {0}")]
     TeamWorkspace(std::io::Error),
+    #[error("no pipeline {0:?} that you can see")]
+    PipelineNotFound(String),
+    #[error("pipeline {pipeline} has no version {version:?}")]
+    PipelineVersionNotFound { pipeline: String, version: String },
+    #[error("the pipeline's details are wrong: {}", list(.0))]
+    InvalidPipeline(Vec<DefinitionError>),
+    #[error("the CWL is not valid: {}", list(.0))]
+    InvalidCwl(Vec<Diagnostic>),
+    #[error(
+        "pipeline {pipeline} already has a version {version}; versions never change: give the new one another number"
+    )]
+    PipelineVersionExists { pipeline: String, version: String },
+    #[error("{0}")]
+    InvalidJob(String),
+    #[error("you have no run {0:?}")]
+    RunNotFound(String),
+    #[error(
+        "you already have {queued} runs waiting; the limit is {limit}: wait for some to start, or cancel some"
+    )]
+    RunQueueFull { queued: usize, limit: usize },
+    #[error("run {id} is {state}; only a failed or cancelled run resumes")]
+    RunNotResumable { id: RunId, state: RunState },
+    #[error("run {id} is {state}: {what} once it has ended")]
+    RunNotEnded {
+        id: RunId,
+        state: RunState,
+        what: &'static str,
+    },
+    #[error("run {id} has no {what}")]
+    RunHasNo { id: RunId, what: &'static str },
+    #[error(
+        "no CWL engine is installed (pipelines.engine): pipelines can be neither checked nor run"
+    )]
+    NoEngine,
+    #[error("the CWL engine failed: {0}")]
+    EngineFailed(String),
+    #[error("a file of the platform: {0}")]
+    Io(std::io::Error),
 
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -115,6 +154,12 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Store(e) if e.is_unavailable())
     }
+}
+
+/// Problems one after the other.
+fn list<T: std::fmt::Display>(problems: &[T]) -> String {
+    let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    all.join("; ")
 }
 
 /// The password policy rule a new password breaks.

@@ -3,10 +3,11 @@
 //! machine, the monitor, idle culling, re-adoption after a restart, each
 //! tool's own secret), the lab proxy's persistent sessions, desktop
 //! sessions and SAMP hubs, teams and their workspaces, the datalab and data
-//! volume catalogues, faceted search over them, and the discovery portal
+//! volume catalogues, faceted search over them, the discovery portal
 //! (`search`: one index over datalabs, volumes and the datasets harvested
-//! from volumes, with cone search). A [`Platform`] holds them all and runs
-//! the operations that span several.
+//! from volumes, with cone search), the pipeline catalogue (`pipelines`) and
+//! pipeline runs (`runs`: queue, engine, progress, outputs, provenance). A
+//! [`Platform`] holds them all and runs the operations that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and
@@ -21,9 +22,11 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod labs;
+pub mod pipelines;
 pub mod platform;
 pub mod proxy_sessions;
 pub mod query;
+pub mod runs;
 pub mod search;
 pub mod teams;
 pub mod volumes;
@@ -31,8 +34,8 @@ pub mod volumes;
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
-    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig, SampHubConfig,
-    SessionConfig,
+    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
+    SampHubConfig, SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{LabEventRecord, LabRecord, ProxySessionRecord, TokenRecord, UserRecord};

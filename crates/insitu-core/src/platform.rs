@@ -15,7 +15,9 @@ use crate::catalogue::{Catalogue, Datalabs};
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
 use crate::error::Error;
 use crate::labs::{LabConfigView, LabProxy, Labs};
+use crate::pipelines::Pipelines;
 use crate::proxy_sessions::{self, ProxySessions};
+use crate::runs::{Runs, RunsConfigView};
 use crate::search::Search;
 use crate::volumes::{self, VolumeCatalogue, Volumes};
 
@@ -54,6 +56,8 @@ pub struct Platform {
     labs: Arc<Labs>,
     search: Search,
     proxy_sessions: ProxySessions,
+    pipelines: Arc<Pipelines>,
+    runs: Arc<Runs>,
 }
 
 impl Platform {
@@ -68,6 +72,7 @@ impl Platform {
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
         }
+        config.pipelines.validate()?;
         insitu_domain::datalab::parse_duration(&config.labs.start_timeout).map_err(|reason| {
             ConfigError::Duration {
                 setting: "labs.start_timeout",
@@ -95,8 +100,21 @@ impl Platform {
                 .await
                 .map_err(Error::from)?
         };
-        let labs = Labs::new(store.clone(), lab_config(&config, data_dir)?);
+        let labs = Labs::new(store.clone(), lab_config(&config, data_dir.clone())?);
         let proxy_sessions = ProxySessions::new(store.clone());
+        let pipelines = Arc::new(Pipelines::new(
+            store.clone(),
+            &config.pipelines.catalogue_dir,
+            config.pipelines.engine.clone(),
+            data_dir.join("pipelines").join("scratch"),
+        ));
+        let runs = Runs::new(
+            store.clone(),
+            runs_config(&config, data_dir)?,
+            Arc::clone(&pipelines),
+            Arc::clone(&labs),
+            volumes.all().iter().map(|v| v.spec.clone()).collect(),
+        );
         let platform = Platform {
             store,
             accounts,
@@ -105,6 +123,8 @@ impl Platform {
             labs,
             search,
             proxy_sessions,
+            pipelines,
+            runs,
         };
         Ok((platform, initial_admin))
     }
@@ -124,7 +144,19 @@ impl Platform {
                 .map(|d| d.launch.readiness_path.clone())
         };
         self.labs.adopt_all(&readiness).await?;
+        self.runs.prepare_dirs()?;
+        self.runs.adopt_all().await?;
         Ok(())
+    }
+
+    /// The pipeline catalogue.
+    pub fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.pipelines
+    }
+
+    /// Pipeline runs.
+    pub fn runs(&self) -> &Arc<Runs> {
+        &self.runs
     }
 
     pub fn accounts(&self) -> &Accounts {
@@ -319,7 +351,19 @@ impl Platform {
                 }
             }
         });
-        Maintenance(vec![sweeper, monitor])
+        let runs = Arc::clone(&self.runs);
+        let scheduler = tokio::spawn(runs.keep_scheduling());
+        let runs = Arc::clone(&self.runs);
+        let retention = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = runs.sweep().await {
+                    tracing::warn!(error = %e, "could not remove ended runs' intermediate files");
+                }
+            }
+        });
+        Maintenance(vec![sweeper, monitor, scheduler, retention])
     }
 
     /// Closes the database's connections.
@@ -337,6 +381,38 @@ impl Drop for Maintenance {
             task.abort();
         }
     }
+}
+
+/// The runs' view of the configuration, with the data directory resolved.
+fn runs_config(
+    config: &PlatformConfig,
+    data_dir: std::path::PathBuf,
+) -> Result<RunsConfigView, ConfigError> {
+    let p = &config.pipelines;
+    let labs = &config.labs;
+    Ok(RunsConfigView {
+        // What no lab sees, no job sees either.
+        hidden: config.hidden_from_labs(&data_dir),
+        data_dir,
+        slots: p.slots,
+        max_running_per_user: p.max_running_per_user,
+        max_queued_per_user: p.max_queued_per_user,
+        parallel: p.parallel.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        keep_intermediate: p.keep_intermediate()?,
+        run_as: (labs.run_as_uid, labs.run_as_gid),
+        tool_path: labs.tool_path.clone(),
+        expose: labs.expose.clone(),
+        bwrap: labs.bwrap.clone(),
+        cgroups: if labs.enforce_limits {
+            Cgroups::detect("insitu-runs")
+        } else {
+            Cgroups::Unavailable("turned off by labs.enforce_limits".into())
+        },
+        max_processes: labs.max_processes,
+        network_per_run: labs.network == LabNetworkMode::User,
+    })
 }
 
 /// The labs' view of the configuration, with the data directory resolved.

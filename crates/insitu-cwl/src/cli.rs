@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--provenance DIR]\n         [--cachedir DIR] [--allow-root DIR]... [--run-as UID:GID] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs\n  --allow-root DIR  read documents, job orders and inputs only from under DIR (repeatable;\n                  links resolved); container builds then get the network only with NetworkAccess\n  --run-as UID:GID  run every tool as this unprivileged user and group, without capabilities\n                  (the engine must run as root)";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--hide DIR]... [--provenance DIR]\n         [--cachedir DIR] [--allow-root DIR]... [--run-as UID:GID] [--events FILE] [--step-logs DIR]\n         [--workdir DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate [--allow-root DIR]... TOOL.cwl[#id]\n       insitu-cwl describe [--allow-root DIR]... TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs\n  --allow-root DIR  read documents, job orders and inputs only from under DIR (repeatable;\n                  links resolved); container builds then get the network only with NetworkAccess\n  --run-as UID:GID  run every tool as this unprivileged user and group, without capabilities\n                  (the engine must run as root)\n  --hide DIR      no job's sandbox shows DIR (repeatable); what a job is given under it still shows\n  --events FILE   append the run's events to FILE as JSON lines: steps and jobs started and\n                  finished (step, scatter index, times, exit code, log), the run's end\n  --step-logs DIR  with --events: each tool job's uncaptured output goes to a log in DIR\n  --workdir DIR   make the jobs' directories in DIR and keep them after the run\n  describe        print the process as JSON: inputs (types, defaults), outputs, steps, links";
 
 /// What the command line asks for.
 enum Command {
@@ -18,6 +18,9 @@ enum Command {
         job: Option<String>,
     },
     Validate {
+        tool: String,
+    },
+    Describe {
         tool: String,
     },
     Help,
@@ -58,6 +61,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
             2
         }
         Command::Validate { tool } => validate(&tool, &opts),
+        Command::Describe { tool } => describe(&tool, &opts),
         Command::Run { tool, job } => run_tool(&tool, job.as_deref(), &opts),
     }
 }
@@ -95,6 +99,14 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
             opts.provenance = Some(PathBuf::from(v));
         } else if let Some(v) = value("--cachedir") {
             opts.cachedir = Some(PathBuf::from(v));
+        } else if let Some(v) = value("--events") {
+            opts.events = Some(PathBuf::from(v));
+        } else if let Some(v) = value("--step-logs") {
+            opts.step_logs = Some(PathBuf::from(v));
+        } else if let Some(v) = value("--workdir") {
+            opts.workdir = Some(PathBuf::from(v));
+        } else if let Some(v) = value("--hide") {
+            opts.hidden.push(PathBuf::from(v));
         } else if let Some(v) = value("--sandbox-expose") {
             opts.sandbox_expose.push(PathBuf::from(v));
         } else if let Some(v) = value("--allow-root") {
@@ -140,15 +152,15 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
                 .filter(|h| h.is_absolute() && h.parent().is_some()),
         );
     }
-    let (validate, rest) = match positional.first().map(String::as_str) {
-        Some("run") => (false, &positional[1..]),
-        Some("validate") => (true, &positional[1..]),
-        _ => (false, &positional[..]),
+    let (verb, rest) = match positional.first().map(String::as_str) {
+        Some(v @ ("run" | "validate" | "describe")) => (v, &positional[1..]),
+        _ => ("run", &positional[..]),
     };
-    let command = match (rest.first(), validate) {
+    let command = match (rest.first(), verb) {
         (None, _) => Command::Usage,
-        (Some(tool), true) => Command::Validate { tool: tool.clone() },
-        (Some(tool), false) => Command::Run {
+        (Some(tool), "validate") => Command::Validate { tool: tool.clone() },
+        (Some(tool), "describe") => Command::Describe { tool: tool.clone() },
+        (Some(tool), _) => Command::Run {
             tool: tool.clone(),
             job: rest.get(1).cloned(),
         },
@@ -184,6 +196,30 @@ fn validate(tool: &str, opts: &RunOptions) -> i32 {
     }
 }
 
+/// `insitu-cwl describe TOOL`: the checked process as JSON on stdout
+/// ([`crate::describe`]).
+fn describe(tool: &str, opts: &RunOptions) -> i32 {
+    let described = run::access_of(&opts.confinement)
+        .and_then(|access| loader::load_with(tool, access))
+        .and_then(|l| {
+            if l.process.get("class").and_then(Value::as_str) == Some("Workflow") {
+                workflow::check_workflow(&l.process)?;
+            }
+            Ok(crate::describe::describe(&l.process))
+        });
+    match described {
+        Ok(d) => {
+            let text = serde_json::to_string_pretty(&d).unwrap_or_else(|_| "{}".into());
+            let _ = writeln!(std::io::stdout(), "{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            e.exit_code()
+        }
+    }
+}
+
 /// `insitu-cwl run TOOL [JOB]`: the output object on stdout.
 fn run_tool(tool: &str, job: Option<&str>, opts: &RunOptions) -> i32 {
     let job = match job {
@@ -193,6 +229,7 @@ fn run_tool(tool: &str, job: Option<&str>, opts: &RunOptions) -> i32 {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("{j}: {e}");
+                run::failed_before_start(opts, &e);
                 return 1;
             }
         },

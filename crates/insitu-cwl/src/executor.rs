@@ -32,6 +32,10 @@ pub struct CommandSpec {
     pub stdout: Option<PathBuf>,
     /// File receiving standard error.
     pub stderr: Option<PathBuf>,
+    /// The job's log: where standard output and error go when the tool
+    /// does not capture them (appended; made by the engine beforehand),
+    /// instead of the engine's standard error.
+    pub log: Option<PathBuf>,
     /// Wall-clock limit (`ToolTimeLimit`).
     pub timeout: Option<Duration>,
     /// Paths the tool reads (input files, the staging directory), for
@@ -179,6 +183,14 @@ pub(crate) fn resolve_program(prog: &str, path: Option<&str>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(prog))
 }
 
+/// A job's log, opened for appending (made when missing).
+pub(crate) fn append_to(p: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+}
+
 /// Connect the redirections of `spec` to `cmd`, run it and wait for it
 /// within the time limit; on timeout the process is killed.
 pub(crate) async fn run_to_end(
@@ -194,13 +206,19 @@ pub(crate) async fn run_to_end(
         ),
         None => Stdio::null(),
     });
-    cmd.stdout(match &spec.stdout {
-        Some(p) => Stdio::from(std::fs::File::create(p)?),
-        None => Stdio::from(std::io::stderr()),
+    let log = match &spec.log {
+        Some(p) => Some(append_to(p)?),
+        None => None,
+    };
+    cmd.stdout(match (&spec.stdout, &log) {
+        (Some(p), _) => Stdio::from(std::fs::File::create(p)?),
+        (None, Some(l)) => Stdio::from(l.try_clone()?),
+        (None, None) => Stdio::from(std::io::stderr()),
     });
-    cmd.stderr(match &spec.stderr {
-        Some(p) => Stdio::from(std::fs::File::create(p)?),
-        None => Stdio::inherit(),
+    cmd.stderr(match (&spec.stderr, log) {
+        (Some(p), _) => Stdio::from(std::fs::File::create(p)?),
+        (None, Some(l)) => Stdio::from(l),
+        (None, None) => Stdio::inherit(),
     });
     let mut child = cmd
         .spawn()

@@ -13,7 +13,8 @@
 //! Among the platform's crates this one depends on `insitu-launcher` alone,
 //! and must never depend on the web or store crates. It persists nothing
 //! through them: what a run leaves is its output object (returned) and the
-//! directories its options name (output, job cache, provenance crate); the
+//! files and directories its options name (output, job cache, provenance
+//! crate, event stream, job logs, kept job directories); the
 //! only other file it writes outside a run's temporary directory is a
 //! marker of a working bubblewrap in the temporary directory.
 //!
@@ -24,15 +25,19 @@
 //! share, input preparation), [`requirements`] and [`cache`]; [`relocate`]
 //! (outputs into the output directory); the executors [`sandbox`],
 //! [`spawner`] and [`container`] over [`executor`] (what a command is);
-//! [`provenance`], [`expr`], [`ontology`] and [`types`]; and at the base
-//! [`access`] (where a run may read), [`files`] (the File/Directory view,
-//! listings, the one tree copy), [`log`] and [`error`].
+//! [`provenance`], [`describe`] (a process as JSON, for forms and graphs),
+//! [`expr`], [`ontology`] and [`types`]; and at the base [`access`] (where
+//! a run may read), [`files`] (the File/Directory view, listings, the one
+//! tree copy), [`events`] (the machine-readable event stream), [`log`] and
+//! [`error`].
 
 pub mod access;
 pub mod cache;
 pub mod cli;
 pub mod container;
+pub mod describe;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod expr;
 pub mod files;

@@ -35,6 +35,17 @@ pub struct RunOptions {
     pub cachedir: Option<PathBuf>,
     /// What the run may read and whom its tools run as.
     pub confinement: Confinement,
+    /// Write the run's event stream to this file ([`crate::events`]).
+    pub events: Option<PathBuf>,
+    /// Give every tool job a log file in this directory for what it writes
+    /// and does not capture (named in its events).
+    pub step_logs: Option<PathBuf>,
+    /// Make the jobs' directories in a new directory (`run-N`) of this
+    /// one, and keep them after the run, instead of in a temporary
+    /// directory removed at the end.
+    pub workdir: Option<PathBuf>,
+    /// Host paths no job's sandbox shows (the platform's data directory).
+    pub hidden: Vec<PathBuf>,
 }
 
 /// Limits for a run made on a user's behalf (the platform's pipeline
@@ -104,6 +115,10 @@ impl Default for RunOptions {
             progress: false,
             cachedir: None,
             confinement: Confinement::default(),
+            events: None,
+            step_logs: None,
+            workdir: None,
+            hidden: vec![],
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct RunCtx {
     pub confined: bool,
     /// The user and group tools run as, when not the engine's.
     pub run_as: Option<(u32, u32)>,
+    /// The run's event stream (`--events`), if any.
+    pub events: Option<Arc<crate::events::Events>>,
 }
 
 /// Step jobs (one per step, one per scattered job) of a run: known so far,
@@ -99,6 +101,7 @@ impl RunCtx {
             access: Access::anywhere(),
             confined: false,
             run_as: None,
+            events: None,
         }
     }
 

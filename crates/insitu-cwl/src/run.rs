@@ -5,6 +5,7 @@
 
 use crate::access::Access;
 use crate::error::{CwlError, Result};
+use crate::events::{Event, Events, Status, now_ms};
 use crate::files::{self, Entry};
 use crate::options::{Confinement, ContainerMode, RunOptions, SandboxMode};
 use crate::process::RunCtx;
@@ -25,7 +26,7 @@ async fn pick_sandbox(opts: &RunOptions) -> Result<Option<SandboxExecutor>> {
     }
     SandboxExecutor::probe(opts.sandbox_expose.clone(), opts.confinement.run_as)
         .await
-        .map(Some)
+        .map(|s| Some(s.hiding(opts.hidden.clone())))
         .map_err(CwlError::NoSandbox)
 }
 
@@ -49,8 +50,106 @@ fn run_inputs(job: &Value, documents: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Load, validate and run `spec` (`file.cwl[#id]`) with a job order, and
-/// return the output object with files moved into `opts.outdir`.
+/// return the output object with files moved into `opts.outdir`. With
+/// `opts.events`, the run's events go there, the last one saying how it
+/// ended.
 pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
+    let events = match &opts.events {
+        Some(path) => Some(Arc::new(
+            Events::open(path, opts.step_logs.clone())
+                .map_err(|e| CwlError::Input(format!("--events {}: {e}", path.display())))?,
+        )),
+        None => None,
+    };
+    if let Some(ev) = &events {
+        ev.emit(&Event::RunStarted {
+            at_ms: now_ms(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+    }
+    let result = run_inner(spec, job, opts, events.clone()).await;
+    if let Some(ev) = &events {
+        finished(ev, result.as_ref().err());
+    }
+    result
+}
+
+/// The last event of a run: how it ended.
+fn finished(ev: &Events, error: Option<&CwlError>) {
+    let text = error.map(ToString::to_string);
+    ev.emit(&Event::RunFinished {
+        at_ms: now_ms(),
+        status: if error.is_some() {
+            Status::Failed
+        } else {
+            Status::Success
+        },
+        exit_code: error.map_or(0, CwlError::exit_code),
+        error: text.as_deref(),
+    });
+}
+
+/// Records, in the event stream the options name, a run that failed before
+/// it could start (its job order unreadable).
+pub fn failed_before_start(opts: &RunOptions, error: &CwlError) {
+    if let Some(ev) = opts
+        .events
+        .as_ref()
+        .and_then(|p| Events::open(p, None).ok())
+    {
+        ev.emit(&Event::RunStarted {
+            at_ms: now_ms(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        finished(&ev, Some(error));
+    }
+}
+
+/// Where the jobs' directories go: a temporary directory removed with the
+/// run, or a new directory (`run-N`) in the one `--workdir` names, kept.
+enum RunDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl RunDir {
+    fn make(workdir: Option<&Path>) -> Result<RunDir> {
+        Ok(match workdir {
+            None => RunDir::Temporary(tempfile::Builder::new().prefix("insitu-cwl-").tempdir()?),
+            // A directory of its own inside: another run (a rerun) may
+            // have left its jobs there.
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let dir = std::fs::canonicalize(dir)?;
+                let mut n = 0u32;
+                loop {
+                    let mine = dir.join(format!("run-{n}"));
+                    match std::fs::create_dir(&mine) {
+                        Ok(()) => break RunDir::Kept(mine),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        })
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            RunDir::Temporary(t) => t.path(),
+            RunDir::Kept(p) => p,
+        }
+    }
+}
+
+async fn run_inner(
+    spec: &str,
+    job: Value,
+    opts: &RunOptions,
+    events: Option<Arc<Events>>,
+) -> Result<Value> {
     let access = access_of(&opts.confinement)?;
     check_run_as(opts.confinement.run_as)?;
     let cache = match &opts.cachedir {
@@ -65,7 +164,7 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     };
     let mut job = job;
     let (loaded, p) = load(spec, &mut job, access.clone())?;
-    let tmp = tempfile::Builder::new().prefix("insitu-cwl-").tempdir()?;
+    let tmp = RunDir::make(opts.workdir.as_deref())?;
     if opts.confinement.run_as.is_some() {
         // The tools' user reaches its job directories through it.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711))?;
@@ -82,6 +181,7 @@ pub async fn run(spec: &str, job: Value, opts: &RunOptions) -> Result<Value> {
     ctx.access = access.and(tmp.path())?;
     ctx.confined = opts.confinement.is_confined();
     ctx.run_as = opts.confinement.run_as;
+    ctx.events = events;
     if opts.provenance.is_some() {
         ctx.recorder = Some(Arc::new(provenance::Recorder::default()));
     }
@@ -181,12 +281,15 @@ fn executor_for(
             run_as: opts.confinement.run_as,
         }),
         Some(s) if opts.sandbox_per_step || !is_workflow(p) => Arc::new(s),
-        Some(s) => Arc::new(spawner::SharedSandboxExecutor::new(
-            s,
-            root.to_path_buf(),
-            run_inputs(job, documents),
-            opts.quiet,
-        )),
+        Some(s) => Arc::new(
+            spawner::SharedSandboxExecutor::new(
+                s,
+                root.to_path_buf(),
+                run_inputs(job, documents),
+                opts.quiet,
+            )
+            .writing(opts.step_logs.iter().cloned().collect()),
+        ),
     }
 }
 

@@ -26,6 +26,10 @@ pub struct SandboxExecutor {
     /// as, in a user namespace of its own and without capabilities; `None`
     /// keeps the engine's.
     pub run_as: Option<(u32, u32)>,
+    /// Host paths no job sees (`--hide`: the platform's data directory),
+    /// each covered by an empty directory or file; a job's own binds
+    /// under them still show.
+    pub hidden: Vec<PathBuf>,
 }
 
 /// Where `bwrap` is: `$INSITU_BWRAP`, else the first `bwrap` on `PATH`,
@@ -50,6 +54,7 @@ impl SandboxExecutor {
             bwrap,
             expose,
             run_as,
+            hidden: Vec::new(),
         }
     }
 
@@ -104,6 +109,19 @@ impl SandboxExecutor {
         }
     }
 
+    /// The same executor hiding `hidden` from every job.
+    pub fn hiding(self, hidden: Vec<PathBuf>) -> Self {
+        SandboxExecutor { hidden, ..self }
+    }
+
+    /// Whether the host's `p` shows in a sandbox at the same place
+    /// without being bound: under a directory every sandbox shows from the
+    /// host, and not under a hidden one.
+    pub fn shows_from_host(&self, p: &Path) -> bool {
+        insitu_launcher::sandbox::shown_from_host(p)
+            && !self.hidden.iter().any(|h| p.starts_with(h))
+    }
+
     /// The `bwrap` program.
     pub fn bwrap(&self) -> &Path {
         &self.bwrap
@@ -119,6 +137,7 @@ impl SandboxExecutor {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             expose: self.expose.clone(),
+            hidden: self.hidden.clone(),
             share_network: spec.network,
             keep_caps: tool_caps(self.run_as),
             // A step never outlives the engine that runs it.

@@ -49,6 +49,10 @@ enum Request {
         stdin: Option<PathBuf>,
         stdout: Option<PathBuf>,
         stderr: Option<PathBuf>,
+        /// Where uncaptured output goes (appended), when not the spawner's
+        /// standard error.
+        #[serde(default)]
+        log: Option<PathBuf>,
         /// The user and group the command runs as, when not the spawner's.
         #[serde(default)]
         run_as: Option<(u32, u32)>,
@@ -135,6 +139,7 @@ pub fn serve() -> i32 {
                 stdin,
                 stdout,
                 stderr,
+                log,
                 run_as,
             } => match start(
                 &argv,
@@ -144,6 +149,7 @@ pub fn serve() -> i32 {
                     stdin,
                     stdout,
                     stderr,
+                    log,
                 },
                 run_as,
             ) {
@@ -275,6 +281,7 @@ struct Streams {
     stdin: Option<PathBuf>,
     stdout: Option<PathBuf>,
     stderr: Option<PathBuf>,
+    log: Option<PathBuf>,
 }
 
 /// Start one command inside the spawner, as `run_as` when given (the
@@ -313,13 +320,26 @@ fn start(
         Some(p) => Stdio::from(open(p)?),
         None => Stdio::null(),
     });
-    cmd.stdout(match stdout {
-        Some(p) => Stdio::from(create(p)?),
-        None => Stdio::from(std::io::stderr()),
+    let log = match &streams.log {
+        Some(p) => Some(
+            crate::executor::append_to(p)
+                .map_err(|e| format!("cannot open the log {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let share = |l: &std::fs::File| {
+        l.try_clone()
+            .map_err(|e| format!("cannot share the job's log: {e}"))
+    };
+    cmd.stdout(match (stdout, &log) {
+        (Some(p), _) => Stdio::from(create(p)?),
+        (None, Some(l)) => Stdio::from(share(l)?),
+        (None, None) => Stdio::from(std::io::stderr()),
     });
-    cmd.stderr(match stderr {
-        Some(p) => Stdio::from(create(p)?),
-        None => Stdio::inherit(),
+    cmd.stderr(match (stderr, log) {
+        (Some(p), _) => Stdio::from(create(p)?),
+        (None, Some(l)) => Stdio::from(l),
+        (None, None) => Stdio::inherit(),
     });
     cmd.spawn()
         .map_err(|e| format!("cannot start '{prog}': {e}"))
@@ -339,6 +359,8 @@ pub struct RunSandbox {
     root: PathBuf,
     /// Bound read-only besides what the host shows.
     read_only: Vec<PathBuf>,
+    /// Host paths hidden inside (the binds above still show).
+    hidden: Vec<PathBuf>,
     /// Whether the spawner makes finished jobs' output directories
     /// read-only (it can when the engine runs as root).
     freezing: bool,
@@ -355,6 +377,7 @@ impl RunSandbox {
         base: &SandboxExecutor,
         root: &Path,
         read_only: Vec<PathBuf>,
+        writable: &[PathBuf],
     ) -> std::result::Result<RunSandbox, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let root = root.canonicalize().map_err(|e| e.to_string())?;
@@ -374,7 +397,7 @@ impl RunSandbox {
         }
         let mut binds: Vec<Bind> = kept
             .iter()
-            .filter(|p| !shown_from_host(p))
+            .filter(|p| !base.shows_from_host(p))
             .map(|p| Bind {
                 path: p.clone(),
                 writable: false,
@@ -388,6 +411,14 @@ impl RunSandbox {
             path: root.clone(),
             writable: true,
         });
+        // More places jobs write to that are not theirs alone (the jobs'
+        // logs): read-write, like the run's directory.
+        for w in writable.iter().filter_map(|w| w.canonicalize().ok()) {
+            binds.push(Bind {
+                path: w,
+                writable: true,
+            });
+        }
         // As root, the spawner keeps what it needs to make finished jobs'
         // directories read-only, and drops it for everything it starts.
         // When tools run as another user it starts them as that user (and
@@ -404,6 +435,7 @@ impl RunSandbox {
         let spec = SandboxSpec {
             command: vec![exe.display().to_string(), SUBCOMMAND.into()],
             expose: base.expose.clone(),
+            hidden: base.hidden.clone(),
             keep_caps,
             // The run's sandbox ends with the engine (and its jobs with it).
             die_with_parent: true,
@@ -460,6 +492,7 @@ impl RunSandbox {
             _child: child,
             root,
             read_only: kept,
+            hidden: base.hidden.clone(),
             freezing: false,
             frozen: Mutex::default(),
             run_as: base.run_as,
@@ -494,7 +527,7 @@ impl RunSandbox {
         let seen = |q: &Path| {
             q.starts_with(&self.root)
                 || self.read_only.iter().any(|r| q.starts_with(r))
-                || shown_from_host(q)
+                || (shown_from_host(q) && !self.hidden.iter().any(|h| q.starts_with(h)))
         };
         seen(p) && p.canonicalize().is_ok_and(|c| seen(&c))
     }
@@ -545,6 +578,7 @@ impl RunSandbox {
             stdin: spec.stdin.clone(),
             stdout: spec.stdout.clone(),
             stderr: spec.stderr.clone(),
+            log: spec.log.clone(),
             run_as: self.run_as,
         })
         .await?;
@@ -609,6 +643,8 @@ pub struct SharedSandboxExecutor {
     per_job: SandboxExecutor,
     root: PathBuf,
     read_only: Vec<PathBuf>,
+    /// Writable inside besides the run's directory (the jobs' logs).
+    writable: Vec<PathBuf>,
     run: tokio::sync::OnceCell<Option<RunSandbox>>,
     quiet: bool,
 }
@@ -625,8 +661,17 @@ impl SharedSandboxExecutor {
             per_job,
             root,
             read_only,
+            writable: Vec::new(),
             run: tokio::sync::OnceCell::new(),
             quiet,
+        }
+    }
+
+    /// The same executor whose shared sandbox also shows `dirs` writable.
+    pub fn writing(self, dirs: Vec<PathBuf>) -> Self {
+        SharedSandboxExecutor {
+            writable: dirs,
+            ..self
         }
     }
 }
@@ -637,7 +682,13 @@ impl Executor for SharedSandboxExecutor {
             let shared = self
                 .run
                 .get_or_init(|| async {
-                    match RunSandbox::start(&self.per_job, &self.root, self.read_only.clone()).await
+                    match RunSandbox::start(
+                        &self.per_job,
+                        &self.root,
+                        self.read_only.clone(),
+                        &self.writable,
+                    )
+                    .await
                     {
                         Ok(s) => Some(s),
                         Err(why) => {

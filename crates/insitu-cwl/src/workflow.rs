@@ -4,6 +4,7 @@
 //! `pickValue`, `linkMerge` and `valueFrom`.
 
 use crate::error::{CwlError, Result};
+use crate::events::{Event, JobTrack, Status, now_ms};
 use crate::expr::Scope;
 use crate::process::{RunCtx, prepare_inputs};
 use crate::requirements::{Inherited, Reqs};
@@ -532,12 +533,42 @@ pub fn nest(flat: Vec<Value>, dims: &[usize]) -> Value {
     Value::Array(out)
 }
 
+/// Run one step (every job of its scatter); its start and end go to the
+/// run's events.
 async fn run_step(
     step: &Value,
     inputs: Value,
     inh: Inherited,
     ctx: Arc<RunCtx>,
     ev: crate::expr::Evaluator,
+) -> Result<Value> {
+    let events = ctx.events.clone();
+    let name = inh.step.clone();
+    let mut dispatched = false;
+    let r = run_step_jobs(step, inputs, inh, ctx, ev, &mut dispatched).await;
+    if let (Some(events), true) = (events, dispatched) {
+        let error = r.as_ref().err().map(ToString::to_string);
+        events.emit(&Event::StepFinished {
+            step: name.as_deref(),
+            at_ms: now_ms(),
+            status: if r.is_ok() {
+                Status::Success
+            } else {
+                Status::Failed
+            },
+            error: error.as_deref(),
+        });
+    }
+    r
+}
+
+async fn run_step_jobs(
+    step: &Value,
+    inputs: Value,
+    inh: Inherited,
+    ctx: Arc<RunCtx>,
+    ev: crate::expr::Evaluator,
+    dispatched: &mut bool,
 ) -> Result<Value> {
     let Value::Object(inputs) = inputs else {
         return Err(CwlError::Execution("bad step inputs".into()));
@@ -570,6 +601,19 @@ async fn run_step(
     };
     let mut handles = tokio::task::JoinSet::new();
     let n = jobs.len();
+    if let Some(events) = &ctx.events {
+        events.emit(&Event::StepStarted {
+            step: inh.step.as_deref(),
+            jobs: n,
+            scatter: !scatter.is_empty(),
+            at_ms: now_ms(),
+        });
+        *dispatched = true;
+    }
+    // Tools report their own jobs (when their command starts); other
+    // processes are jobs from the moment they start.
+    let tracked = run.get("class").and_then(Value::as_str) != Some("CommandLineTool");
+    let index_of = |k: usize| (!scatter.is_empty()).then_some(k);
     // The step was counted as one job; a scatter makes it n.
     {
         use std::sync::atomic::Ordering::SeqCst;
@@ -637,6 +681,13 @@ async fn run_step(
             match ev.eval(w, &scope)? {
                 Value::Bool(true) => {}
                 Value::Bool(false) => {
+                    if let Some(events) = &ctx.events {
+                        JobTrack::new(events, inh.step.as_deref(), index_of(k), false).finished(
+                            Status::Skipped,
+                            None,
+                            None,
+                        );
+                    }
                     ctx.progress
                         .done
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -656,8 +707,22 @@ async fn run_step(
             inh2.scatter_index = Some(k);
         }
         let ctx2 = ctx.clone();
+        let track = ctx
+            .events
+            .as_ref()
+            .filter(|_| tracked)
+            .map(|e| JobTrack::new(e, inh.step.as_deref(), index_of(k), false));
         handles.spawn(async move {
+            if let Some(t) = &track {
+                t.started();
+            }
             let r = run_process(runp, Value::Object(j), inh2, ctx2.clone()).await;
+            if let Some(t) = &track {
+                match &r {
+                    Ok(_) => t.finished(Status::Success, None, None),
+                    Err(e) => t.finished(Status::Failed, None, Some(&e.to_string())),
+                }
+            }
             ctx2.progress
                 .done
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -76,6 +76,11 @@ id_type!(
     UserId
 );
 id_type!(
+    /// A pipeline run's id: random, 12 lowercase hex digits for runs made
+    /// here.
+    RunId
+);
+id_type!(
     /// A personal API token's id (a UUID); the token's secret is another
     /// thing, never stored.
     TokenId
@@ -85,6 +90,13 @@ impl LabId {
     /// The id made of these random bytes, in lowercase hex.
     pub fn from_random(bytes: [u8; 6]) -> LabId {
         LabId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+impl RunId {
+    /// The id made of these random bytes, in lowercase hex.
+    pub fn from_random(bytes: [u8; 6]) -> RunId {
+        RunId(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 }
 

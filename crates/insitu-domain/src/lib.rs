@@ -1,7 +1,8 @@
 //! The platform's vocabulary as pure types and rules: validated names and
 //! ids, roles (of users and in teams), who may see what (audiences), secrets
 //! that never print, the lab state machine, datalab definitions, data volume
-//! definitions and SPDX licence checks.
+//! definitions, pipelines (references, versions, details) and the run state
+//! machine, and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -12,6 +13,7 @@ pub mod datalab;
 pub mod id;
 pub mod lab;
 pub mod name;
+pub mod pipeline;
 pub mod role;
 pub mod secret;
 pub mod spdx;
@@ -23,9 +25,12 @@ pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
     ToolCredential,
 };
-pub use id::{IdError, LabId, TokenId, UserId};
+pub use id::{IdError, LabId, RunId, TokenId, UserId};
 pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
+pub use pipeline::{
+    PipelineMeta, PipelineOwner, PipelineRef, PipelineVersion, RawPipelineMeta, RunState,
+};
 pub use role::Role;
 pub use secret::Secret;
 pub use team::{TeamRole, UnknownTeamRole};

@@ -296,9 +296,21 @@ pub(crate) fn bwrap_args_in(
     for d in &spec.devices {
         push(&[&"--dev-bind", d, d]);
     }
+    // The directories above a step's binds that the sandbox makes itself
+    // (in its own /tmp, in a hidden path's cover): made first, passable
+    // (not listable) by every user, so that a tool running as another
+    // user than bubblewrap reaches its binds through them.
+    for dir in passable_parents(spec, step, &early, &late) {
+        push(&[&"--perms", &"0711", &"--dir", &dir]);
+    }
     for b in &step.binds {
         let how = if b.writable { "--bind" } else { "--ro-bind" };
         push(&[&how, &b.path, &b.path]);
+    }
+    // Covers of hidden directories are read-only from here on: a step's
+    // binds below one were made in it first.
+    for h in early.iter().chain(&late).filter(|h| h.dir) {
+        push(&[&"--remount-ro", &h.at]);
     }
     push(&[
         &"--unshare-pid",
@@ -497,19 +509,60 @@ fn hidden_views(
     (covers(early), covers(late))
 }
 
-/// bubblewrap's arguments that cover `views`: an empty read-only
-/// directory over a directory, an empty file over anything else.
+/// bubblewrap's arguments that cover `views`: an empty directory over a
+/// directory (made read-only once the step's binds are in place), an
+/// empty file over anything else.
 fn cover_args(views: &[Hidden]) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     for h in views {
         if h.dir {
             a.extend(["--tmpfs".into(), h.at.clone().into()]);
-            a.extend(["--remount-ro".into(), h.at.clone().into()]);
         } else {
             a.extend(["--ro-bind".into(), "/dev/null".into(), h.at.clone().into()]);
         }
     }
     a
+}
+
+/// The directories a sandbox makes above a step's binds, parents first:
+/// those below the sandbox's own file systems (`/tmp`, `/run`, …, the
+/// covers of hidden directories), not the roots of these, and not inside
+/// anything bound from the host (another bind, an exposed path, a volume,
+/// the workspace).
+fn passable_parents(
+    spec: &SandboxSpec,
+    step: &StepBinds,
+    early: &[Hidden],
+    late: &[Hidden],
+) -> Vec<PathBuf> {
+    let covers: Vec<&Path> = early
+        .iter()
+        .chain(late)
+        .filter(|h| h.dir)
+        .map(|h| h.at.as_path())
+        .collect();
+    let from_host = |a: &Path| {
+        step.binds.iter().any(|b| a.starts_with(&b.path))
+            || spec.expose.iter().any(|e| a.starts_with(e))
+            || spec.volumes.iter().any(|v| a.starts_with(&v.target))
+            || (!spec.workspace.as_os_str().is_empty() && a.starts_with(HOME_PATH))
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for b in &step.binds {
+        let mut above: Vec<&Path> = b.path.ancestors().skip(1).collect();
+        above.reverse();
+        for a in above {
+            let top_level = a.components().count() <= 2;
+            let made = !shown_from_host(a) || covers.iter().any(|c| a.starts_with(c));
+            if top_level || !made || covers.contains(&a) || from_host(a) {
+                continue;
+            }
+            if !dirs.iter().any(|d| d == a) {
+                dirs.push(a.to_path_buf());
+            }
+        }
+    }
+    dirs
 }
 
 /// The covers to mount, parents first, leaving out duplicates and paths
@@ -726,6 +779,77 @@ mod tests {
             bwrap_args(&spec),
             bwrap_args_with(&spec, &StepBinds::default())
         );
+    }
+
+    #[test]
+    fn a_steps_binds_below_a_hidden_directory_get_passable_parents() {
+        let d = tempfile_dir();
+        let hidden = d.join("data");
+        std::fs::create_dir_all(hidden.join("runs/r1/work")).unwrap();
+        let spec = SandboxSpec {
+            command: vec!["true".into()],
+            hidden: vec![hidden.clone()],
+            ..SandboxSpec::default()
+        };
+        let job = hidden.join("runs/r1/work/job0");
+        let input = PathBuf::from("/tmp/in/deep/x.fits");
+        let step = StepBinds {
+            binds: vec![
+                Bind {
+                    path: input.clone(),
+                    writable: false,
+                },
+                Bind {
+                    path: job.clone(),
+                    writable: true,
+                },
+            ],
+            workdir: Some(job.clone()),
+        };
+        let args: Vec<String> = bwrap_args_with(&spec, &step)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let at = |w: &[&str]| {
+            args.windows(w.len())
+                .position(|x| x == w)
+                .unwrap_or_else(|| panic!("{w:?} in {args:?}"))
+        };
+        let h = hidden.display().to_string();
+        let cover = at(&["--tmpfs", &h]);
+        let made: Vec<String> = ["runs", "runs/r1", "runs/r1/work"]
+            .iter()
+            .map(|p| hidden.join(p).display().to_string())
+            .chain(["/tmp/in".into(), "/tmp/in/deep".into()])
+            .collect();
+        for dir in &made {
+            let i = at(&["--perms", "0711", "--dir", dir]);
+            assert!(cover < i && i < at(&["--bind", &job.display().to_string()]));
+        }
+        // Neither the cover itself, nor /tmp, nor a bind, is made again.
+        for not in [h.as_str(), "/tmp", input.to_str().unwrap()] {
+            assert!(
+                !args.windows(2).any(|w| w[0] == "--dir" && w[1] == not),
+                "{not}"
+            );
+        }
+        // The cover turns read-only after the binds.
+        let ro = at(&["--remount-ro", &h]);
+        assert!(ro > at(&["--bind", &job.display().to_string()]));
+    }
+
+    /// A fresh directory under the workspace's target directory (a place
+    /// every sandbox shows from the host).
+    fn tempfile_dir() -> PathBuf {
+        let d =
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp")).join(format!(
+                "hide-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.canonicalize().unwrap()
     }
 
     #[test]

@@ -13,13 +13,15 @@
 //! types (ids, lab states), parsed from their columns; a value that does not
 //! parse is `StoreError::Corrupt`, never a panic.
 
+mod pipelines;
 mod records;
 mod shares;
 mod store;
 mod teams;
 
 pub use records::{
-    LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
+    LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
+    SessionRecord, TokenRecord, UserRecord,
 };
 pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,

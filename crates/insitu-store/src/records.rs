@@ -1,6 +1,11 @@
 //! Rows as the rest of the platform sees them.
 
-use insitu_domain::{LabEventKind, LabId, LabState, Role, TokenId, UserId, Username};
+use std::collections::BTreeMap;
+
+use insitu_domain::{
+    LabEventKind, LabId, LabState, Name, PipelineVersion, Role, RunId, RunState, TokenId, UserId,
+    Username,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
@@ -99,4 +104,60 @@ pub struct ProxySessionRecord {
     pub created_at_ms: i64,
     /// Unix milliseconds.
     pub expires_at_ms: i64,
+}
+
+/// One version of a pipeline kept in the database: a user's own, or one
+/// pushed to the system catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineVersionRecord {
+    /// The user it belongs to; `None` for the system catalogue.
+    pub owner: Option<UserId>,
+    pub name: Name,
+    pub version: PipelineVersion,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub author: String,
+    pub licence: String,
+    /// The file holding the process to run.
+    pub main: String,
+    /// Every file of the version: name and text.
+    pub files: BTreeMap<String, String>,
+    /// Who pushed it (the owner, or the developer who pushed it to the
+    /// system catalogue).
+    pub pushed_by: UserId,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// One run of a pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub user_id: UserId,
+    /// The pipeline, as a reference (`name` or `owner/name`).
+    pub pipeline: String,
+    pub version: String,
+    /// Stored as the state's name.
+    pub state: RunState,
+    /// Why it failed or was cancelled.
+    pub reason: Option<String>,
+    /// What the user should know that is not a failure (it was resumed
+    /// after a restart of the platform, say).
+    pub notice: Option<String>,
+    /// The job order as the user gave it (JSON).
+    pub job: String,
+    /// The run whose finished steps this one reuses.
+    pub resumed_from: Option<RunId>,
+    /// The first run of its chain of resumes.
+    pub lineage: RunId,
+    pub pid: Option<i64>,
+    pub pid_start: Option<i64>,
+    /// The output object as the user sees it (JSON), once it succeeded.
+    pub outputs: Option<String>,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// When its intermediate files were removed.
+    pub cleaned_at_ms: Option<i64>,
 }

@@ -592,6 +592,70 @@ async fn proxy_sessions_are_kept_bounded_per_user_and_removed_by_lab_user_and_ag
 }
 
 #[tokio::test]
+async fn pipeline_versions_are_kept_per_owner_and_never_replaced() {
+    use insitu_store::PipelineVersionRecord;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let alice = store.create_user(user("alice", Role::User)).await.unwrap();
+        let version =
+            |owner: Option<&insitu_domain::UserId>, v: &str, at: i64| PipelineVersionRecord {
+                owner: owner.cloned(),
+                name: "flow".parse().unwrap(),
+                version: v.parse().unwrap(),
+                description: format!("version {v}"),
+                keywords: vec!["a".into(), "b".into()],
+                author: "Alice".into(),
+                licence: "MIT".into(),
+                main: "workflow.cwl".into(),
+                files: [("workflow.cwl".to_owned(), format!("# {v}\n"))].into(),
+                pushed_by: alice.id.clone(),
+                created_at_ms: at,
+            };
+        assert!(
+            store
+                .insert_pipeline_version(&version(Some(&alice.id), "1.0", 1))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_pipeline_version(&version(Some(&alice.id), "1.1", 2))
+                .await
+                .unwrap()
+        );
+        // The same version again is refused, whatever it holds.
+        let mut again = version(Some(&alice.id), "1.0", 3);
+        again.files.insert("workflow.cwl".into(), "changed".into());
+        assert!(!store.insert_pipeline_version(&again).await.unwrap(), "{b}");
+        // The system catalogue is another owner with the same names.
+        assert!(
+            store
+                .insert_pipeline_version(&version(None, "1.0", 4))
+                .await
+                .unwrap()
+        );
+        let name = "flow".parse().unwrap();
+        let mine = store
+            .pipeline_versions(Some(&alice.id), &name)
+            .await
+            .unwrap();
+        let versions: Vec<&str> = mine.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(versions, ["1.1", "1.0"], "{b}");
+        assert_eq!(mine[1].files["workflow.cwl"], "# 1.0\n", "{b}");
+        assert_eq!(mine[1].keywords, ["a", "b"]);
+        let latest = store
+            .latest_pipeline_versions(Some(&alice.id))
+            .await
+            .unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!(latest[0].version.as_str(), "1.1");
+        let system = store.latest_pipeline_versions(None).await.unwrap();
+        assert_eq!(system.len(), 1);
+        assert_eq!(system[0].owner, None);
+    }
+}
+
+#[tokio::test]
 async fn two_stores_on_one_database_hold_the_lab_limit() {
     for (a, b, _dir) in store_pairs().await {
         let backend = a.backend().as_str();
@@ -621,6 +685,70 @@ async fn two_stores_on_one_database_hold_the_lab_limit() {
             .filter(|l| l.state.is_active())
             .count();
         assert_eq!(active, 2, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn runs_move_between_states_only_from_the_expected_one() {
+    use insitu_domain::{RunId, RunState};
+    use insitu_store::RunRecord;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let alice = store.create_user(user("alice", Role::User)).await.unwrap();
+        let id = RunId::from_random([1, 2, 3, 4, 5, 6]);
+        let mut run = RunRecord {
+            id: id.clone(),
+            user_id: alice.id.clone(),
+            pipeline: "source-extraction".into(),
+            version: "1.0.0".into(),
+            state: RunState::Queued,
+            reason: None,
+            notice: None,
+            job: "{}".into(),
+            resumed_from: None,
+            lineage: id.clone(),
+            pid: None,
+            pid_start: None,
+            outputs: None,
+            created_at_ms: 10,
+            started_at_ms: None,
+            finished_at_ms: None,
+            cleaned_at_ms: None,
+        };
+        store.create_run(&run).await.unwrap();
+        assert!(
+            store
+                .move_run(&id, RunState::Queued, RunState::Running)
+                .await
+                .unwrap()
+        );
+        // A second start (or a cancel that lost the race) does not move it.
+        assert!(
+            !store
+                .move_run(&id, RunState::Queued, RunState::Cancelled)
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        run.state = RunState::Succeeded;
+        run.finished_at_ms = Some(20);
+        run.outputs = Some("{\"x\":1}".into());
+        store.update_run(&run).await.unwrap();
+        assert_eq!(store.run(&id).await.unwrap().unwrap(), run, "{b}");
+        assert_eq!(store.runs_of_user(&alice.id, 10).await.unwrap().len(), 1);
+        assert!(
+            store
+                .runs_in_states(&[RunState::Queued])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.runs_to_clean(21).await.unwrap().len(), 1);
+        assert!(store.runs_to_clean(20).await.unwrap().is_empty());
+        run.cleaned_at_ms = Some(30);
+        store.update_run(&run).await.unwrap();
+        assert!(store.runs_to_clean(100).await.unwrap().is_empty(), "{b}");
+        assert_eq!(store.runs_of_lineage(&id).await.unwrap().len(), 1);
     }
 }
 

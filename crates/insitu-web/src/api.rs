@@ -16,6 +16,8 @@ use insitu_core::volumes::VOLUME_FACETS;
 use insitu_core::{LabEventRecord, LabRecord, LaunchOrder, Principal, Via};
 use insitu_domain::Role;
 
+pub mod pipelines;
+
 use crate::auth::{clear_session_cookie, constant_time_eq, session_cookie};
 use crate::client::ClientAddr;
 use crate::config::MetricsAccess;

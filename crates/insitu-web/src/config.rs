@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use insitu_core::{AdminConfig, LabsConfig, LoginConfig, PlatformConfig, SessionConfig};
+use insitu_core::{
+    AdminConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig, SessionConfig,
+};
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     pub admin: AdminConfig,
     pub labs: LabsConfig,
+    pub pipelines: PipelinesConfig,
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
@@ -326,6 +329,7 @@ impl Default for ServerConfig {
             metrics: MetricsConfig::default(),
             admin: AdminConfig::default(),
             labs: LabsConfig::default(),
+            pipelines: PipelinesConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
             config_file: None,
@@ -344,6 +348,7 @@ impl ServerConfig {
             login: self.login.clone(),
             admin: self.admin.clone(),
             labs: self.labs.clone(),
+            pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
             config_file: self.config_file.clone(),
         }

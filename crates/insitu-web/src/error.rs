@@ -83,6 +83,18 @@ impl From<CoreError> for ApiFailure {
             CoreError::LastOwner(_) => ErrorCode::LastOwner,
             CoreError::ShareWithYourself => ErrorCode::InvalidShare,
             CoreError::ShareNotFound(_) => ErrorCode::ShareNotFound,
+            CoreError::PipelineNotFound(_) | CoreError::PipelineVersionNotFound { .. } => {
+                ErrorCode::PipelineNotFound
+            }
+            CoreError::InvalidPipeline(_) => ErrorCode::InvalidPipeline,
+            CoreError::InvalidCwl(_) => ErrorCode::InvalidCwl,
+            CoreError::PipelineVersionExists { .. } => ErrorCode::PipelineVersionExists,
+            CoreError::InvalidJob(_) => ErrorCode::InvalidJob,
+            CoreError::RunNotFound(_) => ErrorCode::RunNotFound,
+            CoreError::RunQueueFull { .. } => ErrorCode::RunQuotaExceeded,
+            CoreError::RunNotResumable { .. } => ErrorCode::RunNotResumable,
+            CoreError::RunNotEnded { .. } | CoreError::RunHasNo { .. } => ErrorCode::RunNotEnded,
+            CoreError::NoEngine => ErrorCode::EngineUnavailable,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(
@@ -99,7 +111,9 @@ impl From<CoreError> for ApiFailure {
             | CoreError::TeamWorkspace(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
-            | CoreError::Poisoned => {
+            | CoreError::Poisoned
+            | CoreError::EngineFailed(_)
+            | CoreError::Io(_) => {
                 tracing::error!(error = %e, "internal error");
                 return internal();
             }

@@ -4,8 +4,9 @@
 //!
 //! The JSON API (`api`) and the pages (`pages`) are two parallel thin
 //! adapters over the platform's services in `insitu-core`; neither calls the
-//! other, and no module imports both. A third, `vo`, answers the Virtual
-//! Observatory's Simple Cone Search in VOTables. This crate holds no SQL and no
+//! other, and no module imports both (what both need of pipelines is in
+//! `pipeline_wire`). A third, `vo`, answers the Virtual Observatory's Simple
+//! Cone Search in VOTables. This crate holds no SQL and no
 //! platform logic: it turns HTTP into calls on the services and their
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
 //! also wires the lab proxy to the labs service and the platform's session
@@ -24,11 +25,13 @@ mod client;
 mod config;
 mod error;
 mod error_page;
+mod graph_svg;
 mod lab_proxy;
 mod listener;
 mod metrics_layer;
 mod openapi;
 mod pages;
+mod pipeline_wire;
 mod redirect;
 mod routes;
 mod security_headers;
@@ -42,7 +45,8 @@ pub use access::{Access, Surface};
 pub use app::{App, AppHandle, BuildError};
 pub use config::{HttpConfig, MetricsAccess, MetricsConfig, ProxyConfig, ServerConfig};
 pub use insitu_core::{
-    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig, SessionConfig,
+    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
+    SessionConfig,
 };
 pub use insitu_domain::Secret;
 pub use openapi::openapi_document;

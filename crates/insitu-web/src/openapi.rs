@@ -59,6 +59,9 @@ pub fn openapi_document() -> Value {
             None if route.path == "/metrics" => {
                 json!({"description": "Success", "content": {"text/plain": {"schema": {"type": "string"}}}})
             }
+            None if route.path.ends_with("/provenance") => {
+                json!({"description": "Success", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}})
+            }
             None if route.path == "/api/openapi.json" => {
                 json!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}})
             }

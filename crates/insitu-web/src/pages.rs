@@ -20,6 +20,8 @@ use insitu_domain::Role;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
+pub mod pipelines;
+
 use crate::auth::{self, clear_session_cookie, session_cookie};
 use crate::client::ClientAddr;
 use crate::error::{ApiFailure, PageBody, PageForm, PagePath};

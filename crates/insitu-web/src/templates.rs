@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: [(&str, &str); 21] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -29,6 +29,11 @@ const TEMPLATES: [(&str, &str); 16] = [
     ),
     ("teams.html", include_str!("templates/teams.html")),
     ("team.html", include_str!("templates/team.html")),
+    ("pipelines.html", include_str!("templates/pipelines.html")),
+    ("pipeline.html", include_str!("templates/pipeline.html")),
+    ("develop.html", include_str!("templates/develop.html")),
+    ("runs.html", include_str!("templates/runs.html")),
+    ("run.html", include_str!("templates/run.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

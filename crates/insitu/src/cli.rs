@@ -86,6 +86,12 @@ enum Command {
     /// Teams and their workspaces: create, invite, accept, leave, remove.
     #[command(subcommand)]
     Teams(TeamsCommand),
+    /// The pipeline catalogue: list, show, validate and push CWL pipelines.
+    #[command(subcommand)]
+    Pipelines(crate::cli_pipelines::PipelinesCommand),
+    /// Pipeline runs: submit, follow, read logs, cancel, resume, download.
+    #[command(subcommand)]
+    Runs(crate::cli_pipelines::RunsCommand),
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -373,6 +379,8 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         let volumes = crate::demo::demo_volumes(&root)?;
         tracing::info!(count = volumes.len(), root = %root.display(), "demo data volumes ready");
         config.volumes.extend(volumes);
+        config.pipelines.catalogue_dir = std::fs::canonicalize(&config.pipelines.catalogue_dir)
+            .unwrap_or(config.pipelines.catalogue_dir);
         // JupyterLab from the virtualenv the run script makes.
         let venv = std::path::Path::new(".venv/bin");
         if venv.join("jupyter-lab").exists() && config.labs.tool_path.is_empty() {
@@ -384,6 +392,11 @@ async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
         if config.proxy.public_url.is_none() && proxy.ip().is_loopback() && proxy.port() != 0 {
             config.proxy.public_url = Some(format!("http://{{lab}}.localhost:{}", proxy.port()));
         }
+    }
+    // The engine is this program's companion, unless the configuration
+    // says otherwise.
+    if config.pipelines.engine.is_none() {
+        config.pipelines.engine = crate::cwl::find_engine();
     }
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -623,6 +636,10 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
         Command::Search(args) => search_command(args).await,
         Command::Harvest { status, wait, json } => harvest_command(status, wait, json).await,
         Command::Teams(cmd) => teams_command(cmd).await,
+        Command::Pipelines(cmd) => {
+            crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
+        }
+        Command::Runs(cmd) => crate::cli_pipelines::runs(&Client::logged_in()?, cmd).await,
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Config(_)
@@ -862,7 +879,7 @@ fn print_json<T: Serialize>(v: &T) -> Result<(), ClientError> {
     Ok(())
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

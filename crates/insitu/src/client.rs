@@ -155,12 +155,23 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of the platform at `base`: an `http(s)://` URL, or
+    /// `unix:/path/to/socket` for the socket a lab reaches the platform
+    /// through.
     pub fn new(base: &str, token: Option<String>) -> Result<Client, ClientError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("insitu-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60))
+            .timeout(std::time::Duration::from_secs(120));
+        let base = match base.strip_prefix("unix:") {
+            Some(socket) => {
+                builder = builder.unix_socket(socket);
+                "http://localhost"
+            }
+            None => base,
+        };
+        let http = builder
             .build()
             .map_err(|e| ClientError::Other(format!("HTTP client: {e}")))?;
         Ok(Client {
@@ -228,5 +239,25 @@ impl Client {
 
     pub async fn call_no_body(&self, method: Method, path: &str) -> Result<(), ClientError> {
         self.send(method, path, None).await.map(drop)
+    }
+
+    /// A GET whose body is written to `out` as it arrives.
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ClientError> {
+        let mut resp = self.send(Method::GET, path, None).await?;
+        let mut n = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{}: {e}", self.base)))?
+        {
+            out.write_all(&chunk)
+                .map_err(|e| ClientError::Other(format!("writing the download: {e}")))?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
     }
 }

@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 14] = [
+const SERVER_KEYS: [&str; 15] = [
     "listen",
     "public_url",
     "data_dir",
@@ -25,6 +25,7 @@ const SERVER_KEYS: [&str; 14] = [
     "metrics",
     "admin",
     "labs",
+    "pipelines",
     "proxy",
     "volumes",
 ];

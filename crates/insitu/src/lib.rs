@@ -1,5 +1,7 @@
 //! The one `insitu` binary: `serve` and `demo` run the platform; `login`,
-//! `whoami`, `datalabs` and `volumes` are its command-line client.
+//! `whoami`, `datalabs`, `volumes`, `labs`, `pipelines` and `runs` are its
+//! command-line client, which also works from inside a lab through the
+//! platform's socket there (`INSITU_URL=unix:…`).
 //!
 //! This crate is thin glue: configuration loading, argument parsing, output
 //! formatting. The server's HTTP face lives in `insitu-web`, the platform's
@@ -9,6 +11,7 @@
 //! uses `anyhow`.
 
 pub mod cli;
+pub mod cli_pipelines;
 pub mod client;
 pub mod config;
 pub mod cwl;

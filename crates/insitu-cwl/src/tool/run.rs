@@ -6,6 +6,7 @@
 
 use crate::container::{Build, Podman};
 use crate::error::{CwlError, Result};
+use crate::events::{JobTrack, Status};
 use crate::executor::{CommandSpec, ContainerRun};
 use crate::expr::{Evaluator, Scope};
 use crate::files;
@@ -72,13 +73,39 @@ pub fn run_expression_tool(p: &Value, job: &Value, inh: &Inherited, ctx: &RunCtx
 
 /// Run a CommandLineTool and return its output object: prepare its inputs
 /// (or reuse a cached result), stage them, bind its command line, run it
-/// and collect its outputs.
+/// and collect its outputs. Its start and end go to the run's events.
 pub async fn run_command_line_tool(
     p: &Value,
     order: &Value,
     inh: &Inherited,
     ctx: &RunCtx,
 ) -> Result<Value> {
+    let track = ctx
+        .events
+        .as_ref()
+        .map(|e| JobTrack::new(e, inh.step.as_deref(), inh.scatter_index, true));
+    let mut code = None;
+    let r = run_tool_job(p, order, inh, ctx, track.as_ref(), &mut code).await;
+    if let Some(t) = &track {
+        match &r {
+            Ok((_, true)) => t.finished(Status::Reused, None, None),
+            Ok(_) => t.finished(Status::Success, code, None),
+            Err(e) => t.finished(Status::Failed, code, Some(&e.to_string())),
+        }
+    }
+    r.map(|(out, _)| out)
+}
+
+/// [`run_command_line_tool`]'s phases: the output object, and whether it
+/// came from the cache; `code` gets the command's exit status.
+async fn run_tool_job(
+    p: &Value,
+    order: &Value,
+    inh: &Inherited,
+    ctx: &RunCtx,
+    track: Option<&JobTrack>,
+    code: &mut Option<i32>,
+) -> Result<(Value, bool)> {
     let reqs = Reqs::of(p, inh)?;
     let job = Job {
         ev: reqs.evaluator(ctx.js_timeout),
@@ -90,19 +117,43 @@ pub async fn run_command_line_tool(
     let inputs = prepare_inputs(p, order, &job.reqs, &job.ev, &ctx.access)?;
     let cache_key = cache_key(p, &job.reqs, &job.ev, &inputs, ctx)?;
     if let Some(out) = reuse(p, inh, ctx, cache_key.as_deref()) {
-        return Ok(out);
+        return Ok((out, true));
     }
     let dirs = JobDirs::make(ctx)?;
     let mut staged = job.stage(inputs, &dirs).await?;
-    let (spec, streams) = job.bind(&mut staged, &dirs)?;
-    let code = job.execute(&staged, &spec, &dirs).await?;
-    record_command(ctx, inh, &spec, code);
-    check_exit_code(p, code, &spec.argv)?;
-    let out = job.collect(&staged, &streams, &dirs, code)?;
+    let (mut spec, streams) = job.bind(&mut staged, &dirs)?;
+    spec.log = match track.and_then(|t| t.log.as_deref()) {
+        Some(log) => Some(start_log(log, &spec)?),
+        None => None,
+    };
+    let exit = job.execute(&staged, &spec, &dirs, track).await?;
+    *code = Some(exit);
+    record_command(ctx, inh, &spec, exit);
+    check_exit_code(p, exit, &spec.argv)?;
+    let out = job.collect(&staged, &streams, &dirs, exit)?;
     if let (Some(c), Some(k)) = (&ctx.cache, &cache_key) {
         c.store(k, &dirs.out, &out, ctx.logger());
     }
-    Ok(out)
+    Ok((out, false))
+}
+
+/// Makes a job's log, opening with its command line (and where its
+/// captured streams go); returns its path.
+fn start_log(log: &Path, spec: &CommandSpec) -> Result<PathBuf> {
+    use std::io::Write;
+    let mut head = format!("$ {}\n", spec.argv.join(" "));
+    if let Some(c) = &spec.container {
+        head.push_str(&format!("# in a container of {}\n", c.image));
+    }
+    for (name, path) in [("stdout", &spec.stdout), ("stderr", &spec.stderr)] {
+        if let Some(p) = path {
+            head.push_str(&format!("# {name} goes to {}\n", p.display()));
+        }
+    }
+    let mut f = std::fs::File::create(log)
+        .map_err(|e| CwlError::Execution(format!("cannot make the log {}: {e}", log.display())))?;
+    f.write_all(head.as_bytes())?;
+    Ok(log.to_path_buf())
 }
 
 /// A CommandLineTool job going through its phases.
@@ -219,18 +270,33 @@ impl Job<'_> {
                 mounts: std::mem::take(&mut staged.places.mounts),
                 ..c.clone()
             }),
+            log: None,
         };
         Ok((spec, streams))
     }
 
     /// Make its image available, then run the command; its exit code.
-    async fn execute(&self, staged: &Staged, spec: &CommandSpec, dirs: &JobDirs) -> Result<i32> {
+    async fn execute(
+        &self,
+        staged: &Staged,
+        spec: &CommandSpec,
+        dirs: &JobDirs,
+        track: Option<&JobTrack>,
+    ) -> Result<i32> {
         let podman = staged.container.as_ref().map(|(e, _)| e);
         if let Some(podman) = podman {
             let scratch = dirs.aux.join("build");
             prepare_image(self.p, &self.reqs, self.ctx, podman, spec, &scratch).await?;
         }
-        execute(self.ctx, &self.reqs, &staged.scope.runtime, podman, spec).await
+        execute(
+            self.ctx,
+            &self.reqs,
+            &staged.scope.runtime,
+            podman,
+            spec,
+            track,
+        )
+        .await
     }
 
     /// Its output object, every File and Directory checked to lie in the
@@ -507,11 +573,15 @@ async fn execute(
     runtime: &Value,
     podman: Option<&Arc<Podman>>,
     spec: &CommandSpec,
+    track: Option<&JobTrack>,
 ) -> Result<i32> {
     use crate::executor::Executor;
     use std::sync::atomic::Ordering::SeqCst;
     ctx.log(&format!("running {}", spec.argv.join(" ")));
     let _permit = ctx.reserve(&declared_resources(reqs, runtime)).await?;
+    if let Some(t) = track {
+        t.started();
+    }
     ctx.progress.running.fetch_add(1, SeqCst);
     let r = match podman {
         Some(podman) => podman.run(spec).await,

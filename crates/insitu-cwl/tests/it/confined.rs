@@ -552,3 +552,61 @@ fn confined_container_builds_have_the_network_only_with_network_access() {
     assert_eq!(r.code(), 1, "{}", r.stderr());
     assert!(r.stderr().contains("needs NetworkAccess"), "{}", r.stderr());
 }
+
+/// The platform's layout: the jobs' directories and the inputs below a
+/// directory no sandbox shows (the data directory, hidden), the inputs two
+/// levels down: the tools' user passes through the directories the run's
+/// shared sandbox makes above them, as through those of a sandbox per job.
+#[test]
+fn the_tools_user_reaches_inputs_and_job_directories_below_hidden_ones() {
+    if !root() || !bwrap_works() {
+        return;
+    }
+    let data = tempfile::Builder::new()
+        .prefix("data-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let d = data.path();
+    std::fs::create_dir_all(d.join("workspaces/ann/fields")).unwrap();
+    std::fs::write(d.join("workspaces/ann/fields/in.txt"), "deep inside\n").unwrap();
+    for p in [
+        d.to_path_buf(),
+        d.join("workspaces"),
+        d.join("workspaces/ann"),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    let s = Scratch::new();
+    s.file("probe.cwl", PROBE);
+    s.file(
+        "wf.cwl",
+        &super::one_step("probe.cwl", &[("f", "File")], &[("log", "File")]),
+    );
+    s.file(
+        "job.json",
+        &format!(
+            r#"{{"f": {{"class": "File", "path": "{}/workspaces/ann/fields/in.txt"}}}}"#,
+            d.display()
+        ),
+    );
+    let hidden = d.display().to_string();
+    let work = d.join("runs/r1/work").display().to_string();
+    for mode in [None, Some("--sandbox-per-step")] {
+        let mut args = vec![
+            "--quiet",
+            "--run-as",
+            "65534:65534",
+            "--hide",
+            &hidden,
+            "--workdir",
+            &work,
+        ];
+        args.extend(mode);
+        args.extend(["wf.cwl", "job.json"]);
+        let r = s.run(&args);
+        assert_eq!(r.code(), 0, "{mode:?}: {}", r.stderr());
+        let log = std::fs::read_to_string(r.json()["log"]["path"].as_str().unwrap()).unwrap();
+        assert!(log.contains("deep inside"), "{mode:?}: {log}");
+        assert!(log.contains("HOME_WRITABLE"), "{mode:?}: {log}");
+    }
+}

@@ -8,6 +8,7 @@ mod bad_input;
 mod cache;
 mod confined;
 mod container;
+mod events;
 mod formats;
 mod fuzz;
 mod lints;

@@ -8,6 +8,9 @@
 //!   what the operator hides, the host's control groups and another lab's.
 //! - `platform`: the platform's own listener, accounts, sessions, cookies,
 //!   pages and API.
+//! - `pipelines`: another user's pipelines, runs, logs and outputs; what
+//!   a step can read and write; CWL and job orders reaching for host
+//!   paths.
 //! - `proxy`: labs through and around the lab proxy: another lab's code
 //!   going straight to a tool's port, another lab's host, tickets on the
 //!   wrong host, WebSockets from another origin, a squatted port, and a
@@ -16,6 +19,7 @@
 //!   routes and its workspace, from the API and from their labs.
 
 mod lab;
+mod pipelines;
 mod platform;
 mod proxy;
 mod teams;

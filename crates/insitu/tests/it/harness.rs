@@ -373,6 +373,17 @@ pub fn end_sandboxes(data_dir: &Path) {
     for user in &users {
         let _ = insitu_launcher::NetNs::delete(&network_name(user));
     }
+    // Runs' engines (and their tools) live in control groups of their own,
+    // in network namespaces of their own.
+    let runs = insitu_launcher::Cgroups::detect("insitu-runs");
+    for run in names("runs") {
+        if runs.dirs(&run).iter().any(|d| d.exists()) {
+            runs.kill_and_remove(&run);
+        }
+        if insitu_launcher::NetNs::exists(&format!("insitu-run-{run}")) {
+            let _ = insitu_launcher::NetNs::delete(&format!("insitu-run-{run}"));
+        }
+    }
 }
 
 /// The network namespace of the user with this id.

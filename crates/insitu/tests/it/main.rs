@@ -21,5 +21,6 @@ mod lifecycle;
 mod openapi;
 mod restart;
 mod roles;
+mod runs;
 mod teams;
 mod volumes;

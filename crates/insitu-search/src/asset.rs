@@ -211,30 +211,24 @@ impl Asset {
         }
     }
 
-    /// Every word a free-text query may match.
+    /// The words a free-text query may match beyond those with a field of
+    /// their own in the index (name, title, object, mission, instrument,
+    /// filter), which a query searches too: each word is indexed once.
     pub fn text(&self) -> String {
-        let mut parts: Vec<&str> = vec![&self.name, &self.title, &self.description];
+        let mut parts: Vec<&str> = vec![&self.description];
         for list in [
             &self.properties,
             &self.domain,
-            &self.mission,
-            &self.instrument,
-            &self.filter,
             &self.keywords,
             &self.columns,
         ] {
             parts.extend(list.iter().map(String::as_str));
         }
         parts.extend(
-            [
-                &self.telescope,
-                &self.object,
-                &self.volume,
-                &self.datalab_kind,
-            ]
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
+            [&self.telescope, &self.volume, &self.datalab_kind]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
         );
         parts.push(self.kind().as_str());
         parts.join(" ")

@@ -32,7 +32,7 @@ use crate::zones::ZoneIndex;
 
 /// Bump when the schema or the meaning of a field changes: an index of
 /// another version is rebuilt.
-const LAYOUT_VERSION: &str = "1";
+const LAYOUT_VERSION: &str = "2";
 const VERSION_FILE: &str = "insitu-index-version";
 
 /// What can go wrong with the index (not the caller's input).
@@ -83,7 +83,6 @@ impl Default for IndexOptions {
 
 #[derive(Clone, Copy)]
 struct Fields {
-    id: Field,
     key: Field,
     kind: Field,
     volume: Field,
@@ -108,7 +107,6 @@ pub const QUERY_FIELDS: [&str; 6] = ["title", "name", "object", "mission", "inst
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let f = Fields {
-        id: b.add_text_field("id", STRING),
         key: b.add_u64_field("key", INDEXED),
         kind: b.add_text_field("kind", STRING),
         volume: b.add_text_field("volume", STRING),
@@ -151,7 +149,8 @@ fn any_of(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
     Box::new(ConstScoreQuery::new(inner, 0.0))
 }
 
-/// The stable 64-bit key of an asset id, used by the spatial index.
+/// The stable 64-bit key of an asset id: what replaces and removes an
+/// asset in the index, and what the spatial index holds.
 pub fn key_of(id: &str) -> u64 {
     let h = Sha256::digest(id.as_bytes());
     let mut b = [0u8; 8];
@@ -265,7 +264,20 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let mut parser = QueryParser::for_index(&index, vec![f.title, f.text]);
+        // Each word is indexed once, in its own field or in `text`; free
+        // text searches them all.
+        let mut parser = QueryParser::for_index(
+            &index,
+            vec![
+                f.title,
+                f.name,
+                f.object,
+                f.mission,
+                f.instrument,
+                f.filter,
+                f.text,
+            ],
+        );
         parser.set_conjunction_by_default();
         parser.set_field_boost(f.title, 2.0);
         let ix = SearchIndex {
@@ -321,10 +333,9 @@ impl SearchIndex {
         Ok(serde_json::from_str(json)?)
     }
 
-    fn document(&self, a: &Asset, id: &str, key: u64) -> TantivyDocument {
+    fn document(&self, a: &Asset, key: u64) -> TantivyDocument {
         let f = &self.f;
         let mut d = TantivyDocument::default();
-        d.add_text(f.id, id);
         d.add_u64(f.key, key);
         d.add_text(f.kind, a.kind().as_str());
         if let Some(v) = &a.volume {
@@ -395,12 +406,11 @@ impl SearchIndex {
     }
 
     fn put(&self, a: &Asset, replace: bool) -> Result<(), IndexError> {
-        let id = a.id();
-        let key = key_of(&id);
-        let doc = self.document(a, &id, key);
+        let key = key_of(&a.id());
+        let doc = self.document(a, key);
         let writer = self.writer()?;
         if replace {
-            writer.delete_term(Term::from_field_text(self.f.id, &id));
+            writer.delete_term(Term::from_field_u64(self.f.key, key));
         }
         writer.add_document(doc)?;
         drop(writer);
@@ -414,9 +424,10 @@ impl SearchIndex {
 
     /// Removes the asset of this id.
     pub fn remove(&self, id: &str) -> Result<(), IndexError> {
+        let key = key_of(id);
         self.writer()?
-            .delete_term(Term::from_field_text(self.f.id, id));
-        self.shapes()?.remove(&key_of(id));
+            .delete_term(Term::from_field_u64(self.f.key, key));
+        self.shapes()?.remove(&key);
         Ok(())
     }
 

@@ -84,8 +84,6 @@ impl Default for IndexOptions {
 #[derive(Clone, Copy)]
 struct Fields {
     key: Field,
-    kind: Field,
-    volume: Field,
     audience: Field,
     text: Field,
     title: Field,
@@ -96,7 +94,6 @@ struct Fields {
     filter: Field,
     facets: Field,
     date: Field,
-    sky: Field,
     sort: Field,
     doc: Field,
 }
@@ -108,8 +105,6 @@ fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let f = Fields {
         key: b.add_u64_field("key", INDEXED),
-        kind: b.add_text_field("kind", STRING),
-        volume: b.add_text_field("volume", STRING),
         audience: b.add_text_field("audience", STRING),
         text: b.add_text_field("text", TEXT),
         title: b.add_text_field("title", TEXT),
@@ -120,7 +115,6 @@ fn schema() -> (Schema, Fields) {
         filter: b.add_text_field("filter", TEXT),
         facets: b.add_facet_field("facets", FacetOptions::default()),
         date: b.add_i64_field("date", INDEXED | tantivy::schema::FAST),
-        sky: b.add_text_field("sky", STRING),
         sort: b.add_text_field("sort", STRING | tantivy::schema::FAST),
         doc: b.add_text_field("doc", STORED),
     };
@@ -147,6 +141,16 @@ fn any_of(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
         _ => Box::new(BooleanQuery::new(clauses)),
     };
     Box::new(ConstScoreQuery::new(inner, 0.0))
+}
+
+/// The term of one facet value: it also selects the assets of a kind
+/// (`type`) or the datasets of a volume (`volume`), which have no field of
+/// their own.
+fn facet_term(field: Field, facet: FacetName, value: &str) -> Term {
+    Term::from_facet(
+        field,
+        &tantivy::schema::Facet::from_path([facet.as_str(), value]),
+    )
 }
 
 /// The stable 64-bit key of an asset id: what replaces and removes an
@@ -295,11 +299,11 @@ impl SearchIndex {
     /// Reads every placed asset back into the spatial index.
     fn load_shapes(&self) -> Result<(), IndexError> {
         let searcher = self.reader.searcher();
-        let placed = TermQuery::new(
-            Term::from_field_text(self.f.sky, "1"),
+        let datasets = TermQuery::new(
+            facet_term(self.f.facets, FacetName::Type, AssetKind::Dataset.as_str()),
             IndexRecordOption::Basic,
         );
-        let docs = searcher.search(&placed, &DocSetCollector)?;
+        let docs = searcher.search(&datasets, &DocSetCollector)?;
         let mut shapes = self.shapes.lock().map_err(|_| IndexError::Poisoned)?;
         for addr in docs {
             let asset = self.asset_at(&searcher, addr)?;
@@ -337,10 +341,6 @@ impl SearchIndex {
         let f = &self.f;
         let mut d = TantivyDocument::default();
         d.add_u64(f.key, key);
-        d.add_text(f.kind, a.kind().as_str());
-        if let Some(v) = &a.volume {
-            d.add_text(f.volume, v);
-        }
         for k in &a.audience {
             d.add_text(f.audience, k);
         }
@@ -361,7 +361,7 @@ impl SearchIndex {
         }
         for facet in FacetName::ALL {
             let mut values = a.facet_values(facet);
-            values.sort();
+            values.sort_unstable();
             values.dedup();
             for v in values.iter().filter(|v| !v.is_empty()) {
                 d.add_facet(
@@ -372,9 +372,6 @@ impl SearchIndex {
         }
         if let Some((_, at)) = a.date_obs.as_deref().and_then(crate::date::parse) {
             d.add_i64(f.date, at);
-        }
-        if a.shape.is_some() {
-            d.add_text(f.sky, "1");
         }
         let order = AssetKind::ALL
             .iter()
@@ -434,7 +431,7 @@ impl SearchIndex {
     /// Removes every asset of a kind.
     pub fn remove_kind(&self, kind: AssetKind) -> Result<(), IndexError> {
         self.writer()?
-            .delete_term(Term::from_field_text(self.f.kind, kind.as_str()));
+            .delete_term(facet_term(self.f.facets, FacetName::Type, kind.as_str()));
         if kind == AssetKind::Dataset {
             self.shapes()?.clear();
         }
@@ -444,7 +441,7 @@ impl SearchIndex {
     /// Removes every dataset of a volume.
     pub fn remove_volume_datasets(&self, volume: &str) -> Result<(), IndexError> {
         self.writer()?
-            .delete_term(Term::from_field_text(self.f.volume, volume));
+            .delete_term(facet_term(self.f.facets, FacetName::Volume, volume));
         self.shapes()?
             .retain(|_, (v, _)| v.as_deref() != Some(volume));
         Ok(())
@@ -472,7 +469,7 @@ impl SearchIndex {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
             Occur::Must,
             Box::new(TermQuery::new(
-                Term::from_field_text(self.f.kind, kind.as_str()),
+                facet_term(self.f.facets, FacetName::Type, kind.as_str()),
                 IndexRecordOption::Basic,
             )),
         )];
@@ -480,7 +477,7 @@ impl SearchIndex {
             clauses.push((
                 Occur::Must,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(self.f.volume, v),
+                    facet_term(self.f.facets, FacetName::Volume, v),
                     IndexRecordOption::Basic,
                 )),
             ));
@@ -739,7 +736,7 @@ impl SearchIndex {
     pub fn kind_count(&self, kind: AssetKind) -> Result<usize, IndexError> {
         let searcher = self.reader.searcher();
         Ok(searcher.search(
-            &*self.term_query(Term::from_field_text(self.f.kind, kind.as_str())),
+            &*self.term_query(facet_term(self.f.facets, FacetName::Type, kind.as_str())),
             &Count,
         )?)
     }

@@ -5,6 +5,10 @@
 //! Every search — text, facets, cone — is one tantivy query that includes
 //! the viewer's audience keys as a required clause, so nothing a viewer may
 //! not see is found, counted or paged through.
+//!
+//! Each word of an asset is indexed once (building the index is mostly
+//! tokenizing and term dictionaries): in a field of its own or in `text`,
+//! and free text searches every one of them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;

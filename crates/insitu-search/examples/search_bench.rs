@@ -6,6 +6,7 @@
 //! `bench/search.sh`, which starts the PostgreSQL.
 //!
 //! Usage: search_bench RECORDS POSTGRES_URL [QUERIES_PER_CLIENT]
+//! (`-` for the URL measures the discovery index alone).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(
     clippy::cast_precision_loss,
@@ -185,11 +186,68 @@ fn cpu_seconds() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
-fn row(name: &str, ours: (f64, f64), pg: (f64, f64)) {
-    println!(
-        "{name:<44} insitu p50 {:>7.2} ms p99 {:>7.2} ms | postgres p50 {:>7.2} ms p99 {:>7.2} ms",
-        ours.0, ours.1, pg.0, pg.1
+fn row(name: &str, ours: (f64, f64), pg: Option<(f64, f64)>) {
+    let theirs = pg.map_or_else(
+        || "postgres not run".to_owned(),
+        |pg| format!("postgres p50 {:>7.2} ms p99 {:>7.2} ms", pg.0, pg.1),
     );
+    println!(
+        "{name:<44} insitu p50 {:>7.2} ms p99 {:>7.2} ms | {theirs}",
+        ours.0, ours.1
+    );
+}
+
+/// Loads the records into PostgreSQL with its indexes; the runtime, a pool
+/// and how long the load took.
+fn postgres(url: &str, recs: &[Record]) -> (tokio::runtime::Runtime, sqlx::PgPool, Duration) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = rt.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(url).await.unwrap();
+        for q in [
+            "CREATE EXTENSION IF NOT EXISTS q3c",
+            "DROP TABLE IF EXISTS datasets",
+            "CREATE TABLE datasets (id bigint PRIMARY KEY, mission text, instrument text, filter text, \
+             title text, description text, ra double precision, dec double precision, date_obs date, \
+             tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', title || ' ' || description || ' ' || mission || ' ' || instrument)) STORED)",
+        ] {
+            sqlx::query(q).execute(&pool).await.unwrap();
+        }
+        pool
+    });
+    let mut csv = String::with_capacity(recs.len() * 120);
+    for r in recs {
+        csv.push_str(&format!(
+            "{},{},{},{},\"{}\",\"{}\",{},{},{}\n",
+            r.id, r.mission, r.instrument, r.filter, r.title, r.description, r.ra, r.dec, r.date
+        ));
+    }
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut conn = pool.acquire().await.unwrap();
+        let mut copy = conn
+            .copy_in_raw("COPY datasets (id, mission, instrument, filter, title, description, ra, dec, date_obs) FROM STDIN (FORMAT csv)")
+            .await
+            .unwrap();
+        for chunk in csv.as_bytes().chunks(1 << 20) {
+            copy.send(chunk).await.unwrap();
+        }
+        copy.finish().await.unwrap();
+        drop(conn);
+        for q in [
+            "CREATE INDEX ON datasets USING gin (tsv)",
+            "CREATE INDEX ON datasets (q3c_ang2ipix(ra, dec))",
+            "CREATE INDEX ON datasets (mission)",
+            "CLUSTER datasets USING datasets_q3c_ang2ipix_idx",
+            "ANALYZE datasets",
+        ] {
+            sqlx::query(q).execute(&pool).await.unwrap();
+        }
+    });
+    (rt, pool, t.elapsed())
 }
 
 fn main() {
@@ -225,62 +283,23 @@ fn main() {
     let ours_cpu = cpu_seconds() - cpu;
 
     // PostgreSQL with the same records.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let pool = rt.block_on(async {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
-        for q in [
-            "CREATE EXTENSION IF NOT EXISTS q3c",
-            "DROP TABLE IF EXISTS datasets",
-            "CREATE TABLE datasets (id bigint PRIMARY KEY, mission text, instrument text, filter text, \
-             title text, description text, ra double precision, dec double precision, date_obs date, \
-             tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', title || ' ' || description || ' ' || mission || ' ' || instrument)) STORED)",
-        ] {
-            sqlx::query(q).execute(&pool).await.unwrap();
-        }
-        pool
-    });
-    let mut csv = String::with_capacity(n * 120);
-    for r in &recs {
-        csv.push_str(&format!(
-            "{},{},{},{},\"{}\",\"{}\",{},{},{}\n",
-            r.id, r.mission, r.instrument, r.filter, r.title, r.description, r.ra, r.dec, r.date
-        ));
-    }
-    let t = Instant::now();
-    rt.block_on(async {
-        let mut conn = pool.acquire().await.unwrap();
-        let mut copy = conn
-            .copy_in_raw("COPY datasets (id, mission, instrument, filter, title, description, ra, dec, date_obs) FROM STDIN (FORMAT csv)")
-            .await
-            .unwrap();
-        for chunk in csv.as_bytes().chunks(1 << 20) {
-            copy.send(chunk).await.unwrap();
-        }
-        copy.finish().await.unwrap();
-        drop(conn);
-        for q in [
-            "CREATE INDEX ON datasets USING gin (tsv)",
-            "CREATE INDEX ON datasets (q3c_ang2ipix(ra, dec))",
-            "CREATE INDEX ON datasets (mission)",
-            "CLUSTER datasets USING datasets_q3c_ang2ipix_idx",
-            "ANALYZE datasets",
-        ] {
-            sqlx::query(q).execute(&pool).await.unwrap();
-        }
-    });
-    let pg_build = t.elapsed();
+    let pg = (url != "-").then(|| postgres(&url, &recs));
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let theirs = pg.as_ref().map_or_else(
+        || "postgres not run".to_owned(),
+        |(_, _, d)| {
+            format!(
+                "postgres {:>9.0} records/s ({:.1} s)",
+                rate(*d),
+                d.as_secs_f64()
+            )
+        },
+    );
     println!(
-        "{:<44} insitu {:>9.0} records/s ({:.1} s) | postgres {:>9.0} records/s ({:.1} s)",
+        "{:<44} insitu {:>9.0} records/s ({:.1} s) | {theirs}",
         "build (load with indexes)",
         rate(ours_build),
         ours_build.as_secs_f64(),
-        rate(pg_build),
-        pg_build.as_secs_f64()
     );
     println!(
         "(the index build used {ours_cpu:.1} CPU seconds: {:.0} records per CPU second)",
@@ -326,15 +345,17 @@ fn main() {
         let found = ix.search(&r, &keys).unwrap();
         assert!(!found.facets[&FacetName::Instrument].is_empty());
     });
-    let pg_sel = two_clients(per_client, |c, i| {
-        rt.block_on(async {
-            let (w, m) = (word(c, i), mission(c, i));
-            sqlx::query("SELECT id, title FROM datasets WHERE tsv @@ to_tsquery('simple', $1) AND mission = $2 \
-                         ORDER BY ts_rank(tsv, to_tsquery('simple', $1)) DESC LIMIT 20")
-                .bind(w).bind(m).fetch_all(&pool).await.unwrap();
-            sqlx::query("SELECT instrument, count(*) FROM datasets WHERE tsv @@ to_tsquery('simple', $1) AND mission = $2 GROUP BY instrument")
-                .bind(w).bind(m).fetch_all(&pool).await.unwrap();
-        });
+    let pg_sel = pg.as_ref().map(|(rt, pool, _)| {
+        two_clients(per_client, |c, i| {
+            rt.block_on(async {
+                let (w, m) = (word(c, i), mission(c, i));
+                sqlx::query("SELECT id, title FROM datasets WHERE tsv @@ to_tsquery('simple', $1) AND mission = $2 \
+                             ORDER BY ts_rank(tsv, to_tsquery('simple', $1)) DESC LIMIT 20")
+                    .bind(w).bind(m).fetch_all(pool).await.unwrap();
+                sqlx::query("SELECT instrument, count(*) FROM datasets WHERE tsv @@ to_tsquery('simple', $1) AND mission = $2 GROUP BY instrument")
+                    .bind(w).bind(m).fetch_all(pool).await.unwrap();
+            });
+        })
     });
     row(
         "selective text + mission filter + instrument counts",
@@ -347,14 +368,16 @@ fn main() {
         let found = ix.search(&r, &keys).unwrap();
         assert!(found.facets[&FacetName::Mission].len() == MISSIONS.len());
     });
-    let pg_broad = two_clients(per_client / 5, |_, _| {
-        rt.block_on(async {
-            sqlx::query("SELECT id, title FROM datasets WHERE tsv @@ to_tsquery('simple', 'survey') \
-                         ORDER BY ts_rank(tsv, to_tsquery('simple', 'survey')) DESC LIMIT 20")
-                .fetch_all(&pool).await.unwrap();
-            sqlx::query("SELECT mission, count(*) FROM datasets WHERE tsv @@ to_tsquery('simple', 'survey') GROUP BY mission")
-                .fetch_all(&pool).await.unwrap();
-        });
+    let pg_broad = pg.as_ref().map(|(rt, pool, _)| {
+        two_clients(per_client / 5, |_, _| {
+            rt.block_on(async {
+                sqlx::query("SELECT id, title FROM datasets WHERE tsv @@ to_tsquery('simple', 'survey') \
+                             ORDER BY ts_rank(tsv, to_tsquery('simple', 'survey')) DESC LIMIT 20")
+                    .fetch_all(pool).await.unwrap();
+                sqlx::query("SELECT mission, count(*) FROM datasets WHERE tsv @@ to_tsquery('simple', 'survey') GROUP BY mission")
+                    .fetch_all(pool).await.unwrap();
+            });
+        })
     });
     row(
         "broad text (~20% hit) + mission counts",
@@ -371,12 +394,14 @@ fn main() {
         ix.cone(&Cone::new(ra, dec, 0.5).unwrap(), &keys, 10_000)
             .unwrap();
     });
-    let pg_cone = two_clients(per_client, |c, i| {
-        let (ra, dec) = centre(c, i);
-        rt.block_on(async {
-            sqlx::query("SELECT id, ra, dec, title FROM datasets WHERE q3c_radial_query(ra, dec, $1, $2, 0.5)")
-                .bind(ra).bind(dec).fetch_all(&pool).await.unwrap();
-        });
+    let pg_cone = pg.as_ref().map(|(rt, pool, _)| {
+        two_clients(per_client, |c, i| {
+            let (ra, dec) = centre(c, i);
+            rt.block_on(async {
+                sqlx::query("SELECT id, ra, dec, title FROM datasets WHERE q3c_radial_query(ra, dec, $1, $2, 0.5)")
+                    .bind(ra).bind(dec).fetch_all(pool).await.unwrap();
+            });
+        })
     });
     row("cone 0.5 deg", ours_cone, pg_cone);
 }

@@ -3,6 +3,8 @@
 //! [`Asset`]. A service feeds its kind by building assets; a new kind is a
 //! variant of [`AssetKind`] and a constructor.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::sky::Shape;
@@ -197,44 +199,51 @@ impl Asset {
         crate::date::parse(self.date_obs.as_deref()?).map(|(y, _)| y)
     }
 
-    /// The values the asset carries for a facet.
-    pub fn facet_values(&self, facet: FacetName) -> Vec<String> {
+    /// The values the asset carries for a facet (borrowed where it holds
+    /// them as they are).
+    pub fn facet_values(&self, facet: FacetName) -> Vec<Cow<'_, str>> {
+        fn each(list: &[String]) -> Vec<Cow<'_, str>> {
+            list.iter().map(|v| Cow::Borrowed(v.as_str())).collect()
+        }
         match facet {
-            FacetName::Type => vec![self.kind().as_str().to_owned()],
-            FacetName::Property => self.properties.clone(),
-            FacetName::Domain => self.domain.clone(),
-            FacetName::Mission => self.mission.clone(),
-            FacetName::Instrument => self.instrument.clone(),
-            FacetName::Filter => self.filter.clone(),
-            FacetName::Year => self.year().map(|y| y.to_string()).into_iter().collect(),
-            FacetName::Volume => self.volume.clone().into_iter().collect(),
+            FacetName::Type => vec![Cow::Borrowed(self.kind().as_str())],
+            FacetName::Property => each(&self.properties),
+            FacetName::Domain => each(&self.domain),
+            FacetName::Mission => each(&self.mission),
+            FacetName::Instrument => each(&self.instrument),
+            FacetName::Filter => each(&self.filter),
+            FacetName::Year => self
+                .year()
+                .map(|y| Cow::Owned(y.to_string()))
+                .into_iter()
+                .collect(),
+            FacetName::Volume => self
+                .volume
+                .as_deref()
+                .map(Cow::Borrowed)
+                .into_iter()
+                .collect(),
         }
     }
 
-    /// Every word a free-text query may match.
+    /// The words a free-text query may match beyond those with a field of
+    /// their own in the index (name, title, object, mission, instrument,
+    /// filter), which a query searches too: each word is indexed once.
     pub fn text(&self) -> String {
-        let mut parts: Vec<&str> = vec![&self.name, &self.title, &self.description];
+        let mut parts: Vec<&str> = vec![&self.description];
         for list in [
             &self.properties,
             &self.domain,
-            &self.mission,
-            &self.instrument,
-            &self.filter,
             &self.keywords,
             &self.columns,
         ] {
             parts.extend(list.iter().map(String::as_str));
         }
         parts.extend(
-            [
-                &self.telescope,
-                &self.object,
-                &self.volume,
-                &self.datalab_kind,
-            ]
-            .into_iter()
-            .flatten()
-            .map(String::as_str),
+            [&self.telescope, &self.volume, &self.datalab_kind]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
         );
         parts.push(self.kind().as_str());
         parts.join(" ")

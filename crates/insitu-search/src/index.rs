@@ -5,6 +5,10 @@
 //! Every search — text, facets, cone — is one tantivy query that includes
 //! the viewer's audience keys as a required clause, so nothing a viewer may
 //! not see is found, counted or paged through.
+//!
+//! Each word of an asset is indexed once (building the index is mostly
+//! tokenizing and term dictionaries): in a field of its own or in `text`,
+//! and free text searches every one of them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
@@ -32,7 +36,7 @@ use crate::zones::ZoneIndex;
 
 /// Bump when the schema or the meaning of a field changes: an index of
 /// another version is rebuilt.
-const LAYOUT_VERSION: &str = "1";
+const LAYOUT_VERSION: &str = "2";
 const VERSION_FILE: &str = "insitu-index-version";
 
 /// What can go wrong with the index (not the caller's input).
@@ -83,10 +87,7 @@ impl Default for IndexOptions {
 
 #[derive(Clone, Copy)]
 struct Fields {
-    id: Field,
     key: Field,
-    kind: Field,
-    volume: Field,
     audience: Field,
     text: Field,
     title: Field,
@@ -97,7 +98,6 @@ struct Fields {
     filter: Field,
     facets: Field,
     date: Field,
-    sky: Field,
     sort: Field,
     doc: Field,
 }
@@ -108,10 +108,7 @@ pub const QUERY_FIELDS: [&str; 6] = ["title", "name", "object", "mission", "inst
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let f = Fields {
-        id: b.add_text_field("id", STRING),
         key: b.add_u64_field("key", INDEXED),
-        kind: b.add_text_field("kind", STRING),
-        volume: b.add_text_field("volume", STRING),
         audience: b.add_text_field("audience", STRING),
         text: b.add_text_field("text", TEXT),
         title: b.add_text_field("title", TEXT),
@@ -121,8 +118,8 @@ fn schema() -> (Schema, Fields) {
         instrument: b.add_text_field("instrument", TEXT),
         filter: b.add_text_field("filter", TEXT),
         facets: b.add_facet_field("facets", FacetOptions::default()),
-        date: b.add_i64_field("date", INDEXED | tantivy::schema::FAST),
-        sky: b.add_text_field("sky", STRING),
+        // Date ranges read the fast column; terms would go unused.
+        date: b.add_i64_field("date", tantivy::schema::FAST),
         sort: b.add_text_field("sort", STRING | tantivy::schema::FAST),
         doc: b.add_text_field("doc", STORED),
     };
@@ -151,7 +148,18 @@ fn any_of(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
     Box::new(ConstScoreQuery::new(inner, 0.0))
 }
 
-/// The stable 64-bit key of an asset id, used by the spatial index.
+/// The term of one facet value: it also selects the assets of a kind
+/// (`type`) or the datasets of a volume (`volume`), which have no field of
+/// their own.
+fn facet_term(field: Field, facet: FacetName, value: &str) -> Term {
+    Term::from_facet(
+        field,
+        &tantivy::schema::Facet::from_path([facet.as_str(), value]),
+    )
+}
+
+/// The stable 64-bit key of an asset id: what replaces and removes an
+/// asset in the index, and what the spatial index holds.
 pub fn key_of(id: &str) -> u64 {
     let h = Sha256::digest(id.as_bytes());
     let mut b = [0u8; 8];
@@ -265,7 +273,20 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let mut parser = QueryParser::for_index(&index, vec![f.title, f.text]);
+        // Each word is indexed once, in its own field or in `text`; free
+        // text searches them all.
+        let mut parser = QueryParser::for_index(
+            &index,
+            vec![
+                f.title,
+                f.name,
+                f.object,
+                f.mission,
+                f.instrument,
+                f.filter,
+                f.text,
+            ],
+        );
         parser.set_conjunction_by_default();
         parser.set_field_boost(f.title, 2.0);
         let ix = SearchIndex {
@@ -283,11 +304,11 @@ impl SearchIndex {
     /// Reads every placed asset back into the spatial index.
     fn load_shapes(&self) -> Result<(), IndexError> {
         let searcher = self.reader.searcher();
-        let placed = TermQuery::new(
-            Term::from_field_text(self.f.sky, "1"),
+        let datasets = TermQuery::new(
+            facet_term(self.f.facets, FacetName::Type, AssetKind::Dataset.as_str()),
             IndexRecordOption::Basic,
         );
-        let docs = searcher.search(&placed, &DocSetCollector)?;
+        let docs = searcher.search(&datasets, &DocSetCollector)?;
         let mut shapes = self.shapes.lock().map_err(|_| IndexError::Poisoned)?;
         for addr in docs {
             let asset = self.asset_at(&searcher, addr)?;
@@ -321,15 +342,10 @@ impl SearchIndex {
         Ok(serde_json::from_str(json)?)
     }
 
-    fn document(&self, a: &Asset, id: &str, key: u64) -> TantivyDocument {
+    fn document(&self, a: &Asset, key: u64) -> TantivyDocument {
         let f = &self.f;
         let mut d = TantivyDocument::default();
-        d.add_text(f.id, id);
         d.add_u64(f.key, key);
-        d.add_text(f.kind, a.kind().as_str());
-        if let Some(v) = &a.volume {
-            d.add_text(f.volume, v);
-        }
         for k in &a.audience {
             d.add_text(f.audience, k);
         }
@@ -350,7 +366,7 @@ impl SearchIndex {
         }
         for facet in FacetName::ALL {
             let mut values = a.facet_values(facet);
-            values.sort();
+            values.sort_unstable();
             values.dedup();
             for v in values.iter().filter(|v| !v.is_empty()) {
                 d.add_facet(
@@ -361,9 +377,6 @@ impl SearchIndex {
         }
         if let Some((_, at)) = a.date_obs.as_deref().and_then(crate::date::parse) {
             d.add_i64(f.date, at);
-        }
-        if a.shape.is_some() {
-            d.add_text(f.sky, "1");
         }
         let order = AssetKind::ALL
             .iter()
@@ -395,12 +408,11 @@ impl SearchIndex {
     }
 
     fn put(&self, a: &Asset, replace: bool) -> Result<(), IndexError> {
-        let id = a.id();
-        let key = key_of(&id);
-        let doc = self.document(a, &id, key);
+        let key = key_of(&a.id());
+        let doc = self.document(a, key);
         let writer = self.writer()?;
         if replace {
-            writer.delete_term(Term::from_field_text(self.f.id, &id));
+            writer.delete_term(Term::from_field_u64(self.f.key, key));
         }
         writer.add_document(doc)?;
         drop(writer);
@@ -414,16 +426,17 @@ impl SearchIndex {
 
     /// Removes the asset of this id.
     pub fn remove(&self, id: &str) -> Result<(), IndexError> {
+        let key = key_of(id);
         self.writer()?
-            .delete_term(Term::from_field_text(self.f.id, id));
-        self.shapes()?.remove(&key_of(id));
+            .delete_term(Term::from_field_u64(self.f.key, key));
+        self.shapes()?.remove(&key);
         Ok(())
     }
 
     /// Removes every asset of a kind.
     pub fn remove_kind(&self, kind: AssetKind) -> Result<(), IndexError> {
         self.writer()?
-            .delete_term(Term::from_field_text(self.f.kind, kind.as_str()));
+            .delete_term(facet_term(self.f.facets, FacetName::Type, kind.as_str()));
         if kind == AssetKind::Dataset {
             self.shapes()?.clear();
         }
@@ -433,7 +446,7 @@ impl SearchIndex {
     /// Removes every dataset of a volume.
     pub fn remove_volume_datasets(&self, volume: &str) -> Result<(), IndexError> {
         self.writer()?
-            .delete_term(Term::from_field_text(self.f.volume, volume));
+            .delete_term(facet_term(self.f.facets, FacetName::Volume, volume));
         self.shapes()?
             .retain(|_, (v, _)| v.as_deref() != Some(volume));
         Ok(())
@@ -461,7 +474,7 @@ impl SearchIndex {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
             Occur::Must,
             Box::new(TermQuery::new(
-                Term::from_field_text(self.f.kind, kind.as_str()),
+                facet_term(self.f.facets, FacetName::Type, kind.as_str()),
                 IndexRecordOption::Basic,
             )),
         )];
@@ -469,7 +482,7 @@ impl SearchIndex {
             clauses.push((
                 Occur::Must,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(self.f.volume, v),
+                    facet_term(self.f.facets, FacetName::Volume, v),
                     IndexRecordOption::Basic,
                 )),
             ));
@@ -728,7 +741,7 @@ impl SearchIndex {
     pub fn kind_count(&self, kind: AssetKind) -> Result<usize, IndexError> {
         let searcher = self.reader.searcher();
         Ok(searcher.search(
-            &*self.term_query(Term::from_field_text(self.f.kind, kind.as_str())),
+            &*self.term_query(facet_term(self.f.facets, FacetName::Type, kind.as_str())),
             &Count,
         )?)
     }

@@ -275,3 +275,143 @@ fn a_damaged_or_foreign_index_is_rebuilt_and_a_sound_one_reused() {
     ix.commit().unwrap();
     assert_eq!(ix.len(), 1);
 }
+
+fn total(ix: &SearchIndex, q: &str) -> usize {
+    let r = SearchRequest {
+        text: q.to_owned(),
+        ..SearchRequest::default()
+    };
+    ix.search(&r, &public())
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
+        .total
+}
+
+#[test]
+fn free_text_finds_every_described_word_and_phrases_in_each_field() {
+    let ix = SearchIndex::in_memory(IndexOptions::default());
+    let mut a = Asset::new(
+        AssetKind::Dataset,
+        "deep/m31_field.fits",
+        "Andromeda deep field",
+        public(),
+    );
+    a.volume = Some("xmm-archive".to_owned());
+    a.description = "Calibrated spiral galaxy mosaic".to_owned();
+    a.mission = vec!["XMM-Newton".to_owned()];
+    a.instrument = vec!["EPIC-pn".to_owned()];
+    a.filter = vec!["Thick".to_owned()];
+    a.object = Some("M31".to_owned());
+    a.telescope = Some("XMM".to_owned());
+    a.keywords = vec!["flagship".to_owned()];
+    a.columns = vec!["flux_band8".to_owned()];
+    a.properties = vec!["data_volume".to_owned()];
+    ix.upsert(&a).unwrap();
+    let mut other = Asset::new(AssetKind::Datalab, "ds9", "SAOImage DS9", public());
+    other.description = "Image viewer for field work".to_owned();
+    other.datalab_kind = Some("desktop".to_owned());
+    ix.upsert(&other).unwrap();
+    ix.commit().unwrap();
+    // Each word, wherever the asset holds it, is found by free text.
+    for (q, n) in [
+        ("andromeda", 1),
+        ("m31_field", 1),
+        ("m31", 1),
+        ("newton", 1),
+        ("epic", 1),
+        ("thick", 1),
+        ("spiral", 1),
+        ("flagship", 1),
+        ("flux_band8", 1),
+        ("xmm", 1),
+        ("data_volume", 1),
+        ("dataset", 1),
+        ("datalab", 1),
+        ("desktop", 1),
+        ("field", 2),
+        // Every word must match, each in any field.
+        ("m31 galaxy newton thick", 1),
+        ("m31 viewer", 0),
+        ("field -spiral", 1),
+        // Phrases within a field, and words that split into a phrase.
+        ("\"deep field\"", 1),
+        ("\"spiral galaxy\"", 1),
+        ("\"galaxy spiral\"", 0),
+        ("XMM-Newton", 1),
+        ("mission:XMM-Newton", 1),
+        ("title:\"andromeda deep\"", 1),
+        ("object:m31", 1),
+        ("name:m31_field.fits", 1),
+        ("instrument:epic-pn", 1),
+        ("filter:thick", 1),
+        ("mission:spiral", 0),
+    ] {
+        assert_eq!(total(&ix, q), n, "{q}");
+    }
+    // Replacing an asset leaves one copy, holding the new words only.
+    a.description = "Reprocessed".to_owned();
+    ix.upsert(&a).unwrap();
+    ix.commit().unwrap();
+    assert_eq!(total(&ix, "reprocessed"), 1);
+    assert_eq!(total(&ix, "spiral"), 0);
+    assert_eq!(total(&ix, "andromeda"), 1);
+    ix.remove(&a.id()).unwrap();
+    ix.commit().unwrap();
+    assert_eq!(total(&ix, "andromeda"), 0);
+    assert_eq!(ix.len(), 1);
+}
+
+#[test]
+fn without_free_text_results_come_by_kind_then_title() {
+    let ix = SearchIndex::in_memory(IndexOptions::default());
+    // Titles that share long beginnings and differ in case.
+    for (i, title) in [
+        "Gaia DR3 source catalogue part 10",
+        "gaia DR3 source catalogue part 02",
+        "Gaia DR3 source catalogue part 1",
+        "Andromeda",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut d = dataset("v", &format!("f{i}.fits"), "Gaia", "RVS", 1.0, 2.0);
+        d.title = (*title).to_owned();
+        ix.upsert(&d).unwrap();
+    }
+    ix.upsert(&Asset::new(AssetKind::Volume, "v", "Zeta volume", public()))
+        .unwrap();
+    ix.upsert(&Asset::new(AssetKind::Datalab, "z", "Zoo", public()))
+        .unwrap();
+    ix.upsert(&Asset::new(AssetKind::Datalab, "a", "aladin", public()))
+        .unwrap();
+    ix.commit().unwrap();
+    let titles = |r: &SearchRequest| -> Vec<String> {
+        ix.search(r, &public())
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.asset.title)
+            .collect()
+    };
+    let all = titles(&SearchRequest::default());
+    assert_eq!(
+        all,
+        [
+            "aladin",
+            "Zoo",
+            "Zeta volume",
+            "Andromeda",
+            "gaia DR3 source catalogue part 02",
+            "Gaia DR3 source catalogue part 1",
+            "Gaia DR3 source catalogue part 10",
+        ],
+        "datalabs, then volumes, then datasets; titles without regard to case"
+    );
+    let page = SearchRequest::parse(Some("limit=2&offset=4")).unwrap();
+    assert_eq!(
+        titles(&page),
+        [
+            "gaia DR3 source catalogue part 02",
+            "Gaia DR3 source catalogue part 1",
+        ]
+    );
+}

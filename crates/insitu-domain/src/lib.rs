@@ -1,12 +1,15 @@
 //! The platform's vocabulary as pure types and rules: validated names and
 //! ids, roles, secrets that never print, the lab state machine, datalab
-//! definitions, data volume definitions and SPDX licence checks.
+//! definitions, user-developed datalabs (templates, Containerfile rules,
+//! build and publication states), data volume definitions and SPDX licence
+//! checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
 //! once at the edge (`FromStr`, `parse_*`) and trusted afterwards.
 
 pub mod datalab;
+pub mod devlab;
 pub mod id;
 pub mod lab;
 pub mod name;
@@ -16,9 +19,10 @@ pub mod spdx;
 pub mod volume;
 
 pub use datalab::{
-    DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
+    DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Launcher, Property, Resources, Tags,
     ToolCredential,
 };
+pub use devlab::{BuildState, DevlabDefinition, DevlabSource, ReleaseState, Template};
 pub use id::{IdError, LabId, TokenId, UserId};
 pub use lab::{LabState, UnknownLabState};
 pub use name::{Name, NameError, Username};

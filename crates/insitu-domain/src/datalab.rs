@@ -593,9 +593,9 @@ struct FileTags<'a> {
 /// else bytes.
 pub fn size_setting(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes % (1 << 30) == 0 {
+    if bytes.is_multiple_of(1 << 30) {
         format!("{}GiB", bytes >> 30)
-    } else if bytes % MIB == 0 {
+    } else if bytes.is_multiple_of(MIB) {
         format!("{}MiB", bytes / MIB)
     } else {
         bytes.to_string()

@@ -34,6 +34,8 @@ pub enum LaunchError {
     Limits(std::io::Error),
     #[error(transparent)]
     Network(#[from] crate::netns::NetNsError),
+    #[error("{0}")]
+    Container(String),
 }
 
 /// Where a sandbox runs beyond what its [`SandboxSpec`] says.
@@ -316,12 +318,12 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     )
 }
 
-fn start_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
     // Field 22 of /proc/PID/stat; index 19 after the name.
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
-fn is_zombie(pid: u32) -> bool {
+pub(crate) fn is_zombie(pid: u32) -> bool {
     stat_fields(pid)
         .and_then(|f| f.first().cloned())
         .is_some_and(|s| s == "Z" || s == "X")

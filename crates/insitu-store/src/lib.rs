@@ -13,9 +13,11 @@
 //! types (ids, lab states), parsed from their columns; a value that does not
 //! parse is `StoreError::Corrupt`, never a panic.
 
+mod devlabs;
 mod records;
 mod store;
 
+pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
 pub use records::{LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord};
 pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,

@@ -75,7 +75,7 @@ pub enum LabAdmission {
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
@@ -798,7 +798,7 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
 }
 
 /// A column holding a value of one of the domain's types.
-fn parsed<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+pub(crate) fn parsed<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
 where
     T: FromStr,
     T::Err: std::fmt::Display,

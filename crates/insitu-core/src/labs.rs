@@ -25,16 +25,19 @@ use insitu_launcher::listen::{PortHolder, port_holder};
 use insitu_launcher::netns::NetNsError;
 use insitu_launcher::sandbox::fill;
 use insitu_launcher::{
-    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, PrivateEnv, SandboxProcess,
-    SandboxSpec, VolumeMount,
+    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, Podman, PrivateEnv, SandboxSpec,
+    VolumeMount,
 };
 use insitu_store::{LabAdmission, LabRecord, Store, StoreError};
 
 use crate::clock::now;
 use crate::error::Error;
 
+mod container;
 mod desktop;
 pub mod secret;
+
+pub use container::{LabProcess, container_name};
 
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
@@ -128,6 +131,8 @@ pub struct LabConfigView {
     pub max_processes: u64,
     /// One network namespace per user (`true`) or the host's network.
     pub network_per_user: bool,
+    /// Runs the labs of datalabs that name an image.
+    pub podman: Podman,
 }
 
 /// A user's network namespace, where their labs listen.
@@ -179,7 +184,7 @@ pub trait LabProxy: Send + Sync {
 pub struct Labs {
     store: Store,
     cfg: LabConfigView,
-    procs: Mutex<HashMap<LabId, SandboxProcess>>,
+    procs: Mutex<HashMap<LabId, LabProcess>>,
     progress: Mutex<HashMap<LabId, (std::time::Instant, Vec<Step>)>>,
     /// Last proxied request or WebSocket frame, per lab.
     activity: Mutex<HashMap<LabId, std::time::Instant>>,
@@ -625,13 +630,16 @@ impl Labs {
                 .map(|c| (c, lab.id.as_str(), self.limits_for(spec))),
             netns,
         };
-        let process = SandboxProcess::start_in(&self.cfg.bwrap, &sandbox, &log, placement)?;
-        let sandbox_pid = process.pid;
+        let image = spec.launch.image.as_deref();
+        let process = self
+            .start_process(&lab.id, &sandbox, image, &log, placement)
+            .await?;
+        let sandbox_pid = process.pid();
         // The tool runs from here on; recording it below does not hold it up.
         self.step(&lab.id, "process_started");
         lab.port = Some(i64::from(port));
-        lab.pid = Some(i64::from(process.pid));
-        lab.pid_start = i64::try_from(process.start_ticks).ok();
+        lab.pid = Some(i64::from(process.pid()));
+        lab.pid_start = i64::try_from(process.start_ticks()).ok();
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), process);
         }
@@ -649,7 +657,7 @@ impl Labs {
         let mut answered = None;
         loop {
             if let Some(code) = self.exited(&lab.id) {
-                let tail = insitu_launcher::process::log_tail(&log, 5).join(" | ");
+                let tail = self.read_log_tail(&lab.id, 5).join(" | ");
                 return Err(StartFailure::ExitedEarly { code, tail });
             }
             // Only the lab's own processes may serve its port: nothing else
@@ -768,7 +776,7 @@ impl Labs {
     /// `Some(code)` once the lab's process has ended.
     fn exited(&self, lab_id: &LabId) -> Option<Option<i32>> {
         let mut procs = self.procs.lock().ok()?;
-        match procs.get_mut(lab_id).map(SandboxProcess::status) {
+        match procs.get_mut(lab_id).map(LabProcess::status) {
             Some(ExitStatus::Exited(code)) => Some(code),
             Some(ExitStatus::Running) => None,
             None => Some(None),
@@ -856,7 +864,9 @@ impl Labs {
                     .lab(&id)
                     .await?
                     .is_some_and(|l| !l.state.is_active());
-                if ended {
+                if ended && self.container_of(&id).is_some() {
+                    self.remove_left_container(&id).await;
+                } else if ended {
                     let (c, n) = (cgroups.clone(), name.clone());
                     let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&n)).await;
                 }
@@ -898,15 +908,12 @@ impl Labs {
                 (Some(pid), Some(start)) => u32::try_from(pid)
                     .ok()
                     .zip(u64::try_from(start).ok())
-                    .and_then(|(pid, start)| {
-                        let cgroup = self.cgroups().map(|c| (c, lab.id.as_str()));
-                        SandboxProcess::adopt_in(pid, start, &log, cgroup)
-                    }),
+                    .and_then(|(pid, start)| self.adopt_process(&lab.id, pid, start, &log)),
                 _ => None,
             };
             match adopted {
                 Some(p) if lab.state == LabState::Running => {
-                    tracing::info!(lab = %lab.id, pid = p.pid, "lab re-adopted after restart");
+                    tracing::info!(lab = %lab.id, pid = p.pid(), "lab re-adopted after restart");
                     if let Ok(mut procs) = self.procs.lock() {
                         procs.insert(lab.id.clone(), p);
                     }
@@ -920,6 +927,7 @@ impl Labs {
                     if let Some(mut p) = other {
                         p.stop(Duration::from_secs(2)).await;
                     }
+                    self.remove_left_container(&lab.id).await;
                     let reason = format!(
                         "the platform restarted while the lab was {}; its process was gone or could not be resumed",
                         lab.state
@@ -952,8 +960,10 @@ impl Labs {
             if let Some(code) = self.exited(&lab.id) {
                 let process = self.procs.lock().ok().and_then(|mut p| p.remove(&lab.id));
                 self.drop_route(&lab.id);
-                let oom = process.as_ref().is_some_and(SandboxProcess::out_of_memory);
+                let oom = process.as_ref().is_some_and(LabProcess::out_of_memory);
+                let mut code = code;
                 if let Some(mut p) = process {
+                    code = code.or(p.exit_code().await);
                     // Ends what is left and removes its control group.
                     p.stop(Duration::ZERO).await;
                 }
@@ -1135,9 +1145,9 @@ impl Labs {
     }
 
     /// The last `lines` lines the lab's tool wrote.
-    pub async fn log_tail(&self, lab_id: &LabId, lines: usize) -> Vec<String> {
-        let path = self.log_path(lab_id);
-        tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, lines))
+    pub async fn log_tail(self: &Arc<Self>, lab_id: &LabId, lines: usize) -> Vec<String> {
+        let (me, lab_id) = (Arc::clone(self), lab_id.clone());
+        tokio::task::spawn_blocking(move || me.read_log_tail(&lab_id, lines))
             .await
             .unwrap_or_default()
     }

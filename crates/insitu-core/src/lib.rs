@@ -1,9 +1,11 @@
 //! The platform's services, with no HTTP in them: accounts (password
 //! hashing and checks, sessions and API tokens), labs (launch, the state
 //! machine, the monitor, idle culling, re-adoption after a restart, each
-//! tool's own secret), the lab proxy's persistent sessions, desktop
-//! sessions and SAMP hubs, the datalab and data volume catalogues,
-//! and faceted search over them. A [`Platform`] holds them all and runs the
+//! tool's own secret; a sandbox or a podman container per datalab), the
+//! lab proxy's persistent sessions, desktop sessions and SAMP hubs, the
+//! datalab and data volume catalogues, faceted search over them, and
+//! user-developed datalabs (drafts, OCI builds, sharing, moderated
+//! publishing, export and import). A [`Platform`] holds them all and runs the
 //! operations that span several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
@@ -17,6 +19,7 @@ pub mod accounts;
 pub mod catalogue;
 pub mod clock;
 pub mod config;
+pub mod devlabs;
 pub mod error;
 pub mod labs;
 pub mod platform;
@@ -27,8 +30,12 @@ pub mod volumes;
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
-    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig, SessionConfig,
+    AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig,
+    SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
-pub use insitu_store::{LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
+pub use insitu_store::{
+    BuildRecord, DevlabRecord, LabRecord, ProxySessionRecord, ReleaseRecord, TokenRecord,
+    UserRecord,
+};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -28,7 +28,7 @@ pub const CONTAINERFILE: &str = "Containerfile";
 pub const REQUIREMENTS: &str = "requirements.txt";
 
 /// The Containerfile and its files together, in bytes.
-pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
+pub const MAX_SOURCE_BYTES: usize = 128 * 1024;
 
 /// Files beside the Containerfile.
 pub const MAX_FILES: usize = 16;

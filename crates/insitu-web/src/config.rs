@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use insitu_core::{AdminConfig, LabsConfig, LoginConfig, PlatformConfig, SessionConfig};
+use insitu_core::{
+    AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PlatformConfig, SessionConfig,
+};
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,9 @@ pub struct ServerConfig {
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// User-developed datalabs: podman, base images, build limits, what is
+    /// kept.
+    pub devlabs: DevlabsConfig,
 }
 
 /// The lab proxy: labs are served from this second origin, never from the
@@ -324,6 +329,7 @@ impl Default for ServerConfig {
             labs: LabsConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
+            devlabs: DevlabsConfig::default(),
         }
     }
 }
@@ -340,6 +346,7 @@ impl ServerConfig {
             admin: self.admin.clone(),
             labs: self.labs.clone(),
             volumes: self.volumes.clone(),
+            devlabs: self.devlabs.clone(),
         }
     }
 

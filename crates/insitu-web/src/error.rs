@@ -71,6 +71,27 @@ impl From<CoreError> for ApiFailure {
             CoreError::LastAdmin => ErrorCode::LastAdmin,
             CoreError::TokenName | CoreError::TokenExpiry => ErrorCode::InvalidRequest,
             CoreError::TokenNotFound => ErrorCode::TokenNotFound,
+            CoreError::DevlabNotFound(_) => ErrorCode::DevlabNotFound,
+            CoreError::NotDevlabOwner(_) => ErrorCode::NotDevlabOwner,
+            CoreError::DevlabExists(_) => ErrorCode::DevlabExists,
+            CoreError::InvalidDevlabName { .. } => ErrorCode::InvalidDevlabName,
+            CoreError::InvalidTemplate(_) => ErrorCode::InvalidTemplate,
+            CoreError::InvalidDefinition(_) => ErrorCode::InvalidDefinition,
+            CoreError::InvalidLicense { .. } => ErrorCode::InvalidLicense,
+            CoreError::InvalidSource(_) => ErrorCode::InvalidContainerfile,
+            CoreError::BuildRunning { .. } => ErrorCode::BuildRunning,
+            CoreError::BuildNotFound { .. } => ErrorCode::BuildNotFound,
+            CoreError::BuildNotReady { .. } => ErrorCode::BuildNotReady,
+            CoreError::ImageRemoved { .. } => ErrorCode::ImageRemoved,
+            CoreError::AlreadySubmitted { .. } => ErrorCode::AlreadySubmitted,
+            CoreError::VersionPublished { .. } => ErrorCode::VersionPublished,
+            CoreError::NotPending { .. } => ErrorCode::SubmissionNotPending,
+            CoreError::OwnSubmission => ErrorCode::OwnSubmission,
+            CoreError::ReasonRequired => ErrorCode::ReasonRequired,
+            CoreError::VersionNotFound { .. } => ErrorCode::VersionNotFound,
+            CoreError::UnknownUsers(_) => ErrorCode::UserNotFound,
+            CoreError::InvalidImport(_) => ErrorCode::InvalidImport,
+            CoreError::ImportTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(
@@ -83,6 +104,8 @@ impl From<CoreError> for ApiFailure {
                 return internal();
             }
             CoreError::PasswordHash(_)
+            | CoreError::Podman(_)
+            | CoreError::Io(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
             | CoreError::Poisoned => {

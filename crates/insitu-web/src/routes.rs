@@ -15,6 +15,7 @@ use crate::state::AppState;
 use crate::{auth, error_page, metrics_layer};
 
 mod api;
+mod devlabs;
 mod pages;
 
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -40,6 +41,7 @@ fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 }
 
 const USER: Access = Access::Role(Role::User);
+const DEVELOPER: Access = Access::Role(Role::Developer);
 const MODERATOR: Access = Access::Role(Role::Moderator);
 const ADMIN: Access = Access::Role(Role::Admin);
 
@@ -92,7 +94,9 @@ fn page(
 /// The whole route table, API first, then pages.
 pub fn route_table() -> Vec<RouteInfo> {
     let mut table = api::rows();
+    table.extend(devlabs::api_rows());
     table.extend(pages::rows());
+    table.extend(devlabs::page_rows());
     table
 }
 

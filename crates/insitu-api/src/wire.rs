@@ -240,6 +240,33 @@ pub struct Lab {
     pub created_at: String,
     pub started_at: Option<String>,
     pub stopped_at: Option<String>,
+    /// What happened to the lab while it ran, oldest first: each process
+    /// the kernel killed for using more than the lab's memory (the lab runs
+    /// on unless it was the tool itself). Absent when nothing happened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<LabEvent>,
+}
+
+/// Something that happened to a lab while it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LabEvent {
+    /// `memory_kill`: the kernel killed one of the lab's processes for
+    /// using more than the lab's memory.
+    pub kind: String,
+    pub at: String,
+    /// What happened, in words.
+    pub message: String,
+    /// The process concerned (its id on the host), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Its command name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The lab's memory limit in bytes, for a memory kill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    /// Whether it was the lab's tool itself (the lab then ended).
+    pub tool: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

@@ -1,7 +1,7 @@
 //! Settings of the platform's services, and what is wrong with them. Every
 //! field has a default, so the embedded default needs no file at all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use insitu_domain::datalab::QuantityError;
 use insitu_domain::volume::VolumeConfig;
@@ -29,6 +29,9 @@ pub struct PlatformConfig {
     pub volumes: Vec<VolumeConfig>,
     /// User-developed datalabs: builds, images, imports.
     pub devlabs: DevlabsConfig,
+    /// The configuration file the server was started with, if any: labs
+    /// never see it.
+    pub config_file: Option<PathBuf>,
 }
 
 impl PlatformConfig {
@@ -40,6 +43,39 @@ impl PlatformConfig {
             ))
         })
     }
+
+    /// What no lab may see: the data directory, the configuration file,
+    /// the SQLite database (its directory, so that its `-wal`, `-shm` and
+    /// `-journal` files made later are covered too; the files themselves
+    /// when it sits at the top of the file system) and the operator's
+    /// `labs.hidden`.
+    pub fn hidden_from_labs(&self, data_dir: &Path) -> Vec<PathBuf> {
+        let mut hidden = vec![data_dir.to_owned()];
+        hidden.extend(self.config_file.iter().cloned());
+        if let Some(db) = sqlite_path(self.database_url().expose()) {
+            let db = std::path::absolute(&db).unwrap_or(db);
+            match db.parent() {
+                Some(dir) if dir.components().count() > 2 => hidden.push(dir.to_owned()),
+                _ => {
+                    for suffix in ["", "-wal", "-shm", "-journal"] {
+                        let mut name = db.as_os_str().to_owned();
+                        name.push(suffix);
+                        hidden.push(PathBuf::from(name));
+                    }
+                }
+            }
+        }
+        hidden.extend(self.labs.hidden.iter().cloned());
+        hidden
+    }
+}
+
+/// The file of a `sqlite:` database URL.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +128,50 @@ pub struct LabsConfig {
     pub enforce_limits: bool,
     /// Processes (and threads) one lab may have at once.
     pub max_processes: u64,
+    /// Labs that may be starting at once; further launches wait, queued,
+    /// until one of them is running or has failed.
+    pub max_starting: usize,
+    /// How long a user's network namespace outlives their last lab (a
+    /// relaunch within it reuses the namespace).
+    pub network_linger: String,
+    /// Host paths no lab may see, besides the platform's data directory,
+    /// its configuration file and its database, which are always hidden:
+    /// directories or files holding the platform's secrets.
+    pub hidden: Vec<PathBuf>,
+    /// The limits of each user's SAMP hub, which runs in a control group of
+    /// its own like a lab.
+    pub samp_hub: SampHubConfig,
+}
+
+/// The control group of a user's SAMP hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampHubConfig {
+    /// Hard memory limit (`256MiB`).
+    pub memory: String,
+    /// Cores' worth of CPU time.
+    pub cpu: f64,
+    /// Processes and threads.
+    pub max_processes: u64,
+}
+
+impl Default for SampHubConfig {
+    fn default() -> Self {
+        SampHubConfig {
+            memory: "256MiB".to_owned(),
+            cpu: 0.5,
+            max_processes: 64,
+        }
+    }
+}
+
+impl SampHubConfig {
+    pub fn memory_bytes(&self) -> Result<u64, ConfigError> {
+        insitu_domain::datalab::parse_bytes(&self.memory).map_err(|reason| ConfigError::Quantity {
+            setting: "labs.samp_hub.memory",
+            reason,
+        })
+    }
 }
 
 /// User-developed datalabs: how their OCI images are built with podman,
@@ -209,6 +289,10 @@ impl Default for LabsConfig {
             network: LabNetworkMode::User,
             enforce_limits: true,
             max_processes: 4096,
+            max_starting: 10,
+            network_linger: "5m".to_owned(),
+            hidden: vec![PathBuf::from("/etc/insitu")],
+            samp_hub: SampHubConfig::default(),
         }
     }
 }
@@ -224,6 +308,15 @@ impl LabsConfig {
                     reason,
                 }),
         }
+    }
+
+    pub fn network_linger(&self) -> Result<std::time::Duration, ConfigError> {
+        insitu_domain::datalab::parse_duration(&self.network_linger)
+            .map(std::time::Duration::from_secs)
+            .map_err(|reason| ConfigError::Duration {
+                setting: "labs.network_linger",
+                reason,
+            })
     }
 
     /// The configured GPUs, or those `nvidia-smi -L` lists.
@@ -395,6 +488,13 @@ pub enum ConfigError {
         setting: &'static str,
         reason: QuantityError,
     },
+    #[error("{setting}: {reason}")]
+    Quantity {
+        setting: &'static str,
+        reason: QuantityError,
+    },
+    #[error("labs.max_starting must be at least 1")]
+    MaxStarting,
     #[error("session.min_password_length must be at least 8")]
     MinPasswordLength,
     #[error(
@@ -427,4 +527,56 @@ pub enum ConfigError {
 fn list(problems: &[DefinitionError]) -> String {
     let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
     list.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(database_url: Option<&str>) -> PlatformConfig {
+        PlatformConfig {
+            data_dir: PathBuf::from("/var/lib/insitu"),
+            database_url: database_url.map(Secret::from),
+            catalogue_dir: PathBuf::from("/srv/catalogue"),
+            session: SessionConfig::default(),
+            login: LoginConfig::default(),
+            admin: AdminConfig::default(),
+            labs: LabsConfig::default(),
+            volumes: Vec::new(),
+            devlabs: DevlabsConfig::default(),
+            config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
+        }
+    }
+
+    #[test]
+    fn labs_never_see_the_configuration_or_the_database() {
+        let data = Path::new("/var/lib/insitu");
+        let paths = |url| config(url).hidden_from_labs(data);
+        assert_eq!(
+            paths(Some("sqlite:///srv/db/insitu.db?mode=rwc")),
+            [
+                "/var/lib/insitu",
+                "/opt/insitu/insitu.toml",
+                "/srv/db",
+                "/etc/insitu"
+            ]
+            .map(PathBuf::from)
+        );
+        // The default database is in the data directory; hiding that again
+        // is harmless.
+        assert!(paths(None).contains(&PathBuf::from("/var/lib/insitu")));
+        // At the top of the file system, the files themselves.
+        let top = paths(Some("sqlite:/insitu.db"));
+        for f in [
+            "/insitu.db",
+            "/insitu.db-wal",
+            "/insitu.db-shm",
+            "/insitu.db-journal",
+        ] {
+            assert!(top.contains(&PathBuf::from(f)), "{top:?}");
+        }
+        assert!(!top.contains(&PathBuf::from("/")), "{top:?}");
+        // PostgreSQL keeps no file here.
+        assert_eq!(paths(Some("postgres://u@db/insitu")).len(), 3);
+    }
 }

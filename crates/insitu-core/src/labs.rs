@@ -2,10 +2,17 @@
 //! (pending → starting → running → stopping → stopped, or failed with a
 //! reason), and finding labs again after a restart.
 //!
-//! The state is in the store; the processes are in the launcher. A lab is
-//! shown running only while its process is alive: a monitor checks every
-//! running lab each second, and a restart re-adopts each lab's process or
-//! marks the lab failed with the reason.
+//! The state is in the store, and every change of it is a compare-and-set
+//! on the state its writer expects ([`Labs::transition`]), so a launch and
+//! a stop (or two server processes on one database) never both win. The
+//! processes are the launcher's sandboxes, each under a supervisor of its
+//! own, so they outlive the platform's process. A stop accepted in any
+//! state wins: the launch task checks for one at each step and ends what
+//! it started. A lab is shown running only while its process is alive and
+//! answers: a monitor checks every running lab each second (and records
+//! the memory kills in it as lab events), and a restart re-adopts each
+//! lab's process, probes it and reports it running again only once it
+//! answers (`adopt`).
 //!
 //! A tool that takes a secret (the datalab's `launch.credential`) gets one
 //! of its own at launch, in its environment only (see [`secret`]); the
@@ -20,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use insitu_domain::{DatalabSpec, LabId, LabState, UserId, VolumeSpec};
+use insitu_domain::{DatalabSpec, LabEventKind, LabId, LabState, UserId, VolumeSpec};
 use insitu_launcher::listen::{PortHolder, port_holder};
 use insitu_launcher::netns::NetNsError;
 use insitu_launcher::sandbox::fill;
@@ -28,24 +35,22 @@ use insitu_launcher::{
     Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, Podman, PrivateEnv, SandboxSpec,
     VolumeMount,
 };
-use insitu_store::{LabAdmission, LabRecord, Store, StoreError};
+use insitu_store::{LabAdmission, LabEventRecord, LabRecord, Store, StoreError};
 
 use crate::clock::now;
 use crate::error::Error;
 
+mod adopt;
 mod container;
 mod desktop;
+mod monitor;
 pub mod secret;
 
 pub use container::{LabProcess, container_name};
-
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
 /// Where a lab sees its user's workspace.
 pub const WORKSPACE_PATH: &str = insitu_launcher::HOME_PATH;
-
-/// How long a user's network namespace outlives their last lab.
-const NETWORK_LINGER: Duration = Duration::from_secs(300);
 
 /// Steps of a launch, in order, shown as progress.
 pub const STEPS: [&str; 5] = [
@@ -82,10 +87,15 @@ pub enum StartFailure {
     ExitedEarly { code: Option<i32>, tail: String },
     #[error("the tool was not ready after {secs} s{}", refused(*answered))]
     NotReady { secs: u64, answered: Option<u16> },
+    #[error("the tool did not answer within {secs} s after the platform restarted{}", refused(*answered))]
+    NotReadyAfterRestart { secs: u64, answered: Option<u16> },
     #[error(transparent)]
     Secret(#[from] secret::SecretFileError),
     #[error("port {0}, where the tool was to listen, is served by a process outside the lab")]
     PortTaken(u16),
+    /// A stop came first; the stopper records the lab's end.
+    #[error("stopped before it was running")]
+    Stopped,
 }
 
 /// What a tool that refused the readiness probe wants.
@@ -133,6 +143,12 @@ pub struct LabConfigView {
     pub network_per_user: bool,
     /// Runs the labs of datalabs that name an image.
     pub podman: Podman,
+    /// How long a user's network namespace outlives their last lab.
+    pub network_linger: Duration,
+    /// Labs that may be starting at once; later launches wait, queued.
+    pub max_starting: usize,
+    /// The limits of each user's SAMP hub.
+    pub samp_hub: Limits,
 }
 
 /// A user's network namespace, where their labs listen.
@@ -201,10 +217,47 @@ pub struct Labs {
     /// Held while a user's namespace is made or deleted.
     network_lock: tokio::sync::Mutex<()>,
     /// Users whose last lab ended, and since when: their namespace is
-    /// deleted after [`NETWORK_LINGER`], unless a new lab uses it first.
+    /// deleted after `labs.network_linger`, unless a new lab uses it first.
     network_idle: Mutex<HashMap<UserId, std::time::Instant>>,
     /// One SAMP hub per user with active labs (see `desktop`).
     samp: desktop::SampHubs,
+    /// Launches (and re-adopted labs waiting to answer) in flight in this
+    /// process, so that a stop reaches them.
+    launches: Mutex<HashMap<LabId, Arc<Launch>>>,
+    /// One permit per lab that may be starting at once.
+    start_slots: tokio::sync::Semaphore,
+    /// When each lab's activity was last written to the store.
+    activity_saved: Mutex<HashMap<LabId, std::time::Instant>>,
+}
+
+/// A launch in flight: how a stop reaches it, and how the stopper learns
+/// that it has let go of the lab.
+struct Launch {
+    /// Set once the lab is to stop.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Set once the launch has ended (its process handed over, or ended).
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+/// What a launch task holds of its [`Launch`]; dropped, it says the launch
+/// is done and forgets it.
+struct LaunchTicket {
+    labs: Arc<Labs>,
+    id: LabId,
+    launch: Arc<Launch>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Drop for LaunchTicket {
+    fn drop(&mut self) {
+        self.launch.done.send_replace(true);
+        if let Ok(mut l) = self.labs.launches.lock()
+            && l.get(&self.id)
+                .is_some_and(|x| Arc::ptr_eq(x, &self.launch))
+        {
+            l.remove(&self.id);
+        }
+    }
 }
 
 impl Labs {
@@ -220,7 +273,17 @@ impl Labs {
             networks: Mutex::new(HashMap::new()),
             network_lock: tokio::sync::Mutex::new(()),
             network_idle: Mutex::new(HashMap::new()),
-            samp: desktop::SampHubs::new(cfg.data_dir.join("samp")),
+            samp: desktop::SampHubs::new(
+                cfg.data_dir.join("samp"),
+                match cfg.cgroups {
+                    Cgroups::V1 { .. } | Cgroups::V2 { .. } => Some(cfg.cgroups.clone()),
+                    Cgroups::Unavailable(_) => None,
+                },
+                cfg.samp_hub,
+            ),
+            launches: Mutex::new(HashMap::new()),
+            start_slots: tokio::sync::Semaphore::new(cfg.max_starting.max(1)),
+            activity_saved: Mutex::new(HashMap::new()),
             cfg,
         })
     }
@@ -258,8 +321,8 @@ impl Labs {
     }
 
     /// Notes that a user's lab ended: once none of their labs is active,
-    /// their namespace goes after [`NETWORK_LINGER`] (a relaunch soon after
-    /// reuses it instead of making a new one).
+    /// their namespace goes after `labs.network_linger` (a relaunch soon
+    /// after reuses it instead of making a new one).
     async fn release_network(&self, user_id: &UserId) {
         if !self.cfg.network_per_user {
             return;
@@ -276,7 +339,7 @@ impl Labs {
             .lock()
             .map(|idle| {
                 idle.iter()
-                    .filter(|(_, since)| since.elapsed() >= NETWORK_LINGER)
+                    .filter(|(_, since)| since.elapsed() >= self.cfg.network_linger)
                     .map(|(u, _)| u.clone())
                     .collect()
             })
@@ -521,9 +584,10 @@ impl Labs {
             return Err(Error::LabQuotaExceeded { active, limit });
         }
         self.step(&lab.id, "queued");
+        let ticket = self.register_launch(&lab.id);
         let me = Arc::clone(self);
         let (spec, username, record) = (spec.clone(), username.to_owned(), lab.clone());
-        tokio::spawn(async move { me.run(record, spec, username, volumes).await });
+        tokio::spawn(async move { me.run(record, spec, username, volumes, ticket).await });
         Ok(lab)
     }
 
@@ -559,23 +623,96 @@ impl Labs {
         Ok(free.into_iter().take(wanted).collect())
     }
 
+    /// Notes a launch in flight, before its task starts, so that a stop
+    /// that comes at once already reaches it.
+    fn register_launch(self: &Arc<Self>, id: &LabId) -> LaunchTicket {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (done, _) = tokio::sync::watch::channel(false);
+        let launch = Arc::new(Launch { stop, done });
+        if let Ok(mut l) = self.launches.lock() {
+            l.insert(id.clone(), Arc::clone(&launch));
+        }
+        LaunchTicket {
+            labs: Arc::clone(self),
+            id: id.clone(),
+            launch,
+            stop: stop_rx,
+        }
+    }
+
+    fn launch_of(&self, id: &LabId) -> Option<Arc<Launch>> {
+        self.launches.lock().ok()?.get(id).cloned()
+    }
+
     async fn run(
         self: Arc<Self>,
         mut lab: LabRecord,
         spec: DatalabSpec,
         username: String,
         volumes: Vec<VolumeSpec>,
+        mut ticket: LaunchTicket,
     ) {
-        if let Err(failure) = self.start(&mut lab, &spec, &username, volumes).await {
-            let reason = self
-                .out_of_memory(&lab.id, &spec)
-                .unwrap_or_else(|| failure.to_string());
-            tracing::warn!(lab = %lab.id, reason = %reason, "lab failed to start");
-            self.stop_process(&lab.id, Duration::from_millis(500)).await;
-            if let Err(e) = self.end(&mut lab, LabState::Failed, reason).await {
-                tracing::error!(lab = %lab.id, error = %e, "could not record a failed lab");
+        let started = self
+            .start(&mut lab, &spec, &username, volumes, &mut ticket.stop)
+            .await;
+        match started {
+            Ok(()) => {}
+            Err(StartFailure::Stopped) => self.let_go(&mut lab, &ticket).await,
+            Err(failure) => {
+                let reason = self
+                    .tool_memory_kill(&lab)
+                    .await
+                    .unwrap_or_else(|| failure.to_string());
+                self.end_process(&lab, Duration::from_millis(500)).await;
+                match self
+                    .end(
+                        &mut lab,
+                        &[LabState::Pending, LabState::Starting],
+                        LabState::Failed,
+                        reason,
+                    )
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::warn!(lab = %lab.id, reason = ?lab.reason, "lab failed to start");
+                    }
+                    // A stop came first.
+                    Ok(false) => self.let_go(&mut lab, &ticket).await,
+                    Err(e) => {
+                        tracing::error!(lab = %lab.id, error = %e, "could not record a failed lab");
+                    }
+                }
             }
         }
+    }
+
+    /// A launch (or a re-adopted lab's wait) that a stop overtook: what it
+    /// started goes. The stopper records the end; when the stop came from
+    /// another server process, the lab is recorded stopped here, once.
+    async fn let_go(&self, lab: &mut LabRecord, ticket: &LaunchTicket) {
+        // Its process was recorded once it was starting.
+        let was = if lab.pid.is_some() {
+            LabState::Starting
+        } else {
+            LabState::Pending
+        };
+        self.end_process(lab, Duration::from_secs(2)).await;
+        if *ticket.stop.borrow() {
+            return;
+        }
+        if let Ok(Some(now)) = self.store.lab(&lab.id).await {
+            *lab = now;
+        }
+        if lab.state == LabState::Stopping {
+            let reason = stop_reason("stopped by the user", was, &self.progress(&lab.id));
+            if let Err(e) = self
+                .end(lab, &[LabState::Stopping], LabState::Stopped, reason)
+                .await
+            {
+                tracing::warn!(lab = %lab.id, error = %e, "could not record a stopped lab");
+            }
+        }
+        tracing::info!(lab = %lab.id, "launch stopped before the lab was running");
     }
 
     async fn start(
@@ -584,7 +721,14 @@ impl Labs {
         spec: &DatalabSpec,
         username: &str,
         volumes: Vec<VolumeSpec>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), StartFailure> {
+        // Queued while as many labs as allowed are starting.
+        let _slot = tokio::select! {
+            slot = self.start_slots.acquire() => slot.ok(),
+            () = stop_requested(stop) => return Err(StartFailure::Stopped),
+        };
+        self.checkpoint(lab, stop).await?;
         let workspace = self.workspace_of(username);
         std::fs::create_dir_all(&workspace).map_err(StartFailure::Workspace)?;
         let (uid, gid) = self.cfg.run_as;
@@ -617,12 +761,15 @@ impl Labs {
             share_network: true,
             run_as: Some(self.cfg.run_as),
             keep_caps: Vec::new(),
+            // Bound to the launcher's supervisor, which outlives the platform.
+            die_with_parent: true,
         };
         let network = self.network_of(&lab.user_id).await?;
         let netns = network.as_deref().map(|n| &n.0);
         self.prepare_desktop(&mut sandbox, spec, &lab.user_id, port, &base_url, netns)
             .await;
         self.step(&lab.id, "sandbox_prepared");
+        self.checkpoint(lab, stop).await?;
         let log = self.log_path(&lab.id);
         let placement = Placement {
             cgroup: self
@@ -634,7 +781,6 @@ impl Labs {
         let process = self
             .start_process(&lab.id, &sandbox, image, &log, placement)
             .await?;
-        let sandbox_pid = process.pid();
         // The tool runs from here on; recording it below does not hold it up.
         self.step(&lab.id, "process_started");
         lab.port = Some(i64::from(port));
@@ -643,7 +789,14 @@ impl Labs {
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), process);
         }
-        self.transition(lab, LabState::Starting).await?;
+        // A stop that came while the sandbox started finds the lab no
+        // longer pending; its process then goes (see `run`).
+        if !self
+            .transition(lab, &[LabState::Pending], LabState::Starting)
+            .await?
+        {
+            return Err(StartFailure::Stopped);
+        }
         self.set_route(lab, LabState::Starting, network.clone());
         self.step(&lab.id, "waiting_for_readiness");
         let path = format!(
@@ -651,38 +804,28 @@ impl Labs {
             base_url.trim_end_matches('/'),
             spec.launch.readiness_path
         );
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let authorization = access.as_ref().and_then(ToolAccess::authorization);
         let deadline = tokio::time::Instant::now() + self.cfg.start_timeout;
-        let mut answered = None;
-        loop {
-            if let Some(code) = self.exited(&lab.id) {
-                let tail = self.read_log_tail(&lab.id, 5).join(" | ");
-                return Err(StartFailure::ExitedEarly { code, tail });
-            }
-            // Only the lab's own processes may serve its port: nothing else
-            // is asked, or sent the secret.
-            match port_holder(sandbox_pid, port) {
-                PortHolder::Outsider => return Err(StartFailure::PortTaken(port)),
-                PortHolder::Nobody => {}
-                PortHolder::Sandbox => {
-                    match probe(addr, &path, network.as_deref(), authorization.as_deref()).await {
-                        Probe::Ready => break,
-                        Probe::Refused(status) => answered = Some(status),
-                        Probe::NoAnswer => {}
-                    }
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StartFailure::NotReady {
+        self.wait_ready(lab, &path, network.as_deref(), deadline, stop)
+            .await
+            .map_err(|e| match e {
+                Waited::Stopped => StartFailure::Stopped,
+                Waited::Exited(code) => StartFailure::ExitedEarly {
+                    code,
+                    tail: self.read_log_tail(&lab.id, 5).join(" | "),
+                },
+                Waited::TimedOut { answered } => StartFailure::NotReady {
                     secs: self.cfg.start_timeout.as_secs(),
                     answered,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+                },
+                Waited::PortTaken(port) => StartFailure::PortTaken(port),
+            })?;
         self.record_activity(&lab.id);
-        self.transition(lab, LabState::Running).await?;
+        if !self
+            .transition(lab, &[LabState::Starting], LabState::Running)
+            .await?
+        {
+            return Err(StartFailure::Stopped);
+        }
         self.set_route(lab, LabState::Running, network);
         self.step(&lab.id, "ready");
         tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
@@ -722,30 +865,128 @@ impl Labs {
         (env, private)
     }
 
-    /// Moves a lab to a state and records it: the one place a lab's state
-    /// changes (to stopped or failed through [`Labs::end`]). Entering
-    /// running stamps when it started.
-    async fn transition(&self, lab: &mut LabRecord, to: LabState) -> Result<(), StoreError> {
-        lab.state = to;
-        if to == LabState::Running {
-            lab.started_at = Some(now());
+    /// Returns [`StartFailure::Stopped`] once the lab is to stop: told so
+    /// in this process, or found stopping in the store (a stop from
+    /// another server process).
+    async fn checkpoint(
+        &self,
+        lab: &LabRecord,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), StartFailure> {
+        if *stop.borrow() || self.stopped_elsewhere(lab).await {
+            return Err(StartFailure::Stopped);
         }
-        self.store.update_lab(lab).await
+        Ok(())
     }
 
-    /// Ends a lab, stopped or failed, with the reason its user reads, and
-    /// lets its user's network go when it was their last lab (even when
-    /// the record could not be written).
+    /// Whether the store no longer has the lab in the state this process
+    /// left it in.
+    async fn stopped_elsewhere(&self, lab: &LabRecord) -> bool {
+        match self.store.lab(&lab.id).await {
+            Ok(Some(now)) => now.state != lab.state,
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until the lab's tool answers a probe on `path` with the lab's
+    /// credential, its process ends, the deadline passes, something outside
+    /// the lab serves its port, or a stop comes.
+    async fn wait_ready(
+        &self,
+        lab: &LabRecord,
+        path: &str,
+        network: Option<&UserNetwork>,
+        deadline: tokio::time::Instant,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), Waited> {
+        let (Some(port), Some(sandbox)) = (
+            lab.port.and_then(|p| u16::try_from(p).ok()),
+            lab.pid.and_then(|p| u32::try_from(p).ok()),
+        ) else {
+            return Err(Waited::Exited(None));
+        };
+        let access = ToolAccess::load(&self.secret_path(&lab.id)).ok().flatten();
+        let authorization = access.as_ref().and_then(ToolAccess::authorization);
+        let mut answered = None;
+        let mut store_checked = tokio::time::Instant::now();
+        loop {
+            if *stop.borrow() {
+                return Err(Waited::Stopped);
+            }
+            if let Some(code) = self.exited(&lab.id) {
+                return Err(Waited::Exited(code));
+            }
+            let holder = tokio::task::spawn_blocking(move || port_holder(sandbox, port))
+                .await
+                .unwrap_or(PortHolder::Outsider);
+            match answers(holder, port, path, network, authorization.as_deref()).await {
+                Ok(Probe::Ready) => return Ok(()),
+                Ok(Probe::Refused(status)) => answered = Some(status),
+                Ok(Probe::NoAnswer) => {}
+                Err(taken) => return Err(taken),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Waited::TimedOut { answered });
+            }
+            // Another server process may have stopped it.
+            if store_checked.elapsed() >= Duration::from_secs(1) {
+                store_checked = tokio::time::Instant::now();
+                if self.stopped_elsewhere(lab).await {
+                    return Err(Waited::Stopped);
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                () = stop_requested(stop) => return Err(Waited::Stopped),
+            }
+        }
+    }
+
+    /// Moves a lab to a state and records it, if its stored state is one of
+    /// `from` (compare and set): the one place a lab's state changes (to
+    /// stopped or failed through [`Labs::end`]). Returns whether it
+    /// moved; when not, `lab` is what the store holds now. Entering running
+    /// the first time stamps when it started.
+    async fn transition(
+        &self,
+        lab: &mut LabRecord,
+        from: &[LabState],
+        to: LabState,
+    ) -> Result<bool, StoreError> {
+        let mut next = lab.clone();
+        next.state = to;
+        if to == LabState::Running && next.started_at.is_none() {
+            next.started_at = Some(now());
+        }
+        if self.store.update_lab_if(&next, from).await? {
+            *lab = next;
+            return Ok(true);
+        }
+        if let Some(now) = self.store.lab(&lab.id).await? {
+            *lab = now;
+        }
+        Ok(false)
+    }
+
+    /// Ends a lab, stopped or failed, with the reason its user reads, if it
+    /// is in one of the states `from`; lets its user's network go when it
+    /// was their last lab (even when the record could not be written).
     async fn end(
         &self,
         lab: &mut LabRecord,
+        from: &[LabState],
         to: LabState,
         reason: String,
-    ) -> Result<(), StoreError> {
-        lab.reason = Some(reason);
-        lab.stopped_at = Some(now());
-        let recorded = self.transition(lab, to).await;
-        self.release_network(&lab.user_id).await;
+    ) -> Result<bool, StoreError> {
+        let mut next = lab.clone();
+        next.reason = Some(reason);
+        next.stopped_at = Some(now());
+        let recorded = self.transition(&mut next, from, to).await;
+        *lab = next;
+        if !matches!(recorded, Ok(false)) {
+            self.release_network(&lab.user_id).await;
+        }
         recorded
     }
 
@@ -764,13 +1005,18 @@ impl Labs {
             .then_some(&self.cfg.cgroups)
     }
 
-    /// Says so when the kernel killed part of the lab for lack of memory.
-    fn out_of_memory(&self, lab_id: &LabId, spec: &DatalabSpec) -> Option<String> {
-        let procs = self.procs.lock().ok()?;
-        procs
-            .get(lab_id)?
-            .out_of_memory()
-            .then(|| oom_reason(Some(spec.resources.memory_bytes)))
+    /// When the kernel killed the tool itself for lack of memory: the
+    /// reason the lab ended, its memory kills recorded as events.
+    async fn tool_memory_kill(&self, lab: &LabRecord) -> Option<String> {
+        let (end, kills, limit) = {
+            let mut procs = self.procs.lock().ok()?;
+            let p = procs.get_mut(&lab.id)?;
+            let end = p.end()?;
+            (end, p.memory_kills(), p.memory_limit())
+        };
+        self.record_memory_kills(lab, &kills, limit).await;
+        end.killed_for_memory
+            .then(|| oom_reason(kills.iter().find(|k| k.tool), limit))
     }
 
     /// `Some(code)` once the lab's process has ended.
@@ -783,33 +1029,51 @@ impl Labs {
         }
     }
 
-    async fn stop_process(&self, lab_id: &LabId, grace: Duration) {
-        self.drop_route(lab_id);
-        let p = self
+    /// Ends whatever runs of a lab: its route and proxy sessions, its
+    /// process tree (this process's, or one found from the lab's record or
+    /// status file: another server process may have started it), and its
+    /// control group.
+    async fn end_process(&self, lab: &LabRecord, grace: Duration) {
+        self.drop_route(&lab.id);
+        let known = self
             .procs
             .lock()
             .ok()
-            .and_then(|mut procs| procs.remove(lab_id));
-        if let Some(mut p) = p {
-            p.stop(grace).await;
+            .and_then(|mut procs| procs.remove(&lab.id));
+        let found = match known {
+            Some(p) => Some(p),
+            None => self.find_process(lab),
+        };
+        match found {
+            Some(mut p) => p.stop(grace).await,
+            // A container whose first process ended may still be there.
+            None => self.remove_left_container(&lab.id).await,
+        }
+        if let Some(c) = self.cgroups() {
+            let (c, name) = (c.clone(), lab.id.to_string());
+            if c.dirs(&name).iter().any(|d| d.exists()) {
+                let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&name)).await;
+            }
         }
     }
 
-    /// Stops a lab: its whole process tree ends; the workspace stays.
+    /// The lab's sandbox, found again from its record (pid and start time)
+    /// or, for one started before its pid was recorded, its status file.
+    fn find_process(&self, lab: &LabRecord) -> Option<LabProcess> {
+        let log = self.log_path(&lab.id);
+        let recorded = lab
+            .pid
+            .and_then(|p| u32::try_from(p).ok())
+            .zip(lab.pid_start.and_then(|s| u64::try_from(s).ok()));
+        self.adopt_process(&lab.id, recorded, &log)
+    }
+
+    /// Stops a lab, in whatever state it is: its whole process tree ends
+    /// (a launch in flight ends what it started, and never reaches
+    /// running); the workspace stays. The answer is the lab as it ended,
+    /// its reason saying what the stop found.
     pub async fn stop(&self, lab: LabRecord) -> Result<LabRecord, Error> {
         self.stop_because(lab, "stopped by the user").await
-    }
-
-    /// Stops a lab, recording `reason` as why.
-    async fn stop_because(&self, mut lab: LabRecord, reason: &str) -> Result<LabRecord, Error> {
-        if !lab.state.is_active() {
-            return Ok(lab);
-        }
-        self.transition(&mut lab, LabState::Stopping).await?;
-        self.stop_process(&lab.id, Duration::from_secs(5)).await;
-        self.end(&mut lab, LabState::Stopped, reason.to_owned())
-            .await?;
-        Ok(lab)
     }
 
     /// Stops every active lab of a user with `reason`, all at once; returns
@@ -847,141 +1111,118 @@ impl Labs {
         all.await?
     }
 
-    /// Removes what ended labs of this platform left behind while it was
-    /// down: their control groups (killing any process still in one) and
-    /// the network namespaces of users with no active lab. Groups and
-    /// namespaces this store does not know are another platform's and are
-    /// left alone.
-    async fn prune(&self) -> Result<(), StoreError> {
-        if let Some(cgroups) = self.cgroups() {
-            let names = cgroups.group_names();
-            for name in names {
-                let Ok(id) = name.parse::<LabId>() else {
-                    continue;
-                };
-                let ended = self
-                    .store
-                    .lab(&id)
-                    .await?
-                    .is_some_and(|l| !l.state.is_active());
-                if ended && self.container_of(&id).is_some() {
-                    self.remove_left_container(&id).await;
-                } else if ended {
-                    let (c, n) = (cgroups.clone(), name.clone());
-                    let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&n)).await;
-                }
+    /// Stops a lab (see [`Labs::stop`]), `why` saying who or what stopped
+    /// it; the lab's reason adds the state the stop found it in.
+    async fn stop_because(&self, mut lab: LabRecord, why: &str) -> Result<LabRecord, Error> {
+        let from = loop {
+            if !lab.state.is_active() {
+                return Ok(lab);
             }
-        }
-        if self.cfg.network_per_user {
-            let names: Vec<String> = std::fs::read_dir(insitu_launcher::netns::NETNS_DIR)
-                .map(|rd| {
-                    rd.flatten()
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut users: Vec<UserId> = Vec::new();
-            for lab in self
-                .store
-                .labs_in_states(&[LabState::Stopped, LabState::Failed])
+            if lab.state == LabState::Stopping {
+                return self.wait_stopped(lab).await;
+            }
+            let from = lab.state;
+            if self
+                .transition(&mut lab, &[from], LabState::Stopping)
                 .await?
             {
-                if !users.contains(&lab.user_id) {
-                    users.push(lab.user_id);
-                }
+                break from;
             }
-            for user in users {
-                if names.contains(&Self::network_name(&user)) {
-                    self.delete_network(&user).await;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// After a restart: adopts the processes of labs that were starting or
-    /// running, and marks the others failed with the reason.
-    pub async fn adopt_all(&self) -> Result<(), StoreError> {
-        for mut lab in self.store.labs_in_states(&LabState::ACTIVE).await? {
-            let log = self.log_path(&lab.id);
-            let adopted = match (lab.pid, lab.pid_start) {
-                (Some(pid), Some(start)) => u32::try_from(pid)
-                    .ok()
-                    .zip(u64::try_from(start).ok())
-                    .and_then(|(pid, start)| self.adopt_process(&lab.id, pid, start, &log)),
-                _ => None,
-            };
-            match adopted {
-                Some(p) if lab.state == LabState::Running => {
-                    tracing::info!(lab = %lab.id, pid = p.pid(), "lab re-adopted after restart");
-                    if let Ok(mut procs) = self.procs.lock() {
-                        procs.insert(lab.id.clone(), p);
-                    }
-                    self.record_activity(&lab.id);
-                    match self.network_of(&lab.user_id).await {
-                        Ok(network) => self.set_route(&lab, LabState::Running, network),
-                        Err(e) => tracing::warn!(lab = %lab.id, error = %e, "lab network lost"),
-                    }
-                }
-                other => {
-                    if let Some(mut p) = other {
-                        p.stop(Duration::from_secs(2)).await;
-                    }
-                    self.remove_left_container(&lab.id).await;
-                    let reason = format!(
-                        "the platform restarted while the lab was {}; its process was gone or could not be resumed",
-                        lab.state
-                    );
-                    self.end(&mut lab, LabState::Failed, reason).await?;
-                }
-            }
-        }
-        self.prune().await
-    }
-
-    /// Marks running labs whose process ended as failed (or stopped when it
-    /// exited cleanly). Runs every second.
-    pub async fn check_running(&self) -> Result<(), StoreError> {
-        self.sweep_networks().await;
-        for mut lab in self.store.labs_in_states(&[LabState::Running]).await? {
-            if let Some(limit) = self.cfg.idle_timeout
-                && self.idle_for(&lab.id).is_some_and(|idle| idle >= limit)
+        };
+        let reason = stop_reason(why, from, &self.progress(&lab.id));
+        if let Some(launch) = self.launch_of(&lab.id) {
+            launch.stop.send_replace(true);
+            let mut done = launch.done.subscribe();
+            if tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| *d))
+                .await
+                .is_err()
             {
-                self.transition(&mut lab, LabState::Stopping).await?;
-                self.stop_process(&lab.id, Duration::from_secs(5)).await;
-                let reason = format!(
-                    "stopped after {} s without activity (idle culling); your workspace is kept",
-                    limit.as_secs()
-                );
-                self.end(&mut lab, LabState::Stopped, reason).await?;
-                tracing::info!(lab = %lab.id, "idle lab stopped");
-                continue;
-            }
-            if let Some(code) = self.exited(&lab.id) {
-                let process = self.procs.lock().ok().and_then(|mut p| p.remove(&lab.id));
-                self.drop_route(&lab.id);
-                let oom = process.as_ref().is_some_and(LabProcess::out_of_memory);
-                let mut code = code;
-                if let Some(mut p) = process {
-                    code = code.or(p.exit_code().await);
-                    // Ends what is left and removes its control group.
-                    p.stop(Duration::ZERO).await;
-                }
-                let state = if code == Some(0) && !oom {
-                    LabState::Stopped
-                } else {
-                    LabState::Failed
-                };
-                let reason = if oom {
-                    format!("{} ({})", oom_reason(None), describe(code))
-                } else {
-                    format!("the tool exited ({})", describe(code))
-                };
-                self.end(&mut lab, state, reason).await?;
-                tracing::info!(lab = %lab.id, reason = ?lab.reason, "lab ended");
+                tracing::warn!(lab = %lab.id, "a launch did not let go of its lab within 30 s");
             }
         }
-        self.retain_samp_hubs().await
+        self.end_process(&lab, Duration::from_secs(5)).await;
+        self.end(&mut lab, &[LabState::Stopping], LabState::Stopped, reason)
+            .await?;
+        tracing::info!(lab = %lab.id, was = %from, "lab stopped");
+        Ok(lab)
+    }
+
+    /// A lab another stop is ending: its end, once recorded (or, if that
+    /// stop never finishes, ended here).
+    async fn wait_stopped(&self, mut lab: LabRecord) -> Result<LabRecord, Error> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while lab.state == LabState::Stopping && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.store.lab(&lab.id).await? {
+                Some(now) => lab = now,
+                None => return Ok(lab),
+            }
+        }
+        if lab.state == LabState::Stopping {
+            self.end_process(&lab, Duration::from_secs(2)).await;
+            self.end(
+                &mut lab,
+                &[LabState::Stopping],
+                LabState::Stopped,
+                "stopped by the user".to_owned(),
+            )
+            .await?;
+        }
+        Ok(lab)
+    }
+}
+
+/// The lab's reason after a stop (`why`: who or what stopped it) found it
+/// in state `from`.
+fn stop_reason(why: &str, from: LabState, progress: &[Step]) -> String {
+    match from {
+        LabState::Pending => format!("{why} while it was pending (before its tool started)"),
+        LabState::Starting if progress.iter().any(|s| s.step == "waiting_for_readiness") => {
+            format!("{why} while it was starting (waiting for its tool to answer)")
+        }
+        LabState::Starting => format!("{why} while it was starting"),
+        _ => why.to_owned(),
+    }
+}
+
+/// Completes once a stop is requested through `stop` (never when its
+/// sender is gone).
+async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How a wait for a lab to answer ended, when it did not answer.
+#[derive(Debug)]
+enum Waited {
+    Stopped,
+    Exited(Option<i32>),
+    /// Not in time; the status of its last refusal, if it refused.
+    TimedOut {
+        answered: Option<u16>,
+    },
+    /// Something outside the lab serves its port.
+    PortTaken(u16),
+}
+
+/// One probe of a lab's tool on its `port`, presenting `authorization`:
+/// only when the lab's own processes serve the port (`holder`, from
+/// [`port_holder`]), so that nothing else is asked, or sent the secret.
+async fn answers(
+    holder: PortHolder,
+    port: u16,
+    path: &str,
+    network: Option<&UserNetwork>,
+    authorization: Option<&str>,
+) -> Result<Probe, Waited> {
+    match holder {
+        PortHolder::Outsider => Err(Waited::PortTaken(port)),
+        PortHolder::Nobody => Ok(Probe::NoAnswer),
+        PortHolder::Sandbox => {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            Ok(probe(addr, path, network, authorization).await)
+        }
     }
 }
 
@@ -1027,15 +1268,63 @@ fn gpu_devices(gpus: &[String]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Why a lab ended when the kernel killed it for its memory.
-fn oom_reason(limit: Option<u64>) -> String {
-    match limit {
+/// Why a lab ended when the kernel killed its tool for its memory: which
+/// process, the limit and when, as far as they are known.
+fn oom_reason(kill: Option<&insitu_launcher::MemoryKill>, limit: Option<u64>) -> String {
+    let who = match kill.and_then(|k| k.command.as_deref().zip(k.pid)) {
+        Some((command, pid)) => format!("the tool ({command}, pid {pid})"),
+        None => "the tool".to_owned(),
+    };
+    let limit = match limit {
         Some(bytes) => format!(
-            "the tool used more than its memory limit of {} and was killed",
+            "its memory limit of {}",
             insitu_domain::datalab::format_bytes(bytes)
         ),
-        None => "the tool used more than its memory limit and was killed".to_owned(),
+        None => "its memory limit".to_owned(),
+    };
+    let at = kill
+        .map(|k| format!(" at {}", crate::clock::rfc3339(unix_seconds(k.at))))
+        .unwrap_or_default();
+    format!("{who} used more than {limit} and was killed{at}")
+}
+
+/// What a lab event says, in words, for the lab's page, its API and its
+/// log.
+pub fn describe_event(e: &LabEventRecord) -> String {
+    match e.kind {
+        LabEventKind::MemoryKill => {
+            let who = match (&e.command, e.pid) {
+                (Some(c), Some(p)) => format!("{c} (pid {p})"),
+                _ => "a process (the kernel log did not name it)".to_owned(),
+            };
+            let who = if e.tool {
+                format!("the tool {who}")
+            } else {
+                who
+            };
+            let limit = match e.memory_limit.and_then(|l| u64::try_from(l).ok()) {
+                Some(l) => format!(
+                    "the lab's memory limit of {}",
+                    insitu_domain::datalab::format_bytes(l)
+                ),
+                None => "the lab's memory limit".to_owned(),
+            };
+            let after = if e.tool {
+                "the lab ended"
+            } else {
+                "the lab runs on"
+            };
+            format!(
+                "{who} was killed at {} for using more than {limit}; {after}",
+                crate::clock::rfc3339(e.at)
+            )
+        }
     }
+}
+
+fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 fn describe(code: Option<i32>) -> String {
@@ -1116,6 +1405,23 @@ impl Labs {
         Ok(self.store.labs_of_user(user_id).await?)
     }
 
+    /// What happened to a lab while it ran, oldest first.
+    pub async fn events(&self, lab_id: &LabId) -> Result<Vec<LabEventRecord>, Error> {
+        Ok(self.store.lab_events(lab_id).await?)
+    }
+
+    /// The events of each of a user's labs.
+    pub async fn events_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<HashMap<LabId, Vec<LabEventRecord>>, Error> {
+        let mut by_lab: HashMap<LabId, Vec<LabEventRecord>> = HashMap::new();
+        for e in self.store.lab_events_of_user(user_id).await? {
+            by_lab.entry(e.lab_id.clone()).or_default().push(e);
+        }
+        Ok(by_lab)
+    }
+
     /// The user's own lab; another user's lab is not found, not forbidden,
     /// so lab ids cannot be probed.
     pub async fn own(&self, user_id: &UserId, id: &LabId) -> Result<LabRecord, Error> {
@@ -1145,11 +1451,18 @@ impl Labs {
     }
 
     /// The last `lines` lines the lab's tool wrote.
-    pub async fn log_tail(self: &Arc<Self>, lab_id: &LabId, lines: usize) -> Vec<String> {
-        let (me, lab_id) = (Arc::clone(self), lab_id.clone());
-        tokio::task::spawn_blocking(move || me.read_log_tail(&lab_id, lines))
-            .await
-            .unwrap_or_default()
+    pub async fn log_tail(&self, lab_id: &LabId, lines: usize) -> Vec<String> {
+        let path = self.log_path(lab_id);
+        let container = self.container_of(lab_id).is_some();
+        tokio::task::spawn_blocking(move || {
+            if container {
+                insitu_launcher::container::log_tail(&path, lines)
+            } else {
+                insitu_launcher::process::log_tail(&path, lines)
+            }
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 

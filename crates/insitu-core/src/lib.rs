@@ -31,11 +31,11 @@ pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
     AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PlatformConfig,
-    SessionConfig,
+    SampHubConfig, SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{
-    BuildRecord, DevlabRecord, LabRecord, ProxySessionRecord, ReleaseRecord, TokenRecord,
-    UserRecord,
+    BuildRecord, DevlabRecord, LabEventRecord, LabRecord, ProxySessionRecord, ReleaseRecord,
+    TokenRecord, UserRecord,
 };
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

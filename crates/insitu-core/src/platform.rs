@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use insitu_domain::{Role, UserId, Username, VolumeSpec};
-use insitu_launcher::{Cgroups, Podman};
+use insitu_launcher::{Cgroups, Limits, Podman};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
 use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
@@ -123,7 +123,15 @@ impl Platform {
     pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
         self.labs.set_proxy(proxy);
         self.labs.prepare_dirs()?;
-        self.labs.adopt_all().await?;
+        let datalabs = &self.datalabs;
+        let readiness = |name: &str| {
+            datalabs
+                .catalogue()
+                .datalab(name)
+                .ok()
+                .map(|d| d.launch.readiness_path.clone())
+        };
+        self.labs.adopt_all(&readiness).await?;
         Ok(())
     }
 
@@ -360,9 +368,13 @@ fn lab_config(
     podman: Podman,
 ) -> Result<LabConfigView, ConfigError> {
     let labs = &config.labs;
+    if labs.max_starting == 0 {
+        return Err(ConfigError::MaxStarting);
+    }
+    let hub = &labs.samp_hub;
     Ok(LabConfigView {
         bwrap: labs.bwrap.clone(),
-        hidden: vec![data_dir.clone()],
+        hidden: config.hidden_from_labs(&data_dir),
         data_dir,
         max_labs_per_user: labs.max_per_user,
         start_timeout: Duration::from_secs(labs.start_timeout_secs()),
@@ -382,5 +394,12 @@ fn lab_config(
         max_processes: labs.max_processes,
         network_per_user: labs.network == LabNetworkMode::User,
         podman,
+        network_linger: labs.network_linger()?,
+        max_starting: labs.max_starting,
+        samp_hub: Limits {
+            memory_bytes: Some(hub.memory_bytes()?),
+            cpus: (hub.cpu > 0.0).then_some(hub.cpu),
+            max_pids: (hub.max_processes > 0).then_some(hub.max_processes),
+        },
     })
 }

@@ -121,6 +121,8 @@ impl SandboxExecutor {
             expose: self.expose.clone(),
             share_network: spec.network,
             keep_caps: tool_caps(self.run_as),
+            // A step never outlives the engine that runs it.
+            die_with_parent: true,
             ..SandboxSpec::default()
         };
         bwrap_args_with(&sandbox, &step_binds(spec))

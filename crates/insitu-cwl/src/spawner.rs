@@ -405,6 +405,8 @@ impl RunSandbox {
             command: vec![exe.display().to_string(), SUBCOMMAND.into()],
             expose: base.expose.clone(),
             keep_caps,
+            // The run's sandbox ends with the engine (and its jobs with it).
+            die_with_parent: true,
             ..SandboxSpec::default()
         };
         let args = bwrap_args_with(

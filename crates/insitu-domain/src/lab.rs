@@ -89,6 +89,45 @@ impl FromStr for LabState {
     }
 }
 
+/// What happened to a lab while it ran, kept as one of its events.
+/// Stored and sent as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LabEventKind {
+    /// The kernel killed one of the lab's processes for using more than
+    /// the lab's memory.
+    MemoryKill,
+}
+
+impl LabEventKind {
+    pub const ALL: [LabEventKind; 1] = [LabEventKind::MemoryKill];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabEventKind::MemoryKill => "memory_kill",
+        }
+    }
+}
+
+impl fmt::Display for LabEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown lab event {0:?}: expected memory_kill")]
+pub struct UnknownLabEvent(pub String);
+
+impl FromStr for LabEventKind {
+    type Err = UnknownLabEvent;
+    fn from_str(s: &str) -> Result<Self, UnknownLabEvent> {
+        LabEventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownLabEvent(s.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +138,10 @@ mod tests {
             assert_eq!(st.as_str().parse::<LabState>(), Ok(st));
         }
         assert!("Running".parse::<LabState>().is_err());
+        for k in LabEventKind::ALL {
+            assert_eq!(k.as_str().parse::<LabEventKind>(), Ok(k));
+        }
+        assert!("oom".parse::<LabEventKind>().is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use datalab::{
 };
 pub use devlab::{BuildState, DevlabDefinition, DevlabSource, ReleaseState, Template};
 pub use id::{IdError, LabId, TokenId, UserId};
-pub use lab::{LabState, UnknownLabState};
+pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use role::Role;
 pub use secret::Secret;

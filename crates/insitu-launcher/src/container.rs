@@ -313,6 +313,12 @@ impl ContainerProcess {
             .is_some_and(|(c, name)| c.oom_kills(name) > 0)
     }
 
+    /// The memory limit of the lab's control group, where one is set.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let (c, name) = self.cgroup.as_ref()?;
+        c.memory_limit(name)
+    }
+
     /// Stops the container (SIGTERM, SIGKILL after `grace`), removes it,
     /// and kills whatever is left in the lab's control group.
     pub async fn stop(&mut self, grace: Duration) {

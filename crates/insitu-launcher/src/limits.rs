@@ -210,6 +210,40 @@ impl Cgroups {
         }
     }
 
+    /// What a sandbox in group `name` sees of it: each of its directories
+    /// (host path) and where it shows inside (`/sys/fs/cgroup` in v2, or
+    /// `/sys/fs/cgroup/<hierarchy>` in v1), so that tools and runtimes
+    /// that size themselves from their group's limits find them, and
+    /// nothing of other groups.
+    pub fn sandbox_view(&self, name: &str) -> Vec<(PathBuf, PathBuf)> {
+        let root = Path::new("/sys/fs/cgroup");
+        match self {
+            Cgroups::V2 { base, .. } => vec![(base.join(name), root.to_owned())],
+            Cgroups::V1 { bases } => {
+                let mut view: Vec<(PathBuf, PathBuf)> = Vec::new();
+                for (c, base) in bases {
+                    let inside = base
+                        .parent()
+                        .and_then(Path::file_name)
+                        .map_or_else(|| root.join(c.name()), |m| root.join(m));
+                    if !view.iter().any(|(_, i)| *i == inside) {
+                        view.push((base.join(name), inside));
+                    }
+                }
+                view
+            }
+            Cgroups::Unavailable(_) => Vec::new(),
+        }
+    }
+
+    /// How the kernel log names the group `name` of the memory controller:
+    /// its path below the hierarchy's root (`/insitu/<name>`).
+    pub fn memory_group_path(&self, name: &str) -> Option<String> {
+        let d = self.dir_of(name, Controller::Memory)?;
+        let base = d.parent()?.file_name()?.to_str()?;
+        Some(format!("/{base}/{name}"))
+    }
+
     /// Creates the group `name` and writes its limits.
     pub fn create(&self, name: &str, limits: &Limits) -> std::io::Result<()> {
         for d in self.dirs(name) {
@@ -287,6 +321,25 @@ impl Cgroups {
             .trim()
             .parse()
             .ok()
+    }
+
+    /// The group's memory limit in bytes; `None` when it has none (or no
+    /// memory controller).
+    pub fn memory_limit(&self, name: &str) -> Option<u64> {
+        let d = self.dir_of(name, Controller::Memory)?;
+        let file = if matches!(self, Cgroups::V2 { .. }) {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        let limit: u64 = std::fs::read_to_string(d.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // cgroup v1 says "no limit" with a number near the largest page
+        // count; v2 says "max", which does not parse.
+        (limit < 1 << 62).then_some(limit)
     }
 
     /// How many times the kernel killed a process of the group for lack of
@@ -466,6 +519,20 @@ mod tests {
         );
         assert!(c.enforces(Controller::Pids) && !c.enforces(Controller::Cpu));
         assert_eq!(c.describe(), "cgroup v1: memory, pids");
+        assert_eq!(
+            c.sandbox_view("lab1"),
+            vec![
+                (
+                    PathBuf::from("/cg/memory/insitu/lab1"),
+                    PathBuf::from("/sys/fs/cgroup/memory")
+                ),
+                (
+                    PathBuf::from("/cg/pids/insitu/lab1"),
+                    PathBuf::from("/sys/fs/cgroup/pids")
+                ),
+            ]
+        );
+        assert_eq!(c.memory_group_path("lab1").as_deref(), Some("/insitu/lab1"));
         assert_eq!(c.parent_path("lab1").as_deref(), Some("/insitu/lab1"));
         assert_eq!(Cgroups::Unavailable("x".into()).parent_path("lab1"), None);
     }

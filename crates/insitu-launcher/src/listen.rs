@@ -31,34 +31,58 @@ const LISTEN: &str = "0A";
 /// or on every address, IPv4 or IPv6), in the network namespace of process
 /// `root`, which with its descendants makes the sandbox.
 pub fn port_holder(root: u32, port: u16) -> PortHolder {
-    let listening = listening_inodes(root, port);
-    if listening.is_empty() {
-        return PortHolder::Nobody;
-    }
-    let Some(held) = held_sockets(root) else {
-        return PortHolder::Outsider;
-    };
-    if listening.iter().all(|inode| held.contains(inode)) {
-        PortHolder::Sandbox
-    } else {
-        PortHolder::Outsider
-    }
+    Listeners::of(root).holder(root, port)
 }
 
-/// Inodes of the sockets listening on `port` that take connections to
-/// 127.0.0.1, in the network namespace of process `pid`.
-fn listening_inodes(pid: u32, port: u16) -> Vec<u64> {
-    let mut found = Vec::new();
-    for (table, takes_loopback) in [
-        ("tcp", takes_loopback_v4 as fn(&str) -> bool),
-        ("tcp6", takes_loopback_v6),
-    ] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        found.extend(parse_listeners(&text, port, takes_loopback));
+/// The listening sockets of one network namespace, read once: the kernel
+/// writes `/proc/net/tcp` by walking every socket of the machine, which
+/// takes milliseconds where many connections are open, so a caller asking
+/// about many ports of one namespace (the labs of one user, taken over
+/// after a restart) reads it once.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    /// The tables' text, IPv4 and IPv6.
+    tables: Vec<(String, TakesLoopback)>,
+}
+
+/// Whether an address of a table takes connections to 127.0.0.1.
+type TakesLoopback = fn(&str) -> bool;
+
+impl Listeners {
+    /// The listeners in the network namespace of process `pid`.
+    pub fn of(pid: u32) -> Listeners {
+        let mut tables = Vec::new();
+        for (table, takes_loopback) in [
+            ("tcp", takes_loopback_v4 as TakesLoopback),
+            ("tcp6", takes_loopback_v6),
+        ] {
+            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+                tables.push((text, takes_loopback));
+            }
+        }
+        Listeners { tables }
     }
-    found
+
+    /// Who listens on `port` here, for the sandbox rooted at process
+    /// `root` (see [`port_holder`]).
+    pub fn holder(&self, root: u32, port: u16) -> PortHolder {
+        let listening: Vec<u64> = self
+            .tables
+            .iter()
+            .flat_map(|(text, takes_loopback)| parse_listeners(text, port, *takes_loopback))
+            .collect();
+        if listening.is_empty() {
+            return PortHolder::Nobody;
+        }
+        let Some(held) = held_sockets(root) else {
+            return PortHolder::Outsider;
+        };
+        if listening.iter().all(|inode| held.contains(inode)) {
+            PortHolder::Sandbox
+        } else {
+            PortHolder::Outsider
+        }
+    }
 }
 
 /// The listening sockets of one `/proc/net/tcp{,6}` table on `port` whose
@@ -204,6 +228,10 @@ mod tests {
             .spawn()
             .unwrap();
         assert_eq!(port_holder(child.id(), port), PortHolder::Outsider);
+        // One read of the namespace's tables answers for every port.
+        let seen = Listeners::of(me);
+        assert_eq!(seen.holder(me, port), PortHolder::Sandbox);
+        assert_eq!(seen.holder(child.id(), port), PortHolder::Outsider);
         drop(listener);
         assert_eq!(port_holder(child.id(), port), PortHolder::Nobody);
         let _ = child.kill();

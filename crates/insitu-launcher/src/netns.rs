@@ -9,9 +9,11 @@
 //!
 //! The platform never enters the namespace itself. A worker thread per
 //! namespace is moved into it once (`setns` changes only the calling thread)
-//! and does two jobs there: it spawns the sandbox, which inherits the
-//! namespace, and it opens TCP connections to the labs inside, which stay
-//! in that namespace when handed back to the async proxy.
+//! and does two jobs there: it spawns a sandbox's supervisor, which, with
+//! the sandbox, inherits the namespace (the thread is no parent of the
+//! sandbox, and its end ends nothing), and it opens TCP connections to the
+//! labs inside, which stay in that namespace when handed back to the async
+//! proxy.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -30,7 +30,11 @@ pub struct SandboxSpec {
     /// Data volumes, bound read-only.
     pub volumes: Vec<VolumeMount>,
     /// Host paths the sandbox must not see (the platform's data directory,
-    /// its configuration): each is covered by an empty directory or file.
+    /// its configuration, its database): directories or files, links
+    /// resolved. Each is covered, wherever the sandbox would show it (at
+    /// its own place, inside an exposed path, a volume or the workspace),
+    /// by an empty read-only directory or an empty file. Paths that do not
+    /// exist when the sandbox starts are not covered.
     pub hidden: Vec<PathBuf>,
     /// Device nodes to bind (GPUs).
     pub devices: Vec<PathBuf>,
@@ -48,6 +52,12 @@ pub struct SandboxSpec {
     /// dropped, always: root in a sandbox could otherwise remount its
     /// read-only binds writable.
     pub keep_caps: Vec<String>,
+    /// Whether the sandbox is killed when the process that started
+    /// bubblewrap ends (`--die-with-parent`). A pipeline engine sets it for
+    /// its steps. Labs set it too: [`crate::SandboxProcess`] starts
+    /// bubblewrap from a supervisor of its own that outlives the platform,
+    /// so the sandbox ends with its supervisor, never with the platform.
+    pub die_with_parent: bool,
 }
 
 /// Environment variables of a sandbox that must not be seen by other
@@ -187,6 +197,20 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
 /// The arguments after `bwrap` for a spec plus a step's own binds and
 /// working directory (see [`StepBinds`]).
 pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
+    bwrap_args_in(spec, step, &[])
+}
+
+/// Where the host's control group file systems are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The arguments after `bwrap`, with `cgroup_view`: the sandbox's own
+/// control group directories (host path, path inside), shown read-only in
+/// place of the host's whole tree.
+pub(crate) fn bwrap_args_in(
+    spec: &SandboxSpec,
+    step: &StepBinds,
+    cgroup_view: &[(PathBuf, PathBuf)],
+) -> Vec<OsString> {
     let has_workspace = !spec.workspace.as_os_str().is_empty();
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
@@ -197,13 +221,8 @@ pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
     // The root is a tmpfs holding read-only binds of the host's top-level
     // directories, so mount points for volumes can be made anywhere.
     push(&[&"--tmpfs", &"/"]);
-    let mount_tops: Vec<PathBuf> = spec
-        .volumes
-        .iter()
-        .map(|v| v.target.as_path())
-        .chain(std::iter::once(Path::new(HOME_PATH)))
-        .filter_map(|t| t.components().nth(1).map(|c| Path::new("/").join(c)))
-        .collect();
+    let mount_tops = mount_tops(spec);
+    let cgroup_mounts = cgroup_mounts();
     for entry in host_root_entries() {
         let name = entry.file_name();
         let path = Path::new("/").join(&name);
@@ -220,10 +239,24 @@ pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
         }
     }
     push(&[&"--ro-bind-try", &"/sys", &"/sys"]);
+    // No host control group tree: it names every lab on the host and their
+    // use. A sandbox with a group of its own sees that group alone.
+    for m in &cgroup_mounts {
+        push(&[&"--tmpfs", m]);
+    }
+    for (host, inside) in cgroup_view {
+        push(&[&"--ro-bind", host, inside]);
+    }
+    if Path::new(CGROUP_ROOT).is_dir() {
+        push(&[&"--remount-ro", &CGROUP_ROOT]);
+    }
     push(&[&"--dev", &"/dev"]);
     push(&[&"--proc", &"/proc"]);
     push(&[&"--tmpfs", &"/tmp"]);
-    push(&[&"--dir", &"/var/tmp"]);
+    if Path::new("/var/tmp").is_dir() {
+        // A directory of the read-only /var bind would show the host's.
+        push(&[&"--tmpfs", &"/var/tmp"]);
+    }
     push(&[&"--tmpfs", &"/run"]);
     // Other users' homes and root's home stay out of sight.
     push(&[&"--dir", &"/home"]);
@@ -231,18 +264,18 @@ pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
     for e in &spec.expose {
         push(&[&"--ro-bind-try", e, e]);
     }
-    for h in &spec.hidden {
-        if h.is_dir() {
-            push(&[&"--tmpfs", h]);
-        } else if h.exists() {
-            push(&[&"--ro-bind", &"/dev/null", h]);
-        }
+    let (early, late) = hidden_views(spec, &mount_tops, &cgroup_mounts);
+    for arg in cover_args(&early) {
+        push(&[&arg]);
     }
     if has_workspace {
         push(&[&"--bind", &spec.workspace, &HOME_PATH]);
     }
     for v in &spec.volumes {
         push(&[&"--ro-bind", &v.source, &v.target]);
+    }
+    for arg in cover_args(&late) {
+        push(&[&arg]);
     }
     for d in &spec.devices {
         push(&[&"--dev-bind", d, d]);
@@ -265,7 +298,10 @@ pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
     for c in &spec.keep_caps {
         push(&[&"--cap-add", c]);
     }
-    push(&[&"--die-with-parent", &"--new-session"]);
+    if spec.die_with_parent {
+        push(&[&"--die-with-parent"]);
+    }
+    push(&[&"--new-session"]);
     push(&[&"--clearenv"]);
     let path = "/usr/local/bin:/usr/bin:/bin";
     let mut env: Vec<(String, String)> = vec![
@@ -298,6 +334,136 @@ pub fn bwrap_args_with(spec: &SandboxSpec, step: &StepBinds) -> Vec<OsString> {
     a
 }
 
+/// Top-level directories that volumes (or the home) are mounted below:
+/// the sandbox gets an empty one instead of the host's.
+fn mount_tops(spec: &SandboxSpec) -> Vec<PathBuf> {
+    spec.volumes
+        .iter()
+        .map(|v| v.target.as_path())
+        .chain(std::iter::once(Path::new(HOME_PATH)))
+        .filter_map(|t| t.components().nth(1).map(|c| Path::new("/").join(c)))
+        .collect()
+}
+
+/// The host's control group mounts a sandbox would show: `/sys/fs/cgroup`
+/// and any cgroup file system mounted elsewhere under a bound directory.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    if Path::new(CGROUP_ROOT).is_dir() {
+        found.push(PathBuf::from(CGROUP_ROOT));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mounts.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fstype = right.split_whitespace().next().unwrap_or_default();
+        let Some(point) = left.split_whitespace().nth(4) else {
+            continue;
+        };
+        let point = PathBuf::from(point);
+        if (fstype == "cgroup" || fstype == "cgroup2")
+            && shown_from_host(&point)
+            && !found.iter().any(|f| point.starts_with(f))
+        {
+            found.push(point);
+        }
+    }
+    found
+}
+
+/// Where a hidden host path would show inside a sandbox, and what covers it.
+#[derive(Debug, Clone, PartialEq)]
+struct Hidden {
+    at: PathBuf,
+    dir: bool,
+}
+
+/// The places to cover for the spec's hidden paths: those shown from the
+/// host's own directories and exposed paths (covered before the workspace
+/// and volumes are bound), and those inside the workspace or a volume
+/// (covered after them). A path is resolved first (links, `..`), so a
+/// link to a hidden file leads to the cover; paths inside another hidden
+/// directory need no cover of their own.
+fn hidden_views(
+    spec: &SandboxSpec,
+    mount_tops: &[PathBuf],
+    cgroup_mounts: &[PathBuf],
+) -> (Vec<Hidden>, Vec<Hidden>) {
+    let real = |p: &Path| p.canonicalize().ok();
+    // Host directory → where the sandbox shows it.
+    let early_map: Vec<(PathBuf, PathBuf)> = spec
+        .expose
+        .iter()
+        .filter_map(|e| Some((real(e)?, e.clone())))
+        .collect();
+    let mut late_map: Vec<(PathBuf, PathBuf)> = spec
+        .volumes
+        .iter()
+        .filter_map(|v| Some((real(&v.source)?, v.target.clone())))
+        .collect();
+    if !spec.workspace.as_os_str().is_empty()
+        && let Some(ws) = real(&spec.workspace)
+    {
+        late_map.push((ws, PathBuf::from(HOME_PATH)));
+    }
+    let (mut early, mut late) = (Vec::new(), Vec::new());
+    for h in spec.hidden.iter().filter(|h| h.is_absolute()) {
+        let Some(p) = real(h) else { continue };
+        if p.parent().is_none() {
+            tracing::warn!(path = %h.display(), "the root cannot be hidden from a sandbox");
+            continue;
+        }
+        let dir = p.is_dir();
+        let top = p.components().nth(1).map(|c| Path::new("/").join(c));
+        let under_cgroups = cgroup_mounts.iter().any(|m| p.starts_with(m));
+        if shown_from_host(&p) && !top.is_some_and(|t| mount_tops.contains(&t)) && !under_cgroups {
+            early.push(Hidden { at: p.clone(), dir });
+        }
+        for (map, out) in [(&early_map, &mut early), (&late_map, &mut late)] {
+            for (source, target) in map {
+                if let Ok(rest) = p.strip_prefix(source) {
+                    out.push(Hidden {
+                        at: target.join(rest),
+                        dir,
+                    });
+                }
+            }
+        }
+    }
+    (covers(early), covers(late))
+}
+
+/// bubblewrap's arguments that cover `views`: an empty read-only
+/// directory over a directory, an empty file over anything else.
+fn cover_args(views: &[Hidden]) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    for h in views {
+        if h.dir {
+            a.extend(["--tmpfs".into(), h.at.clone().into()]);
+            a.extend(["--remount-ro".into(), h.at.clone().into()]);
+        } else {
+            a.extend(["--ro-bind".into(), "/dev/null".into(), h.at.clone().into()]);
+        }
+    }
+    a
+}
+
+/// The covers to mount, parents first, leaving out duplicates and paths
+/// inside a hidden directory.
+fn covers(mut views: Vec<Hidden>) -> Vec<Hidden> {
+    views.sort_by_key(|h| h.at.components().count());
+    let mut kept: Vec<Hidden> = Vec::new();
+    for h in views {
+        if !kept
+            .iter()
+            .any(|k| h.at.starts_with(&k.at) && (k.dir || k.at == h.at))
+        {
+            kept.push(h);
+        }
+    }
+    kept
+}
 /// Fills `{port}`, `{base_url}`, `{workspace}` and `{user}` in a template.
 pub fn fill(template: &str, port: u16, base_url: &str, user: &str) -> String {
     template

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use insitu_launcher::limits::Controller;
 use insitu_launcher::{Cgroups, ExitStatus, Limits, NetNs, Placement, SandboxProcess, SandboxSpec};
@@ -103,53 +103,189 @@ async fn wait_end(p: &mut SandboxProcess, secs: u64) -> Option<i32> {
     panic!("sandbox did not end");
 }
 
+/// A shell line that makes `hog`, python under a name of its own (the
+/// kernel names a process after the file it ran), in the workspace.
+const HOG: &str = "ln -sf \"$(command -v python3)\" /home/user/hog";
+
+/// 256 MiB touched page by page: only possible without a 64 MiB limit.
+const ALLOCATE: &str = "/home/user/hog -c 'b = bytearray(256 << 20); print(\"ALLOCATED\", len(b))'";
+
+fn mebibytes(n: u64) -> Limits {
+    Limits {
+        memory_bytes: Some(n << 20),
+        ..Limits::default()
+    }
+}
+
 #[tokio::test]
-async fn memory_beyond_the_limit_kills_the_tool_and_says_so() {
+async fn a_childs_memory_kill_is_reported_apart_from_the_tools_own_exit() {
     let (Some(bwrap), Some(cg)) = (bwrap(), cgroups()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let name = unique("mem");
-    let limits = Limits {
-        memory_bytes: Some(64 << 20),
-        ..Limits::default()
+    let script = format!("{HOG}; {ALLOCATE}; echo exit=$?; exit 3");
+    let log = dir.path().join("lab.log");
+    let before = SystemTime::now();
+    let mut p = start(
+        &bwrap,
+        dir.path(),
+        &script,
+        &log,
+        limited(&cg, &name, mebibytes(64)),
+    );
+    let code = wait_end(&mut p, 20).await;
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        !out.contains("ALLOCATED"),
+        "allocation passed the limit: {out}"
+    );
+    assert!(out.contains("exit=137"), "the child was not killed: {out}");
+    let end = p.end().unwrap();
+    assert_eq!(
+        (end.code, end.killed_for_memory),
+        (Some(3), false),
+        "the tool's own exit is its end, not the child's kill"
+    );
+    assert!(end.at.is_some_and(|t| t + Duration::from_secs(2) >= before));
+    let kills = p.memory_kills();
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    let kill = &kills[0];
+    assert_eq!(kill.command.as_deref(), Some("hog"), "{kills:?}");
+    assert!(kill.pid.is_some() && !kill.tool, "{kills:?}");
+    assert!(kill.at >= before - Duration::from_secs(1), "{kills:?}");
+    assert!(p.memory_kills().is_empty(), "each kill is reported once");
+    assert_eq!(p.memory_limit(), Some(64 << 20), "the group's limit");
+    p.stop(Duration::ZERO).await;
+    assert_eq!(p.memory_limit(), None, "no group, no limit");
+    assert!(cg.dirs(&name).iter().all(|d| !d.exists()), "group removed");
+
+    // The same tool with room enough.
+    let name = unique("mem");
+    let log = dir.path().join("roomy.log");
+    let mut p = start(
+        &bwrap,
+        dir.path(),
+        &script,
+        &log,
+        limited(&cg, &name, mebibytes(512)),
+    );
+    wait_end(&mut p, 20).await;
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(out.contains("ALLOCATED 268435456"), "{out}");
+    assert!(p.memory_kills().is_empty());
+    assert!(!p.end().unwrap().killed_for_memory);
+    p.stop(Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn a_memory_kill_is_reported_while_the_tool_runs_on() {
+    let (Some(bwrap), Some(cg)) = (bwrap(), cgroups()) else {
+        return;
     };
-    // 256 MiB touched page by page: only possible without the limit.
-    let script = "python3 -c 'b = bytearray(256 << 20); print(\"ALLOCATED\", len(b))'; \
-                  echo exit=$?";
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("mem");
+    let script = format!("{HOG}; {ALLOCATE}; echo survived; exec sleep 300");
+    let log = dir.path().join("lab.log");
+    let mut p = start(
+        &bwrap,
+        dir.path(),
+        &script,
+        &log,
+        limited(&cg, &name, mebibytes(64)),
+    );
+    let mut kills = Vec::new();
+    for _ in 0..400 {
+        kills = p.memory_kills();
+        if !kills.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    assert_eq!(kills[0].command.as_deref(), Some("hog"));
+    assert!(!kills[0].tool);
+    assert_eq!(p.status(), ExitStatus::Running, "the lab keeps running");
+    assert!(p.end().is_none());
+    p.stop(Duration::from_secs(1)).await;
+    assert!(cg.dirs(&name).iter().all(|d| !d.exists()), "group removed");
+}
+
+#[tokio::test]
+async fn a_tool_killed_for_memory_ends_so() {
+    let (Some(bwrap), Some(cg)) = (bwrap(), cgroups()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("mem");
+    let script = format!("{HOG}; exec {ALLOCATE}");
+    let log = dir.path().join("lab.log");
+    let mut p = start(
+        &bwrap,
+        dir.path(),
+        &script,
+        &log,
+        limited(&cg, &name, mebibytes(64)),
+    );
+    wait_end(&mut p, 20).await;
+    let end = p.end().unwrap();
+    assert_eq!((end.code, end.killed_for_memory), (Some(137), true));
+    let kills = p.memory_kills();
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    assert!(kills[0].tool, "the kill names the tool itself: {kills:?}");
+    p.stop(Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn a_sandbox_sees_its_own_control_group_and_no_other() {
+    let (Some(bwrap), Some(cg)) = (bwrap(), cgroups()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let other = unique("neighbour");
+    let mut neighbour = start(
+        &bwrap,
+        dir.path(),
+        "exec sleep 300",
+        &dir.path().join("other.log"),
+        limited(&cg, &other, mebibytes(100)),
+    );
+    let name = unique("own");
+    let script = "ls -R /sys/fs/cgroup; echo GROUPS; cat /proc/self/cgroup; echo LIMIT; \
+                  cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes 2>/dev/null || cat memory.max; \
+                  echo x > memory/memory.limit_in_bytes || echo LIMIT_READ_ONLY";
     let log = dir.path().join("lab.log");
     let mut p = start(
         &bwrap,
         dir.path(),
         script,
         &log,
-        limited(&cg, &name, limits),
+        limited(&cg, &name, mebibytes(200)),
     );
-    let code = wait_end(&mut p, 20).await;
-    let out = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        !out.contains("ALLOCATED"),
-        "allocation passed the limit: {out}"
-    );
-    assert!(out.contains("exit=137"), "python was not killed: {out}");
-    assert!(p.out_of_memory(), "the kill is reported as out of memory");
-    p.stop(Duration::ZERO).await;
-    assert!(cg.dirs(&name).iter().all(|d| !d.exists()), "group removed");
-
-    // The same tool with room enough.
-    let name = unique("mem");
-    let roomy = Limits {
-        memory_bytes: Some(512 << 20),
-        ..Limits::default()
-    };
-    let log = dir.path().join("roomy.log");
-    let mut p = start(&bwrap, dir.path(), script, &log, limited(&cg, &name, roomy));
     wait_end(&mut p, 20).await;
     let out = std::fs::read_to_string(&log).unwrap();
-    assert!(out.contains("ALLOCATED 268435456"), "{out}");
-    assert!(!p.out_of_memory());
+    assert!(
+        !out.contains(&other) && !out.contains(&name) && !out.contains("insitu-test"),
+        "another sandbox's group, or its own name, shows: {out}"
+    );
+    let (listing, rest) = out.split_once("GROUPS\n").unwrap();
+    let (groups, limit) = rest.split_once("LIMIT\n").unwrap();
+    assert!(
+        listing.contains("memory.limit_in_bytes") || listing.contains("memory.max"),
+        "{out}"
+    );
+    assert!(!groups.is_empty());
+    for line in groups.lines() {
+        assert!(line.ends_with(":/"), "rooted at its own group: {out}");
+    }
+    assert!(
+        limit.starts_with(&format!("{}\n", 200u64 << 20)),
+        "its own limit: {out}"
+    );
+    assert!(out.contains("LIMIT_READ_ONLY"), "{out}");
     p.stop(Duration::ZERO).await;
+    neighbour.stop(Duration::ZERO).await;
 }
 
 #[tokio::test]
@@ -308,4 +444,199 @@ async fn labs_of_one_user_share_loopback_and_no_one_else_reaches_it() {
             NetNs::delete(&name).unwrap();
         }
     }
+}
+
+/// The process that starts a sandbox and then goes away: this test binary
+/// run again with `INSITU_TEST_STARTER` = "DIR GROUP NETNS|- exit|hang" and
+/// the tool's script in `INSITU_TEST_SCRIPT`. It writes the sandbox's
+/// "PID START" to DIR/started, then ends (exit) or waits to be killed.
+#[test]
+#[ignore = "a child process of the tests of sandboxes outliving their starter"]
+fn starter() {
+    let Ok(task) = std::env::var("INSITU_TEST_STARTER") else {
+        return;
+    };
+    let task: Vec<&str> = task.split(' ').collect();
+    let [dir, group, netns, how] = task[..] else {
+        panic!("bad INSITU_TEST_STARTER: {task:?}");
+    };
+    let dir = Path::new(dir);
+    let script = std::env::var("INSITU_TEST_SCRIPT").unwrap();
+    let cg = Cgroups::detect("insitu-test");
+    let ns = (netns != "-").then(|| NetNs::ensure(netns).unwrap());
+    let mut s = spec(dir, &script);
+    // With the platform as bubblewrap's parent, this flag ended the
+    // sandbox with the thread that started it.
+    s.die_with_parent = true;
+    let placement = Placement {
+        cgroup: Some((&cg, group, mebibytes(256))),
+        netns: ns.as_ref(),
+    };
+    let p = SandboxProcess::start_in(
+        Path::new("/usr/bin/bwrap"),
+        &s,
+        &dir.join("lab.log"),
+        placement,
+    )
+    .unwrap();
+    std::fs::write(dir.join("started"), format!("{} {}", p.pid, p.start_ticks)).unwrap();
+    if how == "hang" {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A tool that ticks until DIR/finish appears, then exits 7.
+const TICKER: &str = "while [ ! -e /home/user/finish ]; do date +%s%N > /home/user/ticks; \
+                      sleep 0.05; done; exit 7";
+
+/// Starts `TICKER` from a child process that then exits or is killed, and
+/// returns the sandbox's pid and start.
+async fn start_from_a_child(
+    dir: &Path,
+    group: &str,
+    netns: Option<&NetNs>,
+    kill: bool,
+) -> (u32, u64) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "starter", "--ignored", "--nocapture"])
+        .env(
+            "INSITU_TEST_STARTER",
+            format!(
+                "{} {group} {} {}",
+                dir.display(),
+                netns.map_or("-", NetNs::name),
+                if kill { "hang" } else { "exit" }
+            ),
+        )
+        .env("INSITU_TEST_SCRIPT", TICKER)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = dir.join("started");
+    for _ in 0..600 {
+        if started.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&started).expect("the child started a sandbox");
+    if kill {
+        child.kill().unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.success(), !kill, "{status:?}");
+    let (pid, start) = text.split_once(' ').unwrap();
+    // Time enough for a parent-death signal to have done its work.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (pid.parse().unwrap(), start.parse().unwrap())
+}
+
+/// Whether the file the ticker writes is still being rewritten.
+async fn ticking(dir: &Path) -> bool {
+    let before = std::fs::read_to_string(dir.join("ticks")).unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::read_to_string(dir.join("ticks")).unwrap_or_default() != before
+}
+
+async fn outlives_its_starter(netns: Option<&NetNs>, kill: bool) {
+    let (Some(_), Some(cg)) = (bwrap(), cgroups()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique("outlive");
+    let (pid, start) = start_from_a_child(dir.path(), &group, netns, kill).await;
+    let log = dir.path().join("lab.log");
+    let mut p = SandboxProcess::adopt_in(pid, start, &log, Some((&cg, &group)))
+        .expect("the sandbox outlived the process that started it");
+    assert_eq!(p.status(), ExitStatus::Running);
+    // Found from its status file alone, as for a launch whose pid its
+    // caller had not recorded yet.
+    let recorded = SandboxProcess::adopt_recorded(&log, Some((&cg, &group)))
+        .expect("the sandbox, found from its status file");
+    assert_eq!((recorded.pid, recorded.start_ticks), (pid, start));
+    assert!(
+        SandboxProcess::adopt_recorded(&dir.path().join("none.log"), None).is_none(),
+        "no status file, nothing to adopt"
+    );
+    assert!(ticking(dir.path()).await, "the tool still runs");
+    let members = cg.pids(&group);
+    assert!(members.contains(&pid) && members.len() >= 3, "{members:?}");
+    if let Some(ns) = netns {
+        use std::os::unix::fs::MetadataExt;
+        let wanted = std::fs::metadata(ns.path()).unwrap().ino();
+        for m in &members {
+            let theirs = std::fs::metadata(format!("/proc/{m}/ns/net"))
+                .unwrap()
+                .ino();
+            assert_eq!(theirs, wanted, "process {m} is in the user's namespace");
+        }
+    }
+    p.stop(Duration::from_secs(2)).await;
+    assert_ne!(p.status(), ExitStatus::Running);
+    assert!(!ticking(dir.path()).await, "the tool stopped");
+    for _ in 0..100 {
+        if members
+            .iter()
+            .all(|m| !Path::new(&format!("/proc/{m}")).exists())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left: Vec<&u32> = members
+        .iter()
+        .filter(|m| Path::new(&format!("/proc/{m}")).exists())
+        .collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+    assert!(cg.dirs(&group).iter().all(|d| !d.exists()), "group removed");
+}
+
+#[tokio::test]
+async fn a_sandbox_outlives_the_process_that_started_it() {
+    outlives_its_starter(None, false).await;
+    outlives_its_starter(None, true).await;
+}
+
+#[tokio::test]
+async fn a_sandbox_in_a_network_namespace_outlives_the_process_that_started_it() {
+    let Some(ns) = netns() else { return };
+    outlives_its_starter(Some(&ns), false).await;
+    outlives_its_starter(Some(&ns), true).await;
+    NetNs::delete(ns.name()).unwrap();
+}
+
+#[tokio::test]
+async fn how_a_sandbox_ended_is_known_after_its_starter_is_gone() {
+    let (Some(_), Some(cg)) = (bwrap(), cgroups()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique("outlive");
+    let (pid, start) = start_from_a_child(dir.path(), &group, None, true).await;
+    let log = dir.path().join("lab.log");
+    let mut p = SandboxProcess::adopt_in(pid, start, &log, Some((&cg, &group))).unwrap();
+    assert!(p.end().is_none());
+    let before = SystemTime::now();
+    std::fs::write(dir.path().join("finish"), "").unwrap();
+    assert_eq!(
+        wait_end(&mut p, 20).await,
+        Some(7),
+        "the exit status, recorded"
+    );
+    let end = p.end().unwrap();
+    assert_eq!((end.code, end.killed_for_memory), (Some(7), false));
+    let at = end.at.expect("the time of the end, recorded");
+    assert!(at + Duration::from_secs(2) >= before && at <= SystemTime::now());
+    // What a platform that was down while it ended learns.
+    let recorded = insitu_launcher::process::recorded_end(pid, start, &log).unwrap();
+    assert_eq!(recorded, end);
+    assert_eq!(
+        insitu_launcher::process::recorded_end(pid, start + 1, &log),
+        None,
+        "not for another process"
+    );
+    p.stop(Duration::ZERO).await;
+    assert!(cg.dirs(&group).iter().all(|d| !d.exists()), "group removed");
 }

@@ -18,7 +18,9 @@ mod records;
 mod store;
 
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
-pub use records::{LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord};
+pub use records::{
+    LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
+};
 pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
 };

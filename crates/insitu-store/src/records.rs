@@ -1,6 +1,6 @@
 //! Rows as the rest of the platform sees them.
 
-use insitu_domain::{LabId, LabState, Role, TokenId, UserId, Username};
+use insitu_domain::{LabEventKind, LabId, LabState, Role, TokenId, UserId, Username};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
@@ -69,6 +69,23 @@ pub struct LabRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub stopped_at: Option<i64>,
+}
+
+/// Something that happened to a lab while it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabEventRecord {
+    pub lab_id: LabId,
+    /// Unix seconds.
+    pub at: i64,
+    pub kind: LabEventKind,
+    /// The process concerned, as the host numbers it.
+    pub pid: Option<i64>,
+    /// Its command name, as the kernel names it.
+    pub command: Option<String>,
+    /// The lab's memory limit in bytes, for a memory kill.
+    pub memory_limit: Option<i64>,
+    /// Whether the process was the lab's tool itself (the lab then ended).
+    pub tool: bool,
 }
 
 /// A lab proxy session; the cookie's secret is never stored, only its

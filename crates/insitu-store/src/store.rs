@@ -7,7 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::records::{
-    LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
+    LabEventRecord, LabRecord, NewUser, ProxySessionRecord, SessionRecord, TokenRecord, UserRecord,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -650,6 +650,107 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a lab's changing fields only while its stored state is one
+    /// of `expected` (compare and set), so that two writers (a launch and a
+    /// stop, or two server processes) never both win; returns whether it
+    /// wrote.
+    pub async fn update_lab_if(
+        &self,
+        l: &LabRecord,
+        expected: &[LabState],
+    ) -> Result<bool, StoreError> {
+        if expected.is_empty() {
+            return Ok(false);
+        }
+        let placeholders: Vec<String> = (9..9 + expected.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
+             stopped_at = $7 WHERE id = $8 AND state IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(l.state.as_str())
+            .bind(&l.reason)
+            .bind(l.port)
+            .bind(l.pid)
+            .bind(l.pid_start)
+            .bind(l.started_at)
+            .bind(l.stopped_at)
+            .bind(l.id.as_str());
+        for state in expected {
+            query = query.bind(state.as_str());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Records when a lab's proxied traffic was last noted (Unix seconds).
+    pub async fn set_lab_activity(&self, id: &LabId, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE labs SET last_active_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// When a lab's proxied traffic was last recorded, if ever.
+    pub async fn lab_activity(&self, id: &LabId) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT last_active_at FROM labs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("last_active_at")?,
+            None => None,
+        })
+    }
+
+    /// Keeps something that happened to a lab.
+    pub async fn add_lab_event(&self, e: &LabEventRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lab_events (id, lab_id, at, kind, pid, command, memory_limit, tool) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(e.lab_id.as_str())
+        .bind(e.at)
+        .bind(e.kind.as_str())
+        .bind(e.pid)
+        .bind(&e.command)
+        .bind(e.memory_limit)
+        .bind(i64::from(e.tool))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A lab's events, oldest first.
+    pub async fn lab_events(&self, lab_id: &LabId) -> Result<Vec<LabEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT lab_id, at, kind, pid, command, memory_limit, tool FROM lab_events \
+             WHERE lab_id = $1 ORDER BY at, id",
+        )
+        .bind(lab_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(lab_event_from_row).collect()
+    }
+
+    /// The events of all of a user's labs, oldest first.
+    pub async fn lab_events_of_user(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<LabEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.lab_id, e.at, e.kind, e.pid, e.command, e.memory_limit, e.tool \
+             FROM lab_events e JOIN labs l ON l.id = e.lab_id WHERE l.user_id = $1 ORDER BY e.at, e.id",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(lab_event_from_row).collect()
+    }
+
     pub async fn lab(&self, id: &LabId) -> Result<Option<LabRecord>, StoreError> {
         let sql = format!("SELECT {LAB_COLUMNS} FROM labs WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -774,6 +875,18 @@ impl Store {
             .await?;
         Ok(r.rows_affected())
     }
+}
+
+fn lab_event_from_row(r: &AnyRow) -> Result<LabEventRecord, StoreError> {
+    Ok(LabEventRecord {
+        lab_id: parsed(r, "lab_id")?,
+        at: r.try_get("at")?,
+        kind: parsed(r, "kind")?,
+        pid: r.try_get("pid")?,
+        command: r.try_get("command")?,
+        memory_limit: r.try_get("memory_limit")?,
+        tool: r.try_get::<i64, _>("tool")? != 0,
+    })
 }
 
 fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {

@@ -356,6 +356,133 @@ async fn labs_are_recorded_and_updated() {
     }
 }
 
+fn new_lab(id: &str, user_id: &insitu_domain::UserId) -> insitu_store::LabRecord {
+    insitu_store::LabRecord {
+        id: id.parse().unwrap(),
+        user_id: user_id.clone(),
+        datalab: "jupyterlab".into(),
+        volumes: Vec::new(),
+        gpus: Vec::new(),
+        file: None,
+        state: insitu_domain::LabState::Pending,
+        reason: None,
+        port: None,
+        pid: None,
+        pid_start: None,
+        created_at: 10,
+        started_at: None,
+        stopped_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_lab_changes_state_only_from_the_state_its_writer_expects() {
+    use insitu_domain::LabState;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let u = store.create_user(user("lee", Role::User)).await.unwrap();
+        let lab = new_lab("lab-cas", &u.id);
+        store.create_lab(&lab).await.unwrap();
+        // A stop and a launch race: the stop moves the lab on first.
+        let mut stop = lab.clone();
+        stop.state = LabState::Stopping;
+        assert!(
+            store
+                .update_lab_if(&stop, &[LabState::Pending, LabState::Starting])
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        let mut launch = lab.clone();
+        launch.state = LabState::Starting;
+        launch.pid = Some(42);
+        assert!(
+            !store
+                .update_lab_if(&launch, &[LabState::Pending])
+                .await
+                .unwrap(),
+            "the launch no longer finds its lab pending: {b}"
+        );
+        let now = store.lab(&lab.id).await.unwrap().unwrap();
+        assert_eq!((now.state, now.pid), (LabState::Stopping, None), "{b}");
+        assert!(
+            !store.update_lab_if(&launch, &[]).await.unwrap(),
+            "no expected state, no write: {b}"
+        );
+        let mut missing = launch.clone();
+        missing.id = "nope".parse().unwrap();
+        assert!(
+            !store
+                .update_lab_if(&missing, &LabState::ACTIVE)
+                .await
+                .unwrap(),
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lab_events_and_activity_are_kept() {
+    use insitu_domain::LabEventKind;
+    use insitu_store::LabEventRecord;
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let u = store.create_user(user("mae", Role::User)).await.unwrap();
+        let lab = new_lab("lab-ev", &u.id);
+        store.create_lab(&lab).await.unwrap();
+        assert_eq!(store.lab_activity(&lab.id).await.unwrap(), None, "{b}");
+        store.set_lab_activity(&lab.id, 1234).await.unwrap();
+        assert_eq!(
+            store.lab_activity(&lab.id).await.unwrap(),
+            Some(1234),
+            "{b}"
+        );
+        assert!(store.lab_events(&lab.id).await.unwrap().is_empty(), "{b}");
+        let later = LabEventRecord {
+            lab_id: lab.id.clone(),
+            at: 20,
+            kind: LabEventKind::MemoryKill,
+            pid: None,
+            command: None,
+            memory_limit: None,
+            tool: true,
+        };
+        let first = LabEventRecord {
+            at: 15,
+            pid: Some(4321),
+            command: Some("python3".into()),
+            memory_limit: Some(256 << 20),
+            tool: false,
+            ..later.clone()
+        };
+        store.add_lab_event(&later).await.unwrap();
+        store.add_lab_event(&first).await.unwrap();
+        assert_eq!(
+            store.lab_events(&lab.id).await.unwrap(),
+            vec![first.clone(), later.clone()],
+            "{b}"
+        );
+        let other = store.create_user(user("ned", Role::User)).await.unwrap();
+        store
+            .create_lab(&new_lab("lab-ned", &other.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.lab_events_of_user(&u.id).await.unwrap(),
+            vec![first, later],
+            "{b}"
+        );
+        assert!(
+            store
+                .lab_events_of_user(&other.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "another user's labs have none: {b}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn proxy_sessions_are_kept_bounded_per_user_and_removed_by_lab_user_and_age() {
     use insitu_domain::LabState;

@@ -13,7 +13,7 @@ use insitu_core::catalogue::DATALAB_FACETS;
 use insitu_core::labs::{WORKSPACE_PATH, lab_id};
 use insitu_core::query::{Filter, search};
 use insitu_core::volumes::VOLUME_FACETS;
-use insitu_core::{LabRecord, LaunchOrder, Principal, Via};
+use insitu_core::{LabEventRecord, LabRecord, LaunchOrder, Principal, Via};
 use insitu_domain::Role;
 
 use crate::auth::{clear_session_cookie, constant_time_eq, session_cookie};
@@ -388,8 +388,8 @@ pub async fn reload_catalogue(State(s): State<AppState>) -> Json<List<CatalogueP
     })
 }
 
-fn lab_of(s: &AppState, l: &LabRecord) -> Lab {
-    wire::lab(l, s.platform.labs().progress(&l.id))
+fn lab_of(s: &AppState, l: &LabRecord, events: &[LabEventRecord]) -> Lab {
+    wire::lab(l, s.platform.labs().progress(&l.id), events)
 }
 
 pub async fn launch_lab(
@@ -404,7 +404,7 @@ pub async fn launch_lab(
         version: req.version,
     };
     let lab = s.platform.launch(&p, order).await?;
-    Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab))))
+    Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab, &[]))))
 }
 
 pub async fn list_labs(
@@ -412,8 +412,12 @@ pub async fn list_labs(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<List<Lab>>> {
     let labs = s.platform.labs().of_user(&p.user_id).await?;
+    let events = s.platform.labs().events_of_user(&p.user_id).await?;
     Ok(Json(List {
-        items: labs.iter().map(|l| lab_of(&s, l)).collect(),
+        items: labs
+            .iter()
+            .map(|l| lab_of(&s, l, events.get(&l.id).map_or(&[], Vec::as_slice)))
+            .collect(),
     }))
 }
 
@@ -423,7 +427,8 @@ pub async fn get_lab(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Lab>> {
     let lab = s.platform.labs().own(&p.user_id, &lab_id(&id)?).await?;
-    Ok(Json(lab_of(&s, &lab)))
+    let events = s.platform.labs().events(&lab.id).await?;
+    Ok(Json(lab_of(&s, &lab, &events)))
 }
 
 pub async fn stop_lab(
@@ -436,7 +441,8 @@ pub async fn stop_lab(
         .labs()
         .stop_own(&p.user_id, &lab_id(&id)?)
         .await?;
-    Ok(Json(lab_of(&s, &stopped)))
+    let events = s.platform.labs().events(&stopped.id).await?;
+    Ok(Json(lab_of(&s, &stopped, &events)))
 }
 
 pub async fn lab_logs(

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// User-developed datalabs: podman, base images, build limits, what is
     /// kept.
     pub devlabs: DevlabsConfig,
+    /// The file this configuration was read from (set by `insitu serve
+    /// --config`, never by the file itself): labs never see it.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// The lab proxy: labs are served from this second origin, never from the
@@ -330,6 +334,7 @@ impl Default for ServerConfig {
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
+            config_file: None,
         }
     }
 }
@@ -347,6 +352,7 @@ impl ServerConfig {
             labs: self.labs.clone(),
             volumes: self.volumes.clone(),
             devlabs: self.devlabs.clone(),
+            config_file: self.config_file.clone(),
         }
     }
 

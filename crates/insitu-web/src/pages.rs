@@ -15,7 +15,7 @@ use insitu_core::catalogue::DATALAB_FACETS;
 use insitu_core::labs::lab_id;
 use insitu_core::query::{Filter, search};
 use insitu_core::volumes::VOLUME_FACETS;
-use insitu_core::{LabRecord, LaunchOrder, Principal};
+use insitu_core::{LabEventRecord, LabRecord, LaunchOrder, Principal};
 use insitu_domain::Role;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
@@ -120,8 +120,8 @@ fn error_banner(target: &str, e: insitu_core::Error) -> Response {
     with_banner(target, "error", &ApiFailure::from(e).0.message).into_response()
 }
 
-fn lab_of(s: &AppState, l: &LabRecord) -> insitu_api::Lab {
-    wire::lab(l, s.platform.labs().progress(&l.id))
+fn lab_of(s: &AppState, l: &LabRecord, events: &[LabEventRecord]) -> insitu_api::Lab {
+    wire::lab(l, s.platform.labs().progress(&l.id), events)
 }
 
 fn outcome(target: &str, result: Result<String, insitu_core::Error>) -> Response {
@@ -839,7 +839,14 @@ pub async fn my_labs(
         Ok(l) => l,
         Err(e) => return failure_page(e),
     };
-    let items: Vec<_> = labs.iter().map(|l| lab_of(&s, l)).collect();
+    let events = match s.platform.labs().events_of_user(&p.user_id).await {
+        Ok(e) => e,
+        Err(e) => return failure_page(e),
+    };
+    let items: Vec<_> = labs
+        .iter()
+        .map(|l| lab_of(&s, l, events.get(&l.id).map_or(&[], Vec::as_slice)))
+        .collect();
     let busy = labs.iter().any(|l| l.state.is_changing());
     let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
     let extra =
@@ -859,7 +866,11 @@ pub async fn my_lab(
         Ok(l) => l,
         Err(e) => return failure_page(e),
     };
-    let view = lab_of(&s, &lab);
+    let events = match labs.events(&lab.id).await {
+        Ok(e) => e,
+        Err(e) => return failure_page(e),
+    };
+    let view = lab_of(&s, &lab, &events);
     let logs = labs.log_tail(&lab.id, 60).await;
     let busy = lab.state.is_changing();
     let reached: Vec<&str> = view.progress.iter().map(|s| s.step.as_str()).collect();

@@ -2,14 +2,14 @@
 
 use insitu_api::{
     ApiToken, Build, Datalab, DatalabResources, DatalabTags, DevelopedDatalab, Devlab, Lab,
-    LaunchStep, Me, Release, Submission, User, Volume,
+    LabEvent, LaunchStep, Me, Release, Submission, User, Volume,
 };
 use insitu_core::catalogue::Catalogue;
 use insitu_core::devlabs::{DevlabView, Submission as PendingSubmission};
-use insitu_core::labs::Step;
+use insitu_core::labs::{Step, describe_event};
 use insitu_core::volumes::VolumeEntry;
 use insitu_core::{BuildRecord, ReleaseRecord};
-use insitu_core::{LabRecord, TokenRecord, UserRecord};
+use insitu_core::{LabEventRecord, LabRecord, TokenRecord, UserRecord};
 use insitu_domain::DatalabSpec;
 use insitu_domain::devlab::build_version;
 
@@ -44,8 +44,8 @@ pub fn token(t: &TokenRecord) -> ApiToken {
     }
 }
 
-/// A lab with its launch progress (see `Labs::progress`).
-pub fn lab(l: &LabRecord, progress: Vec<Step>) -> Lab {
+/// A lab with its launch progress (see `Labs::progress`) and its events.
+pub fn lab(l: &LabRecord, progress: Vec<Step>, events: &[LabEventRecord]) -> Lab {
     Lab {
         id: l.id.to_string(),
         datalab: l.datalab.clone(),
@@ -63,6 +63,19 @@ pub fn lab(l: &LabRecord, progress: Vec<Step>) -> Lab {
         created_at: rfc3339(l.created_at),
         started_at: l.started_at.map(rfc3339),
         stopped_at: l.stopped_at.map(rfc3339),
+        events: events.iter().map(lab_event).collect(),
+    }
+}
+
+pub fn lab_event(e: &LabEventRecord) -> LabEvent {
+    LabEvent {
+        kind: e.kind.to_string(),
+        at: rfc3339(e.at),
+        message: describe_event(e),
+        pid: e.pid.and_then(|p| u32::try_from(p).ok()),
+        command: e.command.clone(),
+        memory_limit_bytes: e.memory_limit.and_then(|m| u64::try_from(m).ok()),
+        tool: e.tool,
     }
 }
 

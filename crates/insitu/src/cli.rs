@@ -260,6 +260,8 @@ fn init_logging() {
 async fn serve(config_file: Option<PathBuf>, demo: bool) -> anyhow::Result<()> {
     init_logging();
     let mut config = crate::config::load(config_file.as_deref(), std::env::vars())?;
+    // Labs must not read the file that holds the platform's settings.
+    config.config_file = config_file.map(std::fs::canonicalize).transpose()?;
     if demo {
         let root = config.data_dir.join("demo-volumes");
         let volumes = crate::demo::demo_volumes(&root)?;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use insitu_domain::LabId;
 use insitu_launcher::{
-    ContainerNetwork, ContainerProcess, ContainerSpec, ExitStatus, LaunchError, Placement,
-    SandboxProcess, SandboxSpec,
+    ContainerNetwork, ContainerProcess, ContainerSpec, ExitStatus, LaunchError, MemoryKill,
+    Placement, SandboxEnd, SandboxProcess, SandboxSpec,
 };
 
 use super::Labs;
@@ -51,10 +51,46 @@ impl LabProcess {
         }
     }
 
-    pub fn out_of_memory(&self) -> bool {
+    /// How the lab ended; `None` while it runs. A container's exit code is
+    /// known once [`LabProcess::settle`] asked podman.
+    pub fn end(&mut self) -> Option<SandboxEnd> {
         match self {
-            LabProcess::Sandbox(p) => p.out_of_memory(),
-            LabProcess::Container(c) => c.out_of_memory(),
+            LabProcess::Sandbox(p) => p.end(),
+            LabProcess::Container(c) => match c.status() {
+                ExitStatus::Exited(code) => Some(SandboxEnd {
+                    code,
+                    at: None,
+                    killed_for_memory: c.out_of_memory(),
+                }),
+                ExitStatus::Running => None,
+            },
+        }
+    }
+
+    /// Learns how an ended container exited (a sandbox's supervisor
+    /// recorded it already).
+    pub async fn settle(&mut self) {
+        if let LabProcess::Container(c) = self
+            && matches!(c.status(), ExitStatus::Exited(_))
+        {
+            c.exit_code().await;
+        }
+    }
+
+    /// Memory kills in the lab since the last call (a sandbox names each;
+    /// a container's count only in how it ended).
+    pub fn memory_kills(&mut self) -> Vec<MemoryKill> {
+        match self {
+            LabProcess::Sandbox(p) => p.memory_kills(),
+            LabProcess::Container(_) => Vec::new(),
+        }
+    }
+
+    /// The memory limit of the lab's control group, where one is set.
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self {
+            LabProcess::Sandbox(p) => p.memory_limit(),
+            LabProcess::Container(c) => c.memory_limit(),
         }
     }
 
@@ -63,18 +99,6 @@ impl LabProcess {
         match self {
             LabProcess::Sandbox(p) => p.stop(grace).await,
             LabProcess::Container(c) => c.stop(grace).await,
-        }
-    }
-
-    /// How the tool ended, once it has: a sandbox knows its child's code;
-    /// a container's is asked of podman.
-    pub async fn exit_code(&mut self) -> Option<i32> {
-        match self {
-            LabProcess::Sandbox(p) => match p.status() {
-                ExitStatus::Exited(code) => code,
-                ExitStatus::Running => None,
-            },
-            LabProcess::Container(c) => c.exit_code().await,
         }
     }
 }
@@ -138,19 +162,26 @@ impl Labs {
             .map(LabProcess::Container)
     }
 
-    /// Finds a lab's process again after a restart.
+    /// Finds a lab's process again (after a restart, or started by
+    /// another server process) from its recorded pid and start time; a
+    /// sandbox started before those were recorded, from its status file.
     pub(super) fn adopt_process(
         &self,
         lab_id: &LabId,
-        pid: u32,
-        start: u64,
+        recorded: Option<(u32, u64)>,
         log: &Path,
     ) -> Option<LabProcess> {
         let cgroup = self.cgroups().map(|c| (c, lab_id.as_str()));
-        match self.container_of(lab_id) {
-            Some(name) => ContainerProcess::adopt(&self.cfg.podman, &name, pid, start, cgroup)
-                .map(LabProcess::Container),
-            None => SandboxProcess::adopt_in(pid, start, log, cgroup).map(LabProcess::Sandbox),
+        match (self.container_of(lab_id), recorded) {
+            (Some(name), Some((pid, start))) => {
+                ContainerProcess::adopt(&self.cfg.podman, &name, pid, start, cgroup)
+                    .map(LabProcess::Container)
+            }
+            (Some(_), None) => None,
+            (None, Some((pid, start))) => {
+                SandboxProcess::adopt_in(pid, start, log, cgroup).map(LabProcess::Sandbox)
+            }
+            (None, None) => SandboxProcess::adopt_recorded(log, cgroup).map(LabProcess::Sandbox),
         }
     }
 

@@ -20,7 +20,9 @@
 //! [`SampHubs`] keeps one SAMP hub (astropy's, with [`SAMP_HUB_SCRIPT`]
 //! recording clients and messages) per user with active labs, in a sandbox
 //! made like the user's labs: its lockfile is `~/.samp` in the user's
-//! workspace, so all of the user's labs find it and nobody else's does.
+//! workspace, so all of the user's labs find it and nobody else's does. A
+//! hub runs in a control group of its own (`samp-<user id>`) with modest
+//! limits (`labs.samp_hub`), never in the platform's own groups.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use std::time::Duration;
 
 use insitu_api::SampRecord;
 use insitu_domain::{DatalabKind, DatalabSpec, LabState, UserId};
-use insitu_launcher::{NetNs, Placement, SandboxProcess, SandboxSpec};
+use insitu_launcher::{Cgroups, Limits, NetNs, Placement, SandboxProcess, SandboxSpec};
 
 use super::Labs;
 use crate::error::Error;
@@ -124,26 +126,12 @@ impl Labs {
                 .env
                 .push((AUTH_PLUGIN_VARIABLE.to_owned(), AUTH_PLUGIN.to_owned()));
         }
-        // SAMP clients find the hub through its lockfile in the workspace;
-        // Java tools (TOPCAT, Aladin) take their home from the account
-        // database, not from HOME, unless told.
-        let home = insitu_launcher::HOME_PATH;
-        let mut java = format!("-Duser.home={home}");
-        // The JVM sizes its heap from the machine's memory, not the lab's
-        // limit: without this a large table ends in the kernel's OOM kill
-        // instead of Java's own out-of-memory message.
-        if self.cgroups().is_some() && spec.resources.memory_bytes > 0 {
-            java.push_str(&format!(
-                " -XX:MaxRAM={} -XX:MaxRAMPercentage=70",
-                spec.resources.memory_bytes
-            ));
-        }
-        for (k, v) in [
-            ("SAMP_HUB", format!("std-lockurl:file://{home}/.samp")),
-            ("JAVA_TOOL_OPTIONS", java),
-        ] {
-            if !sandbox.env.iter().any(|(e, _)| e == k) {
-                sandbox.env.push((k.to_owned(), v));
+        let limited = (self.cgroups().is_some() && spec.resources.memory_bytes > 0)
+            .then_some(spec.resources.memory_bytes);
+        let desktop = spec.kind == DatalabKind::Desktop;
+        for (k, v) in lab_environment(limited, desktop) {
+            if !sandbox.env.iter().any(|(e, _)| *e == k) {
+                sandbox.env.push((k, v));
             }
         }
         self.samp
@@ -174,6 +162,41 @@ impl Labs {
     }
 }
 
+/// The share of a lab's memory a Java tool's heap may take.
+const JAVA_HEAP_PERCENT: u64 = 70;
+
+/// What every lab finds in its environment besides the datalab's own
+/// (which wins): where the SAMP hub is, and for Java tools their home and
+/// a heap sized from the lab's memory limit `memory`, where one is
+/// enforced. The JVM sizes its heap from the machine's memory, not the
+/// lab's limit: without this a large table ends in the kernel's OOM kill
+/// instead of Java's own out-of-memory message. In a `desktop` lab the
+/// heap is also set where a launcher script's own `-Xmx` cannot override
+/// it (Debian's `aladin` says `-Xmx1024m`): `_JAVA_OPTIONS` comes after
+/// the command line; in other labs a user's own `java -Xmx…` wins.
+pub fn lab_environment(memory: Option<u64>, desktop: bool) -> Vec<(String, String)> {
+    // SAMP clients find the hub through its lockfile in the workspace;
+    // Java tools (TOPCAT, Aladin) take their home from the account
+    // database, not from HOME, unless told.
+    let home = insitu_launcher::HOME_PATH;
+    let mut java = format!("-Duser.home={home}");
+    let mut env = vec![(
+        "SAMP_HUB".to_owned(),
+        format!("std-lockurl:file://{home}/.samp"),
+    )];
+    if let Some(bytes) = memory {
+        java.push_str(&format!(
+            " -XX:MaxRAM={bytes} -XX:MaxRAMPercentage={JAVA_HEAP_PERCENT}"
+        ));
+        if desktop {
+            let heap_mib = (bytes / 100 * JAVA_HEAP_PERCENT) >> 20;
+            env.push(("_JAVA_OPTIONS".to_owned(), format!("-Xmx{heap_mib}m")));
+        }
+    }
+    env.push(("JAVA_TOOL_OPTIONS".to_owned(), java));
+    env
+}
+
 fn find_program(program: &str, path: &str) -> Option<PathBuf> {
     if program.contains('/') {
         return Path::new(program).exists().then(|| PathBuf::from(program));
@@ -194,15 +217,26 @@ pub struct SampHubs {
     /// Held while a hub is checked and started, so two labs starting at
     /// once never start two hubs for one user.
     starting: tokio::sync::Mutex<()>,
+    /// Where hubs' control groups go, when limits are enforced.
+    cgroups: Option<Cgroups>,
+    limits: Limits,
+}
+
+/// The control group of a user's hub.
+pub fn hub_group(user_id: &UserId) -> String {
+    format!("samp-{user_id}")
 }
 
 impl SampHubs {
-    /// Hubs keep their logs and pid files under `dir/<user id>/`.
-    pub fn new(dir: PathBuf) -> SampHubs {
+    /// Hubs keep their logs and pid files under `dir/<user id>/`; each
+    /// runs in a group of `cgroups` with `limits`.
+    pub fn new(dir: PathBuf, cgroups: Option<Cgroups>, limits: Limits) -> SampHubs {
         SampHubs {
             dir,
             hubs: Mutex::new(HashMap::new()),
             starting: tokio::sync::Mutex::new(()),
+            cgroups,
+            limits,
         }
     }
 
@@ -272,8 +306,12 @@ impl SampHubs {
             devices: Vec::new(),
             ..lab.clone()
         };
+        let group = hub_group(user_id);
         let placement = Placement {
-            cgroup: None,
+            cgroup: self
+                .cgroups
+                .as_ref()
+                .map(|c| (c, group.as_str(), self.limits)),
             netns,
         };
         match SandboxProcess::start_in(bwrap, &spec, &log, placement) {
@@ -296,7 +334,48 @@ impl SampHubs {
         let mut it = text.split_whitespace();
         let pid = it.next()?.parse().ok()?;
         let start = it.next()?.parse().ok()?;
-        SandboxProcess::adopt(pid, start, log)
+        let group = hub_group(user_id);
+        let cgroup = self.cgroups.as_ref().map(|c| (c, group.as_str()));
+        SandboxProcess::adopt_in(pid, start, log, cgroup)
+    }
+
+    /// After a restart: takes the hubs of users in `keep` over again, and
+    /// stops the others. The hubs are those this platform ran (one
+    /// directory each beside their logs); a control group left of one that
+    /// no longer runs is removed. Other platforms' hubs are left alone.
+    pub async fn adopt_all(&self, keep: &[UserId]) {
+        let users: Vec<UserId> = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for user in users {
+            match self.adopt(&user, &self.log_path(&user)) {
+                Some(hub) if keep.contains(&user) => {
+                    tracing::info!(user = %user, pid = hub.pid, "SAMP hub re-adopted after restart");
+                    if let Ok(mut hubs) = self.hubs.lock() {
+                        hubs.insert(user, hub);
+                    }
+                }
+                Some(mut hub) => {
+                    hub.stop(Duration::from_secs(3)).await;
+                    let _ = std::fs::remove_file(self.pid_path(&user));
+                    tracing::info!(user = %user, "SAMP hub stopped: no active lab left");
+                }
+                None => {
+                    let _ = std::fs::remove_file(self.pid_path(&user));
+                    if let Some(c) = &self.cgroups {
+                        let (c, name) = (c.clone(), hub_group(&user));
+                        if c.dirs(&name).iter().any(|d| d.exists()) {
+                            let _ =
+                                tokio::task::spawn_blocking(move || c.kill_and_remove(&name)).await;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Whether any hub is known (so the caller can skip looking for users).
@@ -414,9 +493,38 @@ mod tests {
     }
 
     #[test]
+    fn java_heaps_are_sized_from_the_labs_memory() {
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(e, _)| e == k).map(|(_, v)| v.clone())
+        };
+        let desktop = lab_environment(Some(1 << 30), true);
+        assert_eq!(get(&desktop, "_JAVA_OPTIONS").as_deref(), Some("-Xmx716m"));
+        assert_eq!(
+            get(&desktop, "JAVA_TOOL_OPTIONS").as_deref(),
+            Some("-Duser.home=/home/user -XX:MaxRAM=1073741824 -XX:MaxRAMPercentage=70")
+        );
+        // A notebook's own `java -Xmx…` keeps its word in a web lab.
+        assert_eq!(
+            get(&lab_environment(Some(1 << 30), false), "_JAVA_OPTIONS"),
+            None
+        );
+        // Without an enforced limit the JVM sizes itself.
+        let free = lab_environment(None, true);
+        assert_eq!(get(&free, "_JAVA_OPTIONS"), None);
+        assert_eq!(
+            get(&free, "JAVA_TOOL_OPTIONS").as_deref(),
+            Some("-Duser.home=/home/user")
+        );
+        assert_eq!(
+            get(&free, "SAMP_HUB").as_deref(),
+            Some("std-lockurl:file:///home/user/.samp")
+        );
+    }
+
+    #[test]
     fn a_huge_hub_log_is_read_only_at_its_end() {
         let dir = tempfile::tempdir().unwrap();
-        let hubs = SampHubs::new(dir.path().to_path_buf());
+        let hubs = SampHubs::new(dir.path().to_path_buf(), None, Limits::default());
         let user: UserId = "0190a8c4-5f3e-7d2a-8b1c-123456789abc".parse().unwrap();
         let log = hubs.log_path(&user);
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();

@@ -4,6 +4,8 @@
 //! `cargo nextest run -p insitu attacks`; `docs/security.md` says what each
 //! boundary is meant to stop.
 //!
+//! - `lab`: from inside a lab: the platform's configuration, database and
+//!   what the operator hides, the host's control groups and another lab's.
 //! - `platform`: the platform's own listener, accounts, sessions, cookies,
 //!   pages and API.
 //! - `proxy`: labs through and around the lab proxy: another lab's code
@@ -11,6 +13,7 @@
 //!   wrong host, WebSockets from another origin, a squatted port, and a
 //!   flood of tickets and sessions from one account.
 
+mod lab;
 mod platform;
 mod proxy;
 

@@ -829,6 +829,72 @@ async fn aladin_fv_and_qfitsview_launch_and_show_their_windows() {
     }
 }
 
+/// A Java desktop tool's heap follows the lab's memory, even where its
+/// launcher script sets its own: Debian's `aladin` runs `java -Xmx1024m`,
+/// which is all of a 1 GiB lab and more than it can hold beside the
+/// desktop session, so the kernel would kill Aladin before Java could say
+/// it is out of memory. Read from the running JVM itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_heaps_follow_the_labs_memory_even_where_a_launcher_script_sets_its_own() {
+    if !desktop_available() || !Path::new("/usr/bin/jcmd").exists() {
+        assert!(
+            std::env::var("INSITU_REQUIRE_DESKTOP").as_deref() != Ok("1"),
+            "INSITU_REQUIRE_DESKTOP=1 but jcmd (the JDK) is missing"
+        );
+        return;
+    }
+    let app = spawn_app().await;
+    let catalogue = app.dir.path().join("catalogue");
+    let aladin = std::fs::read_to_string(catalogue.join("aladin.toml")).unwrap();
+    assert!(aladin.contains("memory = \"2GiB\""), "{aladin}");
+    std::fs::write(
+        catalogue.join("aladin-1g.toml"),
+        aladin.replace("memory = \"2GiB\"", "memory = \"1GiB\""),
+    )
+    .unwrap();
+    let admin = app.admin_token().await;
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t = app.user_with_role("jay", "user").await;
+    let id = launch(&app, &t, "aladin-1g").await;
+    wait_running(&app, &t, &id).await;
+    let java: Vec<u32> = insitu_launcher::Cgroups::detect("insitu")
+        .pids(&id)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "java")
+        })
+        .collect();
+    assert_eq!(java.len(), 1, "Aladin's JVM in the lab's group: {java:?}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", java[0])).unwrap();
+    assert!(
+        cmdline.split('\0').any(|a| a == "-Xmx1024m"),
+        "the script's own heap is on the command line: {cmdline:?}"
+    );
+    // jcmd attaches as the JVM's own user, through its /tmp in the lab.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["jcmd", &java[0].to_string(), "VM.flags"])
+        .output()
+        .unwrap();
+    let flags = String::from_utf8_lossy(&out.stdout);
+    let heap: u64 = flags
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("-XX:MaxHeapSize=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no heap size from jcmd: {flags} {out:?}"));
+    let want = ((1u64 << 30) / 100 * 70) >> 20 << 20;
+    assert_eq!(
+        heap, want,
+        "70 % of the lab's 1 GiB, not the script's 1024 MiB"
+    );
+    stop(&app, &t, &id).await;
+}
+
 /// A test desktop datalab for the clipboard: it shows a small window, logs
 /// every change of the X clipboard and answers "from the client N" by
 /// putting "from the lab N" on the clipboard itself (with xclip).

@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// The slow test tool's shell: waits for `~/go-<lab id>` (the lab id is the
+/// base URL's last part), then runs the test web app.
+const SLOW_START: &str = "id=$(basename \\\"$3\\\"); while [ ! -e \\\"$HOME/go-$id\\\" ]; do sleep 0.05; done; exec python3 \\\"$1\\\" \\\"$2\\\" \\\"$3\\\"";
 pub const PASSWORD: &str = "a-long-enough-password";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +77,10 @@ pub struct Options {
     pub gpus: Vec<String>,
     /// Serve every lab from an origin of its own, `http://<lab>.localhost:P`.
     pub per_lab_origins: bool,
+    /// `labs.max_starting`.
+    pub max_starting: usize,
+    /// `labs.network_linger`.
+    pub network_linger: &'static str,
     /// Labs share the host's network (`labs.network = "host"`).
     pub network_host: bool,
     /// Any further change to the configuration.
@@ -87,6 +95,8 @@ impl Default for Options {
             lab_idle_timeout: "0s",
             gpus: Vec::new(),
             per_lab_origins: false,
+            max_starting: 10,
+            network_linger: "5m",
             network_host: false,
             configure: |_| {},
         }
@@ -108,10 +118,27 @@ pub async fn spawn_on(db: Db) -> TestApp {
 pub async fn spawn_with(opts: Options) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), &opts).await;
+    let (url, proxy_url, handle, shutdown, task) = start(config.clone()).await;
+    TestApp {
+        url,
+        proxy_url,
+        dir,
+        handle,
+        config,
+        shutdown: Some(shutdown),
+        task: Some(task),
+    }
+}
+
+/// A test server's configuration in `dir`: its data directory, a fresh
+/// database, the shipped catalogue with test datalabs beside it and demo
+/// volumes, listening on port 0.
+pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
     // Labs run unprivileged and must reach their volumes and workspace.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let catalogue = dir.path().join("catalogue");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let catalogue = dir.join("catalogue");
     std::fs::create_dir_all(&catalogue).unwrap();
     for entry in std::fs::read_dir(repo_root().join("catalogue/datalabs")).unwrap() {
         let p = entry.unwrap().path();
@@ -148,7 +175,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         command = [\"python3\", \"-c\", \"print('allocating', flush=True); b = bytearray(512 << 20); print('allocated')\"]\n\
         [resources]\nmemory = \"96MiB\"\ncpu = 0.5\n";
     std::fs::write(catalogue.join("memhog.toml"), memhog).unwrap();
-    let volumes = insitu::demo::demo_volumes(&dir.path().join("volumes")).unwrap();
+    let volumes = insitu::demo::demo_volumes(&dir.join("volumes")).unwrap();
     let database_url = match opts.db {
         Db::Sqlite => None,
         Db::Postgres => {
@@ -162,7 +189,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
+        data_dir: dir.join("data"),
         database_url,
         catalogue_dir: catalogue,
         volumes,
@@ -185,6 +212,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     config.labs.expose = vec![repo_root()];
     config.labs.idle_timeout = Some(opts.lab_idle_timeout.to_owned());
     config.labs.gpus = Some(opts.gpus.clone());
+    config.labs.max_starting = opts.max_starting;
+    config.labs.network_linger = opts.network_linger.to_owned();
     if opts.network_host {
         config.labs.network = insitu_web::LabNetworkMode::Host;
     }
@@ -193,16 +222,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         config.labs.tool_path.push(venv);
     }
     (opts.configure)(&mut config);
-    let (url, proxy_url, handle, shutdown, task) = start(config.clone()).await;
-    TestApp {
-        url,
-        proxy_url,
-        dir,
-        handle,
-        config,
-        shutdown: Some(shutdown),
-        task: Some(task),
-    }
+    config
 }
 
 type Running = (
@@ -230,7 +250,57 @@ async fn start(config: ServerConfig) -> Running {
     (url, proxy_url, handle, tx, task)
 }
 
-impl Drop for TestApp {
+/// Adds the slow test tool to a catalogue: it answers only once
+/// `~/go-<lab id>` exists in the workspace, so a test decides how long the
+/// lab waits for readiness (see `lifecycle::let_answer`).
+pub fn add_slowapp(catalogue: &Path) {
+    let webapp = repo_root().join("crates/insitu/tests/it/fixtures/webapp.py");
+    std::fs::write(
+        catalogue.join("slowapp.toml"),
+        format!(
+            "title = \"Slow web app\"\ndescription = \"Ready when told\"\nversion = \"1\"\nkind = \"web\"\n\
+             license = \"MIT\"\n[launch]\ncommand = [\"sh\", \"-c\", \"{SLOW_START}\", \"slowapp\", \"{}\", \"{{port}}\", \"{{base_url}}\"]\n\
+             readiness_path = \"/\"\n",
+            webapp.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Reloads a server's catalogue (after a test added a datalab to it).
+pub async fn reload_catalogue(app: &impl Server) {
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(app.admin_token().await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// A second server on the same database and data directory, as a second
+/// server process of one platform runs; dropped, it stops and leaves the
+/// labs to the first.
+pub struct Twin {
+    url: String,
+    config: ServerConfig,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn twin(&self) -> Twin {
+        let (url, _, _, shutdown, task) = start(self.config.clone()).await;
+        Twin {
+            url,
+            config: self.config.clone(),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for Twin {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -239,6 +309,71 @@ impl Drop for TestApp {
             t.abort();
         }
     }
+}
+
+impl Server for Twin {
+    fn u(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        end_sandboxes(&self.config.data_dir);
+    }
+}
+
+/// Removes from the machine what a server on `data_dir` made there, and
+/// only that (other tests and other people's servers run beside): the
+/// sandboxes of its labs and SAMP hubs, which outlive the server by design,
+/// not the test; their control groups; and its users' network namespaces.
+/// Found from the data directory alone, so it works after a failed test
+/// and for a server that was killed.
+pub fn end_sandboxes(data_dir: &Path) {
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(data_dir.join(dir))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (labs, users) = (names("labs"), names("samp"));
+    for lab in &labs {
+        insitu_launcher::process::kill_recorded(&data_dir.join("labs").join(lab).join("lab.log"));
+    }
+    for user in &users {
+        insitu_launcher::process::kill_recorded(&data_dir.join("samp").join(user).join("hub.log"));
+    }
+    let cgroups = insitu_launcher::Cgroups::detect("insitu");
+    for group in labs
+        .iter()
+        .cloned()
+        .chain(users.iter().map(|u| format!("samp-{u}")))
+    {
+        if cgroups.dirs(&group).iter().any(|d| d.exists()) {
+            cgroups.kill_and_remove(&group);
+        }
+    }
+    for user in &users {
+        let _ = insitu_launcher::NetNs::delete(&network_name(user));
+    }
+}
+
+/// The network namespace of the user with this id.
+pub fn network_name(user_id: &str) -> String {
+    format!("insitu-{}", user_id.replace('-', ""))
 }
 
 /// A client without cookies, for token and anonymous calls.
@@ -324,8 +459,162 @@ impl TestApp {
     pub fn u(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
+}
 
-    pub async fn login(&self, username: &str, password: &str) -> Session {
+impl Server for TestApp {
+    fn u(&self, path: &str) -> String {
+        TestApp::u(self, path)
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+}
+
+/// `insitu serve --config FILE` as a process of its own, as an operator
+/// runs it; dropped, it ends with what it left on the machine.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    pub config: ServerConfig,
+    pub config_path: PathBuf,
+    /// Where its output goes (appended across restarts).
+    pub out: PathBuf,
+}
+
+impl ServerProcess {
+    /// Writes `config` to `config_path` (ports 0 replaced by free ones, so
+    /// a restart finds the same addresses) and serves it; returns once the
+    /// server answers.
+    pub async fn start(mut config: ServerConfig, config_path: PathBuf) -> ServerProcess {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        for addr in [&mut config.listen, &mut config.proxy.listen] {
+            if addr.port() == 0 {
+                addr.set_port(free_port());
+            }
+        }
+        std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+        let out = config_path.with_extension("out");
+        let mut server = ServerProcess {
+            child: serve_process(&config_path, &out),
+            url: format!("http://{}", config.listen),
+            config,
+            config_path,
+            out,
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    /// Ends the server's process alone with `signal` (`TERM`, `KILL`), as a
+    /// service manager or a crash does, and waits for it.
+    pub fn end(&mut self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap();
+    }
+
+    /// Serves the same configuration again, in a new process.
+    pub async fn start_again(&mut self) {
+        self.child = serve_process(&self.config_path, &self.out);
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&mut self) {
+        for _ in 0..600 {
+            if plain()
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            assert!(
+                matches!(self.child.try_wait(), Ok(None)),
+                "the server ended: {}",
+                std::fs::read_to_string(&self.out).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the server did not come up: {}",
+            std::fs::read_to_string(&self.out).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        end_sandboxes(&self.config.data_dir);
+    }
+}
+
+impl Server for ServerProcess {
+    fn u(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+}
+
+/// `insitu serve` on `config`, its output appended to `out`.
+fn serve_process(config: &Path, out: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_insitu"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running server, in this process ([`TestApp`]) or as a process of its
+/// own ([`ServerProcess`]), as tests call it.
+#[allow(async_fn_in_trait)]
+pub trait Server {
+    /// The URL of `path` on the platform.
+    fn u(&self, path: &str) -> String;
+
+    fn config(&self) -> &ServerConfig;
+
+    /// The id the platform gave a user (what names their network
+    /// namespace and SAMP hub), read from the server's database.
+    async fn user_id(&self, username: &str) -> String {
+        let url = self.config().platform().database_url();
+        let store = insitu_store::Store::connect(url.expose()).await.unwrap();
+        let user = store
+            .user_by_username(&username.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().await;
+        user.id.to_string()
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Session {
         let client = browser();
         let r = client
             .post(self.u("/api/v1/auth/login"))
@@ -342,7 +631,7 @@ impl TestApp {
     }
 
     /// A personal API token for the user.
-    pub async fn token(&self, username: &str, password: &str) -> String {
+    async fn token(&self, username: &str, password: &str) -> String {
         let r = plain()
             .post(self.u("/api/v1/auth/token"))
             .json(&json!({"username": username, "password": password, "token_name": "tests"}))
@@ -356,12 +645,12 @@ impl TestApp {
             .to_owned()
     }
 
-    pub async fn admin_token(&self) -> String {
+    async fn admin_token(&self) -> String {
         self.token("admin", ADMIN_PASSWORD).await
     }
 
     /// Creates a user with the role and returns an API token of theirs.
-    pub async fn user_with_role(&self, username: &str, role: &str) -> String {
+    async fn user_with_role(&self, username: &str, role: &str) -> String {
         let admin = self.admin_token().await;
         let r = plain()
             .post(self.u("/api/v1/admin/users"))

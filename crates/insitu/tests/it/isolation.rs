@@ -133,7 +133,19 @@ async fn a_tool_beyond_its_memory_limit_fails_and_says_so() {
     let lab = launch_running(&app, &t, "memhog").await;
     assert_eq!(lab["state"], "failed", "{lab}");
     let reason = lab["reason"].as_str().unwrap();
-    assert!(reason.contains("memory limit of 96 MiB"), "{reason}");
+    // Which process, the limit and when.
+    assert!(
+        reason.starts_with("the tool (python3, pid ")
+            && reason.contains(") used more than its memory limit of 96 MiB and was killed at "),
+        "{reason}"
+    );
+    let events = lab["events"].as_array().unwrap_or_else(|| panic!("{lab}"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["tool"] == true && e["command"] == "python3" && e["kind"] == "memory_kill"),
+        "the kill is one of the lab's events: {lab}"
+    );
     let id = lab["id"].as_str().unwrap();
     let log =
         std::fs::read_to_string(app.dir.path().join(format!("data/labs/{id}/lab.log"))).unwrap();
@@ -141,6 +153,125 @@ async fn a_tool_beyond_its_memory_limit_fails_and_says_so() {
         log.contains("allocating") && !log.contains("allocated"),
         "{log}"
     );
+}
+
+/// A notebook's kernel (here: a child of the test tool) killed for using
+/// more than the lab's memory is reported as it happens, on the lab's API
+/// and page and in its log, with its command, pid, the limit and the time;
+/// the lab runs on, and the report survives a restart of the platform.
+#[tokio::test]
+async fn a_child_killed_for_memory_is_reported_as_it_happens_and_the_lab_runs_on() {
+    if !isolation_available() {
+        return;
+    }
+    let mut app = spawn_app().await;
+    // The test web app with a memory limit, added to the catalogue.
+    let catalogue = app.dir.path().join("catalogue");
+    let testapp = std::fs::read_to_string(catalogue.join("testapp.toml")).unwrap();
+    std::fs::write(
+        catalogue.join("kidhog.toml"),
+        format!("{testapp}[resources]\nmemory = \"96MiB\"\n"),
+    )
+    .unwrap();
+    let r = plain()
+        .post(app.u("/api/v1/admin/catalogue/reload"))
+        .bearer_auth(app.admin_token().await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t = app.user_with_role("kid", "user").await;
+    let lab = launch_running(&app, &t, "kidhog").await;
+    assert_eq!(lab["state"], "running", "{lab}");
+    assert!(lab.get("events").is_none(), "nothing happened yet: {lab}");
+    let id = lab["id"].as_str().unwrap().to_owned();
+    let (client, base) = open(&app, "kid", &id).await;
+    let before = std::time::SystemTime::now();
+    let url = reqwest::Url::parse_with_params(&base, &[("allocate", "256")]).unwrap();
+    let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["allocated"], -9, "the child was killed: {page}");
+    let lab_url = app.u(&format!("/api/v1/labs/{id}"));
+    let mut now = Value::Null;
+    for _ in 0..100 {
+        now = get_json(&plain(), &lab_url, &t).await.1;
+        if now.get("events").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(now["state"], "running", "the lab runs on: {now}");
+    let events = now["events"].as_array().unwrap_or_else(|| panic!("{now}"));
+    assert_eq!(events.len(), 1, "{now}");
+    let e = &events[0];
+    assert_eq!(
+        (
+            e["kind"].as_str(),
+            e["command"].as_str(),
+            e["tool"].as_bool()
+        ),
+        (Some("memory_kill"), Some("python3"), Some(false)),
+        "{e}"
+    );
+    assert_eq!(e["memory_limit_bytes"], 96 << 20, "{e}");
+    let pid = e["pid"].as_u64().unwrap_or_else(|| panic!("{e}"));
+    let at = e["at"].as_str().unwrap();
+    let unix = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        at > time_rfc3339(unix - 2).as_str(),
+        "killed after the request began: {at}"
+    );
+    let message = e["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "python3 (pid {pid}) was killed at {at} for using more than the lab's memory \
+             limit of 96 MiB; the lab runs on"
+        )
+    );
+    let log =
+        std::fs::read_to_string(app.dir.path().join(format!("data/labs/{id}/lab.log"))).unwrap();
+    assert!(
+        log.lines().any(|l| l == format!("[insitu] {message}")),
+        "{log}"
+    );
+    let session = app.login("kid", PASSWORD).await;
+    let html = session
+        .client
+        .get(app.u(&format!("/my-labs/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("python3 (pid {pid}) was killed at {at}")),
+        "the lab's page says so: {html}"
+    );
+    // Kept in the store: the report outlives the platform's process.
+    app.restart().await;
+    let (_, after) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), &t).await;
+    assert_eq!(after["state"], "running", "{after}");
+    assert_eq!(after["events"], now["events"], "{after}");
+    let (_, listed) = get_json(&plain(), &app.u("/api/v1/labs"), &t).await;
+    assert_eq!(listed["items"][0]["events"], now["events"], "{listed}");
+    plain()
+        .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Unix seconds as the API writes times.
+fn time_rfc3339(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap())
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 #[tokio::test]

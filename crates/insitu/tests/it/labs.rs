@@ -20,7 +20,7 @@ pub(crate) fn sandbox_available() -> bool {
 }
 
 pub(crate) async fn launch(
-    app: &TestApp,
+    app: &impl Server,
     token: &str,
     datalab: &str,
     volumes: &[&str],
@@ -37,7 +37,7 @@ pub(crate) async fn launch(
 }
 
 /// Polls the lab until it leaves the launch states.
-pub(crate) async fn settle(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn settle(app: &impl Server, token: &str, id: &str) -> Value {
     let start = Instant::now();
     loop {
         let (status, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{id}")), token).await;
@@ -449,4 +449,49 @@ async fn idle_labs_are_stopped_and_say_why() {
         "not culled before the idle time"
     );
     assert!(tool_pids(&id).is_empty());
+}
+
+/// The light form of the restart scenarios in `restart`: one web lab, the
+/// server's process ended by SIGKILL then SIGTERM.
+#[tokio::test]
+async fn labs_survive_the_end_of_the_server_process() {
+    if !sandbox_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), &Options::default()).await;
+    let mut server = ServerProcess::start(config, dir.path().join("insitu.toml")).await;
+    let t = server.admin_token().await;
+    let (status, lab) = launch(&server, &t, "testapp", &[]).await;
+    assert_eq!(status, 202, "{lab}");
+    let id = lab["id"].as_str().unwrap().to_owned();
+    assert_eq!(settle(&server, &t, &id).await["state"], "running");
+    let lab_url = server.u(&format!("/api/v1/labs/{id}"));
+    let before = tool_pids(&id);
+    assert_eq!(before.len(), 1);
+
+    for how in ["KILL", "TERM"] {
+        // The server's process alone, as a crash or a service manager ends it.
+        server.end(how);
+        assert_eq!(
+            tool_pids(&id),
+            before,
+            "the lab outlived the server's SIG{how}"
+        );
+        server.start_again().await;
+        let (_, lab) = get_json(&plain(), &lab_url, &t).await;
+        assert_eq!(
+            lab["state"], "running",
+            "after the server's SIG{how}: {lab}"
+        );
+        assert_eq!(tool_pids(&id), before, "the same process, re-adopted");
+    }
+    let r = plain()
+        .post(format!("{lab_url}/stop"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "stopped");
+    assert!(tool_pids(&id).is_empty(), "an adopted lab stops for real");
 }

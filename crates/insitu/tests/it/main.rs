@@ -16,6 +16,8 @@ mod isolation;
 mod jupyter;
 mod lab_proxy;
 mod labs;
+mod lifecycle;
 mod openapi;
+mod restart;
 mod roles;
 mod volumes;

@@ -11,6 +11,7 @@ mod browser;
 mod catalogue;
 mod cli;
 mod desktop;
+mod devlabs;
 mod errors;
 mod isolation;
 mod jupyter;

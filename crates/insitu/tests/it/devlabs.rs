@@ -608,3 +608,75 @@ async fn bad_drafts_get_stable_error_codes() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_exported_datalab_is_imported_on_another_platform_and_launches_there() {
+    if !containers_available() {
+        return;
+    }
+    let here = spawn_app().await;
+    let dev = here.user_with_role("dora", "developer").await;
+    web_tool_draft(&here, &dev, "travels").await;
+    let b = build(&here, &dev, "travels").await;
+    assert_eq!(b["state"], "succeeded", "{b}");
+    let r = plain()
+        .get(here.u("/api/v1/devlabs/travels/builds/0/export"))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let archive = r.bytes().await.unwrap();
+    assert!(archive.len() > 1024, "the export holds the image");
+
+    let there = spawn_app().await;
+    let tess = there.user_with_role("tess", "developer").await;
+    // An export above the platform's limit is refused as it comes.
+    let small = spawn_with(Options {
+        configure: |c| c.devlabs.max_import_size = "64KiB".to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let tiny = small.user_with_role("tess", "developer").await;
+    let r = plain()
+        .post(small.u("/api/v1/devlabs/import"))
+        .bearer_auth(&tiny)
+        .body(archive.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+
+    let r = plain()
+        .post(there.u("/api/v1/devlabs/import?name=arrived"))
+        .bearer_auth(&tess)
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let d: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{d}");
+    assert_eq!(d["name"], "arrived");
+    assert_eq!(d["owner"], "tess");
+    assert_eq!(d["builds"][0]["state"], "succeeded", "{d}");
+    assert_eq!(d["builds"][0]["imported"], true, "{d}");
+    assert_eq!(
+        d["definition"]["author"], "dora",
+        "the author travels with it"
+    );
+    let lab = launch_settled(&there, &tess, "arrived", &[]).await;
+    assert_eq!(lab["state"], "running", "{lab}");
+    let id = lab["id"].as_str().unwrap().to_owned();
+    let (client, base) = open(&there, "tess", &id).await;
+    let seen = tool(&client, &base, &[("list", "/opt/tool")]).await;
+    assert_eq!(seen["files"]["list"], json!(["app.py"]), "{seen}");
+    stop(&there, &tess, &id).await;
+}

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -22,6 +22,13 @@ const TEMPLATES: [(&str, &str); 12] = [
     ("error.html", include_str!("templates/error.html")),
     ("labs.html", include_str!("templates/labs.html")),
     ("lab.html", include_str!("templates/lab.html")),
+    ("devlabs.html", include_str!("templates/devlabs.html")),
+    ("devlab.html", include_str!("templates/devlab.html")),
+    (
+        "devlab_build.html",
+        include_str!("templates/devlab_build.html"),
+    ),
+    ("moderation.html", include_str!("templates/moderation.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

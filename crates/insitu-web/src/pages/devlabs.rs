@@ -311,7 +311,7 @@ pub async fn build_page(
         Some(&p),
         "devlabs",
         &banner,
-        context! { b => ser(&build), log, running => b.state.is_active(), name },
+        context! { b => ser(&build), log, running => b.state.is_active(), busy => b.state.is_active(), name },
     )
 }
 

@@ -352,7 +352,13 @@ async fn a_developed_datalab_is_built_tested_published_and_launched_by_others() 
     let seen = tool(&client, &base, &[("list", "/home/user")]).await;
     assert_eq!(seen["home"], "/home/user", "{seen}");
     stop(&app, &ann, &id).await;
+    let (status, _) = call(&app, "PUT", "/api/v1/datalabs/skyview/star", &ann, None).await;
+    assert_eq!(status, 204);
+    let (_, mine) = call(&app, "GET", "/api/v1/datalabs/skyview", &dev, None).await;
+    assert_eq!(mine["developed"]["starred"], false, "{mine}");
+    assert_eq!(mine["developed"]["stars"], 1, "{mine}");
     let (_, item) = call(&app, "GET", "/api/v1/datalabs/skyview", &ann, None).await;
+    assert_eq!(item["developed"]["starred"], true, "{item}");
     assert!(
         item["developed"]["launches"].as_i64().unwrap() >= 1,
         "{item}"

@@ -316,3 +316,63 @@ impl Searchable for DatalabSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use insitu_domain::devlab::Template;
+
+    fn spec(name: &str) -> DatalabSpec {
+        Template::WebTool
+            .definition("A tool", "Ada")
+            .spec(&name.parse().unwrap(), Some("localhost/insitu-devlab/x:1"))
+            .unwrap()
+    }
+
+    fn user(name: &str) -> Username {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn a_shared_datalab_is_seen_by_its_audience_only_and_a_shipped_name_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shipped.toml"),
+            "title = \"Shipped\"\ndescription = \"\"\nversion = \"1\"\nkind = \"web\"\nlicense = \"MIT\"\n[launch]\ncommand = [\"x\"]\n",
+        )
+        .unwrap();
+        let datalabs = Datalabs::load(dir.path());
+        let cat = datalabs.set_developed(Developed {
+            public: vec![spec("published"), spec("shipped")],
+            restricted: vec![Restricted {
+                spec: spec("private"),
+                owner: user("ada"),
+                users: vec![user("bob")],
+            }],
+            info: BTreeMap::new(),
+        });
+        let names = |viewer: &str| -> Vec<String> {
+            cat.visible_to(&user(viewer))
+                .iter()
+                .map(|d| d.name.to_string())
+                .collect()
+        };
+        assert_eq!(names("ada"), ["private", "published", "shipped"]);
+        assert_eq!(names("bob"), ["private", "published", "shipped"]);
+        assert_eq!(names("eve"), ["published", "shipped"]);
+        assert!(cat.get_for(&user("eve"), "private").is_none());
+        assert!(cat.get_for(&user("bob"), "private").is_some());
+        assert!(cat.get("private").is_none(), "never in everyone's list");
+        assert_eq!(cat.audience_keys("private"), ["user:ada", "user:bob"]);
+        assert_eq!(cat.audience_keys("published"), ["public"]);
+        assert!(cat.audience_keys("nothing").is_empty());
+        // The shipped definition keeps its name; the developed one is a
+        // problem an administrator sees.
+        assert_eq!(cat.get("shipped").unwrap().title, "Shipped");
+        assert!(cat.problems.iter().any(|p| p.file.contains("shipped")));
+        // A reload of the shipped catalogue keeps the developed datalabs.
+        let cat = datalabs.reload();
+        assert!(cat.get("published").is_some());
+    }
+}

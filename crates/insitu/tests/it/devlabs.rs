@@ -686,3 +686,144 @@ async fn an_exported_datalab_is_imported_on_another_platform_and_launches_there(
     assert_eq!(seen["files"]["list"], json!(["app.py"]), "{seen}");
     stop(&there, &tess, &id).await;
 }
+
+/// The host pid of a lab container's first process.
+fn container_pid(lab_id: &str) -> i64 {
+    let out = std::process::Command::new("podman")
+        .args([
+            "inspect",
+            "--format",
+            "{{.State.Pid}}",
+            &format!("insitu-lab-{lab_id}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Whether podman holds an image.
+fn image_exists(image: &str) -> bool {
+    std::process::Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn old_images_go_by_the_rule_and_submitted_ones_stay() {
+    if !containers_available() {
+        return;
+    }
+    let app = spawn_with(Options {
+        configure: |c| c.devlabs.keep_builds = 1,
+        ..Options::default()
+    })
+    .await;
+    let dev = app.user_with_role("dora", "developer").await;
+    web_tool_draft(&app, &dev, "kept").await;
+    let b0 = build(&app, &dev, "kept").await;
+    assert_eq!(b0["state"], "succeeded", "{b0}");
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/v1/devlabs/kept/submissions",
+        &dev,
+        Some(json!({"build": 0})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let b1 = build(&app, &dev, "kept").await;
+    let b2 = build(&app, &dev, "kept").await;
+    assert_eq!(
+        (&b1["state"], &b2["state"]),
+        (&json!("succeeded"), &json!("succeeded"))
+    );
+    let (_, d) = call(&app, "GET", "/api/v1/devlabs/kept", &dev, None).await;
+    let kept: Vec<(i64, bool)> = d["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["number"].as_i64().unwrap(),
+                b["image_kept"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // The newest build and the submitted one keep their images.
+    assert_eq!(kept, [(2, true), (1, false), (0, true)], "{d}");
+    assert!(image_exists(b2["image"].as_str().unwrap()));
+    assert!(image_exists(b0["image"].as_str().unwrap()));
+    assert!(!image_exists(b1["image"].as_str().unwrap()));
+    let (status, e) = call(
+        &app,
+        "POST",
+        "/api/v1/devlabs/kept/submissions",
+        &dev,
+        Some(json!({"build": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (409, Some("image_removed")),
+        "{e}"
+    );
+    // Deleted, the datalab takes its images along.
+    let (status, _) = call(&app, "DELETE", "/api/v1/devlabs/kept", &dev, None).await;
+    assert_eq!(status, 204);
+    assert!(!image_exists(b2["image"].as_str().unwrap()));
+    assert!(!image_exists(b0["image"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_container_lab_survives_a_restart_of_the_platform_and_stops_for_real() {
+    if !containers_available() {
+        return;
+    }
+    let mut app = spawn_app().await;
+    let dev = app.user_with_role("dora", "developer").await;
+    web_tool_draft(&app, &dev, "durable").await;
+    let b = build(&app, &dev, "durable").await;
+    assert_eq!(b["state"], "succeeded", "{b}");
+    let lab = launch_settled(&app, &dev, "durable", &[]).await;
+    assert_eq!(lab["state"], "running", "{lab}");
+    let id = lab["id"].as_str().unwrap().to_owned();
+    let pid = container_pid(&id);
+    assert!(pid > 0);
+    let (client, base) = open(&app, "dora", &id).await;
+    tool(
+        &client,
+        &base,
+        &[("write", "/home/user/before.txt"), ("data", "kept")],
+    )
+    .await;
+
+    app.restart().await;
+    let start = Instant::now();
+    let lab = loop {
+        let (status, lab) = call(&app, "GET", &format!("/api/v1/labs/{id}"), &dev, None).await;
+        assert_eq!(status, 200, "{lab}");
+        if lab["state"] == "running" {
+            break lab;
+        }
+        assert!(
+            ["running", "starting"].contains(&lab["state"].as_str().unwrap()),
+            "{lab}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "{lab}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(container_exists(&id), "the same container runs on");
+    assert_eq!(container_pid(&id), pid, "{lab}");
+    let (client, base) = open(&app, "dora", &id).await;
+    let seen = tool(&client, &base, &[("read", "/home/user/before.txt")]).await;
+    assert_eq!(seen["files"]["read"], "kept", "{seen}");
+    stop(&app, &dev, &id).await;
+    let lab = crate::labs::settle(&app, &dev, &id).await;
+    assert_eq!(lab["state"], "stopped", "{lab}");
+    assert!(!container_exists(&id), "stopped for real");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the tool's process is gone"
+    );
+}

@@ -775,22 +775,46 @@ async fn old_images_go_by_the_rule_and_submitted_ones_stay() {
     assert!(!image_exists(b0["image"].as_str().unwrap()));
 }
 
+/// Opens a lab on the proxy with a link from the API, as a script or a
+/// returning browser gets one: a client holding the lab cookie, and the
+/// lab's base URL.
+async fn open_with_token(app: &impl Server, token: &str, id: &str) -> (reqwest::Client, String) {
+    let (status, link) = call(app, "POST", &format!("/api/v1/labs/{id}/open"), token, None).await;
+    assert_eq!(status, 200, "{link}");
+    let url = reqwest::Url::parse(link["url"].as_str().unwrap()).unwrap();
+    let host = url.host_str().unwrap().to_owned();
+    let port = url.port().unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let r = client.get(url.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the ticket is redeemed");
+    (client, format!("http://{host}:{port}/labs/{id}/"))
+}
+
 #[tokio::test]
-async fn a_container_lab_survives_a_restart_of_the_platform_and_stops_for_real() {
+async fn a_container_lab_survives_a_crash_of_the_platform_and_stops_for_real() {
     if !containers_available() {
         return;
     }
-    let mut app = spawn_app().await;
-    let dev = app.user_with_role("dora", "developer").await;
-    web_tool_draft(&app, &dev, "durable").await;
-    let b = build(&app, &dev, "durable").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), &Options::default()).await;
+    let mut server = ServerProcess::start(config, dir.path().join("insitu.toml")).await;
+    let dev = server.user_with_role("dora", "developer").await;
+    web_tool_draft(&server, &dev, "durable").await;
+    let b = build(&server, &dev, "durable").await;
     assert_eq!(b["state"], "succeeded", "{b}");
-    let lab = launch_settled(&app, &dev, "durable", &[]).await;
-    assert_eq!(lab["state"], "running", "{lab}");
+    let (status, lab) = crate::labs::launch(&server, &dev, "durable", &[]).await;
+    assert_eq!(status, 202, "{lab}");
     let id = lab["id"].as_str().unwrap().to_owned();
+    let lab = crate::labs::settle(&server, &dev, &id).await;
+    assert_eq!(lab["state"], "running", "{lab}");
     let pid = container_pid(&id);
     assert!(pid > 0);
-    let (client, base) = open(&app, "dora", &id).await;
+    let (client, base) = open_with_token(&server, &dev, &id).await;
     tool(
         &client,
         &base,
@@ -798,28 +822,27 @@ async fn a_container_lab_survives_a_restart_of_the_platform_and_stops_for_real()
     )
     .await;
 
-    app.restart().await;
+    // The server's process dies; the container does not.
+    server.end("KILL");
+    assert!(container_exists(&id), "the container outlives the platform");
+    server.start_again().await;
     let start = Instant::now();
     let lab = loop {
-        let (status, lab) = call(&app, "GET", &format!("/api/v1/labs/{id}"), &dev, None).await;
+        let (status, lab) = call(&server, "GET", &format!("/api/v1/labs/{id}"), &dev, None).await;
         assert_eq!(status, 200, "{lab}");
         if lab["state"] == "running" {
             break lab;
         }
-        assert!(
-            ["running", "starting"].contains(&lab["state"].as_str().unwrap()),
-            "{lab}"
-        );
+        assert_eq!(lab["state"], "starting", "{lab}");
         assert!(start.elapsed() < Duration::from_secs(60), "{lab}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(container_exists(&id), "the same container runs on");
-    assert_eq!(container_pid(&id), pid, "{lab}");
-    let (client, base) = open(&app, "dora", &id).await;
+    assert_eq!(container_pid(&id), pid, "the same container runs on: {lab}");
+    let (client, base) = open_with_token(&server, &dev, &id).await;
     let seen = tool(&client, &base, &[("read", "/home/user/before.txt")]).await;
     assert_eq!(seen["files"]["read"], "kept", "{seen}");
-    stop(&app, &dev, &id).await;
-    let lab = crate::labs::settle(&app, &dev, &id).await;
+    stop(&server, &dev, &id).await;
+    let lab = crate::labs::settle(&server, &dev, &id).await;
     assert_eq!(lab["state"], "stopped", "{lab}");
     assert!(!container_exists(&id), "stopped for real");
     assert!(

@@ -738,20 +738,28 @@ async fn old_images_go_by_the_rule_and_submitted_ones_stay() {
         (&b1["state"], &b2["state"]),
         (&json!("succeeded"), &json!("succeeded"))
     );
-    let (_, d) = call(&app, "GET", "/api/v1/devlabs/kept", &dev, None).await;
-    let kept: Vec<(i64, bool)> = d["builds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            (
-                b["number"].as_i64().unwrap(),
-                b["image_kept"].as_bool().unwrap(),
-            )
-        })
-        .collect();
-    // The newest build and the submitted one keep their images.
-    assert_eq!(kept, [(2, true), (1, false), (0, true)], "{d}");
+    // The newest build and the submitted one keep their images (old ones
+    // are collected once a build has ended).
+    let start = Instant::now();
+    loop {
+        let (_, d) = call(&app, "GET", "/api/v1/devlabs/kept", &dev, None).await;
+        let kept: Vec<(i64, bool)> = d["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["number"].as_i64().unwrap(),
+                    b["image_kept"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        if kept == [(2, true), (1, false), (0, true)] {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{kept:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(image_exists(b2["image"].as_str().unwrap()));
     assert!(image_exists(b0["image"].as_str().unwrap()));
     assert!(!image_exists(b1["image"].as_str().unwrap()));

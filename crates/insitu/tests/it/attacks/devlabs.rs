@@ -228,7 +228,12 @@ async fn a_private_share_is_seen_only_by_the_named_users_and_a_rejected_build_on
     web_tool_draft(&app, &dora, "secretlab").await;
     let b = build(&app, &dora, "secretlab").await;
     assert_eq!(b["state"], "succeeded", "{b}");
-    assert!(finds(&app, "dora", &dora, "secretlab").await);
+    // The catalogue takes a build in once it has ended.
+    let start = std::time::Instant::now();
+    while !finds(&app, "dora", &dora, "secretlab").await {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(!finds(&app, "nina", &nina, "secretlab").await);
     let (status, _) = call(
         &app,

@@ -439,16 +439,34 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
-/// The line that says why a build failed: podman's last `Error:` line,
-/// else the last line of output.
+/// The line that says why a build failed: podman's last `Error:` line
+/// (which step failed), after the failing step's own last error line where
+/// it wrote one (pip's `ERROR:`, apt's `E:`); else the last line of output.
 fn error_line(log: &Path) -> Option<String> {
     let lines = insitu_launcher::process::log_tail(log, 400);
-    lines
+    let podman = lines
         .iter()
-        .rev()
-        .find(|l| l.starts_with("Error:") || l.starts_with("error:"))
-        .or_else(|| lines.iter().rev().find(|l| !l.trim().is_empty()))
-        .map(|l| l.chars().take(1000).collect())
+        .rposition(|l| l.starts_with("Error:") || l.starts_with("error:"));
+    let line = match podman {
+        Some(i) => {
+            let tool = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| !l.starts_with("STEP "))
+                .find(|l| {
+                    let l = l.trim_start();
+                    ["ERROR:", "ERROR ", "E: ", "error:", "fatal:", "Error:"]
+                        .iter()
+                        .any(|p| l.starts_with(p))
+                });
+            match tool {
+                Some(t) => format!("{} ({})", t.trim(), lines[i]),
+                None => lines[i].clone(),
+            }
+        }
+        None => lines.iter().rev().find(|l| !l.trim().is_empty())?.clone(),
+    };
+    Some(line.chars().take(1000).collect())
 }
 
 #[cfg(test)]
@@ -467,6 +485,16 @@ mod tests {
         assert_eq!(
             error_line(&log).unwrap(),
             "Error: building at STEP \"RUN false\": while running runtime: exit status 1"
+        );
+        std::fs::write(
+            &log,
+            "STEP 2/2: RUN pip install nosuch\nCollecting\nERROR: No matching distribution found for nosuch\n\
+             Error: building at STEP \"RUN pip install nosuch\": while running runtime: exit status 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            error_line(&log).unwrap(),
+            "ERROR: No matching distribution found for nosuch (Error: building at STEP \"RUN pip install nosuch\": while running runtime: exit status 1)"
         );
         std::fs::write(&log, "something odd\n\n").unwrap();
         assert_eq!(error_line(&log).unwrap(), "something odd");

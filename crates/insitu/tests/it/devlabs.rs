@@ -395,7 +395,7 @@ async fn a_failed_build_names_its_error_line() {
     let d = web_tool_draft(&app, &dev, "broken").await;
     let mut source = d["source"].clone();
     source["containerfile"] = Value::String(format!(
-        "FROM {PYTHON_BASE}\nRUN echo 'no such thing' && false\n"
+        "FROM {PYTHON_BASE}\nRUN apt-get install -y no-such-package-here\n"
     ));
     let (status, d) = call(
         &app,
@@ -409,10 +409,12 @@ async fn a_failed_build_names_its_error_line() {
     let b = build(&app, &dev, "broken").await;
     assert_eq!(b["state"], "failed", "{b}");
     let error = b["error"].as_str().unwrap();
+    // The failing step's own error, and which step it was.
     assert!(
-        error.contains("false"),
-        "the error names the failing step: {error}"
+        error.starts_with("E: Unable to locate package no-such-package-here"),
+        "{error}"
     );
+    assert!(error.contains("RUN apt-get install"), "{error}");
     // A failed build cannot be submitted, or launched.
     let (status, e) = call(
         &app,

@@ -195,7 +195,13 @@ async fn a_developed_datalab_is_built_tested_published_and_launched_by_others() 
     if !containers_available() {
         return;
     }
-    let app = spawn_app().await;
+    for db in backends() {
+        whole_flow(db).await;
+    }
+}
+
+async fn whole_flow(db: Db) {
+    let app = spawn_on(db).await;
     let dev = app.user_with_role("dora", "developer").await;
     let moderator = app.user_with_role("milo", "moderator").await;
     let ann = app.user_with_role("ann", "user").await;

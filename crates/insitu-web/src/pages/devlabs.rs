@@ -87,8 +87,9 @@ pub async fn create(
     }
 }
 
-/// The log of a build, as much as a page shows.
-async fn whole_log(s: &AppState, p: &Principal, name: &str, number: i64) -> String {
+/// The log of a build, as much as a page shows, and the byte offset it
+/// ends at (where the page's script follows it from).
+async fn log_to_now(s: &AppState, p: &Principal, name: &str, number: i64) -> (String, u64) {
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < PAGE_LOG_BYTES {
@@ -100,7 +101,11 @@ async fn whole_log(s: &AppState, p: &Principal, name: &str, number: i64) -> Stri
             _ => break,
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    (String::from_utf8_lossy(&out).into_owned(), offset)
+}
+
+async fn whole_log(s: &AppState, p: &Principal, name: &str, number: i64) -> String {
+    log_to_now(s, p, name, number).await.0
 }
 
 pub async fn one(
@@ -304,14 +309,21 @@ pub async fn build_page(
         });
     };
     let build = wire::build(b, view.release_of(number));
-    let log = whole_log(&s, &p, &name, number).await;
+    let (log, log_end) = log_to_now(&s, &p, &name, number).await;
+    // A running build's log is followed live by the page's script.
+    let follow = b.state.is_active().then(|| {
+        format!(
+            "/api/v1/devlabs/{}/builds/{number}/log?offset={log_end}&follow=true",
+            segment(&name)
+        )
+    });
     page(
         &s,
         "devlab_build.html",
         Some(&p),
         "devlabs",
         &banner,
-        context! { b => ser(&build), log, running => b.state.is_active(), busy => b.state.is_active(), name },
+        context! { b => ser(&build), log, running => b.state.is_active(), follow, name },
     )
 }
 

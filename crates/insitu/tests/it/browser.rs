@@ -481,10 +481,49 @@ async fn a_developer_builds_a_datalab_a_moderator_approves_it_and_a_scientist_la
         "{containerfile}"
     );
 
-    // Build: the build's page shows its log, and its state once it ends.
+    // A step that takes a while, so the page shows the log as it comes.
+    let token = app.token("dora", PASSWORD).await;
+    let (_, draft) =
+        crate::devlabs::call(&app, "GET", "/api/v1/devlabs/starfinder", &token, None).await;
+    let mut source = draft["source"].clone();
+    source["containerfile"] = Value::String(format!(
+        "{}RUN echo indexing the star catalogue && sleep 5\n",
+        source["containerfile"].as_str().unwrap()
+    ));
+    let (status, _) = crate::devlabs::call(
+        &app,
+        "PUT",
+        "/api/v1/devlabs/starfinder",
+        &token,
+        Some(json!({"definition": draft["definition"], "source": source})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Build: the build's page follows its log live, and shows its state
+    // once it ends.
+    d.go(&app.u("/devlabs/starfinder")).await;
     d.click("#build").await;
     d.wait_for("location.pathname === '/devlabs/starfinder/builds/0'")
         .await;
+    for _ in 0..100 {
+        let log = d.text("#build-log").await;
+        if log.contains("indexing the star catalogue") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        d.text("#build-log")
+            .await
+            .contains("indexing the star catalogue")
+    );
+    assert_ne!(
+        d.text("#build-state").await,
+        "SUCCEEDED",
+        "the log grew on the page while the build ran"
+    );
+    d.screenshot("devlab-build-running.png").await;
     for _ in 0..600 {
         let state = d
             .script(

@@ -230,10 +230,15 @@ async fn a_private_share_is_seen_only_by_the_named_users_and_a_rejected_build_on
     assert_eq!(b["state"], "succeeded", "{b}");
     // The catalogue takes a build in once it has ended.
     let start = std::time::Instant::now();
-    while !finds(&app, "dora", &dora, "secretlab").await {
+    while call(&app, "GET", "/api/v1/datalabs/secretlab", &dora, None)
+        .await
+        .0
+        != 200
+    {
         assert!(start.elapsed() < std::time::Duration::from_secs(60));
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    assert!(finds(&app, "dora", &dora, "secretlab").await);
     assert!(!finds(&app, "nina", &nina, "secretlab").await);
     let (status, _) = call(
         &app,

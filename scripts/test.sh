@@ -32,6 +32,8 @@ cargo build --manifest-path crates/insitu-cwl/Cargo.toml --locked -q
 export INSITU_REQUIRE_CWL=1
 # Images for CWL tools' DockerRequirement (built once from Debian's packages).
 scripts/cwl-images.sh
+# The base image of the datalab templates (Python 3, venv, pip), once per machine.
+scripts/devlab-images.sh
 export INSITU_REQUIRE_CONTAINERS=1
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -137,6 +137,10 @@ pub struct Datalab {
     /// Whether the datalab can be launched on a file (`file` in the
     /// launch request).
     pub opens_files: bool,
+    /// For a datalab a user developed: its developer, author, state and
+    /// popularity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub developed: Option<crate::devlab::DevelopedDatalab>,
 }
 
 /// How many catalogue entries carry each value of a facet.
@@ -204,6 +208,11 @@ pub struct LaunchRequest {
     /// that open files (`opens_files`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// For a developed datalab: a published version (`1.2.0`) or, for its
+    /// developer and the users it is shared with, a build version
+    /// (`1.2.0-3`); the newest they may launch when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// One step of a launch and when it was reached.

@@ -1,13 +1,22 @@
 //! The datalab catalogue: definitions loaded from a directory, one TOML file
-//! per datalab. A file that does not load is reported (file, field, reason)
-//! in the log and to administrators, and the rest of the catalogue still
-//! serves.
+//! per datalab, and the datalabs users developed (see [`crate::devlabs`]).
+//! A file that does not load is reported (file, field, reason) in the log
+//! and to administrators, and the rest of the catalogue still serves.
+//!
+//! Who sees what: the shipped datalabs and the published versions of public
+//! developed ones are in [`Catalogue::datalabs`], for everyone; a developed
+//! datalab that is shared with named users only is in
+//! [`Catalogue::restricted`], with its audience, and is seen (listed,
+//! searched, shown) only by its owner and those users
+//! ([`Catalogue::visible_to`]). [`Catalogue::audience_keys`] gives the same
+//! audience as the discovery index's keys (`public`, `user:<name>`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use insitu_api::CatalogueProblem;
-use insitu_domain::DatalabSpec;
+use insitu_domain::{DatalabSpec, Username};
 
 use crate::error::Error;
 use crate::query::Searchable;
@@ -16,12 +25,100 @@ pub const DATALAB_FACETS: [&str; 4] = ["kind", "domain", "mission", "property"];
 
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
-    /// Valid definitions, sorted by name.
+    /// What everyone sees: the valid shipped definitions and the published
+    /// developed datalabs, sorted by name.
     pub datalabs: Vec<DatalabSpec>,
+    /// Developed datalabs shared with named users only, sorted by name.
+    pub restricted: Vec<Restricted>,
+    /// What the catalogue shows of each developed datalab, by name.
+    pub developed: BTreeMap<String, DevelopedInfo>,
     pub problems: Vec<CatalogueProblem>,
 }
 
+/// A developed datalab only its owner and the named users see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restricted {
+    pub spec: DatalabSpec,
+    pub owner: Username,
+    pub users: Vec<Username>,
+}
+
+impl Restricted {
+    pub fn admits(&self, viewer: &Username) -> bool {
+        self.owner == *viewer || self.users.contains(viewer)
+    }
+}
+
+/// The catalogue's facts about a developed datalab.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevelopedInfo {
+    pub owner: Username,
+    pub author: String,
+    /// `published` (public, reviewed) or `shared` (named users only).
+    pub state: &'static str,
+    /// When the shown version was made (Unix seconds).
+    pub modified_at: i64,
+    pub stars: i64,
+    pub launches: i64,
+    /// Published versions, newest first; each stays launchable.
+    pub versions: Vec<String>,
+}
+
+/// The developed datalabs as the catalogue takes them.
+#[derive(Debug, Clone, Default)]
+pub struct Developed {
+    /// Published versions of public datalabs (the newest of each).
+    pub public: Vec<DatalabSpec>,
+    pub restricted: Vec<Restricted>,
+    pub info: BTreeMap<String, DevelopedInfo>,
+}
+
 impl Catalogue {
+    /// The datalabs `viewer` sees, sorted by name.
+    pub fn visible_to(&self, viewer: &Username) -> Vec<&DatalabSpec> {
+        let mut all: Vec<&DatalabSpec> = self
+            .datalabs
+            .iter()
+            .chain(
+                self.restricted
+                    .iter()
+                    .filter(|r| r.admits(viewer))
+                    .map(|r| &r.spec),
+            )
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The datalab of this name if `viewer` sees it.
+    pub fn get_for(&self, viewer: &Username, name: &str) -> Option<&DatalabSpec> {
+        self.get(name).or_else(|| {
+            self.restricted
+                .iter()
+                .find(|r| r.spec.name.as_str() == name && r.admits(viewer))
+                .map(|r| &r.spec)
+        })
+    }
+
+    /// Who sees a datalab, as the discovery index's keys: `public` for
+    /// everyone, else `user:<name>` for its owner and each named user;
+    /// empty when there is no such datalab.
+    pub fn audience_keys(&self, name: &str) -> Vec<String> {
+        if self.get(name).is_some() {
+            return vec!["public".to_owned()];
+        }
+        self.restricted
+            .iter()
+            .find(|r| r.spec.name.as_str() == name)
+            .map(|r| {
+                std::iter::once(&r.owner)
+                    .chain(&r.users)
+                    .map(|u| format!("user:{u}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, name: &str) -> Option<&DatalabSpec> {
         self.datalabs
             .binary_search_by(|d| d.name.as_str().cmp(name))
@@ -36,10 +133,12 @@ impl Catalogue {
     }
 }
 
-/// The catalogue as it was last loaded from its directory; administrators
-/// reload it.
+/// The catalogue as it was last loaded from its directory (administrators
+/// reload it), with the developed datalabs as the platform last set them.
 pub struct Datalabs {
     dir: PathBuf,
+    shipped: RwLock<Arc<Catalogue>>,
+    developed: RwLock<Arc<Developed>>,
     current: RwLock<Arc<Catalogue>>,
 }
 
@@ -53,9 +152,12 @@ impl Datalabs {
             dir = %dir.display(),
             "datalab catalogue loaded"
         );
+        let catalogue = Arc::new(catalogue);
         Datalabs {
             dir: dir.to_path_buf(),
-            current: RwLock::new(Arc::new(catalogue)),
+            shipped: RwLock::new(Arc::clone(&catalogue)),
+            developed: RwLock::new(Arc::new(Developed::default())),
+            current: RwLock::new(catalogue),
         }
     }
 
@@ -68,10 +170,71 @@ impl Datalabs {
 
     pub fn reload(&self) -> Arc<Catalogue> {
         let fresh = Arc::new(load_catalogue(&self.dir));
-        if let Ok(mut c) = self.current.write() {
-            *c = Arc::clone(&fresh);
+        if let Ok(mut c) = self.shipped.write() {
+            *c = fresh;
         }
-        fresh
+        self.compose()
+    }
+
+    /// Replaces the developed datalabs the catalogue holds.
+    pub fn set_developed(&self, developed: Developed) -> Arc<Catalogue> {
+        if let Ok(mut d) = self.developed.write() {
+            *d = Arc::new(developed);
+        }
+        self.compose()
+    }
+
+    /// The shipped definitions with the developed datalabs added; a
+    /// developed one whose name a shipped one took is left out, and said
+    /// so among the problems.
+    fn compose(&self) -> Arc<Catalogue> {
+        let shipped = self
+            .shipped
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_default();
+        let developed = self
+            .developed
+            .read()
+            .map(|d| Arc::clone(&d))
+            .unwrap_or_default();
+        let mut cat = (*shipped).clone();
+        let mut hidden = Vec::new();
+        for spec in &developed.public {
+            if shipped.get(spec.name.as_str()).is_some() {
+                hidden.push(spec.name.to_string());
+            } else {
+                cat.datalabs.push(spec.clone());
+            }
+        }
+        for r in &developed.restricted {
+            if shipped.get(r.spec.name.as_str()).is_some() {
+                hidden.push(r.spec.name.to_string());
+            } else {
+                cat.restricted.push(r.clone());
+            }
+        }
+        for name in hidden {
+            cat.problems.push(CatalogueProblem {
+                file: format!("developed datalab {name}"),
+                field: "name".to_owned(),
+                reason: "a shipped definition has this name; the developed datalab is hidden"
+                    .to_owned(),
+            });
+        }
+        cat.datalabs.sort_by(|a, b| a.name.cmp(&b.name));
+        cat.restricted.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        cat.developed = developed.info.clone();
+        let cat = Arc::new(cat);
+        if let Ok(mut c) = self.current.write() {
+            *c = Arc::clone(&cat);
+        }
+        cat
+    }
+
+    /// Whether a shipped definition holds this name.
+    pub fn is_shipped(&self, name: &str) -> bool {
+        self.shipped.read().is_ok_and(|c| c.get(name).is_some())
     }
 }
 
@@ -151,5 +314,65 @@ impl Searchable for DatalabSpec {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use insitu_domain::devlab::Template;
+
+    fn spec(name: &str) -> DatalabSpec {
+        Template::WebTool
+            .definition("A tool", "Ada")
+            .spec(&name.parse().unwrap(), Some("localhost/insitu-devlab/x:1"))
+            .unwrap()
+    }
+
+    fn user(name: &str) -> Username {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn a_shared_datalab_is_seen_by_its_audience_only_and_a_shipped_name_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shipped.toml"),
+            "title = \"Shipped\"\ndescription = \"\"\nversion = \"1\"\nkind = \"web\"\nlicense = \"MIT\"\n[launch]\ncommand = [\"x\"]\n",
+        )
+        .unwrap();
+        let datalabs = Datalabs::load(dir.path());
+        let cat = datalabs.set_developed(Developed {
+            public: vec![spec("published"), spec("shipped")],
+            restricted: vec![Restricted {
+                spec: spec("private"),
+                owner: user("ada"),
+                users: vec![user("bob")],
+            }],
+            info: BTreeMap::new(),
+        });
+        let names = |viewer: &str| -> Vec<String> {
+            cat.visible_to(&user(viewer))
+                .iter()
+                .map(|d| d.name.to_string())
+                .collect()
+        };
+        assert_eq!(names("ada"), ["private", "published", "shipped"]);
+        assert_eq!(names("bob"), ["private", "published", "shipped"]);
+        assert_eq!(names("eve"), ["published", "shipped"]);
+        assert!(cat.get_for(&user("eve"), "private").is_none());
+        assert!(cat.get_for(&user("bob"), "private").is_some());
+        assert!(cat.get("private").is_none(), "never in everyone's list");
+        assert_eq!(cat.audience_keys("private"), ["user:ada", "user:bob"]);
+        assert_eq!(cat.audience_keys("published"), ["public"]);
+        assert!(cat.audience_keys("nothing").is_empty());
+        // The shipped definition keeps its name; the developed one is a
+        // problem an administrator sees.
+        assert_eq!(cat.get("shipped").unwrap().title, "Shipped");
+        assert!(cat.problems.iter().any(|p| p.file.contains("shipped")));
+        // A reload of the shipped catalogue keeps the developed datalabs.
+        let cat = datalabs.reload();
+        assert!(cat.get("published").is_some());
     }
 }

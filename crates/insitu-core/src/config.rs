@@ -28,6 +28,8 @@ pub struct PlatformConfig {
     pub pipelines: PipelinesConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// User-developed datalabs: builds, images, imports.
+    pub devlabs: DevlabsConfig,
     /// The configuration file the server was started with, if any: labs
     /// never see it.
     pub config_file: Option<PathBuf>,
@@ -170,6 +172,99 @@ impl SampHubConfig {
             setting: "labs.samp_hub.memory",
             reason,
         })
+    }
+}
+
+/// User-developed datalabs: how their OCI images are built with podman,
+/// which base images they build on, and what is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevlabsConfig {
+    /// The podman program (it also runs the labs of datalabs with an
+    /// image).
+    pub podman: PathBuf,
+    /// The OCI runtime podman uses.
+    pub runtime: String,
+    /// The templates' base image with Python 3, venv and pip (made once
+    /// per machine by `scripts/devlab-images.sh`).
+    pub python_image: String,
+    /// The templates' base image with the desktop session's programs.
+    pub desktop_image: String,
+    /// Further images a Containerfile may build on (`FROM`).
+    pub extra_base_images: Vec<String>,
+    /// Where the built images are named: `<repository>/<datalab>:<build version>`.
+    pub repository: String,
+    /// The podman network build steps use: a bridge of its own, never the
+    /// host's network namespace (made when missing). `none` turns the
+    /// network off (builds then install nothing from PyPI or Debian).
+    pub build_network: String,
+    /// Memory, CPU cores and processes a build may use at once.
+    pub build_memory: String,
+    pub build_cpus: f64,
+    pub build_max_processes: u64,
+    /// A build is stopped after this long.
+    pub build_timeout: String,
+    /// Builds that run at once; more wait their turn.
+    pub concurrent_builds: usize,
+    /// Images kept per datalab: the newest successful builds, besides
+    /// every build submitted for publication or published.
+    pub keep_builds: usize,
+    /// The largest export an import accepts.
+    pub max_import_size: String,
+}
+
+impl Default for DevlabsConfig {
+    fn default() -> Self {
+        DevlabsConfig {
+            podman: PathBuf::from("/usr/bin/podman"),
+            runtime: "runc".to_owned(),
+            python_image: "localhost/insitu/python:3".to_owned(),
+            desktop_image: "localhost/insitu/desktop:1".to_owned(),
+            extra_base_images: Vec::new(),
+            repository: "localhost/insitu-devlab".to_owned(),
+            build_network: "insitu-build".to_owned(),
+            build_memory: "4GiB".to_owned(),
+            build_cpus: 2.0,
+            build_max_processes: 4096,
+            build_timeout: "30m".to_owned(),
+            concurrent_builds: 1,
+            keep_builds: 3,
+            max_import_size: "4GiB".to_owned(),
+        }
+    }
+}
+
+impl DevlabsConfig {
+    /// Checks the settings that could stop builds or imports later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        insitu_domain::datalab::parse_duration(&self.build_timeout).map_err(|reason| {
+            ConfigError::Duration {
+                setting: "devlabs.build_timeout",
+                reason,
+            }
+        })?;
+        for (setting, size) in [
+            ("devlabs.build_memory", &self.build_memory),
+            ("devlabs.max_import_size", &self.max_import_size),
+        ] {
+            insitu_domain::datalab::parse_bytes(size)
+                .map_err(|reason| ConfigError::Size { setting, reason })?;
+        }
+        for image in [&self.python_image, &self.desktop_image]
+            .into_iter()
+            .chain(&self.extra_base_images)
+        {
+            insitu_domain::datalab::check_image_reference(image).map_err(|reason| {
+                ConfigError::Image {
+                    setting: "devlabs base images",
+                    reason,
+                }
+            })?;
+        }
+        if self.concurrent_builds == 0 || !self.build_cpus.is_finite() || self.build_cpus <= 0.0 {
+            return Err(ConfigError::DevlabsLimits);
+        }
+        Ok(())
     }
 }
 
@@ -482,6 +577,18 @@ pub enum ConfigError {
         "pipelines.slots, pipelines.max_running_per_user and pipelines.parallel must be at least 1"
     )]
     PipelineSlots,
+    #[error("{setting}: {reason}")]
+    Size {
+        setting: &'static str,
+        reason: QuantityError,
+    },
+    #[error("{setting}: {reason}")]
+    Image {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("devlabs.concurrent_builds must be at least 1 and devlabs.build_cpus above 0")]
+    DevlabsLimits,
 }
 
 fn list(problems: &[DefinitionError]) -> String {
@@ -504,6 +611,7 @@ mod tests {
             labs: LabsConfig::default(),
             pipelines: PipelinesConfig::default(),
             volumes: Vec::new(),
+            devlabs: DevlabsConfig::default(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }
     }

@@ -2,7 +2,9 @@
 //! variants. The text of a variant is written for the user; the web crate
 //! turns each variant into a public error code in one place.
 
+use insitu_domain::devlab::SourceError;
 use insitu_domain::{DefinitionError, LabId, LabState, Name, NameError, RunId, RunState};
+use insitu_launcher::PodmanError;
 use insitu_store::StoreError;
 
 use crate::pipelines::Diagnostic;
@@ -136,8 +138,62 @@ pub enum Error {
     NoEngine,
     #[error("the CWL engine failed: {0}")]
     EngineFailed(String),
+    #[error("you have no datalab {0:?} in development")]
+    DevlabNotFound(String),
+    #[error("only its developer may change datalab {0}")]
+    NotDevlabOwner(Name),
+    #[error("the name {0} is taken: choose another for your datalab")]
+    DevlabExists(String),
+    #[error("datalab name {name:?} {reason}")]
+    InvalidDevlabName { name: String, reason: NameError },
+    #[error("{}", list(.0))]
+    InvalidDefinition(Vec<DefinitionError>),
+    #[error("licence {given:?} is not one of the offered licences: {}", offered.join(", "))]
+    InvalidLicense {
+        given: String,
+        offered: Vec<&'static str>,
+    },
+    #[error("{}", list(.0))]
+    InvalidSource(Vec<SourceError>),
+    #[error("{0}")]
+    InvalidTemplate(String),
+    #[error("build {number} of {datalab} has not ended yet: wait for it")]
+    BuildRunning { datalab: Name, number: i64 },
+    #[error("{datalab} has no build {number}")]
+    BuildNotFound { datalab: String, number: i64 },
+    #[error("build {number} of {datalab} is {state}: only a successful build can be {action}")]
+    BuildNotReady {
+        datalab: Name,
+        number: i64,
+        state: insitu_domain::BuildState,
+        action: &'static str,
+    },
+    #[error("the image of build {number} of {datalab} was removed to save space; build again")]
+    ImageRemoved { datalab: Name, number: i64 },
+    #[error("build {number} of {datalab} was submitted already")]
+    AlreadySubmitted { datalab: Name, number: i64 },
+    #[error(
+        "version {version} of {datalab} is published already: raise the version and build again"
+    )]
+    VersionPublished { datalab: Name, version: String },
+    #[error("build {number} of {datalab} is not waiting for a decision")]
+    NotPending { datalab: String, number: i64 },
+    #[error("a moderator does not review their own datalab")]
+    OwnSubmission,
+    #[error("say why the datalab is refused: its developer reads the reason")]
+    ReasonRequired,
+    #[error("{datalab} has no version {version} you may launch")]
+    VersionNotFound { datalab: String, version: String },
+    #[error("no user {}", .0.join(", "))]
+    UnknownUsers(Vec<String>),
+    #[error("this is not an exported Insitu datalab: {0}")]
+    InvalidImport(String),
+    #[error("the upload is larger than {max} bytes, the most an import takes")]
+    ImportTooLarge { max: u64 },
+    #[error("podman: {0}")]
+    Podman(#[from] PodmanError),
     #[error("a file of the platform: {0}")]
-    Io(std::io::Error),
+    Io(#[from] std::io::Error),
 
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -32,8 +32,8 @@ use insitu_launcher::listen::{PortHolder, port_holder};
 use insitu_launcher::netns::NetNsError;
 use insitu_launcher::sandbox::fill;
 use insitu_launcher::{
-    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, PrivateEnv, SandboxProcess,
-    SandboxSpec, VolumeMount,
+    Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, Podman, PrivateEnv, SandboxSpec,
+    VolumeMount,
 };
 use insitu_store::{LabAdmission, LabEventRecord, LabRecord, Store, StoreError};
 
@@ -41,11 +41,13 @@ use crate::clock::now;
 use crate::error::Error;
 
 mod adopt;
+mod container;
 mod desktop;
 mod monitor;
 pub mod secret;
 pub mod share;
 
+pub use container::{LabProcess, container_name};
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
 /// Where a lab sees its user's workspace.
@@ -144,6 +146,8 @@ pub struct LabConfigView {
     pub max_processes: u64,
     /// One network namespace per user (`true`) or the host's network.
     pub network_per_user: bool,
+    /// Runs the labs of datalabs that name an image.
+    pub podman: Podman,
     /// How long a user's network namespace outlives their last lab.
     pub network_linger: Duration,
     /// Labs that may be starting at once; later launches wait, queued.
@@ -208,7 +212,7 @@ pub trait LabProxy: Send + Sync {
 pub struct Labs {
     store: Store,
     cfg: LabConfigView,
-    procs: Mutex<HashMap<LabId, SandboxProcess>>,
+    procs: Mutex<HashMap<LabId, LabProcess>>,
     progress: Mutex<HashMap<LabId, (std::time::Instant, Vec<Step>)>>,
     /// Last proxied request or WebSocket frame, per lab.
     activity: Mutex<HashMap<LabId, std::time::Instant>>,
@@ -813,12 +817,15 @@ impl Labs {
                 .map(|c| (c, lab.id.as_str(), self.limits_for(spec))),
             netns,
         };
-        let process = SandboxProcess::start_in(&self.cfg.bwrap, &sandbox, &log, placement)?;
+        let image = spec.launch.image.as_deref();
+        let process = self
+            .start_process(&lab.id, &sandbox, image, &log, placement)
+            .await?;
         // The tool runs from here on; recording it below does not hold it up.
         self.step(&lab.id, "process_started");
         lab.port = Some(i64::from(port));
-        lab.pid = Some(i64::from(process.pid));
-        lab.pid_start = i64::try_from(process.start_ticks).ok();
+        lab.pid = Some(i64::from(process.pid()));
+        lab.pid_start = i64::try_from(process.start_ticks()).ok();
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), process);
         }
@@ -844,7 +851,7 @@ impl Labs {
                 Waited::Stopped => StartFailure::Stopped,
                 Waited::Exited(code) => StartFailure::ExitedEarly {
                     code,
-                    tail: insitu_launcher::process::log_tail(&log, 5).join(" | "),
+                    tail: self.read_log_tail(&lab.id, 5).join(" | "),
                 },
                 Waited::TimedOut { answered } => StartFailure::NotReady {
                     secs: self.cfg.start_timeout.as_secs(),
@@ -1055,7 +1062,7 @@ impl Labs {
     /// `Some(code)` once the lab's process has ended.
     fn exited(&self, lab_id: &LabId) -> Option<Option<i32>> {
         let mut procs = self.procs.lock().ok()?;
-        match procs.get_mut(lab_id).map(SandboxProcess::status) {
+        match procs.get_mut(lab_id).map(LabProcess::status) {
             Some(ExitStatus::Exited(code)) => Some(code),
             Some(ExitStatus::Running) => None,
             None => Some(None),
@@ -1077,8 +1084,10 @@ impl Labs {
             Some(p) => Some(p),
             None => self.find_process(lab),
         };
-        if let Some(mut p) = found {
-            p.stop(grace).await;
+        match found {
+            Some(mut p) => p.stop(grace).await,
+            // A container whose first process ended may still be there.
+            None => self.remove_left_container(&lab.id).await,
         }
         if let Some(c) = self.cgroups() {
             let (c, name) = (c.clone(), lab.id.to_string());
@@ -1090,17 +1099,13 @@ impl Labs {
 
     /// The lab's sandbox, found again from its record (pid and start time)
     /// or, for one started before its pid was recorded, its status file.
-    fn find_process(&self, lab: &LabRecord) -> Option<SandboxProcess> {
+    fn find_process(&self, lab: &LabRecord) -> Option<LabProcess> {
         let log = self.log_path(&lab.id);
-        let cgroup = self.cgroups().map(|c| (c, lab.id.as_str()));
         let recorded = lab
             .pid
             .and_then(|p| u32::try_from(p).ok())
             .zip(lab.pid_start.and_then(|s| u64::try_from(s).ok()));
-        match recorded {
-            Some((pid, start)) => SandboxProcess::adopt_in(pid, start, &log, cgroup),
-            None => SandboxProcess::adopt_recorded(&log, cgroup),
-        }
+        self.adopt_process(&lab.id, recorded, &log)
     }
 
     /// Stops a lab, in whatever state it is: its whole process tree ends
@@ -1490,9 +1495,16 @@ impl Labs {
     /// The last `lines` lines the lab's tool wrote.
     pub async fn log_tail(&self, lab_id: &LabId, lines: usize) -> Vec<String> {
         let path = self.log_path(lab_id);
-        tokio::task::spawn_blocking(move || insitu_launcher::process::log_tail(&path, lines))
-            .await
-            .unwrap_or_default()
+        let container = self.container_of(lab_id).is_some();
+        tokio::task::spawn_blocking(move || {
+            if container {
+                insitu_launcher::container::log_tail(&path, lines)
+            } else {
+                insitu_launcher::process::log_tail(&path, lines)
+            }
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 

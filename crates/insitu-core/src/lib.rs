@@ -1,13 +1,16 @@
 //! The platform's services, with no HTTP in them: accounts (password
 //! hashing and checks, sessions and API tokens), labs (launch, the state
 //! machine, the monitor, idle culling, re-adoption after a restart, each
-//! tool's own secret), the lab proxy's persistent sessions, desktop
-//! sessions and SAMP hubs, teams and their workspaces, the datalab and data
-//! volume catalogues, faceted search over them, the discovery portal
-//! (`search`: one index over datalabs, volumes and the datasets harvested
-//! from volumes, with cone search), the pipeline catalogue (`pipelines`) and
-//! pipeline runs (`runs`: queue, engine, progress, outputs, provenance). A
-//! [`Platform`] holds them all and runs the operations that span several.
+//! tool's own secret; a sandbox or a podman container per datalab), the
+//! lab proxy's persistent sessions, desktop sessions and SAMP hubs, teams
+//! and their workspaces, the datalab and data volume catalogues, faceted
+//! search over them, the discovery portal (`search`: one index over
+//! datalabs, volumes and the datasets harvested from volumes, with cone
+//! search), the pipeline catalogue (`pipelines`) and pipeline runs (`runs`:
+//! queue, engine, progress, outputs, provenance), and user-developed
+//! datalabs (drafts, OCI builds, sharing, moderated publishing, export and
+//! import). A [`Platform`] holds them all and runs the operations that span
+//! several.
 //!
 //! This crate must never depend on an HTTP library (axum, hyper, tower,
 //! http) or on the lab proxy: the web crate adapts the services to HTTP, and
@@ -20,6 +23,7 @@ pub mod accounts;
 pub mod catalogue;
 pub mod clock;
 pub mod config;
+pub mod devlabs;
 pub mod error;
 pub mod labs;
 pub mod pipelines;
@@ -34,9 +38,12 @@ pub mod volumes;
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
-    AdminConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
-    SampHubConfig, SessionConfig,
+    AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
+    PlatformConfig, SampHubConfig, SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
-pub use insitu_store::{LabEventRecord, LabRecord, ProxySessionRecord, TokenRecord, UserRecord};
+pub use insitu_store::{
+    BuildRecord, DevlabRecord, LabEventRecord, LabRecord, ProxySessionRecord, ReleaseRecord,
+    TokenRecord, UserRecord,
+};
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use insitu_domain::{Role, UserId, Username, Viewer, VolumeSpec};
-use insitu_launcher::{Cgroups, Limits};
+use insitu_launcher::{Cgroups, Limits, Podman};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
 use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
 use crate::catalogue::{Catalogue, Datalabs};
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
+use crate::devlabs::{Devlabs, DevlabsView};
 use crate::error::Error;
 use crate::labs::{LabConfigView, LabProxy, Labs};
 use crate::pipelines::Pipelines;
@@ -45,19 +46,24 @@ pub struct LaunchOrder {
     pub volumes: Vec<String>,
     /// A file to open, as a path inside one of those volumes.
     pub file: Option<String>,
+    /// A developed datalab's version (published, `1.2.0`, or a build,
+    /// `1.2.0-3`); none: the newest the user may launch. A shipped
+    /// datalab has one version.
+    pub version: Option<String>,
 }
 
 /// The platform's services; the web crate's state holds one.
 pub struct Platform {
     store: Store,
     accounts: Accounts,
-    datalabs: Datalabs,
+    datalabs: Arc<Datalabs>,
     volumes: Volumes,
     labs: Arc<Labs>,
     search: Search,
     proxy_sessions: ProxySessions,
     pipelines: Arc<Pipelines>,
     runs: Arc<Runs>,
+    devlabs: Arc<Devlabs>,
 }
 
 impl Platform {
@@ -69,6 +75,7 @@ impl Platform {
     ) -> Result<(Platform, Option<InitialAdmin>), SetupError> {
         config.session.validate()?;
         config.login.validate()?;
+        config.devlabs.validate()?;
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
         }
@@ -84,7 +91,7 @@ impl Platform {
         }
         let store = Store::connect(config.database_url().expose()).await?;
         let initial_admin = accounts::bootstrap_admin(&store, &config.admin).await?;
-        let datalabs = Datalabs::load(&config.catalogue_dir);
+        let datalabs = Arc::new(Datalabs::load(&config.catalogue_dir));
         let volumes = Volumes::new(
             VolumeCatalogue::from_config(&config.volumes)?,
             store.clone(),
@@ -93,6 +100,19 @@ impl Platform {
             Accounts::new(store.clone(), config.session.clone(), config.login.clone()).await?;
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
+        let podman = Podman::new(&config.devlabs.podman, config.devlabs.runtime.clone());
+        let lab_view = lab_config(&config, data_dir.clone(), podman.clone())?;
+        let devlabs = Devlabs::new(
+            store.clone(),
+            DevlabsView::from_config(&config.devlabs, data_dir.clone(), config.labs.max_processes),
+            podman,
+            lab_view.cgroups.clone(),
+            config.devlabs.concurrent_builds,
+        );
+        let labs = Labs::new(store.clone(), lab_view);
+        let proxy_sessions = ProxySessions::new(store.clone());
+        devlabs.recover().await?;
+        devlabs.refresh(&datalabs).await?;
         let search = {
             let (catalogue, entries) = (datalabs.catalogue(), volumes.all().to_vec());
             let dir = data_dir.clone();
@@ -100,8 +120,6 @@ impl Platform {
                 .await
                 .map_err(Error::from)?
         };
-        let labs = Labs::new(store.clone(), lab_config(&config, data_dir.clone())?);
-        let proxy_sessions = ProxySessions::new(store.clone());
         let pipelines = Arc::new(Pipelines::new(
             store.clone(),
             &config.pipelines.catalogue_dir,
@@ -125,6 +143,7 @@ impl Platform {
             proxy_sessions,
             pipelines,
             runs,
+            devlabs,
         };
         Ok((platform, initial_admin))
     }
@@ -163,8 +182,13 @@ impl Platform {
         &self.accounts
     }
 
-    pub fn datalabs(&self) -> &Datalabs {
+    pub fn datalabs(&self) -> &Arc<Datalabs> {
         &self.datalabs
+    }
+
+    /// User-developed datalabs: drafts, builds, publication.
+    pub fn devlabs(&self) -> &Arc<Devlabs> {
+        &self.devlabs
     }
 
     pub fn volumes(&self) -> &Volumes {
@@ -274,14 +298,34 @@ impl Platform {
         (self.store.backend().as_str(), answer)
     }
 
-    /// Validates a launch and starts it: the datalab must be in the
-    /// catalogue, the volumes in the catalogue and visible to the caller,
-    /// and a file to open must be a file in one of those volumes (see
-    /// [`volumes::resolve_launch_file`]).
-    pub async fn launch(&self, who: &Principal, order: LaunchOrder) -> Result<LabRecord, Error> {
-        let viewer: Viewer = who.viewer();
+    /// Validates a launch and starts it: the datalab must be one the
+    /// caller may launch (a shipped one, or a developed one at a version
+    /// they may use: see [`Devlabs::launchable`]), the volumes must be in
+    /// the catalogue, and a file to open must be a file in one of those
+    /// volumes (see [`volumes::resolve_launch_file`]).
+    pub async fn launch(&self, caller: &Principal, order: LaunchOrder) -> Result<LabRecord, Error> {
+        let viewer: Viewer = caller.viewer();
         let cat = self.datalabs.catalogue();
-        let spec = cat.datalab(&order.datalab)?;
+        let developed = if self.datalabs.is_shipped(&order.datalab) {
+            None
+        } else {
+            self.devlabs
+                .launchable(caller, &order.datalab, order.version.as_deref())
+                .await?
+        };
+        let spec = match &developed {
+            Some(spec) => spec,
+            None => {
+                let spec = cat.datalab(&order.datalab)?;
+                if let Some(v) = order.version.as_deref().filter(|v| *v != spec.version) {
+                    return Err(Error::VersionNotFound {
+                        datalab: order.datalab.clone(),
+                        version: v.to_owned(),
+                    });
+                }
+                spec
+            }
+        };
         let mut volumes = Vec::new();
         for name in &order.volumes {
             if volumes.iter().any(|v: &VolumeSpec| v.name.as_str() == name) {
@@ -306,9 +350,23 @@ impl Platform {
                 Some(resolved?)
             }
         };
-        self.labs
-            .launch(&who.user_id, who.username.as_str(), spec, volumes, file)
-            .await
+        let lab = self
+            .labs
+            .launch(
+                &caller.user_id,
+                caller.username.as_str(),
+                spec,
+                volumes,
+                file,
+            )
+            .await?;
+        if developed.is_some() {
+            // Its launches count in the catalogue.
+            if let Err(e) = self.devlabs.refresh(&self.datalabs).await {
+                tracing::warn!(error = %e, "cannot refresh the catalogue after a launch");
+            }
+        }
+        Ok(lab)
     }
 
     /// Starts the platform's background work: a harvest of the data
@@ -419,6 +477,7 @@ fn runs_config(
 fn lab_config(
     config: &PlatformConfig,
     data_dir: std::path::PathBuf,
+    podman: Podman,
 ) -> Result<LabConfigView, ConfigError> {
     let labs = &config.labs;
     if labs.max_starting == 0 {
@@ -446,6 +505,7 @@ fn lab_config(
         },
         max_processes: labs.max_processes,
         network_per_user: labs.network == LabNetworkMode::User,
+        podman,
         network_linger: labs.network_linger()?,
         max_starting: labs.max_starting,
         samp_hub: Limits {

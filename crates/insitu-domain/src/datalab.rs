@@ -189,12 +189,57 @@ pub struct LaunchSpec {
     /// by default for web tools; desktop labs always take `basic`
     /// (websockify's).
     pub credential: ToolCredential,
+    /// The OCI image the lab runs in (`launch.image`): such a datalab is
+    /// launched by the container launcher (podman), every other one in a
+    /// sandbox of the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl LaunchSpec {
     /// Whether the datalab can be launched on a file.
     pub fn opens_files(&self) -> bool {
         !self.file_arguments.is_empty()
+    }
+
+    /// Which launcher starts the datalab's labs.
+    pub fn launcher(&self) -> Launcher<'_> {
+        match &self.image {
+            Some(image) => Launcher::Container { image },
+            None => Launcher::Sandbox,
+        }
+    }
+}
+
+/// Where a datalab's labs run: a bubblewrap sandbox over the host's own
+/// programs, or an OCI container of the datalab's image (podman).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launcher<'a> {
+    Sandbox,
+    Container { image: &'a str },
+}
+
+/// Checks an OCI image reference as podman takes it: `[host/]path[:tag]`
+/// or `…@sha256:…`, printable ASCII without spaces, never starting with
+/// `-` (it would read as an option).
+pub fn check_image_reference(image: &str) -> Result<(), String> {
+    if image.is_empty() || image.len() > 255 {
+        return Err("must be 1 to 255 characters".to_owned());
+    }
+    if image.starts_with(['-', '/', '.', ':']) {
+        return Err(format!("{image:?} must start with a letter or digit"));
+    }
+    match image
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_' | '-' | ':' | '@')))
+    {
+        Some(c) => Err(format!(
+            "{image:?} holds {c:?}: an image reference is letters, digits and . / _ - : @"
+        )),
+        None if image.contains("//") || image.contains("..") => {
+            Err(format!("{image:?} is not an image reference"))
+        }
+        None => Ok(()),
     }
 }
 
@@ -271,6 +316,7 @@ struct RawLaunch {
     #[serde(default)]
     file_arguments: Vec<String>,
     credential: Option<String>,
+    image: Option<String>,
 }
 
 fn default_readiness() -> String {
@@ -403,6 +449,11 @@ impl DatalabSpec {
         if !raw.launch.readiness_path.starts_with('/') {
             err("launch.readiness_path", "must start with '/'".to_owned());
         }
+        if let Some(image) = &raw.launch.image
+            && let Err(reason) = check_image_reference(image)
+        {
+            err("launch.image", reason);
+        }
         if !(raw.resources.cpu.is_finite()
             && raw.resources.cpu > 0.0
             && raw.resources.cpu <= 1024.0)
@@ -463,6 +514,7 @@ impl DatalabSpec {
                     readiness_path: raw.launch.readiness_path,
                     file_arguments: raw.launch.file_arguments,
                     credential,
+                    image: raw.launch.image,
                 },
                 resources: Resources {
                     cpu: raw.resources.cpu,
@@ -493,6 +545,96 @@ impl DatalabSpec {
                     .iter()
                     .map(|p| ("property", p.as_str())),
             )
+    }
+}
+
+/// A definition as its file writes it (the inverse of [`RawDefinition`]).
+#[derive(Serialize)]
+struct FileDefinition<'a> {
+    name: &'a str,
+    title: &'a str,
+    description: &'a str,
+    version: &'a str,
+    kind: &'a str,
+    license: &'a str,
+    launch: FileLaunch<'a>,
+    resources: FileResources,
+    tags: FileTags<'a>,
+}
+
+#[derive(Serialize)]
+struct FileLaunch<'a> {
+    command: &'a [String],
+    readiness_path: &'a str,
+    credential: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    file_arguments: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    env: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct FileResources {
+    cpu: f64,
+    memory: String,
+    gpu: u32,
+}
+
+#[derive(Serialize)]
+struct FileTags<'a> {
+    domain: &'a [String],
+    mission: &'a [String],
+    properties: Vec<&'static str>,
+}
+
+/// A size as a definition writes it: whole GiB or MiB where it is one,
+/// else bytes.
+pub fn size_setting(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes.is_multiple_of(1 << 30) {
+        format!("{}GiB", bytes >> 30)
+    } else if bytes.is_multiple_of(MIB) {
+        format!("{}MiB", bytes / MIB)
+    } else {
+        bytes.to_string()
+    }
+}
+
+impl DatalabSpec {
+    /// The definition file that [`DatalabSpec::from_toml`] reads back as
+    /// this definition.
+    pub fn to_toml(&self) -> String {
+        let file = FileDefinition {
+            name: self.name.as_str(),
+            title: &self.title,
+            description: &self.description,
+            version: &self.version,
+            kind: self.kind.as_str(),
+            license: &self.license,
+            launch: FileLaunch {
+                command: &self.launch.command,
+                readiness_path: &self.launch.readiness_path,
+                credential: self.launch.credential.as_str(),
+                file_arguments: &self.launch.file_arguments,
+                image: self.launch.image.as_deref(),
+                env: &self.launch.env,
+            },
+            resources: FileResources {
+                cpu: self.resources.cpu,
+                memory: size_setting(self.resources.memory_bytes),
+                gpu: self.resources.gpu,
+            },
+            tags: FileTags {
+                domain: &self.tags.domain,
+                mission: &self.tags.mission,
+                properties: self.tags.properties.iter().map(|p| p.as_str()).collect(),
+            },
+        };
+        // Every field is a plain string, number, list or table of strings:
+        // writing it cannot fail.
+        toml::to_string(&file).unwrap_or_default()
     }
 }
 
@@ -863,5 +1005,47 @@ properties = ["analysis_tool"]
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn a_definition_written_out_reads_back_as_itself() {
+        let text = "title = \"Web tool\"\ndescription = \"Serves \\\"quotes\\\"\"\nversion = \"1.2.0\"\n\
+            kind = \"web\"\nlicense = \"MIT\"\n[launch]\ncommand = [\"python3\", \"/opt/app.py\", \"{port}\"]\n\
+            credential = \"bearer\"\nimage = \"localhost/insitu-devlab/web:1.2.0-3\"\n\
+            [launch.env]\nTOKEN = \"{secret}\"\n[resources]\ncpu = 0.5\nmemory = \"96MiB\"\n\
+            [tags]\ndomain = [\"astronomy\"]\nproperties = [\"query_tool\"]\n";
+        let spec = DatalabSpec::from_toml("web", text).unwrap();
+        assert_eq!(
+            spec.launch.launcher(),
+            Launcher::Container {
+                image: "localhost/insitu-devlab/web:1.2.0-3"
+            }
+        );
+        let again = DatalabSpec::from_toml("web", &spec.to_toml()).unwrap();
+        assert_eq!(again, spec);
+        let shipped = DatalabSpec::from_toml("jupyterlab", GOOD).unwrap();
+        assert_eq!(shipped.launch.launcher(), Launcher::Sandbox);
+        assert_eq!(
+            DatalabSpec::from_toml("jupyterlab", &shipped.to_toml()).unwrap(),
+            shipped
+        );
+    }
+
+    #[test]
+    fn an_image_must_be_a_plain_reference() {
+        for ok in [
+            "localhost/insitu/python:3",
+            "docker.io/library/debian:stable-slim",
+            "img@sha256:abc",
+        ] {
+            assert_eq!(check_image_reference(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "--privileged", "a b", "a/../b", "/abs", "x\ny", "a//b"] {
+            assert!(check_image_reference(bad).is_err(), "{bad:?}");
+        }
+        let errs =
+            DatalabSpec::from_toml("x", &GOOD.replace("[launch]", "[launch]\nimage = \"--rm\""))
+                .unwrap_err();
+        assert_eq!(errs[0].field, "launch.image");
     }
 }

@@ -1,8 +1,9 @@
 //! The platform's vocabulary as pure types and rules: validated names and
 //! ids, roles (of users and in teams), who may see what (audiences), secrets
-//! that never print, the lab state machine, datalab definitions, data volume
-//! definitions, pipelines (references, versions, details) and the run state
-//! machine, and SPDX licence checks.
+//! that never print, the lab state machine, datalab definitions,
+//! user-developed datalabs (templates, Containerfile rules, build and
+//! publication states), data volume definitions, pipelines (references,
+//! versions, details) and the run state machine, and SPDX licence checks.
 //!
 //! This crate does no I/O and depends on nothing else of ours: every other
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
@@ -10,6 +11,7 @@
 
 pub mod audience;
 pub mod datalab;
+pub mod devlab;
 pub mod id;
 pub mod lab;
 pub mod name;
@@ -22,9 +24,10 @@ pub mod volume;
 
 pub use audience::{Audience, Grant, GrantError, Viewer};
 pub use datalab::{
-    DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Property, Resources, Tags,
+    DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Launcher, Property, Resources, Tags,
     ToolCredential,
 };
+pub use devlab::{BuildState, DevlabDefinition, DevlabSource, ReleaseState, Template};
 pub use id::{IdError, LabId, RunId, TokenId, UserId};
 pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};

@@ -16,25 +16,32 @@
 //! again after a restart, reports each memory kill in it as it happens
 //! ([`memory`]), and stops its whole process tree. [`home`] says what a
 //! lab's home holds (`my_workspace`, `team_workspaces/<team>`,
-//! `data/<volume>`) and readies a workspace for it.
+//! `data/<volume>`) and readies a workspace for it. [`container`] does the
+//! same for labs in OCI containers (podman, runtime runc) with the same
+//! workspace, volumes, network, control group and secret; [`podman`] builds,
+//! saves, loads and removes the images of user-developed datalabs.
 //!
 //! This crate knows nothing of HTTP, the store or the catalogue: the caller
 //! decides what to run and records what happened. Pipeline steps and labs
 //! share it.
 
+pub mod container;
 pub mod home;
 pub mod limits;
 pub mod listen;
 pub mod memory;
 pub mod netns;
+pub mod podman;
 pub mod process;
 mod record;
 pub mod sandbox;
 pub mod seccomp;
 
+pub use container::{ContainerNetwork, ContainerProcess, ContainerSpec};
 pub use limits::{Cgroups, Limits};
 pub use memory::MemoryKill;
 pub use netns::NetNs;
+pub use podman::{BuildOutcome, BuildSpec, Podman, PodmanError};
 pub use process::{ExitStatus, LaunchError, Placement, SandboxEnd, SandboxProcess};
 pub use sandbox::{
     Bind, HOME_PATH, PrivateEnv, SandboxSpec, StepBinds, TeamWorkspace, VolumeMount,

@@ -362,11 +362,12 @@ impl Cgroups {
             .unwrap_or(0)
     }
 
-    /// Kills every process left in the group `name` and removes it; `false`
-    /// when it could not be removed within about half a second.
+    /// Kills every process left in the group `name` (and in the groups
+    /// below it, which a container runtime makes) and removes them all;
+    /// `false` when that could not be done within about half a second.
     pub fn kill_and_remove(&self, name: &str) -> bool {
         for _ in 0..50 {
-            let left = self.pids(name);
+            let left = self.pids_below(name);
             if left.is_empty() && self.remove(name).is_ok() {
                 return true;
             }
@@ -383,17 +384,109 @@ impl Cgroups {
         false
     }
 
-    /// Removes the group `name`; fails while processes remain in it.
+    /// The processes in the group `name` and in every group below it.
+    fn pids_below(&self, name: &str) -> Vec<u32> {
+        let Some(d) = self.dirs(name).into_iter().next() else {
+            return Vec::new();
+        };
+        let mut pids = Vec::new();
+        for dir in subtree(&d) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                pids.extend(s.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+        }
+        pids
+    }
+
+    /// The group `name` as podman's `--cgroup-parent` names it with the
+    /// cgroupfs manager: its path from the root of each hierarchy
+    /// (`/insitu/<name>`).
+    pub fn parent_path(&self, name: &str) -> Option<String> {
+        let base = match self {
+            Cgroups::V2 { base, .. } => base,
+            Cgroups::V1 { bases } => &bases.first()?.1,
+            Cgroups::Unavailable(_) => return None,
+        };
+        let group = base.file_name()?.to_str()?;
+        Some(format!("/{group}/{name}"))
+    }
+
+    /// Removes what a container runtime left of the group `name` in the
+    /// hierarchies this platform does not limit with (cgroup v1's devices,
+    /// cpuset, blkio, …): empty directories only.
+    pub fn remove_elsewhere(&self, name: &str) {
+        let Some(relative) = self.parent_path(name) else {
+            return;
+        };
+        let ours = self.dirs(name);
+        let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        for line in mounts.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fstype = right.split_whitespace().next().unwrap_or_default();
+            let Some(point) = left.split_whitespace().nth(4) else {
+                continue;
+            };
+            if !matches!(fstype, "cgroup" | "cgroup2") {
+                continue;
+            }
+            let dir = Path::new(point).join(relative.trim_start_matches('/'));
+            if ours.contains(&dir) {
+                continue;
+            }
+            // A group whose last process is still exiting stays busy for a
+            // moment.
+            for _ in 0..50 {
+                if !dir.is_dir() {
+                    break;
+                }
+                for d in subtree(&dir).into_iter().rev() {
+                    let _ = std::fs::remove_dir(&d);
+                }
+                if dir.is_dir() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// Removes the group `name` and the groups below it; fails while
+    /// processes remain in them.
     pub fn remove(&self, name: &str) -> std::io::Result<()> {
         let mut result = Ok(());
         for d in self.dirs(name) {
-            match std::fs::remove_dir(&d) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => result = Err(e),
-                _ => {}
+            // The deepest first: a group with groups below cannot go.
+            for dir in subtree(&d).into_iter().rev() {
+                match std::fs::remove_dir(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => result = Err(e),
+                    _ => {}
+                }
             }
         }
         result
     }
+}
+
+/// A group's directory and every group directory below it, parents before
+/// their children.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut found = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < found.len() {
+        if let Ok(rd) = std::fs::read_dir(&found[i]) {
+            let children: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            found.extend(children);
+        }
+        i += 1;
+    }
+    found
 }
 
 #[cfg(test)]
@@ -440,5 +533,7 @@ mod tests {
             ]
         );
         assert_eq!(c.memory_group_path("lab1").as_deref(), Some("/insitu/lab1"));
+        assert_eq!(c.parent_path("lab1").as_deref(), Some("/insitu/lab1"));
+        assert_eq!(Cgroups::Unavailable("x".into()).parent_path("lab1"), None);
     }
 }

@@ -54,6 +54,8 @@ pub enum LaunchError {
     Limits(std::io::Error),
     #[error(transparent)]
     Network(#[from] crate::netns::NetNsError),
+    #[error("{0}")]
+    Container(String),
 }
 
 /// Where a sandbox runs beyond what its [`SandboxSpec`] says.
@@ -818,7 +820,7 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     )
 }
 
-fn start_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
     // Field 22 of /proc/PID/stat; index 19 after the name.
     stat_fields(pid)?.get(19)?.parse().ok()
 }
@@ -828,7 +830,7 @@ fn alive(pid: u32, ticks: u64) -> bool {
     start_ticks(pid) == Some(ticks) && !is_zombie(pid)
 }
 
-fn is_zombie(pid: u32) -> bool {
+pub(crate) fn is_zombie(pid: u32) -> bool {
     stat_fields(pid)
         .and_then(|f| f.first().cloned())
         .is_some_and(|s| s == "Z" || s == "X")

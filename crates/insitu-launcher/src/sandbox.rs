@@ -105,6 +105,12 @@ impl PrivateEnv {
         self.0.iter().map(|(n, _)| n.as_str())
     }
 
+    /// Names and values, for a launcher that hands them over in its own
+    /// environment.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// What bubblewrap reads with `--args 0`: NUL-separated `--setenv`
     /// arguments.
     pub fn args_data(&self) -> Vec<u8> {

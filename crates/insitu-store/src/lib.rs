@@ -13,12 +13,14 @@
 //! types (ids, lab states), parsed from their columns; a value that does not
 //! parse is `StoreError::Corrupt`, never a panic.
 
+mod devlabs;
 mod pipelines;
 mod records;
 mod shares;
 mod store;
 mod teams;
 
+pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
 pub use records::{
     LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
     SessionRecord, TokenRecord, UserRecord,

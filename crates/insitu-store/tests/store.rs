@@ -1063,3 +1063,178 @@ async fn revoking_a_share_ends_that_users_sessions_in_that_lab_only() {
         assert_eq!(store.labs_shared_with(&bob.id).await.unwrap(), [b]);
     }
 }
+
+fn devlab(name: &str, owner: &insitu_store::UserRecord) -> insitu_store::DevlabRecord {
+    use insitu_domain::devlab::{BaseImages, Template};
+    let bases = BaseImages {
+        python: "localhost/insitu/python:3".into(),
+        desktop: "localhost/insitu/desktop:1".into(),
+    };
+    insitu_store::DevlabRecord {
+        name: name.parse().unwrap(),
+        owner_id: owner.id.clone(),
+        owner: owner.username.clone(),
+        template: Template::WebTool,
+        definition: Template::WebTool.definition("Tool", "Ada"),
+        source: Template::WebTool.source(&bases),
+        public: false,
+        shared_with: Vec::new(),
+        created_at: 100,
+        updated_at: 100,
+    }
+}
+
+fn build_of(d: &insitu_store::DevlabRecord) -> insitu_store::BuildRecord {
+    insitu_store::BuildRecord {
+        devlab: d.name.clone(),
+        number: -1,
+        version: d.definition.version.clone(),
+        state: insitu_domain::BuildState::Queued,
+        definition: d.definition.clone(),
+        source: d.source.clone(),
+        image: format!("localhost/insitu-devlab/{}:0.1.0-{{number}}", d.name),
+        image_id: None,
+        error: None,
+        image_kept: true,
+        imported: false,
+        created_at: 200,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+#[tokio::test]
+async fn developed_datalabs_keep_their_drafts_builds_audience_and_decisions() {
+    use insitu_domain::{BuildState, ReleaseState};
+    use insitu_store::{BuildAdmission, Decision, ReleaseRecord};
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let ada = store
+            .create_user(user("ada", Role::Developer))
+            .await
+            .unwrap();
+        let bob = store.create_user(user("bob", Role::User)).await.unwrap();
+        let moe = store
+            .create_user(user("moe", Role::Moderator))
+            .await
+            .unwrap();
+        let d = devlab("tool", &ada);
+        assert!(store.create_devlab(&d).await.unwrap(), "{b}");
+        assert!(
+            !store.create_devlab(&d).await.unwrap(),
+            "a name is taken once ({b})"
+        );
+        assert_eq!(store.devlab("tool").await.unwrap().unwrap(), d, "{b}");
+
+        let mut changed = d.definition.clone();
+        changed.version = "1.0.0".into();
+        store
+            .update_devlab_draft(&d.name, &changed, &d.source, 150)
+            .await
+            .unwrap();
+        store
+            .set_devlab_audience(&d.name, false, std::slice::from_ref(&bob.id), 160)
+            .await
+            .unwrap();
+        let again = store.devlab("tool").await.unwrap().unwrap();
+        assert_eq!(again.definition.version, "1.0.0");
+        assert_eq!(
+            again.shared_with,
+            std::slice::from_ref(&bob.username),
+            "{b}"
+        );
+        assert_eq!(store.devlabs_of(&ada.id).await.unwrap().len(), 1);
+        assert!(store.devlabs_of(&bob.id).await.unwrap().is_empty());
+
+        // One build at a time, numbered from 0.
+        assert_eq!(
+            store.create_build(&build_of(&d)).await.unwrap(),
+            BuildAdmission::Created(0)
+        );
+        assert_eq!(
+            store.create_build(&build_of(&d)).await.unwrap(),
+            BuildAdmission::Busy(0),
+            "{b}"
+        );
+        let mut first = store.build("tool", 0).await.unwrap().unwrap();
+        assert_eq!(first.image, "localhost/insitu-devlab/tool:0.1.0-0");
+        first.state = BuildState::Succeeded;
+        first.image_id = Some("abc".into());
+        first.finished_at = Some(300);
+        store.update_build(&first).await.unwrap();
+        assert_eq!(
+            store.create_build(&build_of(&d)).await.unwrap(),
+            BuildAdmission::Created(1)
+        );
+        let mut second = store.build("tool", 1).await.unwrap().unwrap();
+        second.state = BuildState::Succeeded;
+        store.update_build(&second).await.unwrap();
+        assert_eq!(
+            store
+                .builds_of("tool")
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.number)
+                .collect::<Vec<_>>(),
+            [1, 0]
+        );
+
+        // Submitted once; decided once; a version is published once.
+        let release = |number| ReleaseRecord {
+            devlab: d.name.clone(),
+            number,
+            version: "0.1.0".into(),
+            state: ReleaseState::Submitted,
+            reason: None,
+            submitted_by: ada.username.clone(),
+            submitted_at: 400,
+            decided_by: None,
+            decided_at: None,
+        };
+        assert!(store.insert_release(&release(0)).await.unwrap());
+        assert!(!store.insert_release(&release(0)).await.unwrap(), "{b}");
+        assert!(store.insert_release(&release(1)).await.unwrap());
+        assert_eq!(
+            store
+                .releases_in_state(ReleaseState::Submitted)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let decide = |n, state| {
+            let (store, d, moe) = (store.clone(), d.name.clone(), moe.username.clone());
+            async move {
+                store
+                    .decide_release(&d, n, state, None, &moe, 500)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(decide(0, ReleaseState::Approved).await, Decision::Done);
+        assert_eq!(
+            decide(0, ReleaseState::Rejected).await,
+            Decision::NotPending,
+            "{b}"
+        );
+        assert_eq!(
+            decide(1, ReleaseState::Approved).await,
+            Decision::VersionPublished,
+            "{b}"
+        );
+        assert_eq!(decide(1, ReleaseState::Rejected).await, Decision::Done);
+        let releases = store.releases_of("tool").await.unwrap();
+        assert_eq!(releases[0].state, ReleaseState::Rejected);
+        assert_eq!(releases[1].decided_by.as_ref(), Some(&moe.username));
+
+        store.set_star(&d.name, &bob.id, true).await.unwrap();
+        store.set_star(&d.name, &bob.id, true).await.unwrap();
+        assert_eq!(store.star_counts().await.unwrap()["tool"], 1, "{b}");
+        assert_eq!(store.starred_by(&bob.id).await.unwrap(), ["tool"]);
+        store.delete_devlab(&d.name).await.unwrap();
+        assert!(store.devlab("tool").await.unwrap().is_none());
+        assert!(store.builds_of("tool").await.unwrap().is_empty(), "{b}");
+        assert!(store.star_counts().await.unwrap().is_empty());
+    }
+}

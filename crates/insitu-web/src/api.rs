@@ -25,6 +25,8 @@ use crate::error::{ApiFailure, ApiJson, ApiPath, ApiResult};
 use crate::state::AppState;
 use crate::wire;
 
+pub mod devlabs;
+
 pub async fn healthz(State(s): State<AppState>) -> Response {
     let (backend, answer) = s.platform.database_health().await;
     let (status, database) = match answer {
@@ -250,25 +252,38 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The catalogue as the caller sees it: datalabs shared with named users
+/// are listed, searched and counted only for them.
 pub async fn list_datalabs(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<DatalabList>> {
     let filter = Filter::parse(q.as_deref(), &DATALAB_FACETS, true)?;
     let cat = s.platform.datalabs().catalogue();
-    let (hits, facets) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
+    let starred = s.platform.devlabs().starred(&p).await?;
+    let visible: Vec<_> = cat.visible_to(&p.username).into_iter().cloned().collect();
+    let (hits, facets) = search(&visible, &filter, &DATALAB_FACETS);
     Ok(Json(DatalabList {
-        items: hits.into_iter().map(wire::datalab).collect(),
+        items: hits
+            .into_iter()
+            .map(|d| wire::datalab_in(&cat, d, &starred))
+            .collect(),
         facets,
     }))
 }
 
 pub async fn get_datalab(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Datalab>> {
     let cat = s.platform.datalabs().catalogue();
-    Ok(Json(wire::datalab(cat.datalab(&name)?)))
+    let starred = s.platform.devlabs().starred(&p).await?;
+    let d = cat
+        .get_for(&p.username, &name)
+        .ok_or_else(|| insitu_core::Error::DatalabNotFound(name.clone()))?;
+    Ok(Json(wire::datalab_in(&cat, d, &starred)))
 }
 
 pub async fn list_volumes(
@@ -421,6 +436,7 @@ pub async fn launch_lab(
         datalab: req.datalab,
         volumes: req.volumes,
         file: req.file,
+        version: req.version,
     };
     let lab = s.platform.launch(&p, order).await?;
     Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab, &[]))))

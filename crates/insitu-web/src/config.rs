@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use insitu_core::{
-    AdminConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig, SessionConfig,
+    AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
+    SessionConfig,
 };
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// User-developed datalabs: podman, base images, build limits, what is
+    /// kept.
+    pub devlabs: DevlabsConfig,
     /// The file this configuration was read from (set by `insitu serve
     /// --config`, never by the file itself): labs never see it.
     #[serde(skip)]
@@ -332,6 +336,7 @@ impl Default for ServerConfig {
             pipelines: PipelinesConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
+            devlabs: DevlabsConfig::default(),
             config_file: None,
         }
     }
@@ -350,6 +355,7 @@ impl ServerConfig {
             labs: self.labs.clone(),
             pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
+            devlabs: self.devlabs.clone(),
             config_file: self.config_file.clone(),
         }
     }

@@ -95,6 +95,27 @@ impl From<CoreError> for ApiFailure {
             CoreError::RunNotResumable { .. } => ErrorCode::RunNotResumable,
             CoreError::RunNotEnded { .. } | CoreError::RunHasNo { .. } => ErrorCode::RunNotEnded,
             CoreError::NoEngine => ErrorCode::EngineUnavailable,
+            CoreError::DevlabNotFound(_) => ErrorCode::DevlabNotFound,
+            CoreError::NotDevlabOwner(_) => ErrorCode::NotDevlabOwner,
+            CoreError::DevlabExists(_) => ErrorCode::DevlabExists,
+            CoreError::InvalidDevlabName { .. } => ErrorCode::InvalidDevlabName,
+            CoreError::InvalidTemplate(_) => ErrorCode::InvalidTemplate,
+            CoreError::InvalidDefinition(_) => ErrorCode::InvalidDefinition,
+            CoreError::InvalidLicense { .. } => ErrorCode::InvalidLicense,
+            CoreError::InvalidSource(_) => ErrorCode::InvalidContainerfile,
+            CoreError::BuildRunning { .. } => ErrorCode::BuildRunning,
+            CoreError::BuildNotFound { .. } => ErrorCode::BuildNotFound,
+            CoreError::BuildNotReady { .. } => ErrorCode::BuildNotReady,
+            CoreError::ImageRemoved { .. } => ErrorCode::ImageRemoved,
+            CoreError::AlreadySubmitted { .. } => ErrorCode::AlreadySubmitted,
+            CoreError::VersionPublished { .. } => ErrorCode::VersionPublished,
+            CoreError::NotPending { .. } => ErrorCode::SubmissionNotPending,
+            CoreError::OwnSubmission => ErrorCode::OwnSubmission,
+            CoreError::ReasonRequired => ErrorCode::ReasonRequired,
+            CoreError::VersionNotFound { .. } => ErrorCode::VersionNotFound,
+            CoreError::UnknownUsers(_) => ErrorCode::UserNotFound,
+            CoreError::InvalidImport(_) => ErrorCode::InvalidImport,
+            CoreError::ImportTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::Store(_) if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 return ApiFailure::new(
@@ -109,11 +130,12 @@ impl From<CoreError> for ApiFailure {
             CoreError::PasswordHash(_)
             | CoreError::SearchIndex(_)
             | CoreError::TeamWorkspace(_)
+            | CoreError::Podman(_)
+            | CoreError::Io(_)
             | CoreError::NoLabProxy
             | CoreError::Task(_)
             | CoreError::Poisoned
-            | CoreError::EngineFailed(_)
-            | CoreError::Io(_) => {
+            | CoreError::EngineFailed(_) => {
                 tracing::error!(error = %e, "internal error");
                 return internal();
             }

@@ -45,8 +45,8 @@ pub use access::{Access, Surface};
 pub use app::{App, AppHandle, BuildError};
 pub use config::{HttpConfig, MetricsAccess, MetricsConfig, ProxyConfig, ServerConfig};
 pub use insitu_core::{
-    AdminConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
-    SessionConfig,
+    AdminConfig, DevlabsConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig,
+    PipelinesConfig, SessionConfig,
 };
 pub use insitu_domain::Secret;
 pub use openapi::openapi_document;

@@ -31,6 +31,7 @@ use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
+pub mod devlabs;
 pub mod discover;
 
 /// The notice or error a redirect carries in the query, and `next`. Read
@@ -336,10 +337,15 @@ pub async fn datalabs(
     let banner = Banner::default();
     let filter = Filter::parse(q.as_deref(), &DATALAB_FACETS, false).unwrap_or_default();
     let cat = s.platform.datalabs().catalogue();
-    let (hits, counts) = search(&cat.datalabs, &filter, &DATALAB_FACETS);
-    let items: Vec<_> = hits.into_iter().map(wire::datalab).collect();
+    let starred = s.platform.devlabs().starred(&p).await.unwrap_or_default();
+    let visible: Vec<_> = cat.visible_to(&p.username).into_iter().cloned().collect();
+    let (hits, counts) = search(&visible, &filter, &DATALAB_FACETS);
+    let items: Vec<_> = hits
+        .into_iter()
+        .map(|d| wire::datalab_in(&cat, d, &starred))
+        .collect();
     let facets = facet_views(&DATALAB_FACETS, &counts, &filter);
-    let extra = context! { items => ser(&items), facets => ser(&facets), q => filter.q.clone(), total => cat.datalabs.len() };
+    let extra = context! { items => ser(&items), facets => ser(&facets), q => filter.q.clone(), total => visible.len() };
     page(&s, "datalabs.html", Some(&p), "datalabs", &banner, extra)
 }
 
@@ -358,14 +364,15 @@ pub async fn datalab(
         .filter_map(|n| volumes.volume_for(&viewer, n).ok())
         .map(|v| wire::volume(v, true))
         .collect();
-    match cat.get(&name) {
+    let starred = s.platform.devlabs().starred(&p).await.unwrap_or_default();
+    match cat.get_for(&p.username, &name) {
         Some(d) => page(
             &s,
             "datalab.html",
             Some(&p),
             "datalabs",
             &banner,
-            context! { d => ser(&wire::datalab(d)), my_volumes => ser(&my_volumes) },
+            context! { d => ser(&wire::datalab_in(&cat, d, &starred)), my_volumes => ser(&my_volumes) },
         ),
         None => error_page(
             ErrorCode::DatalabNotFound,
@@ -482,12 +489,10 @@ pub async fn volume(
     .unwrap_or_default();
     let view = wire::volume(v, mine.contains(&name));
     // The datalabs a FITS file can be opened in, from this page.
-    let openers: Vec<_> = s
-        .platform
-        .datalabs()
-        .catalogue()
-        .datalabs
-        .iter()
+    let cat = s.platform.datalabs().catalogue();
+    let openers: Vec<_> = cat
+        .visible_to(&p.username)
+        .into_iter()
         .filter(|d| d.launch.opens_files())
         .map(wire::datalab)
         .collect();
@@ -806,11 +811,12 @@ pub async fn launch(
     PageBody(body): PageBody,
 ) -> Response {
     let mut volumes = Vec::new();
-    let (mut file, mut back) = (None, None);
+    let (mut file, mut back, mut version) = (None, None, None);
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
             "volume" => volumes.push(v.into_owned()),
             "file" if !v.trim().is_empty() => file = Some(v.trim().to_owned()),
+            "version" if !v.trim().is_empty() => version = Some(v.trim().to_owned()),
             "back" => back = Some(v.into_owned()),
             _ => {}
         }
@@ -819,6 +825,7 @@ pub async fn launch(
         datalab: name.clone(),
         volumes,
         file,
+        version,
     };
     match s.platform.launch(&p, order).await {
         Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),

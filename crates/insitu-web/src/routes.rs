@@ -15,6 +15,7 @@ use crate::state::AppState;
 use crate::{auth, error_page, metrics_layer};
 
 mod api;
+mod devlabs;
 mod pages;
 mod pipelines;
 
@@ -117,8 +118,10 @@ fn page(
 pub fn route_table() -> Vec<RouteInfo> {
     let mut table = api::rows();
     table.extend(pipelines::api_rows());
+    table.extend(devlabs::api_rows());
     table.extend(pages::rows());
     table.extend(pipelines::page_rows());
+    table.extend(devlabs::page_rows());
     table
 }
 

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 21] = [
+const TEMPLATES: [(&str, &str); 25] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -34,6 +34,13 @@ const TEMPLATES: [(&str, &str); 21] = [
     ("develop.html", include_str!("templates/develop.html")),
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("devlabs.html", include_str!("templates/devlabs.html")),
+    ("devlab.html", include_str!("templates/devlab.html")),
+    (
+        "devlab_build.html",
+        include_str!("templates/devlab_build.html"),
+    ),
+    ("moderation.html", include_str!("templates/moderation.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

@@ -1,14 +1,19 @@
 //! The platform's records as the API sends them (and the pages show them).
 
 use insitu_api::{
-    ApiToken, Datalab, DatalabResources, DatalabTags, Lab, LabConnection, LabEvent, LabSharing,
-    LaunchStep, Me, Team, TeamMember, User, Volume,
+    ApiToken, Build, Datalab, DatalabResources, DatalabTags, DevelopedDatalab, Devlab, Lab,
+    LabConnection, LabEvent, LabSharing, LaunchStep, Me, Release, Submission, Team, TeamMember,
+    User, Volume,
 };
+use insitu_core::catalogue::Catalogue;
+use insitu_core::devlabs::{DevlabView, Submission as PendingSubmission};
 use insitu_core::labs::{Step, describe_event};
 use insitu_core::teams::{TeamView, Teams};
 use insitu_core::volumes::VolumeEntry;
+use insitu_core::{BuildRecord, ReleaseRecord};
 use insitu_core::{LabEventRecord, LabRecord, TokenRecord, UserRecord};
 use insitu_domain::DatalabSpec;
+use insitu_domain::devlab::build_version;
 
 use crate::time_fmt::rfc3339;
 
@@ -177,6 +182,94 @@ pub fn datalab(d: &DatalabSpec) -> Datalab {
             properties: d.tags.properties.clone(),
         },
         opens_files: d.launch.opens_files(),
+        developed: None,
+    }
+}
+
+/// A datalab as `cat` shows it, with what the catalogue knows of a
+/// developed one (`starred`: the datalabs the caller starred).
+pub fn datalab_in(cat: &Catalogue, d: &DatalabSpec, starred: &[String]) -> Datalab {
+    let mut out = datalab(d);
+    out.developed = cat
+        .developed
+        .get(d.name.as_str())
+        .map(|info| DevelopedDatalab {
+            owner: info.owner.to_string(),
+            author: info.author.clone(),
+            state: info.state.to_owned(),
+            modified_at: rfc3339(info.modified_at),
+            stars: info.stars,
+            launches: info.launches,
+            versions: info.versions.clone(),
+            starred: starred.iter().any(|s| s == d.name.as_str()),
+        });
+    out
+}
+
+pub fn build(b: &BuildRecord, release: Option<&ReleaseRecord>) -> Build {
+    Build {
+        datalab: b.devlab.to_string(),
+        number: b.number,
+        build_version: build_version(&b.version, b.number),
+        version: b.version.clone(),
+        state: b.state,
+        image: b.image.clone(),
+        error: b.error.clone(),
+        image_kept: b.image_kept,
+        imported: b.imported,
+        publication: release.map(|r| r.state),
+        created_at: rfc3339(b.created_at),
+        started_at: b.started_at.map(rfc3339),
+        finished_at: b.finished_at.map(rfc3339),
+        duration_secs: b.started_at.zip(b.finished_at).map(|(s, f)| f - s),
+    }
+}
+
+pub fn release(r: &ReleaseRecord) -> Release {
+    Release {
+        datalab: r.devlab.to_string(),
+        build: r.number,
+        version: r.version.clone(),
+        state: r.state,
+        reason: r.reason.clone(),
+        submitted_by: r.submitted_by.to_string(),
+        submitted_at: rfc3339(r.submitted_at),
+        decided_by: r.decided_by.as_ref().map(ToString::to_string),
+        decided_at: r.decided_at.map(rfc3339),
+    }
+}
+
+pub fn devlab(v: &DevlabView) -> Devlab {
+    let d = &v.record;
+    Devlab {
+        name: d.name.to_string(),
+        owner: d.owner.to_string(),
+        template: d.template.to_string(),
+        state: v.state().to_owned(),
+        definition: d.definition.clone(),
+        source: d.source.clone(),
+        public: d.public,
+        shared_with: d.shared_with.iter().map(ToString::to_string).collect(),
+        created_at: rfc3339(d.created_at),
+        updated_at: rfc3339(d.updated_at),
+        stars: v.stars,
+        launches: v.launches,
+        builds: v
+            .builds
+            .iter()
+            .map(|b| build(b, v.release_of(b.number)))
+            .collect(),
+        releases: v.releases.iter().map(release).collect(),
+    }
+}
+
+pub fn submission(s: &PendingSubmission) -> Submission {
+    Submission {
+        release: release(&s.release),
+        owner: s.owner.to_string(),
+        build_version: build_version(&s.build.version, s.build.number),
+        definition: s.build.definition.clone(),
+        source: s.build.source.clone(),
     }
 }
 

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use insitu_api::{
-    Datalab, DatalabList, HarvestStatus, Lab, LabLogs, LabOpen, LabSharing, List, Me,
-    SearchResponse, Team, TokenCreated, Volume, VolumeList,
+    Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab, LabLogs, LabOpen,
+    LabSharing, List, Me, Release, SearchResponse, Team, TokenCreated, Volume, VolumeList,
 };
+use insitu_domain::BuildState;
 use reqwest::Method;
 use serde::Serialize;
 
@@ -92,6 +93,10 @@ enum Command {
     /// Pipeline runs: submit, follow, read logs, cancel, resume, download.
     #[command(subcommand)]
     Runs(crate::cli_pipelines::RunsCommand),
+    /// Datalabs you develop: drafts from templates, builds and their logs,
+    /// submission for publication.
+    #[command(subcommand)]
+    Devlabs(DevlabsCommand),
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -287,6 +292,44 @@ enum LabsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DevlabsCommand {
+    /// The templates a draft starts from.
+    Templates,
+    /// My datalabs in development.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a draft from a template (web-tool, desktop-tool, python).
+    Create {
+        name: String,
+        #[arg(long, default_value = "web-tool")]
+        template: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a draft with its builds and publication.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a draft's image; `--follow` prints the log as it comes and
+    /// exits non-zero when the build fails.
+    Build {
+        name: String,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print a build's log.
+    Log { name: String, build: i64 },
+    /// Submit a successful build for publication.
+    Submit { name: String, build: i64 },
 }
 
 #[derive(Subcommand)]
@@ -640,6 +683,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
         }
         Command::Runs(cmd) => crate::cli_pipelines::runs(&Client::logged_in()?, cmd).await,
+        Command::Devlabs(cmd) => devlabs_command(cmd).await,
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Config(_)
@@ -1171,6 +1215,172 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 .collect();
             print_table(&["ID", "DATALAB", "STATE"], &rows);
             Ok(())
+        }
+    }
+}
+
+async fn devlabs_command(cmd: DevlabsCommand) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    match cmd {
+        DevlabsCommand::Templates => {
+            let t: List<DevlabTemplate> = c
+                .call(Method::GET, "/api/v1/devlabs/templates", None)
+                .await?;
+            for t in t.items {
+                println!("{:<14} {}", t.name, t.title);
+            }
+            Ok(())
+        }
+        DevlabsCommand::Ls { json } => {
+            let mine: List<Devlab> = c.call(Method::GET, "/api/v1/devlabs", None).await?;
+            if json {
+                return print_json(&mine);
+            }
+            for d in mine.items {
+                let build = d
+                    .builds
+                    .first()
+                    .map(|b| format!("{} {}", b.build_version, b.state))
+                    .unwrap_or_else(|| "not built".to_owned());
+                println!(
+                    "{:<24} {:<10} {:<10} {}",
+                    d.name,
+                    d.state.to_uppercase(),
+                    d.definition.version,
+                    build
+                );
+            }
+            Ok(())
+        }
+        DevlabsCommand::Create {
+            name,
+            template,
+            title,
+            json,
+        } => {
+            let body = serde_json::json!({"name": name, "template": template, "title": title});
+            let d: Devlab = c.call(Method::POST, "/api/v1/devlabs", Some(&body)).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("draft {} created from the {} template", d.name, d.template);
+            Ok(())
+        }
+        DevlabsCommand::Show { name, json } => {
+            let d: Devlab = c
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/devlabs/{}", seg(&name)),
+                    None,
+                )
+                .await?;
+            if json {
+                return print_json(&d);
+            }
+            println!(
+                "{} ({}) {}",
+                d.name,
+                d.definition.title,
+                d.state.to_uppercase()
+            );
+            println!(
+                "version {}, author {}, licence {}",
+                d.definition.version, d.definition.author, d.definition.license
+            );
+            for b in &d.builds {
+                let publication = b.publication.map(|p| format!(" {p}")).unwrap_or_default();
+                println!(
+                    "  build {:<14} {:<10} {}{}",
+                    b.build_version,
+                    b.state,
+                    b.error.as_deref().unwrap_or(""),
+                    publication
+                );
+            }
+            for r in &d.releases {
+                if let Some(reason) = &r.reason {
+                    println!("  {} {}: {reason}", r.version, r.state);
+                }
+            }
+            Ok(())
+        }
+        DevlabsCommand::Build { name, follow } => {
+            let b: Build = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/devlabs/{}/builds", seg(&name)),
+                    None,
+                )
+                .await?;
+            if !follow {
+                println!("build {} of {} queued", b.build_version, b.datalab);
+                return Ok(());
+            }
+            follow_build(&c, &name, b.number).await
+        }
+        DevlabsCommand::Log { name, build } => {
+            let log = c
+                .bytes(&format!(
+                    "/api/v1/devlabs/{}/builds/{build}/log?offset=0",
+                    seg(&name)
+                ))
+                .await?;
+            std::io::stdout()
+                .write_all(&log)
+                .map_err(|e| ClientError::Other(e.to_string()))
+        }
+        DevlabsCommand::Submit { name, build } => {
+            let body = serde_json::json!({ "build": build });
+            let r: Release = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/devlabs/{}/submissions", seg(&name)),
+                    Some(&body),
+                )
+                .await?;
+            println!("{} {} submitted for publication", r.datalab, r.version);
+            Ok(())
+        }
+    }
+}
+
+/// Prints a build's log as it grows, until the build ends; a failed build
+/// is an error with its error line.
+async fn follow_build(c: &Client, name: &str, number: i64) -> Result<(), ClientError> {
+    let mut offset: u64 = 0;
+    let mut out = std::io::stdout();
+    loop {
+        let build: Build = c
+            .call(
+                Method::GET,
+                &format!("/api/v1/devlabs/{}/builds/{number}", seg(name)),
+                None,
+            )
+            .await?;
+        let chunk = c
+            .bytes(&format!(
+                "/api/v1/devlabs/{}/builds/{number}/log?offset={offset}",
+                seg(name)
+            ))
+            .await?;
+        offset += chunk.len() as u64;
+        let _ = out.write_all(&chunk);
+        let _ = out.flush();
+        if !chunk.is_empty() {
+            continue;
+        }
+        match build.state {
+            BuildState::Queued | BuildState::Running => {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            BuildState::Succeeded => return Ok(()),
+            BuildState::Failed => {
+                return Err(ClientError::Other(format!(
+                    "build {} failed: {}",
+                    build.build_version,
+                    build.error.unwrap_or_default()
+                )));
+            }
         }
     }
 }

@@ -237,6 +237,15 @@ impl Client {
             .map_err(|e| ClientError::Other(format!("unexpected answer from {path}: {e}")))
     }
 
+    /// The body of a GET as bytes (a build's log, say).
+    pub async fn bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self.send(Method::GET, path, None).await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Unreachable(format!("{}: {e}", self.base)))
+    }
+
     pub async fn call_no_body(&self, method: Method, path: &str) -> Result<(), ClientError> {
         self.send(method, path, None).await.map(drop)
     }

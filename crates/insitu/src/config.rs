@@ -135,6 +135,28 @@ mod tests {
         std::fs::write(&f, EXAMPLE).unwrap();
         let c = load(Some(&f), std::iter::empty()).unwrap();
         assert_eq!(c.volumes.len(), 1);
+        // So are the developed datalabs' settings.
+        let (shown, default) = (&c.devlabs, insitu_web::DevlabsConfig::default());
+        assert_eq!(
+            (&shown.python_image, &shown.build_network, shown.keep_builds),
+            (
+                &default.python_image,
+                &default.build_network,
+                default.keep_builds
+            )
+        );
+        assert_eq!(
+            (
+                &shown.build_timeout,
+                &shown.max_import_size,
+                shown.build_cpus
+            ),
+            (
+                &default.build_timeout,
+                &default.max_import_size,
+                default.build_cpus
+            )
+        );
         // The lab proxy's settings it shows are the defaults.
         let (shown, default) = (&c.proxy, insitu_web::ProxyConfig::default());
         assert_eq!(shown.header_read_timeout, default.header_read_timeout);

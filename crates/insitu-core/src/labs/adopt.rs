@@ -146,9 +146,9 @@ impl Labs {
             tracing::info!(lab = %lab.id, reason = ?lab.reason, "lab ended while the platform was down");
             return Ok(None);
         };
-        tracing::info!(lab = %lab.id, pid = process.pid, state = %lab.state, "lab re-adopted after restart");
-        lab.pid = Some(i64::from(process.pid));
-        lab.pid_start = i64::try_from(process.start_ticks).ok();
+        tracing::info!(lab = %lab.id, pid = process.pid(), state = %lab.state, "lab re-adopted after restart");
+        lab.pid = Some(i64::from(process.pid()));
+        lab.pid_start = i64::try_from(process.start_ticks()).ok();
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), process);
         }
@@ -281,7 +281,9 @@ impl Labs {
                     .lab(&id)
                     .await?
                     .is_some_and(|l| !l.state.is_active());
-                if ended {
+                if ended && self.container_of(&id).is_some() {
+                    self.remove_left_container(&id).await;
+                } else if ended {
                     let (c, n) = (cgroups.clone(), name.clone());
                     let _ = tokio::task::spawn_blocking(move || c.kill_and_remove(&n)).await;
                 }

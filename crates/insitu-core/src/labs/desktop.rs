@@ -84,7 +84,8 @@ impl Labs {
     /// Refuses, in the request, a desktop launch this machine cannot start:
     /// the session's programs or the datalab's own are not installed.
     pub(super) fn check_desktop(&self, spec: &DatalabSpec) -> Result<(), Error> {
-        if spec.kind != DatalabKind::Desktop {
+        // A container's image brings its own desktop session.
+        if spec.kind != DatalabKind::Desktop || spec.launch.image.is_some() {
             return Ok(());
         }
         let mut missing: Vec<String> = SESSION_NEEDS

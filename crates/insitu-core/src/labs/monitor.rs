@@ -80,7 +80,7 @@ impl Labs {
         if !matches!(self.store.lab(&lab.id).await, Ok(Some(l)) if l.state == LabState::Running) {
             return TakeOver::Moved;
         }
-        tracing::info!(lab = %lab.id, pid = p.pid, "lab taken over");
+        tracing::info!(lab = %lab.id, pid = p.pid(), "lab taken over");
         if let Ok(mut procs) = self.procs.lock() {
             procs.insert(lab.id.clone(), p);
         }
@@ -125,6 +125,9 @@ impl Labs {
     async fn ended(&self, mut lab: LabRecord, code: Option<i32>) -> Result<(), StoreError> {
         let mut process = self.procs.lock().ok().and_then(|mut p| p.remove(&lab.id));
         self.drop_route(&lab.id);
+        if let Some(p) = process.as_mut() {
+            p.settle().await;
+        }
         let (end, kills, limit) = match process.as_mut() {
             Some(p) => (p.end(), p.memory_kills(), p.memory_limit()),
             None => (None, Vec::new(), None),

@@ -181,6 +181,7 @@ pub async fn open_dataset(
         datalab: f.datalab,
         volumes: vec![f.volume],
         file: Some(f.file),
+        version: None,
     };
     match s.platform.launch(&p, order).await {
         Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),

@@ -4,6 +4,11 @@
 //! `cargo nextest run -p insitu attacks`; `docs/security.md` says what each
 //! boundary is meant to stop.
 //!
+//! - `devlabs`: user-developed datalabs: others editing, building, sharing,
+//!   submitting or exporting a draft; developers deciding publications;
+//!   users outside a private share looking for it; a rejected build
+//!   launched by others; Containerfiles and container labs reaching for the
+//!   host, the platform's data directory and database.
 //! - `lab`: from inside a lab: the platform's configuration, database and
 //!   what the operator hides, the host's control groups and another lab's.
 //! - `platform`: the platform's own listener, accounts, sessions, cookies,
@@ -18,6 +23,7 @@
 //! - `teams`: a member, an invitee and an outsider against a team's
 //!   routes and its workspace, from the API and from their labs.
 
+mod devlabs;
 mod lab;
 mod pipelines;
 mod platform;

@@ -419,3 +419,199 @@ async fn a_scientist_launches_jupyterlab_from_the_catalogue_and_sees_it_through_
         .await
         .unwrap();
 }
+
+impl Driver {
+    async fn log_in(&self, app: &TestApp, user: &str) {
+        self.go(&app.u("/login")).await;
+        self.type_into("#username", user).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("#login-submit").await;
+        self.wait_for("location.pathname === '/datalabs'").await;
+    }
+
+    async fn log_out(&self) {
+        self.click("#logout").await;
+        self.wait_for("location.pathname === '/login' || location.pathname === '/'")
+            .await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await;
+        self.script(&format!(
+            "return document.querySelector({css:?}).innerText;"
+        ))
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_developer_builds_a_datalab_a_moderator_approves_it_and_a_scientist_launches_it() {
+    if !crate::devlabs::containers_available() {
+        return;
+    }
+    let Some(d) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.user_with_role("dora", "developer").await;
+    app.user_with_role("mona", "moderator").await;
+    app.user_with_role("sam", "user").await;
+
+    // Draft from a template.
+    d.log_in(&app, "dora").await;
+    d.click("#nav-devlabs").await;
+    d.wait_for("location.pathname === '/devlabs'").await;
+    d.type_into("#devlab-name", "starfinder").await;
+    d.type_into("#devlab-title", "Star finder").await;
+    d.click("#create").await;
+    d.wait_for("location.pathname === '/devlabs/starfinder'")
+        .await;
+    assert_eq!(d.text("#devlab-state").await, "DRAFT");
+    let containerfile = d
+        .script("return document.querySelector('#containerfile').value;")
+        .await;
+    assert!(
+        containerfile
+            .as_str()
+            .unwrap()
+            .contains("FROM localhost/insitu/python:3"),
+        "{containerfile}"
+    );
+
+    // A step that takes a while, so the page shows the log as it comes.
+    let token = app.token("dora", PASSWORD).await;
+    let (_, draft) =
+        crate::devlabs::call(&app, "GET", "/api/v1/devlabs/starfinder", &token, None).await;
+    let mut source = draft["source"].clone();
+    source["containerfile"] = Value::String(format!(
+        "{}RUN echo indexing the star catalogue && sleep 5\n",
+        source["containerfile"].as_str().unwrap()
+    ));
+    let (status, _) = crate::devlabs::call(
+        &app,
+        "PUT",
+        "/api/v1/devlabs/starfinder",
+        &token,
+        Some(json!({"definition": draft["definition"], "source": source})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Build: the build's page follows its log live, and shows its state
+    // once it ends.
+    d.go(&app.u("/devlabs/starfinder")).await;
+    d.click("#build").await;
+    d.wait_for("location.pathname === '/devlabs/starfinder/builds/0'")
+        .await;
+    for _ in 0..100 {
+        let log = d.text("#build-log").await;
+        if log.contains("indexing the star catalogue") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        d.text("#build-log")
+            .await
+            .contains("indexing the star catalogue")
+    );
+    assert_ne!(
+        d.text("#build-state").await,
+        "SUCCEEDED",
+        "the log grew on the page while the build ran"
+    );
+    d.screenshot("devlab-build-running.png").await;
+    for _ in 0..600 {
+        let state = d
+            .script(
+                "const s = document.querySelector('#build-state'); return s ? s.innerText : '';",
+            )
+            .await;
+        if state == "SUCCEEDED" {
+            break;
+        }
+        assert_ne!(state, "FAILED", "the build failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(d.text("#build-state").await, "SUCCEEDED");
+    let log = d.text("#build-log").await;
+    assert!(log.contains("COPY app.py"), "{log}");
+    d.screenshot("devlab-build-log.png").await;
+
+    // Public once approved; submitted from the development page.
+    d.go(&app.u("/devlabs/starfinder")).await;
+    assert!(d.text("#builds").await.contains("SUCCESS"));
+    d.click("#visibility-public").await;
+    d.click("#save-audience").await;
+    d.wait_for("document.querySelector('.notice')").await;
+    d.click("#submit").await;
+    d.wait_for("document.querySelector('.notice')").await;
+    assert!(d.text(".notice").await.contains("submitted"));
+    assert_eq!(d.text("#devlab-state").await, "SUBMITTED");
+    d.screenshot("devlab-submitted.png").await;
+    d.log_out().await;
+
+    // The moderator approves it from the queue.
+    d.log_in(&app, "mona").await;
+    d.click("#nav-moderation").await;
+    d.wait_for("location.pathname === '/moderation'").await;
+    let card = ".submission[data-name=starfinder]";
+    assert!(d.text(card).await.contains("dora"));
+    d.screenshot("moderation-queue.png").await;
+    d.click(&format!("{card} .approve")).await;
+    d.wait_for("document.querySelector('.notice')").await;
+    assert!(d.text(".notice").await.contains("published"));
+    d.find("#queue-empty").await;
+    d.log_out().await;
+
+    // A scientist finds it in the catalogue and launches it.
+    d.log_in(&app, "sam").await;
+    d.type_into("#search", "star finder").await;
+    d.click("#apply-filter").await;
+    d.wait_for("location.search.includes('q=star')").await;
+    let card = d.text(".card[data-name=starfinder]").await;
+    assert!(
+        card.contains("PUBLISHED") && card.contains("dora"),
+        "{card}"
+    );
+    d.screenshot("devlab-in-catalogue.png").await;
+    d.click(".card[data-name=starfinder] a").await;
+    d.wait_for("location.pathname === '/datalabs/starfinder'")
+        .await;
+    assert_eq!(d.text("#developed-state").await, "PUBLISHED");
+    d.click("#launch").await;
+    d.wait_for("location.pathname.startsWith('/my-labs/')")
+        .await;
+    for _ in 0..900 {
+        let state = d
+            .script("const s = document.querySelector('#lab-state'); return s ? s.innerText : '';")
+            .await;
+        if state == "running" {
+            break;
+        }
+        assert_ne!(state, "failed", "the developed datalab failed to start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_for("document.querySelector('#open')").await;
+    d.click_into_new_tab("#open").await;
+    for _ in 0..100 {
+        if d.script(
+            "return document.body && document.body.innerText.includes('Hello from my datalab');",
+        )
+        .await
+            == Value::Bool(true)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(d.text("h1").await.contains("Hello from my datalab"));
+    d.screenshot("devlab-launched.png").await;
+    let token = app.token("sam", PASSWORD).await;
+    let (_, labs) = get_json(&plain(), &app.u("/api/v1/labs"), &token).await;
+    let id = labs["items"][0]["id"].as_str().unwrap();
+    crate::devlabs::stop(&app, &token, id).await;
+}

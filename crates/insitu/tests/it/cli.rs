@@ -486,3 +486,52 @@ async fn sharing_a_lab_from_the_command_line() {
     let (code, _, _) = rosa.run_async(&["labs", "stop", &id], None).await;
     assert_eq!(code, 0);
 }
+
+#[tokio::test]
+async fn a_developer_creates_builds_and_follows_a_datalab_from_the_cli() {
+    if !crate::devlabs::containers_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.user_with_role("dev", "developer").await;
+    let cli = Cli::new();
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "dev", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli.run_async(&["devlabs", "templates"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("web-tool") && out.contains("python"), "{out}");
+    let (code, out, err) = cli
+        .run_async(
+            &["devlabs", "create", "clitool", "--template", "web-tool"],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("clitool"), "{out}");
+    let (code, _, err) = cli
+        .run_async(&["devlabs", "create", "Bad Name"], None)
+        .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid_devlab_name"), "{err}");
+    // The log comes as the build runs, and the command ends with it.
+    let (code, out, err) = cli
+        .run_async(&["devlabs", "build", "clitool", "--follow"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("COPY app.py"), "{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+    let (code, out, _) = cli.run_async(&["devlabs", "ls", "--json"], None).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["items"][0]["builds"][0]["state"], "succeeded", "{v}");
+    let (code, out, err) = cli
+        .run_async(&["devlabs", "submit", "clitool", "0"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("submitted"), "{out}");
+}

@@ -339,7 +339,7 @@ impl Drop for TestApp {
 
 /// Removes from the machine what a server on `data_dir` made there, and
 /// only that (other tests and other people's servers run beside): the
-/// sandboxes of its labs and SAMP hubs, which outlive the server by design,
+/// sandboxes and containers of its labs and SAMP hubs, which outlive the server by design,
 /// not the test; their control groups; and its users' network namespaces.
 /// Found from the data directory alone, so it works after a failed test
 /// and for a server that was killed.
@@ -356,6 +356,18 @@ pub fn end_sandboxes(data_dir: &Path) {
     let (labs, users) = (names("labs"), names("samp"));
     for lab in &labs {
         insitu_launcher::process::kill_recorded(&data_dir.join("labs").join(lab).join("lab.log"));
+        // A lab of a developed datalab runs in the podman container its
+        // directory names.
+        if let Ok(container) =
+            std::fs::read_to_string(data_dir.join("labs").join(lab).join("container"))
+            && container.trim().starts_with("insitu-lab-")
+        {
+            let _ = std::process::Command::new("podman")
+                .args(["rm", "--force", "--ignore", "--time=0", container.trim()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
     for user in &users {
         insitu_launcher::process::kill_recorded(&data_dir.join("samp").join(user).join("hub.log"));

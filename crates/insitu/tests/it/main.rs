@@ -11,6 +11,7 @@ mod browser;
 mod catalogue;
 mod cli;
 mod desktop;
+mod devlabs;
 mod discovery;
 mod errors;
 mod isolation;

@@ -56,11 +56,6 @@ pub enum Via {
 }
 
 impl Principal {
-    /// Who the caller is when looking at the catalogues.
-    pub fn viewer(&self) -> insitu_domain::Viewer {
-        insitu_domain::Viewer::new(self.username.clone(), self.role)
-    }
-
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf, .. } => csrf,

@@ -200,6 +200,16 @@ impl Platform {
         self.labs.teams()
     }
 
+    /// Who the caller is when looking at the catalogues: their name, their
+    /// role and the teams they are an accepted member of, read afresh (one
+    /// query), so joining or leaving a team shows at once.
+    pub async fn viewer(&self, who: &Principal) -> Result<Viewer, Error> {
+        Ok(Viewer {
+            teams: self.teams().member_of(&who.user_id).await?,
+            ..Viewer::new(who.username.clone(), who.role)
+        })
+    }
+
     pub fn labs(&self) -> &Arc<Labs> {
         &self.labs
     }
@@ -304,7 +314,7 @@ impl Platform {
     /// the catalogue, and a file to open must be a file in one of those
     /// volumes (see [`volumes::resolve_launch_file`]).
     pub async fn launch(&self, caller: &Principal, order: LaunchOrder) -> Result<LabRecord, Error> {
-        let viewer: Viewer = caller.viewer();
+        let viewer = self.viewer(caller).await?;
         let cat = self.datalabs.catalogue();
         let developed = if self.datalabs.is_shipped(&order.datalab) {
             None

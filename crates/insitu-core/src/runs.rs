@@ -237,15 +237,19 @@ impl Runs {
     }
 
     /// Where a user's job may name files: their workspace and the data
-    /// volumes whose audience admits them (a restricted volume is, for
-    /// anyone else, as if it did not exist).
+    /// volumes whose audience admits them, by name, role or the teams
+    /// they are an accepted member of (a restricted volume is, for anyone
+    /// else, as if it did not exist).
     async fn places(&self, viewer: &Viewer) -> Result<job::Places, Error> {
         let user = self
             .store
             .user_by_username(&viewer.username)
             .await?
             .ok_or(Error::AccountGone)?;
-        let audience = insitu_domain::Viewer::new(user.username, user.role);
+        let audience = insitu_domain::Viewer {
+            teams: self.labs.teams().member_of(&user.id).await?,
+            ..insitu_domain::Viewer::new(user.username, user.role)
+        };
         Ok(job::Places {
             workspace: self.labs.workspace_of(viewer.username.as_str()),
             volumes: self

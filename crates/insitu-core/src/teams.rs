@@ -6,7 +6,8 @@
 //! exist. Each team has a team workspace, a directory under the data
 //! directory's `teams/`, mounted read-write at `team_workspaces/<team>`
 //! in the labs of its accepted members (see [`Teams::workspaces_of`]):
-//! membership changes apply at the next launch.
+//! membership changes apply at the next launch. Accepted members also
+//! hold the team's `team:` audience key ([`Teams::member_of`]), at once.
 
 use std::path::PathBuf;
 
@@ -186,6 +187,12 @@ impl Teams {
             TeamChange::NotMember => Err(Error::TeamNotFound(team.to_string())),
             TeamChange::WouldLeaveNoOwner => Err(Error::LastOwner(team.to_string())),
         }
+    }
+
+    /// The teams `user` is an accepted member of (an invitee is not yet
+    /// one): the `team:` grants of a restricted audience that admit them.
+    pub async fn member_of(&self, user: &UserId) -> Result<Vec<Name>, Error> {
+        Ok(self.store.member_teams(user).await?)
     }
 
     /// Where labs see a team's workspace.

@@ -124,6 +124,20 @@ impl Store {
         rows.iter().map(member_from_row).collect()
     }
 
+    /// The teams a user is an accepted member of (invitations not), by
+    /// name: the teams a restricted audience may name them by. One query
+    /// on the members' user index.
+    pub async fn member_teams(&self, user_id: &UserId) -> Result<Vec<Name>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT team_name FROM team_members WHERE user_id = $1 AND accepted = 1 \
+             ORDER BY team_name",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| parsed(row, "team_name")).collect()
+    }
+
     /// Invites `user_id` into the team with `role`; `false` when they are
     /// already a member or invited.
     pub async fn invite_member(

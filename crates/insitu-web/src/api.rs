@@ -294,7 +294,7 @@ pub async fn list_volumes(
     let filter = Filter::parse(q.as_deref(), &VOLUME_FACETS, true)?;
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await?;
-    let visible = volumes.visible(&p.viewer());
+    let visible = volumes.visible(&s.platform.viewer(&p).await?);
     let (hits, facets) = search(&visible, &filter, &VOLUME_FACETS);
     let items = hits
         .into_iter()
@@ -309,7 +309,7 @@ pub async fn get_volume(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Volume>> {
     let volumes = s.platform.volumes();
-    let v = volumes.volume_for(&p.viewer(), &name)?;
+    let v = volumes.volume_for(&s.platform.viewer(&p).await?, &name)?;
     let mine = volumes.mine(&p.user_id).await?;
     Ok(Json(wire::volume(v, mine.contains(&name))))
 }
@@ -322,7 +322,7 @@ pub async fn my_volumes(
     let mine = volumes.mine(&p.user_id).await?;
     // A volume removed from the configuration, or hidden from the caller
     // since, simply drops out of the list.
-    let viewer = p.viewer();
+    let viewer = s.platform.viewer(&p).await?;
     let items = mine
         .iter()
         .filter_map(|n| volumes.volume_for(&viewer, n).ok())
@@ -336,10 +336,11 @@ pub async fn add_my_volume(
     Extension(p): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Volume>> {
+    let viewer = s.platform.viewer(&p).await?;
     let v = s
         .platform
         .volumes()
-        .add_mine(&p.user_id, &p.viewer(), &name)
+        .add_mine(&p.user_id, &viewer, &name)
         .await?;
     Ok(Json(wire::volume(v, true)))
 }
@@ -349,9 +350,10 @@ pub async fn remove_my_volume(
     Extension(p): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    let viewer = s.platform.viewer(&p).await?;
     s.platform
         .volumes()
-        .remove_mine(&p.user_id, &p.viewer(), &name)
+        .remove_mine(&p.user_id, &viewer, &name)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -408,7 +410,8 @@ pub async fn search_assets(
 ) -> ApiResult<Json<SearchResponse>> {
     let request =
         insitu_search::SearchRequest::parse(q.as_deref()).map_err(insitu_core::Error::from)?;
-    let found = s.platform.search().search(&p.viewer(), request).await?;
+    let viewer = s.platform.viewer(&p).await?;
+    let found = s.platform.search().search(&viewer, request).await?;
     Ok(Json(wire::search_response(&found)))
 }
 

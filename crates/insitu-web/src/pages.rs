@@ -358,7 +358,10 @@ pub async fn datalab(
     let cat = s.platform.datalabs().catalogue();
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
-    let viewer = p.viewer();
+    let viewer = match s.platform.viewer(&p).await {
+        Ok(v) => v,
+        Err(e) => return failure_page(e),
+    };
     let my_volumes: Vec<_> = mine
         .iter()
         .filter_map(|n| volumes.volume_for(&viewer, n).ok())
@@ -393,7 +396,10 @@ pub async fn volumes(
         Ok(m) => m,
         Err(e) => return failure_page(e),
     };
-    let viewer = p.viewer();
+    let viewer = match s.platform.viewer(&p).await {
+        Ok(v) => v,
+        Err(e) => return failure_page(e),
+    };
     let visible = volumes.visible(&viewer);
     let (hits, counts) = search(&visible, &filter, &VOLUME_FACETS);
     let items: Vec<_> = hits
@@ -456,7 +462,11 @@ pub async fn volume(
     banner: Banner,
 ) -> Response {
     let volumes = s.platform.volumes();
-    let Ok(v) = volumes.volume_for(&p.viewer(), &name) else {
+    let viewer = match s.platform.viewer(&p).await {
+        Ok(v) => v,
+        Err(e) => return failure_page(e),
+    };
+    let Ok(v) = volumes.volume_for(&viewer, &name) else {
         return error_page(
             ErrorCode::VolumeNotFound,
             &format!("No data volume {name:?} in the catalogue."),
@@ -519,12 +529,15 @@ pub async fn volume_add(
     PageForm(f): PageForm<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
-    let r = s
-        .platform
-        .volumes()
-        .add_mine(&p.user_id, &p.viewer(), &name)
-        .await
-        .map(|v| format!("{} added to your volumes.", v.spec.title));
+    let r = match s.platform.viewer(&p).await {
+        Ok(viewer) => s
+            .platform
+            .volumes()
+            .add_mine(&p.user_id, &viewer, &name)
+            .await
+            .map(|v| format!("{} added to your volumes.", v.spec.title)),
+        Err(e) => Err(e),
+    };
     outcome(&target, r)
 }
 
@@ -535,12 +548,15 @@ pub async fn volume_remove(
     PageForm(f): PageForm<BackForm>,
 ) -> Response {
     let target = safe_target(Some(&f.back), "/volumes");
-    let r = s
-        .platform
-        .volumes()
-        .remove_mine(&p.user_id, &p.viewer(), &name)
-        .await
-        .map(|()| format!("{name} removed from your volumes."));
+    let r = match s.platform.viewer(&p).await {
+        Ok(viewer) => s
+            .platform
+            .volumes()
+            .remove_mine(&p.user_id, &viewer, &name)
+            .await
+            .map(|()| format!("{name} removed from your volumes.")),
+        Err(e) => Err(e),
+    };
     outcome(&target, r)
 }
 

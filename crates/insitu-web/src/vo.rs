@@ -91,7 +91,11 @@ pub async fn cone_search(
         Ok(x) => x,
         Err(f) => return failure(&f),
     };
-    match s.platform.search().cone(&p.viewer(), cone, maxrec).await {
+    let viewer = match s.platform.viewer(&p).await {
+        Ok(v) => v,
+        Err(e) => return failure(&ApiFailure::from(e)),
+    };
+    match s.platform.search().cone(&viewer, cone, maxrec).await {
         Ok((hits, more)) => {
             let about = format!(
                 "Datasets of the Insitu data volumes within {} deg of RA {} Dec {} (ICRS)",

@@ -20,7 +20,7 @@ use crate::pipelines::described::{Process, kind_of};
 pub struct Places {
     /// The user's workspace (labs see it at [`WORKSPACE_PATH`]).
     pub workspace: PathBuf,
-    /// Every data volume of the catalogue.
+    /// The data volumes whose audience admits the user.
     pub volumes: Vec<VolumeSpec>,
 }
 

@@ -79,7 +79,10 @@ pub async fn discover(
             .collect();
     let (request, found) = match SearchRequest::from_pairs(&pairs) {
         Ok(r) => {
-            let found = s.platform.search().search(&p.viewer(), r.clone()).await;
+            let found = match s.platform.viewer(&p).await {
+                Ok(viewer) => s.platform.search().search(&viewer, r.clone()).await,
+                Err(e) => Err(e),
+            };
             (r, found)
         }
         Err(e) => (SearchRequest::default(), Err(e.into())),

@@ -2,7 +2,8 @@
 //! harvested datasets, facet counts, the catalogue followed at once,
 //! incremental harvests, cone search as JSON and as an IVOA Simple Cone
 //! Search read back by astropy, bad input, and visibility of a restricted
-//! volume everywhere (API, pages, SCS, facet counts, my volumes, launch).
+//! volume everywhere (API, pages, SCS, facet counts, my volumes, launch,
+//! runs), to named users, roles and the accepted members of a team.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -675,4 +676,223 @@ async fn in_a_browser_a_scientist_searches_narrows_by_two_facets_and_launches_a_
         .send()
         .await
         .unwrap();
+}
+
+/// What `who` finds of the `team-survey` volume, surface by surface: the
+/// volume catalogue, the volume by name, search, facet counts, cone search
+/// as JSON and SCS, the pages, my volumes, a launch with it and (with the
+/// engine built) a run naming a file on it. Where it is hidden, each
+/// answer is the one for a volume that does not exist.
+async fn team_survey_seen(app: &TestApp, user: &str, who: &str) -> Vec<(&'static str, bool)> {
+    let client = plain();
+    let mut seen = Vec::new();
+    let (_, vols) = get_json(&client, &app.u("/api/v1/volumes"), who).await;
+    let listed = vols["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "team-survey");
+    seen.push(("volume list", listed));
+    let (status, one) = get_json(&client, &app.u("/api/v1/volumes/team-survey"), who).await;
+    assert!(
+        status == 200 || (status, one["code"].as_str()) == (404, Some("volume_not_found")),
+        "{status} {one}"
+    );
+    seen.push(("volume by name", status == 200));
+    let all = search(app, who, "limit=200").await;
+    seen.push((
+        "search",
+        ids(&all).iter().any(|i| i.contains("team-survey")),
+    ));
+    seen.push(("facet count", count(&all, "volume", "team-survey") > 0));
+    let q = search(app, who, "q=proprietary").await;
+    seen.push(("free text", q["total"].as_u64().unwrap() > 0));
+    let cone = search(app, who, "ra=200&dec=-60&radius=0.5&facet=type:dataset").await;
+    seen.push((
+        "cone",
+        ids(&cone).contains(&"dataset:team-survey/frame_team.fits".to_owned()),
+    ));
+    let scs = client
+        .get(app.u("/api/v1/scs?RA=200&DEC=-60&SR=0.5"))
+        .bearer_auth(who)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    seen.push(("scs", scs.contains("frame_team")));
+    let page = |path: &str| {
+        let req = client.get(app.u(path)).bearer_auth(who);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    seen.push((
+        "volumes page",
+        page("/volumes").await.1.contains("team-survey"),
+    ));
+    seen.push(("volume page", page("/volumes/team-survey").await.0 == 200));
+    seen.push((
+        "discover page",
+        page("/discover?q=proprietary")
+            .await
+            .1
+            .contains("frame_team"),
+    ));
+    let r = client
+        .put(app.u("/api/v1/me/volumes/team-survey"))
+        .bearer_auth(who)
+        .send()
+        .await
+        .unwrap();
+    let added = r.status().as_u16();
+    assert!(added == 200 || added == 404, "{added}");
+    let (_, mine) = get_json(&client, &app.u("/api/v1/me/volumes"), who).await;
+    let in_mine = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "team-survey");
+    seen.push(("my volumes", added == 200 && in_mine));
+    seen.push(("my volumes list", in_mine));
+    let r = client
+        .post(app.u("/api/v1/labs"))
+        .bearer_auth(who)
+        .json(&json!({"datalab": "testapp", "volumes": ["team-survey"]}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let lab: Value = r.json().await.unwrap();
+    if status == 202 {
+        let id = lab["id"].as_str().unwrap();
+        crate::labs::settle(app, who, id).await;
+        let r = client
+            .post(app.u(&format!("/api/v1/labs/{id}/stop")))
+            .bearer_auth(who)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    } else {
+        assert_eq!((status, &lab["code"]), (404, &json!("volume_not_found")));
+    }
+    seen.push(("launch", status == 202));
+    if crate::runs::engine_available() {
+        let (status, run) = crate::runs::submit(
+            app,
+            who,
+            &format!("{user}/shout"),
+            json!({"words": ["a"], "flag": {"class": "File", "path": "/media/data/team-survey/flag.txt"}}),
+        )
+        .await;
+        if status == 202 {
+            let id = run["id"].as_str().unwrap();
+            let run = crate::runs::finish(app, who, id, Duration::from_secs(120)).await;
+            assert_eq!(run["state"], "succeeded", "{run}");
+        } else {
+            assert_eq!(
+                (status, &run["code"]),
+                (422, &json!("invalid_job")),
+                "{run}"
+            );
+        }
+        seen.push(("run", status == 202));
+    }
+    seen
+}
+
+/// Asserts that `who` sees the team's volume everywhere, or nowhere.
+async fn assert_team_survey(app: &TestApp, (user, who): (&str, &str), sees: bool) {
+    let seen = team_survey_seen(app, user, who).await;
+    let wrong: Vec<_> = seen.iter().filter(|(_, s)| *s != sees).collect();
+    assert!(
+        wrong.is_empty(),
+        "{user} should {}see the team's volume: {wrong:?}",
+        if sees { "" } else { "not " }
+    );
+}
+
+/// `visible_to = ["team:dpac"]`: the team's accepted members see the
+/// volume everywhere, from the moment they accept until they leave; an
+/// invitee and anyone else never do.
+#[tokio::test]
+async fn a_team_restricted_volume_exists_only_for_the_teams_members() {
+    let data = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let demo = insitu_fits::generate_demo_volumes(data.path()).unwrap();
+    let deep = demo.iter().find(|v| v.name == "deep-fields").unwrap();
+    let source = data.path().join("team");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::copy(
+        deep.path.join("skysim_m31_g.fits"),
+        source.join("frame_team.fits"),
+    )
+    .unwrap();
+    std::fs::write(
+        source.join("frame_team.fits.meta.toml"),
+        "title = \"Proprietary frame\"\nra = 200.0\ndec = -60.0\n",
+    )
+    .unwrap();
+    std::fs::write(source.join("flag.txt"), "ok").unwrap();
+    let volume = VolumeConfig {
+        name: "team-survey".to_owned(),
+        visible_to: Some(vec!["team:dpac".to_owned()]),
+        ..restricted(&source)
+    };
+    for db in backends() {
+        let app = spawn_with(Options {
+            db,
+            extra_volumes: vec![volume.clone()],
+            configure: crate::runs::pipelines_config,
+            ..Options::default()
+        })
+        .await;
+        let admin = app.admin_token().await;
+        harvested(&app, &admin).await;
+        let ann = app.user_with_role("ann", "user").await;
+        let bob = app.user_with_role("bob", "user").await;
+        let cid = app.user_with_role("cid", "user").await;
+        let eve = app.user_with_role("eve", "user").await;
+        for who in [&ann, &bob, &cid, &eve] {
+            crate::runs::push_shout(&app, who).await;
+        }
+        let call = |who: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+            let mut req = plain().request(method, app.u(path)).bearer_auth(who);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        use reqwest::Method as M;
+        let create = Some(json!({"name": "dpac"}));
+        assert_eq!(call(&ann, M::POST, "/api/v1/teams", create).await, 201);
+        for invitee in ["bob", "cid"] {
+            let invite = Some(json!({"username": invitee}));
+            let status = call(&ann, M::POST, "/api/v1/teams/dpac/members", invite).await;
+            assert_eq!(status, 201);
+        }
+
+        // Only the owner is a member yet.
+        assert_team_survey(&app, ("ann", &ann), true).await;
+        assert_team_survey(&app, ("bob", &bob), false).await;
+        assert_team_survey(&app, ("eve", &eve), false).await;
+
+        // Bob accepts: at once a member.
+        assert_eq!(
+            call(&bob, M::POST, "/api/v1/teams/dpac/accept", None).await,
+            200
+        );
+        assert_team_survey(&app, ("bob", &bob), true).await;
+        assert_team_survey(&app, ("cid", &cid), false).await;
+
+        // Bob leaves: the volume is gone for him, his volumes included.
+        let leave = call(&bob, M::DELETE, "/api/v1/teams/dpac/members/bob", None).await;
+        assert_eq!(leave, 204);
+        assert_team_survey(&app, ("bob", &bob), false).await;
+        assert_team_survey(&app, ("eve", &eve), false).await;
+    }
 }

@@ -1,7 +1,8 @@
 //! Attacks through pipelines: another user's pipelines, runs, logs and
 //! outputs; a step reading another user's workspace or the platform's
 //! data, or writing a data volume; CWL documents and job orders that
-//! reach for host paths outside the user's places.
+//! reach for host paths outside the user's places, or for a volume
+//! restricted to others.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -393,5 +394,107 @@ async fn documents_and_inputs_reaching_outside_the_users_places_are_refused() {
             (422, Some("invalid_job")),
             "{file}: {body}"
         );
+    }
+}
+
+/// A data volume restricted to Ada, holding `flag.txt`.
+fn adas_volume(source: &std::path::Path) -> insitu_domain::volume::VolumeConfig {
+    insitu_domain::volume::VolumeConfig {
+        name: "ada-survey".to_owned(),
+        title: "Ada's survey".to_owned(),
+        description: "Proprietary frames".to_owned(),
+        source: source.to_path_buf(),
+        mount_path: None,
+        zone: None,
+        metadata: Default::default(),
+        visible_to: Some(vec!["user:ada".to_owned()]),
+    }
+}
+
+/// Submits Bob's shout naming `flag.txt` on `volume`, which must be
+/// refused as an invalid job; returns the refusal's message.
+async fn refusal(app: &TestApp, bob: &str, volume: &str, as_location: bool) -> String {
+    let path = format!("/media/data/{volume}/flag.txt");
+    let file = if as_location {
+        json!({"class": "File", "location": format!("file://{path}")})
+    } else {
+        json!({"class": "File", "path": path})
+    };
+    let (status, body) = submit(app, bob, "bob/shout", json!({"words": ["a"], "flag": file})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, Some("invalid_job")),
+        "{volume}: {body}"
+    );
+    body["message"].as_str().unwrap().to_owned()
+}
+
+/// A job naming a file on a data volume restricted to someone else is
+/// refused as a path on no volume at all: the refusal says no more than
+/// it says for a volume that does not exist, and nothing is queued. The
+/// volume's audience runs the same job.
+#[tokio::test]
+async fn a_job_cannot_name_a_file_on_a_volume_restricted_to_others() {
+    use std::os::unix::fs::PermissionsExt;
+    if !engine_available() {
+        return;
+    }
+    // Readable by the tools' unprivileged user, as a volume must be.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("ada-survey");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("flag.txt"), "ada's secret 7f3a").unwrap();
+    for d in [dir.path(), &source] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        source.join("flag.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    for db in backends() {
+        let app = spawn_with(Options {
+            extra_volumes: vec![adas_volume(&source)],
+            ..with_pipelines(db, pipelines_config)
+        })
+        .await;
+        let ada = app.user_with_role("ada", "user").await;
+        let bob = app.user_with_role("bob", "user").await;
+        push_shout(&app, &ada).await;
+        push_shout(&app, &bob).await;
+
+        for as_location in [false, true] {
+            let hidden = refusal(&app, &bob, "ada-survey", as_location).await;
+            let unknown = refusal(&app, &bob, "no-such-survey", as_location).await;
+            assert_eq!(
+                hidden.replace("ada-survey", "no-such-survey"),
+                unknown,
+                "{db:?}: the refusal tells the volume apart from none"
+            );
+            assert!(!hidden.contains("7f3a"), "{hidden}");
+        }
+        let (_, runs) = get_json(&plain(), &app.u("/api/v1/runs"), &bob).await;
+        assert_eq!(runs["items"].as_array().unwrap().len(), 0, "{runs}");
+
+        // Ada, its audience, runs the same job.
+        let (status, run) = submit(
+            &app,
+            &ada,
+            "ada/shout",
+            json!({
+                "words": ["a"],
+                "flag": {"class": "File", "path": "/media/data/ada-survey/flag.txt"},
+            }),
+        )
+        .await;
+        assert_eq!(status, 202, "{db:?}: {run}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        let run = finish(&app, &ada, &id, Duration::from_secs(120)).await;
+        assert_eq!(run["state"], "succeeded", "{db:?}: {run}");
+        let joined = workspace(&app, "ada")
+            .join("runs")
+            .join(&id)
+            .join("joined.txt");
+        assert_eq!(std::fs::read_to_string(joined).unwrap(), "A\n", "{db:?}");
     }
 }

@@ -61,6 +61,9 @@ use progress::{EventReader, Progress};
 /// How long a run's follower waits between looks at its engine.
 const FOLLOW_EVERY: Duration = Duration::from_millis(25);
 
+/// How long a cancelled run's engine has to end on SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// The runs' view of the configuration, with the data directory resolved.
 pub struct RunsConfigView {
     pub data_dir: PathBuf,
@@ -118,12 +121,31 @@ pub struct LogChunk {
     pub done: bool,
 }
 
-/// A run whose engine this platform follows.
+/// A running run of this platform: from the moment the scheduler picks
+/// it, while its engine starts, and while it is followed.
 struct Live {
+    /// Held by the start from the last look at the run's state until its
+    /// engine is recorded, so a cancel either stops the run before its
+    /// engine starts or finds the engine to stop.
     engine: tokio::sync::Mutex<Option<EngineProcess>>,
     progress: watch::Sender<Progress>,
     network: Option<String>,
     cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl Live {
+    fn new(engine: Option<EngineProcess>, network: Option<String>) -> Arc<Live> {
+        Arc::new(Live {
+            engine: tokio::sync::Mutex::new(engine),
+            progress: watch::channel(Progress::default()).0,
+            network,
+            cancelled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 pub struct Runs {
@@ -550,8 +572,10 @@ impl Runs {
             if let Some(live) = self.live_of(id) {
                 live.cancelled
                     .store(true, std::sync::atomic::Ordering::SeqCst);
+                // Waits for a start under way: its engine is then either
+                // recorded here, to stop, or never started.
                 if let Some(e) = live.engine.lock().await.as_mut() {
-                    e.stop(Duration::from_secs(2)).await;
+                    e.stop(STOP_GRACE).await;
                 }
                 live.progress.send_modify(Progress::interrupt);
             }
@@ -606,12 +630,27 @@ impl Runs {
                 });
             let Some(run) = next else { break };
             taken.push(&run.id);
-            if !self
+            // Known as live before it is running: a cancel that lands
+            // while it starts finds it, and its start sees the cancel.
+            let live = Live::new(
+                None,
+                self.cfg
+                    .network_per_run
+                    .then(|| Self::network_name(&run.id)),
+            );
+            if let Ok(mut l) = self.live.lock() {
+                l.insert(run.id.clone(), Arc::clone(&live));
+            }
+            let moved = self
                 .store
                 .move_run(&run.id, RunState::Queued, RunState::Running)
-                .await?
-            {
-                // Cancelled meanwhile.
+                .await;
+            if !matches!(moved, Ok(true)) {
+                if let Ok(mut l) = self.live.lock() {
+                    l.remove(&run.id);
+                }
+                // Cancelled meanwhile, or the store failed.
+                moved?;
                 continue;
             }
             *busy.entry(run.user_id.clone()).or_default() += 1;
@@ -625,19 +664,30 @@ impl Runs {
             let me = Arc::clone(self);
             tokio::spawn(async move {
                 let id = run.id.clone();
-                if let Err(e) = me.start(&mut run).await {
-                    tracing::warn!(run = %id, error = %e, "run failed to start");
-                    let reason = format!("the run could not start: {e}");
-                    me.finish_with(&mut run, RunState::Failed, Some(reason), None)
-                        .await;
+                match me.start(&mut run, &live).await {
+                    Ok(true) => me.follow(run, live),
+                    Ok(false) => {
+                        tracing::info!(run = %id, "run cancelled while it started: not started");
+                        me.forget(&id).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = %id, error = %e, "run failed to start");
+                        let reason = format!("the run could not start: {e}");
+                        me.finish_with(&mut run, RunState::Failed, Some(reason), None)
+                            .await;
+                    }
                 }
             });
         }
         Ok(())
     }
 
-    /// Prepares a run's directory and starts its engine.
-    async fn start(self: &Arc<Self>, run: &mut RunRecord) -> Result<(), Error> {
+    /// Prepares a run's directory and starts its engine, unless the run
+    /// was cancelled meanwhile; whether it started. A cancel that lands
+    /// while the engine starts finds it recorded in `live`, or, where it
+    /// lands before the engine is recorded in the store, the engine is
+    /// stopped here.
+    async fn start(&self, run: &mut RunRecord, live: &Live) -> Result<bool, Error> {
         let engine = self
             .pipelines
             .engine()
@@ -745,6 +795,15 @@ impl Runs {
             max_pids: (self.cfg.max_processes > 0).then_some(self.cfg.max_processes),
         };
         let group = run.id.to_string();
+        let mut slot = live.engine.lock().await;
+        let still_running = self
+            .store
+            .run(&run.id)
+            .await?
+            .is_some_and(|r| r.state == RunState::Running);
+        if live.is_cancelled() || !still_running {
+            return Ok(false);
+        }
         let process = EngineProcess::start(&Launch {
             program: &engine,
             args,
@@ -756,32 +815,46 @@ impl Runs {
             cgroup: self.cgroups().map(|c| (c, group.as_str(), limits)),
         })
         .map_err(|e| Error::EngineFailed(format!("cannot start the engine: {e}")))?;
-        run.pid = Some(i64::from(process.pid));
-        run.pid_start = i64::try_from(process.start_ticks).ok();
-        run.started_at_ms = Some(now_ms());
-        self.store.update_run(run).await?;
-        tracing::info!(run = %run.id, pid = process.pid, "run started");
-        self.follow(run.clone(), Some(process), network.map(|(n, _)| n));
-        Ok(())
+        let (pid, pid_start, started) = (
+            i64::from(process.pid),
+            i64::try_from(process.start_ticks).ok(),
+            now_ms(),
+        );
+        *slot = Some(process);
+        let recorded = self
+            .store
+            .record_run_start(&run.id, pid, pid_start, started)
+            .await;
+        if !matches!(recorded, Ok(true)) {
+            // Cancelled while the engine started (or not recorded): the
+            // engine and all it began end now.
+            if let Some(mut e) = slot.take() {
+                e.stop(STOP_GRACE).await;
+            }
+            return recorded.map_err(Error::from);
+        }
+        (run.pid, run.pid_start, run.started_at_ms) = (Some(pid), pid_start, Some(started));
+        tracing::info!(run = %run.id, pid, "run started");
+        Ok(true)
     }
 
-    /// Follows a running run until it ends, then finishes it.
-    fn follow(
+    /// Follows again, after a restart, a run of an earlier platform
+    /// process (its engine, or `None` where it finished meanwhile).
+    fn adopt(
         self: &Arc<Self>,
         run: RunRecord,
         process: Option<EngineProcess>,
         network: Option<String>,
     ) {
-        let (tx, _) = watch::channel(Progress::default());
-        let live = Arc::new(Live {
-            engine: tokio::sync::Mutex::new(process),
-            progress: tx,
-            network,
-            cancelled: std::sync::atomic::AtomicBool::new(false),
-        });
+        let live = Live::new(process, network);
         if let Ok(mut l) = self.live.lock() {
             l.insert(run.id.clone(), Arc::clone(&live));
         }
+        self.follow(run, live);
+    }
+
+    /// Follows a running run until it ends, then finishes it.
+    fn follow(self: &Arc<Self>, run: RunRecord, live: Arc<Live>) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let mut reader = EventReader::new(&me.run_dir(&run.id).join("events.jsonl"));
@@ -794,7 +867,7 @@ impl Runs {
                         }
                     });
                 }
-                if live.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                if live.is_cancelled() {
                     return;
                 }
                 let ended = match live.engine.lock().await.as_mut() {
@@ -973,13 +1046,13 @@ impl Runs {
             match adopted {
                 Some(p) => {
                     tracing::info!(run = %run.id, pid = p.pid, "run re-adopted after restart");
-                    self.follow(run, Some(p), network);
+                    self.adopt(run, Some(p), network);
                 }
                 None => {
                     let events = progress::read_all(&self.run_dir(&run.id).join("events.jsonl"));
                     if events.end.is_some() {
                         tracing::info!(run = %run.id, "run finished while the platform was down");
-                        self.follow(run, None, network);
+                        self.adopt(run, None, network);
                     } else {
                         self.requeue(&mut run).await?;
                     }

@@ -159,6 +159,30 @@ impl Store {
         Ok(())
     }
 
+    /// Records a started run's engine (its pid, the pid's start time) and
+    /// when it started, only if the run is still running: a run cancelled
+    /// while its engine started stays cancelled, and never shows as
+    /// started. Returns whether it was recorded.
+    pub async fn record_run_start(
+        &self,
+        id: &RunId,
+        pid: i64,
+        pid_start: Option<i64>,
+        started_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE runs SET pid = $1, pid_start = $2, started_at_ms = $3 WHERE id = $4 AND state = $5",
+        )
+        .bind(pid)
+        .bind(pid_start)
+        .bind(started_at_ms)
+        .bind(id.as_str())
+        .bind(RunState::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Moves a run from state `from` to `to` only if it is still in `from`
     /// (so that two processes, or a cancel and a start, never both win);
     /// returns whether it moved.

@@ -730,6 +730,25 @@ async fn runs_move_between_states_only_from_the_expected_one() {
                 .unwrap(),
             "{b}"
         );
+        assert!(
+            store
+                .record_run_start(&id, 4242, Some(99), 15)
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        let started = store.run(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                started.state,
+                started.pid,
+                started.pid_start,
+                started.started_at_ms
+            ),
+            (RunState::Running, Some(4242), Some(99), Some(15)),
+            "{b}"
+        );
+        (run.pid, run.pid_start, run.started_at_ms) = (Some(4242), Some(99), Some(15));
         run.state = RunState::Succeeded;
         run.finished_at_ms = Some(20);
         run.outputs = Some("{\"x\":1}".into());
@@ -749,6 +768,40 @@ async fn runs_move_between_states_only_from_the_expected_one() {
         store.update_run(&run).await.unwrap();
         assert!(store.runs_to_clean(100).await.unwrap().is_empty(), "{b}");
         assert_eq!(store.runs_of_lineage(&id).await.unwrap().len(), 1);
+        // A run cancelled while its engine started is not recorded as
+        // started.
+        let late = RunId::from_random([6, 5, 4, 3, 2, 1]);
+        run.id = late.clone();
+        run.lineage = late.clone();
+        (run.state, run.pid, run.pid_start, run.started_at_ms) =
+            (RunState::Queued, None, None, None);
+        (run.finished_at_ms, run.outputs, run.cleaned_at_ms) = (None, None, None);
+        store.create_run(&run).await.unwrap();
+        assert!(
+            store
+                .move_run(&late, RunState::Queued, RunState::Running)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .move_run(&late, RunState::Running, RunState::Cancelled)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_run_start(&late, 4243, Some(98), 16)
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        let cancelled = store.run(&late).await.unwrap().unwrap();
+        assert_eq!(
+            (cancelled.state, cancelled.pid, cancelled.started_at_ms),
+            (RunState::Cancelled, None, None),
+            "{b}"
+        );
     }
 }
 

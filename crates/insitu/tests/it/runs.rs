@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use insitu_domain::RunState;
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -510,6 +511,107 @@ async fn the_queue_serves_users_in_turn_within_their_limits() {
         sleepers(4712).is_empty()
     })
     .await;
+}
+
+/// The processes whose command line names `text` (a run's id names its
+/// directory, in its engine's and its sandboxes' arguments).
+fn processes_naming(text: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.windows(text.len()).any(|w| w == text.as_bytes()))
+        })
+        .collect()
+}
+
+/// A run cancelled the moment the scheduler starts it (the slot another
+/// cancel freed going to it) is cancelled for good: nothing of it runs
+/// once the cancel answered, it does not come back as running and hold
+/// the slot, and the next run gets the slot.
+#[tokio::test]
+async fn a_run_cancelled_while_it_starts_ends_and_frees_its_slot() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, |c| {
+        pipelines_config(c);
+        c.pipelines.slots = 1;
+    }))
+    .await;
+    let token = app.user_with_role("ada", "user").await;
+    for (name, seconds) in [("sleepy", 4713), ("sleepier", 4714)] {
+        let (status, body) = push(&app, &token, name, "1", &[("main.cwl", &sleepy(seconds))]).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut ids = Vec::new();
+    for pipeline in ["ada/sleepy", "ada/sleepy", "ada/sleepier"] {
+        let (status, run) = submit(&app, &token, pipeline, json!({})).await;
+        assert_eq!(status, 202, "{run}");
+        ids.push(
+            run["id"]
+                .as_str()
+                .unwrap()
+                .parse::<insitu_domain::RunId>()
+                .unwrap(),
+        );
+        if ids.len() == 1 {
+            wait_until(
+                "the first run's step sleeps",
+                Duration::from_secs(60),
+                async || !sleepers(4713).is_empty(),
+            )
+            .await;
+        }
+    }
+    let (first, second, third) = (&ids[0], &ids[1], &ids[2]);
+    let platform = app.handle.platform();
+    let runs = platform.runs();
+    let username: insitu_domain::Username = "ada".parse().unwrap();
+    let viewer = insitu_core::pipelines::Viewer {
+        user_id: platform.accounts().user(&username).await.unwrap().id,
+        username,
+    };
+    // The first ends; the scheduler gives its slot to the second, which is
+    // cancelled as soon as it is running, while its engine starts.
+    let run = runs.cancel(&viewer, first).await.unwrap();
+    assert_eq!(run.state, RunState::Cancelled);
+    let start = Instant::now();
+    loop {
+        let run = runs.own(&viewer, second).await.unwrap();
+        if run.state == RunState::Running {
+            break;
+        }
+        assert_eq!(run.state, RunState::Queued, "{run:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "still not: the second runs"
+        );
+    }
+    let run = runs.cancel(&viewer, second).await.unwrap();
+    assert_eq!(run.state, RunState::Cancelled, "{run:?}");
+    // Once the third run's step sleeps, the second's engine would have
+    // been long started: nothing of the second runs, and it stayed
+    // cancelled.
+    wait_until(
+        "the third run's step sleeps",
+        Duration::from_secs(60),
+        async || !sleepers(4714).is_empty(),
+    )
+    .await;
+    let left = processes_naming(second.as_str());
+    assert!(
+        left.is_empty(),
+        "the cancelled run's processes live on: {left:?}"
+    );
+    assert_eq!(
+        runs.own(&viewer, second).await.unwrap().state,
+        RunState::Cancelled
+    );
+    runs.cancel(&viewer, third).await.unwrap();
+    assert!(sleepers(4713).is_empty() && sleepers(4714).is_empty());
 }
 
 /// Bad input gets a stable error code: invalid CWL (with its line), an

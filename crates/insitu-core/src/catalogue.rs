@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use insitu_api::CatalogueProblem;
 use insitu_domain::{DatalabSpec, Username};
@@ -133,6 +133,9 @@ impl Catalogue {
     }
 }
 
+/// What follows every change of the catalogue (the discovery index).
+pub type Follower = Box<dyn Fn(&Catalogue) + Send + Sync>;
+
 /// The catalogue as it was last loaded from its directory (administrators
 /// reload it), with the developed datalabs as the platform last set them.
 pub struct Datalabs {
@@ -140,6 +143,9 @@ pub struct Datalabs {
     shipped: RwLock<Arc<Catalogue>>,
     developed: RwLock<Arc<Developed>>,
     current: RwLock<Arc<Catalogue>>,
+    /// Held while a change is composed and told to the followers, so they
+    /// see the changes in the order they were made, the last one last.
+    followers: Mutex<Vec<Follower>>,
 }
 
 impl Datalabs {
@@ -158,6 +164,16 @@ impl Datalabs {
             shipped: RwLock::new(Arc::clone(&catalogue)),
             developed: RwLock::new(Arc::new(Developed::default())),
             current: RwLock::new(catalogue),
+            followers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Calls `follower` with the catalogue after every change from now on
+    /// (a reload, a developed datalab built, shared or published), before
+    /// the change returns.
+    pub fn follow(&self, follower: Follower) {
+        if let Ok(mut f) = self.followers.lock() {
+            f.push(follower);
         }
     }
 
@@ -188,6 +204,10 @@ impl Datalabs {
     /// developed one whose name a shipped one took is left out, and said
     /// so among the problems.
     fn compose(&self) -> Arc<Catalogue> {
+        let followers = self
+            .followers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let shipped = self
             .shipped
             .read()
@@ -228,6 +248,9 @@ impl Datalabs {
         let cat = Arc::new(cat);
         if let Ok(mut c) = self.current.write() {
             *c = Arc::clone(&cat);
+        }
+        for follow in followers.iter() {
+            follow(&cat);
         }
         cat
     }

@@ -120,6 +120,15 @@ impl Platform {
                 .await
                 .map_err(Error::from)?
         };
+        // From here on, every change of the catalogue (a reload, a
+        // developed datalab built, shared, published) reaches the index
+        // before it returns.
+        let follower = search.clone();
+        datalabs.follow(Box::new(move |catalogue| {
+            if let Err(e) = follower.sync_datalabs(catalogue) {
+                tracing::error!(error = %e, "the search index could not follow the catalogue");
+            }
+        }));
         let pipelines = Arc::new(Pipelines::new(
             store.clone(),
             &config.pipelines.catalogue_dir,
@@ -222,12 +231,7 @@ impl Platform {
     /// Reloads the datalab catalogue from its directory; the discovery
     /// index follows before this returns.
     pub async fn reload_catalogue(&self) -> Arc<Catalogue> {
-        let fresh = self.datalabs.reload();
-        let (search_cat, this) = (Arc::clone(&fresh), &self.search);
-        if let Err(e) = this.sync_datalabs(&search_cat) {
-            tracing::error!(error = %e, "the search index could not follow the catalogue");
-        }
-        fresh
+        self.datalabs.reload()
     }
 
     /// The lab proxy's sessions, as the platform keeps them.

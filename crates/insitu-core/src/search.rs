@@ -21,21 +21,18 @@ use crate::volumes::VolumeEntry;
 /// The property a data volume carries in the portal's facets.
 pub const DATA_VOLUME_PROPERTY: &str = "data_volume";
 
-/// The discovery index and its harvester.
+/// The discovery index and its harvester (cloned, the same index).
+#[derive(Clone)]
 pub struct Search {
     index: Arc<SearchIndex>,
     harvester: Arc<Harvester>,
     sources: Arc<Vec<VolumeSource>>,
 }
 
-/// A datalab as the index holds it.
-pub fn datalab_asset(d: &DatalabSpec) -> Asset {
-    let mut a = Asset::new(
-        AssetKind::Datalab,
-        d.name.as_str(),
-        &d.title,
-        vec![insitu_domain::audience::PUBLIC_KEY.to_owned()],
-    );
+/// A datalab as the index holds it, found by those who hold one of
+/// `audience`'s keys.
+pub fn datalab_asset(d: &DatalabSpec, audience: Vec<String>) -> Asset {
+    let mut a = Asset::new(AssetKind::Datalab, d.name.as_str(), &d.title, audience);
     a.description = d.description.clone();
     a.properties = d
         .tags
@@ -150,9 +147,20 @@ impl Search {
             .map_err(index_error)
     }
 
-    /// Replaces the indexed datalabs with the catalogue's.
+    /// Replaces the indexed datalabs with the catalogue's: the public ones
+    /// for everyone, a developed datalab shared with named users for its
+    /// owner and those users only.
     pub fn sync_datalabs(&self, catalogue: &Catalogue) -> Result<(), Error> {
-        let assets: Vec<Asset> = catalogue.datalabs.iter().map(datalab_asset).collect();
+        let public = vec![insitu_domain::audience::PUBLIC_KEY.to_owned()];
+        let assets: Vec<Asset> = catalogue
+            .datalabs
+            .iter()
+            .map(|d| datalab_asset(d, public.clone()))
+            .chain(catalogue.restricted.iter().map(|r| {
+                let audience = catalogue.audience_keys(r.spec.name.as_str());
+                datalab_asset(&r.spec, audience)
+            }))
+            .collect();
         self.index
             .replace_kind(AssetKind::Datalab, &assets)
             .map_err(index_error)

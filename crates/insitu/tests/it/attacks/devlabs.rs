@@ -13,7 +13,8 @@ use crate::devlabs::{
 use crate::harness::*;
 
 /// Whether `token`'s user finds `name` anywhere in the catalogue: the API
-/// listing, a search, the datalab itself and its page.
+/// listing, a search, the datalab itself and its page, and the discovery
+/// portal (its search and its facet counts).
 async fn finds(app: &TestApp, user: &str, token: &str, name: &str) -> bool {
     let listed = |v: &Value| {
         v["items"]
@@ -34,6 +35,25 @@ async fn finds(app: &TestApp, user: &str, token: &str, name: &str) -> bool {
     .await;
     assert_eq!(status, 200);
     let (one, _) = call(app, "GET", &format!("/api/v1/datalabs/{name}"), token, None).await;
+    let (status, discovered) = call(
+        app,
+        "GET",
+        &format!("/api/v1/search?q={name}&facet=type:datalab"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{discovered}");
+    let in_discovery = discovered["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == format!("datalab:{name}"));
+    let counted = discovered["facets"]["type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["value"] == "datalab" && c["count"].as_u64() > Some(0));
     let session = app.login(user, PASSWORD).await;
     let page = session
         .client
@@ -58,6 +78,8 @@ async fn finds(app: &TestApp, user: &str, token: &str, name: &str) -> bool {
         one == 200,
         page.contains(&format!("/datalabs/{name}\"")),
         own_page == 200,
+        in_discovery,
+        counted,
     ];
     assert!(
         found.iter().all(|f| *f) || found.iter().all(|f| !*f),

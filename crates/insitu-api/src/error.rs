@@ -122,6 +122,7 @@ error_codes! {
     DatabaseUnavailable = ("database_unavailable", 503, "The platform's database cannot be reached."),
     TooManyConnections = ("too_many_connections", 503, "The server holds as many connections as it allows, in all or from this client address; the connection is closed: retry shortly."),
     Internal = ("internal", 500, "An unexpected server error; the log holds the details."),
+    NotOnLabSocket = ("not_on_lab_socket", 403, "A lab's API socket serves only the pipelines and runs API; the rest of the platform is reached at its address."),
 }
 
 /// The body of every error response.

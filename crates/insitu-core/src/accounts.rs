@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use insitu_domain::{Role, TokenId, UserId, Username};
+use insitu_domain::{LabId, Role, TokenId, UserId, Username};
 use insitu_store::{
     NewUser, SessionRecord, Store, StoreError, TokenRecord, UserRecord, UserUpdate,
 };
@@ -51,15 +51,25 @@ pub struct Principal {
 
 #[derive(Debug, Clone)]
 pub enum Via {
-    Session { id_hash: String, csrf: String },
-    Token { id: TokenId },
+    Session {
+        id_hash: String,
+        csrf: String,
+    },
+    Token {
+        id: TokenId,
+    },
+    /// A request on a lab's API socket: the lab's owner, by the socket it
+    /// came on (see [`crate::labs::api_socket`]); no CSRF, no secret.
+    Lab {
+        lab: LabId,
+    },
 }
 
 impl Principal {
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf, .. } => csrf,
-            Via::Token { .. } => "",
+            Via::Token { .. } | Via::Lab { .. } => "",
         }
     }
 }
@@ -508,6 +518,27 @@ impl Accounts {
             self.remember(hash, updated);
         }
         Ok(Some(entry.principal))
+    }
+
+    /// The owner of lab `lab` as a caller on its API socket, read afresh:
+    /// a disabled account is refused, one that is gone is
+    /// [`Error::AccountGone`].
+    pub async fn lab_owner(&self, owner: &UserId, lab: &LabId) -> Result<Principal, Error> {
+        let Some(username) = self.store.username_of(owner).await? else {
+            return Err(Error::AccountGone);
+        };
+        let Some(user) = self.store.user_by_username(&username).await? else {
+            return Err(Error::AccountGone);
+        };
+        if user.disabled {
+            return Err(Error::AccountDisabled);
+        }
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            via: Via::Lab { lab: lab.clone() },
+        })
     }
 
     /// The caller holding this API token; `None` for an unknown, revoked or

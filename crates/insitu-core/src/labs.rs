@@ -21,8 +21,12 @@
 //! listening there belongs to the lab's own processes: anything else
 //! listening on the port (another lab on the host's network) makes the
 //! launch fail, and is never sent the secret.
+//!
+//! Each lab also gets a Unix socket of its own to the platform, made
+//! before its tool starts and gone when it ends: its owner's way to the
+//! pipelines and runs API from inside the lab (see [`api_socket`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,12 +45,14 @@ use crate::clock::now;
 use crate::error::Error;
 
 mod adopt;
+pub mod api_socket;
 mod container;
 mod desktop;
 mod monitor;
 pub mod secret;
 pub mod share;
 
+pub use api_socket::{API_SOCKET_VARIABLE, LabApi};
 pub use container::{LabProcess, container_name};
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
@@ -224,6 +230,10 @@ pub struct Labs {
     routes: std::sync::RwLock<HashMap<LabId, LabRoute>>,
     /// The proxy, to end its sessions when a lab stops.
     proxy: std::sync::OnceLock<Arc<dyn LabProxy>>,
+    /// What serves each lab's API socket (see [`api_socket`]).
+    api: std::sync::OnceLock<Arc<dyn LabApi>>,
+    /// The labs whose socket this process serves.
+    api_served: Mutex<HashSet<LabId>>,
     /// Each user's network namespace while they have labs, by user id.
     networks: Mutex<HashMap<UserId, Arc<UserNetwork>>>,
     /// Held while a user's namespace is made or deleted.
@@ -284,6 +294,8 @@ impl Labs {
             gpu_lock: tokio::sync::Mutex::new(()),
             routes: std::sync::RwLock::new(HashMap::new()),
             proxy: std::sync::OnceLock::new(),
+            api: std::sync::OnceLock::new(),
+            api_served: Mutex::new(HashSet::new()),
             networks: Mutex::new(HashMap::new()),
             network_lock: tokio::sync::Mutex::new(()),
             network_idle: Mutex::new(HashMap::new()),
@@ -419,6 +431,8 @@ impl Labs {
         let Some(port) = lab.port.and_then(|p| u16::try_from(p).ok()) else {
             return;
         };
+        // Made again for a lab adopted or taken over by this process.
+        self.open_api(&lab.id, &lab.user_id);
         // The credential the tool was started with, kept beside the lab.
         let access = ToolAccess::load(&self.secret_path(&lab.id)).unwrap_or_else(|e| {
             tracing::warn!(lab = %lab.id, error = %e, "the lab's tool will refuse the proxy");
@@ -447,6 +461,8 @@ impl Labs {
         if let Ok(mut r) = self.routes.write() {
             r.remove(lab_id);
         }
+        // Its owner's way to the platform closes with it.
+        self.close_api(lab_id);
         // The tool is gone or going: its secret opens nothing any more.
         match std::fs::remove_file(self.secret_path(lab_id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -779,7 +795,15 @@ impl Labs {
         if let Some(access) = &access {
             access.save(&self.secret_path(&lab.id))?;
         }
-        let (env, private_env) = self.launch_env(spec, lab, port, &base_url, username, &access);
+        let (mut env, private_env) = self.launch_env(spec, lab, port, &base_url, username, &access);
+        // The lab's socket to the platform, made before the tool starts.
+        let api_socket_dir = self.open_api(&lab.id, &lab.user_id).then(|| {
+            env.push((
+                API_SOCKET_VARIABLE.to_owned(),
+                api_socket::api_socket_path(),
+            ));
+            self.api_dir(&lab.id)
+        });
         let mut sandbox = SandboxSpec {
             command: launch_command(spec, port, &base_url, username, lab.file.as_deref()),
             env,
@@ -803,6 +827,7 @@ impl Labs {
             keep_caps: Vec::new(),
             // Bound to the launcher's supervisor, which outlives the platform.
             die_with_parent: true,
+            api_socket_dir,
         };
         let network = self.network_of(&lab.user_id).await?;
         let netns = network.as_deref().map(|n| &n.0);

@@ -157,10 +157,17 @@ impl Platform {
         Ok((platform, initial_admin))
     }
 
-    /// Connects the labs to the lab proxy, then takes over the labs left
-    /// running before a restart (and marks the others failed).
-    pub async fn open_labs(&self, proxy: Arc<dyn LabProxy>) -> Result<(), SetupError> {
+    /// Connects the labs to the lab proxy and to what serves their API
+    /// sockets, then takes over the labs left running before a restart
+    /// (and marks the others failed).
+    pub async fn open_labs(
+        &self,
+        proxy: Arc<dyn LabProxy>,
+        api: Arc<dyn crate::labs::LabApi>,
+    ) -> Result<(), SetupError> {
         self.labs.set_proxy(proxy);
+        // Before adoption, which makes the adopted labs' sockets again.
+        self.labs.set_api(api);
         self.labs.prepare_dirs()?;
         self.labs.load_shares().await?;
         let datalabs = &self.datalabs;

@@ -59,7 +59,8 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// The container of what a sandbox would have run: its command,
     /// environment (less `PATH`, which is the image's), private variables,
-    /// workspace, volumes, devices and user.
+    /// workspace, volumes (and the API socket's directory), devices and
+    /// user.
     pub fn from_sandbox(
         sandbox: &SandboxSpec,
         name: String,
@@ -82,7 +83,16 @@ impl ContainerSpec {
                 .collect(),
             private_env: sandbox.private_env.clone(),
             workspace: sandbox.workspace.clone(),
-            volumes: sandbox.volumes.clone(),
+            // The lab's API socket too, where a sandbox shows it.
+            volumes: sandbox
+                .volumes
+                .iter()
+                .cloned()
+                .chain(sandbox.api_socket_dir.iter().map(|d| VolumeMount {
+                    source: d.clone(),
+                    target: PathBuf::from(crate::sandbox::API_SOCKET_DIR),
+                }))
+                .collect(),
             devices: sandbox.devices.clone(),
             run_as,
             network,

@@ -75,7 +75,15 @@ pub struct SandboxSpec {
     /// bubblewrap from a supervisor of its own that outlives the platform,
     /// so the sandbox ends with its supervisor, never with the platform.
     pub die_with_parent: bool,
+    /// A host directory shown read-only at [`API_SOCKET_DIR`]: where a
+    /// lab finds the platform's API socket (the directory, not the socket,
+    /// so a socket made again after a restart shows there too). `None`:
+    /// nothing there.
+    pub api_socket_dir: Option<PathBuf>,
 }
+
+/// Where a sandbox shows [`SandboxSpec::api_socket_dir`].
+pub const API_SOCKET_DIR: &str = "/run/insitu";
 
 /// Environment variables of a sandbox that must not be seen by other
 /// processes of the host: they travel through a pipe to bubblewrap, never
@@ -298,6 +306,10 @@ pub(crate) fn bwrap_args_in(
     }
     for arg in cover_args(&late) {
         push(&[&arg]);
+    }
+    if let Some(dir) = &spec.api_socket_dir {
+        // After the covers: the directory lies in the hidden data directory.
+        push(&[&"--ro-bind", dir, &API_SOCKET_DIR]);
     }
     for d in &spec.devices {
         push(&[&"--dev-bind", d, d]);
@@ -624,6 +636,32 @@ mod tests {
         ] {
             assert!(!shown_from_host(Path::new(replaced)), "{replaced}");
         }
+    }
+
+    #[test]
+    fn the_api_socket_directory_shows_read_only_at_its_place_over_the_covers() {
+        let spec = SandboxSpec {
+            command: vec!["tool".into()],
+            workspace: "/srv/ws/alice".into(),
+            hidden: vec!["/etc".into()],
+            ..SandboxSpec::default()
+        };
+        let strings = |spec: &SandboxSpec| -> Vec<String> {
+            bwrap_args(spec)
+                .into_iter()
+                .map(|s| s.into_string().unwrap())
+                .collect()
+        };
+        assert!(!strings(&spec).iter().any(|a| a.starts_with(API_SOCKET_DIR)));
+        let args = strings(&SandboxSpec {
+            api_socket_dir: Some("/etc/insitu-data/labs/l1/api".into()),
+            ..spec
+        });
+        let at = |w: &[&str]| args.windows(w.len()).position(|x| x == w).unwrap();
+        let bind = at(&["--ro-bind", "/etc/insitu-data/labs/l1/api", API_SOCKET_DIR]);
+        assert!(bind > at(&["--tmpfs", "/run"]), "{args:?}");
+        // Bound from the host, where the cover does not reach.
+        assert!(bind > at(&["--tmpfs", "/etc"]), "{args:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::auth::CookieNames;
 use crate::config::{ServerConfig, WebConfigError};
 use crate::lab_proxy;
+use crate::lab_socket::LabSockets;
 use crate::state::{AppState, Inner};
 use crate::{listener, metrics_layer, openapi, routes, security_headers, templates};
 
@@ -39,6 +40,8 @@ pub struct App {
     proxy_url: String,
     /// The headers every response carries (see `security_headers`).
     csp: axum::http::HeaderValue,
+    /// The labs' API sockets.
+    lab_sockets: Arc<LabSockets>,
 }
 
 impl App {
@@ -76,11 +79,15 @@ impl App {
             Arc::new(lab_proxy::Directory(Arc::clone(platform.labs()))),
             Arc::new(lab_proxy::Sessions(platform.proxy_sessions().clone())),
         );
+        let lab_sockets = LabSockets::new();
         platform
-            .open_labs(Arc::new(lab_proxy::Door {
-                proxy: proxy.clone(),
-                url: public,
-            }))
+            .open_labs(
+                Arc::new(lab_proxy::Door {
+                    proxy: proxy.clone(),
+                    url: public,
+                }),
+                Arc::clone(&lab_sockets) as Arc<dyn insitu_core::labs::LabApi>,
+            )
             .await?;
         let secure_cookies = config
             .public_url
@@ -103,6 +110,7 @@ impl App {
             cookies: CookieNames::new(secure_cookies),
             listening,
         }));
+        lab_sockets.set_router(routes::lab_router(state.clone()));
         Ok((
             App {
                 state,
@@ -110,6 +118,7 @@ impl App {
                 proxy_listener,
                 proxy_url,
                 csp,
+                lab_sockets,
             },
             initial_admin,
         ))
@@ -164,6 +173,8 @@ impl App {
             tracing::warn!(error = %e, "lab proxy ended with an error");
         }
         drop(maintenance);
+        // The sockets' router holds the state: let both go.
+        self.lab_sockets.shut();
         self.state.platform.close().await;
         result
     }

@@ -10,7 +10,9 @@
 //! platform logic: it turns HTTP into calls on the services and their
 //! results (and errors, mapped to public codes in `error`) into HTTP. It
 //! also wires the lab proxy to the labs service and the platform's session
-//! table (`lab_proxy`), with its `[proxy]` settings.
+//! table (`lab_proxy`), with its `[proxy]` settings, and serves each
+//! lab's API socket, its owner's way to the pipelines and runs API from
+//! inside the lab (`lab_socket`).
 //! `App::build` + `App::serve` are what the binary and the tests call, the
 //! latter on a port-0 listener; `App::handle` reaches the running platform
 //! and proxy; `listener` serves the router with header and idle timeouts
@@ -27,6 +29,7 @@ mod error;
 mod error_page;
 mod graph_svg;
 mod lab_proxy;
+mod lab_socket;
 mod listener;
 mod metrics_layer;
 mod openapi;

@@ -12,7 +12,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::access::{Access, Surface};
 use crate::state::AppState;
-use crate::{auth, error_page, metrics_layer};
+use crate::{auth, error_page, lab_socket, metrics_layer};
 
 mod api;
 mod devlabs;
@@ -139,6 +139,35 @@ pub fn router(state: AppState) -> Router {
         .fallback(error_page::fallback)
         .method_not_allowed_fallback(error_page::method_not_allowed)
         .layer(axum::middleware::from_fn(metrics_layer::track))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+/// Whether a lab's API socket serves a route: the pipelines and runs API,
+/// less what changes the catalogue (pushing a pipeline, or pushing one
+/// to the system catalogue): a notebook lists, shows and validates
+/// pipelines and submits, follows, cancels, resumes and downloads runs.
+pub fn served_to_labs(route: &RouteInfo) -> bool {
+    route.surface == Surface::Api
+        && match route.tag {
+            "runs" => true,
+            "pipelines" => route.method == "GET" || route.path == "/api/v1/pipelines/validate",
+            _ => false,
+        }
+}
+
+/// The router of labs' API sockets: the rows [`served_to_labs`] keeps,
+/// each checked by [`lab_socket::authorize`] (the caller is the lab's
+/// owner); everything else is refused with `not_on_lab_socket`.
+pub fn lab_router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in route_table().into_iter().filter(served_to_labs) {
+        let layer = from_fn_with_state((state.clone(), route.access), lab_socket::authorize);
+        router = router.route(route.path, (route.handler)().route_layer(layer));
+    }
+    router
+        .fallback(lab_socket::refused)
+        .method_not_allowed_fallback(lab_socket::refused)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }

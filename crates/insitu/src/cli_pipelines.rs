@@ -1,6 +1,7 @@
 //! `insitu pipelines …` and `insitu runs …`: the pipeline catalogue and
-//! runs from the command line (also from inside a lab, where `INSITU_URL`
-//! names the platform's socket and `INSITU_TOKEN` the lab's credential).
+//! runs from the command line (also from inside a lab, where
+//! `INSITU_API_SOCKET` names the lab's socket to the platform: no login
+//! there, the caller is the lab's owner).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};

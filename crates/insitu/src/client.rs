@@ -60,9 +60,10 @@ impl ClientError {
                 ErrorCode::Unauthenticated
                 | ErrorCode::InvalidCredentials
                 | ErrorCode::AccountDisabled => exit::UNAUTHENTICATED,
-                ErrorCode::Forbidden | ErrorCode::CsrfFailed | ErrorCode::NotTeamOwner => {
-                    exit::FORBIDDEN
-                }
+                ErrorCode::Forbidden
+                | ErrorCode::CsrfFailed
+                | ErrorCode::NotTeamOwner
+                | ErrorCode::NotOnLabSocket => exit::FORBIDDEN,
                 c if c.status() == 404 => exit::NOT_FOUND,
                 _ => exit::FAILURE,
             },
@@ -181,7 +182,19 @@ impl Client {
         })
     }
 
+    /// A client of the platform named by `INSITU_URL` and `INSITU_TOKEN`;
+    /// else, in a lab, of its API socket (`INSITU_API_SOCKET`, where the
+    /// caller is the lab's owner and needs no token); else of the platform
+    /// `insitu login` saved.
     pub fn logged_in() -> Result<Client, ClientError> {
+        let explicit = std::env::var_os("INSITU_URL").is_some();
+        if !explicit
+            && let Some(socket) = std::env::var("INSITU_API_SOCKET")
+                .ok()
+                .filter(|s| !s.is_empty())
+        {
+            return Client::new(&format!("unix:{socket}"), None);
+        }
         let c = load_credentials()?;
         Client::new(&c.url, Some(c.token))
     }

@@ -1,7 +1,7 @@
 //! The one `insitu` binary: `serve` and `demo` run the platform; `login`,
 //! `whoami`, `datalabs`, `volumes`, `labs`, `pipelines` and `runs` are its
 //! command-line client, which also works from inside a lab through the
-//! platform's socket there (`INSITU_URL=unix:…`).
+//! lab's API socket (`INSITU_API_SOCKET`, or `INSITU_URL=unix:…`).
 //!
 //! This crate is thin glue: configuration loading, argument parsing, output
 //! formatting. The server's HTTP face lives in `insitu-web`, the platform's

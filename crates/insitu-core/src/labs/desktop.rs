@@ -305,6 +305,8 @@ impl SampHubs {
             volumes: Vec::new(),
             team_workspaces: Vec::new(),
             devices: Vec::new(),
+            // The lab's socket stays the lab's: a hub outlives labs.
+            api_socket_dir: None,
             ..lab.clone()
         };
         let group = hub_group(user_id);

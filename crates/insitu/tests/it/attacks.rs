@@ -11,6 +11,9 @@
 //!   host, the platform's data directory and database.
 //! - `lab`: from inside a lab: the platform's configuration, database and
 //!   what the operator hides, the host's control groups and another lab's.
+//! - `lab_socket`: a lab's API socket asked for more than pipelines and
+//!   runs, reached from another user's lab, submitting past its owner's
+//!   limits, outliving its lab or its owner's account.
 //! - `platform`: the platform's own listener, accounts, sessions, cookies,
 //!   pages and API.
 //! - `pipelines`: another user's pipelines, runs, logs and outputs; what
@@ -25,6 +28,7 @@
 
 mod devlabs;
 mod lab;
+mod lab_socket;
 mod pipelines;
 mod platform;
 mod proxy;

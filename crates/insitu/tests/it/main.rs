@@ -17,6 +17,7 @@ mod errors;
 mod isolation;
 mod jupyter;
 mod lab_proxy;
+mod lab_runs;
 mod labs;
 mod lifecycle;
 mod openapi;

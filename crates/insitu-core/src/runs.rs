@@ -258,7 +258,8 @@ impl Runs {
         self.queue(viewer, &version, order.job, None).await
     }
 
-    /// Where a user's job may name files: their workspace and the data
+    /// Where a user's job may name files: their workspace, the workspaces
+    /// of the teams they are an accepted member of, and the data
     /// volumes whose audience admits them, by name, role or the teams
     /// they are an accepted member of (a restricted volume is, for anyone
     /// else, as if it did not exist).
@@ -268,12 +269,14 @@ impl Runs {
             .user_by_username(&viewer.username)
             .await?
             .ok_or(Error::AccountGone)?;
+        let teams = self.labs.teams();
         let audience = insitu_domain::Viewer {
-            teams: self.labs.teams().member_of(&user.id).await?,
+            teams: teams.member_of(&user.id).await?,
             ..insitu_domain::Viewer::new(user.username, user.role)
         };
         Ok(job::Places {
             workspace: self.labs.workspace_of(viewer.username.as_str()),
+            teams: teams.workspaces_of(&user.id).await?,
             volumes: self
                 .volumes
                 .iter()

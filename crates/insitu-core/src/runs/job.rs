@@ -1,6 +1,9 @@
 //! Job orders between the user and the engine. A user names files as their
-//! labs see them: in their workspace (`/home/user/...`) and in the data
-//! volumes (`/media/data/<volume>/...`). Before a run the platform checks
+//! labs see them: in their workspace (`/home/user/...`), in the team
+//! workspaces of the teams they are an accepted member of
+//! (`/home/user/team_workspaces/<team>/...`) and in the data volumes
+//! (`/media/data/<volume>/...`, or through the home's links,
+//! `/home/user/data/<volume>/...`). Before a run the platform checks
 //! the job order against the pipeline's inputs, and turns every File and
 //! Directory into its place on the host, links resolved and staying inside
 //! the workspace or volume it names (the engine checks again, reading only
@@ -10,6 +13,8 @@
 use std::path::{Component, Path, PathBuf};
 
 use insitu_domain::VolumeSpec;
+use insitu_launcher::TeamWorkspace;
+use insitu_launcher::home::{DATA, TEAM_WORKSPACES};
 use serde_json::{Map, Value};
 
 use crate::labs::WORKSPACE_PATH;
@@ -22,6 +27,8 @@ pub struct Places {
     pub workspace: PathBuf,
     /// The data volumes whose audience admits the user.
     pub volumes: Vec<VolumeSpec>,
+    /// The workspaces of the teams the user is an accepted member of.
+    pub teams: Vec<TeamWorkspace>,
 }
 
 /// A job order for the engine: files at their host locations, and the
@@ -164,7 +171,34 @@ fn host_path(named: &str, places: &Places) -> Result<(PathBuf, PathBuf), String>
             "{named:?}: name inputs by absolute paths as your labs see them, without '.' or '..'"
         ));
     }
-    let (source, rest) = if let Ok(rest) = path.strip_prefix(WORKSPACE_PATH) {
+    let home = Path::new(WORKSPACE_PATH);
+    let (source, rest) = if let Ok(in_teams) = path.strip_prefix(home.join(TEAM_WORKSPACES)) {
+        // The home's team workspaces are mounts of the team's directory,
+        // for its accepted members only.
+        let mut parts = in_teams.components();
+        let team = parts.next().and_then(|c| c.as_os_str().to_str());
+        let Some(t) = team.and_then(|t| places.teams.iter().find(|w| w.name == t)) else {
+            return Err(format!(
+                "{named:?}: {} is not the workspace of a team you are a member of",
+                home.join(TEAM_WORKSPACES)
+                    .join(team.unwrap_or(""))
+                    .display()
+            ));
+        };
+        (t.source.clone(), parts.as_path().to_path_buf())
+    } else if let Ok(in_data) = path.strip_prefix(home.join(DATA)) {
+        // The home's `data/<volume>` links lead to the volumes.
+        let mut parts = in_data.components();
+        let volume = parts.next().and_then(|c| c.as_os_str().to_str());
+        let Some(v) = volume.and_then(|n| places.volumes.iter().find(|v| v.name.as_str() == n))
+        else {
+            return Err(format!(
+                "{named:?}: there is no data volume {:?}",
+                volume.unwrap_or("")
+            ));
+        };
+        (v.source.clone(), parts.as_path().to_path_buf())
+    } else if let Ok(rest) = path.strip_prefix(WORKSPACE_PATH) {
         (places.workspace.clone(), rest.to_path_buf())
     } else if let Some((v, rest)) = places
         .volumes
@@ -174,7 +208,7 @@ fn host_path(named: &str, places: &Places) -> Result<(PathBuf, PathBuf), String>
         (v.source.clone(), rest.to_path_buf())
     } else {
         return Err(format!(
-            "{named:?} is neither in your workspace ({WORKSPACE_PATH}) nor in a data volume (/media/data/<volume>)"
+            "{named:?} is neither in your workspace ({WORKSPACE_PATH}), nor in a team workspace of yours ({WORKSPACE_PATH}/{TEAM_WORKSPACES}/<team>), nor in a data volume (/media/data/<volume>)"
         ));
     };
     let root = source
@@ -257,9 +291,17 @@ mod tests {
             visible_to: None,
         })
         .unwrap();
+        std::fs::create_dir_all(root.join("optics/bench")).unwrap();
+        std::fs::write(root.join("optics/bench/psf.fits"), "p").unwrap();
+        std::fs::create_dir_all(root.join("outsiders")).unwrap();
+        std::fs::write(root.join("outsiders/plan.txt"), "o").unwrap();
         Places {
             workspace: root.join("ws"),
             volumes: vec![volume],
+            teams: vec![TeamWorkspace {
+                name: "optics".into(),
+                source: root.join("optics"),
+            }],
         }
     }
 
@@ -291,6 +333,59 @@ mod tests {
         let mut roots = host.roots.clone();
         roots.sort();
         assert_eq!(roots, [root.join("vol"), root.join("ws")]);
+    }
+
+    #[test]
+    fn team_workspaces_and_the_home_s_volume_links_are_places_too() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let p = places(&root);
+        let job = json!({
+            "psf": {"class": "File", "path": "/home/user/team_workspaces/optics/bench/psf.fits"},
+            "image": {"class": "File", "path": "/home/user/data/deep-fields/fields/m31.fits"},
+            "bench": {"class": "Directory", "location": "file:///home/user/team_workspaces/optics"}
+        });
+        let host = to_host(&job, &p).unwrap();
+        assert_eq!(
+            host.job["psf"]["location"],
+            format!("file://{}/optics/bench/psf.fits", root.display())
+        );
+        assert_eq!(
+            host.job["image"]["location"],
+            format!("file://{}/vol/fields/m31.fits", root.display())
+        );
+        assert_eq!(
+            host.job["bench"]["location"],
+            format!("file://{}/optics", root.display())
+        );
+        let mut roots = host.roots.clone();
+        roots.sort();
+        assert_eq!(roots, [root.join("optics"), root.join("vol")]);
+        for (path, why) in [
+            // Not a team of theirs, even where such a directory exists.
+            (
+                "/home/user/team_workspaces/outsiders/plan.txt",
+                "not the workspace of a team you are a member of",
+            ),
+            (
+                "/home/user/team_workspaces/../optics/bench/psf.fits",
+                "without '.' or '..'",
+            ),
+            ("/home/user/team_workspaces", "not the workspace of a team"),
+            ("/home/user/data/other/x", "no data volume \"other\""),
+            ("/home/user/data", "no data volume \"\""),
+        ] {
+            let err = to_host(&json!({"f": {"class": "File", "path": path}}), &p).unwrap_err();
+            assert!(err.contains(why), "{path}: {err}");
+        }
+        // A link in a team workspace leads nowhere else.
+        std::os::unix::fs::symlink(root.join("secret.txt"), root.join("optics/escape")).unwrap();
+        let err = to_host(
+            &json!({"f": {"class": "File", "path": "/home/user/team_workspaces/optics/escape"}}),
+            &p,
+        )
+        .unwrap_err();
+        assert!(err.contains("through a link"), "{err}");
     }
 
     #[test]

@@ -365,6 +365,125 @@ async fn a_failed_run_resumes_reusing_the_steps_that_finished() {
     );
 }
 
+/// A team member names a file in the team workspace as their labs see it
+/// (`/home/user/team_workspaces/<team>/…`) and the run's step reads it;
+/// someone only invited, someone outside the team, and a member who left
+/// cannot name it.
+#[tokio::test]
+async fn a_run_reads_its_team_workspace_and_only_members_name_it() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let ada = app.user_with_role("ada", "user").await;
+    let bob = app.user_with_role("bob", "user").await;
+    let cid = app.user_with_role("cid", "user").await;
+    let eve = app.user_with_role("eve", "user").await;
+    let (status, team) = crate::devlabs::call(
+        &app,
+        "POST",
+        "/api/v1/teams",
+        &ada,
+        Some(json!({"name": "optics"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{team}");
+    for who in ["bob", "cid"] {
+        let (status, body) = crate::devlabs::call(
+            &app,
+            "POST",
+            "/api/v1/teams/optics/members",
+            &ada,
+            Some(json!({"username": who})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) =
+        crate::devlabs::call(&app, "POST", "/api/v1/teams/optics/accept", &bob, None).await;
+    assert_eq!(status, 200, "{body}");
+    // The team's file says "fail": the join step fails, exit 7, only if it
+    // read this very file.
+    let team_dir = app.dir.path().join("data/teams/optics/bench");
+    std::fs::create_dir_all(&team_dir).unwrap();
+    std::fs::write(team_dir.join("flag.txt"), "fail").unwrap();
+    let flag = json!({"class": "File", "path": "/home/user/team_workspaces/optics/bench/flag.txt"});
+    for token in [&bob, &cid, &eve] {
+        push_shout(&app, token).await;
+    }
+    let (status, run) = submit(
+        &app,
+        &bob,
+        "bob/shout",
+        json!({"words": ["x"], "flag": flag}),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = finish(&app, &bob, &id, Duration::from_secs(120)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(step(&run, "join")["phase"], "failed", "{run}");
+    let (_, jobs) = get_json(
+        &plain(),
+        &app.u(&format!("/api/v1/runs/{id}/jobs?step=join")),
+        &bob,
+    )
+    .await;
+    assert_eq!(jobs["items"][0]["exit_code"], 7, "{jobs}");
+    // The member mends the team's file; the run resumes and succeeds.
+    std::fs::write(team_dir.join("flag.txt"), "ok").unwrap();
+    let (status, resumed) = post(&app, &bob, &format!("/api/v1/runs/{id}/resume")).await;
+    assert_eq!(status, 202, "{resumed}");
+    let rid = resumed["id"].as_str().unwrap().to_owned();
+    let resumed = finish(&app, &bob, &rid, Duration::from_secs(120)).await;
+    assert_eq!(resumed["state"], "succeeded", "{resumed}");
+
+    // Invited only, outside the team: refused, the team named.
+    for (who, token) in [("cid", &cid), ("eve", &eve)] {
+        let (status, body) = submit(
+            &app,
+            token,
+            &format!("{who}/shout"),
+            json!({"words": ["x"], "flag": flag}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("invalid_job")),
+            "{who}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("not the workspace of a team you are a member of"),
+            "{who}: {body}"
+        );
+    }
+    // Bob leaves: the team workspace is no longer his to name.
+    let (status, body) = crate::devlabs::call(
+        &app,
+        "DELETE",
+        "/api/v1/teams/optics/members/bob",
+        &bob,
+        None,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status}: {body}");
+    let (status, body) = submit(
+        &app,
+        &bob,
+        "bob/shout",
+        json!({"words": ["x"], "flag": flag}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_job")),
+        "{body}"
+    );
+}
+
 /// A pipeline whose one step sleeps for `seconds` (a number no other test
 /// uses, so its processes are found by their command line).
 pub(crate) fn sleepy(seconds: u32) -> String {

@@ -25,7 +25,7 @@ pub use resolve::{
 
 use crate::access::Access;
 use crate::error::{CwlError, Result, verr};
-use check::{check_version, version_of};
+use check::{check_type_names, check_version, version_of};
 use normalize::{DocCtx, normalize_process};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,7 @@ pub fn load_with(spec: &str, access: Access) -> Result<Loaded> {
     let selected = select(&doc, &file, frag.as_deref())?;
     check_version(&selected, &path)?;
     let process = normalize_process(selected, &ctx, 0)?;
+    check_type_names(&process, &path)?;
     Ok(Loaded {
         process,
         files: docs.files(),

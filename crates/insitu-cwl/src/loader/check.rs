@@ -3,7 +3,7 @@
 //! parameters, bindings, schemas, requirements), with the position of the
 //! offending field and the names expected.
 
-use super::position::{at, show, unknown_field};
+use super::position::{at, did_you_mean, show, unknown_field};
 use super::resolve::shortname;
 use crate::error::{CwlError, Result, verr};
 use serde_json::{Map, Value};
@@ -717,4 +717,146 @@ pub(crate) fn check_nested_fields(
         check.steps(m.get("steps"))?;
     }
     Ok(())
+}
+
+/// The types CWL names itself.
+const BUILTIN_TYPES: [&str; 12] = [
+    "null",
+    "boolean",
+    "int",
+    "long",
+    "float",
+    "double",
+    "string",
+    "File",
+    "Directory",
+    "Any",
+    "stdout",
+    "stderr",
+];
+
+/// Every type a loaded process (its steps' processes included) names is
+/// one of CWL's or a schema the document defines somewhere (in a
+/// `SchemaDefRequirement`, or a named record, enum or array): a misspelt
+/// type is refused when the document is loaded, not when a run gets there.
+/// `file` is the main document, for the message.
+pub(crate) fn check_type_names(process: &Value, file: &Path) -> Result<()> {
+    let mut defined = std::collections::HashSet::new();
+    collect_defined(process, &mut defined, 0);
+    check_process_types(process, &defined, file, 0)
+}
+
+fn collect_defined(v: &Value, out: &mut std::collections::HashSet<String>, depth: usize) {
+    if depth > 256 {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(n)) = m.get("name")
+                && matches!(
+                    m.get("type").and_then(Value::as_str),
+                    Some("record" | "enum" | "array")
+                )
+            {
+                out.insert(shortname(n));
+            }
+            for x in m.values() {
+                collect_defined(x, out, depth + 1);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                collect_defined(x, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_process_types(
+    p: &Value,
+    defined: &std::collections::HashSet<String>,
+    file: &Path,
+    depth: usize,
+) -> Result<()> {
+    if depth > 64 {
+        return Ok(());
+    }
+    let process = p.get("id").and_then(Value::as_str).unwrap_or("");
+    for key in ["inputs", "outputs"] {
+        for param in p.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(t) = param.get("type")
+                && let Err(bad) = known_type(t, defined, 0)
+            {
+                let name = param.get("id").and_then(Value::as_str).unwrap_or("");
+                let builtin: Vec<&str> = BUILTIN_TYPES.to_vec();
+                let hint = did_you_mean(&bad, &builtin)
+                    .map(|m| format!(" (did you mean '{m}'?)"))
+                    .unwrap_or_default();
+                let of = if process.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {}", show(&shortname(process)))
+                };
+                return verr(format!(
+                    "{}: {} {}{of}: unknown type {}{hint}; a type is one of {} or a schema the document defines",
+                    file.display(),
+                    &key[..key.len() - 1],
+                    show(name),
+                    show(&bad),
+                    BUILTIN_TYPES.join(", ")
+                ));
+            }
+        }
+    }
+    for step in p
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(run) = step.get("run").filter(|r| r.is_object()) {
+            check_process_types(run, defined, file, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// `Ok` when every name in type `t` is known; else the first unknown one.
+fn known_type(
+    t: &Value,
+    defined: &std::collections::HashSet<String>,
+    depth: usize,
+) -> std::result::Result<(), String> {
+    if depth > 64 {
+        return Ok(());
+    }
+    match t {
+        Value::String(s) => {
+            if BUILTIN_TYPES.contains(&s.as_str()) || defined.contains(&shortname(s)) {
+                Ok(())
+            } else {
+                Err(s.clone())
+            }
+        }
+        Value::Array(alts) => alts
+            .iter()
+            .try_for_each(|a| known_type(a, defined, depth + 1)),
+        Value::Object(m) => match m.get("type") {
+            Some(Value::String(k)) if k == "array" => m
+                .get("items")
+                .map_or(Ok(()), |i| known_type(i, defined, depth + 1)),
+            Some(Value::String(k)) if k == "record" => m
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.get("type"))
+                .try_for_each(|ft| known_type(ft, defined, depth + 1)),
+            Some(Value::String(k)) if k == "enum" => Ok(()),
+            Some(inner) => known_type(inner, defined, depth + 1),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }

@@ -454,6 +454,26 @@ fn normalize_step(s: Value, ctx: &DocCtx, depth: usize) -> Result<Value> {
                 .collect(),
             _ => vec![],
         };
+        let ins: Vec<&str> = m
+            .get("in")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.get("id").and_then(Value::as_str))
+            .collect();
+        if let Some(bad) = list
+            .iter()
+            .map(|x| x.as_str().unwrap_or(""))
+            .find(|x| !ins.contains(x))
+        {
+            return verr(format!(
+                "{}: step {}: scatter: {} is not an input of the step (its inputs: {})",
+                at(&ctx.file, Some("scatter"), &m),
+                show(&id),
+                show(bad),
+                ins.join(", ")
+            ));
+        }
         m.insert("scatter".into(), Value::Array(list));
     }
     for key in ["requirements", "hints"] {

@@ -791,3 +791,69 @@ steps:
 ",
     );
 }
+
+#[test]
+fn unknown_types_are_refused_and_defined_ones_kept() {
+    let tool = |ty: &str| {
+        format!(
+            "cwlVersion: v1.2\nclass: CommandLineTool\nrequirements:\n  SchemaDefRequirement:\n    types:\n    - {{name: Filter, type: enum, symbols: [g, r]}}\n    - {{name: Pair, type: record, fields: {{a: int, b: Filter}}}}\nbaseCommand: echo\ninputs:\n  x: {ty}\noutputs: []\n"
+        )
+    };
+    for ty in [
+        "strng",
+        "string[]?\n  y: Fiel",
+        "{type: {type: array, items: flaot}}",
+        "{type: {type: record, fields: {a: Pairs}}}",
+        "[\"null\", Filtr]",
+    ] {
+        let (e, p) = load_err("t.cwl", &tool(ty));
+        assert!(e.contains(&p), "{e}");
+        assert!(e.contains("unknown type"), "{ty}: {e}");
+    }
+    let (e, _) = load_err("t.cwl", &tool("strng"));
+    assert!(e.contains("input 'x'"), "{e}");
+    assert!(e.contains("did you mean 'string'?"), "{e}");
+    for ty in [
+        "string",
+        "Filter",
+        "Pair[]?",
+        "\"#Filter\"",
+        "{type: {type: array, items: [File, Directory]}}",
+        "{type: {type: enum, symbols: [a]}}",
+        "Any",
+    ] {
+        load_ok(&tool(ty));
+    }
+    // In a workflow's step, and in its outputs.
+    let (e, _) = load_err(
+        "w.cwl",
+        "cwlVersion: v1.2\nclass: Workflow\ninputs: {x: string}\noutputs: {o: {type: Fil, outputSource: s/o}}\nsteps:\n  s:\n    run:\n      class: CommandLineTool\n      baseCommand: echo\n      inputs: {x: string}\n      outputs: {o: stdout}\n    in: {x: x}\n    out: [o]\n",
+    );
+    assert!(e.contains("output 'o'") && e.contains("'Fil'"), "{e}");
+    let (e, _) = load_err(
+        "w.cwl",
+        "cwlVersion: v1.2\nclass: Workflow\ninputs: {x: string}\noutputs: {}\nsteps:\n  s:\n    run:\n      class: CommandLineTool\n      baseCommand: echo\n      inputs: {x: intt}\n      outputs: {}\n    in: {x: x}\n    out: []\n",
+    );
+    assert!(e.contains("input 'x'") && e.contains("'intt'"), "{e}");
+}
+
+#[test]
+fn a_scatter_names_inputs_of_its_step() {
+    let wf = |scatter: &str| {
+        format!(
+            "cwlVersion: v1.2\nclass: Workflow\nrequirements: {{ScatterFeatureRequirement: {{}}}}\ninputs: {{xs: 'string[]', ys: 'string[]'}}\noutputs: {{}}\nsteps:\n  s:\n    run:\n      class: CommandLineTool\n      baseCommand: echo\n      inputs: {{x: string, y: string}}\n      outputs: {{}}\n    scatter: {scatter}\n    scatterMethod: dotproduct\n    in: {{x: xs, y: ys}}\n    out: []\n"
+        )
+    };
+    let (e, p) = load_err("w.cwl", &wf("nope"));
+    assert!(
+        e.contains(&format!(
+            "{p}:13:5: step 's': scatter: 'nope' is not an input of the step (its inputs: x, y)"
+        )),
+        "{e}"
+    );
+    let (e, _) = load_err("w.cwl", &wf("[x, why]"));
+    assert!(e.contains("'why' is not an input"), "{e}");
+    load_ok(&wf("x"));
+    load_ok(&wf("[x, y]"));
+    load_ok(&wf("[\"#s/x\", s/y]"));
+}

@@ -115,7 +115,7 @@ error_codes! {
     VersionPublished = ("version_published", 409, "This version of the datalab is published already; raise the version and build again."),
     SubmissionNotPending = ("submission_not_pending", 409, "The build is not waiting for a moderator's decision."),
     OwnSubmission = ("own_submission", 403, "A moderator does not review their own datalab."),
-    ReasonRequired = ("reason_required", 422, "A rejection needs a reason, which the developer reads."),
+    ReasonRequired = ("reason_required", 422, "A rejection, or an operator's stop of a lab, needs a reason, which the developer or the lab's user reads."),
     VersionNotFound = ("version_not_found", 404, "The datalab has no version the caller may launch under this name (published versions for everyone; builds for its developer and the users it is shared with, never a rejected one for others)."),
     InvalidImport = ("invalid_import", 422, "The upload is not an export of an Insitu datalab, or its definition, source or image does not pass this platform's checks."),
     RateLimited = ("rate_limited", 429, "Too many failed logins for this account from this address, from this address or for this account, or too many passwords being checked at once; wait before trying again."),

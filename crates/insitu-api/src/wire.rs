@@ -247,6 +247,34 @@ pub struct Lab {
     pub events: Vec<LabEvent>,
 }
 
+/// Any user's active lab as the operator's console shows it, with what
+/// it uses now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OperatorLab {
+    pub lab: Lab,
+    /// Its owner's username.
+    pub owner: String,
+    /// Seconds since it was launched.
+    pub age_seconds: i64,
+    /// Seconds since its users last used it through the proxy; absent
+    /// where not known (a lab another server process serves).
+    pub idle_seconds: Option<u64>,
+    /// Memory its control group uses now, in bytes; absent without
+    /// control groups (and for container labs).
+    pub memory_bytes: Option<u64>,
+    /// Its memory limit in bytes, when it has one.
+    pub memory_limit_bytes: Option<u64>,
+    /// CPU seconds it has used so far.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// An operator stops a lab: the reason is what its user reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorStopRequest {
+    pub reason: String,
+}
+
 /// Something that happened to a lab while it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LabEvent {

@@ -53,6 +53,26 @@ pub mod secret;
 pub mod share;
 
 pub use api_socket::{API_SOCKET_VARIABLE, LabApi};
+
+/// The longest reason an operator gives for stopping a lab, in characters
+/// (longer ones are cut).
+pub const OPERATOR_REASON_CHARS: usize = 500;
+
+/// An active lab as the operator's console shows it ([`Labs::operated`]).
+#[derive(Debug, Clone)]
+pub struct OperatedLab {
+    pub lab: LabRecord,
+    /// Its owner's username.
+    pub owner: String,
+    /// How long since its users last used it (known for labs this process
+    /// serves).
+    pub idle: Option<Duration>,
+    /// What its control group uses now and may use (none without control
+    /// groups, or for a container lab).
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub cpu_seconds: Option<f64>,
+}
 pub use container::{LabProcess, container_name};
 pub use secret::{SECRET_VARIABLE, ToolAccess, ToolSecret};
 
@@ -1487,6 +1507,74 @@ impl Labs {
             by_lab.entry(e.lab_id.clone()).or_default().push(e);
         }
         Ok(by_lab)
+    }
+
+    /// Every active lab of every user, with what it uses now: the
+    /// operator's console. Sorted oldest first.
+    pub async fn operated(&self) -> Result<Vec<OperatedLab>, Error> {
+        let labs = self
+            .store
+            .labs_in_states(&[
+                LabState::Pending,
+                LabState::Starting,
+                LabState::Running,
+                LabState::Stopping,
+            ])
+            .await?;
+        let owners: HashMap<UserId, String> = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username.to_string()))
+            .collect();
+        let cgroups = self.cgroups().cloned();
+        let idle: Vec<Option<Duration>> = labs.iter().map(|l| self.idle_for(&l.id)).collect();
+        let mut out = tokio::task::spawn_blocking(move || {
+            labs.into_iter()
+                .zip(idle)
+                .map(|(lab, idle)| {
+                    let name = lab.id.to_string();
+                    let group = cgroups.as_ref();
+                    OperatedLab {
+                        owner: owners.get(&lab.user_id).cloned().unwrap_or_default(),
+                        idle,
+                        memory_bytes: group.and_then(|c| c.memory_usage(&name)),
+                        memory_limit_bytes: group.and_then(|c| c.memory_limit(&name)),
+                        cpu_seconds: group.and_then(|c| c.cpu_seconds(&name)),
+                        lab,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        out.sort_by_key(|o| (o.lab.created_at, o.lab.id.to_string()));
+        Ok(out)
+    }
+
+    /// Stops any user's lab for an operator; the lab's reason, which its
+    /// user reads, says who stopped it and why. A reason is required.
+    pub async fn stop_for_operator(
+        &self,
+        id: &LabId,
+        operator: &str,
+        reason: &str,
+    ) -> Result<LabRecord, Error> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::StopReasonRequired);
+        }
+        let reason: String = reason.chars().take(OPERATOR_REASON_CHARS).collect();
+        let lab = self
+            .store
+            .lab(id)
+            .await?
+            .ok_or_else(|| Error::LabNotFound(id.to_string()))?;
+        self.stop_because(
+            lab,
+            &format!("stopped by the operator {operator}: {reason}"),
+        )
+        .await
     }
 
     /// The user's own lab; another user's lab is not found, not forbidden,

@@ -15,6 +15,7 @@
 //! process in it is killed, whatever it did to leave its process group.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What a sandbox may use; `None` leaves a resource unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -321,6 +322,44 @@ impl Cgroups {
             .trim()
             .parse()
             .ok()
+    }
+
+    /// CPU seconds the group has used: the group's own count where the
+    /// hierarchy keeps one (cgroup v2), else the sum over its live
+    /// processes and the children they waited for, from `/proc`; `None`
+    /// when the group holds no process it can read.
+    pub fn cpu_seconds(&self, name: &str) -> Option<f64> {
+        if let Cgroups::V2 { base, .. } = self {
+            let stat = std::fs::read_to_string(base.join(name).join("cpu.stat")).ok()?;
+            let usec: u64 = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))?
+                .trim()
+                .parse()
+                .ok()?;
+            return Some(Duration::from_micros(usec).as_secs_f64());
+        }
+        let mut ticks: Option<u64> = None;
+        for pid in self.pids(name) {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // The fields after the command's closing parenthesis start at
+            // the state (field 3): utime, stime, cutime and cstime are
+            // fields 14 to 17.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let used: u64 = rest
+                .split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|f| f.parse::<u64>().ok())
+                .sum();
+            ticks = Some(ticks.unwrap_or(0) + used);
+        }
+        // /proc counts in USER_HZ, 100 per second on Linux.
+        ticks.map(|t| Duration::from_millis(t * 10).as_secs_f64())
     }
 
     /// The group's memory limit in bytes; `None` when it has none (or no

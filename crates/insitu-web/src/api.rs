@@ -365,6 +365,43 @@ pub async fn list_users(State(s): State<AppState>) -> ApiResult<Json<List<User>>
     }))
 }
 
+/// Every active lab of every user, with what it uses now.
+pub async fn operator_labs(State(s): State<AppState>) -> ApiResult<Json<List<OperatorLab>>> {
+    let now = insitu_core::clock::now();
+    let items = s
+        .platform
+        .labs()
+        .operated()
+        .await?
+        .into_iter()
+        .map(|o| OperatorLab {
+            age_seconds: (now - o.lab.created_at).max(0),
+            lab: lab_of(&s, &o.lab, &[]),
+            owner: o.owner,
+            idle_seconds: o.idle.map(|d| d.as_secs()),
+            memory_bytes: o.memory_bytes,
+            memory_limit_bytes: o.memory_limit_bytes,
+            cpu_seconds: o.cpu_seconds,
+        })
+        .collect();
+    Ok(Json(List { items }))
+}
+
+/// Stops any user's lab, with the reason its user reads.
+pub async fn operator_stop_lab(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<OperatorStopRequest>,
+) -> ApiResult<Json<Lab>> {
+    let labs = s.platform.labs();
+    let stopped = labs
+        .stop_for_operator(&lab_id(&id)?, p.username.as_str(), &req.reason)
+        .await?;
+    let events = labs.events(&stopped.id).await?;
+    Ok(Json(lab_of(&s, &stopped, &events)))
+}
+
 pub async fn create_user(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CreateUserRequest>,

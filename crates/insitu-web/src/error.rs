@@ -111,7 +111,7 @@ impl From<CoreError> for ApiFailure {
             CoreError::VersionPublished { .. } => ErrorCode::VersionPublished,
             CoreError::NotPending { .. } => ErrorCode::SubmissionNotPending,
             CoreError::OwnSubmission => ErrorCode::OwnSubmission,
-            CoreError::ReasonRequired => ErrorCode::ReasonRequired,
+            CoreError::ReasonRequired | CoreError::StopReasonRequired => ErrorCode::ReasonRequired,
             CoreError::VersionNotFound { .. } => ErrorCode::VersionNotFound,
             CoreError::UnknownUsers(_) => ErrorCode::UserNotFound,
             CoreError::InvalidImport(_) => ErrorCode::InvalidImport,

@@ -789,6 +789,80 @@ pub async fn admin_user_update(
     outcome("/admin/users", r)
 }
 
+/// The operator's console: every user's active labs.
+pub async fn admin_labs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    banner: Banner,
+) -> Response {
+    let labs = match s.platform.labs().operated().await {
+        Ok(l) => l,
+        Err(e) => return failure_page(e),
+    };
+    let now = insitu_core::clock::now();
+    let mib = |b: Option<u64>| b.map(|b| format!("{:.0} MiB", b as f64 / 1_048_576.0));
+    let rows: Vec<_> = labs
+        .iter()
+        .map(|o| {
+            context! {
+                id => o.lab.id.to_string(),
+                owner => o.owner.as_str(),
+                datalab => o.lab.datalab.as_str(),
+                state => o.lab.state.to_string(),
+                age => human_duration(u64::try_from(now - o.lab.created_at).unwrap_or(0)),
+                idle => o.idle.map(|d| human_duration(d.as_secs())),
+                memory => mib(o.memory_bytes),
+                memory_limit => mib(o.memory_limit_bytes),
+                cpu => o.cpu_seconds.map(|c| format!("{c:.1} s")),
+            }
+        })
+        .collect();
+    page(
+        &s,
+        "admin_labs.html",
+        Some(&p),
+        "running-labs",
+        &banner,
+        context! { labs => rows },
+    )
+}
+
+/// `3 h 12 min`, `4 min 5 s`, `12 s`.
+fn human_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {s} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OperatorStopForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn admin_lab_stop(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(id): PagePath<String>,
+    PageForm(f): PageForm<OperatorStopForm>,
+) -> Response {
+    let r = match insitu_core::labs::lab_id(&id) {
+        Ok(id) => s
+            .platform
+            .labs()
+            .stop_for_operator(&id, p.username.as_str(), &f.reason)
+            .await
+            .map(|l| format!("Lab {} stopped: {}", l.id, l.reason.unwrap_or_default())),
+        Err(e) => Err(e),
+    };
+    outcome("/admin/labs", r)
+}
+
 pub async fn admin_catalogue(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 25] = [
+const TEMPLATES: [(&str, &str); 26] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -19,6 +19,7 @@ const TEMPLATES: [(&str, &str); 25] = [
         "admin_catalogue.html",
         include_str!("templates/admin_catalogue.html"),
     ),
+    ("admin_labs.html", include_str!("templates/admin_labs.html")),
     ("error.html", include_str!("templates/error.html")),
     ("labs.html", include_str!("templates/labs.html")),
     ("lab.html", include_str!("templates/lab.html")),

@@ -216,6 +216,20 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         ),
         page(
             "GET",
+            "/admin/labs",
+            ADMIN,
+            "Running labs: every user's, with what they use; stop one with a reason",
+            || get(pages::admin_labs),
+        ),
+        page(
+            "POST",
+            "/admin/labs/{id}/stop",
+            ADMIN,
+            "Stop a user's lab with a reason",
+            || post(pages::admin_lab_stop),
+        ),
+        page(
+            "GET",
             "/admin/catalogue",
             MODERATOR,
             "Catalogue health: definitions that failed to load",

@@ -495,3 +495,169 @@ async fn labs_survive_the_end_of_the_server_process() {
     assert_eq!(r.json::<Value>().await.unwrap()["state"], "stopped");
     assert!(tool_pids(&id).is_empty(), "an adopted lab stops for real");
 }
+
+/// The operator's console: an administrator sees every user's active labs
+/// with their owner, age, idle time and what they use now, and stops one
+/// with a reason its user reads; nobody else sees or stops them, and a
+/// stop without a reason is refused.
+#[tokio::test]
+async fn an_operator_sees_every_users_labs_and_stops_one_with_a_reason() {
+    if !sandbox_available() {
+        return;
+    }
+    let app = spawn_app().await;
+    let admin = app.user_with_role("olga", "admin").await;
+    let mona = app.user_with_role("mona", "user").await;
+    let nils = app.user_with_role("nils", "moderator").await;
+    let mut ids = Vec::new();
+    for token in [&mona, &nils] {
+        let (status, lab) = launch(&app, token, "testapp", &["deep-fields"]).await;
+        assert_eq!(status, 202, "{lab}");
+        let id = lab["id"].as_str().unwrap().to_owned();
+        assert_eq!(settle(&app, token, &id).await["state"], "running");
+        ids.push(id);
+    }
+    let (status, all) = get_json(&plain(), &app.u("/api/v1/admin/labs"), &admin).await;
+    assert_eq!(status, 200, "{all}");
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{all}");
+    for (id, owner) in ids.iter().zip(["mona", "nils"]) {
+        let item = items
+            .iter()
+            .find(|i| i["lab"]["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} missing: {all}"));
+        assert_eq!(item["owner"], owner);
+        assert_eq!(item["lab"]["state"], "running");
+        assert!(item["age_seconds"].as_i64().unwrap() >= 0, "{item}");
+        assert!(item["idle_seconds"].as_u64().is_some(), "{item}");
+        // Where control groups enforce limits (the test command requires
+        // them), what the lab uses is known.
+        let required = std::env::var("INSITU_REQUIRE_ISOLATION").as_deref() == Ok("1");
+        if required || !item["memory_limit_bytes"].is_null() {
+            let used = item["memory_bytes"].as_u64().unwrap();
+            let limit = item["memory_limit_bytes"].as_u64().unwrap();
+            assert!(used > 1 << 20 && used < limit, "{item}");
+            assert!(item["cpu_seconds"].as_f64().unwrap() > 0.0, "{item}");
+        }
+    }
+    // Nobody but an administrator sees or stops them.
+    for token in [&mona, &nils] {
+        let (status, body) = get_json(&plain(), &app.u("/api/v1/admin/labs"), token).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+        let r = plain()
+            .post(app.u(&format!("/api/v1/admin/labs/{}/stop", ids[0])))
+            .bearer_auth(token)
+            .json(&json!({"reason": "mine now"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    // A stop needs a reason; an unknown lab is not found.
+    for (id, body, expected) in [
+        (
+            ids[0].as_str(),
+            json!({"reason": "  "}),
+            (422, "reason_required"),
+        ),
+        (ids[0].as_str(), json!({}), (422, "invalid_request")),
+        (
+            "000000000000",
+            json!({"reason": "x"}),
+            (404, "lab_not_found"),
+        ),
+    ] {
+        let r = plain()
+            .post(app.u(&format!("/api/v1/admin/labs/{id}/stop")))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let e: Value = r.json().await.unwrap();
+        assert_eq!((status, e["code"].as_str().unwrap()), expected, "{e}");
+    }
+    let r = plain()
+        .post(app.u(&format!("/api/v1/admin/labs/{}/stop", ids[0])))
+        .bearer_auth(&admin)
+        .json(&json!({"reason": "the node is drained for maintenance at 18:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Its user reads who stopped it and why; its tool is gone.
+    let (_, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{}", ids[0])), &mona).await;
+    assert_eq!(lab["state"], "stopped", "{lab}");
+    let reason = lab["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("stopped by the operator olga")
+            && reason.contains("the node is drained for maintenance at 18:00"),
+        "{reason}"
+    );
+    assert!(tool_pids(&ids[0]).is_empty());
+    // The console's page lists the other lab and stops it the same way;
+    // a user's session gets no such page.
+    let console = app.login("olga", PASSWORD).await;
+    let page = console
+        .client
+        .get(app.u("/admin/labs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("lab-{}", ids[1])) && page.contains("nils"),
+        "{page}"
+    );
+    assert!(!page.contains(&format!("lab-{}", ids[0])), "{page}");
+    let user_page = app
+        .login("mona", PASSWORD)
+        .await
+        .client
+        .get(app.u("/admin/labs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user_page.status(), 403);
+    let r = console
+        .client
+        .post(app.u(&format!("/admin/labs/{}/stop", ids[1])))
+        .form(&[("csrf", console.csrf.as_str()), ("reason", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{}", ids[1])), &nils).await;
+    assert_eq!(lab["state"], "running", "no reason, no stop: {lab}");
+    let (_, all) = get_json(&plain(), &app.u("/api/v1/admin/labs"), &admin).await;
+    let left: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["lab"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [ids[1].as_str()]);
+    let r = console
+        .client
+        .post(app.u(&format!("/admin/labs/{}/stop", ids[1])))
+        .form(&[
+            ("csrf", console.csrf.as_str()),
+            ("reason", "over the team's quota"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, lab) = get_json(&plain(), &app.u(&format!("/api/v1/labs/{}", ids[1])), &nils).await;
+    assert_eq!(lab["state"], "stopped", "{lab}");
+    assert!(
+        lab["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by the operator olga: over the team's quota"),
+        "{lab}"
+    );
+}

@@ -268,7 +268,26 @@ pub struct OperatorLab {
     pub cpu_seconds: Option<f64>,
 }
 
-/// An operator stops a lab: the reason is what its user reads.
+/// Any user's queued or running run as the operator's console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OperatorRun {
+    pub id: String,
+    /// Its owner's username.
+    pub owner: String,
+    /// The pipeline (`name` or `owner/name`) and its version.
+    pub pipeline: String,
+    pub version: String,
+    /// queued, running, or (once stopped) cancelled.
+    pub state: String,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    /// Seconds since it was submitted.
+    pub age_seconds: i64,
+}
+
+/// An operator stops a lab or cancels a run: the reason is what its user
+/// reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorStopRequest {

@@ -182,7 +182,7 @@ pub enum Error {
     OwnSubmission,
     #[error("say why the datalab is refused: its developer reads the reason")]
     ReasonRequired,
-    #[error("say why the lab is stopped: its user reads the reason")]
+    #[error("say why: the user whose lab or run it is reads the reason")]
     StopReasonRequired,
     #[error("{datalab} has no version {version} you may launch")]
     VersionNotFound { datalab: String, version: String },

@@ -44,6 +44,6 @@ pub use config::{
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{
     BuildRecord, DevlabRecord, LabEventRecord, LabRecord, ProxySessionRecord, ReleaseRecord,
-    TokenRecord, UserRecord,
+    RunRecord, TokenRecord, UserRecord,
 };
 pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};

@@ -553,8 +553,65 @@ impl Runs {
     /// Cancels a queued or running run: its engine and everything it
     /// started end.
     pub async fn cancel(&self, viewer: &Viewer, id: &RunId) -> Result<RunRecord, Error> {
-        let mut run = self.own(viewer, id).await?;
+        let run = self.own(viewer, id).await?;
         let reason = format!("cancelled by {}", viewer.username);
+        self.cancel_with(run, reason).await
+    }
+
+    /// Every queued and running run of every user, oldest first, with its
+    /// owner's username: the operator's console.
+    pub async fn operated(&self) -> Result<Vec<(RunRecord, String)>, Error> {
+        let owners: HashMap<UserId, String> = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username.to_string()))
+            .collect();
+        let mut runs: Vec<(RunRecord, String)> = self
+            .store
+            .runs_in_states(&[RunState::Running, RunState::Queued])
+            .await?
+            .into_iter()
+            .map(|r| {
+                let owner = owners.get(&r.user_id).cloned().unwrap_or_default();
+                (r, owner)
+            })
+            .collect();
+        runs.sort_by_key(|(r, _)| (r.created_at_ms, r.id.to_string()));
+        Ok(runs)
+    }
+
+    /// Cancels any user's run for an operator; the run's reason, which its
+    /// user reads, says who and why. A reason is required.
+    pub async fn cancel_for_operator(
+        &self,
+        id: &RunId,
+        operator: &str,
+        reason: &str,
+    ) -> Result<RunRecord, Error> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::StopReasonRequired);
+        }
+        let reason: String = reason
+            .chars()
+            .take(crate::labs::OPERATOR_REASON_CHARS)
+            .collect();
+        let run = self
+            .store
+            .run(id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
+        self.cancel_with(
+            run,
+            format!("cancelled by the operator {operator}: {reason}"),
+        )
+        .await
+    }
+
+    async fn cancel_with(&self, mut run: RunRecord, reason: String) -> Result<RunRecord, Error> {
+        let id = &run.id.clone();
         if self
             .store
             .move_run(id, RunState::Queued, RunState::Cancelled)

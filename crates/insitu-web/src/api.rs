@@ -402,6 +402,59 @@ pub async fn operator_stop_lab(
     Ok(Json(lab_of(&s, &stopped, &events)))
 }
 
+fn operator_run(r: &insitu_core::RunRecord, owner: String) -> OperatorRun {
+    let ms = crate::pipeline_wire::rfc3339_ms;
+    OperatorRun {
+        id: r.id.to_string(),
+        owner,
+        pipeline: r.pipeline.clone(),
+        version: r.version.clone(),
+        state: r.state.to_string(),
+        reason: r.reason.clone(),
+        created_at: ms(r.created_at_ms),
+        started_at: r.started_at_ms.map(ms),
+        age_seconds: ((insitu_core::clock::now_ms() - r.created_at_ms) / 1000).max(0),
+    }
+}
+
+/// Every queued and running run of every user.
+pub async fn operator_runs(State(s): State<AppState>) -> ApiResult<Json<List<OperatorRun>>> {
+    let items = s
+        .platform
+        .runs()
+        .operated()
+        .await?
+        .into_iter()
+        .map(|(r, owner)| operator_run(&r, owner))
+        .collect();
+    Ok(Json(List { items }))
+}
+
+/// Cancels any user's run, with the reason its user reads.
+pub async fn operator_cancel_run(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<OperatorStopRequest>,
+) -> ApiResult<Json<OperatorRun>> {
+    let id = insitu_core::runs::run_id(&id)?;
+    let run = s
+        .platform
+        .runs()
+        .cancel_for_operator(&id, p.username.as_str(), &req.reason)
+        .await?;
+    let owner = s
+        .platform
+        .accounts()
+        .users()
+        .await?
+        .into_iter()
+        .find(|u| u.id == run.user_id)
+        .map(|u| u.username.to_string())
+        .unwrap_or_default();
+    Ok(Json(operator_run(&run, owner)))
+}
+
 pub async fn create_user(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CreateUserRequest>,

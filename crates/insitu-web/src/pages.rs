@@ -817,14 +817,49 @@ pub async fn admin_labs(
             }
         })
         .collect();
+    let runs = match s.platform.runs().operated().await {
+        Ok(r) => r,
+        Err(e) => return failure_page(e),
+    };
+    let now_ms = insitu_core::clock::now_ms();
+    let run_rows: Vec<_> = runs
+        .iter()
+        .map(|(r, owner)| {
+            context! {
+                id => r.id.to_string(),
+                owner => owner.as_str(),
+                pipeline => format!("{} {}", r.pipeline, r.version),
+                state => r.state.to_string(),
+                age => human_duration(u64::try_from((now_ms - r.created_at_ms) / 1000).unwrap_or(0)),
+            }
+        })
+        .collect();
     page(
         &s,
         "admin_labs.html",
         Some(&p),
         "running-labs",
         &banner,
-        context! { labs => rows },
+        context! { labs => rows, runs => run_rows },
     )
+}
+
+pub async fn admin_run_cancel(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(id): PagePath<String>,
+    PageForm(f): PageForm<OperatorStopForm>,
+) -> Response {
+    let r = match insitu_core::runs::run_id(&id) {
+        Ok(id) => s
+            .platform
+            .runs()
+            .cancel_for_operator(&id, p.username.as_str(), &f.reason)
+            .await
+            .map(|r| format!("Run {} {}: {}", r.id, r.state, r.reason.unwrap_or_default())),
+        Err(e) => Err(e),
+    };
+    outcome("/admin/labs", r)
 }
 
 /// `3 h 12 min`, `4 min 5 s`, `12 s`.

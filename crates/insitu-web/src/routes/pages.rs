@@ -218,7 +218,7 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             "GET",
             "/admin/labs",
             ADMIN,
-            "Running labs: every user's, with what they use; stop one with a reason",
+            "Running labs and runs: every user's, with what they use; stop or cancel one with a reason",
             || get(pages::admin_labs),
         ),
         page(
@@ -227,6 +227,13 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             ADMIN,
             "Stop a user's lab with a reason",
             || post(pages::admin_lab_stop),
+        ),
+        page(
+            "POST",
+            "/admin/runs/{id}/cancel",
+            ADMIN,
+            "Cancel a user's run with a reason",
+            || post(pages::admin_run_cancel),
         ),
         page(
             "GET",

@@ -365,6 +365,141 @@ async fn a_failed_run_resumes_reusing_the_steps_that_finished() {
     );
 }
 
+/// The operator's console lists every user's queued and running runs and
+/// cancels one with a reason its user reads; nobody else sees them or
+/// cancels them there.
+#[tokio::test]
+async fn an_operator_cancels_a_users_run_with_a_reason() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, |c| {
+        pipelines_config(c);
+        c.pipelines.slots = 1;
+    }))
+    .await;
+    let admin = app.user_with_role("olga", "admin").await;
+    let ada = app.user_with_role("ada", "user").await;
+    let bob = app.user_with_role("bob", "user").await;
+    let mut ids = Vec::new();
+    for (who, token) in [("ada", &ada), ("bob", &bob)] {
+        let (status, body) = push(&app, token, "sleepy", "1", &[("main.cwl", &sleepy(4716))]).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, run) = submit(&app, token, &format!("{who}/sleepy"), json!({})).await;
+        assert_eq!(status, 202, "{run}");
+        ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    wait_until("ada's run sleeps", Duration::from_secs(60), async || {
+        !sleepers(4716).is_empty()
+    })
+    .await;
+    let (status, all) = get_json(&plain(), &app.u("/api/v1/admin/runs"), &admin).await;
+    assert_eq!(status, 200, "{all}");
+    let seen: Vec<(&str, &str, &str)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap(),
+                r["owner"].as_str().unwrap(),
+                r["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (ids[0].as_str(), "ada", "running"),
+            (ids[1].as_str(), "bob", "queued")
+        ],
+        "{all}"
+    );
+    for token in [&ada, &bob] {
+        let (status, body) = get_json(&plain(), &app.u("/api/v1/admin/runs"), token).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+        let (status, _) = post(
+            &app,
+            token,
+            &format!("/api/v1/admin/runs/{}/cancel", ids[0]),
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+    let cancel = |id: String, body: Value| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let r = plain()
+                .post(app.u(&format!("/api/v1/admin/runs/{id}/cancel")))
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, e) = cancel(ids[0].clone(), json!({"reason": ""})).await;
+    assert_eq!((status, e["code"].as_str()), (422, Some("reason_required")));
+    let (status, e) = cancel("nosuchrun".into(), json!({"reason": "x"})).await;
+    assert_eq!((status, e["code"].as_str()), (404, Some("run_not_found")));
+    let (status, run) = cancel(
+        ids[0].clone(),
+        json!({"reason": "the slot is needed for a deadline"}),
+    )
+    .await;
+    assert_eq!(
+        (status, run["state"].as_str()),
+        (200, Some("cancelled")),
+        "{run}"
+    );
+    // Its user reads who and why; its step ended; bob's run gets the slot.
+    let (_, mine) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{}", ids[0])), &ada).await;
+    assert_eq!(mine["state"], "cancelled");
+    assert!(
+        mine["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by the operator olga: the slot is needed for a deadline"),
+        "{mine}"
+    );
+    wait_until("bob's run runs", Duration::from_secs(60), async || {
+        get_json(&plain(), &app.u(&format!("/api/v1/runs/{}", ids[1])), &bob)
+            .await
+            .1["state"]
+            == "running"
+    })
+    .await;
+    // The console's page shows bob's run and cancels it too.
+    let console = app.login("olga", PASSWORD).await;
+    let page = console
+        .client
+        .get(app.u("/admin/labs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("run-{}", ids[1])), "{page}");
+    assert!(!page.contains(&format!("run-{}", ids[0])), "{page}");
+    let r = console
+        .client
+        .post(app.u(&format!("/admin/runs/{}/cancel", ids[1])))
+        .form(&[("csrf", console.csrf.as_str()), ("reason", "maintenance")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, his) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{}", ids[1])), &bob).await;
+    assert_eq!(his["state"], "cancelled", "{his}");
+    wait_until("no step sleeps", Duration::from_secs(30), async || {
+        sleepers(4716).is_empty()
+    })
+    .await;
+}
+
 /// A team member names a file in the team workspace as their labs see it
 /// (`/home/user/team_workspaces/<team>/…`) and the run's step reads it;
 /// someone only invited, someone outside the team, and a member who left

@@ -1177,6 +1177,48 @@ async fn insitu(
     .unwrap()
 }
 
+/// `insitu runs logs --follow` prints a job's log as the job writes it and
+/// returns once the job has ended and everything was printed.
+#[tokio::test]
+async fn the_cli_follows_a_jobs_log_until_it_ends() {
+    if !engine_available() {
+        return;
+    }
+    let app = spawn_with(with_pipelines(Db::Sqlite, pipelines_config)).await;
+    let token = app.user_with_role("ada", "user").await;
+    let slow = "cwlVersion: v1.2\nclass: CommandLineTool\n\
+        baseCommand: [sh, -c, 'echo first line >&2; sleep 3; echo second line >&2']\n\
+        inputs: {}\noutputs: {}\n";
+    let (status, body) = push(&app, &token, "talker", "1", &[("main.cwl", slow)]).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = submit(&app, &token, "ada/talker", json!({})).await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let mut job = None;
+    wait_until("the job runs", Duration::from_secs(60), async || {
+        let (_, jobs) =
+            get_json(&plain(), &app.u(&format!("/api/v1/runs/{id}/jobs")), &token).await;
+        job = jobs["items"][0]["job"].as_u64();
+        job.is_some()
+    })
+    .await;
+    let job = job.unwrap().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err) = insitu(
+        &app,
+        &token,
+        work.path(),
+        &["runs", "logs", &id, "--job", &job, "--follow"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (first, second) = (out.find("first line"), out.find("second line"));
+    assert!(first.is_some() && first < second, "{out}");
+    // It returned because the job ended, not because it gave up.
+    let (_, jobs) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{id}/jobs")), &token).await;
+    assert_eq!(jobs["items"][0]["exit_code"], 0, "{jobs}");
+}
+
 /// `insitu pipelines validate|push|list` and `insitu runs
 /// submit --wait|ls|logs|download`, end to end.
 #[tokio::test]

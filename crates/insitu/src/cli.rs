@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use insitu_api::{
     Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab, LabLogs, LabOpen,
-    LabSharing, List, Me, Release, SearchResponse, Team, TokenCreated, Volume, VolumeList,
+    LabSharing, List, Me, OperatorLab, OperatorStopRequest, Release, SearchResponse, Team,
+    TokenCreated, Volume, VolumeList,
 };
 use insitu_domain::BuildState;
 use reqwest::Method;
@@ -269,8 +270,19 @@ enum LabsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop a lab (the workspace stays).
-    Stop { id: String },
+    /// Stop a lab (the workspace stays). Administrators stop any user's lab
+    /// with --reason, which its user reads.
+    Stop {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Every user's active labs with owner, age, idle time, memory and CPU
+    /// (administrators).
+    All {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the last lines the lab's tool wrote.
     Logs { id: String },
     /// Print a single-use link that opens a running lab (mine, or one
@@ -1135,15 +1147,62 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             );
             Ok(())
         }
-        LabsCommand::Stop { id } => {
-            let lab: Lab = c
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/labs/{}/stop", seg(&id)),
-                    None,
-                )
-                .await?;
+        LabsCommand::Stop { id, reason } => {
+            let lab: Lab = match reason {
+                Some(reason) => {
+                    let body = serde_json::to_value(OperatorStopRequest { reason })
+                        .map_err(|e| ClientError::Other(e.to_string()))?;
+                    c.call(
+                        Method::POST,
+                        &format!("/api/v1/admin/labs/{}/stop", seg(&id)),
+                        Some(&body),
+                    )
+                    .await?
+                }
+                None => {
+                    c.call(
+                        Method::POST,
+                        &format!("/api/v1/labs/{}/stop", seg(&id)),
+                        None,
+                    )
+                    .await?
+                }
+            };
             println!("lab {} {}", lab.id, lab.state);
+            if let Some(r) = lab.reason {
+                println!("{r}");
+            }
+            Ok(())
+        }
+        LabsCommand::All { json } => {
+            let list: List<OperatorLab> = c.call(Method::GET, "/api/v1/admin/labs", None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let mib = |b: Option<u64>| b.map_or("-".to_owned(), |b| format!("{} MiB", b >> 20));
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.lab.id.clone(),
+                        o.owner.clone(),
+                        o.lab.datalab.clone(),
+                        o.lab.state.clone(),
+                        format!("{} s", o.age_seconds),
+                        o.idle_seconds.map_or("-".to_owned(), |s| format!("{s} s")),
+                        mib(o.memory_bytes),
+                        o.cpu_seconds
+                            .map_or("-".to_owned(), |c| format!("{c:.1} s")),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID", "OWNER", "DATALAB", "STATE", "AGE", "IDLE", "MEMORY", "CPU",
+                ],
+                &rows,
+            );
             Ok(())
         }
         LabsCommand::Logs { id } => {

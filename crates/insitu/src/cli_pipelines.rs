@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use insitu_api::{
-    List, PipelineCheck, PipelineSummary, PipelineVersionDetail, Run, RunJob, RunLog,
+    List, OperatorRun, PipelineCheck, PipelineSummary, PipelineVersionDetail, Run, RunJob, RunLog,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -92,8 +92,18 @@ pub enum RunsCommand {
         #[arg(long, short)]
         follow: bool,
     },
-    /// Cancel a queued or running run.
-    Cancel { id: String },
+    /// Cancel a queued or running run. Administrators cancel any user's run
+    /// with --reason, which its user reads.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Every user's queued and running runs (administrators).
+    All {
+        #[arg(long)]
+        json: bool,
+    },
     /// Queue a failed or cancelled run again, reusing the steps it finished.
     Resume {
         id: String,
@@ -421,7 +431,24 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
                 }
             }
         }
-        RunsCommand::Cancel { id } => {
+        RunsCommand::Cancel {
+            id,
+            reason: Some(reason),
+        } => {
+            let run: OperatorRun = c
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/admin/runs/{}/cancel", seg(&id)),
+                    Some(&json!({ "reason": reason })),
+                )
+                .await?;
+            println!("run {} of {} {}", run.id, run.owner, run.state);
+            if let Some(r) = run.reason {
+                println!("{r}");
+            }
+            Ok(())
+        }
+        RunsCommand::Cancel { id, reason: None } => {
             let run: Run = c
                 .call(
                     Method::POST,
@@ -430,6 +457,27 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
                 )
                 .await?;
             println!("run {} {}", run.id, run.state);
+            Ok(())
+        }
+        RunsCommand::All { json } => {
+            let list: List<OperatorRun> = c.call(Method::GET, "/api/v1/admin/runs", None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.owner.clone(),
+                        format!("{} {}", r.pipeline, r.version),
+                        r.state.clone(),
+                        format!("{} s", r.age_seconds),
+                    ]
+                })
+                .collect();
+            crate::cli::print_table(&["ID", "OWNER", "PIPELINE", "STATE", "AGE"], &rows);
             Ok(())
         }
         RunsCommand::Resume { id, wait, json } => {

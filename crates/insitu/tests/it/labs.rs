@@ -596,6 +596,16 @@ async fn an_operator_sees_every_users_labs_and_stops_one_with_a_reason() {
         "{reason}"
     );
     assert!(tool_pids(&ids[0]).is_empty());
+    // The CLI lists the same for an administrator, and stops with a reason.
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err) =
+        crate::runs::insitu(&app, &admin, work.path(), &["labs", "all", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["owner"], "nils");
+    let (code, _, err) = crate::runs::insitu(&app, &mona, work.path(), &["labs", "all"]).await;
+    assert!(code != 0 && err.contains("forbidden"), "{code}: {err}");
     // The console's page lists the other lab and stops it the same way;
     // a user's session gets no such page.
     let console = app.login("olga", PASSWORD).await;

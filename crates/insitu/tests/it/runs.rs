@@ -471,6 +471,16 @@ async fn an_operator_cancels_a_users_run_with_a_reason() {
             == "running"
     })
     .await;
+    // The CLI lists it for an administrator only.
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err) = insitu(&app, &admin, work.path(), &["runs", "all"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&ids[1]) && out.contains("bob") && !out.contains(&ids[0]),
+        "{out}"
+    );
+    let (code, _, err) = insitu(&app, &bob, work.path(), &["runs", "all"]).await;
+    assert!(code != 0 && err.contains("forbidden"), "{code}: {err}");
     // The console's page shows bob's run and cancels it too.
     let console = app.login("olga", PASSWORD).await;
     let page = console
@@ -1150,7 +1160,7 @@ async fn a_run_survives_the_end_of_the_server_process() {
 
 /// The real `insitu` binary against a real server, as a script or a lab's
 /// terminal uses it (`INSITU_URL`, `INSITU_TOKEN`).
-async fn insitu(
+pub(crate) async fn insitu(
     app: &TestApp,
     token: &str,
     cwd: &std::path::Path,

@@ -1148,6 +1148,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             Ok(())
         }
         LabsCommand::Stop { id, reason } => {
+            let by_operator = reason.is_some();
             let lab: Lab = match reason {
                 Some(reason) => {
                     let body = serde_json::to_value(OperatorStopRequest { reason })
@@ -1169,7 +1170,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 }
             };
             println!("lab {} {}", lab.id, lab.state);
-            if let Some(r) = lab.reason {
+            if let Some(r) = lab.reason.filter(|_| by_operator) {
                 println!("{r}");
             }
             Ok(())

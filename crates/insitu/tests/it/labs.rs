@@ -670,4 +670,22 @@ async fn an_operator_sees_every_users_labs_and_stops_one_with_a_reason() {
             .contains("stopped by the operator olga: over the team's quota"),
         "{lab}"
     );
+    // And from the CLI.
+    let (status, lab) = launch(&app, &mona, "testapp", &[]).await;
+    assert_eq!(status, 202, "{lab}");
+    let id = lab["id"].as_str().unwrap().to_owned();
+    settle(&app, &mona, &id).await;
+    let (code, out, err) = crate::runs::insitu(
+        &app,
+        &admin,
+        work.path(),
+        &["labs", "stop", &id, "--reason", "security update"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("lab {id} stopped"))
+            && out.contains("stopped by the operator olga: security update"),
+        "{out}"
+    );
 }

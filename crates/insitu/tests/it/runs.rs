@@ -504,6 +504,23 @@ async fn an_operator_cancels_a_users_run_with_a_reason() {
     assert_eq!(r.status(), 303);
     let (_, his) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{}", ids[1])), &bob).await;
     assert_eq!(his["state"], "cancelled", "{his}");
+    // And from the CLI.
+    let (status, run) = submit(&app, &ada, "ada/sleepy", json!({})).await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap();
+    let (code, out, err) = insitu(
+        &app,
+        &admin,
+        work.path(),
+        &["runs", "cancel", id, "--reason", "quota"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("run {id} of ada cancelled"))
+            && out.contains("cancelled by the operator olga: quota"),
+        "{out}"
+    );
     wait_until("no step sleeps", Duration::from_secs(30), async || {
         sleepers(4716).is_empty()
     })

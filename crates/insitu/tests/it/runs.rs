@@ -699,6 +699,18 @@ async fn cancel_ends_the_runs_whole_process_tree() {
         !sleepers(4711).is_empty()
     })
     .await;
+    // The run shows its step running once the engine's event that the
+    // job started has been read (just after the process exists).
+    wait_until(
+        "the run shows its step running",
+        Duration::from_secs(10),
+        async || {
+            let (_, run) =
+                get_json(&plain(), &app.u(&format!("/api/v1/runs/{first}")), &token).await;
+            run["steps"][0]["phase"] == "running"
+        },
+    )
+    .await;
     let (_, run) = get_json(&plain(), &app.u(&format!("/api/v1/runs/{first}")), &token).await;
     assert_eq!(run["state"], "running");
     assert_eq!(run["steps"][0]["phase"], "running", "{run}");

@@ -96,6 +96,19 @@ pub struct Accounts {
 
 /// A token id from a request: one that cannot be an id is a token the
 /// caller does not have.
+/// Every account's username by its id: for views that list many users'
+/// things at once (the operator's console), one query for all of them.
+pub(crate) async fn usernames_by_id(
+    store: &insitu_store::Store,
+) -> Result<HashMap<UserId, String>, Error> {
+    Ok(store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username.to_string()))
+        .collect())
+}
+
 pub fn token_id(raw: &str) -> Result<TokenId, Error> {
     raw.parse().map_err(|_| Error::TokenNotFound)
 }

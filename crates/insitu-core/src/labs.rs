@@ -1521,13 +1521,7 @@ impl Labs {
                 LabState::Stopping,
             ])
             .await?;
-        let owners: HashMap<UserId, String> = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.username.to_string()))
-            .collect();
+        let owners = crate::accounts::usernames_by_id(&self.store).await?;
         let cgroups = self.cgroups().cloned();
         let idle: Vec<Option<Duration>> = labs.iter().map(|l| self.idle_for(&l.id)).collect();
         let mut out = tokio::task::spawn_blocking(move || {

@@ -561,13 +561,7 @@ impl Runs {
     /// Every queued and running run of every user, oldest first, with its
     /// owner's username: the operator's console.
     pub async fn operated(&self) -> Result<Vec<(RunRecord, String)>, Error> {
-        let owners: HashMap<UserId, String> = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.username.to_string()))
-            .collect();
+        let owners = crate::accounts::usernames_by_id(&self.store).await?;
         let mut runs: Vec<(RunRecord, String)> = self
             .store
             .runs_in_states(&[RunState::Running, RunState::Queued])
@@ -583,13 +577,14 @@ impl Runs {
     }
 
     /// Cancels any user's run for an operator; the run's reason, which its
-    /// user reads, says who and why. A reason is required.
+    /// user reads, says who and why. A reason is required. Returns the run
+    /// and its owner's username.
     pub async fn cancel_for_operator(
         &self,
         id: &RunId,
         operator: &str,
         reason: &str,
-    ) -> Result<RunRecord, Error> {
+    ) -> Result<(RunRecord, String), Error> {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(Error::StopReasonRequired);
@@ -603,11 +598,17 @@ impl Runs {
             .run(id)
             .await?
             .ok_or_else(|| Error::RunNotFound(id.to_string()))?;
-        self.cancel_with(
-            run,
-            format!("cancelled by the operator {operator}: {reason}"),
-        )
-        .await
+        let owner = crate::accounts::usernames_by_id(&self.store)
+            .await?
+            .remove(&run.user_id)
+            .unwrap_or_default();
+        let run = self
+            .cancel_with(
+                run,
+                format!("cancelled by the operator {operator}: {reason}"),
+            )
+            .await?;
+        Ok((run, owner))
     }
 
     async fn cancel_with(&self, mut run: RunRecord, reason: String) -> Result<RunRecord, Error> {

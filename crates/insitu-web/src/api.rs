@@ -438,20 +438,11 @@ pub async fn operator_cancel_run(
     ApiJson(req): ApiJson<OperatorStopRequest>,
 ) -> ApiResult<Json<OperatorRun>> {
     let id = insitu_core::runs::run_id(&id)?;
-    let run = s
+    let (run, owner) = s
         .platform
         .runs()
         .cancel_for_operator(&id, p.username.as_str(), &req.reason)
         .await?;
-    let owner = s
-        .platform
-        .accounts()
-        .users()
-        .await?
-        .into_iter()
-        .find(|u| u.id == run.user_id)
-        .map(|u| u.username.to_string())
-        .unwrap_or_default();
     Ok(Json(operator_run(&run, owner)))
 }
 

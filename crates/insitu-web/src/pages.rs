@@ -856,7 +856,7 @@ pub async fn admin_run_cancel(
             .runs()
             .cancel_for_operator(&id, p.username.as_str(), &f.reason)
             .await
-            .map(|r| format!("Run {} {}: {}", r.id, r.state, r.reason.unwrap_or_default())),
+            .map(|(r, _)| format!("Run {} {}: {}", r.id, r.state, r.reason.unwrap_or_default())),
         Err(e) => Err(e),
     };
     outcome("/admin/labs", r)

@@ -16,8 +16,10 @@ case "${1:-run}" in
   # xclip: the desktop clipboard test sets and reads the X clipboard in a lab.
   # podman, runc and debootstrap: CWL tools with DockerRequirement run in
   # containers of images made locally (scripts/cwl-images.sh).
+  # slurm-wlm and munge: the single-node cluster of the Slurm zone tests
+  # (scripts/slurm.sh).
   test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv xclip
-               podman runc debootstrap) ;;
+               podman runc debootstrap slurm-wlm munge) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()

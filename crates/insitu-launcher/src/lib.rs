@@ -31,6 +31,7 @@ pub mod process;
 mod record;
 pub mod sandbox;
 pub mod seccomp;
+pub mod storage;
 
 pub use limits::{Cgroups, Limits};
 pub use memory::MemoryKill;

@@ -75,6 +75,7 @@ error_codes! {
     LabNotFound = ("lab_not_found", 404, "No lab with this id belongs to the caller."),
     LabNotRunning = ("lab_not_running", 409, "The lab is not running, so it cannot be opened."),
     LabQuotaExceeded = ("lab_quota_exceeded", 409, "The caller already runs as many labs as their quota allows; stop one first."),
+    InvalidQuota = ("invalid_quota", 422, "A workspace quota is out of range: at least 16 MiB, at most 1 PiB (null sets the configured default back)."),
     DatalabNotLaunchable = ("datalab_not_launchable", 409, "This datalab cannot be launched on this platform (yet)."),
     InvalidLaunchFile = ("invalid_launch_file", 422, "The file to open is not an absolute path inside the mount path of one of the volumes to mount, does not exist there, or the datalab opens no files."),
     GpuUnavailable = ("gpu_unavailable", 409, "The datalab needs more GPUs than the datazone has free."),

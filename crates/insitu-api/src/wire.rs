@@ -328,12 +328,64 @@ pub struct LabOpen {
     pub url: String,
 }
 
-/// The caller's workspace: what labs see at `path`, and how much it holds.
+/// The caller's workspace: what labs see at `path`, how much it holds, and
+/// its quota; with the workspaces of the caller's teams.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Workspace {
     pub path: String,
     pub used_bytes: u64,
     pub files: u64,
+    pub quota: WorkspaceQuota,
+    /// The workspaces of the teams the caller is a member of.
+    pub teams: Vec<TeamWorkspaceQuota>,
+}
+
+/// A workspace's quota and use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorkspaceQuota {
+    /// The quota, in bytes.
+    pub quota_bytes: u64,
+    /// Whether an administrator set this quota (otherwise: the configured
+    /// default).
+    pub quota_set: bool,
+    pub used_bytes: u64,
+    pub files: u64,
+    /// What the workspace's file system holds for files in all (about the
+    /// quota; the kernel's limit); null while the workspace is a plain
+    /// directory or not in use yet.
+    pub capacity_bytes: Option<u64>,
+    /// Use against the capacity (or, a plain directory, the quota), in
+    /// percent; 100 or more once full.
+    pub used_percent: f64,
+    /// Nothing more can be written (or, where not enforced, the quota is
+    /// passed).
+    pub full: bool,
+    /// From 80 % of the quota on: what to do.
+    pub warning: Option<String>,
+    /// Whether the kernel stops writes past the quota ("No space left on
+    /// device").
+    pub enforced: bool,
+    /// Why it does not, where it does not.
+    pub not_enforced: Option<String>,
+    /// A new quota not reached yet, and why.
+    pub pending: Option<String>,
+}
+
+/// A team's workspace, as its members see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TeamWorkspaceQuota {
+    pub team: String,
+    /// Where labs see it.
+    pub path: String,
+    pub quota: WorkspaceQuota,
+}
+
+/// An administrator's change of a user's or a team's workspace quota.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuotaRequest {
+    /// Bytes; null: back to the configured default.
+    pub workspace_bytes: Option<u64>,
 }
 
 /// One record of the caller's SAMP hub: a client registering or naming itself, a

@@ -30,6 +30,8 @@ pub struct PlatformConfig {
     pub volumes: Vec<VolumeConfig>,
     /// User-developed datalabs: builds, images, imports.
     pub devlabs: DevlabsConfig,
+    /// Each user's and each team's share of the platform.
+    pub quotas: QuotasConfig,
     /// The configuration file the server was started with, if any: labs
     /// never see it.
     pub config_file: Option<PathBuf>,
@@ -142,6 +144,48 @@ pub struct LabsConfig {
     /// The limits of each user's SAMP hub, which runs in a control group of
     /// its own like a lab.
     pub samp_hub: SampHubConfig,
+}
+
+/// What each user and each team may use, unless an administrator sets
+/// another quota for one of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    /// Each user's workspace (their lab's home: `my_workspace` and the
+    /// tools' settings), e.g. `10GiB`.
+    pub user_workspace: String,
+    /// Each team's workspace (`team_workspaces/<team>`).
+    pub team_workspace: String,
+    /// Keep each workspace in a file system image of its own, so that the
+    /// kernel stops a write past the quota (where the host can: the
+    /// platform runs as root and has loop devices). `false`, or a host
+    /// that cannot: plain directories, whose use is shown against the
+    /// quota but not limited.
+    pub workspace_images: bool,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        QuotasConfig {
+            user_workspace: "10GiB".to_owned(),
+            team_workspace: "50GiB".to_owned(),
+            workspace_images: true,
+        }
+    }
+}
+
+impl QuotasConfig {
+    /// The default workspace quotas in bytes: a user's, a team's.
+    pub fn workspace_bytes(&self) -> Result<(u64, u64), ConfigError> {
+        let parse = |setting, v: &str| {
+            insitu_domain::datalab::parse_bytes(v)
+                .map_err(|reason| ConfigError::Quantity { setting, reason })
+        };
+        Ok((
+            parse("quotas.user_workspace", &self.user_workspace)?,
+            parse("quotas.team_workspace", &self.team_workspace)?,
+        ))
+    }
 }
 
 /// The control group of a user's SAMP hub.

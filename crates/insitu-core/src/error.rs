@@ -33,6 +33,12 @@ pub enum Error {
     LabNotFound(String),
     #[error("lab {id} is {state}; only a running lab opens")]
     LabNotRunning { id: LabId, state: LabState },
+    #[error("a workspace quota must be between {min} and {max} bytes, not {bytes}")]
+    InvalidQuota { bytes: u64, min: u64, max: u64 },
+    #[error("cannot make the workspace: {0}")]
+    WorkspaceDir(std::io::Error),
+    #[error("cannot make or mount the workspace's file system: {0}")]
+    WorkspaceStorage(String),
     #[error("you already have {active} labs running; the limit is {limit}: stop one first")]
     LabQuotaExceeded { active: usize, limit: usize },
     #[error("{datalab} needs {wanted} GPU(s); this datazone has {total} in all and {free} free")]

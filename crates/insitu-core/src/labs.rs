@@ -98,10 +98,8 @@ pub struct Step {
 /// Why a lab did not start; its text becomes the lab's reason.
 #[derive(Debug, thiserror::Error)]
 pub enum StartFailure {
-    #[error("cannot create the workspace: {0}")]
-    Workspace(std::io::Error),
-    #[error("cannot hand the workspace to the lab user: {0}")]
-    WorkspaceOwner(std::io::Error),
+    #[error("cannot make the workspaces ready: {0}")]
+    Workspace(Box<Error>),
     #[error("cannot lay out the lab's home in the workspace: {0}")]
     Home(std::io::Error),
     #[error("cannot mount the team workspaces: {0}")]
@@ -238,6 +236,8 @@ pub trait LabProxy: Send + Sync {
 pub struct Labs {
     store: Store,
     cfg: LabConfigView,
+    /// The users' and teams' workspaces, mounted before a lab uses them.
+    workspaces: Arc<crate::workspaces::Workspaces>,
     procs: Mutex<HashMap<LabId, LabProcess>>,
     progress: Mutex<HashMap<LabId, (std::time::Instant, Vec<Step>)>>,
     /// Last proxied request or WebSocket frame, per lab.
@@ -305,9 +305,14 @@ impl Drop for LaunchTicket {
 }
 
 impl Labs {
-    pub fn new(store: Store, cfg: LabConfigView) -> Arc<Labs> {
+    pub fn new(
+        store: Store,
+        cfg: LabConfigView,
+        workspaces: Arc<crate::workspaces::Workspaces>,
+    ) -> Arc<Labs> {
         Arc::new(Labs {
             store,
+            workspaces,
             procs: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
@@ -594,6 +599,38 @@ impl Labs {
         crate::teams::Teams::new(self.store.clone(), &self.cfg.data_dir, self.cfg.run_as)
     }
 
+    /// The users' and teams' workspaces and their quotas.
+    pub fn workspaces(&self) -> &Arc<crate::workspaces::Workspaces> {
+        &self.workspaces
+    }
+
+    /// Makes a user's workspace and their teams' ready for a lab or a run
+    /// of theirs (mounted from their images where the host can; see
+    /// [`crate::workspaces`]).
+    pub async fn ready_workspaces(
+        &self,
+        user_id: &UserId,
+        username: &str,
+        teams: &[insitu_launcher::TeamWorkspace],
+    ) -> Result<PathBuf, Error> {
+        use crate::workspaces::Holder;
+        let dir = self
+            .workspaces
+            .ready(&Holder::User {
+                id: user_id.clone(),
+                username: username.to_owned(),
+            })
+            .await?;
+        for t in teams {
+            let name: insitu_domain::Name = t
+                .name
+                .parse()
+                .map_err(|_| Error::TeamNotFound(t.name.clone()))?;
+            self.workspaces.ready(&Holder::Team(name)).await?;
+        }
+        Ok(dir)
+    }
+
     pub fn workspace_of(&self, username: &str) -> PathBuf {
         self.cfg.data_dir.join("workspaces").join(username)
     }
@@ -789,11 +826,19 @@ impl Labs {
             () = stop_requested(stop) => return Err(StartFailure::Stopped),
         };
         self.checkpoint(lab, stop).await?;
-        let workspace = self.workspace_of(username);
-        std::fs::create_dir_all(&workspace).map_err(StartFailure::Workspace)?;
+        // The teams the user is a member of now, at this launch.
+        let team_workspaces = self
+            .teams()
+            .workspaces_of(&lab.user_id)
+            .await
+            .map_err(|e| StartFailure::TeamWorkspaces(Box::new(e)))?;
+        // Mounted from their images (sized to their quotas) where the
+        // host can; a full workspace still launches, to clean up.
+        let workspace = self
+            .ready_workspaces(&lab.user_id, username, &team_workspaces)
+            .await
+            .map_err(|e| StartFailure::Workspace(Box::new(e)))?;
         let (uid, gid) = self.cfg.run_as;
-        std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
-            .map_err(StartFailure::WorkspaceOwner)?;
         let prepared =
             insitu_launcher::home::prepare(&workspace, (uid, gid)).map_err(StartFailure::Home)?;
         if !prepared.moved.is_empty() {
@@ -803,12 +848,6 @@ impl Labs {
                 "workspace laid out as the lab's home: its files moved into my_workspace"
             );
         }
-        // The teams the user is a member of now, at this launch.
-        let team_workspaces = self
-            .teams()
-            .workspaces_of(&lab.user_id)
-            .await
-            .map_err(|e| StartFailure::TeamWorkspaces(Box::new(e)))?;
         let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
         let access = ToolAccess::generate(spec.launch.credential);

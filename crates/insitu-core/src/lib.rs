@@ -34,12 +34,13 @@ pub mod runs;
 pub mod search;
 pub mod teams;
 pub mod volumes;
+pub mod workspaces;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
     AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
-    PlatformConfig, SampHubConfig, SessionConfig,
+    PlatformConfig, QuotasConfig, SampHubConfig, SessionConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{

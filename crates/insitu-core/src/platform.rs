@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu_domain::{Role, UserId, Username, Viewer, VolumeSpec};
+use insitu_domain::{Name, Role, UserId, Username, Viewer, VolumeSpec};
 use insitu_launcher::{Cgroups, Limits, Podman};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
@@ -21,6 +21,7 @@ use crate::proxy_sessions::{self, ProxySessions};
 use crate::runs::{Runs, RunsConfigView};
 use crate::search::Search;
 use crate::volumes::{self, VolumeCatalogue, Volumes};
+use crate::workspaces::{Holder, WorkspaceUsage, Workspaces};
 
 /// What stops the platform from starting.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +110,18 @@ impl Platform {
             lab_view.cgroups.clone(),
             config.devlabs.concurrent_builds,
         );
-        let labs = Labs::new(store.clone(), lab_view);
+        let workspaces = {
+            let (store, dir, run_as, quotas) = (
+                store.clone(),
+                data_dir.clone(),
+                (config.labs.run_as_uid, config.labs.run_as_gid),
+                config.quotas.clone(),
+            );
+            tokio::task::spawn_blocking(move || Workspaces::new(store, &dir, run_as, &quotas))
+                .await
+                .map_err(Error::from)??
+        };
+        let labs = Labs::new(store.clone(), lab_view, workspaces);
         let proxy_sessions = ProxySessions::new(store.clone());
         devlabs.recover().await?;
         devlabs.refresh(&datalabs).await?;
@@ -228,6 +240,66 @@ impl Platform {
 
     pub fn labs(&self) -> &Arc<Labs> {
         &self.labs
+    }
+
+    /// The caller's workspace and the workspaces of the teams they are an
+    /// accepted member of, each with its quota and use.
+    pub async fn my_workspaces(
+        &self,
+        who: &Principal,
+    ) -> Result<(WorkspaceUsage, Vec<(Name, WorkspaceUsage)>), Error> {
+        let workspaces = self.labs.workspaces();
+        let mine = workspaces
+            .usage(&Holder::User {
+                id: who.user_id.clone(),
+                username: who.username.to_string(),
+            })
+            .await?;
+        let mut teams = Vec::new();
+        for team in self.teams().member_of(&who.user_id).await? {
+            let usage = workspaces.usage(&Holder::Team(team.clone())).await?;
+            teams.push((team, usage));
+        }
+        Ok((mine, teams))
+    }
+
+    /// Sets a user's workspace quota (`None`: the default again), as an
+    /// administrator; a workspace in use grows at once.
+    pub async fn set_user_workspace_quota(
+        &self,
+        username: &str,
+        bytes: Option<u64>,
+    ) -> Result<WorkspaceUsage, Error> {
+        let missing = || Error::UserNotFound(username.to_owned());
+        let name: Username = username.parse().map_err(|_| missing())?;
+        let user = self
+            .store
+            .user_by_username(&name)
+            .await?
+            .ok_or_else(missing)?;
+        let holder = Holder::User {
+            id: user.id,
+            username: user.username.to_string(),
+        };
+        self.labs.workspaces().set_quota(&holder, bytes).await
+    }
+
+    /// Sets a team's workspace quota (`None`: the default again), as an
+    /// administrator.
+    pub async fn set_team_workspace_quota(
+        &self,
+        team: &str,
+        bytes: Option<u64>,
+    ) -> Result<WorkspaceUsage, Error> {
+        let missing = || Error::TeamNotFound(team.to_owned());
+        let name: Name = team.parse().map_err(|_| missing())?;
+        if !self.store.team_exists(&name).await? {
+            return Err(missing());
+        }
+        self.labs
+            .workspaces()
+            .set_quota(&Holder::Team(name), bytes)
+            .await
     }
 
     /// The discovery portal's index and harvester.

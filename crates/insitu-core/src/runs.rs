@@ -272,11 +272,17 @@ impl Runs {
         let teams = self.labs.teams();
         let audience = insitu_domain::Viewer {
             teams: teams.member_of(&user.id).await?,
-            ..insitu_domain::Viewer::new(user.username, user.role)
+            ..insitu_domain::Viewer::new(user.username.clone(), user.role)
         };
+        let team_workspaces = teams.workspaces_of(&user.id).await?;
+        // Mounted from their images before a step binds them.
+        let workspace = self
+            .labs
+            .ready_workspaces(&user.id, user.username.as_str(), &team_workspaces)
+            .await?;
         Ok(job::Places {
-            workspace: self.labs.workspace_of(viewer.username.as_str()),
-            teams: teams.workspaces_of(&user.id).await?,
+            workspace,
+            teams: team_workspaces,
             volumes: self
                 .volumes
                 .iter()

@@ -36,6 +36,9 @@ pub const MY_WORKSPACE: &str = "my_workspace";
 pub const TEAM_WORKSPACES: &str = "team_workspaces";
 /// The links to the data volumes, in the home.
 pub const DATA: &str = "data";
+/// What `e2fsck` keeps at the top of a workspace that is a file system
+/// image of its own (see [`crate::storage`]): it stays there.
+pub const LOST_AND_FOUND: &str = "lost+found";
 
 /// What [`prepare`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,7 +119,7 @@ pub fn prepare(root: &Path, owner: (u32, u32)) -> io::Result<Prepared> {
         let mut names: Vec<String> = std::fs::read_dir(root)?
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.') && n != MY_WORKSPACE)
+            .filter(|n| !n.starts_with('.') && n != MY_WORKSPACE && n != LOST_AND_FOUND)
             .collect();
         names.sort();
         for name in names {

@@ -12,8 +12,9 @@
 //! on first use (moving an existing directory's files into it), resizes
 //! it to its quota while it is not mounted, and mounts it; a mounted
 //! workspace is grown at once where the kernel lets the platform resize a
-//! mounted file system (`CAP_SYS_RESOURCE`), otherwise when it is next
-//! mounted. A shrink happens only while unmounted, and only when the files
+//! mounted file system (`CAP_SYS_RESOURCE`), otherwise once no sandbox
+//! holds it any more (the host's mount is let go and made again around
+//! the resize). A shrink happens only then too, and only when the files
 //! fit. A mount outlives the platform's process (labs keep using it
 //! across a restart) and is found again in `/proc/self/mountinfo`.
 //!
@@ -188,23 +189,30 @@ impl Images {
         let old = old_files_dir(mount_point);
         if is_mount_point(mount_point) {
             let now = image_size(image)?;
-            let pending = if size > now {
-                match grow_mounted(image, mount_point, size) {
-                    Ok(()) => return Ok(self.ensured(image, None, false)),
-                    Err(e) => Some(format!(
-                        "the workspace grows to its new size once no lab uses it ({e})"
-                    )),
-                }
-            } else if size < now {
-                Some("the workspace shrinks to its new size once no lab uses it".to_owned())
-            } else {
-                None
-            };
-            return Ok(Ensured {
-                size: now,
-                pending,
-                migrated: false,
-            });
+            if size == now {
+                return Ok(Ensured {
+                    size: now,
+                    pending: None,
+                    migrated: false,
+                });
+            }
+            if size > now && grow_mounted(image, mount_point, size).is_ok() {
+                return Ok(self.ensured(image, None, false));
+            }
+            // Resized offline: the host's mount goes first, which the
+            // kernel refuses while a process of the host uses it.
+            // Sandboxes keep their own view of it (and its loop device
+            // attached, which leaves the resize for later); it is mounted
+            // again below, from that device.
+            if unmount(mount_point).is_err() {
+                return Ok(Ensured {
+                    size: now,
+                    pending: Some(
+                        "the workspace is resized to its new quota once no lab uses it".to_owned(),
+                    ),
+                    migrated: false,
+                });
+            }
         }
         // What an interrupted migration left.
         if partial.exists() {
@@ -293,7 +301,12 @@ impl Images {
         from.push("/.");
         let copied = run(
             "cp",
-            &[os("-a"), os("--no-dereference"), from.as_os_str(), at.as_os_str()],
+            &[
+                os("-a"),
+                os("--no-dereference"),
+                from.as_os_str(),
+                at.as_os_str(),
+            ],
         );
         let unmounted = unmount(&at);
         let _ = std::fs::remove_dir(&at);
@@ -308,7 +321,14 @@ impl Images {
         match attached_loop(image) {
             Some(dev) => run(
                 "mount",
-                &[os("-t"), os("ext4"), os("-o"), os(opts), dev.as_os_str(), at.as_os_str()],
+                &[
+                    os("-t"),
+                    os("ext4"),
+                    os("-o"),
+                    os(opts),
+                    dev.as_os_str(),
+                    at.as_os_str(),
+                ],
             )?,
             None => run(
                 "mount",
@@ -343,7 +363,8 @@ pub fn unmount_lazily(at: &Path) -> Result<(), StorageError> {
 
 fn make_image(image: &Path, size: u64, owner: (u32, u32)) -> Result<(), StorageError> {
     let file = std::fs::File::create(image).map_err(io("cannot make the image file"))?;
-    file.set_len(size).map_err(io("cannot size the image file"))?;
+    file.set_len(size)
+        .map_err(io("cannot size the image file"))?;
     drop(file);
     let root_owner = format!(
         "root_owner={}:{},lazy_itable_init=1,lazy_journal_init=1,nodiscard",
@@ -352,7 +373,15 @@ fn make_image(image: &Path, size: u64, owner: (u32, u32)) -> Result<(), StorageE
     // No blocks kept for root: the lab user may fill all of it.
     run(
         "mkfs.ext4",
-        &[os("-q"), os("-F"), os("-m"), os("0"), os("-E"), os(&root_owner), image.as_os_str()],
+        &[
+            os("-q"),
+            os("-F"),
+            os("-m"),
+            os("0"),
+            os("-E"),
+            os(&root_owner),
+            image.as_os_str(),
+        ],
     )?;
     Ok(())
 }
@@ -520,9 +549,7 @@ fn unescape(s: &str) -> String {
             .get(i + 1..i + 4)
             .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         if let Some(d) = octal {
-            let v = d
-                .iter()
-                .fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
+            let v = d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
             out.push(u8::try_from(v).unwrap_or(b'?'));
             i += 4;
         } else {

@@ -15,12 +15,14 @@
 
 mod devlabs;
 mod pipelines;
+mod quotas;
 mod records;
 mod shares;
 mod store;
 mod teams;
 
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
+pub use quotas::QuotaHolder;
 pub use records::{
     LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
     SessionRecord, TokenRecord, UserRecord,

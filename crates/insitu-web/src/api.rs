@@ -600,13 +600,46 @@ pub async fn open_lab(
 pub async fn my_workspace(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-) -> Json<Workspace> {
-    let (used_bytes, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
-    Json(Workspace {
+) -> ApiResult<Json<Workspace>> {
+    let (mine, teams) = s.platform.my_workspaces(&p).await?;
+    Ok(Json(Workspace {
         path: WORKSPACE_PATH.to_owned(),
-        used_bytes,
-        files,
-    })
+        used_bytes: mine.used_bytes,
+        files: mine.files,
+        quota: wire::workspace_quota(&mine),
+        teams: teams
+            .iter()
+            .map(|(name, u)| TeamWorkspaceQuota {
+                team: name.to_string(),
+                path: insitu_core::teams::Teams::lab_path(name),
+                quota: wire::workspace_quota(u),
+            })
+            .collect(),
+    }))
+}
+
+pub async fn set_user_quota(
+    State(s): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(req): ApiJson<SetQuotaRequest>,
+) -> ApiResult<Json<WorkspaceQuota>> {
+    let u = s
+        .platform
+        .set_user_workspace_quota(&username, req.workspace_bytes)
+        .await?;
+    Ok(Json(wire::workspace_quota(&u)))
+}
+
+pub async fn set_team_quota(
+    State(s): State<AppState>,
+    ApiPath(team): ApiPath<String>,
+    ApiJson(req): ApiJson<SetQuotaRequest>,
+) -> ApiResult<Json<WorkspaceQuota>> {
+    let u = s
+        .platform
+        .set_team_workspace_quota(&team, req.workspace_bytes)
+        .await?;
+    Ok(Json(wire::workspace_quota(&u)))
 }
 
 pub async fn my_teams(

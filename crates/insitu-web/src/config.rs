@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use insitu_core::{
     AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
-    SessionConfig,
+    QuotasConfig, SessionConfig,
 };
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
@@ -47,6 +47,8 @@ pub struct ServerConfig {
     /// User-developed datalabs: podman, base images, build limits, what is
     /// kept.
     pub devlabs: DevlabsConfig,
+    /// Each user's and each team's share: workspace sizes.
+    pub quotas: QuotasConfig,
     /// The file this configuration was read from (set by `insitu serve
     /// --config`, never by the file itself): labs never see it.
     #[serde(skip)]
@@ -337,6 +339,7 @@ impl Default for ServerConfig {
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
+            quotas: QuotasConfig::default(),
             config_file: None,
         }
     }
@@ -356,6 +359,7 @@ impl ServerConfig {
             pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
             devlabs: self.devlabs.clone(),
+            quotas: self.quotas.clone(),
             config_file: self.config_file.clone(),
         }
     }

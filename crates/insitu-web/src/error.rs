@@ -56,6 +56,7 @@ impl From<CoreError> for ApiFailure {
             CoreError::LabNotFound(_) => ErrorCode::LabNotFound,
             CoreError::LabNotRunning { .. } => ErrorCode::LabNotRunning,
             CoreError::LabQuotaExceeded { .. } => ErrorCode::LabQuotaExceeded,
+            CoreError::InvalidQuota { .. } => ErrorCode::InvalidQuota,
             CoreError::GpuUnavailable { .. } => ErrorCode::GpuUnavailable,
             CoreError::DatalabNotLaunchable { .. } => ErrorCode::DatalabNotLaunchable,
             CoreError::OpensNoFiles { .. } | CoreError::InvalidLaunchFile(_) => {
@@ -130,6 +131,8 @@ impl From<CoreError> for ApiFailure {
             CoreError::PasswordHash(_)
             | CoreError::SearchIndex(_)
             | CoreError::TeamWorkspace(_)
+            | CoreError::WorkspaceDir(_)
+            | CoreError::WorkspaceStorage(_)
             | CoreError::Podman(_)
             | CoreError::Io(_)
             | CoreError::NoLabProxy

@@ -979,13 +979,21 @@ pub async fn my_labs(
         .map(|l| lab_of(&s, l, events.get(&l.id).map_or(&[], Vec::as_slice)))
         .collect();
     let busy = labs.iter().any(|l| l.state.is_changing());
-    let (used, files) = s.platform.labs().workspace_usage(p.username.as_str()).await;
+    let (mine, teams) = match s.platform.my_workspaces(&p).await {
+        Ok(w) => w,
+        Err(e) => return failure_page(e),
+    };
+    let workspace = wire::workspace_quota(&mine);
+    let team_workspaces: Vec<_> = teams
+        .iter()
+        .map(|(name, u)| (name.to_string(), wire::workspace_quota(u)))
+        .collect();
     let shared: Vec<_> = match s.platform.labs().shared_with_me(&p.user_id).await {
         Ok(l) => l.iter().map(|l| lab_of(&s, l, &[])).collect(),
         Err(e) => return failure_page(e),
     };
     let extra = context! {
-        labs => ser(&items), shared => ser(&shared), busy, workspace_bytes => used, workspace_files => files
+        labs => ser(&items), shared => ser(&shared), busy, workspace => ser(&workspace), team_workspaces => ser(&team_workspaces)
     };
     page(&s, "labs.html", Some(&p), "labs", &banner, extra)
 }

@@ -17,6 +17,23 @@ use insitu_domain::devlab::build_version;
 
 use crate::time_fmt::rfc3339;
 
+/// A workspace's quota and use.
+pub fn workspace_quota(u: &insitu_core::workspaces::WorkspaceUsage) -> insitu_api::WorkspaceQuota {
+    insitu_api::WorkspaceQuota {
+        quota_bytes: u.quota_bytes,
+        quota_set: u.quota_set,
+        used_bytes: u.used_bytes,
+        files: u.files,
+        capacity_bytes: u.capacity_bytes,
+        used_percent: u.used_percent(),
+        full: u.full(),
+        warning: u.warning(),
+        enforced: u.enforced,
+        not_enforced: u.not_enforced.clone(),
+        pending: u.pending.clone(),
+    }
+}
+
 /// An asset the discovery portal found.
 pub fn search_hit(h: &insitu_search::Hit) -> insitu_api::SearchHit {
     let a = &h.asset;

@@ -88,6 +88,10 @@ enum Command {
     /// Teams and their workspaces: create, invite, accept, leave, remove.
     #[command(subcommand)]
     Teams(TeamsCommand),
+    /// Your workspace and your teams': use and quotas (warned from 80 %);
+    /// administrators set quotas.
+    #[command(subcommand)]
+    Workspace(crate::cli_workspace::WorkspaceCommand),
     /// The pipeline catalogue: list, show, validate and push CWL pipelines.
     #[command(subcommand)]
     Pipelines(crate::cli_pipelines::PipelinesCommand),
@@ -691,6 +695,9 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
         Command::Search(args) => search_command(args).await,
         Command::Harvest { status, wait, json } => harvest_command(status, wait, json).await,
         Command::Teams(cmd) => teams_command(cmd).await,
+        Command::Workspace(cmd) => {
+            crate::cli_workspace::workspace(&Client::logged_in()?, cmd).await
+        }
         Command::Pipelines(cmd) => {
             crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
         }
@@ -1087,6 +1094,13 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 body["file"] = file.into();
             }
             let mut lab: Lab = c.call(Method::POST, "/api/v1/labs", Some(&body)).await?;
+            // A full workspace never blocks a launch: said, not hidden.
+            if let Ok(w) = c
+                .call::<insitu_api::Workspace>(Method::GET, "/api/v1/me/workspace", None)
+                .await
+            {
+                crate::cli_workspace::warn(&w);
+            }
             if wait {
                 lab = follow(&c, lab, !json).await?;
             }

@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod cli_pipelines;
+pub mod cli_workspace;
 pub mod client;
 pub mod config;
 pub mod cwl;

@@ -85,6 +85,10 @@ pub struct Options {
     pub network_linger: &'static str,
     /// Labs share the host's network (`labs.network = "host"`).
     pub network_host: bool,
+    /// Keep workspaces in file system images (`quotas.workspace_images`);
+    /// off for tests that do not test quotas, so that they leave no loop
+    /// devices behind when they fail.
+    pub workspace_images: bool,
     /// Any further change to the configuration.
     pub configure: fn(&mut ServerConfig),
 }
@@ -101,6 +105,7 @@ impl Default for Options {
             max_starting: 10,
             network_linger: "5m",
             network_host: false,
+            workspace_images: false,
             configure: |_| {},
         }
     }
@@ -225,6 +230,7 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);
     }
+    config.quotas.workspace_images = opts.workspace_images;
     (opts.configure)(&mut config);
     config
 }
@@ -384,6 +390,11 @@ pub fn end_sandboxes(data_dir: &Path) {
     }
     for user in &users {
         let _ = insitu_launcher::NetNs::delete(&network_name(user));
+    }
+    // Workspaces mounted from their images: their loop devices go with
+    // the last mount (the sandboxes' included, ended above).
+    for mount in insitu_launcher::storage::mounts_under(data_dir) {
+        let _ = insitu_launcher::storage::unmount_lazily(&mount);
     }
     // Runs' engines (and their tools) live in control groups of their own,
     // in network namespaces of their own.

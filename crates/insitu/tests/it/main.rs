@@ -21,6 +21,7 @@ mod lab_runs;
 mod labs;
 mod lifecycle;
 mod openapi;
+mod quotas;
 mod restart;
 mod roles;
 mod runs;

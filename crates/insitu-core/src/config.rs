@@ -656,6 +656,7 @@ mod tests {
             pipelines: PipelinesConfig::default(),
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
+            quotas: QuotasConfig::default(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }
     }

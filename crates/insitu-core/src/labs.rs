@@ -583,17 +583,6 @@ impl Labs {
         Ok(())
     }
 
-    /// Bytes and files in a user's workspace (0 before the first launch).
-    pub async fn workspace_usage(&self, username: &str) -> (u64, u64) {
-        let dir = self.workspace_of(username);
-        tokio::task::spawn_blocking(move || {
-            let (files, bytes) = crate::volumes::count_files(&dir);
-            (bytes, files)
-        })
-        .await
-        .unwrap_or((0, 0))
-    }
-
     /// The teams, as far as labs need them: their workspaces.
     pub fn teams(&self) -> crate::teams::Teams {
         crate::teams::Teams::new(self.store.clone(), &self.cfg.data_dir, self.cfg.run_as)

@@ -76,7 +76,7 @@ pub async fn workspace(c: &Client, cmd: WorkspaceCommand) -> Result<(), ClientEr
             if json {
                 return print_json(&q);
             }
-            let who = user.map_or_else(|| format!("team {}", team.unwrap_or_default()), |u| u);
+            let who = user.unwrap_or_else(|| format!("team {}", team.unwrap_or_default()));
             println!("{}", line(&who, &q));
             if let Some(p) = &q.pending {
                 println!("pending: {p}");
@@ -121,16 +121,20 @@ fn line(what: &str, q: &WorkspaceQuota) -> String {
     )
 }
 
-/// Bytes in the largest binary unit that keeps a whole number before the point.
+/// Bytes in the largest binary unit they fill, to a tenth.
 fn human(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
     let mut unit = 0;
-    while v >= 1024 && unit < UNITS.len() - 1 && (v % 1024 == 0 || v >= 10 * 1024) {
-        v /= 1024;
+    while unit < UNITS.len() - 1 && b >= 1u64 << (10 * (unit + 1)) {
         unit += 1;
     }
-    format!("{v} {}", UNITS[unit])
+    if unit == 0 {
+        return format!("{b} B");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let v = b as f64 / (1u64 << (10 * unit)) as f64;
+    let text = format!("{v:.1}");
+    format!("{} {}", text.trim_end_matches(".0"), UNITS[unit])
 }
 
 fn seg(s: &str) -> String {
@@ -157,6 +161,6 @@ mod tests {
         assert_eq!(super::human(512), "512 B");
         assert_eq!(super::human(64 << 20), "64 MiB");
         assert_eq!(super::human(10 << 30), "10 GiB");
-        assert_eq!(super::human((1 << 20) + 5), "1024 KiB");
+        assert_eq!(super::human((3 << 19) + 5), "1.5 MiB");
     }
 }

@@ -25,6 +25,8 @@
 //!   flood of tickets and sessions from one account.
 //! - `teams`: a member, an invitee and an outsider against a team's
 //!   routes and its workspace, from the API and from their labs.
+//! - `workspaces`: a lab against workspace images: the images, another
+//!   user's workspace, loop devices, mounting and resizing its own.
 
 mod devlabs;
 mod lab;
@@ -33,6 +35,7 @@ mod pipelines;
 mod platform;
 mod proxy;
 mod teams;
+mod workspaces;
 
 use std::time::Duration;
 

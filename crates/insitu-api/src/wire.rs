@@ -380,7 +380,83 @@ pub struct TeamWorkspaceQuota {
     pub quota: WorkspaceQuota,
 }
 
-/// An administrator's change of a user's or a team's workspace quota.
+/// What a user's active labs may hold at once (each counted with its
+/// datalab's resources) and hold now; a limit of null: none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ComputeQuota {
+    pub labs: u64,
+    pub labs_used: u64,
+    /// Cores' worth of CPU.
+    pub cpu: Option<f64>,
+    pub cpu_used: f64,
+    pub memory_bytes: Option<u64>,
+    pub memory_used_bytes: u64,
+    pub gpus: Option<u64>,
+    pub gpus_used: u64,
+    /// Whether an administrator set any of these (otherwise: the defaults).
+    pub set: bool,
+}
+
+/// A user's quotas and what they use: their workspace, their teams'
+/// workspaces, their labs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Quotas {
+    pub workspace: WorkspaceQuota,
+    pub teams: Vec<TeamWorkspaceQuota>,
+    pub compute: ComputeQuota,
+}
+
+/// An administrator's change of a user's quotas: a field left out keeps
+/// its quota, null sets the configured default back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetUserQuotaRequest {
+    /// Bytes.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub workspace_bytes: Option<Option<u64>>,
+    /// Labs at once.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub labs: Option<Option<u64>>,
+    /// Cores' worth of CPU, all labs together.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu: Option<Option<f64>>,
+    /// Bytes of memory, all labs together.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_bytes: Option<Option<u64>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gpus: Option<Option<u64>>,
+}
+
+/// A field that is there, null or not (left out, it is `None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// An administrator's change of a team's workspace quota.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetQuotaRequest {

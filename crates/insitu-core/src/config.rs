@@ -162,6 +162,12 @@ pub struct QuotasConfig {
     /// that cannot: plain directories, whose use is shown against the
     /// quota but not limited.
     pub workspace_images: bool,
+    /// What one user's active labs may hold at once, each lab counted with
+    /// its datalab's `[resources]`: cores' worth of CPU, memory (`16GiB`)
+    /// and GPUs. Unset: no limit. (How many labs: `labs.max_per_user`.)
+    pub cpu: Option<f64>,
+    pub memory: Option<String>,
+    pub gpus: Option<u32>,
 }
 
 impl Default for QuotasConfig {
@@ -170,11 +176,33 @@ impl Default for QuotasConfig {
             user_workspace: "10GiB".to_owned(),
             team_workspace: "50GiB".to_owned(),
             workspace_images: true,
+            cpu: None,
+            memory: None,
+            gpus: None,
         }
     }
 }
 
 impl QuotasConfig {
+    /// The default compute quota of each user, with `labs` labs.
+    pub fn lab_limits(&self, labs: usize) -> Result<insitu_store::LabLimits, ConfigError> {
+        let memory = match &self.memory {
+            Some(m) => Some(insitu_domain::datalab::parse_bytes(m).map_err(|reason| {
+                ConfigError::Quantity {
+                    setting: "quotas.memory",
+                    reason,
+                }
+            })?),
+            None => None,
+        };
+        Ok(insitu_store::LabLimits {
+            labs,
+            cpu_millis: self.cpu.map(cpu_millis),
+            memory_bytes: memory.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+            gpus: self.gpus.map(i64::from),
+        })
+    }
+
     /// The default workspace quotas in bytes: a user's, a team's.
     pub fn workspace_bytes(&self) -> Result<(u64, u64), ConfigError> {
         let parse = |setting, v: &str| {
@@ -186,6 +214,13 @@ impl QuotasConfig {
             parse("quotas.team_workspace", &self.team_workspace)?,
         ))
     }
+}
+
+/// Cores' worth of CPU in thousandths of a core.
+pub fn cpu_millis(cores: f64) -> i64 {
+    #[allow(clippy::cast_possible_truncation)]
+    let m = (cores.max(0.0) * 1000.0).round().min(1e15) as i64;
+    m
 }
 
 /// The control group of a user's SAMP hub.

@@ -12,6 +12,31 @@ use crate::volumes::LaunchFileError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a launch passes a compute quota, in the user's words.
+fn over_quota(what: insitu_store::LabResource, used: i64, wanted: i64, limit: i64) -> String {
+    use insitu_store::LabResource;
+    #[allow(clippy::cast_precision_loss)]
+    let cores = |m: i64| m as f64 / 1000.0;
+    let mib = |b: i64| b >> 20;
+    match what {
+        LabResource::CpuMillis => format!(
+            "your running labs hold {} CPU cores and this one asks for {}; your quota is {}: stop a lab first",
+            cores(used),
+            cores(wanted),
+            cores(limit)
+        ),
+        LabResource::MemoryBytes => format!(
+            "your running labs hold {} MiB of memory and this one asks for {} MiB; your quota is {} MiB: stop a lab first",
+            mib(used),
+            mib(wanted),
+            mib(limit)
+        ),
+        LabResource::Gpus => format!(
+            "your running labs hold {used} GPU(s) and this one asks for {wanted}; your quota is {limit}: stop a lab first"
+        ),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no datalab {0:?} in the catalogue")]
@@ -33,6 +58,15 @@ pub enum Error {
     LabNotFound(String),
     #[error("lab {id} is {state}; only a running lab opens")]
     LabNotRunning { id: LabId, state: LabState },
+    #[error("{}", over_quota(*what, *used, *wanted, *limit))]
+    ResourceQuotaExceeded {
+        what: insitu_store::LabResource,
+        used: i64,
+        wanted: i64,
+        limit: i64,
+    },
+    #[error("the {0} quota must be a positive number")]
+    InvalidComputeQuota(&'static str),
     #[error("a workspace quota must be between {min} and {max} bytes, not {bytes}")]
     InvalidQuota { bytes: u64, min: u64, max: u64 },
     #[error("cannot make the workspace: {0}")]

@@ -39,7 +39,9 @@ use insitu_launcher::{
     Cgroups, ExitStatus, LaunchError, Limits, NetNs, Placement, Podman, PrivateEnv, SandboxSpec,
     VolumeMount,
 };
-use insitu_store::{LabAdmission, LabEventRecord, LabRecord, Store, StoreError};
+use insitu_store::{
+    LabAdmission, LabEventRecord, LabLimits, LabRecord, LabResource, Store, StoreError,
+};
 
 use crate::clock::now;
 use crate::error::Error;
@@ -157,6 +159,8 @@ pub struct LabConfigView {
     pub data_dir: PathBuf,
     pub hidden: Vec<PathBuf>,
     pub max_labs_per_user: usize,
+    /// Each user's default compute quota (labs: `max_labs_per_user`).
+    pub lab_limits: LabLimits,
     pub start_timeout: Duration,
     pub tool_path: Vec<PathBuf>,
     pub expose: Vec<PathBuf>,
@@ -588,6 +592,24 @@ impl Labs {
         crate::teams::Teams::new(self.store.clone(), &self.cfg.data_dir, self.cfg.run_as)
     }
 
+    /// What the user's active labs may hold at once: the defaults, or
+    /// what an administrator set for them.
+    pub async fn lab_limits(&self, user_id: &UserId) -> Result<LabLimits, Error> {
+        let set = self
+            .store
+            .compute_quota(&insitu_store::QuotaHolder::User(user_id.clone()))
+            .await?;
+        let d = self.cfg.lab_limits;
+        Ok(LabLimits {
+            labs: set
+                .labs
+                .map_or(d.labs, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            cpu_millis: set.cpu_millis.or(d.cpu_millis),
+            memory_bytes: set.memory_bytes.or(d.memory_bytes),
+            gpus: set.gpus.or(d.gpus),
+        })
+    }
+
     /// The users' and teams' workspaces and their quotas.
     pub fn workspaces(&self) -> &Arc<crate::workspaces::Workspaces> {
         &self.workspaces
@@ -660,14 +682,36 @@ impl Labs {
             created_at: now(),
             started_at: None,
             stopped_at: None,
+            cpu_millis: crate::config::cpu_millis(spec.resources.cpu),
+            memory_bytes: i64::try_from(spec.resources.memory_bytes).unwrap_or(i64::MAX),
         };
         // Counted and recorded at once, so parallel launches cannot pass
-        // the limit.
-        let limit = self.cfg.max_labs_per_user;
-        if let LabAdmission::OverLimit { active } =
-            self.store.create_lab_within(&lab, limit).await?
-        {
-            return Err(Error::LabQuotaExceeded { active, limit });
+        // the user's quotas.
+        let limits = self.lab_limits(user_id).await?;
+        match self.store.create_lab_within(&lab, &limits).await? {
+            LabAdmission::Created => {}
+            LabAdmission::OverLimit { active } => {
+                return Err(Error::LabQuotaExceeded {
+                    active,
+                    limit: limits.labs,
+                });
+            }
+            LabAdmission::OverQuota { what, used } => {
+                let (wanted, limit) = match what {
+                    LabResource::CpuMillis => (lab.cpu_millis, limits.cpu_millis),
+                    LabResource::MemoryBytes => (lab.memory_bytes, limits.memory_bytes),
+                    LabResource::Gpus => (
+                        i64::try_from(lab.gpus.len()).unwrap_or(i64::MAX),
+                        limits.gpus,
+                    ),
+                };
+                return Err(Error::ResourceQuotaExceeded {
+                    what,
+                    used,
+                    wanted,
+                    limit: limit.unwrap_or(0),
+                });
+            }
         }
         self.step(&lab.id, "queued");
         let ticket = self.register_launch(&lab.id);

@@ -47,4 +47,4 @@ pub use insitu_store::{
     BuildRecord, DevlabRecord, LabEventRecord, LabRecord, ProxySessionRecord, ReleaseRecord,
     RunRecord, TokenRecord, UserRecord,
 };
-pub use platform::{LaunchOrder, Maintenance, Platform, SetupError};
+pub use platform::{ComputeUse, LaunchOrder, Maintenance, Platform, QuotaChange, SetupError};

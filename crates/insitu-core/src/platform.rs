@@ -53,6 +53,30 @@ pub struct LaunchOrder {
     pub version: Option<String>,
 }
 
+/// An administrator's change of one user's quotas: `None` leaves a quota
+/// as it is, `Some(None)` sets the default back.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QuotaChange {
+    pub workspace_bytes: Option<Option<u64>>,
+    pub labs: Option<Option<u64>>,
+    /// Cores' worth of CPU.
+    pub cpu: Option<Option<f64>>,
+    pub memory_bytes: Option<Option<u64>>,
+    pub gpus: Option<Option<u64>>,
+}
+
+/// What a user's active labs may hold at once, and hold now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComputeUse {
+    pub limits: insitu_store::LabLimits,
+    /// Whether an administrator set any of the limits.
+    pub set: bool,
+    pub labs: usize,
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub gpus: usize,
+}
+
 /// The platform's services; the web crate's state holds one.
 pub struct Platform {
     store: Store,
@@ -263,13 +287,38 @@ impl Platform {
         Ok((mine, teams))
     }
 
-    /// Sets a user's workspace quota (`None`: the default again), as an
-    /// administrator; a workspace in use grows at once.
-    pub async fn set_user_workspace_quota(
+    /// What a user's active labs may hold and hold now.
+    pub async fn compute_quota(&self, user_id: &UserId) -> Result<ComputeUse, Error> {
+        let limits = self.labs.lab_limits(user_id).await?;
+        let set = self
+            .store
+            .compute_quota(&insitu_store::QuotaHolder::User(user_id.clone()))
+            .await?;
+        let active: Vec<LabRecord> = self
+            .store
+            .labs_of_user(user_id)
+            .await?
+            .into_iter()
+            .filter(|l| l.state.is_active())
+            .collect();
+        Ok(ComputeUse {
+            limits,
+            set: set != insitu_store::ComputeQuota::default(),
+            labs: active.len(),
+            cpu_millis: active.iter().map(|l| l.cpu_millis).sum(),
+            memory_bytes: active.iter().map(|l| l.memory_bytes).sum(),
+            gpus: active.iter().map(|l| l.gpus.len()).sum(),
+        })
+    }
+
+    /// Changes a user's quotas as an administrator: each `Some` field, to
+    /// its value or (`Some(None)`) back to the default; a workspace in use
+    /// grows at once where the host lets it.
+    pub async fn set_user_quotas(
         &self,
         username: &str,
-        bytes: Option<u64>,
-    ) -> Result<WorkspaceUsage, Error> {
+        change: &QuotaChange,
+    ) -> Result<(WorkspaceUsage, ComputeUse), Error> {
         let missing = || Error::UserNotFound(username.to_owned());
         let name: Username = username.parse().map_err(|_| missing())?;
         let user = self
@@ -278,10 +327,37 @@ impl Platform {
             .await?
             .ok_or_else(missing)?;
         let holder = Holder::User {
-            id: user.id,
+            id: user.id.clone(),
             username: user.username.to_string(),
         };
-        self.labs.workspaces().set_quota(&holder, bytes).await
+        let key = insitu_store::QuotaHolder::User(user.id.clone());
+        let mut compute = self.store.compute_quota(&key).await?;
+        let count = |n: u64, what: &'static str| {
+            i64::try_from(n).map_err(|_| Error::InvalidComputeQuota(what))
+        };
+        if let Some(v) = change.labs {
+            compute.labs = v.map(|n| count(n, "labs")).transpose()?;
+        }
+        if let Some(v) = change.cpu {
+            if v.is_some_and(|c| !c.is_finite() || c <= 0.0) {
+                return Err(Error::InvalidComputeQuota("cpu"));
+            }
+            compute.cpu_millis = v.map(crate::config::cpu_millis);
+        }
+        if let Some(v) = change.memory_bytes {
+            compute.memory_bytes = v.map(|n| count(n, "memory_bytes")).transpose()?;
+        }
+        if let Some(v) = change.gpus {
+            compute.gpus = v.map(|n| count(n, "gpus")).transpose()?;
+        }
+        let workspace = match change.workspace_bytes {
+            Some(bytes) => self.labs.workspaces().set_quota(&holder, bytes).await?,
+            None => self.labs.workspaces().usage(&holder).await?,
+        };
+        self.store
+            .set_compute_quota(&key, &compute, crate::clock::now())
+            .await?;
+        Ok((workspace, self.compute_quota(&user.id).await?))
     }
 
     /// Sets a team's workspace quota (`None`: the default again), as an
@@ -582,6 +658,7 @@ fn lab_config(
         hidden: config.hidden_from_labs(&data_dir),
         data_dir,
         max_labs_per_user: labs.max_per_user,
+        lab_limits: config.quotas.lab_limits(labs.max_per_user)?,
         start_timeout: Duration::from_secs(labs.start_timeout_secs()),
         tool_path: labs.tool_path.clone(),
         expose: labs.expose.clone(),

@@ -22,12 +22,13 @@ mod store;
 mod teams;
 
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
-pub use quotas::QuotaHolder;
+pub use quotas::{ComputeQuota, QuotaHolder};
 pub use records::{
     LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
     SessionRecord, TokenRecord, UserRecord,
 };
 pub use store::{
-    Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
+    Backend, LabAdmission, LabLimits, LabResource, Store, StoreError, UserUpdate,
+    create_postgres_database, redact_url,
 };
 pub use teams::{MemberChange, TeamChange, TeamMemberRecord};

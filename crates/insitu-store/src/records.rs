@@ -74,6 +74,10 @@ pub struct LabRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub stopped_at: Option<i64>,
+    /// What its datalab asked for at launch: thousandths of a core, and
+    /// bytes of memory (0: none set).
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
 }
 
 /// Something that happened to a lab while it ran.

@@ -70,6 +70,31 @@ pub enum LabAdmission {
     OverLimit {
         active: usize,
     },
+    /// Nothing: the user's active labs hold `used` of `what` already, and
+    /// the new lab would pass the quota.
+    OverQuota {
+        what: LabResource,
+        used: i64,
+    },
+}
+
+/// A resource a user's active labs are counted in against their quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabResource {
+    /// Thousandths of a core.
+    CpuMillis,
+    MemoryBytes,
+    Gpus,
+}
+
+/// What one user's active labs may hold at once, the new one included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabLimits {
+    pub labs: usize,
+    /// `None`: no limit.
+    pub cpu_millis: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub gpus: Option<i64>,
 }
 
 /// Handle to the database; cheap to clone.
@@ -560,7 +585,7 @@ impl Store {
     }
 }
 
-const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
+const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at, cpu_millis, memory_bytes";
 
 impl Store {
     /// Records a new lab unless its user already has `limit` active labs:
@@ -570,7 +595,7 @@ impl Store {
     pub async fn create_lab_within(
         &self,
         l: &LabRecord,
-        limit: usize,
+        limits: &LabLimits,
     ) -> Result<LabAdmission, StoreError> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
@@ -582,21 +607,53 @@ impl Store {
         // On SQLite the insert is the first statement, so the transaction
         // holds the write lock from here on.
         Self::insert_lab(&mut tx, l).await?;
-        let mut count = sqlx::query(AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n FROM labs WHERE user_id = $1 AND state IN ({})",
+        let mut active = sqlx::query(AssertSqlSafe(format!(
+            "SELECT gpus, cpu_millis, memory_bytes FROM labs WHERE user_id = $1 AND state IN ({})",
             placeholders(2, LabState::ACTIVE.len())
         )))
         .bind(l.user_id.as_str());
         for state in LabState::ACTIVE {
-            count = count.bind(state.as_str());
+            active = active.bind(state.as_str());
         }
-        let n = count.fetch_one(&mut *tx).await?.try_get::<i64, _>("n")?;
-        let active = usize::try_from(n).unwrap_or(usize::MAX);
-        if active > limit {
+        let rows = active.fetch_all(&mut *tx).await?;
+        let (mut cpu, mut memory, mut gpus) = (0i64, 0i64, 0i64);
+        for row in &rows {
+            cpu = cpu.saturating_add(row.try_get::<i64, _>("cpu_millis")?);
+            memory = memory.saturating_add(row.try_get::<i64, _>("memory_bytes")?);
+            let held: String = row.try_get("gpus")?;
+            gpus = gpus.saturating_add(i64::try_from(split_list(&held).len()).unwrap_or(i64::MAX));
+        }
+        let lab_gpus = i64::try_from(l.gpus.len()).unwrap_or(i64::MAX);
+        let over = if rows.len() > limits.labs {
+            Some(LabAdmission::OverLimit {
+                active: rows.len().saturating_sub(1),
+            })
+        } else {
+            [
+                (LabResource::CpuMillis, cpu, l.cpu_millis, limits.cpu_millis),
+                (
+                    LabResource::MemoryBytes,
+                    memory,
+                    l.memory_bytes,
+                    limits.memory_bytes,
+                ),
+                (LabResource::Gpus, gpus, lab_gpus, limits.gpus),
+            ]
+            .into_iter()
+            .find_map(|(what, total, mine, limit)| {
+                // A lab that asks for none of a resource is never refused
+                // for it, so a user over a quota can still open a lab.
+                (mine > 0 && limit.is_some_and(|limit| total > limit)).then(|| {
+                    LabAdmission::OverQuota {
+                        what,
+                        used: total.saturating_sub(mine),
+                    }
+                })
+            })
+        };
+        if let Some(over) = over {
             tx.rollback().await?;
-            return Ok(LabAdmission::OverLimit {
-                active: active.saturating_sub(1),
-            });
+            return Ok(over);
         }
         tx.commit().await?;
         Ok(LabAdmission::Created)
@@ -610,7 +667,8 @@ impl Store {
     async fn insert_lab(conn: &mut sqlx::AnyConnection, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
-             created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             created_at, started_at, stopped_at, cpu_millis, memory_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(l.id.as_str())
         .bind(l.user_id.as_str())
@@ -626,6 +684,8 @@ impl Store {
         .bind(l.created_at)
         .bind(l.started_at)
         .bind(l.stopped_at)
+        .bind(l.cpu_millis)
+        .bind(l.memory_bytes)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -907,6 +967,8 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         stopped_at: row.try_get("stopped_at")?,
+        cpu_millis: row.try_get("cpu_millis")?,
+        memory_bytes: row.try_get("memory_bytes")?,
     })
 }
 

@@ -65,6 +65,8 @@ fn pending_lab(id: &str, user_id: &insitu_domain::UserId) -> LabRecord {
         created_at: 10,
         started_at: None,
         stopped_at: None,
+        cpu_millis: 0,
+        memory_bytes: 0,
     }
 }
 
@@ -318,6 +320,8 @@ async fn labs_are_recorded_and_updated() {
             created_at: 10,
             started_at: None,
             stopped_at: None,
+            cpu_millis: 0,
+            memory_bytes: 0,
         };
         store.create_lab(&lab).await.unwrap();
         lab.state = LabState::Running;
@@ -372,6 +376,8 @@ fn new_lab(id: &str, user_id: &insitu_domain::UserId) -> insitu_store::LabRecord
         created_at: 10,
         started_at: None,
         stopped_at: None,
+        cpu_millis: 0,
+        memory_bytes: 0,
     }
 }
 
@@ -514,6 +520,8 @@ async fn proxy_sessions_are_kept_bounded_per_user_and_removed_by_lab_user_and_ag
                     created_at: 1,
                     started_at: None,
                     stopped_at: None,
+                    cpu_millis: 0,
+                    memory_bytes: 0,
                 })
                 .await
                 .unwrap();
@@ -656,6 +664,80 @@ async fn pipeline_versions_are_kept_per_owner_and_never_replaced() {
 }
 
 #[tokio::test]
+async fn two_stores_on_one_database_hold_the_cpu_memory_and_gpu_quotas() {
+    use insitu_store::{LabLimits, LabResource};
+    for (a, b, _dir) in store_pairs().await {
+        let backend = a.backend().as_str();
+        let u = a.create_user(user("lee", Role::User)).await.unwrap();
+        let limits = LabLimits {
+            labs: 100,
+            cpu_millis: Some(4000),
+            memory_bytes: Some(5 << 30),
+            gpus: Some(1),
+        };
+        let mut launches = tokio::task::JoinSet::new();
+        for n in 0..16 {
+            let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let mut lab = pending_lab(&format!("cpu-{n}"), &u.id);
+            lab.cpu_millis = 1500;
+            launches.spawn(async move { store.create_lab_within(&lab, &limits).await.unwrap() });
+        }
+        let mut created = 0;
+        while let Some(done) = launches.join_next().await {
+            match done.unwrap() {
+                LabAdmission::Created => created += 1,
+                LabAdmission::OverQuota { what, used } => {
+                    assert_eq!((what, used), (LabResource::CpuMillis, 3000), "{backend}");
+                }
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            created, 2,
+            "{backend}: 2 × 1.5 cores fit in 4, a third does not"
+        );
+        // Memory and GPUs are counted the same way; a lab asking for none
+        // of a resource over its quota still starts.
+        let mut big = pending_lab("mem", &u.id);
+        big.memory_bytes = 6 << 30;
+        assert_eq!(
+            a.create_lab_within(&big, &limits).await.unwrap(),
+            LabAdmission::OverQuota {
+                what: LabResource::MemoryBytes,
+                used: 0
+            },
+            "{backend}"
+        );
+        let mut gpu = pending_lab("gpu-1", &u.id);
+        gpu.gpus = vec!["0".into()];
+        assert_eq!(
+            a.create_lab_within(&gpu, &limits).await.unwrap(),
+            LabAdmission::Created
+        );
+        let mut gpu = pending_lab("gpu-2", &u.id);
+        gpu.gpus = vec!["1".into()];
+        assert_eq!(
+            b.create_lab_within(&gpu, &limits).await.unwrap(),
+            LabAdmission::OverQuota {
+                what: LabResource::Gpus,
+                used: 1
+            },
+            "{backend}"
+        );
+        let plain = pending_lab("plain", &u.id);
+        let tight = LabLimits {
+            cpu_millis: Some(1),
+            gpus: Some(0),
+            ..limits
+        };
+        assert_eq!(
+            b.create_lab_within(&plain, &tight).await.unwrap(),
+            LabAdmission::Created
+        );
+    }
+}
+
+#[tokio::test]
 async fn two_stores_on_one_database_hold_the_lab_limit() {
     for (a, b, _dir) in store_pairs().await {
         let backend = a.backend().as_str();
@@ -667,13 +749,25 @@ async fn two_stores_on_one_database_hold_the_lab_limit() {
         for n in 0..16 {
             let store = if n % 2 == 0 { a.clone() } else { b.clone() };
             let lab = pending_lab(&format!("lab-{n}"), &u.id);
-            launches.spawn(async move { store.create_lab_within(&lab, 2).await.unwrap() });
+            launches.spawn(async move {
+                store
+                    .create_lab_within(
+                        &lab,
+                        &insitu_store::LabLimits {
+                            labs: 2,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+            });
         }
         let mut created = 0;
         while let Some(done) = launches.join_next().await {
             match done.unwrap() {
                 LabAdmission::Created => created += 1,
                 LabAdmission::OverLimit { active } => assert_eq!(active, 2, "{backend}"),
+                other => panic!("{backend}: {other:?}"),
             }
         }
         assert_eq!(created, 2, "{backend}: a stopped lab does not count");

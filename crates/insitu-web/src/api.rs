@@ -618,16 +618,44 @@ pub async fn my_workspace(
     }))
 }
 
+pub async fn my_quotas(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Quotas>> {
+    let (mine, teams) = s.platform.my_workspaces(&p).await?;
+    let compute = s.platform.compute_quota(&p.user_id).await?;
+    Ok(Json(Quotas {
+        workspace: wire::workspace_quota(&mine),
+        teams: teams
+            .iter()
+            .map(|(name, u)| TeamWorkspaceQuota {
+                team: name.to_string(),
+                path: insitu_core::teams::Teams::lab_path(name),
+                quota: wire::workspace_quota(u),
+            })
+            .collect(),
+        compute: wire::compute_quota(&compute),
+    }))
+}
+
 pub async fn set_user_quota(
     State(s): State<AppState>,
     ApiPath(username): ApiPath<String>,
-    ApiJson(req): ApiJson<SetQuotaRequest>,
-) -> ApiResult<Json<WorkspaceQuota>> {
-    let u = s
-        .platform
-        .set_user_workspace_quota(&username, req.workspace_bytes)
-        .await?;
-    Ok(Json(wire::workspace_quota(&u)))
+    ApiJson(req): ApiJson<SetUserQuotaRequest>,
+) -> ApiResult<Json<Quotas>> {
+    let change = insitu_core::QuotaChange {
+        workspace_bytes: req.workspace_bytes,
+        labs: req.labs,
+        cpu: req.cpu,
+        memory_bytes: req.memory_bytes,
+        gpus: req.gpus,
+    };
+    let (workspace, compute) = s.platform.set_user_quotas(&username, &change).await?;
+    Ok(Json(Quotas {
+        workspace: wire::workspace_quota(&workspace),
+        teams: Vec::new(),
+        compute: wire::compute_quota(&compute),
+    }))
 }
 
 pub async fn set_team_quota(

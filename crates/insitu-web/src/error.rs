@@ -56,7 +56,10 @@ impl From<CoreError> for ApiFailure {
             CoreError::LabNotFound(_) => ErrorCode::LabNotFound,
             CoreError::LabNotRunning { .. } => ErrorCode::LabNotRunning,
             CoreError::LabQuotaExceeded { .. } => ErrorCode::LabQuotaExceeded,
-            CoreError::InvalidQuota { .. } => ErrorCode::InvalidQuota,
+            CoreError::InvalidQuota { .. } | CoreError::InvalidComputeQuota(_) => {
+                ErrorCode::InvalidQuota
+            }
+            CoreError::ResourceQuotaExceeded { .. } => ErrorCode::ResourceQuotaExceeded,
             CoreError::GpuUnavailable { .. } => ErrorCode::GpuUnavailable,
             CoreError::DatalabNotLaunchable { .. } => ErrorCode::DatalabNotLaunchable,
             CoreError::OpensNoFiles { .. } | CoreError::InvalidLaunchFile(_) => {

@@ -17,6 +17,25 @@ use insitu_domain::devlab::build_version;
 
 use crate::time_fmt::rfc3339;
 
+/// A user's compute quota and use.
+pub fn compute_quota(c: &insitu_core::ComputeUse) -> insitu_api::ComputeQuota {
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let bytes = |n: i64| u64::try_from(n).unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)]
+    let cores = |m: i64| m as f64 / 1000.0;
+    insitu_api::ComputeQuota {
+        labs: count(c.limits.labs),
+        labs_used: count(c.labs),
+        cpu: c.limits.cpu_millis.map(cores),
+        cpu_used: cores(c.cpu_millis),
+        memory_bytes: c.limits.memory_bytes.map(bytes),
+        memory_used_bytes: bytes(c.memory_bytes),
+        gpus: c.limits.gpus.map(bytes),
+        gpus_used: count(c.gpus),
+        set: c.set,
+    }
+}
+
 /// A workspace's quota and use.
 pub fn workspace_quota(u: &insitu_core::workspaces::WorkspaceUsage) -> insitu_api::WorkspaceQuota {
     insitu_api::WorkspaceQuota {

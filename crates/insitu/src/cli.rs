@@ -92,6 +92,10 @@ enum Command {
     /// administrators set quotas.
     #[command(subcommand)]
     Workspace(crate::cli_workspace::WorkspaceCommand),
+    /// Your quotas (workspaces, labs, CPU, memory, GPUs); administrators
+    /// set a user's or a team's.
+    #[command(subcommand)]
+    Quota(crate::cli_workspace::QuotaCommand),
     /// The pipeline catalogue: list, show, validate and push CWL pipelines.
     #[command(subcommand)]
     Pipelines(crate::cli_pipelines::PipelinesCommand),
@@ -698,6 +702,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
         Command::Workspace(cmd) => {
             crate::cli_workspace::workspace(&Client::logged_in()?, cmd).await
         }
+        Command::Quota(cmd) => crate::cli_workspace::quota(&Client::logged_in()?, cmd).await,
         Command::Pipelines(cmd) => {
             crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
         }

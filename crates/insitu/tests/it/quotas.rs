@@ -319,11 +319,20 @@ async fn a_full_workspace_is_stopped_by_the_kernel_and_reported(db: Db) {
     let (code, out, err) = cli(
         &app,
         &admin,
-        &["workspace", "quota", "--user", "wendy", "64MiB", "--json"],
+        &[
+            "quota",
+            "set",
+            "--user",
+            "wendy",
+            "--workspace",
+            "64MiB",
+            "--json",
+        ],
     )
     .await;
     assert_eq!(code, 0, "{err}");
     let q: Value = serde_json::from_str(&out).unwrap();
+    let q = &q["workspace"];
     assert_eq!(
         (q["quota_bytes"].as_u64(), q["quota_set"].as_bool()),
         (Some(64 * MIB), Some(true))
@@ -508,4 +517,118 @@ async fn without_images_workspaces_are_plain_directories_and_say_so() {
         "{out}"
     );
     assert!(err.contains("warning: your workspace"), "{err}");
+}
+
+#[tokio::test]
+async fn labs_cpu_memory_and_gpus_are_per_user_quotas_checked_at_launch() {
+    if !crate::labs::sandbox_available() {
+        return;
+    }
+    for db in backends() {
+        // Each test lab asks for the default resources: 1 core, 2 GiB.
+        let app = spawn_with(Options {
+            db,
+            configure: |c| c.quotas.cpu = Some(1.5),
+            ..Options::default()
+        })
+        .await;
+        let t = app.user_with_role("cora", "user").await;
+        let admin = app.admin_token().await;
+        let _first = launch_running(&app, &t, "testapp").await;
+        let (status, body) = launch(&app, &t, "testapp", &[]).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("resource_quota_exceeded")),
+            "{body}"
+        );
+        assert!(body["message"].as_str().unwrap().contains("CPU"), "{body}");
+        let (status, q) = get_json(&plain(), &app.u("/api/v1/me/quotas"), &t).await;
+        assert_eq!(status, 200, "{q}");
+        let c = &q["compute"];
+        assert_eq!(
+            (c["cpu"].as_f64(), c["cpu_used"].as_f64()),
+            (Some(1.5), Some(1.0)),
+            "{q}"
+        );
+        assert_eq!(
+            (c["labs_used"].as_u64(), c["set"].as_bool()),
+            (Some(1), Some(false)),
+            "{q}"
+        );
+        assert_eq!(c["memory_used_bytes"], 2u64 << 30, "{q}");
+
+        // An administrator raises the CPU quota and lowers the labs quota.
+        let (code, out, err) = cli(
+            &app,
+            &admin,
+            &[
+                "quota", "set", "--user", "cora", "--cpu", "3", "--labs", "2", "--json",
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let q: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (q["compute"]["cpu"].as_f64(), q["compute"]["labs"].as_u64()),
+            (Some(3.0), Some(2))
+        );
+        assert_eq!(q["compute"]["set"], true);
+        let _second = launch_running(&app, &t, "testapp").await;
+        let (status, body) = launch(&app, &t, "testapp", &[]).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("lab_quota_exceeded")),
+            "{body}"
+        );
+
+        // Memory the same way; null sets the default back, and what was not
+        // named stays.
+        let r = plain()
+            .put(app.u("/api/v1/admin/quotas/users/cora"))
+            .bearer_auth(&admin)
+            .json(&json!({"labs": 5, "memory_bytes": 3u64 << 30}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let q: Value = r.json().await.unwrap();
+        assert_eq!(q["compute"]["cpu"], 3.0, "{q}");
+        assert_eq!(q["compute"]["memory_bytes"], 3u64 << 30, "{q}");
+        let (status, body) = launch(&app, &t, "testapp", &[]).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("resource_quota_exceeded")),
+            "{body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("memory"),
+            "{body}"
+        );
+        let r = plain()
+            .put(app.u("/api/v1/admin/quotas/users/cora"))
+            .bearer_auth(&admin)
+            .json(&json!({"memory_bytes": null}))
+            .send()
+            .await
+            .unwrap();
+        let q: Value = r.json().await.unwrap();
+        assert_eq!(
+            (&q["compute"]["memory_bytes"], q["compute"]["cpu"].as_f64()),
+            (&Value::Null, Some(3.0)),
+            "{q}"
+        );
+        let r = plain()
+            .put(app.u("/api/v1/admin/quotas/users/cora"))
+            .bearer_auth(&admin)
+            .json(&json!({"cpu": -1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let (_, out, _) = cli(&app, &t, &["quota", "show"]).await;
+        assert!(
+            out.contains("labs: 2 of 5; CPU: 2 of 3; memory: 4 GiB of no limit"),
+            "{out}"
+        );
+    }
 }

@@ -988,12 +988,16 @@ pub async fn my_labs(
         .iter()
         .map(|(name, u)| (name.to_string(), wire::workspace_quota(u)))
         .collect();
+    let compute = match s.platform.compute_quota(&p.user_id).await {
+        Ok(c) => wire::compute_quota(&c),
+        Err(e) => return failure_page(e),
+    };
     let shared: Vec<_> = match s.platform.labs().shared_with_me(&p.user_id).await {
         Ok(l) => l.iter().map(|l| lab_of(&s, l, &[])).collect(),
         Err(e) => return failure_page(e),
     };
     let extra = context! {
-        labs => ser(&items), shared => ser(&shared), busy, workspace => ser(&workspace), team_workspaces => ser(&team_workspaces)
+        labs => ser(&items), shared => ser(&shared), busy, workspace => ser(&workspace), team_workspaces => ser(&team_workspaces), compute => ser(&compute)
     };
     page(&s, "labs.html", Some(&p), "labs", &banner, extra)
 }

@@ -625,6 +625,20 @@ async fn labs_cpu_memory_and_gpus_are_per_user_quotas_checked_at_launch() {
             .await
             .unwrap();
         assert_eq!(r.status(), 422);
+        let page = app.login("cora", PASSWORD).await;
+        let page = page
+            .client
+            .get(app.u("/my-labs"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("Your labs may hold at once: 5 labs (2 now), 3.0 CPU cores (2.0 now)"),
+            "the labs page shows the quotas"
+        );
         let (_, out, _) = cli(&app, &t, &["quota", "show"]).await;
         assert!(
             out.contains("labs: 2 of 5; CPU: 2 of 3; memory: 4 GiB of no limit"),

@@ -179,8 +179,8 @@ impl SlurmExecutor {
         }
         let mut k = self.parallel as u64;
         k = k.min(node.cpus / shape.cores.max(1));
-        if shape.ram_mib > 0 {
-            k = k.min(node.ram_mib / shape.ram_mib);
+        if let Some(n) = node.ram_mib.checked_div(shape.ram_mib) {
+            k = k.min(n);
         }
         u32::try_from(k.max(1)).unwrap_or(1)
     }
@@ -390,9 +390,21 @@ impl SlurmExecutor {
             None => String::new(),
         };
         let id = id.split(';').next().unwrap_or("").trim().to_string();
-        let waited = match spec.timeout {
-            Some(t) => tokio::time::timeout(t, child.wait_with_output()).await,
-            None => Ok(child.wait_with_output().await),
+        let wait = async {
+            match spec.timeout {
+                Some(t) => tokio::time::timeout(t, child.wait_with_output()).await,
+                None => Ok(child.wait_with_output().await),
+            }
+        };
+        tokio::pin!(wait);
+        // Where it runs is told once it runs (or, at the latest, once it ended).
+        let mut told = false;
+        let waited = tokio::select! {
+            w = &mut wait => w,
+            () = self.tell_when_running(&spec, &id) => {
+                told = true;
+                wait.await
+            }
         };
         let out = match waited {
             Ok(out) => out?,
@@ -411,11 +423,13 @@ impl SlurmExecutor {
             )));
         }
         let state = job_state(&self.opts, &id).await;
-        self.placed(&spec, &id, state.node.as_deref());
-        if spec.log.is_none() {
-            if let Ok(text) = std::fs::read_to_string(&output) {
-                eprint!("{text}");
-            }
+        if !told {
+            self.placed(&spec, &id, state.node.as_deref());
+        }
+        if spec.log.is_none()
+            && let Ok(text) = std::fs::read_to_string(&output)
+        {
+            eprint!("{text}");
         }
         match state.state.as_deref() {
             Some("COMPLETED") | Some("FAILED") => Ok(state.exit_code.unwrap_or(1)),
@@ -425,6 +439,30 @@ impl SlurmExecutor {
                 state.node.as_deref().unwrap_or("its node"),
                 state.describe()
             ))),
+        }
+    }
+}
+
+impl SlurmExecutor {
+    /// Report batch job `id` of `spec` as placed once Slurm runs it
+    /// (asking `squeue` every half second); never returns before.
+    async fn tell_when_running(&self, spec: &CommandSpec, id: &str) {
+        if id.is_empty() {
+            return std::future::pending().await;
+        }
+        loop {
+            let mut cmd = slurm_command(&self.opts, "squeue");
+            cmd.args(["-h", "-j", id, "-o", "%T %N"])
+                .stderr(Stdio::null());
+            if let Ok(out) = cmd.output().await {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let mut f = text.split_whitespace();
+                if f.next() == Some("RUNNING") {
+                    self.placed(spec, id, f.next());
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }
@@ -608,7 +646,25 @@ impl JobState {
     }
 }
 
+/// What Slurm says of job `id` once it has ended (a job being cancelled
+/// shows COMPLETING for a while; asked for up to ten seconds).
 async fn job_state(opts: &SlurmOptions, id: &str) -> JobState {
+    let mut state = job_state_now(opts, id).await;
+    for _ in 0..40 {
+        let ending = matches!(
+            state.state.as_deref(),
+            Some("RUNNING" | "COMPLETING" | "CONFIGURING" | "PENDING" | "SUSPENDED")
+        );
+        if !ending {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        state = job_state_now(opts, id).await;
+    }
+    state
+}
+
+async fn job_state_now(opts: &SlurmOptions, id: &str) -> JobState {
     let mut cmd = slurm_command(opts, "scontrol");
     cmd.args(["show", "job", "-o", id]).stderr(Stdio::null());
     let Ok(out) = cmd.output().await else {

@@ -328,6 +328,96 @@ fn stopping_the_engine_leaves_no_job_on_the_cluster() {
     }
 }
 
+#[test]
+fn an_engine_killed_outright_leaves_no_allocation() {
+    let Some((conf, _turn)) = cluster() else {
+        return;
+    };
+    let s = Scratch::new();
+    let (mut child, _) = start_sleeping(&s, &conf, "allocations");
+    let pid = child.id();
+    assert!(!jobs_of(&conf, pid).is_empty(), "no job in the queue");
+    // No handler runs: srun's input closes with the engine, the spawner
+    // ends, and srun gives the allocation back.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    no_jobs_left(&conf, pid, "allocations");
+}
+
+/// Step `a` (one core a job) fills the two-core test node with one
+/// allocation; step `b` asks for both cores and so gets room only once
+/// that allocation, idle, is given back: the run ends only if it is.
+const FILLS_THEN_WAITS: &str = "cwlVersion: v1.2
+class: Workflow
+requirements: {ScatterFeatureRequirement: {}}
+inputs: []
+outputs:
+  b: {type: File, outputSource: b/o}
+steps:
+  a:
+    run:
+      class: CommandLineTool
+      baseCommand: echo
+      inputs: {x: {type: int, inputBinding: {position: 1}}}
+      outputs: {o: stdout}
+    in: {x: {default: [1, 2]}}
+    scatter: x
+    out: [o]
+  b:
+    run:
+      class: CommandLineTool
+      requirements: {ResourceRequirement: {coresMin: 2}}
+      baseCommand: cat
+      inputs: {f: {type: 'File[]', inputBinding: {position: 1}}}
+      outputs: {o: stdout}
+    in: {f: a/o}
+    out: [o]
+";
+
+#[test]
+fn an_idle_allocation_is_given_back() {
+    let Some((conf, _turn)) = cluster() else {
+        return;
+    };
+    let s = Scratch::new();
+    s.file("wf.cwl", FILLS_THEN_WAITS);
+    let ev = s.path().join("ev.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_insitu-cwl"))
+        .current_dir(s.path())
+        .args([
+            "--quiet",
+            "--outdir",
+            "out",
+            "--parallel",
+            "2",
+            "--slurm-idle",
+            "0.5",
+        ])
+        .args(["--slurm-conf", &conf, "--events"])
+        .arg(&ev)
+        .arg("wf.cwl")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    let ev = events(&ev);
+    let ids: Vec<&str> = placed(&ev)
+        .iter()
+        .map(|e| e["slurm_job"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ev:?}");
+    // Both jobs of `a` in one allocation, `b` in another.
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        2,
+        "{ids:?}"
+    );
+}
+
 /// The engine `pid` left no job in the queue (cancelled jobs may show
 /// COMPLETING for a moment).
 fn no_jobs_left(conf: &str, pid: u32, grouping: &str) {

@@ -306,6 +306,7 @@ fn executor_for(
                 run_inputs(job, documents),
                 opts.step_logs.iter().cloned().collect(),
                 opts.parallel,
+                opts.quiet,
             )
             .reporting(events),
         ));

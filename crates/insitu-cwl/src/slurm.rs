@@ -62,6 +62,8 @@ pub struct SlurmExecutor {
     writable: Vec<PathBuf>,
     events: Option<Arc<Events>>,
     parallel: usize,
+    /// Say nothing on standard error.
+    quiet: bool,
     pool: Arc<Pool>,
     node: tokio::sync::OnceCell<Option<NodeSize>>,
     scripts: AtomicU64,
@@ -110,6 +112,7 @@ impl SlurmExecutor {
         read_only: Vec<PathBuf>,
         writable: Vec<PathBuf>,
         parallel: usize,
+        quiet: bool,
     ) -> Self {
         SlurmExecutor {
             opts,
@@ -119,6 +122,7 @@ impl SlurmExecutor {
             writable,
             events: None,
             parallel: parallel.max(1),
+            quiet,
             pool: Arc::default(),
             node: tokio::sync::OnceCell::new(),
             scripts: AtomicU64::new(0),
@@ -166,6 +170,30 @@ impl SlurmExecutor {
                     .max_by_key(|n| (n.cpus, n.ram_mib))
             })
             .await
+    }
+
+    /// `spec` asking for at most the largest node's cores and memory (as
+    /// a job asking for more than this machine has gets all of it
+    /// locally), with a warning; `None` when it fits as it is.
+    async fn fit(&self, spec: &CommandSpec) -> Option<CommandSpec> {
+        let node = self.node_size().await?;
+        let want = spec.resources;
+        let cores = want.cores.clamp(1, node.cpus.max(1));
+        let ram_mib = want.ram_mib.min(node.ram_mib);
+        if (cores, ram_mib) == (want.cores, want.ram_mib) {
+            return None;
+        }
+        crate::log::Log { quiet: self.quiet }.line(&format!(
+            "a job asks for {} cores and {} MiB; the largest node has {} and {}: it gets {cores} and {ram_mib}",
+            want.cores, want.ram_mib, node.cpus, node.ram_mib
+        ));
+        let mut fitted = spec.clone();
+        fitted.resources = JobResources {
+            cores,
+            ram_mib,
+            ..want
+        };
+        Some(fitted)
     }
 
     /// How many jobs of size `shape` one allocation holds: as many as fit
@@ -473,6 +501,8 @@ impl Executor for SlurmExecutor {
             if spec.argv.is_empty() {
                 return Err(CwlError::Execution("empty command line".into()));
             }
+            let fitted = self.fit(spec).await;
+            let spec = fitted.as_ref().unwrap_or(spec);
             match self.opts.grouping {
                 Grouping::None => self.run_batch(spec).await,
                 Grouping::Allocations => self.run_grouped(spec).await,

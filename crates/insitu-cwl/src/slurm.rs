@@ -6,7 +6,8 @@
 //! would dominate a scatter of small jobs, so by default jobs share
 //! *allocations* the run holds ([`Grouping::Allocations`]): one `srun`
 //! per allocation, which asks Slurm for room for `k` jobs of one size
-//! (`k` from the size of the partition's nodes and `--parallel`) and runs
+//! (`k`: the jobs of that size waiting, at most what fits on the partition's
+//! largest node and `--parallel`) and runs
 //! this engine's spawner ([`crate::spawner`]) inside a run sandbox on the
 //! node; jobs of that size are then fed to it as JSON lines, several at a
 //! time and one after another, with no scheduler round trip. A job of
@@ -79,6 +80,38 @@ struct Pool {
     failed: Mutex<Vec<(JobResources, String)>>,
     /// A slot was freed, an allocation started or failed to.
     changed: Notify,
+    /// Jobs waiting for a slot, by size.
+    waiting: Mutex<std::collections::HashMap<JobResources, usize>>,
+}
+
+/// A job counted among those waiting for a slot of its size while it
+/// lives.
+struct Waiting<'a> {
+    pool: &'a Pool,
+    shape: JobResources,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(pool: &'a Pool, shape: JobResources) -> Self {
+        *lock(&pool.waiting).entry(shape).or_default() += 1;
+        Waiting { pool, shape }
+    }
+
+    /// Jobs of this size waiting now (this one included).
+    fn count(&self) -> usize {
+        lock(&self.pool.waiting)
+            .get(&self.shape)
+            .copied()
+            .unwrap_or(1)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.pool.waiting).get_mut(&self.shape) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// One allocation: an `srun` running a spawner in a run sandbox.
@@ -196,16 +229,17 @@ impl SlurmExecutor {
         Some(fitted)
     }
 
-    /// How many jobs of size `shape` one allocation holds: as many as fit
-    /// on the largest node, at most `--parallel`; one for GPU jobs.
-    async fn slots_for(&self, shape: JobResources) -> u32 {
+    /// How many jobs of size `shape` one allocation holds: as many as wait
+    /// for one (`demand`), at most as many as fit on the largest node and
+    /// `--parallel`; one for GPU jobs. A lone job does not hold a node.
+    async fn slots_for(&self, shape: JobResources, demand: usize) -> u32 {
         let Some(node) = self.node_size().await else {
             return 1;
         };
         if shape.gpus > 0 {
             return 1;
         }
-        let mut k = self.parallel as u64;
+        let mut k = self.parallel.min(demand.max(1)) as u64;
         k = k.min(node.cpus / shape.cores.max(1));
         if let Some(n) = node.ram_mib.checked_div(shape.ram_mib) {
             k = k.min(n);
@@ -216,6 +250,7 @@ impl SlurmExecutor {
     /// A free slot of an allocation of size `shape`, starting one when
     /// none is free and fewer than `--slurm-max-allocations` are held.
     async fn slot(&self, shape: JobResources) -> Result<(Arc<Alloc>, OwnedSemaphorePermit)> {
+        let waiting = Waiting::new(&self.pool, shape);
         loop {
             let changed = self.pool.changed.notified();
             tokio::pin!(changed);
@@ -240,7 +275,7 @@ impl SlurmExecutor {
                     Some(_) => {}
                     None if held.len() < self.opts.max_allocations.max(1) => {
                         lock(&self.pool.starting).push(shape);
-                        self.start_allocation(shape).await;
+                        self.start_allocation(shape, waiting.count()).await;
                     }
                     None => {}
                 }
@@ -251,8 +286,8 @@ impl SlurmExecutor {
 
     /// Start an allocation of size `shape` in the background; the pool
     /// hears when it is up or why not.
-    async fn start_allocation(&self, shape: JobResources) {
-        let size = self.slots_for(shape).await;
+    async fn start_allocation(&self, shape: JobResources, demand: usize) {
+        let size = self.slots_for(shape, demand).await;
         let mut prefix: Vec<OsString> = vec!["srun".into()];
         prefix.extend(
             allocation_args(&self.opts, shape, size, &self.root)
@@ -271,7 +306,7 @@ impl SlurmExecutor {
             self.read_only.clone(),
             self.writable.clone(),
         );
-        let pool = self.pool.clone();
+        let (pool, opts) = (self.pool.clone(), self.opts.clone());
         tokio::spawn(async move {
             let started = RunSandbox::launch(&base, &root, ro, &rw, how).await;
             lock(&pool.starting).retain(|s| *s != shape);
@@ -295,7 +330,11 @@ impl SlurmExecutor {
                         sandbox,
                         used: AtomicU64::new(0),
                     };
-                    lock(&pool.allocs).push(Arc::new(alloc));
+                    let alloc = Arc::new(alloc);
+                    lock(&pool.allocs).push(alloc.clone());
+                    // Also when no job ever comes (one freed elsewhere
+                    // took the waiting job).
+                    release_when_idle(&pool, &alloc, &opts);
                 }
                 Err(why) => lock(&pool.failed).push((
                     shape,
@@ -342,36 +381,8 @@ impl SlurmExecutor {
         };
         drop(permit);
         self.pool.changed.notify_waiters();
-        self.release_when_idle(&alloc);
+        release_when_idle(&self.pool, &alloc, &self.opts);
         r
-    }
-
-    /// Release `alloc` once it has had no job for `--slurm-idle`.
-    fn release_when_idle(&self, alloc: &Arc<Alloc>) {
-        if alloc.slots.available_permits() != alloc.size as usize {
-            return;
-        }
-        let used = alloc.used.load(Ordering::SeqCst);
-        let (pool, weak, idle, opts) = (
-            Arc::downgrade(&self.pool),
-            Arc::downgrade(alloc),
-            self.opts.idle,
-            self.opts.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::time::sleep(idle).await;
-            let (Some(pool), Some(alloc)) = (pool.upgrade(), weak.upgrade()) else {
-                return;
-            };
-            let idle = alloc.used.load(Ordering::SeqCst) == used
-                && alloc.slots.available_permits() == alloc.size as usize;
-            if !idle {
-                return;
-            }
-            lock(&pool.allocs).retain(|a| !Arc::ptr_eq(a, &alloc));
-            alloc.slots.close();
-            release(&opts, &alloc).await;
-        });
     }
 
     /// Run `spec` as a batch job of its own and wait for it.
@@ -557,6 +568,29 @@ async fn cancel_job(opts: &SlurmOptions, id: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let _ = cmd.status().await;
+}
+
+/// Release `alloc` once it has had no job for `--slurm-idle`.
+fn release_when_idle(pool: &Arc<Pool>, alloc: &Arc<Alloc>, opts: &SlurmOptions) {
+    if alloc.slots.available_permits() != alloc.size as usize {
+        return;
+    }
+    let used = alloc.used.load(Ordering::SeqCst);
+    let (pool, weak, opts) = (Arc::downgrade(pool), Arc::downgrade(alloc), opts.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(opts.idle).await;
+        let (Some(pool), Some(alloc)) = (pool.upgrade(), weak.upgrade()) else {
+            return;
+        };
+        let idle = alloc.used.load(Ordering::SeqCst) == used
+            && alloc.slots.available_permits() == alloc.size as usize;
+        if !idle {
+            return;
+        }
+        lock(&pool.allocs).retain(|a| !Arc::ptr_eq(a, &alloc));
+        alloc.slots.close();
+        release(&opts, &alloc).await;
+    });
 }
 
 /// End an allocation: its spawner's input closes, so it ends and `srun`

@@ -121,6 +121,8 @@ fn a_scatter_on_slurm_gives_what_it_gives_locally() {
         let ev = s.path().join(format!("{grouping}.jsonl"));
         let r = s.run(&[
             "--quiet",
+            "--parallel",
+            "2",
             "--slurm-conf",
             &conf,
             "--slurm-grouping",
@@ -141,10 +143,14 @@ fn a_scatter_on_slurm_gives_what_it_gives_locally() {
             .collect();
         assert!(placed.iter().all(|e| e["node"].is_string()), "{placed:?}");
         match grouping {
-            // One allocation for all seven jobs.
-            "allocations" => assert_eq!(ids.len(), 1, "{placed:?}"),
+            // Seven jobs, two at a time: one or two allocations.
+            "allocations" => assert!(ids.len() <= 2, "{placed:?}"),
             _ => assert_eq!(ids.len(), 7, "{placed:?}"),
         }
+        // The run ended: nothing of it is left on the cluster, and its
+        // jobs ended well.
+        let pid = ev[0]["pid"].as_u64().unwrap() as u32;
+        no_jobs_left(&conf, pid, grouping);
         for id in ids {
             let state = slurm_cmd(&conf, "scontrol", &["show", "job", "-o", id]);
             assert!(state.contains("JobState=COMPLETED"), "{grouping}: {state}");
@@ -344,9 +350,10 @@ fn an_engine_killed_outright_leaves_no_allocation() {
     no_jobs_left(&conf, pid, "allocations");
 }
 
-/// Step `a` (one core a job) fills the two-core test node with one
-/// allocation; step `b` asks for both cores and so gets room only once
-/// that allocation, idle, is given back: the run ends only if it is.
+/// Step `a` (one core a job, two jobs) holds the two-core test node's
+/// cores in its allocations; step `b` asks for both cores and so gets
+/// room only once they, idle, are given back: the run ends only if they
+/// are.
 const FILLS_THEN_WAITS: &str = "cwlVersion: v1.2
 class: Workflow
 requirements: {ScatterFeatureRequirement: {}}
@@ -405,17 +412,27 @@ fn an_idle_allocation_is_given_back() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
     let ev = events(&ev);
-    let ids: Vec<&str> = placed(&ev)
-        .iter()
-        .map(|e| e["slurm_job"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids.len(), 3, "{ev:?}");
-    // Both jobs of `a` in one allocation, `b` in another.
-    assert_eq!(
-        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
-        2,
-        "{ids:?}"
-    );
+    assert_eq!(placed(&ev).len(), 3, "{ev:?}");
+    // Which step each job belongs to, and where each ran: `b` in an
+    // allocation of its own.
+    let step_of = |job: &Value| {
+        ev.iter()
+            .find(|e| e["event"] == "job_started" && e["job"] == *job)
+            .map(|e| e["step"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    let mut a = std::collections::BTreeSet::new();
+    let mut b = std::collections::BTreeSet::new();
+    for p in placed(&ev) {
+        let id = p["slurm_job"].as_str().unwrap().to_owned();
+        match step_of(&p["job"]).as_str() {
+            "a" => a.insert(id),
+            "b" => b.insert(id),
+            other => panic!("a job of step {other:?}: {ev:?}"),
+        };
+    }
+    assert_eq!(b.len(), 1, "{ev:?}");
+    assert!(!a.is_empty() && a.is_disjoint(&b), "a: {a:?}, b: {b:?}");
 }
 
 /// The engine `pid` left no job in the queue (cancelled jobs may show

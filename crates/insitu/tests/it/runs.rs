@@ -363,13 +363,21 @@ async fn a_scatter_pipeline_runs_on_slurm() {
         assert_eq!(placed.len(), 4, "{events}");
         for p in &placed {
             let job = p["slurm_job"].as_str().unwrap();
-            let out = std::process::Command::new("scontrol")
-                .args(["show", "job", "-o", job])
-                .env("SLURM_CONF", &conf)
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("JobState=COMPLETED"), "{text}");
+            let state = || {
+                let out = std::process::Command::new("scontrol")
+                    .args(["show", "job", "-o", job])
+                    .env("SLURM_CONF", &conf)
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            // An allocation given back may show COMPLETING for a moment.
+            wait_until(
+                "the Slurm job completed",
+                Duration::from_secs(20),
+                async || state().contains("JobState=COMPLETED"),
+            )
+            .await;
         }
     }
 }

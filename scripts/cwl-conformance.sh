@@ -17,8 +17,10 @@ out=$(mktemp -d /tmp/insitu-cwltest.XXXXXX)
 # engine the way an installation does. Tools run sandboxed, as by default:
 # where bubblewrap cannot make a sandbox every test fails with exit 69 (not
 # 33, so a broken sandbox is never counted as an unsupported feature).
+# INSITU_CWL_ARGS adds flags to every run (e.g. "--slurm-conf /work/slurm1/slurm.conf"
+# for the suite on Slurm).
 engine="$out/insitu-cwl-run"
-printf '#!/bin/sh\nexec "%s" cwl run "$@"\n' "$insitu" > "$engine"
+printf '#!/bin/sh\nexec "%s" cwl run %s "$@"\n' "$insitu" "${INSITU_CWL_ARGS:-}" > "$engine"
 chmod +x "$engine"
 work=$(mktemp -d /tmp/insitu-cwl-suite.XXXXXX)
 # cwltest runs from the suite's directory; a copy keeps ../shared untouched.

@@ -446,6 +446,13 @@ pub struct PipelinesConfig {
     /// after they end; outputs, logs, events and provenance stay ("0s":
     /// kept for ever).
     pub keep_intermediate: String,
+    /// Run the tool jobs of pipelines on the Slurm cluster this
+    /// `slurm.conf` describes (the engine's `--slurm-conf`), grouped in
+    /// allocations; unset: on this machine. The data directory (runs,
+    /// workspaces), the volumes and the engine must be on a file system
+    /// the nodes share; the engine then keeps the host's network (it talks
+    /// to `slurmctld`), its tools still get none.
+    pub slurm_conf: Option<PathBuf>,
 }
 
 impl Default for PipelinesConfig {
@@ -458,6 +465,7 @@ impl Default for PipelinesConfig {
             max_queued_per_user: 100,
             parallel: None,
             keep_intermediate: "7d".to_owned(),
+            slurm_conf: None,
         }
     }
 }

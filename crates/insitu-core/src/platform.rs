@@ -638,7 +638,9 @@ fn runs_config(
             Cgroups::Unavailable("turned off by labs.enforce_limits".into())
         },
         max_processes: labs.max_processes,
-        network_per_run: labs.network == LabNetworkMode::User,
+        // The engine of a run on Slurm talks to the cluster's controller.
+        network_per_run: labs.network == LabNetworkMode::User && p.slurm_conf.is_none(),
+        slurm_conf: p.slurm_conf.clone(),
     })
 }
 

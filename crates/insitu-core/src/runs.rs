@@ -88,6 +88,8 @@ pub struct RunsConfigView {
     /// A network namespace of each run's own (else the host's network,
     /// where a tool asks for it).
     pub network_per_run: bool,
+    /// Tool jobs go to this Slurm cluster (`pipelines.slurm_conf`).
+    pub slurm_conf: Option<PathBuf>,
 }
 
 /// A run as a user asks for it.
@@ -826,6 +828,9 @@ impl Runs {
         }
         for e in &self.cfg.expose {
             args.extend(["--sandbox-expose".into(), e.clone().into()]);
+        }
+        if let Some(conf) = &self.cfg.slurm_conf {
+            args.extend(["--slurm-conf".into(), conf.clone().into()]);
         }
         args.push(dir.join("pipeline").join(&version.meta.main).into());
         args.push(dir.join("job.json").into());

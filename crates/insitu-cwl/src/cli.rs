@@ -2,14 +2,14 @@
 //! parsed by hand, so that the cwltool flags the conformance suite passes
 //! and this engine does not use are ignored without configuration.
 
-use crate::options::{ContainerMode, RunOptions, SandboxMode};
+use crate::options::{ContainerMode, Grouping, RunOptions, SandboxMode, SlurmOptions};
 use crate::{loader, run, spawner, workflow};
 use serde_json::Value;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--hide DIR]... [--provenance DIR]\n         [--cachedir DIR] [--allow-root DIR]... [--run-as UID:GID] [--events FILE] [--step-logs DIR]\n         [--workdir DIR] TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate [--allow-root DIR]... TOOL.cwl[#id]\n       insitu-cwl describe [--allow-root DIR]... TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs\n  --allow-root DIR  read documents, job orders and inputs only from under DIR (repeatable;\n                  links resolved); container builds then get the network only with NetworkAccess\n  --run-as UID:GID  run every tool as this unprivileged user and group, without capabilities\n                  (the engine must run as root)\n  --hide DIR      no job's sandbox shows DIR (repeatable); what a job is given under it still shows\n  --events FILE   append the run's events to FILE as JSON lines: steps and jobs started and\n                  finished (step, scatter index, times, exit code, log), the run's end\n  --step-logs DIR  with --events: each tool job's uncaptured output goes to a log in DIR\n  --workdir DIR   make the jobs' directories in DIR and keep them after the run\n  describe        print the process as JSON: inputs (types, defaults), outputs, steps, links";
+const USAGE: &str = "usage: insitu-cwl run [--outdir DIR] [--quiet] [--parallel N] [--no-container | --reject-docker] [--js-timeout=SECS]\n         [--no-sandbox] [--sandbox-per-step] [--sandbox-expose DIR]... [--hide DIR]... [--provenance DIR]\n         [--cachedir DIR] [--allow-root DIR]... [--run-as UID:GID] [--events FILE] [--step-logs DIR]\n         [--workdir DIR] [--slurm | --slurm-conf FILE] [--slurm-partition P] [--slurm-account A]\n         [--slurm-grouping allocations|none] [--slurm-idle SECS] [--slurm-max-allocations N]\n         TOOL.cwl[#id] [JOB.yml|JOB.json]\n       insitu-cwl validate [--allow-root DIR]... TOOL.cwl[#id]\n       insitu-cwl describe [--allow-root DIR]... TOOL.cwl[#id]\n  --cachedir DIR  reuse tool jobs stored in DIR (same tool, requirements and inputs by content)\n                  instead of running them again, and store new successful ones there\n  --no-sandbox    run tools as plain processes; without it they run in a bubblewrap sandbox,\n                  and a run where none can be made fails (exit 69) before any tool runs\n  --allow-root DIR  read documents, job orders and inputs only from under DIR (repeatable;\n                  links resolved); container builds then get the network only with NetworkAccess\n  --run-as UID:GID  run every tool as this unprivileged user and group, without capabilities\n                  (the engine must run as root)\n  --hide DIR      no job's sandbox shows DIR (repeatable); what a job is given under it still shows\n  --events FILE   append the run's events to FILE as JSON lines: steps and jobs started and\n                  finished (step, scatter index, times, exit code, log), the run's end\n  --step-logs DIR  with --events: each tool job's uncaptured output goes to a log in DIR\n  --workdir DIR   make the jobs' directories in DIR and keep them after the run\n  --slurm         run tool jobs on a Slurm cluster (--slurm-conf: its slurm.conf), with the cores,\n                  memory, GPUs and time their requirements ask for, in the same sandbox; jobs share\n                  allocations the run holds (released after --slurm-idle, default 10 s) unless\n                  --slurm-grouping none (a batch job each). The run's directory (--workdir), inputs\n                  and this program must be on a file system the nodes share\n  describe        print the process as JSON: inputs (types, defaults), outputs, steps, links";
 
 /// What the command line asks for.
 enum Command {
@@ -114,6 +114,39 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
                 .roots
                 .get_or_insert_with(Vec::new)
                 .push(PathBuf::from(v));
+        } else if let Some(v) = value("--slurm-conf") {
+            slurm(&mut opts).conf = Some(PathBuf::from(v));
+        } else if let Some(v) = value("--slurm-partition") {
+            slurm(&mut opts).partition = Some(v);
+        } else if let Some(v) = value("--slurm-account") {
+            slurm(&mut opts).account = Some(v);
+        } else if let Some(v) = value("--slurm-grouping") {
+            slurm(&mut opts).grouping = match v.as_str() {
+                "allocations" => Grouping::Allocations,
+                "none" => Grouping::None,
+                _ => {
+                    let why = format!("--slurm-grouping {v}: expected 'allocations' or 'none'");
+                    return (Command::BadFlag(why), opts);
+                }
+            };
+        } else if let Some(v) = value("--slurm-idle") {
+            match v.parse::<f64>() {
+                Ok(secs) if secs >= 0.0 && secs.is_finite() => {
+                    slurm(&mut opts).idle = std::time::Duration::from_secs_f64(secs);
+                }
+                _ => {
+                    let why = format!("--slurm-idle {v}: expected a number of seconds");
+                    return (Command::BadFlag(why), opts);
+                }
+            }
+        } else if let Some(v) = value("--slurm-max-allocations") {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => slurm(&mut opts).max_allocations = n,
+                _ => {
+                    let why = format!("--slurm-max-allocations {v}: expected a positive number");
+                    return (Command::BadFlag(why), opts);
+                }
+            }
         } else if let Some(v) = value("--run-as") {
             match parse_ids(&v) {
                 Some(ids) => opts.confinement.run_as = Some(ids),
@@ -130,6 +163,9 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
                 // The default; still accepted.
                 "--require-sandbox" => opts.sandbox = SandboxMode::Required,
                 "--sandbox-per-step" => opts.sandbox_per_step = true,
+                "--slurm" => {
+                    slurm(&mut opts);
+                }
                 "--quiet" => opts.quiet = true,
                 "--help" | "-h" => return (Command::Help, opts),
                 "--version" => return (Command::Version, opts),
@@ -166,6 +202,11 @@ fn parse(args: &[String]) -> (Command, RunOptions) {
         },
     };
     (command, opts)
+}
+
+/// The run's Slurm options, made when a first `--slurm…` flag names them.
+fn slurm(opts: &mut RunOptions) -> &mut SlurmOptions {
+    opts.slurm.get_or_insert_with(|| SlurmOptions::new(None))
 }
 
 /// `UID:GID` as numbers.
@@ -246,7 +287,20 @@ fn run_tool(tool: &str, job: Option<&str>, opts: &RunOptions) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(run::run(tool, job, opts)) {
+    let result = match &opts.slurm {
+        None => rt.block_on(run::run(tool, job, opts)),
+        // Stopped (SIGTERM, SIGINT), the run's Slurm jobs are cancelled
+        // before the engine ends: none is left on the cluster.
+        Some(slurm) => match rt.block_on(until_stopped(run::run(tool, job, opts))) {
+            Some(r) => r,
+            None => {
+                rt.block_on(crate::slurm::cancel_all(slurm));
+                eprintln!("{tool}: stopped; its Slurm jobs are cancelled");
+                return 143;
+            }
+        },
+    };
+    match result {
         Ok(out) => {
             let text = serde_json::to_string_pretty(&out).unwrap_or_else(|_| "{}".into());
             let _ = writeln!(std::io::stdout(), "{text}");
@@ -256,6 +310,23 @@ fn run_tool(tool: &str, job: Option<&str>, opts: &RunOptions) -> i32 {
             eprintln!("{tool}: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// `run`'s result, or `None` once the engine is asked to stop (SIGTERM or
+/// SIGINT); `run` is dropped then, and with it what it started.
+async fn until_stopped<T>(run: impl std::future::Future<Output = T>) -> Option<T> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return Some(run.await);
+    };
+    tokio::select! {
+        r = run => Some(r),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
     }
 }
 

@@ -21,6 +21,10 @@
 //! - `job_finished` `{job, step, index, at_ms, status, exit_code, error,
 //!   log}`: `status` is `success`, `failed`, `skipped` (`when` was false)
 //!   or `reused` (a result from the cache; no `job_started` before it);
+//! - `job_placed` `{job, at_ms, slurm_job, node}` when a job runs on a
+//!   Slurm cluster (`--slurm`): the Slurm job (an allocation several jobs
+//!   may share, or the job's own) and the node that ran it. Sent before
+//!   `job_finished`, as soon as the executor knows;
 //! - `step_finished` `{step, at_ms, status, error}`: `success` or `failed`;
 //! - `run_finished` `{at_ms, status, exit_code, error}`: the last line,
 //!   written once the outputs are in place (and the provenance crate
@@ -75,6 +79,12 @@ pub enum Event<'a> {
         exit_code: Option<i32>,
         error: Option<&'a str>,
         log: Option<&'a Path>,
+    },
+    JobPlaced {
+        job: u64,
+        at_ms: u64,
+        slurm_job: &'a str,
+        node: Option<&'a str>,
     },
     StepFinished {
         step: Option<&'a str>,

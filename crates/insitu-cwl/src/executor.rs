@@ -3,8 +3,8 @@
 //! [`Executor`] trait, the local process executor and the process plumbing
 //! (redirections, time limit) shared with the bubblewrap sandbox executor
 //! in [`crate::sandbox`], the run's shared sandbox in [`crate::spawner`] and
-//! podman in [`crate::container`]. A Slurm executor would implement the
-//! same trait. This module depends on none of them.
+//! podman in [`crate::container`] and Slurm in [`crate::slurm`]. This
+//! module depends on none of them.
 
 use crate::error::{CwlError, Result};
 use insitu_launcher::sandbox::{Bind, StepBinds};
@@ -49,6 +49,34 @@ pub struct CommandSpec {
     /// The container to run in (`DockerRequirement`), for the container
     /// executor ([`crate::container`]).
     pub container: Option<ContainerRun>,
+    /// What the job asks of a scheduler (ResourceRequirement,
+    /// CUDARequirement), for executors that reserve it ([`crate::slurm`]).
+    pub resources: JobResources,
+    /// The job's number in the run's event stream, for executors that
+    /// report where it ran.
+    pub job: Option<u64>,
+}
+
+/// Cores, memory and GPUs one job asks for, as its requirements work out
+/// (one core and 1,024 MiB when it declares none, as its `runtime` says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JobResources {
+    /// CPU cores (at least 1).
+    pub cores: u64,
+    /// Memory in MiB.
+    pub ram_mib: u64,
+    /// GPUs (`cwltool:CUDARequirement`'s `cudaDeviceCountMin`).
+    pub gpus: u64,
+}
+
+impl Default for JobResources {
+    fn default() -> Self {
+        JobResources {
+            cores: 1,
+            ram_mib: 1024,
+            gpus: 0,
+        }
+    }
 }
 
 /// What a job needs of a container: the image and the places its
@@ -128,6 +156,12 @@ pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = Result<i32>> + Send + 'a>>
 pub trait Executor: Send + Sync {
     /// Run the command to completion and return its exit status.
     fn run<'a>(&'a self, spec: &'a CommandSpec) -> ExecFuture<'a>;
+
+    /// Release what it holds for the run (Slurm allocations) once no job
+    /// runs any more; by default nothing.
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// Runs commands as plain local child processes.

@@ -51,6 +51,7 @@ pub mod relocate;
 pub mod requirements;
 pub mod run;
 pub mod sandbox;
+pub mod slurm;
 pub mod spawner;
 pub mod tool;
 pub mod types;

@@ -46,6 +46,59 @@ pub struct RunOptions {
     pub workdir: Option<PathBuf>,
     /// Host paths no job's sandbox shows (the platform's data directory).
     pub hidden: Vec<PathBuf>,
+    /// Run CommandLineTool jobs on a Slurm cluster ([`crate::slurm`]).
+    pub slurm: Option<SlurmOptions>,
+}
+
+/// Where and how jobs go to Slurm (`--slurm`, `--slurm-conf` ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmOptions {
+    /// The cluster's `slurm.conf` (`SLURM_CONF` of the Slurm commands);
+    /// `None` keeps the commands' default.
+    pub conf: Option<PathBuf>,
+    /// Partition (`--partition`), else the cluster's default.
+    pub partition: Option<String>,
+    /// Account charged (`--account`), else the user's default.
+    pub account: Option<String>,
+    /// Jobs share allocations, or each is a batch job of its own.
+    pub grouping: Grouping,
+    /// An allocation with no job for this long is released.
+    pub idle: std::time::Duration,
+    /// At most this many allocations of one size at a time.
+    pub max_allocations: usize,
+    /// The name every Slurm job of the run carries (`--job-name`), unique
+    /// to the run, so that all of them can be cancelled together.
+    pub job_name: String,
+}
+
+/// How jobs map onto Slurm jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Grouping {
+    /// Jobs run in allocations the run holds (an `srun` each, with this
+    /// engine's spawner inside), several at a time and one after another.
+    #[default]
+    Allocations,
+    /// Every job is a batch job of its own (`sbatch --wait`).
+    None,
+}
+
+impl SlurmOptions {
+    /// Defaults for a cluster whose `slurm.conf` is `conf`, with a job name
+    /// unique to this process and moment.
+    pub fn new(conf: Option<PathBuf>) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        SlurmOptions {
+            conf,
+            partition: None,
+            account: None,
+            grouping: Grouping::Allocations,
+            idle: std::time::Duration::from_secs(10),
+            max_allocations: 4,
+            job_name: format!("insitu-cwl-{}-{nanos:x}", std::process::id()),
+        }
+    }
 }
 
 /// Limits for a run made on a user's behalf (the platform's pipeline
@@ -119,6 +172,7 @@ impl Default for RunOptions {
             step_logs: None,
             workdir: None,
             hidden: vec![],
+            slurm: None,
         }
     }
 }

@@ -51,6 +51,9 @@ pub(crate) const KNOWN: &[&str] = &[
     "LoadListingRequirement",
     "DockerRequirement",
     "SoftwareRequirement",
+    // cwltool's extension (`cwltool:CUDARequirement`): GPUs a job needs,
+    // given to it by the Slurm executor as a GRES.
+    "CUDARequirement",
 ];
 
 /// The effective requirements of one process.

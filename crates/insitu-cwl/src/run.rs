@@ -172,8 +172,20 @@ async fn run_inner(
     let sandbox = sandbox
         .await
         .map_err(|e| CwlError::Execution(format!("sandbox check failed: {e}")))??;
-    let executor = executor_for(sandbox, &p, &job, &loaded.files, tmp.path(), opts);
+    let executor = executor_for(
+        sandbox,
+        &p,
+        &job,
+        &loaded.files,
+        tmp.path(),
+        opts,
+        events.clone(),
+    )?;
     let mut ctx = RunCtx::new(tmp.path().to_path_buf(), opts.parallel, executor);
+    if opts.slurm.is_some() {
+        // The cluster, not this machine, has the room jobs ask for.
+        ctx.unlimited_resources();
+    }
     ctx.quiet = opts.quiet || opts.progress;
     ctx.js_timeout = opts.js_timeout;
     ctx.containers = opts.containers;
@@ -187,6 +199,7 @@ async fn run_inner(
     }
     let ctx = Arc::new(ctx);
     let result = run_with_progress(&p, job, &ctx, opts).await;
+    ctx.executor.shutdown().await;
     let result = result.and_then(|mut out| {
         // Files of the run's directory are moved, unless the provenance
         // crate still has to copy them.
@@ -263,7 +276,8 @@ fn is_workflow(p: &Value) -> bool {
     p.get("class").and_then(Value::as_str) == Some("Workflow")
 }
 
-/// Where the run's commands go: plain processes without a sandbox; a
+/// Where the run's commands go: a Slurm cluster with `--slurm`; plain
+/// processes without a sandbox; a
 /// sandbox of its own for a lone tool (a shared one would only add its
 /// spawner's start) or with `--sandbox-per-step`; else the run's shared
 /// sandbox, which shows the job order's inputs and the documents'
@@ -275,8 +289,29 @@ fn executor_for(
     documents: &[PathBuf],
     root: &Path,
     opts: &RunOptions,
-) -> Arc<dyn executor::Executor> {
-    match sandbox {
+    events: Option<Arc<Events>>,
+) -> Result<Arc<dyn executor::Executor>> {
+    if let Some(slurm) = &opts.slurm {
+        let Some(s) = sandbox else {
+            return Err(CwlError::Input(
+                "--slurm runs every job in a bubblewrap sandbox on the node: it cannot be combined with --no-sandbox"
+                    .into(),
+            ));
+        };
+        return Ok(Arc::new(
+            crate::slurm::SlurmExecutor::new(
+                slurm.clone(),
+                s,
+                root.to_path_buf(),
+                run_inputs(job, documents),
+                opts.step_logs.iter().cloned().collect(),
+                opts.parallel,
+                opts.quiet,
+            )
+            .reporting(events),
+        ));
+    }
+    Ok(match sandbox {
         None => Arc::new(executor::LocalExecutor {
             run_as: opts.confinement.run_as,
         }),
@@ -290,7 +325,7 @@ fn executor_for(
             )
             .writing(opts.step_logs.iter().cloned().collect()),
         ),
-    }
+    })
 }
 
 /// Run the process, with a progress line on stderr when asked for.

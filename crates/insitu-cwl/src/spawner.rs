@@ -349,12 +349,16 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 /// The run's sandbox, seen from the engine.
 pub struct RunSandbox {
-    writer: tokio::sync::Mutex<tokio::process::ChildStdin>,
+    /// `None` once closed ([`RunSandbox::close`]).
+    writer: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
     pending: Pending,
     next: AtomicU64,
     alive: Arc<AtomicBool>,
     /// Kept so that the sandbox ends with the run (`kill_on_drop`).
-    _child: tokio::process::Child,
+    child: tokio::sync::Mutex<tokio::process::Child>,
+    /// The first line its launcher wrote that is not a reply (a JSON
+    /// object: where Slurm placed it, see [`Launch`]).
+    hello: Arc<Mutex<Option<serde_json::Value>>>,
     /// The run's directory, read-write inside.
     root: PathBuf,
     /// Bound read-only besides what the host shows.
@@ -370,6 +374,30 @@ pub struct RunSandbox {
     run_as: Option<(u32, u32)>,
 }
 
+/// How a run's sandbox is started: bubblewrap itself (the default), or
+/// through a launcher that runs it elsewhere (`srun`, [`crate::slurm`]).
+#[derive(Debug)]
+pub struct Launch {
+    /// The launcher and its arguments, before `bwrap` and its own; empty
+    /// for bubblewrap itself.
+    pub prefix: Vec<std::ffi::OsString>,
+    /// The launcher's environment (bubblewrap's is empty).
+    pub env: Vec<(String, String)>,
+    /// How long to wait for the spawner's first answer; `None` waits until
+    /// it answers or its launcher ends (a queued Slurm job).
+    pub wait: Option<std::time::Duration>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            prefix: vec![],
+            env: vec![],
+            wait: Some(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
 impl RunSandbox {
     /// Start the sandbox of a run whose job directories are under `root`,
     /// showing `read_only` paths (the run's inputs) read-only.
@@ -378,6 +406,17 @@ impl RunSandbox {
         root: &Path,
         read_only: Vec<PathBuf>,
         writable: &[PathBuf],
+    ) -> std::result::Result<RunSandbox, String> {
+        Self::launch(base, root, read_only, writable, Launch::default()).await
+    }
+
+    /// [`RunSandbox::start`] through `how`.
+    pub async fn launch(
+        base: &SandboxExecutor,
+        root: &Path,
+        read_only: Vec<PathBuf>,
+        writable: &[PathBuf],
+        how: Launch,
     ) -> std::result::Result<RunSandbox, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let root = root.canonicalize().map_err(|e| e.to_string())?;
@@ -448,9 +487,17 @@ impl RunSandbox {
                 workdir: Some(root.clone()),
             },
         );
-        let mut cmd = tokio::process::Command::new(base.bwrap());
+        let mut cmd = match how.prefix.split_first() {
+            None => tokio::process::Command::new(base.bwrap()),
+            Some((launcher, rest)) => {
+                let mut c = tokio::process::Command::new(launcher);
+                c.args(rest).arg(base.bwrap());
+                c
+            }
+        };
         cmd.args(args)
             .env_clear()
+            .envs(how.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -463,12 +510,18 @@ impl RunSandbox {
         };
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
+        let hello: Arc<Mutex<Option<serde_json::Value>>> = Arc::default();
         {
-            let (pending, alive) = (pending.clone(), alive.clone());
+            let (pending, alive, hello) = (pending.clone(), alive.clone(), hello.clone());
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(reader).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     let Ok(r) = serde_json::from_str::<Reply>(&line) else {
+                        if let (Ok(v @ serde_json::Value::Object(_)), Ok(mut h)) =
+                            (serde_json::from_str(&line), hello.lock())
+                        {
+                            h.get_or_insert(v);
+                        }
                         continue;
                     };
                     let tx = pending.lock().ok().and_then(|mut p| p.remove(&r.id));
@@ -485,11 +538,12 @@ impl RunSandbox {
             });
         }
         let mut sandbox = RunSandbox {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Some(writer)),
             pending,
             next: AtomicU64::new(0),
             alive,
-            _child: child,
+            child: tokio::sync::Mutex::new(child),
+            hello,
             root,
             read_only: kept,
             hidden: base.hidden.clone(),
@@ -503,12 +557,37 @@ impl RunSandbox {
             sandbox.send(&Request::Ping { id }).await.ok()?;
             rx.await.ok()
         };
-        match tokio::time::timeout(std::time::Duration::from_secs(30), answered).await {
-            Ok(Some(r)) => {
+        let answer = match how.wait {
+            Some(limit) => tokio::time::timeout(limit, answered).await.ok().flatten(),
+            None => answered.await,
+        };
+        match answer {
+            Some(r) => {
                 sandbox.freezing = r.code == Some(1);
                 Ok(sandbox)
             }
-            _ => Err("the run's sandbox did not start".into()),
+            None => Err("the run's sandbox did not start".into()),
+        }
+    }
+
+    /// Whether its spawner still answers.
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// What its launcher said first (see [`Launch`]), if anything.
+    pub fn hello(&self) -> Option<serde_json::Value> {
+        self.hello.lock().ok().and_then(|h| h.clone())
+    }
+
+    /// End it: close the spawner's input (it returns, and the sandbox
+    /// ends with it), wait up to `grace` for its launcher to end, then
+    /// kill the launcher.
+    pub async fn close(&self, grace: std::time::Duration) {
+        self.writer.lock().await.take();
+        let mut child = self.child.lock().await;
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            let _ = child.kill().await;
         }
     }
 
@@ -558,6 +637,9 @@ impl RunSandbox {
             .map_err(|e| CwlError::Execution(format!("cannot encode a job: {e}")))?;
         line.push('\n');
         let mut w = self.writer.lock().await;
+        let Some(w) = w.as_mut() else {
+            return Err(CwlError::Execution("the run's sandbox is closed".into()));
+        };
         w.write_all(line.as_bytes())
             .await
             .map_err(|e| CwlError::Execution(format!("the run's sandbox is gone: {e}")))

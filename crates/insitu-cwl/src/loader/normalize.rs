@@ -186,7 +186,11 @@ fn normalize_requirement(r: Value, ctx: &DocCtx) -> Result<Value> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let class = class.rsplit(['#', '/']).next().unwrap_or("").to_string();
+    let class = class
+        .rsplit(['#', '/', ':'])
+        .next()
+        .unwrap_or("")
+        .to_string();
     m.insert("class".into(), Value::String(class.clone()));
     match class.as_str() {
         "SchemaDefRequirement" => {

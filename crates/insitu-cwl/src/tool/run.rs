@@ -7,7 +7,7 @@
 use crate::container::{Build, Podman};
 use crate::error::{CwlError, Result};
 use crate::events::{JobTrack, Status};
-use crate::executor::{CommandSpec, ContainerRun};
+use crate::executor::{CommandSpec, ContainerRun, JobResources};
 use crate::expr::{Evaluator, Scope};
 use crate::files;
 use crate::options::ContainerMode;
@@ -122,6 +122,7 @@ async fn run_tool_job(
     let dirs = JobDirs::make(ctx)?;
     let mut staged = job.stage(inputs, &dirs).await?;
     let (mut spec, streams) = job.bind(&mut staged, &dirs)?;
+    spec.job = track.map(|t| t.job);
     spec.log = match track.and_then(|t| t.log.as_deref()) {
         Some(log) => Some(start_log(log, &spec)?),
         None => None,
@@ -271,6 +272,8 @@ impl Job<'_> {
                 ..c.clone()
             }),
             log: None,
+            resources: scheduled_resources(reqs, ev, scope)?,
+            job: None,
         };
         Ok((spec, streams))
     }
@@ -769,6 +772,33 @@ fn declared_resources(reqs: &Reqs, runtime: &Value) -> Resources {
         cores: ask("cores", ["coresMin", "coresMax"]).max(1),
         ram_mib: ask("ram", ["ramMin", "ramMax"]),
     }
+}
+
+/// What a job asks of a scheduler: the cores and memory of its `runtime`
+/// (1 core and 1,024 MiB unless its ResourceRequirement says otherwise)
+/// and the GPUs of `cwltool:CUDARequirement` (`cudaDeviceCountMin`, 1
+/// when the requirement does not say; none without it).
+fn scheduled_resources(reqs: &Reqs, ev: &Evaluator, scope: &Scope) -> Result<JobResources> {
+    let num = |k: &str| scope.runtime.get(k).and_then(Value::as_f64);
+    let gpus = match reqs.get("CUDARequirement") {
+        None => 0,
+        Some(r) => match r.get("cudaDeviceCountMin") {
+            None => 1,
+            Some(v) => match ev.eval(v, scope)?.as_f64() {
+                Some(n) if n >= 0.0 => n.ceil() as u64,
+                _ => {
+                    return Err(CwlError::Validation(format!(
+                        "CUDARequirement: cudaDeviceCountMin must be a non-negative number, got {v}"
+                    )));
+                }
+            },
+        },
+    };
+    Ok(JobResources {
+        cores: num("cores").map_or(1, |c| (c.ceil() as u64).max(1)),
+        ram_mib: num("ram").map_or(1024, |r| r.ceil().max(0.0) as u64),
+        gpus,
+    })
 }
 
 /// A name for a job in log lines: its step (and scatter position), else

@@ -18,6 +18,7 @@ mod progress;
 mod provenance;
 mod resources;
 mod sandbox;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

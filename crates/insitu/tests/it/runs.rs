@@ -296,6 +296,92 @@ async fn a_run_goes_from_the_queue_to_outputs_in_the_workspace() {
     }
 }
 
+/// The Slurm cluster `INSITU_TEST_SLURM_CONF` names, or `None` to skip
+/// (a failure with `INSITU_REQUIRE_SLURM=1`).
+fn slurm_cluster() -> Option<std::path::PathBuf> {
+    let conf = std::env::var_os("INSITU_TEST_SLURM_CONF").map(std::path::PathBuf::from);
+    if conf.is_none() {
+        assert!(
+            std::env::var("INSITU_REQUIRE_SLURM").as_deref() != Ok("1"),
+            "a Slurm cluster is required: set INSITU_TEST_SLURM_CONF"
+        );
+        eprintln!("skipping: INSITU_TEST_SLURM_CONF is not set");
+    }
+    conf
+}
+
+fn slurm_pipelines_config(config: &mut insitu_web::ServerConfig) {
+    pipelines_config(config);
+    config.pipelines.slurm_conf = std::env::var_os("INSITU_TEST_SLURM_CONF").map(Into::into);
+}
+
+/// With `pipelines.slurm_conf`, a run's tool jobs go to the cluster: the
+/// scatter's outputs are the same, every job names the Slurm job that ran
+/// it, and the jobs of the run have all ended.
+#[tokio::test]
+async fn a_scatter_pipeline_runs_on_slurm() {
+    let Some(conf) = slurm_cluster() else { return };
+    if !engine_available() {
+        return;
+    }
+    for db in backends() {
+        let app = spawn_with(with_pipelines(db, slurm_pipelines_config)).await;
+        let token = app.user_with_role("ada", "user").await;
+        push_shout(&app, &token).await;
+        let flag = write_flag(&app, "ada", "ok");
+        let words = json!(["alpha", "beta", "gamma"]);
+        let (status, run) = submit(
+            &app,
+            &token,
+            "ada/shout",
+            json!({"words": words, "flag": flag}),
+        )
+        .await;
+        assert_eq!(status, 202, "{run}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        let run = finish(&app, &token, &id, Duration::from_secs(120)).await;
+        assert_eq!(run["state"], "succeeded", "{run}");
+        assert_eq!(step(&run, "shout")["done"], 3, "{run}");
+        let ws = workspace(&app, "ada").join("runs").join(&id);
+        let joined = std::fs::read_to_string(ws.join("joined.txt")).unwrap();
+        assert_eq!(joined, "ALPHA\nBETA\nGAMMA\n");
+
+        // The engine's events name the Slurm job of each of the 4 jobs.
+        let events = std::fs::read_to_string(
+            app.dir
+                .path()
+                .join("data/runs")
+                .join(&id)
+                .join("events.jsonl"),
+        )
+        .unwrap();
+        let placed: Vec<Value> = events
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event"] == "job_placed")
+            .collect();
+        assert_eq!(placed.len(), 4, "{events}");
+        for p in &placed {
+            let job = p["slurm_job"].as_str().unwrap();
+            let state = || {
+                let out = std::process::Command::new("scontrol")
+                    .args(["show", "job", "-o", job])
+                    .env("SLURM_CONF", &conf)
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            // An allocation given back may show COMPLETING for a moment.
+            wait_until(
+                "the Slurm job completed",
+                Duration::from_secs(20),
+                async || state().contains("JobState=COMPLETED"),
+            )
+            .await;
+        }
+    }
+}
+
 /// A run that fails says which step failed, with its exit code and log;
 /// resumed, it reuses the steps that finished and runs the rest.
 #[tokio::test]

@@ -108,6 +108,11 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// The account's e-mail address, which an OpenID provider's verified
+    /// address links to where the provider is configured with
+    /// `link_by_email`; `""` removes it.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

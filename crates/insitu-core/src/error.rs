@@ -57,6 +57,18 @@ pub enum Error {
     AccountDisabled,
     #[error("the account no longer exists")]
     AccountGone,
+    #[error(
+        "no account is linked to your {provider} identity, and accounts are not created on first login: ask an administrator to create or link one"
+    )]
+    ProviderNotLinked { provider: String },
+    #[error(
+        "{provider} has not verified your e-mail address, so it cannot link you to the account that has it: verify it with {provider} first"
+    )]
+    ProviderEmailUnverified { provider: String },
+    #[error("{0:?} is not an e-mail address")]
+    InvalidEmail(String),
+    #[error("the e-mail address {0} is another account's")]
+    EmailTaken(String),
     #[error("too many failed logins; try again in {retry_in_secs} s")]
     RateLimited { retry_in_secs: i64 },
     #[error("too many passwords are being checked right now; try again in a moment")]

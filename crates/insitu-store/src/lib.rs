@@ -14,6 +14,7 @@
 //! parse is `StoreError::Corrupt`, never a panic.
 
 mod devlabs;
+mod identities;
 mod pipelines;
 mod records;
 mod shares;

@@ -468,6 +468,10 @@ pub async fn update_user(
         .platform
         .update_user(&username, req.role, req.disabled)
         .await?;
+    if let Some(email) = &req.email {
+        let email = Some(email.as_str()).filter(|e| !e.trim().is_empty());
+        s.platform.accounts().set_email(&user.id, email).await?;
+    }
     Ok(Json(wire::user(&user)))
 }
 

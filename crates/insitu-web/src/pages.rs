@@ -33,6 +33,7 @@ use crate::wire;
 
 pub mod devlabs;
 pub mod discover;
+pub mod oidc;
 
 /// The notice or error a redirect carries in the query, and `next`. Read
 /// leniently: a parameter that cannot be read is no banner, never an error.
@@ -183,13 +184,23 @@ pub async fn login_form(
     let login_csrf = new_secret();
     let cookie = auth::set_cookie(s.cookies.login_csrf, &login_csrf, 3600, s.secure_cookies);
     let next = safe_target(banner.next.as_deref(), "/datalabs");
+    let encoded_next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let providers: Vec<Value> = s
+        .oidc
+        .providers()
+        .iter()
+        .map(|p| {
+            let href = format!("/login/oidc/{}?next={encoded_next}", p.name);
+            context! { name => p.name.clone(), label => p.label(), href }
+        })
+        .collect();
     let mut resp = page(
         &s,
         "login.html",
         None,
         "login",
         &banner,
-        context! { login_csrf, next },
+        context! { login_csrf, providers, next },
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);

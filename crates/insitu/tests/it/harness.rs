@@ -85,6 +85,8 @@ pub struct Options {
     pub network_linger: &'static str,
     /// Labs share the host's network (`labs.network = "host"`).
     pub network_host: bool,
+    /// OpenID providers to log in with.
+    pub oidc: Vec<insitu_web::OidcProviderConfig>,
     /// Any further change to the configuration.
     pub configure: fn(&mut ServerConfig),
 }
@@ -101,6 +103,7 @@ impl Default for Options {
             max_starting: 10,
             network_linger: "5m",
             network_host: false,
+            oidc: Vec::new(),
             configure: |_| {},
         }
     }
@@ -225,6 +228,7 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
     if venv.join("jupyter-lab").exists() {
         config.labs.tool_path.push(venv);
     }
+    config.oidc = opts.oidc.clone();
     (opts.configure)(&mut config);
     config
 }

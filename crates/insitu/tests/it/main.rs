@@ -20,6 +20,7 @@ mod lab_proxy;
 mod lab_runs;
 mod labs;
 mod lifecycle;
+mod oidc;
 mod openapi;
 mod restart;
 mod roles;

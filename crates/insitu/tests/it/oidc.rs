@@ -3,7 +3,9 @@
 //! HTTP the way a browser goes: the platform's button, the provider's login
 //! form, the callback, the session. Accounts linked by subject, by verified
 //! e-mail, created on first login with a role from the `groups` claim; an
-//! unverified address, an unlinked identity and a disabled account refused.
+//! unverified address, an unlinked identity and a disabled account refused;
+//! and the whole login in Chromium through the provider's own page
+//! (screenshots `oidc-*.png` under `target/screenshots/`).
 
 use std::process::Stdio;
 
@@ -472,4 +474,52 @@ async fn a_provider_that_is_down_or_unknown_gets_a_clear_page() {
         .unwrap();
     let (status, code) = error_code(r).await;
     assert_eq!((status, code.as_str()), (502, "oidc_provider_unavailable"));
+}
+
+#[tokio::test]
+async fn a_scientist_logs_in_through_the_provider_in_chromium() {
+    let Some(d) = crate::browser::Driver::start().await else {
+        return;
+    };
+    let (app, provider) = spawn_with_provider(Db::Sqlite, |issuer| {
+        let mut p = provider_config("campus", issuer);
+        p.label = Some("Log in with your campus account".into());
+        p.create_accounts = true;
+        p.roles_claim = Some("groups".into());
+        p.roles = [(
+            "insitu-moderators".to_owned(),
+            insitu_domain::Role::Moderator,
+        )]
+        .into_iter()
+        .collect();
+        vec![p]
+    })
+    .await;
+    d.go(&app.u("/login?next=/volumes")).await;
+    d.wait_for("document.querySelector('#login-oidc-campus')")
+        .await;
+    d.screenshot("oidc-login-page.png").await;
+    d.click("#login-oidc-campus").await;
+    // The provider's own login page, on its own origin.
+    d.wait_for(&format!(
+        "location.href.startsWith('{}/interaction/')",
+        provider.issuer
+    ))
+    .await;
+    d.type_into("input[name=login]", "carol").await;
+    d.type_into("input[name=password]", "any password").await;
+    d.screenshot("oidc-provider-login.png").await;
+    d.click("button[type=submit]").await;
+    // Back on the platform, logged in, where the login started for.
+    d.wait_for(&format!("location.href === '{}'", app.u("/volumes")))
+        .await;
+    d.wait_for("document.body.innerText.includes('carol')")
+        .await;
+    let shot = d.screenshot("oidc-logged-in.png").await;
+    assert!(shot.exists());
+    let me = d
+        .script("return fetch('/api/v1/me').then(r => r.json());")
+        .await;
+    assert_eq!(me["username"], "carol", "{me}");
+    assert_eq!(me["role"], "moderator", "{me}");
 }

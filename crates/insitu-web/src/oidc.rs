@@ -134,6 +134,9 @@ impl Oidc {
                 });
             }
         }
+        // The HTTP client's TLS needs a process-wide crypto provider: ring,
+        // as everywhere in the platform (one already installed stays).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))

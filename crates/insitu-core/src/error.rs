@@ -65,6 +65,15 @@ pub enum Error {
         "{provider} has not verified your e-mail address, so it cannot link you to the account that has it: verify it with {provider} first"
     )]
     ProviderEmailUnverified { provider: String },
+    #[error(
+        "a usage series needs from < to and a step > 0 of at most {max_steps} steps (from {from}, to {to}, step {step} s)"
+    )]
+    InvalidUsageRange {
+        from: i64,
+        to: i64,
+        step: i64,
+        max_steps: i64,
+    },
     #[error("{0:?} is not an e-mail address")]
     InvalidEmail(String),
     #[error("the e-mail address {0} is another account's")]

@@ -33,13 +33,14 @@ pub mod query;
 pub mod runs;
 pub mod search;
 pub mod teams;
+pub mod usage;
 pub mod volumes;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
     AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
-    PlatformConfig, SampHubConfig, SessionConfig,
+    PlatformConfig, SampHubConfig, SessionConfig, UsageConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{

@@ -20,6 +20,7 @@ mod records;
 mod shares;
 mod store;
 mod teams;
+mod usage;
 
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
 pub use records::{
@@ -30,3 +31,4 @@ pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
 };
 pub use teams::{MemberChange, TeamChange, TeamMemberRecord};
+pub use usage::UsageSample;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use insitu_core::{
     AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
-    SessionConfig,
+    SessionConfig, UsageConfig,
 };
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// OpenID providers users may log in with (`[[oidc]]`), beside local
     /// accounts: one button each on the login page.
     pub oidc: Vec<OidcProviderConfig>,
+    /// How the platform's use is sampled for the operator's console
+    /// (`sample_every`, `retention`).
+    pub usage: UsageConfig,
     /// The file this configuration was read from (set by `insitu serve
     /// --config`, never by the file itself): labs never see it.
     #[serde(skip)]
@@ -424,6 +427,7 @@ impl Default for ServerConfig {
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
             oidc: Vec::new(),
+            usage: UsageConfig::default(),
             config_file: None,
         }
     }
@@ -443,6 +447,7 @@ impl ServerConfig {
             pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
             devlabs: self.devlabs.clone(),
+            usage: self.usage.clone(),
             config_file: self.config_file.clone(),
         }
     }

@@ -67,6 +67,7 @@ impl From<CoreError> for ApiFailure {
             CoreError::ProviderNotLinked { .. } => ErrorCode::OidcAccountNotLinked,
             CoreError::ProviderEmailUnverified { .. } => ErrorCode::OidcEmailUnverified,
             CoreError::InvalidEmail(_) => ErrorCode::InvalidEmail,
+            CoreError::InvalidUsageRange { .. } => ErrorCode::InvalidQuery,
             CoreError::EmailTaken(_) => ErrorCode::EmailTaken,
             CoreError::RateLimited { .. } | CoreError::PasswordChecksBusy => ErrorCode::RateLimited,
             CoreError::WeakPassword(_) => ErrorCode::WeakPassword,

@@ -42,6 +42,7 @@ mod security_headers;
 mod state;
 mod templates;
 mod time_fmt;
+mod usage;
 mod vo;
 mod wire;
 

@@ -26,4 +26,5 @@ mod restart;
 mod roles;
 mod runs;
 mod teams;
+mod usage;
 mod volumes;

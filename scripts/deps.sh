@@ -18,8 +18,10 @@ case "${1:-run}" in
   # containers of images made locally (scripts/cwl-images.sh).
   # slurm-wlm and munge: the single-node cluster of the Slurm zone tests
   # (scripts/slurm.sh).
+  # nodejs and npm: the OpenID provider of the OIDC login tests (panva's
+  # oidc-provider, a certified implementation, installed below).
   test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv xclip
-               podman runc debootstrap slurm-wlm munge) ;;
+               podman runc debootstrap slurm-wlm munge nodejs npm) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()
@@ -38,6 +40,15 @@ if command -v podman >/dev/null && [ ! -e /etc/containers/containers.conf.d/50-i
   mkdir -p /etc/containers/containers.conf.d
   printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' \
     > /etc/containers/containers.conf.d/50-insitu.conf
+fi
+# The OpenID provider the OIDC login tests run (crates/insitu/tests/it/
+# fixtures/oidc_provider.mjs reads it from here, or from
+# $INSITU_OIDC_PROVIDER_MODULES).
+oidc_dir=/opt/insitu-test/oidc-provider
+if [ "${1:-run}" = test ] && [ ! -e "$oidc_dir/node_modules/oidc-provider" ]; then
+  echo "installing oidc-provider into $oidc_dir"
+  mkdir -p "$oidc_dir"
+  npm install --prefix "$oidc_dir" --no-audit --no-fund --silent oidc-provider@9.13.3
 fi
 if ! command -v cargo >/dev/null; then
   echo "error: cargo is not installed; this machine kind ships the Rust toolchain (rustup)" >&2

@@ -125,6 +125,15 @@ error_codes! {
     TooManyConnections = ("too_many_connections", 503, "The server holds as many connections as it allows, in all or from this client address; the connection is closed: retry shortly."),
     Internal = ("internal", 500, "An unexpected server error; the log holds the details."),
     NotOnLabSocket = ("not_on_lab_socket", 403, "A lab's API socket serves only the pipelines and runs API; the rest of the platform is reached at its address."),
+    OidcProviderNotFound = ("oidc_provider_not_found", 404, "No OpenID provider of this name is configured for login."),
+    OidcProviderUnavailable = ("oidc_provider_unavailable", 502, "The OpenID provider cannot be reached, or answered its discovery document, keys or token exchange wrongly; try again later."),
+    OidcStateInvalid = ("oidc_state_invalid", 400, "The provider's answer does not belong to a login this browser started (unknown, expired, used already or another browser's state); start the login again."),
+    OidcTokenInvalid = ("oidc_token_invalid", 401, "The provider's ID token failed a check: signature, key, issuer, audience, expiry or nonce."),
+    OidcLoginRefused = ("oidc_login_refused", 403, "The OpenID provider refused the login or reported an error."),
+    OidcAccountNotLinked = ("oidc_account_not_linked", 403, "No account is linked to the provider's identity, and this provider does not create accounts on first login."),
+    OidcEmailUnverified = ("oidc_email_unverified", 403, "The provider has not verified the e-mail address, so it cannot link the identity to the account that has the address."),
+    InvalidEmail = ("invalid_email", 422, "The e-mail address is not of the form local@domain."),
+    EmailTaken = ("email_taken", 409, "Another account has this e-mail address."),
 }
 
 /// The body of every error response.

@@ -108,6 +108,11 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// The account's e-mail address, which an OpenID provider's verified
+    /// address links to where the provider is configured with
+    /// `link_by_email`; `""` removes it.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -254,6 +259,8 @@ pub struct OperatorLab {
     pub lab: Lab,
     /// Its owner's username.
     pub owner: String,
+    /// The zone it runs in (`local`: this platform's own machine).
+    pub zone: String,
     /// Seconds since it was launched.
     pub age_seconds: i64,
     /// Seconds since its users last used it through the proxy; absent
@@ -266,6 +273,35 @@ pub struct OperatorLab {
     pub memory_limit_bytes: Option<u64>,
     /// CPU seconds it has used so far.
     pub cpu_seconds: Option<f64>,
+    /// CPU cores it used on average since the platform's last usage
+    /// sample (its CPU now); absent before its first sample.
+    pub cpu_cores: Option<f64>,
+}
+
+/// The platform's use over time, in steps (`GET /api/v1/admin/usage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UsageSeries {
+    /// Unix seconds: the first step's start and the series' end.
+    pub from: i64,
+    pub to: i64,
+    pub step_seconds: i64,
+    pub points: Vec<UsagePoint>,
+}
+
+/// One step of a usage series; the values are absent for a step without a
+/// sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UsagePoint {
+    /// The step's start (RFC 3339).
+    pub at: String,
+    /// Samples taken in the step.
+    pub samples: u64,
+    /// The most labs running at a sample.
+    pub labs_running: Option<u64>,
+    /// CPU hours the labs used in the step.
+    pub cpu_hours: Option<f64>,
+    /// The most bytes the user and team workspaces held at a sample.
+    pub storage_bytes: Option<u64>,
 }
 
 /// Any user's queued or running run as the operator's console shows it.

@@ -29,6 +29,7 @@ use crate::clock::now;
 use crate::config::{AdminConfig, ConfigError, LoginConfig, SessionConfig};
 use crate::error::{Error, PasswordRule};
 
+pub mod oidc;
 pub mod throttle;
 
 use throttle::{PasswordGate, Throttle};

@@ -32,6 +32,8 @@ pub struct PlatformConfig {
     pub devlabs: DevlabsConfig,
     /// Each user's and each team's share of the platform.
     pub quotas: QuotasConfig,
+    /// How the platform's use is sampled for the operator's console.
+    pub usage: UsageConfig,
     /// The configuration file the server was started with, if any: labs
     /// never see it.
     pub config_file: Option<PathBuf>,
@@ -493,6 +495,41 @@ impl PipelinesConfig {
     }
 }
 
+/// How the platform's use over time (labs running, CPU, storage) is
+/// sampled into the store for the operator's console, and kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageConfig {
+    /// Time between samples (`5m`); each sample walks the workspaces to
+    /// count their bytes.
+    pub sample_every: String,
+    /// How long samples are kept (`90d`).
+    pub retention: String,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        UsageConfig {
+            sample_every: "5m".to_owned(),
+            retention: "90d".to_owned(),
+        }
+    }
+}
+
+impl UsageConfig {
+    /// (time between samples, retention), in seconds.
+    pub fn parsed(&self) -> Result<(u64, u64), ConfigError> {
+        let parse = |setting: &'static str, v: &str| {
+            insitu_domain::datalab::parse_duration(v)
+                .map_err(|reason| ConfigError::Duration { setting, reason })
+        };
+        Ok((
+            parse("usage.sample_every", &self.sample_every)?,
+            parse("usage.retention", &self.retention)?,
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -700,6 +737,7 @@ mod tests {
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
             quotas: QuotasConfig::default(),
+            usage: UsageConfig::default(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }
     }

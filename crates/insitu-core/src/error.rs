@@ -97,6 +97,27 @@ pub enum Error {
     AccountDisabled,
     #[error("the account no longer exists")]
     AccountGone,
+    #[error(
+        "no account is linked to your {provider} identity, and accounts are not created on first login: ask an administrator to create or link one"
+    )]
+    ProviderNotLinked { provider: String },
+    #[error(
+        "{provider} has not verified your e-mail address, so it cannot link you to the account that has it: verify it with {provider} first"
+    )]
+    ProviderEmailUnverified { provider: String },
+    #[error(
+        "a usage series needs from < to and a step > 0 of at most {max_steps} steps (from {from}, to {to}, step {step} s)"
+    )]
+    InvalidUsageRange {
+        from: i64,
+        to: i64,
+        step: i64,
+        max_steps: i64,
+    },
+    #[error("{0:?} is not an e-mail address")]
+    InvalidEmail(String),
+    #[error("the e-mail address {0} is another account's")]
+    EmailTaken(String),
     #[error("too many failed logins; try again in {retry_in_secs} s")]
     RateLimited { retry_in_secs: i64 },
     #[error("too many passwords are being checked right now; try again in a moment")]

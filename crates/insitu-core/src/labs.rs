@@ -60,12 +60,18 @@ pub use api_socket::{API_SOCKET_VARIABLE, LabApi};
 /// (longer ones are cut).
 pub const OPERATOR_REASON_CHARS: usize = 500;
 
+/// The zone of the labs this platform runs on its own machine.
+pub const LOCAL_ZONE: &str = "local";
+
 /// An active lab as the operator's console shows it ([`Labs::operated`]).
 #[derive(Debug, Clone)]
 pub struct OperatedLab {
     pub lab: LabRecord,
     /// Its owner's username.
     pub owner: String,
+    /// The zone it runs in (every lab runs in this machine's zone,
+    /// [`LOCAL_ZONE`], for now).
+    pub zone: &'static str,
     /// How long since its users last used it (known for labs this process
     /// serves).
     pub idle: Option<Duration>,
@@ -1604,6 +1610,7 @@ impl Labs {
                     let group = cgroups.as_ref();
                     OperatedLab {
                         owner: owners.get(&lab.user_id).cloned().unwrap_or_default(),
+                        zone: LOCAL_ZONE,
                         idle,
                         memory_bytes: group.and_then(|c| c.memory_usage(&name)),
                         memory_limit_bytes: group.and_then(|c| c.memory_limit(&name)),

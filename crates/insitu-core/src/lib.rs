@@ -33,6 +33,7 @@ pub mod query;
 pub mod runs;
 pub mod search;
 pub mod teams;
+pub mod usage;
 pub mod volumes;
 pub mod workspaces;
 
@@ -40,7 +41,7 @@ pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
     AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
-    PlatformConfig, QuotasConfig, SampHubConfig, SessionConfig,
+    PlatformConfig, QuotasConfig, SampHubConfig, SessionConfig, UsageConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{

@@ -89,6 +89,9 @@ pub struct Platform {
     pipelines: Arc<Pipelines>,
     runs: Arc<Runs>,
     devlabs: Arc<Devlabs>,
+    usage: Arc<crate::usage::Usage>,
+    /// Seconds between samples of the platform's use.
+    usage_every: u64,
 }
 
 impl Platform {
@@ -105,6 +108,7 @@ impl Platform {
             return Err(ConfigError::LabsAsRoot.into());
         }
         config.pipelines.validate()?;
+        let (usage_every, usage_retention) = config.usage.parsed()?;
         insitu_domain::datalab::parse_duration(&config.labs.start_timeout).map_err(|reason| {
             ConfigError::Duration {
                 setting: "labs.start_timeout",
@@ -171,6 +175,12 @@ impl Platform {
             config.pipelines.engine.clone(),
             data_dir.join("pipelines").join("scratch"),
         ));
+        let usage = Arc::new(crate::usage::Usage::new(
+            store.clone(),
+            Arc::clone(&labs),
+            &data_dir,
+            usage_retention,
+        ));
         let runs = Runs::new(
             store.clone(),
             runs_config(&config, data_dir)?,
@@ -189,6 +199,8 @@ impl Platform {
             pipelines,
             runs,
             devlabs,
+            usage,
+            usage_every,
         };
         Ok((platform, initial_admin))
     }
@@ -223,6 +235,11 @@ impl Platform {
     /// The pipeline catalogue.
     pub fn pipelines(&self) -> &Arc<Pipelines> {
         &self.pipelines
+    }
+
+    /// The platform's use over time (the operator's console).
+    pub fn usage(&self) -> &Arc<crate::usage::Usage> {
+        &self.usage
     }
 
     /// Pipeline runs.
@@ -543,6 +560,7 @@ impl Platform {
     /// expired lab proxy sessions) every ten minutes, and the lab monitor
     /// every second (see [`Labs::check_running`]). It stops when the
     /// returned value is dropped (a harvest under way finishes its volume).
+    /// The platform's use is sampled every `usage.sample_every`.
     pub fn maintain(&self) -> Maintenance {
         self.search.start_harvest();
         let store = self.store.clone();
@@ -590,7 +608,18 @@ impl Platform {
                 }
             }
         });
-        Maintenance(vec![sweeper, monitor, scheduler, retention])
+        let usage = Arc::clone(&self.usage);
+        let every = Duration::from_secs(self.usage_every);
+        let sampler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = usage.sample().await {
+                    tracing::warn!(error = %e, "could not sample the platform's use");
+                }
+            }
+        });
+        Maintenance(vec![sweeper, monitor, scheduler, retention, sampler])
     }
 
     /// Closes the database's connections.

@@ -14,12 +14,14 @@
 //! parse is `StoreError::Corrupt`, never a panic.
 
 mod devlabs;
+mod identities;
 mod pipelines;
 mod quotas;
 mod records;
 mod shares;
 mod store;
 mod teams;
+mod usage;
 
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
 pub use quotas::{ComputeQuota, QuotaHolder};
@@ -32,3 +34,4 @@ pub use store::{
     create_postgres_database, redact_url,
 };
 pub use teams::{MemberChange, TeamChange, TeamMemberRecord};
+pub use usage::UsageSample;

@@ -34,6 +34,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("username {0} is taken")]
     UsernameTaken(String),
+    #[error("the e-mail address {0} is another account's")]
+    EmailTaken(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -104,7 +106,7 @@ pub struct Store {
     pub(crate) backend: Backend,
 }
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "u.id, u.username, u.password_hash, u.role, u.disabled, u.created_at, u.last_login_at";
 
 impl Store {
@@ -1026,7 +1028,7 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<Str
     Ok(format!("{prefix}/{name}{query}"))
 }
 
-fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let username: String = row.try_get("username")?;
     let role: String = row.try_get("role")?;
     Ok(UserRecord {

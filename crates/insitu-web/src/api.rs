@@ -376,8 +376,12 @@ pub async fn operator_labs(State(s): State<AppState>) -> ApiResult<Json<List<Ope
         .into_iter()
         .map(|o| OperatorLab {
             age_seconds: (now - o.lab.created_at).max(0),
+            cpu_cores: o
+                .cpu_seconds
+                .and(s.platform.usage().cpu_cores(o.lab.id.as_str())),
             lab: lab_of(&s, &o.lab, &[]),
             owner: o.owner,
+            zone: o.zone.to_owned(),
             idle_seconds: o.idle.map(|d| d.as_secs()),
             memory_bytes: o.memory_bytes,
             memory_limit_bytes: o.memory_limit_bytes,
@@ -385,6 +389,20 @@ pub async fn operator_labs(State(s): State<AppState>) -> ApiResult<Json<List<Ope
         })
         .collect();
     Ok(Json(List { items }))
+}
+
+/// The platform's use over time: labs running, CPU hours, storage.
+pub async fn usage_series(
+    State(s): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<UsageSeries>> {
+    let range = crate::usage::UsageRange::parse(q.as_deref(), insitu_core::clock::now())?;
+    let points = s
+        .platform
+        .usage()
+        .series(range.from, range.to, range.step)
+        .await?;
+    Ok(Json(crate::usage::series(range, &points)))
 }
 
 /// Stops any user's lab, with the reason its user reads.
@@ -468,6 +486,10 @@ pub async fn update_user(
         .platform
         .update_user(&username, req.role, req.disabled)
         .await?;
+    if let Some(email) = &req.email {
+        let email = Some(email.as_str()).filter(|e| !e.trim().is_empty());
+        s.platform.accounts().set_email(&user.id, email).await?;
+    }
     Ok(Json(wire::user(&user)))
 }
 

@@ -53,6 +53,7 @@ impl App {
         metrics_layer::install();
         // A bad setting stops the start before anything is done.
         let listening = config.http.parse()?;
+        let oidc = crate::oidc::Oidc::new(config.oidc.clone())?;
         config.metrics.validate()?;
         let proxy_config = config
             .proxy
@@ -109,6 +110,7 @@ impl App {
             secure_cookies,
             cookies: CookieNames::new(secure_cookies),
             listening,
+            oidc,
         }));
         lab_sockets.set_router(routes::lab_router(state.clone()));
         Ok((

@@ -33,6 +33,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct CookieNames {
     pub session: &'static str,
     pub login_csrf: &'static str,
+    /// The `state` of the OpenID login this browser started.
+    pub oidc_state: &'static str,
 }
 
 impl CookieNames {
@@ -41,11 +43,13 @@ impl CookieNames {
             CookieNames {
                 session: "__Host-insitu_session",
                 login_csrf: "__Host-insitu_login_csrf",
+                oidc_state: "__Host-insitu_oidc_state",
             }
         } else {
             CookieNames {
                 session: SESSION_COOKIE,
                 login_csrf: LOGIN_CSRF_COOKIE,
+                oidc_state: "insitu_oidc_state",
             }
         }
     }

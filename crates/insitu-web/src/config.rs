@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use insitu_core::{
     AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
-    QuotasConfig, SessionConfig,
+    QuotasConfig, SessionConfig, UsageConfig,
 };
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
@@ -49,6 +49,12 @@ pub struct ServerConfig {
     pub devlabs: DevlabsConfig,
     /// Each user's and each team's share: workspace sizes.
     pub quotas: QuotasConfig,
+    /// OpenID providers users may log in with (`[[oidc]]`), beside local
+    /// accounts: one button each on the login page.
+    pub oidc: Vec<OidcProviderConfig>,
+    /// How the platform's use is sampled for the operator's console
+    /// (`sample_every`, `retention`).
+    pub usage: UsageConfig,
     /// The file this configuration was read from (set by `insitu serve
     /// --config`, never by the file itself): labs never see it.
     #[serde(skip)]
@@ -141,6 +147,87 @@ impl Default for HttpConfig {
     }
 }
 
+/// An OpenID provider users may log in with (the authorization code flow
+/// with PKCE). Its redirect URI is `<public_url>/login/oidc/<name>/callback`
+/// (register it with the provider); set `public_url` in production, or the
+/// URI is built from the request's `Host`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// The provider's name in the platform's URLs and its links to
+    /// accounts: 1-32 lowercase letters, digits, `-`, `_`. Never rename
+    /// one: its links to accounts are by this name.
+    pub name: String,
+    /// The issuer URL; `<issuer>/.well-known/openid-configuration` is read
+    /// for the endpoints and keys, and ID tokens must name it exactly.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Scopes asked for; `openid` is always added.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The login button's text; default "Log in with <name>".
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Link an identity no account is linked to yet to the account with its
+    /// e-mail address, when the provider says the address is verified.
+    #[serde(default)]
+    pub link_by_email: bool,
+    /// Create an account on first login when no account is linked.
+    #[serde(default)]
+    pub create_accounts: bool,
+    /// A claim of the ID token (a string or a list of strings) that gives
+    /// the role, through `roles`; the highest role named wins, `user`
+    /// when none is. Set at every login.
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// Claim values and the role each gives (`"insitu-admins" = "admin"`).
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, insitu_domain::Role>,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(str::to_owned).to_vec()
+}
+
+impl OidcProviderConfig {
+    pub fn label(&self) -> String {
+        self.label
+            .clone()
+            .unwrap_or_else(|| format!("Log in with {}", self.name))
+    }
+
+    /// The reasons this provider's settings stop the server from starting.
+    pub fn validate(&self) -> Result<(), WebConfigError> {
+        let bad = |reason: &str| WebConfigError::Oidc {
+            name: self.name.clone(),
+            reason: reason.to_owned(),
+        };
+        let name_ok = (1..=32).contains(&self.name.len())
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(bad(
+                "name must be 1-32 lowercase letters, digits, '-' or '_'",
+            ));
+        }
+        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
+            return Err(bad("issuer must be an http(s) URL"));
+        }
+        if self.client_id.is_empty() {
+            return Err(bad("client_id is empty"));
+        }
+        if self.roles_claim.is_some() && self.roles.is_empty() {
+            return Err(bad(
+                "roles_claim needs roles, the claim values and the role each gives",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Who may read `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -184,6 +271,8 @@ pub enum WebConfigError {
     TrustedProxy(String),
     #[error("metrics.access = \"token\" needs metrics.token of at least 16 characters")]
     MetricsToken,
+    #[error("oidc provider {name:?}: {reason}")]
+    Oidc { name: String, reason: String },
 }
 
 /// An address or network (`10.0.0.0/8`) of a trusted reverse proxy.
@@ -340,6 +429,8 @@ impl Default for ServerConfig {
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
             quotas: QuotasConfig::default(),
+            oidc: Vec::new(),
+            usage: UsageConfig::default(),
             config_file: None,
         }
     }
@@ -360,6 +451,7 @@ impl ServerConfig {
             volumes: self.volumes.clone(),
             devlabs: self.devlabs.clone(),
             quotas: self.quotas.clone(),
+            usage: self.usage.clone(),
             config_file: self.config_file.clone(),
         }
     }

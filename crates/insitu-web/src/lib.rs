@@ -32,6 +32,7 @@ mod lab_proxy;
 mod lab_socket;
 mod listener;
 mod metrics_layer;
+mod oidc;
 mod openapi;
 mod pages;
 mod pipeline_wire;
@@ -41,16 +42,20 @@ mod security_headers;
 mod state;
 mod templates;
 mod time_fmt;
+mod usage;
 mod vo;
 mod wire;
 
 pub use access::{Access, Surface};
 pub use app::{App, AppHandle, BuildError};
-pub use config::{HttpConfig, MetricsAccess, MetricsConfig, ProxyConfig, ServerConfig};
+pub use config::{
+    HttpConfig, MetricsAccess, MetricsConfig, OidcProviderConfig, ProxyConfig, ServerConfig,
+};
 pub use insitu_core::{
     AdminConfig, DevlabsConfig, InitialAdmin, LabNetworkMode, LabsConfig, LoginConfig,
     PipelinesConfig, SessionConfig,
 };
 pub use insitu_domain::Secret;
+pub use oidc::{Claims, Oidc};
 pub use openapi::openapi_document;
 pub use routes::{RouteInfo, route_table};

@@ -33,6 +33,7 @@ use crate::wire;
 
 pub mod devlabs;
 pub mod discover;
+pub mod oidc;
 
 /// The notice or error a redirect carries in the query, and `next`. Read
 /// leniently: a parameter that cannot be read is no banner, never an error.
@@ -183,13 +184,23 @@ pub async fn login_form(
     let login_csrf = new_secret();
     let cookie = auth::set_cookie(s.cookies.login_csrf, &login_csrf, 3600, s.secure_cookies);
     let next = safe_target(banner.next.as_deref(), "/datalabs");
+    let encoded_next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let providers: Vec<Value> = s
+        .oidc
+        .providers()
+        .iter()
+        .map(|p| {
+            let href = format!("/login/oidc/{}?next={encoded_next}", p.name);
+            context! { name => p.name.clone(), label => p.label(), href }
+        })
+        .collect();
     let mut resp = page(
         &s,
         "login.html",
         None,
         "login",
         &banner,
-        context! { login_csrf, next },
+        context! { login_csrf, providers, next },
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -793,6 +804,7 @@ pub async fn admin_user_update(
 pub async fn admin_labs(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
     banner: Banner,
 ) -> Response {
     let labs = match s.platform.labs().operated().await {
@@ -814,11 +826,20 @@ pub async fn admin_labs(
                 memory => mib(o.memory_bytes),
                 memory_limit => mib(o.memory_limit_bytes),
                 cpu => o.cpu_seconds.map(|c| format!("{c:.1} s")),
+                cpu_now => o
+                    .cpu_seconds
+                    .and(s.platform.usage().cpu_cores(o.lab.id.as_str()))
+                    .map(|c| format!("{:.0} %", c * 100.0)),
+                zone => o.zone,
             }
         })
         .collect();
     let runs = match s.platform.runs().operated().await {
         Ok(r) => r,
+        Err(e) => return failure_page(e),
+    };
+    let usage = match usage_plots(&s, q.as_deref()).await {
+        Ok(u) => u,
         Err(e) => return failure_page(e),
     };
     let now_ms = insitu_core::clock::now_ms();
@@ -840,8 +861,39 @@ pub async fn admin_labs(
         Some(&p),
         "running-labs",
         &banner,
-        context! { labs => rows, runs => run_rows },
+        context! { labs => rows, runs => run_rows, ..usage },
     )
+}
+
+/// The spans the console's usage plots offer, in seconds; 24 h unless the
+/// query's `usage` names another.
+const USAGE_SPANS: [(&str, i64); 4] = [
+    ("1h", 3600),
+    ("24h", 86_400),
+    ("7d", 7 * 86_400),
+    ("30d", 30 * 86_400),
+];
+
+/// The usage plots' part of the console: the span chosen and the charts.
+async fn usage_plots(s: &AppState, query: Option<&str>) -> Result<Value, insitu_core::Error> {
+    let chosen = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "usage")
+        .and_then(|(_, v)| USAGE_SPANS.iter().find(|(name, _)| *name == v))
+        .copied()
+        .unwrap_or(USAGE_SPANS[1]);
+    let range = crate::usage::UsageRange::last(chosen.1, 48, insitu_core::clock::now());
+    let points = s
+        .platform
+        .usage()
+        .series(range.from, range.to, range.step)
+        .await?;
+    let spans: Vec<&str> = USAGE_SPANS.iter().map(|(n, _)| *n).collect();
+    Ok(context! {
+        usage_span => chosen.0,
+        usage_spans => spans,
+        usage_svg => crate::usage::svg(&points),
+        usage_samples => points.iter().map(|p| p.samples).sum::<u64>(),
+    })
 }
 
 pub async fn admin_run_cancel(

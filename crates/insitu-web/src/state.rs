@@ -23,6 +23,8 @@ pub struct Inner {
     pub cookies: CookieNames,
     /// The listener's settings, parsed (trusted proxies among them).
     pub listening: Listening,
+    /// The OpenID providers and the logins with them under way.
+    pub oidc: crate::oidc::Oidc,
 }
 
 impl Deref for AppState {

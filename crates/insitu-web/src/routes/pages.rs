@@ -21,6 +21,20 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         page("POST", "/login", Access::Public, "Log in", || {
             post(pages::login_submit)
         }),
+        page(
+            "GET",
+            "/login/oidc/{provider}",
+            Access::Public,
+            "Log in with an OpenID provider: to the provider's login page",
+            || get(pages::oidc::start),
+        ),
+        page(
+            "GET",
+            "/login/oidc/{provider}/callback",
+            Access::Public,
+            "The OpenID provider's answer: checked, then a session",
+            || get(pages::oidc::callback),
+        ),
         page("POST", "/logout", USER, "Log out", || post(pages::logout)),
         page(
             "GET",

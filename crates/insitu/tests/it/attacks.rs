@@ -16,6 +16,9 @@
 //!   limits, outliving its lab or its owner's account.
 //! - `platform`: the platform's own listener, accounts, sessions, cookies,
 //!   pages and API.
+//! - `oidc`: the OpenID login: answers replayed, injected from another
+//!   browser or another application, a tampered state, a return target on
+//!   another site, ID tokens for another audience, nonce or signature.
 //! - `pipelines`: another user's pipelines, runs, logs and outputs; what
 //!   a step can read and write; CWL and job orders reaching for host
 //!   paths.
@@ -31,6 +34,7 @@
 mod devlabs;
 mod lab;
 mod lab_socket;
+mod oidc;
 mod pipelines;
 mod platform;
 mod proxy;

@@ -89,6 +89,8 @@ pub struct Options {
     /// off for tests that do not test quotas, so that they leave no loop
     /// devices behind when they fail.
     pub workspace_images: bool,
+    /// OpenID providers to log in with.
+    pub oidc: Vec<insitu_web::OidcProviderConfig>,
     /// Any further change to the configuration.
     pub configure: fn(&mut ServerConfig),
 }
@@ -106,6 +108,7 @@ impl Default for Options {
             network_linger: "5m",
             network_host: false,
             workspace_images: false,
+            oidc: Vec::new(),
             configure: |_| {},
         }
     }
@@ -231,6 +234,7 @@ pub async fn test_config(dir: &Path, opts: &Options) -> ServerConfig {
         config.labs.tool_path.push(venv);
     }
     config.quotas.workspace_images = opts.workspace_images;
+    config.oidc = opts.oidc.clone();
     (opts.configure)(&mut config);
     config
 }

@@ -527,6 +527,7 @@ async fn an_operator_sees_every_users_labs_and_stops_one_with_a_reason() {
             .find(|i| i["lab"]["id"] == id.as_str())
             .unwrap_or_else(|| panic!("{id} missing: {all}"));
         assert_eq!(item["owner"], owner);
+        assert_eq!(item["zone"], "local");
         assert_eq!(item["lab"]["state"], "running");
         assert!(item["age_seconds"].as_i64().unwrap() >= 0, "{item}");
         assert!(item["idle_seconds"].as_u64().is_some(), "{item}");

@@ -1204,3 +1204,39 @@ async fn hostile_urls_get_a_coded_error_on_every_route() {
         );
     }
 }
+
+/// The platform's use over time is the operator's: every other role is
+/// refused the series, with a token or a session, and the console's page
+/// with its plots; without a credential it is unauthenticated.
+#[tokio::test]
+async fn usage_over_time_is_for_administrators_only() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let url = app.u("/api/v1/admin/usage?step=1h");
+    let (status, _) = get_json(&plain(), &url, &admin).await;
+    assert_eq!(status, 200);
+    let r = plain().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    for role in ["user", "developer", "moderator"] {
+        let name = format!("not-admin-{role}");
+        let token = app.user_with_role(&name, role).await;
+        let (status, body) = get_json(&plain(), &url, &token).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{role}"
+        );
+        let session = app.login(&name, PASSWORD).await;
+        let r = session.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{role} with a session");
+        let r = session
+            .client
+            .get(app.u("/admin/labs?usage=30d"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{role}: the console's page");
+        let page = r.text().await.unwrap();
+        assert!(!page.contains("usage-labs"), "{role}: {page}");
+    }
+}

@@ -10,6 +10,7 @@ use insitu_domain::{Role, UserId, Username, Viewer, VolumeSpec};
 use insitu_launcher::{Cgroups, Limits, Podman};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
+use crate::access_requests::AccessRequests;
 use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
 use crate::catalogue::{Catalogue, Datalabs};
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
@@ -64,6 +65,7 @@ pub struct Platform {
     pipelines: Arc<Pipelines>,
     runs: Arc<Runs>,
     devlabs: Arc<Devlabs>,
+    access_requests: AccessRequests,
 }
 
 impl Platform {
@@ -75,6 +77,7 @@ impl Platform {
     ) -> Result<(Platform, Option<InitialAdmin>), SetupError> {
         config.session.validate()?;
         config.login.validate()?;
+        config.access.validate()?;
         config.devlabs.validate()?;
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
@@ -142,6 +145,7 @@ impl Platform {
             Arc::clone(&labs),
             volumes.all().iter().map(|v| v.spec.clone()).collect(),
         );
+        let store_for_access = store.clone();
         let platform = Platform {
             store,
             accounts,
@@ -153,6 +157,7 @@ impl Platform {
             pipelines,
             runs,
             devlabs,
+            access_requests: AccessRequests::new(store_for_access, config.access.clone()),
         };
         Ok((platform, initial_admin))
     }
@@ -196,6 +201,11 @@ impl Platform {
 
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// Applications for an account and the waiting list.
+    pub fn access_requests(&self) -> &AccessRequests {
+        &self.access_requests
     }
 
     pub fn datalabs(&self) -> &Arc<Datalabs> {

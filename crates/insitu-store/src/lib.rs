@@ -13,6 +13,7 @@
 //! types (ids, lab states), parsed from their columns; a value that does not
 //! parse is `StoreError::Corrupt`, never a panic.
 
+mod access;
 mod devlabs;
 mod pipelines;
 mod records;
@@ -20,6 +21,7 @@ mod shares;
 mod store;
 mod teams;
 
+pub use access::{AccessDecision, AccessRequestRecord, ApplicationAdmission, NewAccessRequest};
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
 pub use records::{
     LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,

@@ -25,6 +25,7 @@ use crate::error::{ApiFailure, ApiJson, ApiPath, ApiResult};
 use crate::state::AppState;
 use crate::wire;
 
+pub mod access;
 pub mod devlabs;
 
 pub async fn healthz(State(s): State<AppState>) -> Response {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use insitu_core::{
-    AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
-    SessionConfig,
+    AccessConfig, AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig,
+    PlatformConfig, SessionConfig,
 };
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
@@ -47,6 +47,9 @@ pub struct ServerConfig {
     /// User-developed datalabs: podman, base images, build limits, what is
     /// kept.
     pub devlabs: DevlabsConfig,
+    /// Applications for an account: the public form's limits, the waiting
+    /// list's bound, the admission cap.
+    pub access: AccessConfig,
     /// The file this configuration was read from (set by `insitu serve
     /// --config`, never by the file itself): labs never see it.
     #[serde(skip)]
@@ -337,6 +340,7 @@ impl Default for ServerConfig {
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
             devlabs: DevlabsConfig::default(),
+            access: AccessConfig::default(),
             config_file: None,
         }
     }
@@ -356,6 +360,7 @@ impl ServerConfig {
             pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
             devlabs: self.devlabs.clone(),
+            access: self.access.clone(),
             config_file: self.config_file.clone(),
         }
     }

@@ -31,6 +31,7 @@ use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
+pub mod access;
 pub mod devlabs;
 pub mod discover;
 

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use insitu_api::{
-    Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab, LabLogs, LabOpen,
-    LabSharing, List, Me, OperatorLab, OperatorStopRequest, Release, SearchResponse, Team,
-    TokenCreated, Volume, VolumeList,
+    AccessRequest, Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab,
+    LabLogs, LabOpen, LabSharing, List, Me, OperatorLab, OperatorStopRequest, Release,
+    SearchResponse, Team, TokenCreated, Volume, VolumeList,
 };
 use insitu_domain::BuildState;
 use reqwest::Method;
@@ -88,6 +88,9 @@ enum Command {
     /// Teams and their workspaces: create, invite, accept, leave, remove.
     #[command(subcommand)]
     Teams(TeamsCommand),
+    /// Access requests (moderators): the waiting list, approve, deny.
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// The pipeline catalogue: list, show, validate and push CWL pipelines.
     #[command(subcommand)]
     Pipelines(crate::cli_pipelines::PipelinesCommand),
@@ -202,6 +205,34 @@ enum VolumesCommand {
     Add { name: String },
     /// Remove a volume from my volumes.
     Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum AccessCommand {
+    /// Access requests in the order of application, waiting ones with
+    /// their place in the waiting list.
+    Ls {
+        /// waiting, approved, denied or all.
+        #[arg(long, default_value = "waiting")]
+        state: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiting request: its account is made, unless the
+    /// admission cap is reached; the applicant sets the password through
+    /// their status link.
+    Approve {
+        id: String,
+        /// A message the applicant reads on their status page.
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Deny a waiting request with a message the applicant reads.
+    Deny {
+        id: String,
+        #[arg(long)]
+        message: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -691,6 +722,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
         Command::Search(args) => search_command(args).await,
         Command::Harvest { status, wait, json } => harvest_command(status, wait, json).await,
         Command::Teams(cmd) => teams_command(cmd).await,
+        Command::Access(cmd) => access_command(cmd).await,
         Command::Pipelines(cmd) => {
             crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
         }
@@ -975,6 +1007,69 @@ fn print_team(t: &Team) {
         })
         .collect();
     print_table(&["USERNAME", "ROLE", "STATE"], &rows);
+}
+
+async fn access_command(cmd: AccessCommand) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    let decide = |id: &str, what: &str| format!("/api/v1/access/requests/{}/{what}", seg(id));
+    match cmd {
+        AccessCommand::Ls { state, json } => {
+            let path = format!("/api/v1/access/requests?state={}", seg(&state));
+            let list: List<AccessRequest> = c.call(Method::GET, &path, None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.position.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                        r.username.clone(),
+                        r.name.clone(),
+                        r.email.clone(),
+                        r.affiliation.clone(),
+                        r.state.to_string(),
+                        r.created_at.clone(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "PLACE",
+                    "USERNAME",
+                    "NAME",
+                    "E-MAIL",
+                    "AFFILIATION",
+                    "STATE",
+                    "APPLIED",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        AccessCommand::Approve { id, message } => {
+            let body = serde_json::json!({ "message": message });
+            let r: AccessRequest = c
+                .call(Method::POST, &decide(&id, "approve"), Some(&body))
+                .await?;
+            println!(
+                "approved {}: the account exists; they set its password through their status link",
+                r.username
+            );
+            Ok(())
+        }
+        AccessCommand::Deny { id, message } => {
+            let body = serde_json::json!({ "message": message });
+            let r: AccessRequest = c
+                .call(Method::POST, &decide(&id, "deny"), Some(&body))
+                .await?;
+            println!("denied {}'s request", r.username);
+            Ok(())
+        }
+    }
 }
 
 async fn teams_command(cmd: TeamsCommand) -> Result<(), ClientError> {

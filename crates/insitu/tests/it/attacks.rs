@@ -4,6 +4,9 @@
 //! `cargo nextest run -p insitu attacks`; `docs/security.md` says what each
 //! boundary is meant to stop.
 //!
+//! - `access`: access requests: floods of applications, oversized and
+//!   hostile fields, guessed status links, users and developers deciding,
+//!   approvals past the admission cap, in parallel too.
 //! - `devlabs`: user-developed datalabs: others editing, building, sharing,
 //!   submitting or exporting a draft; developers deciding publications;
 //!   users outside a private share looking for it; a rejected build
@@ -26,6 +29,7 @@
 //! - `teams`: a member, an invitee and an outsider against a team's
 //!   routes and its workspace, from the API and from their labs.
 
+mod access;
 mod devlabs;
 mod lab;
 mod lab_socket;

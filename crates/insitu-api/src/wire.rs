@@ -494,6 +494,13 @@ pub struct CreateTeamRequest {
     pub name: String,
 }
 
+/// A team's new name.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameTeamRequest {
+    pub name: String,
+}
+
 /// Invites a user by username; they become a member when they accept.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -515,6 +522,10 @@ pub struct UpdateMemberRequest {
 pub struct LabSharing {
     /// Usernames the owner shares the lab with.
     pub shared_with: Vec<String>,
+    /// Teams the owner shares the lab with: their accepted members may use
+    /// it for as long as they are members.
+    #[serde(default)]
+    pub teams: Vec<String>,
     /// Users connected through the lab proxy now, the owner among them.
     pub connected: Vec<LabConnection>,
 }

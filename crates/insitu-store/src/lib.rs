@@ -27,6 +27,7 @@ pub use records::{
     LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
     SessionRecord, TokenRecord, UserRecord,
 };
+pub use shares::TeamRename;
 pub use store::{
     Backend, LabAdmission, Store, StoreError, UserUpdate, create_postgres_database, redact_url,
 };

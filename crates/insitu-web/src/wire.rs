@@ -308,6 +308,7 @@ pub fn team(t: &TeamView) -> Team {
 pub fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
     LabSharing {
         shared_with: s.shared_with.iter().map(ToString::to_string).collect(),
+        teams: s.teams.iter().map(ToString::to_string).collect(),
         connected: s
             .connected
             .into_iter()

@@ -264,6 +264,11 @@ enum TeamsCommand {
     Leave { team: String },
     /// Remove a member from a team, or withdraw an invitation (owners).
     Remove { team: String, username: String },
+    /// Rename a team (owners).
+    Rename { team: String, new_name: String },
+    /// Delete a team (owners): members and lab shares end; its workspace
+    /// is kept aside for an administrator.
+    Delete { team: String },
     /// Make a member an owner or a plain member (owners).
     Role {
         team: String,
@@ -324,6 +329,11 @@ enum LabsCommand {
     Share { id: String, username: String },
     /// Stop sharing my lab with a user: they are cut off at once.
     Unshare { id: String, username: String },
+    /// Share my running lab with a team I am in: its members open it with
+    /// their own sessions, for as long as they are members.
+    ShareTeam { id: String, team: String },
+    /// Stop sharing my lab with a team: its members are cut off at once.
+    UnshareTeam { id: String, team: String },
     /// Who my lab is shared with, and who is connected to it.
     Shares {
         id: String,
@@ -1150,6 +1160,19 @@ async fn teams_command(cmd: TeamsCommand) -> Result<(), ClientError> {
             println!("removed {username} from {team}");
             Ok(())
         }
+        TeamsCommand::Rename { team, new_name } => {
+            let body = serde_json::json!({ "name": new_name });
+            let t: Team = c
+                .call(Method::PATCH, &team_path(&team), Some(&body))
+                .await?;
+            println!("renamed {team} to {}", t.name);
+            Ok(())
+        }
+        TeamsCommand::Delete { team } => {
+            c.call_no_body(Method::DELETE, &team_path(&team)).await?;
+            println!("deleted team {team}");
+            Ok(())
+        }
         TeamsCommand::Role {
             team,
             username,
@@ -1337,6 +1360,18 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             println!("lab {id} no longer shared with {username}");
             Ok(())
         }
+        LabsCommand::ShareTeam { id, team } => {
+            let path = format!("/api/v1/labs/{}/team-shares/{}", seg(&id), seg(&team));
+            let _: LabSharing = c.call(Method::PUT, &path, None).await?;
+            println!("lab {id} shared with team {team}");
+            Ok(())
+        }
+        LabsCommand::UnshareTeam { id, team } => {
+            let path = format!("/api/v1/labs/{}/team-shares/{}", seg(&id), seg(&team));
+            c.call_no_body(Method::DELETE, &path).await?;
+            println!("lab {id} no longer shared with team {team}");
+            Ok(())
+        }
         LabsCommand::Shares { id, json } => {
             let path = format!("/api/v1/labs/{}/shares", seg(&id));
             let sharing: LabSharing = c.call(Method::GET, &path, None).await?;
@@ -1344,6 +1379,9 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 return print_json(&sharing);
             }
             println!("shared with: {}", sharing.shared_with.join(", "));
+            if !sharing.teams.is_empty() {
+                println!("shared with teams: {}", sharing.teams.join(", "));
+            }
             let rows: Vec<Vec<String>> = sharing
                 .connected
                 .iter()

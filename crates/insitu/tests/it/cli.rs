@@ -620,3 +620,34 @@ async fn moderators_list_approve_and_deny_access_requests() {
         2
     );
 }
+
+#[tokio::test]
+async fn owners_rename_and_delete_teams_from_the_cli() {
+    let app = spawn_app().await;
+    app.user_with_role("rita", "user").await;
+    let cli = Cli::new();
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "rita", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli.run_async(&["teams", "create", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli
+        .run_async(&["teams", "rename", "optics", "photonics"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("renamed optics to photonics"), "{out}");
+    let (code, out, _) = cli.run_async(&["teams", "list", "--json"], None).await;
+    assert_eq!(code, 0);
+    let teams: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(teams[0]["name"], "photonics");
+    let (code, out, err) = cli.run_async(&["teams", "delete", "photonics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted team photonics"), "{out}");
+    let (code, _, err) = cli.run_async(&["teams", "show", "photonics"], None).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("team_not_found"), "{err}");
+}

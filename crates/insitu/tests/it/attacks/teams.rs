@@ -498,7 +498,7 @@ async fn non_owners_cannot_rename_or_delete_a_team_nor_keep_its_shared_lab() {
         return;
     }
     for db in backends() {
-        let app = spawn_on(db).await;
+        let mut app = spawn_on(db).await;
         let ann = app.user_with_role("ann", "user").await;
         let bob = app.user_with_role("bob", "user").await;
         let cid = app.user_with_role("cid", "user").await;
@@ -628,6 +628,11 @@ async fn non_owners_cannot_rename_or_delete_a_team_nor_keep_its_shared_lab() {
         assert_eq!(sharing["teams"], json!(["photonics"]), "{sharing}");
         let r = call(&app, &cid, M::POST, "/api/v1/teams/photonics/accept", None).await;
         assert_eq!(r.0, 200, "{}", r.1);
+        let cids = enter_lab(&app, &cid, &id).await;
+        assert_eq!(cids.page_status().await, 200);
+        // A restart keeps the team share, under its new name.
+        app.restart().await;
+        assert_eq!(cids.page_on(&app.proxy_url).await.0, 200, "{db:?}");
         let cids = enter_lab(&app, &cid, &id).await;
         let mut ws = cids.websocket().await;
         assert!(echoes(&mut ws, "cid").await);

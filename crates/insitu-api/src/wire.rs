@@ -658,6 +658,13 @@ pub struct CreateTeamRequest {
     pub name: String,
 }
 
+/// A team's new name.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameTeamRequest {
+    pub name: String,
+}
+
 /// Invites a user by username; they become a member when they accept.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -679,6 +686,10 @@ pub struct UpdateMemberRequest {
 pub struct LabSharing {
     /// Usernames the owner shares the lab with.
     pub shared_with: Vec<String>,
+    /// Teams the owner shares the lab with: their accepted members may use
+    /// it for as long as they are members.
+    #[serde(default)]
+    pub teams: Vec<String>,
     /// Users connected through the lab proxy now, the owner among them.
     pub connected: Vec<LabConnection>,
 }
@@ -690,4 +701,84 @@ pub struct LabConnection {
     pub sessions: usize,
     /// Open WebSockets to the lab.
     pub websockets: usize,
+}
+
+/// An application for access, sent by someone without an account.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessApplication {
+    /// The applicant's name (1 to 100 characters).
+    pub name: String,
+    /// Where the platform could write to them (it sends no e-mail itself).
+    pub email: String,
+    /// Institute, team or project (up to 200 characters).
+    #[serde(default)]
+    pub affiliation: String,
+    /// What they would do with the platform (1 to 2000 characters).
+    pub reason: String,
+    /// The username they would like.
+    pub username: String,
+}
+
+/// An application as it went in: the status link's secret, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AccessApplied {
+    /// The secret of the status link; only its hash is stored. Keep it:
+    /// it is the only way to the request's status and, once approved, to
+    /// setting the account's password.
+    pub token: String,
+    /// The status page's path on the platform (`/access/status/<token>`).
+    pub status_path: String,
+    pub status: AccessRequestStatus,
+}
+
+/// Where an access request stands, as its applicant sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AccessRequestStatus {
+    pub username: String,
+    pub state: insitu_domain::AccessState,
+    /// The place in the waiting list while waiting (1 is next).
+    pub position: Option<i64>,
+    /// The moderator's message, once decided.
+    pub message: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    /// Whether the applicant set their account's password (approved only).
+    pub password_set: bool,
+}
+
+/// An access request as moderators see it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AccessRequest {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub affiliation: String,
+    pub reason: String,
+    pub username: String,
+    pub state: insitu_domain::AccessState,
+    /// The place in the waiting list while waiting (1 is next).
+    pub position: Option<i64>,
+    pub message: Option<String>,
+    /// The moderator who decided.
+    pub decided_by: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub password_set: bool,
+}
+
+/// A moderator's decision, with the message the applicant reads (required
+/// for a denial).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessDecisionRequest {
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The password an approved applicant chooses for their account.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessPasswordRequest {
+    pub password: String,
 }

@@ -247,7 +247,7 @@ impl Accounts {
     }
 
     /// Hashes a new password, within the bound on Argon2 work at once.
-    async fn hash_new_password(&self, password: &str) -> Result<String, Error> {
+    pub(crate) async fn hash_new_password(&self, password: &str) -> Result<String, Error> {
         let _pass = self
             .gate
             .enter()

@@ -34,6 +34,8 @@ pub struct PlatformConfig {
     pub quotas: QuotasConfig,
     /// How the platform's use is sampled for the operator's console.
     pub usage: UsageConfig,
+    /// Applications for an account: the waiting list and its limits.
+    pub access: AccessConfig,
     /// The configuration file the server was started with, if any: labs
     /// never see it.
     pub config_file: Option<PathBuf>,
@@ -609,6 +611,95 @@ impl LoginConfig {
     }
 }
 
+/// Access requests: strangers apply for an account on a public form and
+/// wait for a moderator. Applications are counted per client address and
+/// per e-mail address in a window (the login's throttle, counting every
+/// application), and so are status links that name no request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Whether the form takes applications.
+    pub open: bool,
+    /// The admission cap: approvals are refused (`admission_cap_reached`,
+    /// the applicant keeps waiting) while the platform holds this many
+    /// accounts, administrators included. Unset: no cap.
+    pub max_accounts: Option<i64>,
+    /// Most requests waiting at once (`waiting_list_full` past it).
+    pub max_waiting: i64,
+    /// Applications from one client address per window.
+    pub applications_per_address: u32,
+    /// Applications with one e-mail address per window.
+    pub applications_per_email: u32,
+    /// Status links naming no request, from one client address per window.
+    pub unknown_links_per_address: u32,
+    /// How long the counts last (`1h`).
+    pub window: String,
+    /// Most counters kept per kind (as `login.max_tracked`).
+    pub max_tracked: usize,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            open: true,
+            max_accounts: None,
+            max_waiting: 10_000,
+            applications_per_address: 5,
+            applications_per_email: 3,
+            unknown_links_per_address: 20,
+            window: "1h".to_owned(),
+            max_tracked: 10_000,
+        }
+    }
+}
+
+impl AccessConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        insitu_domain::datalab::parse_duration(&self.window).map_err(|reason| {
+            ConfigError::Duration {
+                setting: "access.window",
+                reason,
+            }
+        })?;
+        if self.applications_per_address == 0
+            || self.applications_per_email == 0
+            || self.unknown_links_per_address == 0
+            || self.max_tracked == 0
+            || self.max_waiting < 1
+            || self.max_accounts.is_some_and(|n| n < 1)
+        {
+            return Err(ConfigError::AccessLimitZero);
+        }
+        Ok(())
+    }
+
+    /// The throttle's settings for applications: the pair (e-mail,
+    /// address) and the address at `applications_per_address`, the e-mail
+    /// address at `applications_per_email`.
+    pub fn application_limits(&self) -> LoginConfig {
+        LoginConfig {
+            failures_per_client: self.applications_per_address,
+            failures_per_address: self.applications_per_address,
+            failures_per_account: self.applications_per_email,
+            window: self.window.clone(),
+            max_tracked: self.max_tracked,
+            ..LoginConfig::default()
+        }
+    }
+
+    /// The throttle's settings for unknown status links: per address.
+    pub fn link_limits(&self) -> LoginConfig {
+        LoginConfig {
+            failures_per_client: self.unknown_links_per_address,
+            failures_per_address: self.unknown_links_per_address,
+            failures_per_account: u32::MAX,
+            window: self.window.clone(),
+            max_tracked: self.max_tracked,
+            ..LoginConfig::default()
+        }
+    }
+}
+
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
@@ -688,6 +779,10 @@ pub enum ConfigError {
         "login.failures_per_client, failures_per_address, failures_per_account, max_tracked and concurrent_checks must be at least 1"
     )]
     LoginLimitZero,
+    #[error(
+        "access.applications_per_address, applications_per_email, unknown_links_per_address, max_tracked, max_waiting and max_accounts must be at least 1"
+    )]
+    AccessLimitZero,
     #[error("admin.username {name:?} {reason}")]
     AdminUsername { name: String, reason: NameError },
     #[error("data volume {name:?} in the configuration: {}", list(problems))]
@@ -738,6 +833,7 @@ mod tests {
             devlabs: DevlabsConfig::default(),
             quotas: QuotasConfig::default(),
             usage: UsageConfig::default(),
+            access: AccessConfig::default(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }
     }

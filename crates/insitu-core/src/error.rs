@@ -139,6 +139,35 @@ pub enum Error {
     #[error("you have no live token with this id")]
     TokenNotFound,
 
+    #[error("the application is not valid: {0}")]
+    InvalidApplication(insitu_domain::ApplicationError),
+    #[error("the message is not valid: {0}")]
+    InvalidAccessMessage(insitu_domain::ApplicationError),
+    #[error(
+        "too many applications or unknown status links from here; try again in {retry_in_secs} s"
+    )]
+    AccessRateLimited { retry_in_secs: i64 },
+    #[error("the platform takes no applications at present")]
+    ApplicationsClosed,
+    #[error("the username {0} is taken, or another applicant asked for it")]
+    UsernameClaimed(String),
+    #[error("an application with this e-mail address is waiting already: follow its status link")]
+    AlreadyApplied,
+    #[error("the waiting list is full ({max} applications); try again later")]
+    WaitingListFull { max: i64 },
+    #[error("no such access request")]
+    AccessRequestNotFound,
+    #[error("the access request was {0} already")]
+    AccessRequestDecided(insitu_domain::AccessState),
+    #[error(
+        "the platform holds {accounts} accounts, its admission cap of {cap}: the applicant waits"
+    )]
+    AdmissionCapReached { accounts: i64, cap: i64 },
+    #[error("the access request is {0}: only an approved applicant sets a password")]
+    AccessNotApproved(insitu_domain::AccessState),
+    #[error("the password was set already: log in, or ask an administrator to reset it")]
+    AccessPasswordSet,
+
     #[error("you are in no team {0:?}")]
     TeamNotFound(String),
     #[error("team name {name:?} {reason}")]

@@ -280,8 +280,10 @@ pub struct Labs {
     start_slots: tokio::sync::Semaphore,
     /// When each lab's activity was last written to the store.
     activity_saved: Mutex<HashMap<LabId, std::time::Instant>>,
-    /// The users each lab is shared with, as the store has them.
-    shares: std::sync::RwLock<HashMap<LabId, Vec<UserId>>>,
+    /// The users and teams each lab is shared with, as the store has
+    /// them, and those teams' members (shared with the team service, which
+    /// tells it of membership changes).
+    shares: Arc<share::ShareTable>,
 }
 
 /// A launch in flight: how a stop reaches it, and how the stopper learns
@@ -320,6 +322,7 @@ impl Labs {
         cfg: LabConfigView,
         workspaces: Arc<crate::workspaces::Workspaces>,
     ) -> Arc<Labs> {
+        let shares = Arc::new(share::ShareTable::new(store.clone()));
         Arc::new(Labs {
             store,
             workspaces,
@@ -345,7 +348,7 @@ impl Labs {
             launches: Mutex::new(HashMap::new()),
             start_slots: tokio::sync::Semaphore::new(cfg.max_starting.max(1)),
             activity_saved: Mutex::new(HashMap::new()),
-            shares: std::sync::RwLock::new(HashMap::new()),
+            shares,
             cfg,
         })
     }
@@ -436,6 +439,7 @@ impl Labs {
     }
 
     pub fn set_proxy(&self, proxy: Arc<dyn LabProxy>) {
+        self.shares.set_proxy(Arc::clone(&proxy));
         let _ = self.proxy.set(proxy);
     }
 
@@ -595,7 +599,12 @@ impl Labs {
 
     /// The teams, as far as labs need them: their workspaces.
     pub fn teams(&self) -> crate::teams::Teams {
-        crate::teams::Teams::new(self.store.clone(), &self.cfg.data_dir, self.cfg.run_as)
+        crate::teams::Teams::new(
+            self.store.clone(),
+            &self.cfg.data_dir,
+            self.cfg.run_as,
+            Arc::clone(&self.shares),
+        )
     }
 
     /// What the user's active labs may hold at once: the defaults, or

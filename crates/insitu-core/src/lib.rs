@@ -19,6 +19,7 @@
 //! [`Error`], with the facts in its variants; the web crate alone turns them
 //! into public error codes.
 
+pub mod access_requests;
 pub mod accounts;
 pub mod catalogue;
 pub mod clock;
@@ -40,8 +41,8 @@ pub mod workspaces;
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};
 pub use config::{
-    AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig, PipelinesConfig,
-    PlatformConfig, QuotasConfig, SampHubConfig, SessionConfig, UsageConfig,
+    AccessConfig, AdminConfig, DevlabsConfig, LabNetworkMode, LabsConfig, LoginConfig,
+    PipelinesConfig, PlatformConfig, QuotasConfig, SampHubConfig, SessionConfig, UsageConfig,
 };
 pub use error::{Error, PasswordRule, Result};
 pub use insitu_store::{

@@ -10,6 +10,7 @@ use insitu_domain::{Name, Role, UserId, Username, Viewer, VolumeSpec};
 use insitu_launcher::{Cgroups, Limits, Podman};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
+use crate::access_requests::AccessRequests;
 use crate::accounts::{self, Accounts, InitialAdmin, Principal, Via};
 use crate::catalogue::{Catalogue, Datalabs};
 use crate::config::{ConfigError, LabNetworkMode, PlatformConfig};
@@ -92,6 +93,7 @@ pub struct Platform {
     usage: Arc<crate::usage::Usage>,
     /// Seconds between samples of the platform's use.
     usage_every: u64,
+    access_requests: AccessRequests,
 }
 
 impl Platform {
@@ -103,6 +105,7 @@ impl Platform {
     ) -> Result<(Platform, Option<InitialAdmin>), SetupError> {
         config.session.validate()?;
         config.login.validate()?;
+        config.access.validate()?;
         config.devlabs.validate()?;
         if config.labs.run_as_uid == 0 || config.labs.run_as_gid == 0 {
             return Err(ConfigError::LabsAsRoot.into());
@@ -188,6 +191,7 @@ impl Platform {
             Arc::clone(&labs),
             volumes.all().iter().map(|v| v.spec.clone()).collect(),
         );
+        let store_for_access = store.clone();
         let platform = Platform {
             store,
             accounts,
@@ -201,6 +205,7 @@ impl Platform {
             devlabs,
             usage,
             usage_every,
+            access_requests: AccessRequests::new(store_for_access, config.access.clone()),
         };
         Ok((platform, initial_admin))
     }
@@ -249,6 +254,11 @@ impl Platform {
 
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// Applications for an account and the waiting list.
+    pub fn access_requests(&self) -> &AccessRequests {
+        &self.access_requests
     }
 
     pub fn datalabs(&self) -> &Arc<Datalabs> {

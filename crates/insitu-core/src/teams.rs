@@ -8,12 +8,25 @@
 //! in the labs of its accepted members (see [`Teams::workspaces_of`]):
 //! membership changes apply at the next launch. Accepted members also
 //! hold the team's `team:` audience key ([`Teams::member_of`]), at once.
+//! Labs shared with a team admit its accepted members through the lab
+//! proxy: every membership change is told to the labs' [`ShareTable`],
+//! which cuts off who left at once.
+//!
+//! Owners rename a team (its members, shares and workspace directory go
+//! with it; running labs keep the workspace at the old name until their
+//! next launch) and delete it: its members and shares end at once, and
+//! its team workspace is not deleted but moved aside, out of every lab's
+//! reach, to `<data_dir>/teams-deleted/<team>-<unix time>`, for an
+//! administrator to hand out or remove.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use insitu_domain::{Name, TeamRole, UserId, Username};
 use insitu_launcher::TeamWorkspace;
-use insitu_store::{MemberChange, Store, TeamChange, TeamMemberRecord};
+use insitu_store::{MemberChange, Store, TeamChange, TeamMemberRecord, TeamRename};
+
+use crate::labs::share::ShareTable;
 
 use crate::clock::now;
 use crate::error::Error;
@@ -33,14 +46,22 @@ pub struct Teams {
     dir: PathBuf,
     /// The lab user, who owns the team workspaces.
     run_as: (u32, u32),
+    /// Who may use shared labs, told of every membership change.
+    shares: Arc<ShareTable>,
 }
 
 impl Teams {
-    pub fn new(store: Store, data_dir: &std::path::Path, run_as: (u32, u32)) -> Teams {
+    pub fn new(
+        store: Store,
+        data_dir: &std::path::Path,
+        run_as: (u32, u32),
+        shares: Arc<ShareTable>,
+    ) -> Teams {
         Teams {
             store,
             dir: data_dir.join("teams"),
             run_as,
+            shares,
         }
     }
 
@@ -128,6 +149,7 @@ impl Teams {
         let view = self.get(caller, team).await?;
         if !view.me.accepted {
             self.apply(&view.name, caller, MemberChange::Accept).await?;
+            self.shares.team_changed(&view.name).await?;
         }
         self.get(caller, team).await
     }
@@ -142,8 +164,58 @@ impl Teams {
         }
         self.apply(&view.name, &target.user_id, MemberChange::Remove)
             .await?;
+        // Out of the team's shared labs before this answers.
+        self.shares.team_changed(&view.name).await?;
         tracing::info!(team = %view.name, removed = %target.username, "team member removed");
         Ok(())
+    }
+
+    /// Renames the team (an owner's act): members, invitations, lab shares
+    /// and the workspace's directory go with it.
+    pub async fn rename(&self, caller: &UserId, team: &str, new: &str) -> Result<TeamView, Error> {
+        let view = self.owned(caller, team).await?;
+        let new = Self::team_name(new)?;
+        if new == view.name {
+            return Ok(view);
+        }
+        match self.store.rename_team(&view.name, &new).await? {
+            TeamRename::Done => {}
+            TeamRename::Taken => return Err(Error::TeamNameTaken(new.to_string())),
+            TeamRename::NotFound => return Err(Error::TeamNotFound(team.to_owned())),
+        }
+        self.shares.team_renamed(&view.name, &new);
+        let (from, to) = (self.workspace_dir(&view.name), self.workspace_dir(&new));
+        if from.exists() && !to.exists() {
+            std::fs::rename(&from, &to).map_err(Error::TeamWorkspace)?;
+        }
+        tracing::info!(team = %view.name, to = %new, "team renamed");
+        self.get(caller, new.as_str()).await
+    }
+
+    /// Deletes the team (an owner's act): members and shares end at once;
+    /// its workspace is moved aside for an administrator (see the module's
+    /// documentation). Answers where the workspace went, if it existed.
+    pub async fn delete(&self, caller: &UserId, team: &str) -> Result<Option<PathBuf>, Error> {
+        let view = self.owned(caller, team).await?;
+        if !self.store.delete_team(&view.name).await? {
+            return Err(Error::TeamNotFound(team.to_owned()));
+        }
+        self.shares.team_deleted(&view.name).await?;
+        let from = self.workspace_dir(&view.name);
+        let kept = if from.exists() {
+            let aside =
+                self.dir
+                    .with_file_name("teams-deleted")
+                    .join(format!("{}-{}", view.name, now()));
+            std::fs::create_dir_all(aside.parent().unwrap_or(&self.dir))
+                .and_then(|()| std::fs::rename(&from, &aside))
+                .map_err(Error::TeamWorkspace)?;
+            Some(aside)
+        } else {
+            None
+        };
+        tracing::info!(team = %view.name, workspace_kept = ?kept, "team deleted");
+        Ok(kept)
     }
 
     /// Changes a member's role (an owner's act).

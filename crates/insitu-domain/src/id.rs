@@ -86,6 +86,20 @@ id_type!(
     TokenId
 );
 
+id_type!(
+    /// An access request's id (a UUIDv7, so ids sort in the order of
+    /// application); moderators see it, the applicant holds a secret
+    /// link instead.
+    AccessRequestId
+);
+
+impl AccessRequestId {
+    /// The id of this UUID.
+    pub fn from_uuid(value: u128) -> AccessRequestId {
+        AccessRequestId(uuid_text(value))
+    }
+}
+
 impl LabId {
     /// The id made of these random bytes, in lowercase hex.
     pub fn from_random(bytes: [u8; 6]) -> LabId {

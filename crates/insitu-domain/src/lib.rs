@@ -9,6 +9,7 @@
 //! crate (store, web, launchers, CLI) speaks in these types. Values are parsed
 //! once at the edge (`FromStr`, `parse_*`) and trusted afterwards.
 
+pub mod access;
 pub mod audience;
 pub mod datalab;
 pub mod devlab;
@@ -22,13 +23,14 @@ pub mod spdx;
 pub mod team;
 pub mod volume;
 
+pub use access::{AccessState, Application, ApplicationError, UnknownAccessState};
 pub use audience::{Audience, Grant, GrantError, Viewer};
 pub use datalab::{
     DatalabKind, DatalabSpec, DefinitionError, LaunchSpec, Launcher, Property, Resources, Tags,
     ToolCredential,
 };
 pub use devlab::{BuildState, DevlabDefinition, DevlabSource, ReleaseState, Template};
-pub use id::{IdError, LabId, RunId, TokenId, UserId};
+pub use id::{AccessRequestId, IdError, LabId, RunId, TokenId, UserId};
 pub use lab::{LabEventKind, LabState, UnknownLabEvent, UnknownLabState};
 pub use name::{Name, NameError, Username};
 pub use pipeline::{

@@ -13,6 +13,7 @@
 //! types (ids, lab states), parsed from their columns; a value that does not
 //! parse is `StoreError::Corrupt`, never a panic.
 
+mod access;
 mod devlabs;
 mod identities;
 mod pipelines;
@@ -23,12 +24,14 @@ mod store;
 mod teams;
 mod usage;
 
+pub use access::{AccessDecision, AccessRequestRecord, ApplicationAdmission, NewAccessRequest};
 pub use devlabs::{BuildAdmission, BuildRecord, Decision, DevlabRecord, ReleaseRecord};
 pub use quotas::{ComputeQuota, QuotaHolder};
 pub use records::{
     LabEventRecord, LabRecord, NewUser, PipelineVersionRecord, ProxySessionRecord, RunRecord,
     SessionRecord, TokenRecord, UserRecord,
 };
+pub use shares::TeamRename;
 pub use store::{
     Backend, LabAdmission, LabLimits, LabResource, Store, StoreError, UserUpdate,
     create_postgres_database, redact_url,

@@ -25,6 +25,7 @@ use crate::error::{ApiFailure, ApiJson, ApiPath, ApiResult};
 use crate::state::AppState;
 use crate::wire;
 
+pub mod access;
 pub mod devlabs;
 
 pub async fn healthz(State(s): State<AppState>) -> Response {
@@ -805,6 +806,54 @@ pub async fn unshare_lab(
         .labs()
         .unshare(&p.user_id, &lab_id(&id)?, &username)
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn share_lab_with_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((id, team)): ApiPath<(String, String)>,
+) -> ApiResult<Json<LabSharing>> {
+    let sharing = s
+        .platform
+        .labs()
+        .share_with_team(&p.user_id, p.username.as_str(), &lab_id(&id)?, &team)
+        .await?;
+    Ok(Json(wire::lab_sharing(sharing)))
+}
+
+pub async fn unshare_lab_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath((id, team)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.platform
+        .labs()
+        .unshare_team(&p.user_id, &lab_id(&id)?, &team)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rename_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<RenameTeamRequest>,
+) -> ApiResult<Json<Team>> {
+    let team = s
+        .platform
+        .teams()
+        .rename(&p.user_id, &name, &req.name)
+        .await?;
+    Ok(Json(wire::team(&team)))
+}
+
+pub async fn delete_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    s.platform.teams().delete(&p.user_id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

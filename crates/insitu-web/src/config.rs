@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use insitu_core::{
-    AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig, PlatformConfig,
-    QuotasConfig, SessionConfig, UsageConfig,
+    AccessConfig, AdminConfig, DevlabsConfig, LabsConfig, LoginConfig, PipelinesConfig,
+    PlatformConfig, QuotasConfig, SessionConfig, UsageConfig,
 };
 use insitu_domain::Secret;
 use insitu_domain::volume::VolumeConfig;
@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// How the platform's use is sampled for the operator's console
     /// (`sample_every`, `retention`).
     pub usage: UsageConfig,
+    /// Applications for an account: the public form's limits, the waiting
+    /// list's bound, the admission cap.
+    pub access: AccessConfig,
     /// The file this configuration was read from (set by `insitu serve
     /// --config`, never by the file itself): labs never see it.
     #[serde(skip)]
@@ -431,6 +434,7 @@ impl Default for ServerConfig {
             quotas: QuotasConfig::default(),
             oidc: Vec::new(),
             usage: UsageConfig::default(),
+            access: AccessConfig::default(),
             config_file: None,
         }
     }
@@ -452,6 +456,7 @@ impl ServerConfig {
             devlabs: self.devlabs.clone(),
             quotas: self.quotas.clone(),
             usage: self.usage.clone(),
+            access: self.access.clone(),
             config_file: self.config_file.clone(),
         }
     }

@@ -31,6 +31,7 @@ use crate::state::AppState;
 use crate::time_fmt::short;
 use crate::wire;
 
+pub mod access;
 pub mod devlabs;
 pub mod discover;
 pub mod oidc;
@@ -1302,6 +1303,80 @@ pub async fn my_lab_share(
         .await
         .map(|_| format!("Lab shared with {}.", f.username));
     outcome(&format!("/my-labs/{}", segment(&id)), r)
+}
+
+#[derive(Deserialize)]
+pub struct TeamShareForm {
+    team: String,
+}
+
+pub async fn my_lab_share_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(id): PagePath<String>,
+    PageForm(f): PageForm<TeamShareForm>,
+) -> Response {
+    let shared = async {
+        let lab = lab_id(&id)?;
+        s.platform
+            .labs()
+            .share_with_team(&p.user_id, p.username.as_str(), &lab, &f.team)
+            .await
+    };
+    let r = shared
+        .await
+        .map(|_| format!("Lab shared with team {}.", f.team));
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
+}
+
+pub async fn my_lab_unshare_team(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath((id, team)): PagePath<(String, String)>,
+) -> Response {
+    let revoked = async {
+        let lab = lab_id(&id)?;
+        s.platform
+            .labs()
+            .unshare_team(&p.user_id, &lab, &team)
+            .await
+    };
+    let r = revoked
+        .await
+        .map(|()| format!("Team {team} no longer has this lab."));
+    outcome(&format!("/my-labs/{}", segment(&id)), r)
+}
+
+#[derive(Deserialize)]
+pub struct RenameTeamForm {
+    name: String,
+}
+
+pub async fn team_rename(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(team): PagePath<String>,
+    PageForm(f): PageForm<RenameTeamForm>,
+) -> Response {
+    match s.platform.teams().rename(&p.user_id, &team, &f.name).await {
+        Ok(t) => with_banner(
+            &format!("/teams/{}", segment(t.name.as_str())),
+            "notice",
+            &format!("Team {team} renamed {}.", t.name),
+        ),
+        Err(e) => error_banner(&format!("/teams/{}", segment(&team)), e),
+    }
+}
+
+pub async fn team_delete(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PagePath(team): PagePath<String>,
+) -> Response {
+    match s.platform.teams().delete(&p.user_id, &team).await {
+        Ok(_) => with_banner("/teams", "notice", &format!("Team {team} deleted.")),
+        Err(e) => error_banner(&format!("/teams/{}", segment(&team)), e),
+    }
 }
 
 pub async fn my_lab_unshare(

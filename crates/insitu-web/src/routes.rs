@@ -14,6 +14,7 @@ use crate::access::{Access, Surface};
 use crate::state::AppState;
 use crate::{auth, error_page, lab_socket, metrics_layer};
 
+mod access;
 mod api;
 mod devlabs;
 mod pages;
@@ -119,9 +120,11 @@ pub fn route_table() -> Vec<RouteInfo> {
     let mut table = api::rows();
     table.extend(pipelines::api_rows());
     table.extend(devlabs::api_rows());
+    table.extend(access::api_rows());
     table.extend(pages::rows());
     table.extend(pipelines::page_rows());
     table.extend(devlabs::page_rows());
+    table.extend(access::page_rows());
     table
 }
 

@@ -3,7 +3,7 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 26] = [
+const TEMPLATES: [(&str, &str); 29] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
@@ -42,6 +42,18 @@ const TEMPLATES: [(&str, &str); 26] = [
         include_str!("templates/devlab_build.html"),
     ),
     ("moderation.html", include_str!("templates/moderation.html")),
+    (
+        "access_apply.html",
+        include_str!("templates/access_apply.html"),
+    ),
+    (
+        "access_status.html",
+        include_str!("templates/access_status.html"),
+    ),
+    (
+        "access_requests.html",
+        include_str!("templates/access_requests.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("static/insitu.css");

@@ -344,6 +344,7 @@ pub fn team(t: &TeamView) -> Team {
 pub fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
     LabSharing {
         shared_with: s.shared_with.iter().map(ToString::to_string).collect(),
+        teams: s.teams.iter().map(ToString::to_string).collect(),
         connected: s
             .connected
             .into_iter()
@@ -354,4 +355,43 @@ pub fn lab_sharing(s: insitu_core::labs::share::Sharing) -> LabSharing {
             })
             .collect(),
     }
+}
+
+pub fn access_status(
+    s: &insitu_core::access_requests::AccessStatus,
+) -> insitu_api::AccessRequestStatus {
+    let r = &s.request;
+    insitu_api::AccessRequestStatus {
+        username: r.username.to_string(),
+        state: r.state,
+        position: s.position,
+        message: r.message.clone(),
+        created_at: rfc3339(r.created_at),
+        decided_at: r.decided_at.map(rfc3339),
+        password_set: r.password_set_at.is_some(),
+    }
+}
+
+pub fn access_request(s: &insitu_core::access_requests::AccessStatus) -> insitu_api::AccessRequest {
+    let r = &s.request;
+    insitu_api::AccessRequest {
+        id: r.id.to_string(),
+        name: r.name.clone(),
+        email: r.email.clone(),
+        affiliation: r.affiliation.clone(),
+        reason: r.reason.clone(),
+        username: r.username.to_string(),
+        state: r.state,
+        position: s.position,
+        message: r.message.clone(),
+        decided_by: r.decided_by.as_ref().map(ToString::to_string),
+        created_at: rfc3339(r.created_at),
+        decided_at: r.decided_at.map(rfc3339),
+        password_set: r.password_set_at.is_some(),
+    }
+}
+
+/// The status page's path of a status link's secret.
+pub fn access_status_path(token: &str) -> String {
+    format!("/access/status/{token}")
 }

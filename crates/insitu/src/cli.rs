@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use insitu_api::{
-    Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab, LabLogs, LabOpen,
-    LabSharing, List, Me, OperatorLab, OperatorStopRequest, Release, SearchResponse, Team,
-    TokenCreated, Volume, VolumeList,
+    AccessRequest, Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab,
+    LabLogs, LabOpen, LabSharing, List, Me, OperatorLab, OperatorStopRequest, Release,
+    SearchResponse, Team, TokenCreated, Volume, VolumeList,
 };
 use insitu_domain::BuildState;
 use reqwest::Method;
@@ -96,6 +96,9 @@ enum Command {
     /// set a user's or a team's.
     #[command(subcommand)]
     Quota(crate::cli_workspace::QuotaCommand),
+    /// Access requests (moderators): the waiting list, approve, deny.
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// The pipeline catalogue: list, show, validate and push CWL pipelines.
     #[command(subcommand)]
     Pipelines(crate::cli_pipelines::PipelinesCommand),
@@ -213,6 +216,34 @@ enum VolumesCommand {
 }
 
 #[derive(Subcommand)]
+enum AccessCommand {
+    /// Access requests in the order of application, waiting ones with
+    /// their place in the waiting list.
+    Ls {
+        /// waiting, approved, denied or all.
+        #[arg(long, default_value = "waiting")]
+        state: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiting request: its account is made, unless the
+    /// admission cap is reached; the applicant sets the password through
+    /// their status link.
+    Approve {
+        id: String,
+        /// A message the applicant reads on their status page.
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Deny a waiting request with a message the applicant reads.
+    Deny {
+        id: String,
+        #[arg(long)]
+        message: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum TeamsCommand {
     /// My teams and invitations.
     List {
@@ -241,6 +272,11 @@ enum TeamsCommand {
     Leave { team: String },
     /// Remove a member from a team, or withdraw an invitation (owners).
     Remove { team: String, username: String },
+    /// Rename a team (owners).
+    Rename { team: String, new_name: String },
+    /// Delete a team (owners): members and lab shares end; its workspace
+    /// is kept aside for an administrator.
+    Delete { team: String },
     /// Make a member an owner or a plain member (owners).
     Role {
         team: String,
@@ -301,6 +337,11 @@ enum LabsCommand {
     Share { id: String, username: String },
     /// Stop sharing my lab with a user: they are cut off at once.
     Unshare { id: String, username: String },
+    /// Share my running lab with a team I am in: its members open it with
+    /// their own sessions, for as long as they are members.
+    ShareTeam { id: String, team: String },
+    /// Stop sharing my lab with a team: its members are cut off at once.
+    UnshareTeam { id: String, team: String },
     /// Who my lab is shared with, and who is connected to it.
     Shares {
         id: String,
@@ -703,6 +744,7 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
             crate::cli_workspace::workspace(&Client::logged_in()?, cmd).await
         }
         Command::Quota(cmd) => crate::cli_workspace::quota(&Client::logged_in()?, cmd).await,
+        Command::Access(cmd) => access_command(cmd).await,
         Command::Pipelines(cmd) => {
             crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
         }
@@ -989,6 +1031,69 @@ fn print_team(t: &Team) {
     print_table(&["USERNAME", "ROLE", "STATE"], &rows);
 }
 
+async fn access_command(cmd: AccessCommand) -> Result<(), ClientError> {
+    let c = Client::logged_in()?;
+    let decide = |id: &str, what: &str| format!("/api/v1/access/requests/{}/{what}", seg(id));
+    match cmd {
+        AccessCommand::Ls { state, json } => {
+            let path = format!("/api/v1/access/requests?state={}", seg(&state));
+            let list: List<AccessRequest> = c.call(Method::GET, &path, None).await?;
+            if json {
+                return print_json(&list.items);
+            }
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.position.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                        r.username.clone(),
+                        r.name.clone(),
+                        r.email.clone(),
+                        r.affiliation.clone(),
+                        r.state.to_string(),
+                        r.created_at.clone(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "PLACE",
+                    "USERNAME",
+                    "NAME",
+                    "E-MAIL",
+                    "AFFILIATION",
+                    "STATE",
+                    "APPLIED",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        AccessCommand::Approve { id, message } => {
+            let body = serde_json::json!({ "message": message });
+            let r: AccessRequest = c
+                .call(Method::POST, &decide(&id, "approve"), Some(&body))
+                .await?;
+            println!(
+                "approved {}: the account exists; they set its password through their status link",
+                r.username
+            );
+            Ok(())
+        }
+        AccessCommand::Deny { id, message } => {
+            let body = serde_json::json!({ "message": message });
+            let r: AccessRequest = c
+                .call(Method::POST, &decide(&id, "deny"), Some(&body))
+                .await?;
+            println!("denied {}'s request", r.username);
+            Ok(())
+        }
+    }
+}
+
 async fn teams_command(cmd: TeamsCommand) -> Result<(), ClientError> {
     let c = Client::logged_in()?;
     let team_path = |team: &str| format!("/api/v1/teams/{}", seg(team));
@@ -1065,6 +1170,19 @@ async fn teams_command(cmd: TeamsCommand) -> Result<(), ClientError> {
             c.call_no_body(Method::DELETE, &member_path(&team, &username))
                 .await?;
             println!("removed {username} from {team}");
+            Ok(())
+        }
+        TeamsCommand::Rename { team, new_name } => {
+            let body = serde_json::json!({ "name": new_name });
+            let t: Team = c
+                .call(Method::PATCH, &team_path(&team), Some(&body))
+                .await?;
+            println!("renamed {team} to {}", t.name);
+            Ok(())
+        }
+        TeamsCommand::Delete { team } => {
+            c.call_no_body(Method::DELETE, &team_path(&team)).await?;
+            println!("deleted team {team}");
             Ok(())
         }
         TeamsCommand::Role {
@@ -1261,6 +1379,18 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             println!("lab {id} no longer shared with {username}");
             Ok(())
         }
+        LabsCommand::ShareTeam { id, team } => {
+            let path = format!("/api/v1/labs/{}/team-shares/{}", seg(&id), seg(&team));
+            let _: LabSharing = c.call(Method::PUT, &path, None).await?;
+            println!("lab {id} shared with team {team}");
+            Ok(())
+        }
+        LabsCommand::UnshareTeam { id, team } => {
+            let path = format!("/api/v1/labs/{}/team-shares/{}", seg(&id), seg(&team));
+            c.call_no_body(Method::DELETE, &path).await?;
+            println!("lab {id} no longer shared with team {team}");
+            Ok(())
+        }
         LabsCommand::Shares { id, json } => {
             let path = format!("/api/v1/labs/{}/shares", seg(&id));
             let sharing: LabSharing = c.call(Method::GET, &path, None).await?;
@@ -1268,6 +1398,9 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 return print_json(&sharing);
             }
             println!("shared with: {}", sharing.shared_with.join(", "));
+            if !sharing.teams.is_empty() {
+                println!("shared with teams: {}", sharing.teams.join(", "));
+            }
             let rows: Vec<Vec<String>> = sharing
                 .connected
                 .iter()

@@ -90,6 +90,20 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         ),
         page(
             "POST",
+            "/my-labs/{id}/team-share",
+            USER,
+            "Share a running lab with a team the owner is in",
+            || post(pages::my_lab_share_team),
+        ),
+        page(
+            "POST",
+            "/my-labs/{id}/team-shares/{team}/remove",
+            USER,
+            "Stop sharing a lab with a team: its members are cut off at once",
+            || post(pages::my_lab_unshare_team),
+        ),
+        page(
+            "POST",
             "/my-labs/{id}/shares/{username}/remove",
             USER,
             "Stop sharing a lab with a user: they are cut off at once",
@@ -111,6 +125,20 @@ pub(super) fn rows() -> Vec<RouteInfo> {
             USER,
             "One team: members, invitations, roles",
             || get(pages::team),
+        ),
+        page(
+            "POST",
+            "/teams/{team}/rename",
+            USER,
+            "Rename a team (owners)",
+            || post(pages::team_rename),
+        ),
+        page(
+            "POST",
+            "/teams/{team}/delete",
+            USER,
+            "Delete a team (owners); its workspace is kept aside",
+            || post(pages::team_delete),
         ),
         page(
             "POST",

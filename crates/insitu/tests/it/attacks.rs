@@ -4,6 +4,9 @@
 //! `cargo nextest run -p insitu attacks`; `docs/security.md` says what each
 //! boundary is meant to stop.
 //!
+//! - `access`: access requests: floods of applications, oversized and
+//!   hostile fields, guessed status links, users and developers deciding,
+//!   approvals past the admission cap, in parallel too.
 //! - `devlabs`: user-developed datalabs: others editing, building, sharing,
 //!   submitting or exporting a draft; developers deciding publications;
 //!   users outside a private share looking for it; a rejected build
@@ -31,6 +34,7 @@
 //! - `workspaces`: a lab against workspace images: the images, another
 //!   user's workspace, loop devices, mounting and resizing its own.
 
+mod access;
 mod devlabs;
 mod lab;
 mod lab_socket;

@@ -535,3 +535,119 @@ async fn a_developer_creates_builds_and_follows_a_datalab_from_the_cli() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("submitted"), "{out}");
 }
+
+#[tokio::test]
+async fn moderators_list_approve_and_deny_access_requests() {
+    let app = spawn_app().await;
+    app.user_with_role("mona", "moderator").await;
+    let ada = crate::access::applied(&app, "ada").await;
+    let bob = crate::access::applied(&app, "bobby").await;
+    let cli = Cli::new();
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "mona", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = cli.run_async(&["access", "ls"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("PLACE"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("ada") && lines[2].contains("bobby"),
+        "{out}"
+    );
+    let (code, out, _) = cli.run_async(&["access", "ls", "--json"], None).await;
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let id = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["username"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (ada_id, bob_id) = (id("ada"), id("bobby"));
+
+    let (code, out, err) = cli
+        .run_async(
+            &["access", "approve", &ada_id, "--message", "Welcome"],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approved ada"), "{out}");
+    let (code, _, err) = cli.run_async(&["access", "approve", &ada_id], None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("access_request_decided"), "{err}");
+    let (code, out, err) = cli
+        .run_async(&["access", "deny", &bob_id, "--message", "Not now"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("denied bobby"), "{out}");
+
+    let (_, s) = crate::access::status_of(&app, &ada).await;
+    assert_eq!(
+        (s["state"].as_str(), s["message"].as_str()),
+        (Some("approved"), Some("Welcome"))
+    );
+    let (_, s) = crate::access::status_of(&app, &bob).await;
+    assert_eq!(
+        (s["state"].as_str(), s["message"].as_str()),
+        (Some("denied"), Some("Not now"))
+    );
+    let (code, out, _) = cli.run_async(&["access", "ls"], None).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "none waits: {out}");
+    let (code, out, _) = cli
+        .run_async(&["access", "ls", "--state", "all", "--json"], None)
+        .await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn owners_rename_and_delete_teams_from_the_cli() {
+    let app = spawn_app().await;
+    app.user_with_role("rita", "user").await;
+    let cli = Cli::new();
+    let (code, _, err) = cli
+        .run_async(
+            &["login", &app.url, "--username", "rita", "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli.run_async(&["teams", "create", "optics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli
+        .run_async(&["teams", "rename", "optics", "photonics"], None)
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("renamed optics to photonics"), "{out}");
+    let (code, out, _) = cli.run_async(&["teams", "list", "--json"], None).await;
+    assert_eq!(code, 0);
+    let teams: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(teams[0]["name"], "photonics");
+    let (code, out, err) = cli.run_async(&["teams", "delete", "photonics"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted team photonics"), "{out}");
+    let (code, _, err) = cli.run_async(&["teams", "show", "photonics"], None).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("team_not_found"), "{err}");
+}

@@ -151,4 +151,85 @@ async fn a_lab_is_shared_and_revoked_from_its_page() {
     assert_eq!(tom.open_lab(&app, &id).await.status(), 404);
     let (_, labs) = text(&app, &tom, "/my-labs").await;
     assert!(!labs.contains("Shared with me"), "{labs}");
+
+    // With a team: tom is in once he accepts, out once the share goes.
+    submit(&app, &rosa, "/teams", &[("name", "optics")]).await;
+    let to = submit(
+        &app,
+        &rosa,
+        &format!("{lab_page}/team-share"),
+        &[("team", "optics")],
+    )
+    .await;
+    assert_eq!(
+        to,
+        format!("{lab_page}?notice=Lab shared with team optics.")
+    );
+    submit(&app, &rosa, "/teams/optics/invite", &[("username", "tom")]).await;
+    assert_eq!(
+        tom.open_lab(&app, &id).await.status(),
+        404,
+        "an invitee is not in"
+    );
+    submit(&app, &tom, "/teams/optics/accept", &[]).await;
+    assert_eq!(tom.open_lab(&app, &id).await.status(), 303);
+    let (_, page) = text(&app, &rosa, &lab_page).await;
+    assert!(page.contains("data-team=\"optics\""), "{page}");
+    let to = submit(
+        &app,
+        &tom,
+        &format!("{lab_page}/team-share"),
+        &[("team", "optics")],
+    )
+    .await;
+    assert!(to.contains("error="), "{to}");
+    let to = submit(
+        &app,
+        &rosa,
+        &format!("{lab_page}/team-shares/optics/remove"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        to,
+        format!("{lab_page}?notice=Team optics no longer has this lab.")
+    );
+    assert_eq!(tom.open_lab(&app, &id).await.status(), 404);
+}
+
+#[tokio::test]
+async fn owners_rename_and_delete_a_team_from_its_page() {
+    let app = spawn_app().await;
+    app.user_with_role("ann", "user").await;
+    app.user_with_role("bob", "user").await;
+    let ann = app.login("ann", PASSWORD).await;
+    let bob = app.login("bob", PASSWORD).await;
+    submit(&app, &ann, "/teams", &[("name", "optics")]).await;
+    submit(&app, &ann, "/teams/optics/invite", &[("username", "bob")]).await;
+    submit(&app, &bob, "/teams/optics/accept", &[]).await;
+    let (_, page) = text(&app, &bob, "/teams/optics").await;
+    assert!(
+        !page.contains("id=\"rename-team\""),
+        "members see no rename"
+    );
+    let to = submit(&app, &bob, "/teams/optics/rename", &[("name", "mine")]).await;
+    assert_eq!(
+        to,
+        "/teams/optics?error=only an owner of team optics may do this"
+    );
+    let to = submit(&app, &bob, "/teams/optics/delete", &[]).await;
+    assert_eq!(
+        to,
+        "/teams/optics?error=only an owner of team optics may do this"
+    );
+
+    let (_, page) = text(&app, &ann, "/teams/optics").await;
+    assert!(page.contains("id=\"rename-team\"") && page.contains("id=\"delete-team\""));
+    let to = submit(&app, &ann, "/teams/optics/rename", &[("name", "photonics")]).await;
+    assert_eq!(to, "/teams/photonics?notice=Team optics renamed photonics.");
+    let (status, page) = text(&app, &bob, "/teams/photonics").await;
+    assert_eq!(status, 200, "{page}");
+    let to = submit(&app, &ann, "/teams/photonics/delete", &[]).await;
+    assert_eq!(to, "/teams?notice=Team photonics deleted.");
+    assert_eq!(text(&app, &bob, "/teams/photonics").await.0, 404);
 }

@@ -490,3 +490,183 @@ async fn a_shared_lab_admits_named_users_only_until_the_share_is_revoked() {
     assert_eq!(anns.page_on(&app.proxy_url).await.0, 200);
     call(&app, &ann, M::POST, &format!("{lab}/stop"), None).await;
 }
+
+#[tokio::test]
+async fn non_owners_cannot_rename_or_delete_a_team_nor_keep_its_shared_lab() {
+    use crate::attacks::{echoes, enter_lab, is_cut, running_lab};
+    if !available() {
+        return;
+    }
+    for db in backends() {
+        let mut app = spawn_on(db).await;
+        let ann = app.user_with_role("ann", "user").await;
+        let bob = app.user_with_role("bob", "user").await;
+        let cid = app.user_with_role("cid", "user").await;
+        let out = app.user_with_role("out", "user").await;
+        let admin = app.admin_token().await;
+        let r = call(
+            &app,
+            &ann,
+            M::POST,
+            "/api/v1/teams",
+            Some(json!({"name": "optics"})),
+        )
+        .await;
+        assert_eq!(r.0, 201);
+        for who in ["bob", "cid"] {
+            call(
+                &app,
+                &ann,
+                M::POST,
+                "/api/v1/teams/optics/members",
+                Some(json!({"username": who})),
+            )
+            .await;
+        }
+        call(&app, &bob, M::POST, "/api/v1/teams/optics/accept", None).await;
+
+        // A member, an invitee, an outsider and an administrator neither
+        // rename nor delete it.
+        for (who, token, expected) in [
+            ("member", &bob, (403, "not_team_owner")),
+            ("invitee", &cid, (403, "not_team_owner")),
+            ("outsider", &out, (404, "team_not_found")),
+            ("administrator", &admin, (404, "team_not_found")),
+        ] {
+            let r = call(
+                &app,
+                token,
+                M::PATCH,
+                "/api/v1/teams/optics",
+                Some(json!({"name": "mine"})),
+            )
+            .await;
+            assert_eq!(code(&r), expected, "{who} renaming");
+            let r = call(&app, token, M::DELETE, "/api/v1/teams/optics", None).await;
+            assert_eq!(code(&r), expected, "{who} deleting");
+        }
+        let r = call(
+            &app,
+            &ann,
+            M::PATCH,
+            "/api/v1/teams/optics",
+            Some(json!({"name": "Bad Name"})),
+        )
+        .await;
+        assert_eq!(code(&r), (422, "invalid_team_name"));
+
+        // Sharing with a team one is not in is refused as no such team;
+        // nor may anyone but the owner share the lab.
+        let id = running_lab(&app, &ann, "testapp").await;
+        let outs_lab = running_lab(&app, &out, "testapp").await;
+        let r = call(
+            &app,
+            &out,
+            M::PUT,
+            &format!("/api/v1/labs/{outs_lab}/team-shares/optics"),
+            None,
+        )
+        .await;
+        assert_eq!(code(&r), (404, "team_not_found"));
+        let r = call(
+            &app,
+            &bob,
+            M::PUT,
+            &format!("/api/v1/labs/{id}/team-shares/optics"),
+            None,
+        )
+        .await;
+        assert_eq!(code(&r), (404, "lab_not_found"));
+        let r = call(
+            &app,
+            &ann,
+            M::PUT,
+            &format!("/api/v1/labs/{id}/team-shares/optics"),
+            None,
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+
+        // Bob is in; leaving cuts him off at once.
+        let bobs = enter_lab(&app, &bob, &id).await;
+        let mut ws = bobs.websocket().await;
+        assert!(echoes(&mut ws, "bob").await);
+        let r = call(
+            &app,
+            &bob,
+            M::DELETE,
+            "/api/v1/teams/optics/members/bob",
+            None,
+        )
+        .await;
+        assert_eq!(r.0, 204);
+        assert!(
+            is_cut(&mut ws).await,
+            "{db:?}: a member who left keeps no WebSocket"
+        );
+        assert_eq!(bobs.page_status().await, 401);
+
+        // Renamed, the share follows the team; a new member gets in on
+        // accepting, and deleting the team cuts them off.
+        let r = call(
+            &app,
+            &ann,
+            M::PATCH,
+            "/api/v1/teams/optics",
+            Some(json!({"name": "photonics"})),
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let (_, sharing) = call(
+            &app,
+            &ann,
+            M::GET,
+            &format!("/api/v1/labs/{id}/shares"),
+            None,
+        )
+        .await;
+        assert_eq!(sharing["teams"], json!(["photonics"]), "{sharing}");
+        let r = call(&app, &cid, M::POST, "/api/v1/teams/photonics/accept", None).await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        let cids = enter_lab(&app, &cid, &id).await;
+        assert_eq!(cids.page_status().await, 200);
+        // A restart keeps the team share, under its new name.
+        app.restart().await;
+        assert_eq!(cids.page_on(&app.proxy_url).await.0, 200, "{db:?}");
+        let cids = enter_lab(&app, &cid, &id).await;
+        let mut ws = cids.websocket().await;
+        assert!(echoes(&mut ws, "cid").await);
+        let r = call(&app, &ann, M::DELETE, "/api/v1/teams/photonics", None).await;
+        assert_eq!(r.0, 204, "{}", r.1);
+        assert!(
+            is_cut(&mut ws).await,
+            "{db:?}: a deleted team's member is cut off"
+        );
+        assert_eq!(cids.page_status().await, 401);
+        let r = call(&app, &ann, M::GET, "/api/v1/teams/photonics", None).await;
+        assert_eq!(code(&r), (404, "team_not_found"));
+        // Its workspace was kept aside, out of the labs' reach.
+        let aside = app.dir.path().join("data/teams-deleted");
+        let kept: Vec<String> = std::fs::read_dir(&aside)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            kept.iter().any(|n| n.starts_with("photonics-")),
+            "{db:?}: {kept:?}"
+        );
+        for lab in [&id, &outs_lab] {
+            let token = if lab == &id { &ann } else { &out };
+            call(
+                &app,
+                token,
+                M::POST,
+                &format!("/api/v1/labs/{lab}/stop"),
+                None,
+            )
+            .await;
+        }
+    }
+}

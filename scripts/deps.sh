@@ -18,10 +18,13 @@ case "${1:-run}" in
   # containers of images made locally (scripts/cwl-images.sh).
   # slurm-wlm and munge: the single-node cluster of the Slurm zone tests
   # (scripts/slurm.sh).
-  # nodejs and npm: the OpenID provider of the OIDC login tests (panva's
-  # oidc-provider, a certified implementation, installed below).
+  # Node.js with npm runs the OpenID provider of the OIDC login tests
+  # (panva's oidc-provider, a certified implementation, installed below).
+  # Machines of this kind ship NodeSource's nodejs, which carries npm and
+  # conflicts with Debian's npm package: take Debian's only when npm is absent.
   test) want+=(bubblewrap postgresql chromium chromium-driver wrk python3 python3-venv xclip
-               podman runc debootstrap slurm-wlm munge nodejs npm) ;;
+               podman runc debootstrap slurm-wlm munge)
+        command -v npm >/dev/null || want+=(nodejs npm) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()

@@ -28,6 +28,8 @@ pub struct PlatformConfig {
     pub pipelines: PipelinesConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// Datazones beside this machine's `local` (`[[zones]]`).
+    pub zones: Vec<insitu_domain::zone::ZoneConfig>,
     /// User-developed datalabs: builds, images, imports.
     pub devlabs: DevlabsConfig,
     /// The configuration file the server was started with, if any: labs
@@ -573,6 +575,15 @@ pub enum ConfigError {
     },
     #[error("data volume {0:?} is defined twice")]
     VolumeTwice(String),
+    #[error("datazone {name:?} in the configuration: {}", list(problems))]
+    Zone {
+        name: String,
+        problems: Vec<DefinitionError>,
+    },
+    #[error("datazone {0:?} is defined twice")]
+    ZoneTwice(String),
+    #[error("data volume {volume:?} is in datazone {zone:?}, which is not configured ([[zones]])")]
+    VolumeZone { volume: String, zone: String },
     #[error(
         "pipelines.slots, pipelines.max_running_per_user and pipelines.parallel must be at least 1"
     )]
@@ -611,6 +622,7 @@ mod tests {
             labs: LabsConfig::default(),
             pipelines: PipelinesConfig::default(),
             volumes: Vec::new(),
+            zones: Vec::new(),
             devlabs: DevlabsConfig::default(),
             config_file: Some(PathBuf::from("/opt/insitu/insitu.toml")),
         }

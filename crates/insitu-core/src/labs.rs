@@ -51,6 +51,7 @@ mod desktop;
 mod monitor;
 pub mod secret;
 pub mod share;
+mod slurm;
 
 pub use api_socket::{API_SOCKET_VARIABLE, LabApi};
 
@@ -93,6 +94,9 @@ pub struct Step {
     pub step: &'static str,
     /// Milliseconds since the launch was queued.
     pub at_ms: u128,
+    /// What the step is waiting for, where there is more to say (a Slurm
+    /// job's reason and place in the queue).
+    pub detail: Option<String>,
 }
 
 /// Why a lab did not start; its text becomes the lab's reason.
@@ -124,6 +128,8 @@ pub enum StartFailure {
     Secret(#[from] secret::SecretFileError),
     #[error("port {0}, where the tool was to listen, is served by a process outside the lab")]
     PortTaken(u16),
+    #[error("{0}")]
+    Slurm(String),
     /// A stop came first; the stopper records the lab's end.
     #[error("stopped before it was running")]
     Stopped,
@@ -180,6 +186,8 @@ pub struct LabConfigView {
     pub max_starting: usize,
     /// The limits of each user's SAMP hub.
     pub samp_hub: Limits,
+    /// The datazones (this machine's and the Slurm clusters).
+    pub zones: Arc<crate::zones::Zones>,
 }
 
 /// A user's network namespace, where their labs listen.
@@ -272,6 +280,8 @@ pub struct Labs {
     activity_saved: Mutex<HashMap<LabId, std::time::Instant>>,
     /// The users each lab is shared with, as the store has them.
     shares: std::sync::RwLock<HashMap<LabId, Vec<UserId>>>,
+    /// Labs a stop in this process is ending.
+    stopping: Mutex<HashSet<LabId>>,
 }
 
 /// A launch in flight: how a stop reaches it, and how the stopper learns
@@ -331,6 +341,7 @@ impl Labs {
             start_slots: tokio::sync::Semaphore::new(cfg.max_starting.max(1)),
             activity_saved: Mutex::new(HashMap::new()),
             shares: std::sync::RwLock::new(HashMap::new()),
+            stopping: Mutex::new(HashSet::new()),
             cfg,
         })
     }
@@ -458,8 +469,14 @@ impl Labs {
             tracing::warn!(lab = %lab.id, error = %e, "the lab's tool will refuse the proxy");
             None
         });
+        // A lab on a cluster's node is reached at the node's address.
+        let host = lab
+            .host
+            .as_deref()
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         if let Ok(mut r) = self.routes.write() {
-            let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let upstream = std::net::SocketAddr::from((host, port));
             r.insert(
                 lab.id.clone(),
                 LabRoute {
@@ -473,6 +490,15 @@ impl Labs {
                 },
             );
         }
+    }
+
+    fn has_route(&self, lab_id: &LabId) -> bool {
+        self.routes.read().is_ok_and(|r| r.contains_key(lab_id))
+    }
+
+    /// Whether a stop in this process is ending the lab.
+    fn stopping_here(&self, lab_id: &LabId) -> bool {
+        self.stopping.lock().is_ok_and(|s| s.contains(lab_id))
     }
 
     /// Forgets a lab's route and ends its proxy sessions (open WebSockets
@@ -527,7 +553,17 @@ impl Labs {
             list.push(Step {
                 step,
                 at_ms: started.elapsed().as_millis(),
+                detail: None,
             });
+        }
+    }
+
+    /// Says what the launch's latest step waits for.
+    fn note(&self, lab_id: &LabId, detail: String) {
+        if let Ok(mut p) = self.progress.lock()
+            && let Some(last) = p.get_mut(lab_id).and_then(|(_, l)| l.last_mut())
+        {
+            last.detail = Some(detail);
         }
     }
 
@@ -615,10 +651,16 @@ impl Labs {
         spec: &DatalabSpec,
         volumes: Vec<VolumeSpec>,
         file: Option<String>,
+        zone: &insitu_domain::ZoneSpec,
     ) -> Result<LabRecord, Error> {
         self.check_desktop(spec)?;
+        check_zone(spec, zone)?;
         let _gpu_guard = self.gpu_lock.lock().await;
-        let gpus = self.assign_gpus(spec).await?;
+        // A Slurm zone's GPUs are Slurm's to count and give (GRES).
+        let gpus = match zone.kind {
+            insitu_domain::ZoneKind::Local => self.assign_gpus(spec).await?,
+            insitu_domain::ZoneKind::Slurm => Vec::new(),
+        };
         let lab = LabRecord {
             id: LabId::from_random(rand::random()),
             user_id: user_id.clone(),
@@ -634,6 +676,9 @@ impl Labs {
             created_at: now(),
             started_at: None,
             stopped_at: None,
+            zone: zone.name.clone(),
+            job: None,
+            host: None,
         };
         // Counted and recorded at once, so parallel launches cannot pass
         // the limit.
@@ -783,32 +828,19 @@ impl Labs {
         volumes: Vec<VolumeSpec>,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), StartFailure> {
+        // A lab of a Slurm zone waits in Slurm's queue, not in ours.
+        if let Some(cluster) = self.cfg.zones.cluster(lab.zone.as_str()) {
+            return self
+                .start_on_slurm(lab, spec, username, volumes, cluster, stop)
+                .await;
+        }
         // Queued while as many labs as allowed are starting.
         let _slot = tokio::select! {
             slot = self.start_slots.acquire() => slot.ok(),
             () = stop_requested(stop) => return Err(StartFailure::Stopped),
         };
         self.checkpoint(lab, stop).await?;
-        let workspace = self.workspace_of(username);
-        std::fs::create_dir_all(&workspace).map_err(StartFailure::Workspace)?;
-        let (uid, gid) = self.cfg.run_as;
-        std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
-            .map_err(StartFailure::WorkspaceOwner)?;
-        let prepared =
-            insitu_launcher::home::prepare(&workspace, (uid, gid)).map_err(StartFailure::Home)?;
-        if !prepared.moved.is_empty() {
-            tracing::info!(
-                lab = %lab.id,
-                moved = ?prepared.moved,
-                "workspace laid out as the lab's home: its files moved into my_workspace"
-            );
-        }
-        // The teams the user is a member of now, at this launch.
-        let team_workspaces = self
-            .teams()
-            .workspaces_of(&lab.user_id)
-            .await
-            .map_err(|e| StartFailure::TeamWorkspaces(Box::new(e)))?;
+        let (workspace, team_workspaces) = self.prepare_home(lab, username).await?;
         let port = free_port().map_err(StartFailure::NoPort)?;
         let base_url = format!("/labs/{}/", lab.id);
         let access = ToolAccess::generate(spec.launch.credential);
@@ -829,13 +861,7 @@ impl Labs {
             env,
             private_env,
             workspace,
-            volumes: volumes
-                .iter()
-                .map(|v| VolumeMount {
-                    source: v.source.clone(),
-                    target: v.mount_path.clone(),
-                })
-                .collect(),
+            volumes: volume_mounts(&volumes),
             team_workspaces,
             hidden: self.cfg.hidden.clone(),
             devices: gpu_devices(&lab.gpus),
@@ -853,6 +879,53 @@ impl Labs {
         let netns = network.as_deref().map(|n| &n.0);
         self.prepare_desktop(&mut sandbox, spec, &lab.user_id, port, &base_url, netns)
             .await;
+        self.start_prepared(lab, spec, sandbox, port, &base_url, network, stop)
+            .await
+    }
+
+    /// The user's workspace made ready as the lab's home, and the team
+    /// workspaces to mount beside it.
+    async fn prepare_home(
+        &self,
+        lab: &LabRecord,
+        username: &str,
+    ) -> Result<(PathBuf, Vec<insitu_launcher::TeamWorkspace>), StartFailure> {
+        let workspace = self.workspace_of(username);
+        std::fs::create_dir_all(&workspace).map_err(StartFailure::Workspace)?;
+        let (uid, gid) = self.cfg.run_as;
+        std::os::unix::fs::chown(&workspace, Some(uid), Some(gid))
+            .map_err(StartFailure::WorkspaceOwner)?;
+        let prepared =
+            insitu_launcher::home::prepare(&workspace, (uid, gid)).map_err(StartFailure::Home)?;
+        if !prepared.moved.is_empty() {
+            tracing::info!(
+                lab = %lab.id,
+                moved = ?prepared.moved,
+                "workspace laid out as the lab's home: its files moved into my_workspace"
+            );
+        }
+        // The teams the user is a member of now, at this launch.
+        let team_workspaces = self
+            .teams()
+            .workspaces_of(&lab.user_id)
+            .await
+            .map_err(|e| StartFailure::TeamWorkspaces(Box::new(e)))?;
+        Ok((workspace, team_workspaces))
+    }
+
+    /// Starts a prepared sandbox on this machine and waits for its tool.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_prepared(
+        &self,
+        lab: &mut LabRecord,
+        spec: &DatalabSpec,
+        sandbox: SandboxSpec,
+        port: u16,
+        base_url: &str,
+        network: Option<Arc<UserNetwork>>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), StartFailure> {
+        let netns = network.as_deref().map(|n| &n.0);
         self.step(&lab.id, "sandbox_prepared");
         self.checkpoint(lab, stop).await?;
         let log = self.log_path(&lab.id);
@@ -1119,6 +1192,10 @@ impl Labs {
     /// status file: another server process may have started it), and its
     /// control group.
     async fn end_process(&self, lab: &LabRecord, grace: Duration) {
+        if lab.job.is_some() {
+            self.end_job(lab).await;
+            return;
+        }
         self.drop_route(&lab.id);
         let known = self
             .procs
@@ -1215,6 +1292,7 @@ impl Labs {
             }
         };
         let reason = stop_reason(why, from, &self.progress(&lab.id));
+        let _stopping = StoppingHere::new(self, &lab.id);
         if let Some(launch) = self.launch_of(&lab.id) {
             launch.stop.send_replace(true);
             let mut done = launch.done.subscribe();
@@ -1225,7 +1303,21 @@ impl Labs {
                 tracing::warn!(lab = %lab.id, "a launch did not let go of its lab within 30 s");
             }
         }
-        self.end_process(&lab, Duration::from_secs(5)).await;
+        if let Some(now) = self.store.lab(&lab.id).await? {
+            // The job a launch recorded meanwhile.
+            lab.job = now.job;
+            lab.host = now.host;
+        }
+        if lab.job.is_some() {
+            if !self.end_job(&lab).await {
+                // Slurm cannot be reached: the lab stays stopping, and the
+                // monitor cancels its job once it can.
+                tracing::warn!(lab = %lab.id, "lab stopping until Slurm can cancel its job");
+                return Ok(lab);
+            }
+        } else {
+            self.end_process(&lab, Duration::from_secs(5)).await;
+        }
         self.end(&mut lab, &[LabState::Stopping], LabState::Stopped, reason)
             .await?;
         tracing::info!(lab = %lab.id, was = %from, "lab stopped");
@@ -1254,6 +1346,75 @@ impl Labs {
             .await?;
         }
         Ok(lab)
+    }
+}
+
+/// Marks a lab as being stopped by this process while it lives.
+struct StoppingHere<'a> {
+    labs: &'a Labs,
+    id: LabId,
+}
+
+impl<'a> StoppingHere<'a> {
+    fn new(labs: &'a Labs, id: &LabId) -> StoppingHere<'a> {
+        if let Ok(mut s) = labs.stopping.lock() {
+            s.insert(id.clone());
+        }
+        StoppingHere {
+            labs,
+            id: id.clone(),
+        }
+    }
+}
+
+impl Drop for StoppingHere<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.labs.stopping.lock() {
+            s.remove(&self.id);
+        }
+    }
+}
+
+/// Whether a datalab may run in a zone: within the zone's limits, and, on
+/// a cluster (whose network reaches the lab), only a tool that demands the
+/// lab's secret.
+fn check_zone(spec: &DatalabSpec, zone: &insitu_domain::ZoneSpec) -> Result<(), Error> {
+    if zone.kind == insitu_domain::ZoneKind::Slurm && !spec.launch.credential.requires_secret() {
+        return Err(Error::ZoneNeedsCredential {
+            datalab: spec.name.clone(),
+            zone: zone.name.clone(),
+        });
+    }
+    let r = &spec.resources;
+    let l = &zone.limits;
+    let mut over = Vec::new();
+    if let Some(cpu) = l.cpu
+        && r.cpu > cpu
+    {
+        over.push(format!("{} CPU (at most {cpu})", r.cpu));
+    }
+    if let Some(m) = l.memory_bytes
+        && r.memory_bytes > m
+    {
+        over.push(format!(
+            "{} of memory (at most {})",
+            insitu_domain::datalab::format_bytes(r.memory_bytes),
+            insitu_domain::datalab::format_bytes(m)
+        ));
+    }
+    if let Some(g) = l.gpu
+        && r.gpu > g
+    {
+        over.push(format!("{} GPU(s) (at most {g})", r.gpu));
+    }
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ZoneLimitExceeded {
+            datalab: spec.name.clone(),
+            zone: zone.name.clone(),
+            what: over.join(", "),
+        })
     }
 }
 
@@ -1342,6 +1503,17 @@ fn launch_command(
 
 /// Device nodes for the assigned GPUs, plus the driver's shared nodes, where
 /// they exist on this host.
+/// Where the volumes show in the sandbox, read-only.
+fn volume_mounts(volumes: &[VolumeSpec]) -> Vec<VolumeMount> {
+    volumes
+        .iter()
+        .map(|v| VolumeMount {
+            source: v.source.clone(),
+            target: v.mount_path.clone(),
+        })
+        .collect()
+}
+
 fn gpu_devices(gpus: &[String]) -> Vec<PathBuf> {
     if gpus.is_empty() {
         return Vec::new();
@@ -1590,7 +1762,8 @@ impl Labs {
     /// shared with them, on the proxy's origin.
     pub async fn open(&self, user_id: &UserId, id: &LabId) -> Result<String, Error> {
         let lab = self.own_or_shared(user_id, id).await?;
-        if lab.state != LabState::Running {
+        // A lab whose scheduler cannot be asked may well run: it opens.
+        if !matches!(lab.state, LabState::Running | LabState::Unknown) {
             return Err(Error::LabNotRunning {
                 id: lab.id,
                 state: lab.state,

@@ -34,6 +34,7 @@ pub mod runs;
 pub mod search;
 pub mod teams;
 pub mod volumes;
+pub mod zones;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};

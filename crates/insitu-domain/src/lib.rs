@@ -21,6 +21,7 @@ pub mod secret;
 pub mod spdx;
 pub mod team;
 pub mod volume;
+pub mod zone;
 
 pub use audience::{Audience, Grant, GrantError, Viewer};
 pub use datalab::{
@@ -38,3 +39,4 @@ pub use role::Role;
 pub use secret::Secret;
 pub use team::{TeamRole, UnknownTeamRole};
 pub use volume::{VolumeMetadata, VolumeSpec};
+pub use zone::{LOCAL_ZONE, SlurmTarget, ZoneKind, ZoneResources, ZoneSpec};

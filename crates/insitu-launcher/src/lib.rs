@@ -36,6 +36,7 @@ pub mod process;
 mod record;
 pub mod sandbox;
 pub mod seccomp;
+pub mod slurm;
 
 pub use container::{ContainerNetwork, ContainerProcess, ContainerSpec};
 pub use limits::{Cgroups, Limits};

@@ -560,7 +560,7 @@ impl Store {
     }
 }
 
-const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at";
+const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at, zone, job, host";
 
 impl Store {
     /// Records a new lab unless its user already has `limit` active labs:
@@ -610,7 +610,8 @@ impl Store {
     async fn insert_lab(conn: &mut sqlx::AnyConnection, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
-             created_at, started_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             created_at, started_at, stopped_at, zone, job, host) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(l.id.as_str())
         .bind(l.user_id.as_str())
@@ -626,6 +627,9 @@ impl Store {
         .bind(l.created_at)
         .bind(l.started_at)
         .bind(l.stopped_at)
+        .bind(l.zone.as_str())
+        .bind(&l.job)
+        .bind(&l.host)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -635,7 +639,7 @@ impl Store {
     pub async fn update_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
-             stopped_at = $7 WHERE id = $8",
+             stopped_at = $7, job = $8, host = $9 WHERE id = $10",
         )
         .bind(l.state.as_str())
         .bind(&l.reason)
@@ -644,6 +648,8 @@ impl Store {
         .bind(l.pid_start)
         .bind(l.started_at)
         .bind(l.stopped_at)
+        .bind(&l.job)
+        .bind(&l.host)
         .bind(l.id.as_str())
         .execute(&self.pool)
         .await?;
@@ -662,10 +668,11 @@ impl Store {
         if expected.is_empty() {
             return Ok(false);
         }
-        let placeholders: Vec<String> = (9..9 + expected.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> =
+            (11..11 + expected.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
-             stopped_at = $7 WHERE id = $8 AND state IN ({})",
+             stopped_at = $7, job = $8, host = $9 WHERE id = $10 AND state IN ({})",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -676,6 +683,8 @@ impl Store {
             .bind(l.pid_start)
             .bind(l.started_at)
             .bind(l.stopped_at)
+            .bind(&l.job)
+            .bind(&l.host)
             .bind(l.id.as_str());
         for state in expected {
             query = query.bind(state.as_str());
@@ -907,6 +916,9 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         stopped_at: row.try_get("stopped_at")?,
+        zone: parsed(row, "zone")?,
+        job: row.try_get("job")?,
+        host: row.try_get("host")?,
     })
 }
 

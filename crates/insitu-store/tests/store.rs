@@ -65,6 +65,9 @@ fn pending_lab(id: &str, user_id: &insitu_domain::UserId) -> LabRecord {
         created_at: 10,
         started_at: None,
         stopped_at: None,
+        zone: insitu_domain::Name::local_zone(),
+        job: None,
+        host: None,
     }
 }
 
@@ -318,6 +321,9 @@ async fn labs_are_recorded_and_updated() {
             created_at: 10,
             started_at: None,
             stopped_at: None,
+            zone: insitu_domain::Name::local_zone(),
+            job: None,
+            host: None,
         };
         store.create_lab(&lab).await.unwrap();
         lab.state = LabState::Running;
@@ -372,6 +378,9 @@ fn new_lab(id: &str, user_id: &insitu_domain::UserId) -> insitu_store::LabRecord
         created_at: 10,
         started_at: None,
         stopped_at: None,
+        zone: insitu_domain::Name::local_zone(),
+        job: None,
+        host: None,
     }
 }
 
@@ -514,6 +523,9 @@ async fn proxy_sessions_are_kept_bounded_per_user_and_removed_by_lab_user_and_ag
                     created_at: 1,
                     started_at: None,
                     stopped_at: None,
+                    zone: insitu_domain::Name::local_zone(),
+                    job: None,
+                    host: None,
                 })
                 .await
                 .unwrap();

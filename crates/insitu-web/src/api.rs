@@ -303,6 +303,17 @@ pub async fn list_volumes(
     Ok(Json(VolumeList { items, facets }))
 }
 
+pub async fn list_zones(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<ZoneList>> {
+    let zones = s.platform.zone_overview(&p).await?;
+    let default = s.platform.zones().default_zone().clone();
+    Ok(Json(ZoneList {
+        items: zones.iter().map(|z| wire::zone(z, &default)).collect(),
+    }))
+}
+
 pub async fn get_volume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -521,6 +532,7 @@ pub async fn launch_lab(
         volumes: req.volumes,
         file: req.file,
         version: req.version,
+        zone: req.zone,
     };
     let lab = s.platform.launch(&p, order).await?;
     Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab, &[]))))

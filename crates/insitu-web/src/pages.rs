@@ -936,12 +936,13 @@ pub async fn launch(
     PageBody(body): PageBody,
 ) -> Response {
     let mut volumes = Vec::new();
-    let (mut file, mut back, mut version) = (None, None, None);
+    let (mut file, mut back, mut version, mut zone) = (None, None, None, None);
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
             "volume" => volumes.push(v.into_owned()),
             "file" if !v.trim().is_empty() => file = Some(v.trim().to_owned()),
             "version" if !v.trim().is_empty() => version = Some(v.trim().to_owned()),
+            "zone" if !v.trim().is_empty() => zone = Some(v.trim().to_owned()),
             "back" => back = Some(v.into_owned()),
             _ => {}
         }
@@ -951,6 +952,7 @@ pub async fn launch(
         volumes,
         file,
         version,
+        zone,
     };
     match s.platform.launch(&p, order).await {
         Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),

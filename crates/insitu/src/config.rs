@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 15] = [
+const SERVER_KEYS: [&str; 16] = [
     "listen",
     "public_url",
     "data_dir",
@@ -28,6 +28,7 @@ const SERVER_KEYS: [&str; 15] = [
     "pipelines",
     "proxy",
     "volumes",
+    "zones",
 ];
 
 pub const EXAMPLE: &str = include_str!("../../../insitu.example.toml");

@@ -23,6 +23,9 @@
 //!   going straight to a tool's port, another lab's host, tickets on the
 //!   wrong host, WebSockets from another origin, a squatted port, and a
 //!   flood of tickets and sessions from one account.
+//! - `slurm_lab`: a lab on a cluster's node reached straight at its
+//!   address without the lab's secret; a tool that takes none refused on
+//!   a cluster.
 //! - `teams`: a member, an invitee and an outsider against a team's
 //!   routes and its workspace, from the API and from their labs.
 
@@ -32,6 +35,7 @@ mod lab_socket;
 mod pipelines;
 mod platform;
 mod proxy;
+mod slurm_lab;
 mod teams;
 
 use std::time::Duration;

@@ -24,5 +24,6 @@ mod openapi;
 mod restart;
 mod roles;
 mod runs;
+mod slurm_labs;
 mod teams;
 mod volumes;

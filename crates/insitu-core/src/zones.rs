@@ -76,6 +76,9 @@ pub fn place<'a>(
     find(first).ok_or_else(|| PlacementError::UnknownZone((*first).to_owned()))
 }
 
+/// How long the zones' overview waits for a scheduler's figures.
+const CAPACITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// One zone as users see it.
 #[derive(Debug, Clone)]
 pub struct ZoneView {
@@ -164,7 +167,7 @@ impl Zones {
                 .collect();
             let (mut capacity, mut free, mut unavailable) = (spec.resources, spec.resources, None);
             if let Some(cluster) = self.cluster(spec.name.as_str()) {
-                match cluster.nodes().await {
+                match cluster.nodes_within(CAPACITY_TIMEOUT).await {
                     Ok(nodes) => (capacity, free) = node_capacity(&nodes),
                     Err(e) => unavailable = Some(e.to_string()),
                 }

@@ -364,6 +364,18 @@ impl SlurmCluster {
         })
     }
 
+    /// [`SlurmCluster::nodes`], given up after `limit` (a page waiting on
+    /// it should not wait long).
+    pub async fn nodes_within(&self, limit: Duration) -> Result<Vec<NodeInfo>, SlurmError> {
+        match tokio::time::timeout(limit, self.nodes()).await {
+            Ok(nodes) => nodes,
+            Err(_) => Err(SlurmError::Unreachable(format!(
+                "scontrol did not answer within {} s",
+                limit.as_secs()
+            ))),
+        }
+    }
+
     /// The address of node `name` (its `NodeAddr`).
     pub async fn node_addr(&self, name: &str) -> Result<String, SlurmError> {
         let args: Vec<OsString> = vec!["show".into(), "node".into(), "-o".into(), name.into()];

@@ -33,6 +33,7 @@ use crate::wire;
 
 pub mod devlabs;
 pub mod discover;
+pub mod zones;
 
 /// The notice or error a redirect carries in the query, and `next`. Read
 /// leniently: a parameter that cannot be read is no banner, never an error.
@@ -353,8 +354,17 @@ pub async fn datalab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     PagePath(name): PagePath<String>,
+    headers: axum::http::HeaderMap,
     banner: Banner,
 ) -> Response {
+    let current_zone = zones::current_zone(&s, &headers);
+    let zone_choices: Vec<_> = s
+        .platform
+        .zones()
+        .all()
+        .into_iter()
+        .map(|z| context! { name => z.name.to_string(), title => z.title.clone(), kind => z.kind.to_string() })
+        .collect();
     let cat = s.platform.datalabs().catalogue();
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
@@ -375,7 +385,7 @@ pub async fn datalab(
             Some(&p),
             "datalabs",
             &banner,
-            context! { d => ser(&wire::datalab_in(&cat, d, &starred)), my_volumes => ser(&my_volumes) },
+            context! { d => ser(&wire::datalab_in(&cat, d, &starred)), my_volumes => ser(&my_volumes), zones => zone_choices, current_zone },
         ),
         None => error_page(
             ErrorCode::DatalabNotFound,

@@ -492,3 +492,114 @@ async fn work_goes_to_the_zone_holding_its_volumes() {
         stop(&app, &token, &local).await;
     }
 }
+
+#[tokio::test]
+async fn a_restarted_platform_finds_its_slurm_labs_again_by_their_job() {
+    let Some(conf) = slurm_conf() else { return };
+    for db in backends() {
+        let mut app = spawn_configured(
+            Options {
+                db,
+                ..Options::default()
+            },
+            |c| with_cluster(c, &conf),
+        )
+        .await;
+        let _jobs = Jobs {
+            conf: conf.clone(),
+            data_dir: app.config().data_dir.clone(),
+        };
+        let token = app.user_with_role("grace", "user").await;
+        let lab = running_on_cluster(&app, &token, "secretapp").await;
+        let id = id_of(&lab);
+        let job = job_of(&app, &id).await;
+
+        app.restart().await;
+        let lab = get_lab(&app, &token, &id).await;
+        assert_eq!(lab["state"], "running", "{lab}");
+        assert_eq!(job_of(&app, &id).await, job, "the same job");
+        let (client, base) = open_lab(&app, &token, &id).await;
+        let r = client.get(&base).send().await.unwrap();
+        assert_eq!(r.status(), 200, "reached through the new server's proxy");
+        // The new server follows the job: cancelled outside, stopped.
+        std::process::Command::new("scancel")
+            .arg(&job)
+            .env("SLURM_CONF", &conf)
+            .status()
+            .unwrap();
+        let lab = wait_for(&app, &token, &id, Duration::from_secs(30), |l| {
+            l["state"] != "running"
+        })
+        .await;
+        assert_eq!(lab["state"], "stopped", "{lab}");
+    }
+}
+
+#[tokio::test]
+async fn the_datazones_page_shows_each_zone_and_keeps_the_current_one() {
+    // A cluster whose scheduler cannot be asked: the page says so.
+    let app = spawn_configured(Options::default(), |c| {
+        with_cluster(c, Path::new("/nonexistent/slurm.conf"));
+    })
+    .await;
+    app.user_with_role("heidi", "user").await;
+    let s = app.login("heidi", PASSWORD).await;
+    let page = s.client.get(app.u("/zones")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-name=\"local\" class=\"current\""),
+        "{html}"
+    );
+    assert!(html.contains(&format!("data-name=\"{CLUSTER}\"")), "{html}");
+    assert!(html.contains(CLUSTER_VOLUME) && html.contains("deep-fields"));
+    assert!(
+        html.contains("Slurm could not be reached") || html.contains("cannot run Slurm"),
+        "{html}"
+    );
+
+    let r = s
+        .client
+        .post(app.u("/zones/current"))
+        .form(&[("csrf", s.csrf.as_str()), ("zone", CLUSTER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = s
+        .client
+        .get(app.u("/zones"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("data-name=\"{CLUSTER}\" class=\"current\"")),
+        "{html}"
+    );
+    // The launch form offers the current zone first.
+    let html = s
+        .client
+        .get(app.u("/datalabs/secretapp"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("<option value=\"{CLUSTER}\" selected>")),
+        "{html}"
+    );
+    // A zone that does not exist is refused.
+    let r = s
+        .client
+        .post(app.u("/zones/current"))
+        .form(&[("csrf", s.csrf.as_str()), ("zone", "moon")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("error="));
+}

@@ -67,6 +67,12 @@ fn add_cluster_datalabs(catalogue: &Path) {
         app.display()
     );
     std::fs::write(catalogue.join("secretapp.toml"), secretapp).unwrap();
+    // One that needs every CPU of the test node, to wait in the queue.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let big = std::fs::read_to_string(catalogue.join("secretapp.toml"))
+        .unwrap()
+        .replace("cpu = 1", &format!("cpu = {cpus}"));
+    std::fs::write(catalogue.join("secretapp-big.toml"), big).unwrap();
 }
 
 /// Adds the cluster at `conf` as zone [`CLUSTER`], holding
@@ -602,4 +608,54 @@ async fn the_datazones_page_shows_each_zone_and_keeps_the_current_one() {
         .await
         .unwrap();
     assert!(r.headers()["location"].to_str().unwrap().contains("error="));
+}
+
+#[tokio::test]
+async fn a_pending_job_shows_slurm_s_reason_and_its_place_and_a_stop_cancels_it() {
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
+    let app = spawn_configured(Options::default(), |c| with_cluster(c, &conf)).await;
+    let _jobs = Jobs {
+        conf: conf.clone(),
+        data_dir: app.config().data_dir.clone(),
+    };
+    let token = app.user_with_role("ivan", "user").await;
+    let first = running_on_cluster(&app, &token, "secretapp").await;
+    let (status, lab) = launch_in(
+        &app,
+        &token,
+        json!({"datalab": "secretapp-big", "zone": CLUSTER}),
+    )
+    .await;
+    assert_eq!(status, 202, "{lab}");
+    let id = id_of(&lab);
+    let lab = wait_for(&app, &token, &id, Duration::from_secs(60), |l| {
+        assert_eq!(l["state"], "pending", "{l}");
+        l["progress"].as_array().unwrap().iter().any(|s| {
+            s["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Resources") && d.contains("position 1"))
+        })
+    })
+    .await;
+    let job = job_of(&app, &id).await;
+    let detail = lab["progress"].as_array().unwrap().last().unwrap()["detail"].clone();
+    assert!(detail.as_str().unwrap().contains(&job), "{detail}");
+    assert!(scontrol_job(&conf, &job).contains("JobState=PENDING"));
+
+    let stopped = stop(&app, &token, &id).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    assert!(
+        stopped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("while it was pending"),
+        "{stopped}"
+    );
+    let shown = scontrol_job(&conf, &job);
+    assert!(shown.contains("JobState=CANCELLED"), "{shown}");
+    stop(&app, &token, &id_of(&first)).await;
 }

@@ -1,5 +1,6 @@
-//! Labs as Slurm jobs on a real single-node cluster (`scripts/slurm.sh`,
-//! its `slurm.conf` in `INSITU_TEST_SLURM_CONF`): JupyterLab and a desktop
+//! Labs as Slurm jobs on a real single-node cluster (`scripts/slurm.sh`;
+//! they run where `INSITU_TEST_SLURM_CONF` says a cluster can, each on a
+//! cluster of its own, see [`OwnCluster`]): JupyterLab and a desktop
 //! datalab started by `sbatch` in their sandbox on the node and reached
 //! through the proxy; a job cancelled outside the platform shows as
 //! stopped with Slurm's reason; with `slurmctld` down the lab is unknown,
@@ -176,7 +177,11 @@ pub(crate) async fn job_of(app: &impl Server, id: &str) -> String {
 
 #[tokio::test]
 async fn jupyterlab_and_a_desktop_lab_run_as_slurm_jobs_behind_the_proxy() {
-    let Some(conf) = slurm_conf() else { return };
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
     for db in backends() {
         let app = spawn_configured(
             Options {
@@ -239,7 +244,11 @@ async fn jupyterlab_and_a_desktop_lab_run_as_slurm_jobs_behind_the_proxy() {
 
 #[tokio::test]
 async fn a_job_cancelled_outside_the_platform_shows_the_lab_stopped_with_slurm_s_reason() {
-    let Some(conf) = slurm_conf() else { return };
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
     for db in backends() {
         let app = spawn_configured(
             Options {
@@ -276,14 +285,18 @@ async fn a_job_cancelled_outside_the_platform_shows_the_lab_stopped_with_slurm_s
     }
 }
 
-/// A cluster of the test's own, stopped on drop.
-struct OwnCluster {
+/// A cluster of the test's own (its own directory, ports and node name),
+/// stopped on drop. Tests that run labs take one: the shared cluster of
+/// `INSITU_TEST_SLURM_CONF` also runs the pipeline tests' jobs, which may
+/// hold its node for minutes while a lab waits in the queue; and a test that
+/// stops slurmctld must not stop anyone else's.
+pub(crate) struct OwnCluster {
     dir: tempfile::TempDir,
-    conf: PathBuf,
+    pub(crate) conf: PathBuf,
 }
 
 impl OwnCluster {
-    fn start() -> OwnCluster {
+    pub(crate) fn start() -> OwnCluster {
         let dir = tempfile::tempdir().unwrap();
         let node = format!("insitu-own-{}", std::process::id());
         let out = std::process::Command::new(repo_root().join("scripts/slurm.sh"))
@@ -395,7 +408,11 @@ async fn a_lab_is_unknown_while_slurmctld_is_down_and_running_again_once_it_is_b
 
 #[tokio::test]
 async fn work_goes_to_the_zone_holding_its_volumes() {
-    let Some(conf) = slurm_conf() else { return };
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
     for db in backends() {
         let app = spawn_configured(
             Options {
@@ -501,7 +518,11 @@ async fn work_goes_to_the_zone_holding_its_volumes() {
 
 #[tokio::test]
 async fn a_restarted_platform_finds_its_slurm_labs_again_by_their_job() {
-    let Some(conf) = slurm_conf() else { return };
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
     for db in backends() {
         let mut app = spawn_configured(
             Options {

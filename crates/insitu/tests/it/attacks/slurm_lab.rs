@@ -9,11 +9,17 @@ use serde_json::json;
 
 use crate::harness::*;
 use crate::lifecycle::id_of;
-use crate::slurm_labs::{CLUSTER, Jobs, launch_in, running_on_cluster, slurm_conf, with_cluster};
+use crate::slurm_labs::{
+    CLUSTER, Jobs, OwnCluster, launch_in, running_on_cluster, slurm_conf, with_cluster,
+};
 
 #[tokio::test]
 async fn a_lab_on_a_node_cannot_be_reached_without_its_secret() {
-    let Some(conf) = slurm_conf() else { return };
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
     let app = spawn_configured(Options::default(), |c| with_cluster(c, &conf)).await;
     let _jobs = Jobs {
         conf: conf.clone(),

@@ -347,6 +347,16 @@ impl SlurmCluster {
         }
     }
 
+    /// Cancels every job named `name` (of the submitting user): a job whose
+    /// id was never recorded.
+    pub async fn cancel_named(&self, name: &str) -> Result<(), SlurmError> {
+        let arg = format!("--name={name}");
+        match self.run("scancel", &[arg.into()]).await? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SlurmError::Refused(e)),
+        }
+    }
+
     /// The cluster's nodes (those of the partition when it has one).
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, SlurmError> {
         let args: Vec<OsString> = vec!["show".into(), "node".into(), "-o".into()];

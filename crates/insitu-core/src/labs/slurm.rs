@@ -99,7 +99,7 @@ impl Labs {
                 s.default_memory_bytes
             });
         let job = BatchJob {
-            name: format!("insitu-lab-{}", lab.id),
+            name: job_name(&lab.id),
             comment: format!("insitu lab {} of {}", lab.id, username),
             cpus: spec.resources.cpu.ceil().clamp(1.0, 4096.0) as u32,
             memory_bytes: if spec.resources.memory_bytes > 0 {
@@ -398,12 +398,16 @@ impl Labs {
         };
         let mut lab = lab.clone();
         let Some(id) = lab.job.clone() else {
-            // The old process never recorded a job: it never submitted one.
+            // The old process recorded no job: it submitted none, or ended
+            // between `sbatch` and recording the id. A job of that name goes.
+            if let Err(e) = cluster.cancel_named(&job_name(&lab.id)).await {
+                tracing::warn!(lab = %lab.id, error = %e, "cannot cancel a job the lab may have left");
+            }
             self.end(
                 &mut lab,
                 &[LabState::Pending, LabState::Starting],
                 LabState::Failed,
-                "the platform restarted before the lab's Slurm job was submitted".to_owned(),
+                "the platform restarted before the lab's Slurm job was recorded".to_owned(),
             )
             .await?;
             if lab.state == LabState::Stopping {
@@ -479,6 +483,11 @@ impl Labs {
             }
         }
     }
+}
+
+/// The name of a lab's job (how one is found without its id).
+fn job_name(id: &insitu_domain::LabId) -> String {
+    format!("insitu-lab-{id}")
 }
 
 /// The datalab as it runs on a node: `{listen}` is every address of the

@@ -11,12 +11,21 @@ scripts/deps.sh test
 # A throw-away PostgreSQL for the store and server tests.
 pgdir=$(mktemp -d /tmp/insitu-test-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { scripts/postgres.sh stop "$pgdir/data"; rm -rf "$pgdir"; }
+# A throw-away single-node Slurm cluster for the Slurm zone's tests (its own
+# directory and node name; tests that stop slurmctld start one of their own).
+slurmdir=$(mktemp -d /tmp/insitu-test-slurm.XXXXXX)
+cleanup() {
+  scripts/postgres.sh stop "$pgdir/data"; rm -rf "$pgdir"
+  scripts/slurm.sh stop "$slurmdir" || true; rm -rf "$slurmdir"
+}
 trap cleanup EXIT
 chmod 755 "$pgdir"
 export INSITU_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir/data" "$pgport")
 export INSITU_REQUIRE_POSTGRES=1 INSITU_REQUIRE_BROWSER=1 INSITU_REQUIRE_SANDBOX=1 INSITU_REQUIRE_ISOLATION=1
 echo "PostgreSQL for tests: $INSITU_TEST_POSTGRES_URL"
+export INSITU_TEST_SLURM_CONF=$(scripts/slurm.sh start "$slurmdir" "insitu-test-$$")
+export INSITU_REQUIRE_SLURM=1
+echo "Slurm for tests: $INSITU_TEST_SLURM_CONF"
 
 echo "== Python tools for labs (JupyterLab, astropy)"
 scripts/venv.sh

@@ -166,6 +166,10 @@ pub struct RunRequest {
     /// (`{"class": "File", "path": "/media/data/deep-fields/x.fits"}`, or
     /// `/home/user/...` in the workspace).
     pub job: serde_json::Value,
+    /// The datazone to execute in (`GET /api/v1/zones`); default: the
+    /// one holding the volumes the job names, else the default zone.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 /// A step of a run.
@@ -213,6 +217,8 @@ pub struct Run {
     pub reason: Option<String>,
     /// What else its user should know (resumed, queued again after a restart).
     pub notice: Option<String>,
+    /// The datazone it executes in.
+    pub zone: String,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,

@@ -218,6 +218,11 @@ pub struct LaunchRequest {
     /// (`1.2.0-3`); the newest they may launch when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The datazone to run in (see `GET /api/v1/zones`); left out: the
+    /// zone holding the volumes, or `local`. A zone that lacks one of the
+    /// volumes is refused (`volumes_in_other_zones`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// One step of a launch and when it was reached.
@@ -226,6 +231,10 @@ pub struct LaunchStep {
     pub step: String,
     /// Milliseconds since the launch was queued.
     pub at_ms: u64,
+    /// What the step waits for, where there is more to say: a Slurm job's
+    /// reason and place in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -235,8 +244,11 @@ pub struct Lab {
     pub volumes: Vec<String>,
     /// The file the lab was launched on, as the lab sees it.
     pub file: Option<String>,
-    /// pending, starting, running, stopping, stopped or failed.
+    /// pending, starting, running, stopping, unknown (its scheduler
+    /// cannot be asked now; it is asked again), stopped or failed.
     pub state: String,
+    /// The datazone it runs in.
+    pub zone: String,
     /// Why the lab failed or stopped.
     pub reason: Option<String>,
     /// Launch steps reached so far (queued, sandbox_prepared, process_started,
@@ -316,6 +328,8 @@ pub struct OperatorRun {
     /// queued, running, or (once stopped) cancelled.
     pub state: String,
     pub reason: Option<String>,
+    /// The datazone it executes in.
+    pub zone: String,
     pub created_at: String,
     pub started_at: Option<String>,
     /// Seconds since it was submitted.
@@ -781,4 +795,39 @@ pub struct AccessDecisionRequest {
 #[serde(deny_unknown_fields)]
 pub struct AccessPasswordRequest {
     pub password: String,
+}
+
+/// CPU, memory and GPUs of a datazone; absent where not known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ZoneResources {
+    pub cpu: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub gpu: Option<u32>,
+}
+
+/// One datazone: where labs and runs execute, with the volumes it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Zone {
+    pub name: String,
+    pub title: String,
+    /// `local` (this server's sandbox) or `slurm`.
+    pub kind: String,
+    /// The volumes it holds that the caller may see.
+    pub volumes: Vec<String>,
+    /// What it has in all (a Slurm zone: its nodes' figures).
+    pub capacity: ZoneResources,
+    /// What is free now.
+    pub free: ZoneResources,
+    /// The most one lab may ask for there.
+    pub limits: ZoneResources,
+    /// Why the capacity is unknown (its scheduler could not be asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Whether it is the default for work that names no volumes.
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ZoneList {
+    pub items: Vec<Zone>,
 }

@@ -28,6 +28,8 @@ pub struct PlatformConfig {
     pub pipelines: PipelinesConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// Datazones beside this machine's `local` (`[[zones]]`).
+    pub zones: Vec<insitu_domain::zone::ZoneConfig>,
     /// User-developed datalabs: builds, images, imports.
     pub devlabs: DevlabsConfig,
     /// Each user's and each team's share of the platform.
@@ -450,13 +452,6 @@ pub struct PipelinesConfig {
     /// after they end; outputs, logs, events and provenance stay ("0s":
     /// kept for ever).
     pub keep_intermediate: String,
-    /// Run the tool jobs of pipelines on the Slurm cluster this
-    /// `slurm.conf` describes (the engine's `--slurm-conf`), grouped in
-    /// allocations; unset: on this machine. The data directory (runs,
-    /// workspaces), the volumes and the engine must be on a file system
-    /// the nodes share; the engine then keeps the host's network (it talks
-    /// to `slurmctld`), its tools still get none.
-    pub slurm_conf: Option<PathBuf>,
 }
 
 impl Default for PipelinesConfig {
@@ -469,7 +464,6 @@ impl Default for PipelinesConfig {
             max_queued_per_user: 100,
             parallel: None,
             keep_intermediate: "7d".to_owned(),
-            slurm_conf: None,
         }
     }
 }
@@ -792,6 +786,15 @@ pub enum ConfigError {
     },
     #[error("data volume {0:?} is defined twice")]
     VolumeTwice(String),
+    #[error("datazone {name:?} in the configuration: {}", list(problems))]
+    Zone {
+        name: String,
+        problems: Vec<DefinitionError>,
+    },
+    #[error("datazone {0:?} is defined twice")]
+    ZoneTwice(String),
+    #[error("data volume {volume:?} is in datazone {zone:?}, which is not configured ([[zones]])")]
+    VolumeZone { volume: String, zone: String },
     #[error(
         "pipelines.slots, pipelines.max_running_per_user and pipelines.parallel must be at least 1"
     )]
@@ -830,6 +833,7 @@ mod tests {
             labs: LabsConfig::default(),
             pipelines: PipelinesConfig::default(),
             volumes: Vec::new(),
+            zones: Vec::new(),
             devlabs: DevlabsConfig::default(),
             quotas: QuotasConfig::default(),
             usage: UsageConfig::default(),

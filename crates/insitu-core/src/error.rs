@@ -84,6 +84,20 @@ pub enum Error {
     },
     #[error("{datalab} is a desktop datalab, and this machine lacks {}", missing.join(", "))]
     DatalabNotLaunchable { datalab: Name, missing: Vec<String> },
+    #[error(transparent)]
+    Placement(#[from] crate::zones::PlacementError),
+    #[error(
+        "{datalab} takes no secret (launch.credential), and labs in the datazone {zone} are reachable from its cluster's network: it can only run in a zone of this machine"
+    )]
+    ZoneNeedsCredential { datalab: Name, zone: Name },
+    #[error("{datalab} asks for more than a lab may have in the datazone {zone}: {what}")]
+    ZoneLimitExceeded {
+        datalab: Name,
+        zone: Name,
+        what: String,
+    },
+    #[error("the scheduler of the datazone could not be asked: {0}")]
+    Scheduler(String),
     #[error("{datalab} opens no files: launch it without one")]
     OpensNoFiles { datalab: Name },
     #[error(transparent)]

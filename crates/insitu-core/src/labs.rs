@@ -53,6 +53,7 @@ mod desktop;
 mod monitor;
 pub mod secret;
 pub mod share;
+mod slurm;
 
 pub use api_socket::{API_SOCKET_VARIABLE, LabApi};
 
@@ -60,18 +61,12 @@ pub use api_socket::{API_SOCKET_VARIABLE, LabApi};
 /// (longer ones are cut).
 pub const OPERATOR_REASON_CHARS: usize = 500;
 
-/// The zone of the labs this platform runs on its own machine.
-pub const LOCAL_ZONE: &str = "local";
-
 /// An active lab as the operator's console shows it ([`Labs::operated`]).
 #[derive(Debug, Clone)]
 pub struct OperatedLab {
     pub lab: LabRecord,
     /// Its owner's username.
     pub owner: String,
-    /// The zone it runs in (every lab runs in this machine's zone,
-    /// [`LOCAL_ZONE`], for now).
-    pub zone: &'static str,
     /// How long since its users last used it (known for labs this process
     /// serves).
     pub idle: Option<Duration>,
@@ -101,6 +96,9 @@ pub struct Step {
     pub step: &'static str,
     /// Milliseconds since the launch was queued.
     pub at_ms: u128,
+    /// What the step is waiting for, where there is more to say (a Slurm
+    /// job's reason and place in the queue).
+    pub detail: Option<String>,
 }
 
 /// Why a lab did not start; its text becomes the lab's reason.
@@ -130,6 +128,8 @@ pub enum StartFailure {
     Secret(#[from] secret::SecretFileError),
     #[error("port {0}, where the tool was to listen, is served by a process outside the lab")]
     PortTaken(u16),
+    #[error("{0}")]
+    Slurm(String),
     /// A stop came first; the stopper records the lab's end.
     #[error("stopped before it was running")]
     Stopped,
@@ -188,6 +188,8 @@ pub struct LabConfigView {
     pub max_starting: usize,
     /// The limits of each user's SAMP hub.
     pub samp_hub: Limits,
+    /// The datazones (this machine's and the Slurm clusters).
+    pub zones: Arc<crate::zones::Zones>,
 }
 
 /// A user's network namespace, where their labs listen.
@@ -284,6 +286,8 @@ pub struct Labs {
     /// them, and those teams' members (shared with the team service, which
     /// tells it of membership changes).
     shares: Arc<share::ShareTable>,
+    /// Labs a stop in this process is ending.
+    stopping: Mutex<HashSet<LabId>>,
 }
 
 /// A launch in flight: how a stop reaches it, and how the stopper learns
@@ -349,6 +353,7 @@ impl Labs {
             start_slots: tokio::sync::Semaphore::new(cfg.max_starting.max(1)),
             activity_saved: Mutex::new(HashMap::new()),
             shares,
+            stopping: Mutex::new(HashSet::new()),
             cfg,
         })
     }
@@ -477,8 +482,14 @@ impl Labs {
             tracing::warn!(lab = %lab.id, error = %e, "the lab's tool will refuse the proxy");
             None
         });
+        // A lab on a cluster's node is reached at the node's address.
+        let host = lab
+            .host
+            .as_deref()
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         if let Ok(mut r) = self.routes.write() {
-            let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let upstream = std::net::SocketAddr::from((host, port));
             r.insert(
                 lab.id.clone(),
                 LabRoute {
@@ -492,6 +503,15 @@ impl Labs {
                 },
             );
         }
+    }
+
+    fn has_route(&self, lab_id: &LabId) -> bool {
+        self.routes.read().is_ok_and(|r| r.contains_key(lab_id))
+    }
+
+    /// Whether a stop in this process is ending the lab.
+    fn stopping_here(&self, lab_id: &LabId) -> bool {
+        self.stopping.lock().is_ok_and(|s| s.contains(lab_id))
     }
 
     /// Forgets a lab's route and ends its proxy sessions (open WebSockets
@@ -546,7 +566,17 @@ impl Labs {
             list.push(Step {
                 step,
                 at_ms: started.elapsed().as_millis(),
+                detail: None,
             });
+        }
+    }
+
+    /// Says what the launch's latest step waits for.
+    fn note(&self, lab_id: &LabId, detail: String) {
+        if let Ok(mut p) = self.progress.lock()
+            && let Some(last) = p.get_mut(lab_id).and_then(|(_, l)| l.last_mut())
+        {
+            last.detail = Some(detail);
         }
     }
 
@@ -678,10 +708,16 @@ impl Labs {
         spec: &DatalabSpec,
         volumes: Vec<VolumeSpec>,
         file: Option<String>,
+        zone: &insitu_domain::ZoneSpec,
     ) -> Result<LabRecord, Error> {
         self.check_desktop(spec)?;
+        check_zone(spec, zone)?;
         let _gpu_guard = self.gpu_lock.lock().await;
-        let gpus = self.assign_gpus(spec).await?;
+        // A Slurm zone's GPUs are Slurm's to count and give (GRES).
+        let gpus = match zone.kind {
+            insitu_domain::ZoneKind::Local => self.assign_gpus(spec).await?,
+            insitu_domain::ZoneKind::Slurm => Vec::new(),
+        };
         let lab = LabRecord {
             id: LabId::from_random(rand::random()),
             user_id: user_id.clone(),
@@ -699,6 +735,9 @@ impl Labs {
             stopped_at: None,
             cpu_millis: crate::config::cpu_millis(spec.resources.cpu),
             memory_bytes: i64::try_from(spec.resources.memory_bytes).unwrap_or(i64::MAX),
+            zone: zone.name.clone(),
+            job: None,
+            host: None,
         };
         // Counted and recorded at once, so parallel launches cannot pass
         // the user's quotas.
@@ -868,12 +907,68 @@ impl Labs {
         volumes: Vec<VolumeSpec>,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), StartFailure> {
+        // A lab of a Slurm zone waits in Slurm's queue, not in ours.
+        if let Some(cluster) = self.cfg.zones.cluster(lab.zone.as_str()) {
+            return self
+                .start_on_slurm(lab, spec, username, volumes, cluster, stop)
+                .await;
+        }
         // Queued while as many labs as allowed are starting.
         let _slot = tokio::select! {
             slot = self.start_slots.acquire() => slot.ok(),
             () = stop_requested(stop) => return Err(StartFailure::Stopped),
         };
         self.checkpoint(lab, stop).await?;
+        let (workspace, team_workspaces) = self.prepare_home(lab, username).await?;
+        let port = free_port().map_err(StartFailure::NoPort)?;
+        let base_url = format!("/labs/{}/", lab.id);
+        let access = ToolAccess::generate(spec.launch.credential);
+        if let Some(access) = &access {
+            access.save(&self.secret_path(&lab.id))?;
+        }
+        let (mut env, private_env) = self.launch_env(spec, lab, port, &base_url, username, &access);
+        // The lab's socket to the platform, made before the tool starts.
+        let api_socket_dir = self.open_api(&lab.id, &lab.user_id).then(|| {
+            env.push((
+                API_SOCKET_VARIABLE.to_owned(),
+                api_socket::api_socket_path(),
+            ));
+            self.api_dir(&lab.id)
+        });
+        let mut sandbox = SandboxSpec {
+            command: launch_command(spec, port, &base_url, username, lab.file.as_deref()),
+            env,
+            private_env,
+            workspace,
+            volumes: volume_mounts(&volumes),
+            team_workspaces,
+            hidden: self.cfg.hidden.clone(),
+            devices: gpu_devices(&lab.gpus),
+            expose: self.exposed(),
+            // The user's namespace, or the host's network: never one of
+            // bubblewrap's own, which the proxy could not reach.
+            share_network: true,
+            run_as: Some(self.cfg.run_as),
+            keep_caps: Vec::new(),
+            // Bound to the launcher's supervisor, which outlives the platform.
+            die_with_parent: true,
+            api_socket_dir,
+        };
+        let network = self.network_of(&lab.user_id).await?;
+        let netns = network.as_deref().map(|n| &n.0);
+        self.prepare_desktop(&mut sandbox, spec, &lab.user_id, port, &base_url, netns)
+            .await;
+        self.start_prepared(lab, spec, sandbox, port, &base_url, network, stop)
+            .await
+    }
+
+    /// The user's workspace made ready as the lab's home, and the team
+    /// workspaces to mount beside it.
+    async fn prepare_home(
+        &self,
+        lab: &LabRecord,
+        username: &str,
+    ) -> Result<(PathBuf, Vec<insitu_launcher::TeamWorkspace>), StartFailure> {
         // The teams the user is a member of now, at this launch.
         let team_workspaces = self
             .teams()
@@ -896,50 +991,22 @@ impl Labs {
                 "workspace laid out as the lab's home: its files moved into my_workspace"
             );
         }
-        let port = free_port().map_err(StartFailure::NoPort)?;
-        let base_url = format!("/labs/{}/", lab.id);
-        let access = ToolAccess::generate(spec.launch.credential);
-        if let Some(access) = &access {
-            access.save(&self.secret_path(&lab.id))?;
-        }
-        let (mut env, private_env) = self.launch_env(spec, lab, port, &base_url, username, &access);
-        // The lab's socket to the platform, made before the tool starts.
-        let api_socket_dir = self.open_api(&lab.id, &lab.user_id).then(|| {
-            env.push((
-                API_SOCKET_VARIABLE.to_owned(),
-                api_socket::api_socket_path(),
-            ));
-            self.api_dir(&lab.id)
-        });
-        let mut sandbox = SandboxSpec {
-            command: launch_command(spec, port, &base_url, username, lab.file.as_deref()),
-            env,
-            private_env,
-            workspace,
-            volumes: volumes
-                .iter()
-                .map(|v| VolumeMount {
-                    source: v.source.clone(),
-                    target: v.mount_path.clone(),
-                })
-                .collect(),
-            team_workspaces,
-            hidden: self.cfg.hidden.clone(),
-            devices: gpu_devices(&lab.gpus),
-            expose: self.exposed(),
-            // The user's namespace, or the host's network: never one of
-            // bubblewrap's own, which the proxy could not reach.
-            share_network: true,
-            run_as: Some(self.cfg.run_as),
-            keep_caps: Vec::new(),
-            // Bound to the launcher's supervisor, which outlives the platform.
-            die_with_parent: true,
-            api_socket_dir,
-        };
-        let network = self.network_of(&lab.user_id).await?;
+        Ok((workspace, team_workspaces))
+    }
+
+    /// Starts a prepared sandbox on this machine and waits for its tool.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_prepared(
+        &self,
+        lab: &mut LabRecord,
+        spec: &DatalabSpec,
+        sandbox: SandboxSpec,
+        port: u16,
+        base_url: &str,
+        network: Option<Arc<UserNetwork>>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), StartFailure> {
         let netns = network.as_deref().map(|n| &n.0);
-        self.prepare_desktop(&mut sandbox, spec, &lab.user_id, port, &base_url, netns)
-            .await;
         self.step(&lab.id, "sandbox_prepared");
         self.checkpoint(lab, stop).await?;
         let log = self.log_path(&lab.id);
@@ -1206,6 +1273,10 @@ impl Labs {
     /// status file: another server process may have started it), and its
     /// control group.
     async fn end_process(&self, lab: &LabRecord, grace: Duration) {
+        if lab.job.is_some() {
+            self.end_job(lab).await;
+            return;
+        }
         self.drop_route(&lab.id);
         let known = self
             .procs
@@ -1302,6 +1373,7 @@ impl Labs {
             }
         };
         let reason = stop_reason(why, from, &self.progress(&lab.id));
+        let _stopping = StoppingHere::new(self, &lab.id);
         if let Some(launch) = self.launch_of(&lab.id) {
             launch.stop.send_replace(true);
             let mut done = launch.done.subscribe();
@@ -1312,7 +1384,21 @@ impl Labs {
                 tracing::warn!(lab = %lab.id, "a launch did not let go of its lab within 30 s");
             }
         }
-        self.end_process(&lab, Duration::from_secs(5)).await;
+        if let Some(now) = self.store.lab(&lab.id).await? {
+            // The job a launch recorded meanwhile.
+            lab.job = now.job;
+            lab.host = now.host;
+        }
+        if lab.job.is_some() {
+            if !self.end_job(&lab).await {
+                // Slurm cannot be reached: the lab stays stopping, and the
+                // monitor cancels its job once it can.
+                tracing::warn!(lab = %lab.id, "lab stopping until Slurm can cancel its job");
+                return Ok(lab);
+            }
+        } else {
+            self.end_process(&lab, Duration::from_secs(5)).await;
+        }
         self.end(&mut lab, &[LabState::Stopping], LabState::Stopped, reason)
             .await?;
         tracing::info!(lab = %lab.id, was = %from, "lab stopped");
@@ -1341,6 +1427,75 @@ impl Labs {
             .await?;
         }
         Ok(lab)
+    }
+}
+
+/// Marks a lab as being stopped by this process while it lives.
+struct StoppingHere<'a> {
+    labs: &'a Labs,
+    id: LabId,
+}
+
+impl<'a> StoppingHere<'a> {
+    fn new(labs: &'a Labs, id: &LabId) -> StoppingHere<'a> {
+        if let Ok(mut s) = labs.stopping.lock() {
+            s.insert(id.clone());
+        }
+        StoppingHere {
+            labs,
+            id: id.clone(),
+        }
+    }
+}
+
+impl Drop for StoppingHere<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.labs.stopping.lock() {
+            s.remove(&self.id);
+        }
+    }
+}
+
+/// Whether a datalab may run in a zone: within the zone's limits, and, on
+/// a cluster (whose network reaches the lab), only a tool that demands the
+/// lab's secret.
+fn check_zone(spec: &DatalabSpec, zone: &insitu_domain::ZoneSpec) -> Result<(), Error> {
+    if zone.kind == insitu_domain::ZoneKind::Slurm && !spec.launch.credential.requires_secret() {
+        return Err(Error::ZoneNeedsCredential {
+            datalab: spec.name.clone(),
+            zone: zone.name.clone(),
+        });
+    }
+    let r = &spec.resources;
+    let l = &zone.limits;
+    let mut over = Vec::new();
+    if let Some(cpu) = l.cpu
+        && r.cpu > cpu
+    {
+        over.push(format!("{} CPU (at most {cpu})", r.cpu));
+    }
+    if let Some(m) = l.memory_bytes
+        && r.memory_bytes > m
+    {
+        over.push(format!(
+            "{} of memory (at most {})",
+            insitu_domain::datalab::format_bytes(r.memory_bytes),
+            insitu_domain::datalab::format_bytes(m)
+        ));
+    }
+    if let Some(g) = l.gpu
+        && r.gpu > g
+    {
+        over.push(format!("{} GPU(s) (at most {g})", r.gpu));
+    }
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ZoneLimitExceeded {
+            datalab: spec.name.clone(),
+            zone: zone.name.clone(),
+            what: over.join(", "),
+        })
     }
 }
 
@@ -1429,6 +1584,17 @@ fn launch_command(
 
 /// Device nodes for the assigned GPUs, plus the driver's shared nodes, where
 /// they exist on this host.
+/// Where the volumes show in the sandbox, read-only.
+fn volume_mounts(volumes: &[VolumeSpec]) -> Vec<VolumeMount> {
+    volumes
+        .iter()
+        .map(|v| VolumeMount {
+            source: v.source.clone(),
+            target: v.mount_path.clone(),
+        })
+        .collect()
+}
+
 fn gpu_devices(gpus: &[String]) -> Vec<PathBuf> {
     if gpus.is_empty() {
         return Vec::new();
@@ -1619,7 +1785,6 @@ impl Labs {
                     let group = cgroups.as_ref();
                     OperatedLab {
                         owner: owners.get(&lab.user_id).cloned().unwrap_or_default(),
-                        zone: LOCAL_ZONE,
                         idle,
                         memory_bytes: group.and_then(|c| c.memory_usage(&name)),
                         memory_limit_bytes: group.and_then(|c| c.memory_limit(&name)),
@@ -1678,7 +1843,8 @@ impl Labs {
     /// shared with them, on the proxy's origin.
     pub async fn open(&self, user_id: &UserId, id: &LabId) -> Result<String, Error> {
         let lab = self.own_or_shared(user_id, id).await?;
-        if lab.state != LabState::Running {
+        // A lab whose scheduler cannot be asked may well run: it opens.
+        if !matches!(lab.state, LabState::Running | LabState::Unknown) {
             return Err(Error::LabNotRunning {
                 id: lab.id,
                 state: lab.state,

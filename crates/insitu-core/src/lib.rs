@@ -37,6 +37,7 @@ pub mod teams;
 pub mod usage;
 pub mod volumes;
 pub mod workspaces;
+pub mod zones;
 
 pub use accounts::{InitialAdmin, Principal, Via};
 pub use catalogue::{Catalogue, load_catalogue};

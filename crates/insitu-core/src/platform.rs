@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu_domain::{Name, Role, UserId, Username, Viewer, VolumeSpec};
+use insitu_domain::{Name, Role, UserId, Username, Viewer, VolumeSpec, ZoneSpec};
 use insitu_launcher::{Cgroups, Limits, Podman};
 use insitu_store::{LabRecord, Store, StoreError, UserRecord};
 
@@ -23,6 +23,7 @@ use crate::runs::{Runs, RunsConfigView};
 use crate::search::Search;
 use crate::volumes::{self, VolumeCatalogue, Volumes};
 use crate::workspaces::{Holder, WorkspaceUsage, Workspaces};
+use crate::zones::{ZoneView, Zones};
 
 /// What stops the platform from starting.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,9 @@ pub struct LaunchOrder {
     /// `1.2.0-3`); none: the newest the user may launch. A shipped
     /// datalab has one version.
     pub version: Option<String>,
+    /// The datazone to run in; none: the one holding the volumes (or
+    /// `local`). See [`crate::zones::place`].
+    pub zone: Option<String>,
 }
 
 /// An administrator's change of one user's quotas: `None` leaves a quota
@@ -94,6 +98,7 @@ pub struct Platform {
     /// Seconds between samples of the platform's use.
     usage_every: u64,
     access_requests: AccessRequests,
+    zones: Arc<Zones>,
 }
 
 impl Platform {
@@ -133,7 +138,13 @@ impl Platform {
         std::fs::create_dir_all(&config.data_dir)?;
         let data_dir = std::fs::canonicalize(&config.data_dir)?;
         let podman = Podman::new(&config.devlabs.podman, config.devlabs.runtime.clone());
-        let lab_view = lab_config(&config, data_dir.clone(), podman.clone())?;
+        let zones = Arc::new(zones_of(&config)?);
+        let lab_view = lab_config(
+            &config,
+            data_dir.clone(),
+            podman.clone(),
+            Arc::clone(&zones),
+        )?;
         let devlabs = Devlabs::new(
             store.clone(),
             DevlabsView::from_config(&config.devlabs, data_dir.clone(), config.labs.max_processes),
@@ -190,6 +201,7 @@ impl Platform {
             Arc::clone(&pipelines),
             Arc::clone(&labs),
             volumes.all().iter().map(|v| v.spec.clone()).collect(),
+            Arc::clone(&zones),
         );
         let store_for_access = store.clone();
         let platform = Platform {
@@ -206,6 +218,7 @@ impl Platform {
             usage,
             usage_every,
             access_requests: AccessRequests::new(store_for_access, config.access.clone()),
+            zones,
         };
         Ok((platform, initial_admin))
     }
@@ -405,6 +418,23 @@ impl Platform {
             .await
     }
 
+    pub fn zones(&self) -> &Arc<Zones> {
+        &self.zones
+    }
+
+    /// Every datazone with the volumes the caller may see in it and its
+    /// capacity (a Slurm zone's from its nodes, asked now).
+    pub async fn zone_overview(&self, caller: &Principal) -> Result<Vec<ZoneView>, Error> {
+        let viewer = self.viewer(caller).await?;
+        let visible: Vec<VolumeSpec> = self
+            .volumes
+            .visible(&viewer)
+            .into_iter()
+            .map(|v| v.spec.clone())
+            .collect();
+        Ok(self.zones.overview(&visible).await)
+    }
+
     /// The discovery portal's index and harvester.
     pub fn search(&self) -> &Search {
         &self.search
@@ -546,6 +576,7 @@ impl Platform {
                 Some(resolved?)
             }
         };
+        let zone = self.zones.place(&volumes, order.zone.as_deref())?;
         let lab = self
             .labs
             .launch(
@@ -554,6 +585,7 @@ impl Platform {
                 spec,
                 volumes,
                 file,
+                &zone,
             )
             .await?;
         if developed.is_some() {
@@ -677,17 +709,43 @@ fn runs_config(
             Cgroups::Unavailable("turned off by labs.enforce_limits".into())
         },
         max_processes: labs.max_processes,
-        // The engine of a run on Slurm talks to the cluster's controller.
-        network_per_run: labs.network == LabNetworkMode::User && p.slurm_conf.is_none(),
-        slurm_conf: p.slurm_conf.clone(),
+        network_per_run: labs.network == LabNetworkMode::User,
     })
 }
 
 /// The labs' view of the configuration, with the data directory resolved.
+/// The configured datazones, checked, with `local`; every volume's zone
+/// must be one of them.
+fn zones_of(config: &PlatformConfig) -> Result<Zones, ConfigError> {
+    let mut specs = Vec::new();
+    for z in &config.zones {
+        let spec = ZoneSpec::from_config(z.clone()).map_err(|problems| ConfigError::Zone {
+            name: z.name.clone(),
+            problems,
+        })?;
+        if specs.iter().any(|s: &ZoneSpec| s.name == spec.name) {
+            return Err(ConfigError::ZoneTwice(z.name.clone()));
+        }
+        specs.push(spec);
+    }
+    let zones = Zones::new(specs);
+    for v in &config.volumes {
+        let zone = v.zone.as_deref().unwrap_or(insitu_domain::LOCAL_ZONE);
+        if zones.get(zone).is_none() {
+            return Err(ConfigError::VolumeZone {
+                volume: v.name.clone(),
+                zone: zone.to_owned(),
+            });
+        }
+    }
+    Ok(zones)
+}
+
 fn lab_config(
     config: &PlatformConfig,
     data_dir: std::path::PathBuf,
     podman: Podman,
+    zones: Arc<Zones>,
 ) -> Result<LabConfigView, ConfigError> {
     let labs = &config.labs;
     if labs.max_starting == 0 {
@@ -724,5 +782,6 @@ fn lab_config(
             cpus: (hub.cpu > 0.0).then_some(hub.cpu),
             max_pids: (hub.max_processes > 0).then_some(hub.max_processes),
         },
+        zones,
     })
 }

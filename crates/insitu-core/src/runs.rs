@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use insitu_domain::{PipelineRef, RunId, RunState, UserId, VolumeSpec};
+use insitu_domain::{Name, PipelineRef, RunId, RunState, UserId, VolumeSpec};
 use insitu_launcher::{Cgroups, Limits, NetNs};
 use insitu_store::{RunRecord, Store};
 use serde_json::Value;
@@ -55,6 +55,7 @@ use crate::clock::now_ms;
 use crate::error::Error;
 use crate::labs::{Labs, WORKSPACE_PATH};
 use crate::pipelines::{Pipelines, Version, Viewer};
+use crate::zones::Zones;
 use engine::{EngineProcess, Launch};
 use progress::{EventReader, Progress};
 
@@ -86,10 +87,9 @@ pub struct RunsConfigView {
     pub cgroups: Cgroups,
     pub max_processes: u64,
     /// A network namespace of each run's own (else the host's network,
-    /// where a tool asks for it).
+    /// where a tool asks for it). A run in a Slurm zone keeps the host's
+    /// network: its engine talks to the cluster's controller.
     pub network_per_run: bool,
-    /// Tool jobs go to this Slurm cluster (`pipelines.slurm_conf`).
-    pub slurm_conf: Option<PathBuf>,
 }
 
 /// A run as a user asks for it.
@@ -101,6 +101,9 @@ pub struct RunOrder {
     pub version: Option<String>,
     /// The job order: the pipeline's inputs, files named as labs see them.
     pub job: Value,
+    /// The datazone to execute in; none: the one holding the volumes the
+    /// job names (or the default). See [`crate::zones::place`].
+    pub zone: Option<String>,
 }
 
 /// A run, as its user sees it.
@@ -156,6 +159,7 @@ pub struct Runs {
     pipelines: Arc<Pipelines>,
     labs: Arc<Labs>,
     volumes: Vec<VolumeSpec>,
+    zones: Arc<Zones>,
     live: Mutex<HashMap<RunId, Arc<Live>>>,
     /// Held while the scheduler decides, so two decisions never overlap.
     scheduling: tokio::sync::Mutex<()>,
@@ -179,6 +183,7 @@ impl Runs {
         pipelines: Arc<Pipelines>,
         labs: Arc<Labs>,
         volumes: Vec<VolumeSpec>,
+        zones: Arc<Zones>,
     ) -> Arc<Runs> {
         Arc::new(Runs {
             store,
@@ -186,6 +191,7 @@ impl Runs {
             pipelines,
             labs,
             volumes,
+            zones,
             live: Mutex::new(HashMap::new()),
             scheduling: tokio::sync::Mutex::new(()),
             last_served: Mutex::new(None),
@@ -219,6 +225,14 @@ impl Runs {
 
     fn network_name(id: &RunId) -> String {
         format!("insitu-run-{id}")
+    }
+
+    /// The network namespace a run's engine lives in: one of its own,
+    /// unless networks per run are off or its zone is a Slurm cluster
+    /// (whose controller the engine must reach).
+    fn network_of(&self, run: &RunRecord) -> Option<String> {
+        (self.cfg.network_per_run && self.zones.cluster(run.zone.as_str()).is_none())
+            .then(|| Self::network_name(&run.id))
     }
 
     fn cgroups(&self) -> Option<&Cgroups> {
@@ -256,8 +270,21 @@ impl Runs {
             return Err(Error::InvalidCwl(check.diagnostics.clone()));
         };
         job::check(process, &order.job).map_err(Error::InvalidJob)?;
-        job::to_host(&order.job, &self.places(viewer).await?).map_err(Error::InvalidJob)?;
-        self.queue(viewer, &version, order.job, None).await
+        let places = self.places(viewer).await?;
+        let host = job::to_host(&order.job, &places).map_err(Error::InvalidJob)?;
+        // The run goes to the zone holding the volumes its job names.
+        let named: Vec<VolumeSpec> = places
+            .volumes
+            .into_iter()
+            .filter(|v| {
+                v.source
+                    .canonicalize()
+                    .is_ok_and(|s| host.roots.contains(&s))
+            })
+            .collect();
+        let zone = self.zones.place(&named, order.zone.as_deref())?;
+        self.queue(viewer, &version, order.job, None, zone.name)
+            .await
     }
 
     /// Where a user's job may name files: their workspace, the workspaces
@@ -300,6 +327,7 @@ impl Runs {
         version: &Version,
         job: Value,
         resumes: Option<&RunRecord>,
+        zone: Name,
     ) -> Result<RunRecord, Error> {
         let waiting = self
             .store
@@ -338,6 +366,7 @@ impl Runs {
             started_at_ms: None,
             finished_at_ms: None,
             cleaned_at_ms: None,
+            zone,
         };
         self.store.create_run(&record).await?;
         tracing::info!(run = %record.id, pipeline = %record.pipeline, version = %record.version, "run queued");
@@ -365,7 +394,9 @@ impl Runs {
             .await?;
         let job: Value =
             serde_json::from_str(&run.job).map_err(|e| Error::InvalidJob(e.to_string()))?;
-        self.queue(viewer, &version, job, Some(&run)).await
+        // In the zone of the run it resumes, where its cache is.
+        let zone = run.zone.clone();
+        self.queue(viewer, &version, job, Some(&run), zone).await
     }
 
     // ---- reading -------------------------------------------------------
@@ -701,12 +732,7 @@ impl Runs {
             taken.push(&run.id);
             // Known as live before it is running: a cancel that lands
             // while it starts finds it, and its start sees the cancel.
-            let live = Live::new(
-                None,
-                self.cfg
-                    .network_per_run
-                    .then(|| Self::network_name(&run.id)),
-            );
+            let live = Live::new(None, self.network_of(run));
             if let Ok(mut l) = self.live.lock() {
                 l.insert(run.id.clone(), Arc::clone(&live));
             }
@@ -829,8 +855,18 @@ impl Runs {
         for e in &self.cfg.expose {
             args.extend(["--sandbox-expose".into(), e.clone().into()]);
         }
-        if let Some(conf) = &self.cfg.slurm_conf {
-            args.extend(["--slurm-conf".into(), conf.clone().into()]);
+        // A run in a Slurm zone sends its tool jobs to the cluster.
+        if let Some(cluster) = self.zones.cluster(run.zone.as_str()) {
+            args.push("--slurm".into());
+            if let Some(conf) = cluster.conf {
+                args.extend(["--slurm-conf".into(), conf.into()]);
+            }
+            if let Some(p) = cluster.partition {
+                args.extend(["--slurm-partition".into(), p.into()]);
+            }
+            if let Some(a) = cluster.account {
+                args.extend(["--slurm-account".into(), a.into()]);
+            }
         }
         args.push(dir.join("pipeline").join(&version.meta.main).into());
         args.push(dir.join("job.json").into());
@@ -851,8 +887,7 @@ impl Runs {
                 self.cfg.bwrap.display().to_string(),
             ),
         ];
-        let network = if self.cfg.network_per_run {
-            let name = Self::network_name(&run.id);
+        let network = if let Some(name) = self.network_of(run) {
             let n = name.clone();
             let ns = tokio::task::spawn_blocking(move || NetNs::ensure(&n))
                 .await?
@@ -1111,10 +1146,7 @@ impl Runs {
                     }),
                 _ => None,
             };
-            let network = self
-                .cfg
-                .network_per_run
-                .then(|| Self::network_name(&run.id));
+            let network = self.network_of(&run);
             match adopted {
                 Some(p) => {
                     tracing::info!(run = %run.id, pid = p.pid, "run re-adopted after restart");

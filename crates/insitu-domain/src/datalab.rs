@@ -13,7 +13,7 @@ use crate::name::Name;
 use crate::spdx;
 
 /// Placeholders a launch command or environment value may contain.
-pub const PLACEHOLDERS: [&str; 4] = ["port", "base_url", "workspace", "user"];
+pub const PLACEHOLDERS: [&str; 5] = ["port", "base_url", "workspace", "user", "listen"];
 
 /// The placeholder for the lab's own secret (see [`ToolCredential`]). Only
 /// `launch.env` values may hold it: a command line is visible to every
@@ -174,7 +174,9 @@ pub struct UnknownCredential(pub String);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LaunchSpec {
-    /// Program and arguments; may hold `{port}`, `{base_url}`, `{workspace}`, `{user}`.
+    /// Program and arguments; may hold `{port}`, `{base_url}`, `{workspace}`, `{user}`,
+    /// `{listen}` (the address to listen on: loopback on this machine, every
+    /// address on a cluster's node, where the proxy reaches it).
     pub command: Vec<String>,
     /// Environment set for the tool; values may hold the same placeholders,
     /// and `{secret}` (the lab's secret) when the tool takes one.

@@ -1,5 +1,7 @@
 //! The lab state machine: pending → starting → running → stopping →
-//! stopped, or failed with a reason from any state before stopped.
+//! stopped, or failed with a reason from any state before stopped; a lab
+//! on a scheduler that cannot be asked is unknown (never taken as stopped)
+//! until the scheduler answers again.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +17,9 @@ pub enum LabState {
     Running,
     /// Being stopped.
     Stopping,
+    /// Its scheduler (Slurm) could not be reached or answered nothing
+    /// useful: it may well still run, and is asked again.
+    Unknown,
     /// Ended: stopped by its user, by idle culling, or its tool exited
     /// cleanly.
     Stopped,
@@ -23,22 +28,24 @@ pub enum LabState {
 }
 
 impl LabState {
-    pub const ALL: [LabState; 6] = [
+    pub const ALL: [LabState; 7] = [
         LabState::Pending,
         LabState::Starting,
         LabState::Running,
         LabState::Stopping,
+        LabState::Unknown,
         LabState::Stopped,
         LabState::Failed,
     ];
 
     /// The states of a lab that holds resources (a process, a port, GPUs,
     /// a place in the user's quota).
-    pub const ACTIVE: [LabState; 4] = [
+    pub const ACTIVE: [LabState; 5] = [
         LabState::Pending,
         LabState::Starting,
         LabState::Running,
         LabState::Stopping,
+        LabState::Unknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,7 @@ impl LabState {
             LabState::Starting => "starting",
             LabState::Running => "running",
             LabState::Stopping => "stopping",
+            LabState::Unknown => "unknown",
             LabState::Stopped => "stopped",
             LabState::Failed => "failed",
         }
@@ -58,11 +66,12 @@ impl LabState {
     }
 
     /// Whether the lab is on its way from one settled state to another
-    /// (pending, starting or stopping), so its page keeps refreshing.
+    /// (pending, starting or stopping), or being asked about again
+    /// (unknown), so its page keeps refreshing.
     pub fn is_changing(self) -> bool {
         matches!(
             self,
-            LabState::Pending | LabState::Starting | LabState::Stopping
+            LabState::Pending | LabState::Starting | LabState::Stopping | LabState::Unknown
         )
     }
 }
@@ -75,7 +84,7 @@ impl fmt::Display for LabState {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown lab state {0:?}: expected one of pending, starting, running, stopping, stopped, failed"
+    "unknown lab state {0:?}: expected one of pending, starting, running, stopping, unknown, stopped, failed"
 )]
 pub struct UnknownLabState(pub String);
 

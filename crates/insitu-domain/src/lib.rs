@@ -22,6 +22,7 @@ pub mod secret;
 pub mod spdx;
 pub mod team;
 pub mod volume;
+pub mod zone;
 
 pub use access::{AccessState, Application, ApplicationError, UnknownAccessState};
 pub use audience::{Audience, Grant, GrantError, Viewer};
@@ -40,3 +41,4 @@ pub use role::Role;
 pub use secret::Secret;
 pub use team::{TeamRole, UnknownTeamRole};
 pub use volume::{VolumeMetadata, VolumeSpec};
+pub use zone::{LOCAL_ZONE, SlurmTarget, ZoneKind, ZoneResources, ZoneSpec};

@@ -113,6 +113,14 @@ name_type!(
     Name, 1, 64
 );
 
+impl Name {
+    /// The name of this machine's sandbox zone ([`crate::zone::LOCAL_ZONE`]),
+    /// which exists without configuration.
+    pub fn local_zone() -> Name {
+        Name(crate::zone::LOCAL_ZONE.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

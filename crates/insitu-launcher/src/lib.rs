@@ -36,6 +36,7 @@ pub mod process;
 mod record;
 pub mod sandbox;
 pub mod seccomp;
+pub mod slurm;
 pub mod storage;
 
 pub use container::{ContainerNetwork, ContainerProcess, ContainerSpec};

@@ -606,7 +606,7 @@ fn killed_for_memory(kills: &[MemoryKill], code: Option<i32>, tool_known: bool) 
 /// Writes the system-call filter beside the log, readable by the sandbox's
 /// user (bubblewrap may run as that user); `None` on an architecture
 /// without one.
-fn write_filter(log_path: &Path) -> std::io::Result<Option<PathBuf>> {
+pub(crate) fn write_filter(log_path: &Path) -> std::io::Result<Option<PathBuf>> {
     use std::os::unix::fs::PermissionsExt;
     let Some(program) = crate::seccomp::program() else {
         return Ok(None);

@@ -598,9 +598,17 @@ fn covers(mut views: Vec<Hidden>) -> Vec<Hidden> {
     }
     kept
 }
-/// Fills `{port}`, `{base_url}`, `{workspace}` and `{user}` in a template.
+/// The address a tool listens on by default: loopback (a lab on a
+/// cluster's node gets [`LISTEN_ON_NODE`] in its `{listen}` instead).
+pub const LISTEN_LOCAL: &str = "127.0.0.1";
+/// Every address of a cluster's node, where the proxy reaches the tool.
+pub const LISTEN_ON_NODE: &str = "0.0.0.0";
+
+/// Fills `{port}`, `{base_url}`, `{workspace}`, `{user}` and `{listen}`
+/// (loopback) in a template.
 pub fn fill(template: &str, port: u16, base_url: &str, user: &str) -> String {
     template
+        .replace("{listen}", LISTEN_LOCAL)
         .replace("{port}", &port.to_string())
         .replace("{base_url}", base_url)
         .replace("{workspace}", HOME_PATH)

@@ -358,7 +358,9 @@ fn authorize(
             respond(ErrorCode::LabNotRunning)
         }
         LabState::Pending | LabState::Starting => respond(ErrorCode::LabStarting),
-        LabState::Running => {
+        // A lab whose scheduler cannot be asked may well run: its users
+        // keep it (a connection fails if it does not).
+        LabState::Running | LabState::Unknown => {
             inner.touch(id, now);
             Decision::Forward {
                 upstream: Upstream {

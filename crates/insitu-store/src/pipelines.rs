@@ -19,7 +19,7 @@ fn owner_key(owner: Option<&UserId>) -> &str {
 
 const VERSION_COLUMNS: &str = "owner_id, name, version, description, keywords, author, licence, main, files, pushed_by, created_at_ms";
 
-const RUN_COLUMNS: &str = "id, user_id, pipeline, version, state, reason, notice, job, resumed_from, lineage, pid, pid_start, outputs, created_at_ms, started_at_ms, finished_at_ms, cleaned_at_ms";
+const RUN_COLUMNS: &str = "id, user_id, pipeline, version, state, reason, notice, job, resumed_from, lineage, pid, pid_start, outputs, created_at_ms, started_at_ms, finished_at_ms, cleaned_at_ms, zone";
 
 impl Store {
     /// The username of a user id (runs name their owner by id).
@@ -112,8 +112,8 @@ impl Store {
     pub async fn create_run(&self, r: &RunRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO runs (id, user_id, pipeline, version, state, reason, notice, job, resumed_from, \
-             lineage, pid, pid_start, outputs, created_at_ms, started_at_ms, finished_at_ms, cleaned_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             lineage, pid, pid_start, outputs, created_at_ms, started_at_ms, finished_at_ms, cleaned_at_ms, zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(r.id.as_str())
         .bind(r.user_id.as_str())
@@ -132,6 +132,7 @@ impl Store {
         .bind(r.started_at_ms)
         .bind(r.finished_at_ms)
         .bind(r.cleaned_at_ms)
+        .bind(r.zone.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -323,5 +324,6 @@ fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
         started_at_ms: row.try_get("started_at_ms")?,
         finished_at_ms: row.try_get("finished_at_ms")?,
         cleaned_at_ms: row.try_get("cleaned_at_ms")?,
+        zone: parsed(row, "zone")?,
     })
 }

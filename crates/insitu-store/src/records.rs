@@ -65,7 +65,7 @@ pub struct LabRecord {
     /// The file the lab was launched on, as the lab sees it.
     pub file: Option<String>,
     /// Stored as the state's name (pending, starting, running, stopping,
-    /// stopped, failed).
+    /// unknown, stopped, failed).
     pub state: LabState,
     pub reason: Option<String>,
     pub port: Option<i64>,
@@ -78,6 +78,13 @@ pub struct LabRecord {
     /// bytes of memory (0: none set).
     pub cpu_millis: i64,
     pub memory_bytes: i64,
+    /// The datazone it runs in (`local` for this machine).
+    pub zone: Name,
+    /// Its Slurm job id, for a lab in a Slurm zone once submitted.
+    pub job: Option<String>,
+    /// The address of the node it runs on (a Slurm lab), where the proxy
+    /// reaches its port; `None`: this machine's loopback.
+    pub host: Option<String>,
 }
 
 /// Something that happened to a lab while it ran.
@@ -164,4 +171,6 @@ pub struct RunRecord {
     pub finished_at_ms: Option<i64>,
     /// When its intermediate files were removed.
     pub cleaned_at_ms: Option<i64>,
+    /// The datazone it executes in (`local` for this machine).
+    pub zone: Name,
 }

@@ -587,7 +587,7 @@ impl Store {
     }
 }
 
-const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at, cpu_millis, memory_bytes";
+const LAB_COLUMNS: &str = "id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, created_at, started_at, stopped_at, cpu_millis, memory_bytes, zone, job, host";
 
 impl Store {
     /// Records a new lab unless its user already has `limit` active labs:
@@ -669,8 +669,8 @@ impl Store {
     async fn insert_lab(conn: &mut sqlx::AnyConnection, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO labs (id, user_id, datalab, volumes, gpus, file, state, reason, port, pid, pid_start, \
-             created_at, started_at, stopped_at, cpu_millis, memory_bytes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             created_at, started_at, stopped_at, cpu_millis, memory_bytes, zone, job, host) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(l.id.as_str())
         .bind(l.user_id.as_str())
@@ -688,6 +688,9 @@ impl Store {
         .bind(l.stopped_at)
         .bind(l.cpu_millis)
         .bind(l.memory_bytes)
+        .bind(l.zone.as_str())
+        .bind(&l.job)
+        .bind(&l.host)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -697,7 +700,7 @@ impl Store {
     pub async fn update_lab(&self, l: &LabRecord) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
-             stopped_at = $7 WHERE id = $8",
+             stopped_at = $7, job = $8, host = $9 WHERE id = $10",
         )
         .bind(l.state.as_str())
         .bind(&l.reason)
@@ -706,6 +709,8 @@ impl Store {
         .bind(l.pid_start)
         .bind(l.started_at)
         .bind(l.stopped_at)
+        .bind(&l.job)
+        .bind(&l.host)
         .bind(l.id.as_str())
         .execute(&self.pool)
         .await?;
@@ -724,10 +729,11 @@ impl Store {
         if expected.is_empty() {
             return Ok(false);
         }
-        let placeholders: Vec<String> = (9..9 + expected.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> =
+            (11..11 + expected.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "UPDATE labs SET state = $1, reason = $2, port = $3, pid = $4, pid_start = $5, started_at = $6, \
-             stopped_at = $7 WHERE id = $8 AND state IN ({})",
+             stopped_at = $7, job = $8, host = $9 WHERE id = $10 AND state IN ({})",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -738,6 +744,8 @@ impl Store {
             .bind(l.pid_start)
             .bind(l.started_at)
             .bind(l.stopped_at)
+            .bind(&l.job)
+            .bind(&l.host)
             .bind(l.id.as_str());
         for state in expected {
             query = query.bind(state.as_str());
@@ -971,6 +979,9 @@ fn lab_from_row(row: &AnyRow) -> Result<LabRecord, StoreError> {
         stopped_at: row.try_get("stopped_at")?,
         cpu_millis: row.try_get("cpu_millis")?,
         memory_bytes: row.try_get("memory_bytes")?,
+        zone: parsed(row, "zone")?,
+        job: row.try_get("job")?,
+        host: row.try_get("host")?,
     })
 }
 

@@ -67,6 +67,9 @@ fn pending_lab(id: &str, user_id: &insitu_domain::UserId) -> LabRecord {
         stopped_at: None,
         cpu_millis: 0,
         memory_bytes: 0,
+        zone: insitu_domain::Name::local_zone(),
+        job: None,
+        host: None,
     }
 }
 
@@ -301,6 +304,60 @@ async fn reopening_keeps_data_and_refuses_bad_urls() {
 }
 
 #[tokio::test]
+async fn a_slurm_lab_keeps_its_zone_job_and_node_and_may_be_unknown() {
+    for (store, _dir) in backends().await {
+        let b = store.backend().as_str();
+        let u = store.create_user(user("sam", Role::User)).await.unwrap();
+        let mut lab = pending_lab("lab-s", &u.id);
+        lab.zone = "hpc".parse().unwrap();
+        store.create_lab(&lab).await.unwrap();
+        assert_eq!(
+            store.lab(&lab.id).await.unwrap().unwrap().zone.as_str(),
+            "hpc",
+            "{b}"
+        );
+        let mut submitted = lab.clone();
+        submitted.job = Some("4242".into());
+        assert!(
+            store
+                .update_lab_if(&submitted, &[LabState::Pending])
+                .await
+                .unwrap()
+        );
+        let mut running = submitted.clone();
+        running.state = LabState::Running;
+        running.host = Some("10.1.2.3".into());
+        running.port = Some(40001);
+        assert!(
+            store
+                .update_lab_if(&running, &[LabState::Pending])
+                .await
+                .unwrap()
+        );
+        let mut unknown = running.clone();
+        unknown.state = LabState::Unknown;
+        unknown.reason = Some("Slurm could not be reached".into());
+        assert!(
+            store
+                .update_lab_if(&unknown, &[LabState::Running])
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.lab(&lab.id).await.unwrap().unwrap(), unknown, "{b}");
+        // Unknown is active: it counts against the quota and is adopted.
+        let active = store.labs_in_states(&LabState::ACTIVE).await.unwrap();
+        assert!(active.iter().any(|l| l.id == lab.id), "{b}");
+        // A stale writer expecting running does not win.
+        assert!(
+            !store
+                .update_lab_if(&running, &[LabState::Running])
+                .await
+                .unwrap()
+        );
+    }
+}
+
+#[tokio::test]
 async fn labs_are_recorded_and_updated() {
     for (store, _dir) in backends().await {
         let b = store.backend().as_str();
@@ -322,6 +379,9 @@ async fn labs_are_recorded_and_updated() {
             stopped_at: None,
             cpu_millis: 0,
             memory_bytes: 0,
+            zone: insitu_domain::Name::local_zone(),
+            job: None,
+            host: None,
         };
         store.create_lab(&lab).await.unwrap();
         lab.state = LabState::Running;
@@ -378,6 +438,9 @@ fn new_lab(id: &str, user_id: &insitu_domain::UserId) -> insitu_store::LabRecord
         stopped_at: None,
         cpu_millis: 0,
         memory_bytes: 0,
+        zone: insitu_domain::Name::local_zone(),
+        job: None,
+        host: None,
     }
 }
 
@@ -522,6 +585,9 @@ async fn proxy_sessions_are_kept_bounded_per_user_and_removed_by_lab_user_and_ag
                     stopped_at: None,
                     cpu_millis: 0,
                     memory_bytes: 0,
+                    zone: insitu_domain::Name::local_zone(),
+                    job: None,
+                    host: None,
                 })
                 .await
                 .unwrap();
@@ -808,6 +874,7 @@ async fn runs_move_between_states_only_from_the_expected_one() {
             started_at_ms: None,
             finished_at_ms: None,
             cleaned_at_ms: None,
+            zone: insitu_domain::Name::local_zone(),
         };
         store.create_run(&run).await.unwrap();
         assert!(

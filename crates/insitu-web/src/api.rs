@@ -304,6 +304,17 @@ pub async fn list_volumes(
     Ok(Json(VolumeList { items, facets }))
 }
 
+pub async fn list_zones(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<ZoneList>> {
+    let zones = s.platform.zone_overview(&p).await?;
+    let default = s.platform.zones().default_zone().clone();
+    Ok(Json(ZoneList {
+        items: zones.iter().map(|z| wire::zone(z, &default)).collect(),
+    }))
+}
+
 pub async fn get_volume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -382,7 +393,7 @@ pub async fn operator_labs(State(s): State<AppState>) -> ApiResult<Json<List<Ope
                 .and(s.platform.usage().cpu_cores(o.lab.id.as_str())),
             lab: lab_of(&s, &o.lab, &[]),
             owner: o.owner,
-            zone: o.zone.to_owned(),
+            zone: o.lab.zone.to_string(),
             idle_seconds: o.idle.map(|d| d.as_secs()),
             memory_bytes: o.memory_bytes,
             memory_limit_bytes: o.memory_limit_bytes,
@@ -430,6 +441,7 @@ fn operator_run(r: &insitu_core::RunRecord, owner: String) -> OperatorRun {
         version: r.version.clone(),
         state: r.state.to_string(),
         reason: r.reason.clone(),
+        zone: r.zone.to_string(),
         created_at: ms(r.created_at_ms),
         started_at: r.started_at_ms.map(ms),
         age_seconds: ((insitu_core::clock::now_ms() - r.created_at_ms) / 1000).max(0),
@@ -544,6 +556,7 @@ pub async fn launch_lab(
         volumes: req.volumes,
         file: req.file,
         version: req.version,
+        zone: req.zone,
     };
     let lab = s.platform.launch(&p, order).await?;
     Ok((StatusCode::ACCEPTED, Json(lab_of(&s, &lab, &[]))))

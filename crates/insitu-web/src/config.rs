@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub proxy: ProxyConfig,
     /// Data volumes offered in the catalogue.
     pub volumes: Vec<VolumeConfig>,
+    /// Datazones beside this machine's (`[[zones]]`): Slurm clusters.
+    pub zones: Vec<insitu_domain::zone::ZoneConfig>,
     /// User-developed datalabs: podman, base images, build limits, what is
     /// kept.
     pub devlabs: DevlabsConfig,
@@ -430,6 +432,7 @@ impl Default for ServerConfig {
             pipelines: PipelinesConfig::default(),
             proxy: ProxyConfig::default(),
             volumes: Vec::new(),
+            zones: Vec::new(),
             devlabs: DevlabsConfig::default(),
             quotas: QuotasConfig::default(),
             oidc: Vec::new(),
@@ -453,6 +456,7 @@ impl ServerConfig {
             labs: self.labs.clone(),
             pipelines: self.pipelines.clone(),
             volumes: self.volumes.clone(),
+            zones: self.zones.clone(),
             devlabs: self.devlabs.clone(),
             quotas: self.quotas.clone(),
             usage: self.usage.clone(),

@@ -61,6 +61,13 @@ impl From<CoreError> for ApiFailure {
             }
             CoreError::ResourceQuotaExceeded { .. } => ErrorCode::ResourceQuotaExceeded,
             CoreError::GpuUnavailable { .. } => ErrorCode::GpuUnavailable,
+            CoreError::Placement(p) => match p {
+                insitu_core::zones::PlacementError::UnknownZone(_) => ErrorCode::ZoneNotFound,
+                _ => ErrorCode::VolumesInOtherZones,
+            },
+            CoreError::ZoneNeedsCredential { .. } => ErrorCode::ZoneNeedsCredential,
+            CoreError::ZoneLimitExceeded { .. } => ErrorCode::ZoneLimitExceeded,
+            CoreError::Scheduler(_) => ErrorCode::SchedulerUnavailable,
             CoreError::DatalabNotLaunchable { .. } => ErrorCode::DatalabNotLaunchable,
             CoreError::OpensNoFiles { .. } | CoreError::InvalidLaunchFile(_) => {
                 ErrorCode::InvalidLaunchFile

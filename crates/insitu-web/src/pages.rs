@@ -35,6 +35,7 @@ pub mod access;
 pub mod devlabs;
 pub mod discover;
 pub mod oidc;
+pub mod zones;
 
 /// The notice or error a redirect carries in the query, and `next`. Read
 /// leniently: a parameter that cannot be read is no banner, never an error.
@@ -365,8 +366,10 @@ pub async fn datalab(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     PagePath(name): PagePath<String>,
+    headers: axum::http::HeaderMap,
     banner: Banner,
 ) -> Response {
+    let (zone_choices, current_zone) = zones::choices(&s, &headers);
     let cat = s.platform.datalabs().catalogue();
     let volumes = s.platform.volumes();
     let mine = volumes.mine(&p.user_id).await.unwrap_or_default();
@@ -387,7 +390,7 @@ pub async fn datalab(
             Some(&p),
             "datalabs",
             &banner,
-            context! { d => ser(&wire::datalab_in(&cat, d, &starred)), my_volumes => ser(&my_volumes) },
+            context! { d => ser(&wire::datalab_in(&cat, d, &starred)), my_volumes => ser(&my_volumes), zones => zone_choices, current_zone },
         ),
         None => error_page(
             ErrorCode::DatalabNotFound,
@@ -831,7 +834,7 @@ pub async fn admin_labs(
                     .cpu_seconds
                     .and(s.platform.usage().cpu_cores(o.lab.id.as_str()))
                     .map(|c| format!("{:.0} %", c * 100.0)),
-                zone => o.zone,
+                zone => o.lab.zone.as_str(),
             }
         })
         .collect();
@@ -851,6 +854,7 @@ pub async fn admin_labs(
                 id => r.id.to_string(),
                 owner => owner.as_str(),
                 pipeline => format!("{} {}", r.pipeline, r.version),
+                zone => r.zone.as_str(),
                 state => r.state.to_string(),
                 age => human_duration(u64::try_from((now_ms - r.created_at_ms) / 1000).unwrap_or(0)),
             }
@@ -989,12 +993,13 @@ pub async fn launch(
     PageBody(body): PageBody,
 ) -> Response {
     let mut volumes = Vec::new();
-    let (mut file, mut back, mut version) = (None, None, None);
+    let (mut file, mut back, mut version, mut zone) = (None, None, None, None);
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
             "volume" => volumes.push(v.into_owned()),
             "file" if !v.trim().is_empty() => file = Some(v.trim().to_owned()),
             "version" if !v.trim().is_empty() => version = Some(v.trim().to_owned()),
+            "zone" if !v.trim().is_empty() => zone = Some(v.trim().to_owned()),
             "back" => back = Some(v.into_owned()),
             _ => {}
         }
@@ -1004,6 +1009,7 @@ pub async fn launch(
         volumes,
         file,
         version,
+        zone,
     };
     match s.platform.launch(&p, order).await {
         Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),

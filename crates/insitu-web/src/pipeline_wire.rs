@@ -261,6 +261,7 @@ pub fn run(v: &RunView) -> Run {
         state: r.state.to_string(),
         reason: r.reason.clone(),
         notice: r.notice.clone(),
+        zone: r.zone.to_string(),
         created_at: rfc3339_ms(r.created_at_ms),
         started_at: r.started_at_ms.map(rfc3339_ms),
         finished_at: r.finished_at_ms.map(rfc3339_ms),

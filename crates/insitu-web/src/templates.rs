@@ -3,13 +3,14 @@
 
 use minijinja::Environment;
 
-const TEMPLATES: [(&str, &str); 29] = [
+const TEMPLATES: [(&str, &str); 30] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("datalabs.html", include_str!("templates/datalabs.html")),
     ("datalab.html", include_str!("templates/datalab.html")),
     ("volumes.html", include_str!("templates/volumes.html")),
     ("volume.html", include_str!("templates/volume.html")),
+    ("zones.html", include_str!("templates/zones.html")),
     ("account.html", include_str!("templates/account.html")),
     (
         "admin_users.html",

@@ -172,12 +172,14 @@ pub fn lab(l: &LabRecord, progress: Vec<Step>, events: &[LabEventRecord]) -> Lab
         volumes: l.volumes.clone(),
         file: l.file.clone(),
         state: l.state.to_string(),
+        zone: l.zone.to_string(),
         reason: l.reason.clone(),
         progress: progress
             .into_iter()
             .map(|st| LaunchStep {
                 step: st.step.to_owned(),
                 at_ms: u64::try_from(st.at_ms).unwrap_or(u64::MAX),
+                detail: st.detail,
             })
             .collect(),
         created_at: rfc3339(l.created_at),
@@ -394,4 +396,27 @@ pub fn access_request(s: &insitu_core::access_requests::AccessStatus) -> insitu_
 /// The status page's path of a status link's secret.
 pub fn access_status_path(token: &str) -> String {
     format!("/access/status/{token}")
+}
+
+fn zone_resources(r: &insitu_domain::ZoneResources) -> insitu_api::ZoneResources {
+    insitu_api::ZoneResources {
+        cpu: r.cpu,
+        memory_bytes: r.memory_bytes,
+        gpu: r.gpu,
+    }
+}
+
+/// A datazone as the caller sees it.
+pub fn zone(z: &insitu_core::zones::ZoneView, default: &insitu_domain::Name) -> insitu_api::Zone {
+    insitu_api::Zone {
+        name: z.spec.name.to_string(),
+        title: z.spec.title.clone(),
+        kind: z.spec.kind.to_string(),
+        volumes: z.volumes.iter().map(ToString::to_string).collect(),
+        capacity: zone_resources(&z.capacity),
+        free: zone_resources(&z.free),
+        limits: zone_resources(&z.spec.limits),
+        unavailable: z.unavailable.clone(),
+        default: z.spec.name == *default,
+    }
 }

@@ -299,6 +299,10 @@ enum LabsCommand {
         /// for datalabs that open files.
         #[arg(long)]
         file: Option<String>,
+        /// The datazone to run in (see `insitu zones`); default: the one
+        /// holding the volumes, or local.
+        #[arg(long)]
+        zone: Option<String>,
         /// Wait until the lab runs (or fails), showing each step.
         #[arg(long)]
         wait: bool,
@@ -1207,6 +1211,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             datalab,
             volumes,
             file,
+            zone,
             wait,
             open,
             json,
@@ -1215,6 +1220,9 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
             let mut body = serde_json::json!({"datalab": datalab, "volumes": volumes});
             if let Some(file) = file {
                 body["file"] = file.into();
+            }
+            if let Some(zone) = zone {
+                body["zone"] = zone.into();
             }
             let mut lab: Lab = c.call(Method::POST, "/api/v1/labs", Some(&body)).await?;
             // A full workspace never blocks a launch: said, not hidden.
@@ -1607,9 +1615,17 @@ async fn follow(c: &Client, mut lab: Lab, show: bool) -> Result<Lab, ClientError
         "ready",
     ];
     let mut shown = 0;
+    let mut said: Option<String> = None;
     let started = std::time::Instant::now();
     loop {
         if show {
+            // What the latest step waits for (a Slurm job's queue), once
+            // each time it changes.
+            let detail = lab.progress.last().and_then(|s| s.detail.clone());
+            if detail.is_some() && detail != said {
+                eprintln!("        {}", detail.as_deref().unwrap_or_default());
+                said = detail;
+            }
             for st in lab.progress.iter().skip(shown) {
                 let done = STEPS
                     .iter()

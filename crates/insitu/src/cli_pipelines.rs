@@ -66,6 +66,10 @@ pub enum RunsCommand {
         job: Option<PathBuf>,
         #[arg(long)]
         version: Option<String>,
+        /// The datazone to run in (see `insitu zones`); default: the one
+        /// holding the volumes the job names.
+        #[arg(long)]
+        zone: Option<String>,
         /// Follow the run to its end, showing each step's progress.
         #[arg(long)]
         wait: bool,
@@ -341,6 +345,7 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
             pipeline,
             job,
             version,
+            zone,
             wait,
             json,
         } => {
@@ -351,6 +356,9 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
             let mut body = json!({"pipeline": pipeline, "job": job});
             if let Some(v) = version {
                 body["version"] = json!(v);
+            }
+            if let Some(z) = zone {
+                body["zone"] = json!(z);
             }
             let run: Run = c.call(Method::POST, "/api/v1/runs", Some(&body)).await?;
             finish(c, run, wait, json).await
@@ -622,8 +630,8 @@ async fn follow(c: &Client, mut run: Run, show: bool) -> Result<Run, ClientError
 
 fn show_run(run: &Run) {
     println!(
-        "run {} of {} {}: {}",
-        run.id, run.pipeline, run.version, run.state
+        "run {} of {} {} in {}: {}",
+        run.id, run.pipeline, run.version, run.zone, run.state
     );
     if let Some(r) = &run.reason {
         println!("reason: {r}");

@@ -12,7 +12,7 @@ use toml::Value;
 
 /// Top-level keys the environment may set; other `INSITU_*` variables
 /// (the client's `INSITU_URL`, `INSITU_TOKEN`) are not server settings.
-const SERVER_KEYS: [&str; 16] = [
+const SERVER_KEYS: [&str; 17] = [
     "listen",
     "public_url",
     "data_dir",
@@ -29,6 +29,7 @@ const SERVER_KEYS: [&str; 16] = [
     "proxy",
     "volumes",
     "access",
+    "zones",
 ];
 
 pub const EXAMPLE: &str = include_str!("../../../insitu.example.toml");

@@ -65,6 +65,9 @@ impl Labs {
         self.samp.adopt_all(&users).await;
         let mut found = Vec::new();
         for lab in active {
+            if self.adopt_slurm(&lab, readiness).await? {
+                continue;
+            }
             if let Some(f) = self.find_again(lab, readiness).await? {
                 found.push(f);
             }

@@ -120,6 +120,21 @@ impl Labs {
         base_url: &str,
         netns: Option<&NetNs>,
     ) {
+        self.prepare_session(sandbox, spec, port, base_url);
+        self.samp
+            .ensure(&self.cfg.bwrap, sandbox, user_id, netns)
+            .await;
+    }
+
+    /// The sandbox of a lab about to start, without the SAMP hub (which
+    /// runs on this machine: a lab on a cluster's node has none).
+    pub(super) fn prepare_session(
+        &self,
+        sandbox: &mut SandboxSpec,
+        spec: &DatalabSpec,
+        port: u16,
+        base_url: &str,
+    ) {
         if spec.kind == DatalabKind::Desktop {
             sandbox.command = session_command(&spec.title, port, base_url, &sandbox.command);
             sandbox
@@ -134,9 +149,6 @@ impl Labs {
                 sandbox.env.push((k, v));
             }
         }
-        self.samp
-            .ensure(&self.cfg.bwrap, sandbox, user_id, netns)
-            .await;
     }
 
     /// Stops the SAMP hubs of users who have no active lab left.

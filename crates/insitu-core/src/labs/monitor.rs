@@ -29,9 +29,11 @@ impl Labs {
     pub async fn check_running(&self) -> Result<(), StoreError> {
         self.sweep_networks().await;
         self.save_activity().await;
+        // Labs on Slurm follow the scheduler.
+        self.check_slurm().await?;
         let running = self.store.labs_in_states(&[LabState::Running]).await?;
         for mut lab in running {
-            if self.launch_of(&lab.id).is_some() {
+            if self.launch_of(&lab.id).is_some() || lab.job.is_some() {
                 continue;
             }
             if !self.has_process(&lab) {

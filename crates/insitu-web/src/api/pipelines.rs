@@ -149,6 +149,7 @@ pub async fn submit_run(
                 pipeline: req.pipeline,
                 version: req.version,
                 job: req.job,
+                zone: req.zone,
             },
         )
         .await?;

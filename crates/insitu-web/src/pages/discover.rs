@@ -185,6 +185,7 @@ pub async fn open_dataset(
         volumes: vec![f.volume],
         file: Some(f.file),
         version: None,
+        zone: None,
     };
     match s.platform.launch(&p, order).await {
         Ok(lab) => see_other(&format!("/my-labs/{}", lab.id)),

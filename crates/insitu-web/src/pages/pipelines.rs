@@ -188,9 +188,11 @@ pub async fn show(
     Extension(p): Extension<Principal>,
     PagePath((owner, name)): PagePath<(String, String)>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
     banner: Banner,
 ) -> Response {
     let version = lenient(raw.as_deref(), "version");
+    let (zones, current_zone) = super::zones::choices(&s, &headers);
     let d = match found(&s, &p, &owner, &name, version.as_deref()).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -208,6 +210,8 @@ pub async fn show(
             fields => ser(&fields),
             places => places(&s, &p).await,
             push_to_system => mine && may_push_to_system(&p),
+            zones,
+            current_zone,
         },
     )
 }

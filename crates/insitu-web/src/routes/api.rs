@@ -185,6 +185,16 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         volumes,
         api_route(
             "GET",
+            "/api/v1/zones",
+            USER,
+            "zones",
+            "The datazones: each with its kind, the volumes it holds that the caller may see, its capacity and what is free (a Slurm zone's from its nodes, asked now), and its limits per lab",
+            None,
+            (200, Some(schema::<ZoneList>)),
+            || get(api::list_zones),
+        ),
+        api_route(
+            "GET",
             "/api/v1/volumes/{name}",
             USER,
             "volumes",

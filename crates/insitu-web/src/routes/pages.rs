@@ -66,6 +66,20 @@ pub(super) fn rows() -> Vec<RouteInfo> {
         ),
         page(
             "GET",
+            "/zones",
+            USER,
+            "Datazones: each with its volumes, capacity and what is free; the current datazone",
+            || get(pages::zones::zones),
+        ),
+        page(
+            "POST",
+            "/zones/current",
+            USER,
+            "Choose the current datazone (offered first when launching)",
+            || post(pages::zones::choose_zone),
+        ),
+        page(
+            "GET",
             "/datalabs",
             USER,
             "Datalab catalogue with search and facets",

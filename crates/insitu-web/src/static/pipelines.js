@@ -193,11 +193,10 @@ function runForm(form) {
       error.hidden = false;
       return;
     }
-    const r = await api("POST", "/api/v1/runs", {
-      pipeline: form.dataset.pipeline,
-      version: form.dataset.version,
-      job,
-    });
+    const body = { pipeline: form.dataset.pipeline, version: form.dataset.version, job };
+    const zone = form.querySelector("#run-zone")?.value;
+    if (zone) body.zone = zone;
+    const r = await api("POST", "/api/v1/runs", body);
     if (r.ok) {
       location.href = `/runs/${encodeURIComponent(r.data.id)}`;
     } else {

@@ -29,6 +29,9 @@
 //!   going straight to a tool's port, another lab's host, tickets on the
 //!   wrong host, WebSockets from another origin, a squatted port, and a
 //!   flood of tickets and sessions from one account.
+//! - `slurm_lab`: a lab on a cluster's node reached straight at its
+//!   address without the lab's secret; a tool that takes none refused on
+//!   a cluster.
 //! - `teams`: a member, an invitee and an outsider against a team's
 //!   routes and its workspace, from the API and from their labs.
 //! - `workspaces`: a lab against workspace images: the images, another
@@ -42,6 +45,7 @@ mod oidc;
 mod pipelines;
 mod platform;
 mod proxy;
+mod slurm_lab;
 mod teams;
 mod workspaces;
 

@@ -127,9 +127,16 @@ pub async fn spawn_on(db: Db) -> TestApp {
 }
 
 pub async fn spawn_with(opts: Options) -> TestApp {
+    spawn_configured(opts, |_| {}).await
+}
+
+/// [`spawn_with`], with a last change to the configuration that may hold
+/// what the test knows (a cluster's `slurm.conf`).
+pub async fn spawn_configured(opts: Options, change: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path(), &opts).await;
+    let mut config = test_config(dir.path(), &opts).await;
+    change(&mut config);
     let (url, proxy_url, handle, shutdown, task) = start(config.clone()).await;
     TestApp {
         url,

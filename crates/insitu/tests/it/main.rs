@@ -27,6 +27,7 @@ mod quotas;
 mod restart;
 mod roles;
 mod runs;
+mod slurm_labs;
 mod teams;
 mod usage;
 mod volumes;

@@ -131,10 +131,15 @@ pub(crate) async fn submit(
     pipeline: &str,
     job: Value,
 ) -> (u16, Value) {
+    submit_body(app, token, json!({"pipeline": pipeline, "job": job})).await
+}
+
+/// Sends a run request as it is.
+pub(crate) async fn submit_body(app: &impl Server, token: &str, body: Value) -> (u16, Value) {
     let r = plain()
         .post(app.u("/api/v1/runs"))
         .bearer_auth(token)
-        .json(&json!({"pipeline": pipeline, "job": job}))
+        .json(&body)
         .send()
         .await
         .unwrap();
@@ -296,48 +301,38 @@ async fn a_run_goes_from_the_queue_to_outputs_in_the_workspace() {
     }
 }
 
-/// The Slurm cluster `INSITU_TEST_SLURM_CONF` names, or `None` to skip
-/// (a failure with `INSITU_REQUIRE_SLURM=1`).
-fn slurm_cluster() -> Option<std::path::PathBuf> {
-    let conf = std::env::var_os("INSITU_TEST_SLURM_CONF").map(std::path::PathBuf::from);
-    if conf.is_none() {
-        assert!(
-            std::env::var("INSITU_REQUIRE_SLURM").as_deref() != Ok("1"),
-            "a Slurm cluster is required: set INSITU_TEST_SLURM_CONF"
-        );
-        eprintln!("skipping: INSITU_TEST_SLURM_CONF is not set");
-    }
-    conf
-}
-
-fn slurm_pipelines_config(config: &mut insitu_web::ServerConfig) {
-    pipelines_config(config);
-    config.pipelines.slurm_conf = std::env::var_os("INSITU_TEST_SLURM_CONF").map(Into::into);
-}
-
-/// With `pipelines.slurm_conf`, a run's tool jobs go to the cluster: the
-/// scatter's outputs are the same, every job names the Slurm job that ran
-/// it, and the jobs of the run have all ended.
+/// A run goes to the zone holding the volume its job names: there, on the
+/// Slurm cluster, the scatter's outputs are the same, every job names the
+/// Slurm job that ran it, and the jobs of the run have all ended; a run
+/// naming only workspace files stays here; a zone chosen that lacks the
+/// volume, or that does not exist, is refused with its code.
 #[tokio::test]
-async fn a_scatter_pipeline_runs_on_slurm() {
-    let Some(conf) = slurm_cluster() else { return };
+async fn a_scatter_pipeline_runs_on_slurm_in_the_zone_holding_its_volume() {
+    use crate::slurm_labs::{CLUSTER, CLUSTER_VOLUME, slurm_conf, with_cluster};
+    let Some(conf) = slurm_conf() else { return };
     if !engine_available() {
         return;
     }
     for db in backends() {
-        let app = spawn_with(with_pipelines(db, slurm_pipelines_config)).await;
+        let app = spawn_configured(with_pipelines(db, pipelines_config), |c| {
+            with_cluster(c, &conf)
+        })
+        .await;
         let token = app.user_with_role("ada", "user").await;
         push_shout(&app, &token).await;
-        let flag = write_flag(&app, "ada", "ok");
+        // The flag read from the cluster's volume (it does not say "fail").
+        let on_cluster =
+            json!({"class": "File", "path": format!("/media/data/{CLUSTER_VOLUME}/README.txt")});
         let words = json!(["alpha", "beta", "gamma"]);
         let (status, run) = submit(
             &app,
             &token,
             "ada/shout",
-            json!({"words": words, "flag": flag}),
+            json!({"words": words, "flag": on_cluster}),
         )
         .await;
         assert_eq!(status, 202, "{run}");
+        assert_eq!(run["zone"], CLUSTER, "{run}");
         let id = run["id"].as_str().unwrap().to_owned();
         let run = finish(&app, &token, &id, Duration::from_secs(120)).await;
         assert_eq!(run["state"], "succeeded", "{run}");
@@ -347,20 +342,8 @@ async fn a_scatter_pipeline_runs_on_slurm() {
         assert_eq!(joined, "ALPHA\nBETA\nGAMMA\n");
 
         // The engine's events name the Slurm job of each of the 4 jobs.
-        let events = std::fs::read_to_string(
-            app.dir
-                .path()
-                .join("data/runs")
-                .join(&id)
-                .join("events.jsonl"),
-        )
-        .unwrap();
-        let placed: Vec<Value> = events
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["event"] == "job_placed")
-            .collect();
-        assert_eq!(placed.len(), 4, "{events}");
+        let placed = placed_jobs(&app, &id);
+        assert_eq!(placed.len(), 4, "{placed:?}");
         for p in &placed {
             let job = p["slurm_job"].as_str().unwrap();
             let state = || {
@@ -379,7 +362,73 @@ async fn a_scatter_pipeline_runs_on_slurm() {
             )
             .await;
         }
+
+        // Only workspace files: this machine runs it, no Slurm job.
+        let flag = write_flag(&app, "ada", "ok");
+        let (status, run) = submit(
+            &app,
+            &token,
+            "ada/shout",
+            json!({"words": ["x"], "flag": flag}),
+        )
+        .await;
+        assert_eq!(status, 202, "{run}");
+        assert_eq!(run["zone"], "local", "{run}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        let run = finish(&app, &token, &id, Duration::from_secs(60)).await;
+        assert_eq!(run["state"], "succeeded", "{run}");
+        assert!(placed_jobs(&app, &id).is_empty());
+        let (status, list) = get_json(&plain(), &app.u("/api/v1/runs"), &token).await;
+        assert_eq!(status, 200);
+        let zones: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["zone"].as_str().unwrap())
+            .collect();
+        assert_eq!(zones, ["local", CLUSTER]);
+
+        // A zone chosen that lacks the volume; a zone that does not exist.
+        let (status, e) = submit_body(
+            &app,
+            &token,
+            json!({"pipeline": "ada/shout", "zone": "local",
+                   "job": {"words": ["x"], "flag": on_cluster}}),
+        )
+        .await;
+        assert_eq!(status, 409, "{e}");
+        assert_eq!(e["code"], "volumes_in_other_zones");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("{CLUSTER_VOLUME} is in {CLUSTER}")),
+            "{msg}"
+        );
+        let (status, e) = submit_body(
+            &app,
+            &token,
+            json!({"pipeline": "ada/shout", "zone": "moon",
+                   "job": {"words": ["x"], "flag": flag}}),
+        )
+        .await;
+        assert_eq!((status, e["code"].as_str()), (404, Some("zone_not_found")));
     }
+}
+
+/// The `job_placed` events of a run's engine (one per job on Slurm).
+fn placed_jobs(app: &TestApp, id: &str) -> Vec<Value> {
+    let events = std::fs::read_to_string(
+        app.dir
+            .path()
+            .join("data/runs")
+            .join(id)
+            .join("events.jsonl"),
+    )
+    .unwrap();
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "job_placed")
+        .collect()
 }
 
 /// A run that fails says which step failed, with its exit code and log;

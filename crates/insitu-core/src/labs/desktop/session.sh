@@ -111,7 +111,7 @@ if [ -n "$secret" ]; then
   auth=(--web-auth --auth-plugin insitu_websockify_auth.LabSecretAuth)
 fi
 INSITU_LAB_SECRET=$secret PYTHONPATH=$run \
-  websockify "${auth[@]}" --web "$web" --unix-target "$rfb" "127.0.0.1:$port" &
+  websockify "${auth[@]}" --web "$web" --unix-target "$rfb" "${INSITU_LISTEN:-127.0.0.1}:$port" &
 # The lab lives as long as the program: its exit ends the session (and the
 # sandbox with it), with the program's exit code.
 wait "$program"

@@ -1,0 +1,97 @@
+//! Labs on a cluster's node listen on the node's network, where anyone on
+//! the cluster can connect: the tool must refuse everything that lacks the
+//! lab's secret, which only the proxy presents. Here JupyterLab as a Slurm
+//! job, reached straight at the node's address and port (as another user's
+//! job on the cluster would) without a token and with a wrong one; and a
+//! datalab that takes no secret is refused in a Slurm zone.
+
+use serde_json::json;
+
+use crate::harness::*;
+use crate::lifecycle::id_of;
+use crate::slurm_labs::{
+    CLUSTER, Jobs, OwnCluster, launch_in, running_on_cluster, slurm_conf, with_cluster,
+};
+
+#[tokio::test]
+async fn a_lab_on_a_node_cannot_be_reached_without_its_secret() {
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
+    let app = spawn_configured(Options::default(), |c| with_cluster(c, &conf)).await;
+    let _jobs = Jobs {
+        conf: conf.clone(),
+        data_dir: app.config().data_dir.clone(),
+    };
+    let token = app.user_with_role("mallory", "user").await;
+
+    // A tool that would take anyone's requests never reaches the cluster.
+    let (status, e) = launch_in(&app, &token, json!({"datalab": "testapp", "zone": CLUSTER})).await;
+    assert_eq!(status, 409, "{e}");
+    assert_eq!(e["code"], "zone_needs_credential");
+
+    let lab = running_on_cluster(&app, &token, "jupyter-small").await;
+    let id = id_of(&lab);
+    let url = app.config().platform().database_url();
+    let store = insitu_store::Store::connect(url.expose()).await.unwrap();
+    let record = store.lab(&id.parse().unwrap()).await.unwrap().unwrap();
+    store.close().await;
+    let (host, port) = (record.host.unwrap(), record.port.unwrap());
+    let direct = format!("http://{host}:{port}/labs/{id}/api/contents/");
+    let client = plain();
+    let r = client.get(&direct).send().await.unwrap();
+    assert!(
+        [401, 403].contains(&r.status().as_u16()),
+        "no token: {}",
+        r.status()
+    );
+    let r = client
+        .get(&direct)
+        .header("Authorization", format!("token {}", "0".repeat(64)))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        [401, 403].contains(&r.status().as_u16()),
+        "a wrong token: {}",
+        r.status()
+    );
+    let r = client
+        .get(format!("{direct}?token={}", "f".repeat(64)))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        [401, 403].contains(&r.status().as_u16()),
+        "a wrong token in the query: {}",
+        r.status()
+    );
+    // Nor does the job's script keep the secret where the cluster reads it.
+    let script = std::fs::read_to_string(
+        app.config()
+            .data_dir
+            .join("labs")
+            .join(&id)
+            .join("lab.sbatch"),
+    )
+    .unwrap();
+    let secret =
+        std::fs::read_to_string(app.config().data_dir.join("labs").join(&id).join("secret"))
+            .unwrap();
+    let secret = secret.split_whitespace().nth(1).unwrap();
+    assert!(
+        !script.contains(secret),
+        "the secret is not in the job's script"
+    );
+    assert!(
+        !app.config()
+            .data_dir
+            .join("labs")
+            .join(&id)
+            .join("lab.private")
+            .exists(),
+        "the private variables are gone once the job has read them"
+    );
+}

@@ -1058,6 +1058,18 @@ impl Labs {
                 },
                 Waited::PortTaken(port) => StartFailure::PortTaken(port),
             })?;
+        self.mark_running(lab, network).await?;
+        tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
+        Ok(())
+    }
+
+    /// A started lab's tool answers: running from now (unless a stop won
+    /// the race), routed by the proxy, its activity counted from now.
+    async fn mark_running(
+        &self,
+        lab: &mut LabRecord,
+        network: Option<Arc<UserNetwork>>,
+    ) -> Result<(), StartFailure> {
         self.record_activity(&lab.id);
         if !self
             .transition(lab, &[LabState::Starting], LabState::Running)
@@ -1067,7 +1079,6 @@ impl Labs {
         }
         self.set_route(lab, LabState::Running, network);
         self.step(&lab.id, "ready");
-        tracing::info!(lab = %lab.id, datalab = %lab.datalab, "lab running");
         Ok(())
     }
 
@@ -1206,6 +1217,18 @@ impl Labs {
             *lab = now;
         }
         Ok(false)
+    }
+
+    /// Ends a stopping lab as stopped by its user (a stop this or an
+    /// earlier process accepted).
+    async fn end_stopping(&self, lab: &mut LabRecord) -> Result<bool, StoreError> {
+        self.end(
+            lab,
+            &[LabState::Stopping],
+            LabState::Stopped,
+            "stopped by the user".to_owned(),
+        )
+        .await
     }
 
     /// Ends a lab, stopped or failed, with the reason its user reads, if it
@@ -1418,13 +1441,7 @@ impl Labs {
         }
         if lab.state == LabState::Stopping {
             self.end_process(&lab, Duration::from_secs(2)).await;
-            self.end(
-                &mut lab,
-                &[LabState::Stopping],
-                LabState::Stopped,
-                "stopped by the user".to_owned(),
-            )
-            .await?;
+            self.end_stopping(&mut lab).await?;
         }
         Ok(lab)
     }

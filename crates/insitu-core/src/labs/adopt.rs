@@ -128,13 +128,7 @@ impl Labs {
         if lab.state == LabState::Stopping {
             // A stop the old process accepted and did not finish.
             self.end_process(&lab, Duration::from_secs(2)).await;
-            self.end(
-                &mut lab,
-                &[LabState::Stopping],
-                LabState::Stopped,
-                "stopped by the user".to_owned(),
-            )
-            .await?;
+            self.end_stopping(&mut lab).await?;
             return Ok(None);
         }
         let Some(process) = self.find_process(&lab) else {

@@ -235,15 +235,7 @@ impl Labs {
                 () = stop_requested(stop) => return Err(StartFailure::Stopped),
             }
         }
-        self.record_activity(&lab.id);
-        if !self
-            .transition(lab, &[LabState::Starting], LabState::Running)
-            .await?
-        {
-            return Err(StartFailure::Stopped);
-        }
-        self.set_route(lab, LabState::Running, None);
-        self.step(&lab.id, "ready");
+        self.mark_running(lab, None).await?;
         tracing::info!(lab = %lab.id, job = %id, node = %node, "lab running on Slurm");
         Ok(())
     }
@@ -295,13 +287,7 @@ impl Labs {
                     continue;
                 }
                 if self.cancel_job(&cluster, &id).await {
-                    self.end(
-                        &mut lab,
-                        &[LabState::Stopping],
-                        LabState::Stopped,
-                        "stopped by the user".to_owned(),
-                    )
-                    .await?;
+                    self.end_stopping(&mut lab).await?;
                 }
                 continue;
             }
@@ -411,13 +397,7 @@ impl Labs {
             )
             .await?;
             if lab.state == LabState::Stopping {
-                self.end(
-                    &mut lab,
-                    &[LabState::Stopping],
-                    LabState::Stopped,
-                    "stopped by the user".to_owned(),
-                )
-                .await?;
+                self.end_stopping(&mut lab).await?;
             }
             return Ok(true);
         };
@@ -428,13 +408,7 @@ impl Labs {
             }
             LabState::Stopping => {
                 if self.cancel_job(&cluster, &id).await {
-                    self.end(
-                        &mut lab,
-                        &[LabState::Stopping],
-                        LabState::Stopped,
-                        "stopped by the user".to_owned(),
-                    )
-                    .await?;
+                    self.end_stopping(&mut lab).await?;
                 }
             }
             LabState::Pending | LabState::Starting => {

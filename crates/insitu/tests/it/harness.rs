@@ -718,3 +718,17 @@ pub async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> (u16,
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
+
+/// POSTs `body` to the API at `path` with `token`: the status and the
+/// answer (`Null` when it is not JSON).
+pub async fn post_json(app: &impl Server, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = plain()
+        .post(app.u(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}

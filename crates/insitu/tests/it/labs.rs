@@ -25,15 +25,13 @@ pub(crate) async fn launch(
     datalab: &str,
     volumes: &[&str],
 ) -> (u16, Value) {
-    let r = plain()
-        .post(app.u("/api/v1/labs"))
-        .bearer_auth(token)
-        .json(&json!({"datalab": datalab, "volumes": volumes}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    post_json(
+        app,
+        token,
+        "/api/v1/labs",
+        &json!({"datalab": datalab, "volumes": volumes}),
+    )
+    .await
 }
 
 /// Polls the lab until it leaves the launch states.

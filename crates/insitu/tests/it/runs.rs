@@ -136,15 +136,7 @@ pub(crate) async fn submit(
 
 /// Sends a run request as it is.
 pub(crate) async fn submit_body(app: &impl Server, token: &str, body: Value) -> (u16, Value) {
-    let r = plain()
-        .post(app.u("/api/v1/runs"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    post_json(app, token, "/api/v1/runs", &body).await
 }
 
 pub(crate) async fn post(app: &impl Server, token: &str, path: &str) -> (u16, Value) {

@@ -105,6 +105,24 @@ pub(crate) fn with_cluster(config: &mut ServerConfig, conf: &Path) {
     });
 }
 
+/// A test server on `db` with the cluster at `conf` as zone [`CLUSTER`],
+/// and the guard that cancels its labs' jobs when the test ends.
+pub(crate) async fn cluster_app(db: Db, conf: &Path) -> (TestApp, Jobs) {
+    let app = spawn_configured(
+        Options {
+            db,
+            ..Options::default()
+        },
+        |c| with_cluster(c, conf),
+    )
+    .await;
+    let jobs = Jobs {
+        conf: conf.to_owned(),
+        data_dir: app.config().data_dir.clone(),
+    };
+    (app, jobs)
+}
+
 /// Cancels, on drop, every job the labs of a test server left on the
 /// cluster (the server's own stops cancel theirs; a failed test may not
 /// get there).
@@ -138,15 +156,7 @@ pub(crate) fn scontrol_job(conf: &Path, job: &str) -> String {
 }
 
 pub(crate) async fn launch_in(app: &impl Server, token: &str, body: Value) -> (u16, Value) {
-    let r = plain()
-        .post(app.u("/api/v1/labs"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    post_json(app, token, "/api/v1/labs", &body).await
 }
 
 /// Launches `datalab` in the cluster's zone and waits until it runs.
@@ -183,18 +193,7 @@ async fn jupyterlab_and_a_desktop_lab_run_as_slurm_jobs_behind_the_proxy() {
     let cluster = OwnCluster::start();
     let conf = cluster.conf.clone();
     for db in backends() {
-        let app = spawn_configured(
-            Options {
-                db,
-                ..Options::default()
-            },
-            |c| with_cluster(c, &conf),
-        )
-        .await;
-        let _jobs = Jobs {
-            conf: conf.clone(),
-            data_dir: app.config().data_dir.clone(),
-        };
+        let (app, _jobs) = cluster_app(db, &conf).await;
         let token = app.user_with_role("carol", "user").await;
 
         let lab = running_on_cluster(&app, &token, "jupyter-small").await;
@@ -250,18 +249,7 @@ async fn a_job_cancelled_outside_the_platform_shows_the_lab_stopped_with_slurm_s
     let cluster = OwnCluster::start();
     let conf = cluster.conf.clone();
     for db in backends() {
-        let app = spawn_configured(
-            Options {
-                db,
-                ..Options::default()
-            },
-            |c| with_cluster(c, &conf),
-        )
-        .await;
-        let _jobs = Jobs {
-            conf: conf.clone(),
-            data_dir: app.config().data_dir.clone(),
-        };
+        let (app, _jobs) = cluster_app(db, &conf).await;
         let token = app.user_with_role("dave", "user").await;
         let lab = running_on_cluster(&app, &token, "secretapp").await;
         let id = id_of(&lab);
@@ -360,18 +348,7 @@ async fn a_lab_is_unknown_while_slurmctld_is_down_and_running_again_once_it_is_b
     let cluster = OwnCluster::start();
     for db in backends() {
         let conf = cluster.conf.clone();
-        let app = spawn_configured(
-            Options {
-                db,
-                ..Options::default()
-            },
-            |c| with_cluster(c, &conf),
-        )
-        .await;
-        let _jobs = Jobs {
-            conf: conf.clone(),
-            data_dir: app.config().data_dir.clone(),
-        };
+        let (app, _jobs) = cluster_app(db, &conf).await;
         let token = app.user_with_role("erin", "user").await;
         let lab = running_on_cluster(&app, &token, "secretapp").await;
         let id = id_of(&lab);
@@ -414,18 +391,7 @@ async fn work_goes_to_the_zone_holding_its_volumes() {
     let cluster = OwnCluster::start();
     let conf = cluster.conf.clone();
     for db in backends() {
-        let app = spawn_configured(
-            Options {
-                db,
-                ..Options::default()
-            },
-            |c| with_cluster(c, &conf),
-        )
-        .await;
-        let _jobs = Jobs {
-            conf: conf.clone(),
-            data_dir: app.config().data_dir.clone(),
-        };
+        let (app, _jobs) = cluster_app(db, &conf).await;
         let token = app.user_with_role("frank", "user").await;
 
         // The zones and what they hold.
@@ -524,18 +490,7 @@ async fn a_restarted_platform_finds_its_slurm_labs_again_by_their_job() {
     let cluster = OwnCluster::start();
     let conf = cluster.conf.clone();
     for db in backends() {
-        let mut app = spawn_configured(
-            Options {
-                db,
-                ..Options::default()
-            },
-            |c| with_cluster(c, &conf),
-        )
-        .await;
-        let _jobs = Jobs {
-            conf: conf.clone(),
-            data_dir: app.config().data_dir.clone(),
-        };
+        let (mut app, _jobs) = cluster_app(db, &conf).await;
         let token = app.user_with_role("grace", "user").await;
         let lab = running_on_cluster(&app, &token, "secretapp").await;
         let id = id_of(&lab);
@@ -638,11 +593,7 @@ async fn a_pending_job_shows_slurm_s_reason_and_its_place_and_a_stop_cancels_it(
     }
     let cluster = OwnCluster::start();
     let conf = cluster.conf.clone();
-    let app = spawn_configured(Options::default(), |c| with_cluster(c, &conf)).await;
-    let _jobs = Jobs {
-        conf: conf.clone(),
-        data_dir: app.config().data_dir.clone(),
-    };
+    let (app, _jobs) = cluster_app(Db::Sqlite, &conf).await;
     let token = app.user_with_role("ivan", "user").await;
     let first = running_on_cluster(&app, &token, "secretapp").await;
     let (status, lab) = launch_in(

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::harness::*;
 use crate::lifecycle::id_of;
 use crate::slurm_labs::{
-    CLUSTER, Jobs, OwnCluster, launch_in, running_on_cluster, slurm_conf, with_cluster,
+    CLUSTER, OwnCluster, cluster_app, launch_in, running_on_cluster, slurm_conf,
 };
 
 #[tokio::test]
@@ -20,11 +20,7 @@ async fn a_lab_on_a_node_cannot_be_reached_without_its_secret() {
     }
     let cluster = OwnCluster::start();
     let conf = cluster.conf.clone();
-    let app = spawn_configured(Options::default(), |c| with_cluster(c, &conf)).await;
-    let _jobs = Jobs {
-        conf: conf.clone(),
-        data_dir: app.config().data_dir.clone(),
-    };
+    let (app, _jobs) = cluster_app(Db::Sqlite, &conf).await;
     let token = app.user_with_role("mallory", "user").await;
 
     // A tool that would take anyone's requests never reaches the cluster.

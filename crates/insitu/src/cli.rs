@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use insitu_api::{
     AccessRequest, Build, Datalab, DatalabList, Devlab, DevlabTemplate, HarvestStatus, Lab,
     LabLogs, LabOpen, LabSharing, List, Me, OperatorLab, OperatorStopRequest, Release,
-    SearchResponse, Team, TokenCreated, Volume, VolumeList,
+    SearchResponse, Team, TokenCreated, Volume, VolumeList, Zone, ZoneList,
 };
 use insitu_domain::BuildState;
 use reqwest::Method;
@@ -99,6 +99,12 @@ enum Command {
     /// Access requests (moderators): the waiting list, approve, deny.
     #[command(subcommand)]
     Access(AccessCommand),
+    /// The datazones: where labs and runs execute, the volumes each holds,
+    /// and its CPU, memory and GPUs free of all.
+    Zones {
+        #[arg(long)]
+        json: bool,
+    },
     /// The pipeline catalogue: list, show, validate and push CWL pipelines.
     #[command(subcommand)]
     Pipelines(crate::cli_pipelines::PipelinesCommand),
@@ -749,6 +755,26 @@ async fn client_command(cmd: Command) -> Result<(), ClientError> {
         }
         Command::Quota(cmd) => crate::cli_workspace::quota(&Client::logged_in()?, cmd).await,
         Command::Access(cmd) => access_command(cmd).await,
+        Command::Zones { json } => {
+            let c = Client::logged_in()?;
+            let zones: ZoneList = c.call(Method::GET, "/api/v1/zones", None).await?;
+            if json {
+                return print_json(&zones.items);
+            }
+            let rows: Vec<Vec<String>> = zones.items.iter().map(zone_row).collect();
+            print_table(
+                &[
+                    "NAME",
+                    "KIND",
+                    "VOLUMES",
+                    "CPU FREE/ALL",
+                    "MEMORY FREE/ALL",
+                    "GPUS FREE/ALL",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
         Command::Pipelines(cmd) => {
             crate::cli_pipelines::pipelines(&Client::logged_in()?, cmd).await
         }
@@ -1280,6 +1306,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                         l.id.clone(),
                         l.datalab.clone(),
                         l.state.clone(),
+                        l.zone.clone(),
                         l.volumes.join(","),
                         l.created_at.clone(),
                         l.reason.clone().unwrap_or_default(),
@@ -1287,7 +1314,9 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 })
                 .collect();
             print_table(
-                &["ID", "DATALAB", "STATE", "VOLUMES", "CREATED", "REASON"],
+                &[
+                    "ID", "DATALAB", "STATE", "ZONE", "VOLUMES", "CREATED", "REASON",
+                ],
                 &rows,
             );
             Ok(())
@@ -1335,6 +1364,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                         o.owner.clone(),
                         o.lab.datalab.clone(),
                         o.lab.state.clone(),
+                        o.zone.clone(),
                         format!("{} s", o.age_seconds),
                         o.idle_seconds.map_or("-".to_owned(), |s| format!("{s} s")),
                         mib(o.memory_bytes),
@@ -1345,7 +1375,7 @@ async fn labs_command(cmd: LabsCommand) -> Result<(), ClientError> {
                 .collect();
             print_table(
                 &[
-                    "ID", "OWNER", "DATALAB", "STATE", "AGE", "IDLE", "MEMORY", "CPU",
+                    "ID", "OWNER", "DATALAB", "STATE", "ZONE", "AGE", "IDLE", "MEMORY", "CPU",
                 ],
                 &rows,
             );
@@ -1661,4 +1691,39 @@ async fn follow(c: &Client, mut lab: Lab, show: bool) -> Result<Lab, ClientError
             .call(Method::GET, &format!("/api/v1/labs/{}", seg(&lab.id)), None)
             .await?;
     }
+}
+
+/// A datazone as a row of `insitu zones`: the default marked, figures as
+/// free/all ("?" where unknown), or why its scheduler did not answer.
+fn zone_row(z: &Zone) -> Vec<String> {
+    let name = if z.default {
+        format!("{} (default)", z.name)
+    } else {
+        z.name.clone()
+    };
+    let pair = |free: Option<String>, all: Option<String>| {
+        format!(
+            "{}/{}",
+            free.unwrap_or_else(|| "?".into()),
+            all.unwrap_or_else(|| "?".into())
+        )
+    };
+    let gib = |b: Option<u64>| b.map(|b| format!("{:.1}GiB", b as f64 / f64::from(1u32 << 30)));
+    let mut row = vec![name, z.kind.clone(), z.volumes.join(",")];
+    if let Some(why) = &z.unavailable {
+        row.extend([format!("unavailable: {why}"), String::new(), String::new()]);
+    } else {
+        row.extend([
+            pair(
+                z.free.cpu.map(|c| format!("{c}")),
+                z.capacity.cpu.map(|c| format!("{c}")),
+            ),
+            pair(gib(z.free.memory_bytes), gib(z.capacity.memory_bytes)),
+            pair(
+                z.free.gpu.map(|g| g.to_string()),
+                z.capacity.gpu.map(|g| g.to_string()),
+            ),
+        ]);
+    }
+    row
 }

@@ -377,6 +377,7 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
                         r.id.clone(),
                         format!("{} {}", r.pipeline, r.version),
                         r.state.clone(),
+                        r.zone.clone(),
                         format!("{done}/{} steps", r.steps.len()),
                         r.created_at.clone(),
                         r.reason.clone().unwrap_or_default(),
@@ -384,7 +385,9 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
                 })
                 .collect();
             crate::cli::print_table(
-                &["ID", "PIPELINE", "STATE", "PROGRESS", "CREATED", "REASON"],
+                &[
+                    "ID", "PIPELINE", "STATE", "ZONE", "PROGRESS", "CREATED", "REASON",
+                ],
                 &rows,
             );
             Ok(())
@@ -481,11 +484,12 @@ pub async fn runs(c: &Client, cmd: RunsCommand) -> Result<(), ClientError> {
                         r.owner.clone(),
                         format!("{} {}", r.pipeline, r.version),
                         r.state.clone(),
+                        r.zone.clone(),
                         format!("{} s", r.age_seconds),
                     ]
                 })
                 .collect();
-            crate::cli::print_table(&["ID", "OWNER", "PIPELINE", "STATE", "AGE"], &rows);
+            crate::cli::print_table(&["ID", "OWNER", "PIPELINE", "STATE", "ZONE", "AGE"], &rows);
             Ok(())
         }
         RunsCommand::Resume { id, wait, json } => {

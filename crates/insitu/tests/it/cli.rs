@@ -47,6 +47,17 @@ impl Cli {
         }
     }
 
+    /// Logs in to the platform at `url` as `who` (with the tests' password).
+    async fn login(&self, url: &str, who: &str) {
+        let (code, _, err) = self
+            .run_async(
+                &["login", url, "--username", who, "--password-stdin"],
+                Some(&format!("{PASSWORD}\n")),
+            )
+            .await;
+        assert_eq!(code, 0, "{err}");
+    }
+
     /// Runs the binary off the async threads, so the in-process server answers.
     async fn run_async(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         let dir = self.config_dir.path().to_owned();
@@ -164,13 +175,7 @@ async fn labs_launch_wait_logs_and_stop() {
     let app = spawn_app().await;
     app.user_with_role("rosa", "user").await;
     let cli = Cli::new();
-    let (code, _, err) = cli
-        .run_async(
-            &["login", &app.url, "--username", "rosa", "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        )
-        .await;
-    assert_eq!(code, 0, "{err}");
+    cli.login(&app.url, "rosa").await;
 
     let (code, out, err) = cli
         .run_async(
@@ -382,13 +387,7 @@ async fn teams_from_the_command_line() {
     app.user_with_role("tom", "user").await;
     let (tara, tom) = (Cli::new(), Cli::new());
     for (cli, who) in [(&tara, "tara"), (&tom, "tom")] {
-        let (code, _, err) = cli
-            .run_async(
-                &["login", &app.url, "--username", who, "--password-stdin"],
-                Some(&format!("{PASSWORD}\n")),
-            )
-            .await;
-        assert_eq!(code, 0, "{err}");
+        cli.login(&app.url, who).await;
     }
     let (code, out, err) = tara.run_async(&["teams", "create", "optics"], None).await;
     assert_eq!(code, 0, "{err}");
@@ -438,13 +437,7 @@ async fn sharing_a_lab_from_the_command_line() {
     app.user_with_role("tom", "user").await;
     let (rosa, tom) = (Cli::new(), Cli::new());
     for (cli, who) in [(&rosa, "rosa"), (&tom, "tom")] {
-        let (code, _, err) = cli
-            .run_async(
-                &["login", &app.url, "--username", who, "--password-stdin"],
-                Some(&format!("{PASSWORD}\n")),
-            )
-            .await;
-        assert_eq!(code, 0, "{err}");
+        cli.login(&app.url, who).await;
     }
     let (code, _, err) = rosa
         .run_async(&["labs", "launch", "testapp", "--wait"], None)
@@ -495,13 +488,7 @@ async fn a_developer_creates_builds_and_follows_a_datalab_from_the_cli() {
     let app = spawn_app().await;
     app.user_with_role("dev", "developer").await;
     let cli = Cli::new();
-    let (code, _, err) = cli
-        .run_async(
-            &["login", &app.url, "--username", "dev", "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        )
-        .await;
-    assert_eq!(code, 0, "{err}");
+    cli.login(&app.url, "dev").await;
     let (code, out, err) = cli.run_async(&["devlabs", "templates"], None).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("web-tool") && out.contains("python"), "{out}");
@@ -543,13 +530,7 @@ async fn moderators_list_approve_and_deny_access_requests() {
     let ada = crate::access::applied(&app, "ada").await;
     let bob = crate::access::applied(&app, "bobby").await;
     let cli = Cli::new();
-    let (code, _, err) = cli
-        .run_async(
-            &["login", &app.url, "--username", "mona", "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        )
-        .await;
-    assert_eq!(code, 0, "{err}");
+    cli.login(&app.url, "mona").await;
 
     let (code, out, err) = cli.run_async(&["access", "ls"], None).await;
     assert_eq!(code, 0, "{err}");
@@ -626,13 +607,7 @@ async fn owners_rename_and_delete_teams_from_the_cli() {
     let app = spawn_app().await;
     app.user_with_role("rita", "user").await;
     let cli = Cli::new();
-    let (code, _, err) = cli
-        .run_async(
-            &["login", &app.url, "--username", "rita", "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        )
-        .await;
-    assert_eq!(code, 0, "{err}");
+    cli.login(&app.url, "rita").await;
     let (code, _, err) = cli.run_async(&["teams", "create", "optics"], None).await;
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = cli
@@ -650,4 +625,40 @@ async fn owners_rename_and_delete_teams_from_the_cli() {
     let (code, _, err) = cli.run_async(&["teams", "show", "photonics"], None).await;
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("team_not_found"), "{err}");
+}
+
+/// `insitu zones` lists every datazone with its kind and volumes, the
+/// default marked, and says when a cluster's scheduler cannot be asked.
+#[tokio::test]
+async fn zones_from_the_command_line() {
+    let app = spawn_configured(Options::default(), |c| {
+        crate::slurm_labs::with_cluster(c, std::path::Path::new("/nonexistent/slurm.conf"));
+    })
+    .await;
+    app.user_with_role("zoe", "user").await;
+    let cli = Cli::new();
+    cli.login(&app.url, "zoe").await;
+    let (code, out, err) = cli.run_async(&["zones"], None).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{out}");
+    assert!(
+        lines[1].starts_with("local (default)") && lines[1].contains("deep-fields"),
+        "{out}"
+    );
+    let cluster = lines
+        .iter()
+        .find(|l| l.starts_with(crate::slurm_labs::CLUSTER))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        cluster.contains("slurm")
+            && cluster.contains(crate::slurm_labs::CLUSTER_VOLUME)
+            && cluster.contains("unavailable"),
+        "{out}"
+    );
+    let (code, out, _) = cli.run_async(&["zones", "--json"], None).await;
+    assert_eq!(code, 0);
+    let zones: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(zones[0]["name"], "local");
+    assert_eq!(zones[1]["name"], crate::slurm_labs::CLUSTER);
 }

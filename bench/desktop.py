@@ -21,7 +21,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -31,6 +30,8 @@ import tempfile
 import time
 import tomllib
 import urllib.request
+
+from benchlib import release_and_remove
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SESSION = os.path.join(ROOT, "crates/insitu-core/src/labs/desktop/session.sh")
@@ -304,7 +305,7 @@ def main():
             bare.wait()
         server.terminate()
         server.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        release_and_remove(work)
 
 
 if __name__ == "__main__":

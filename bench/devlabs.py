@@ -18,6 +18,8 @@ scripts/devlab-images.sh and a release build; bench/devlabs.sh does them).
 INSITU_BIN names another server binary (a debug build, say)."""
 import json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
+from benchlib import release_and_remove
+
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("INSITU_BIN", os.path.join(ROOT, "target/release/insitu"))
@@ -135,6 +137,7 @@ def main():
         except Exception as e:
             print(f"could not delete {NAME}: {e}", file=sys.stderr)
         server.terminate(); server.wait()
+        release_and_remove(work)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ browser would get it) against the same JupyterLab started bare on the host
 and a release build; bench/launch.sh does both)."""
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
+from benchlib import release_and_remove
+
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv", "bin")
@@ -109,6 +111,7 @@ def main():
         print(f"  seen running by the client   median at {1000*med([s[1] for s in STEPS]):6.0f} ms")
     finally:
         server.terminate(); server.wait()
+        release_and_remove(work)
 
 
 if __name__ == "__main__":

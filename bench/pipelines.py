@@ -24,8 +24,10 @@ engine alone given the platform's flags, 1.55 s with the bare engine:
 1.5 ms per step, all of it the engine's flags (cache, step logs,
 provenance, events), none the platform's; against the bare engine that
 is 1.97x, short of the 1.2x goal."""
-import argparse, concurrent.futures, json, os, shutil, socket, statistics, subprocess, sys
+import argparse, concurrent.futures, json, os, socket, statistics, subprocess, sys
 import tempfile, time, urllib.request
+
+from benchlib import release_and_remove
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "bench-password-123"
@@ -223,7 +225,7 @@ def main():
     finally:
         server.terminate()
         server.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        release_and_remove(work)
 
 
 if __name__ == "__main__":

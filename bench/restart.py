@@ -8,9 +8,11 @@ answering every GET, not JupyterLab: twenty JupyterLabs do not fit on a
 small machine, and the figure is the platform's (re-adoption, probing,
 routes), not the tool's. Usage: bench/restart.py [labs] [rounds]  (after a
 release build; bench/restart.sh does it)."""
-import concurrent.futures, json, os, shutil, signal, socket, statistics, subprocess, sys
+import concurrent.futures, json, os, signal, socket, statistics, subprocess, sys
 import tempfile, time, urllib.request
 from http.cookiejar import CookieJar
+
+from benchlib import release_and_remove
 
 LABS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -160,7 +162,7 @@ def main():
                     print(f"could not stop lab {i}: {e}", file=sys.stderr)
             time.sleep(2.5)
         server.terminate(); server.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        release_and_remove(work)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ if [ "$profile" = release ]; then cargo build --release --locked -q -p insitu; e
 work=$(mktemp -d /tmp/insitu-bench-slurm.XXXXXX)
 chmod 711 "$work"
 cleanup() { kill "${server:-}" 2>/dev/null || true; wait "${server:-}" 2>/dev/null || true
-  scripts/slurm.sh stop "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"; }
+  scripts/slurm.sh stop "$work/cluster" >/dev/null 2>&1 || true
+  scripts/release-mounts.sh "$work"; rm -rf "$work"; }
 trap cleanup EXIT
 conf=$(scripts/slurm.sh start "$work/cluster" "insitu-bench-$$")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -646,3 +646,37 @@ async fn labs_cpu_memory_and_gpus_are_per_user_quotas_checked_at_launch() {
         );
     }
 }
+
+/// `scripts/release-mounts.sh DIR`, as the README offers it for a data
+/// directory to be thrown away: a workspace image mounted under it, with a
+/// process still working in it, is let go (the process ended, the mount
+/// and its loop device gone), and the directory can then be removed.
+#[tokio::test]
+async fn the_release_script_lets_go_of_a_data_directorys_mounts() {
+    if !images_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let images = insitu_launcher::storage::Images::probe(&data_dir.join("images")).unwrap();
+    let home = data_dir.join("workspaces/rae");
+    images
+        .ensure(&images.image_of("user-rae"), &home, 16 * MIB, (0, 0))
+        .unwrap();
+    assert!(insitu_launcher::storage::is_mount_point(&home));
+    let mut inside = std::process::Command::new("sleep")
+        .arg("300")
+        .current_dir(&home)
+        .spawn()
+        .unwrap();
+    let status = std::process::Command::new(repo_root().join("scripts/release-mounts.sh"))
+        .arg(&data_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!insitu_launcher::storage::is_mount_point(&home));
+    let ended = inside.wait().unwrap();
+    assert!(!ended.success(), "the process using the mount was ended");
+    assert_detached(data_dir.clone()).await;
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}

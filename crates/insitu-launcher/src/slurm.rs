@@ -118,6 +118,17 @@ fn private_path(log_path: &Path) -> PathBuf {
     sibling(log_path, "private")
 }
 
+/// The mark the job leaves, beside its log, once it found the lab's port
+/// free on its node, before the tool starts: until it is there, the
+/// platform connects to nothing on the node.
+pub fn port_checked_path(log_path: &Path) -> PathBuf {
+    sibling(log_path, "port-free")
+}
+
+/// The job's exit status when another process already listens on the
+/// lab's port on its node.
+pub const PORT_TAKEN_EXIT: i32 = 75;
+
 /// A word for `sh`, single-quoted.
 fn quote(word: &[u8]) -> Vec<u8> {
     let mut out = b"'".to_vec();
@@ -139,6 +150,7 @@ pub fn write_job_files(
     bwrap: &Path,
     spec: &SandboxSpec,
     log_path: &Path,
+    port: u16,
 ) -> Result<PathBuf, SlurmError> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = log_path.parent() {
@@ -154,14 +166,22 @@ pub fn write_job_files(
         .open(&private)
         .and_then(|mut f| f.write_all(&spec.private_env.args_data()))
         .map_err(SlurmError::Files)?;
-    let script = job_script(bwrap, spec, filter.as_deref(), &private);
+    let checked = port_checked_path(log_path);
+    let _ = std::fs::remove_file(&checked);
+    let script = job_script(bwrap, spec, filter.as_deref(), &private, (port, &checked));
     let path = script_path(log_path);
     std::fs::write(&path, script).map_err(SlurmError::Files)?;
     Ok(path)
 }
 
 /// The script itself (see [`write_job_files`]).
-fn job_script(bwrap: &Path, spec: &SandboxSpec, filter: Option<&Path>, private: &Path) -> Vec<u8> {
+fn job_script(
+    bwrap: &Path,
+    spec: &SandboxSpec,
+    filter: Option<&Path>,
+    private: &Path,
+    (port, checked): (u16, &Path),
+) -> Vec<u8> {
     let args: Vec<OsString> = bwrap_args_in(spec, &StepBinds::default(), &[]);
     // The options end at the `--` before the command: the GPUs Slurm
     // allocated join the environment there.
@@ -178,6 +198,20 @@ fn job_script(bwrap: &Path, spec: &SandboxSpec, filter: Option<&Path>, private: 
         s.extend(quote(f.as_os_str().as_bytes()));
         s.extend_from_slice(b" || exit 125\n");
     }
+    // Another process listening on the lab's port here would get the
+    // lab's traffic (and its secret): the job ends instead, before the
+    // platform connects (it waits for the mark).
+    s.extend_from_slice(
+        format!(
+            "tables=/proc/net/tcp\n[ -r /proc/net/tcp6 ] && tables=\"$tables /proc/net/tcp6\"\n\
+             if awk -v p=':{port:04X}' 'FNR > 1 && $4 == \"0A\" && substr($2, length($2) - 4) == p {{ found = 1 }} END {{ exit !found }}' $tables; then\n\
+             \x20 echo \"insitu: port {port} is already in use on $(hostname): another process listens there\" >&2\n\
+             \x20 exit {PORT_TAKEN_EXIT}\nfi\n: > "
+        )
+        .as_bytes(),
+    );
+    s.extend(quote(checked.as_os_str().as_bytes()));
+    s.extend_from_slice(b" || exit 125\n");
     s.extend_from_slice(
         b"set --\nif [ -n \"${CUDA_VISIBLE_DEVICES:-}\" ]; then\n  set -- --setenv CUDA_VISIBLE_DEVICES \"$CUDA_VISIBLE_DEVICES\"\nfi\n",
     );
@@ -571,12 +605,54 @@ mod tests {
             &spec,
             None,
             Path::new("/d/lab.private"),
+            (8888, Path::new("/d/lab.port-free")),
         ))
         .unwrap();
         assert!(s.contains("'it'\\''s $HOME'"), "{s}");
         assert!(s.contains("\"$@\" '--' 'echo'"), "{s}");
         assert!(s.contains("setpriv --reuid=1000 --regid=1000"), "{s}");
         assert!(s.contains("rm -f \"$private\""), "{s}");
+    }
+
+    /// The script's own check, run for real with `true` in bubblewrap's
+    /// place: a free port leaves the mark and starts the tool; a port
+    /// something listens on ends the job with [`PORT_TAKEN_EXIT`] and no
+    /// mark, saying so.
+    #[test]
+    fn the_job_ends_when_the_labs_port_is_taken_on_its_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |port: u16| {
+            let log = dir.path().join("lab.log");
+            let script = write_job_files(
+                Path::new("/bin/true"),
+                &SandboxSpec {
+                    command: vec!["tool".into()],
+                    ..SandboxSpec::default()
+                },
+                &log,
+                port,
+            )
+            .unwrap();
+            let out = std::process::Command::new("sh")
+                .arg(&script)
+                .output()
+                .unwrap();
+            (out, port_checked_path(&log).exists())
+        };
+        let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let (out, marked) = run(port);
+        assert_eq!(out.status.code(), Some(PORT_TAKEN_EXIT));
+        assert!(!marked);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(&format!("port {port} is already in use")),
+            "{said}"
+        );
+        drop(taken);
+        let (out, marked) = run(port);
+        assert!(out.status.success(), "{out:?}");
+        assert!(marked);
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Labs {
         let log = self.log_path(&lab.id);
         let bwrap = self.cfg.bwrap.clone();
         let script = tokio::task::spawn_blocking(move || {
-            insitu_launcher::slurm::write_job_files(&bwrap, &sandbox, &log)
+            insitu_launcher::slurm::write_job_files(&bwrap, &sandbox, &log, port)
         })
         .await
         .map_err(|e| StartFailure::Slurm(e.to_string()))?
@@ -133,6 +133,16 @@ impl Labs {
         self.follow_job(lab, &cluster, &path, stop).await
     }
 
+    /// A launch whose job ended before its tool was ready: Slurm's word
+    /// and the last lines the job wrote (why its script gave up, say).
+    fn ended_early(&self, lab: &LabRecord, id: &str, state: &JobState) -> StartFailure {
+        let tail = self.read_log_tail(&lab.id, 5).join(" | ");
+        StartFailure::Slurm(format!(
+            "{} before the tool was ready; last output: {tail}",
+            job_end(id, state).1
+        ))
+    }
+
     /// Waits for a submitted lab's job to run, then for its tool to
     /// answer: the rest of a launch, and of one a restart found pending.
     pub(super) async fn follow_job(
@@ -161,7 +171,7 @@ impl Labs {
                 }
                 Ok(JobState::Running { node }) => break node,
                 Ok(JobState::Completing) => {}
-                Ok(state) => return Err(StartFailure::Slurm(job_end(&id, &state).1)),
+                Ok(state) => return Err(self.ended_early(lab, &id, &state)),
                 Err(e) => self.note(&lab.id, format!("job {id}: {e}; asking again")),
             }
             if store_checked.elapsed() >= Duration::from_secs(1) {
@@ -200,14 +210,20 @@ impl Labs {
         let deadline = tokio::time::Instant::now() + self.cfg.start_timeout;
         let mut answered = None;
         let mut asked = tokio::time::Instant::now();
+        // Nothing on the node is asked before the job found the port free.
+        let checked = insitu_launcher::slurm::port_checked_path(&self.log_path(&lab.id));
+        let mut port_free = false;
         loop {
             if *stop.borrow() {
                 return Err(StartFailure::Stopped);
             }
-            match super::probe(addr, path, None, authorization.as_deref()).await {
-                Probe::Ready => break,
-                Probe::Refused(status) => answered = Some(status),
-                Probe::NoAnswer => {}
+            port_free = port_free || checked.exists();
+            if port_free {
+                match super::probe(addr, path, None, authorization.as_deref()).await {
+                    Probe::Ready => break,
+                    Probe::Refused(status) => answered = Some(status),
+                    Probe::NoAnswer => {}
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(StartFailure::NotReady {
@@ -223,11 +239,7 @@ impl Labs {
                 if let Ok(state @ (JobState::Ended { .. } | JobState::Vanished)) =
                     cluster.job(&id).await
                 {
-                    let tail = self.read_log_tail(&lab.id, 5).join(" | ");
-                    return Err(StartFailure::Slurm(format!(
-                        "{} before the tool was ready; last output: {tail}",
-                        job_end(&id, &state).1
-                    )));
+                    return Err(self.ended_early(lab, &id, &state));
                 }
             }
             tokio::select! {

@@ -91,3 +91,77 @@ async fn a_lab_on_a_node_cannot_be_reached_without_its_secret() {
         "the private variables are gone once the job has read them"
     );
 }
+
+/// Another process on the node listens on the port the platform chose for
+/// a lab before the lab's job starts (a user squatting ports on a shared
+/// node, hoping for the lab's traffic and its secret): the job ends
+/// without starting the tool, the lab fails saying the port is in use, and
+/// the squatter never gets a connection from the platform.
+#[tokio::test]
+async fn a_process_squatting_the_labs_port_on_the_node_gets_no_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if slurm_conf().is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let conf = cluster.conf.clone();
+    let (app, _jobs) = cluster_app(Db::Sqlite, &conf).await;
+    let token = app.user_with_role("oscar", "user").await;
+    // Every CPU of the node taken, so the next lab waits in the queue.
+    let blocker = running_on_cluster(&app, &token, "secretapp-big").await;
+    let (status, lab) = launch_in(
+        &app,
+        &token,
+        json!({"datalab": "secretapp", "zone": CLUSTER}),
+    )
+    .await;
+    assert_eq!(status, 202, "{lab}");
+    let id = id_of(&lab);
+    // Its port, recorded once the job is submitted.
+    let url = app.config().platform().database_url();
+    let store = insitu_store::Store::connect(url.expose()).await.unwrap();
+    let mut port = None;
+    for _ in 0..600 {
+        let record = store.lab(&id.parse().unwrap()).await.unwrap().unwrap();
+        if let (Some(p), Some(_)) = (record.port, record.job) {
+            port = Some(u16::try_from(p).unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    store.close().await;
+    let port = port.expect("the lab's job was submitted with a port");
+    let squatter = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in squatter.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            use std::io::Write;
+            let mut s = stream;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    // The node frees up: the lab's job starts, finds its port taken.
+    crate::lifecycle::stop(&app, &token, &id_of(&blocker)).await;
+    let lab = crate::lifecycle::wait_for(
+        &app,
+        &token,
+        &id,
+        std::time::Duration::from_secs(120),
+        |l| l["state"] != "pending" && l["state"] != "starting",
+    )
+    .await;
+    assert_eq!(lab["state"], "failed", "{lab}");
+    let reason = lab["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("port {port} is already in use")),
+        "{lab}"
+    );
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the platform connected to the squatter"
+    );
+}

@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -31,19 +30,11 @@ import time
 import tomllib
 import urllib.request
 
-from benchlib import release_and_remove
+from benchlib import free_port, release_and_remove
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SESSION = os.path.join(ROOT, "crates/insitu-core/src/labs/desktop/session.sh")
 ENCODINGS = {"raw": 0, "zrle": 16}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def http(method, url, token=None, body=None):

@@ -16,19 +16,15 @@
 Usage: bench/devlabs.py [rounds]  (after scripts/venv.sh,
 scripts/devlab-images.sh and a release build; bench/devlabs.sh does them).
 INSITU_BIN names another server binary (a debug build, say)."""
-import json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
-from benchlib import release_and_remove
+from benchlib import free_port, release_and_remove
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("INSITU_BIN", os.path.join(ROOT, "target/release/insitu"))
 PASSWORD = "bench-password-123"
 NAME = "benchjupyter"
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def http(method, url, token=None, body=None, timeout=30):

@@ -4,17 +4,13 @@ first 200 from the lab's /api/status through the authenticating proxy, as a
 browser would get it) against the same JupyterLab started bare on the host
 (spawn -> first 200 from /api/status), in one run, alternating. Usage: bench/launch.py [rounds]  (after scripts/venv.sh
 and a release build; bench/launch.sh does both)."""
-import json, os, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, signal, statistics, subprocess, sys, tempfile, time, urllib.request
 
-from benchlib import release_and_remove
+from benchlib import free_port, release_and_remove
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv", "bin")
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def http(method, url, token=None, body=None):

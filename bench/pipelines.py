@@ -24,10 +24,10 @@ engine alone given the platform's flags, 1.55 s with the bare engine:
 1.5 ms per step, all of it the engine's flags (cache, step logs,
 provenance, events), none the platform's; against the bare engine that
 is 1.97x, short of the 1.2x goal."""
-import argparse, concurrent.futures, json, os, socket, statistics, subprocess, sys
+import argparse, concurrent.futures, json, os, statistics, subprocess, sys
 import tempfile, time, urllib.request
 
-from benchlib import release_and_remove
+from benchlib import free_port, release_and_remove
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "bench-password-123"
@@ -83,10 +83,6 @@ steps:
     in: {msg: words}
     out: [out]
 """
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def http(method, url, token=None, body=None, timeout=90):

@@ -8,11 +8,11 @@ answering every GET, not JupyterLab: twenty JupyterLabs do not fit on a
 small machine, and the figure is the platform's (re-adoption, probing,
 routes), not the tool's. Usage: bench/restart.py [labs] [rounds]  (after a
 release build; bench/restart.sh does it)."""
-import concurrent.futures, json, os, signal, socket, statistics, subprocess, sys
+import concurrent.futures, json, os, signal, statistics, subprocess, sys
 import tempfile, time, urllib.request
 from http.cookiejar import CookieJar
 
-from benchlib import release_and_remove
+from benchlib import free_port, release_and_remove
 
 LABS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -29,10 +29,6 @@ SERVER = (
     "    def log_message(self, *a): pass\n"
     "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
 )
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def http(method, url, token=None, body=None, timeout=10):
